@@ -1,0 +1,34 @@
+# The two commands a newcomer needs: `make serve` and `make test`. Both set up what they need
+# (a virtualenv with pinned dependencies, the JavaScript SDK for its tests) and are safe to rerun.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+JS_STAMP := tests/js/node_modules/.installed
+
+.PHONY: serve test bench setup clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+$(JS_STAMP): tests/js/package.json tests/js/package-lock.json
+	cd tests/js && npm ci --no-audit --no-fund --silent
+	touch $(JS_STAMP)
+
+setup: $(STAMP) $(JS_STAMP)
+
+serve: $(STAMP)
+	$(BIN)/strongroom serve $(ARGS)
+
+test: $(STAMP) $(JS_STAMP)
+	$(BIN)/python -m pytest $(ARGS)
+
+bench: $(STAMP)
+	bench/run $(ARGS)
+
+clean:
+	rm -rf $(VENV) tests/js/node_modules

@@ -1,0 +1,151 @@
+"""Access keys known to the server, and the administrator key made on first start.
+
+Secret access keys are stored encrypted (AES-256-GCM under a key wrapped by the master key,
+bound to their access key id). Known keys are cached in memory; an unknown key id is looked up
+in the database again (another node may have made it), at most once per second per id, so a
+flood of bad ids does not become a flood of queries.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets as _random
+import string
+import threading
+from pathlib import Path
+
+from strongroom import clock
+from strongroom.auth.principal import Credential
+from strongroom.crypto import Keyring
+from strongroom.store import Conflict, Database, Tx
+
+__all__ = ["KeyStore", "new_access_key_id", "new_secret_access_key", "write_credentials_file"]
+
+_KEY_REF = "strongroom:access-keys"
+_NEGATIVE_TTL = 1.0
+
+
+def new_access_key_id() -> str:
+    return "AKIA" + "".join(_random.choice(string.ascii_uppercase + "234567") for _ in range(16))
+
+
+def new_secret_access_key() -> str:
+    alphabet = string.ascii_letters + string.digits + "+/"
+    return "".join(_random.choice(alphabet) for _ in range(40))
+
+
+def write_credentials_file(path: Path, access_key_id: str, secret_access_key: str) -> None:
+    """The AWS shared-credentials format under a ``[strongroom]`` profile, mode 0600."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(f"[strongroom]\naws_access_key_id = {access_key_id}\n"
+                f"aws_secret_access_key = {secret_access_key}\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+class KeyStore:
+    def __init__(self, db: Database, keyring: Keyring) -> None:
+        self._db = db
+        self._keyring = keyring
+        self._known: dict[str, Credential] = {}
+        self._missing: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._wrapped: bytes | None = None
+
+    def _internal_key(self, tx: Tx) -> bytes:
+        if self._wrapped is None:
+            row = tx.one("SELECT wrapped FROM kms_keys WHERE account_id = '-' AND region = '-' AND key_ref = ?",
+                         (_KEY_REF,))
+            if row is None:
+                raise LookupError("the access-key encryption key does not exist yet")
+            self._wrapped = bytes(row[0])
+        return self._wrapped
+
+    def _ensure_internal_key(self, tx: Tx) -> bytes:
+        try:
+            return self._internal_key(tx)
+        except LookupError:
+            wrapped = self._keyring.new_key(_KEY_REF)
+            tx.execute("INSERT INTO kms_keys (account_id, region, key_ref, wrapped, created_date) "
+                       "VALUES ('-', '-', ?, ?, ?)", (_KEY_REF, wrapped, clock.now()))
+            self._wrapped = wrapped
+            return wrapped
+
+    def add(self, access_key_id: str, secret_access_key: str, account_id: str, principal_arn: str) -> Credential:
+        def tx_fn(tx: Tx) -> None:
+            wrapped = self._ensure_internal_key(tx)
+            blob = self._keyring.encrypt(_KEY_REF, wrapped, secret_access_key.encode(), access_key_id.encode())
+            tx.execute("INSERT INTO access_keys (access_key_id, account_id, principal_arn, secret_enc, status, "
+                       "created_date) VALUES (?, ?, ?, ?, 'Active', ?)",
+                       (access_key_id, account_id, principal_arn, blob, clock.now()))
+
+        self._db.write_sync(tx_fn)
+        credential = Credential(access_key_id, secret_access_key, account_id, principal_arn)
+        with self._lock:
+            self._known[access_key_id] = credential
+            self._missing.pop(access_key_id, None)
+        return credential
+
+    def _load(self, access_key_id: str) -> Credential | None:
+        def tx_fn(tx: Tx) -> Credential | None:
+            row = tx.one("SELECT account_id, principal_arn, secret_enc, status FROM access_keys "
+                         "WHERE access_key_id = ?", (access_key_id,))
+            if row is None or row[3] != "Active":
+                return None
+            secret = self._keyring.decrypt(_KEY_REF, self._internal_key(tx), bytes(row[2]), access_key_id.encode())
+            return Credential(access_key_id, secret.decode(), row[0], row[1])
+
+        return self._db.read_sync(tx_fn)
+
+    def lookup(self, access_key_id: str) -> Credential | None:
+        credential = self._known.get(access_key_id)
+        if credential is not None:
+            return credential
+        now = clock.now()
+        if self._missing.get(access_key_id, 0.0) > now:
+            return None
+        credential = self._load(access_key_id)
+        with self._lock:
+            if credential is None:
+                if len(self._missing) > 100_000:
+                    self._missing.clear()
+                self._missing[access_key_id] = now + _NEGATIVE_TTL
+            else:
+                self._known[access_key_id] = credential
+        return credential
+
+    def ensure_admin(self, account_id: str, access_key_id: str | None, secret_access_key: str | None,
+                     credentials_file: Path | None) -> tuple[str, Path | None]:
+        """Make sure the account's administrator key exists; answer its id and the file holding it.
+
+        With both environment values given, that key is the administrator's. Otherwise the key
+        made on first start is kept, and written to ``credentials_file`` when the file is absent.
+        """
+        principal = f"arn:aws:iam::{account_id}:root"
+        if access_key_id and secret_access_key:
+            existing = self.lookup(access_key_id)
+            if existing is None:
+                try:
+                    self.add(access_key_id, secret_access_key, account_id, principal)
+                except Conflict:
+                    pass  # Another node added it at the same moment.
+            elif existing.secret_access_key != secret_access_key:
+                raise SystemExit(f"access key {access_key_id} already exists with another secret key")
+            return access_key_id, None
+        row = self._db.read_sync(lambda tx: tx.one(
+            "SELECT access_key_id FROM access_keys WHERE account_id = ? AND principal_arn = ? "
+            "ORDER BY created_date LIMIT 1", (account_id, principal)))
+        if row is None:
+            access_key_id = new_access_key_id()
+            credential = self.add(access_key_id, new_secret_access_key(), account_id, principal)
+        else:
+            credential = self.lookup(row[0])  # type: ignore[assignment]
+            assert credential is not None
+        if credentials_file is not None and not credentials_file.exists():
+            write_credentials_file(credentials_file, credential.access_key_id, credential.secret_access_key)
+        return credential.access_key_id, credentials_file

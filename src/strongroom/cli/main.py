@@ -1,0 +1,67 @@
+"""``strongroom``: the command line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from strongroom import __version__, config
+
+__all__ = ["main"]
+
+
+@click.group()
+@click.version_option(__version__, prog_name="strongroom")
+def cli() -> None:
+    """strongroom: a self-hosted secrets manager that speaks the AWS Secrets Manager API."""
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=config.DEFAULT_PORT, show_default=True, type=int, help="Port to listen on.")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="Where the database, master key and credentials live [default: ./strongroom-data].")
+@click.option("--database-url", default=None,
+              help="A SQLite path, or postgresql://... to share one database between several nodes.")
+@click.option("--account-id", default=None, help=f"The account the administrator key belongs to "
+                                                 f"[default: {config.DEFAULT_ACCOUNT}].")
+@click.option("--master-key-file", type=click.Path(path_type=Path), default=None,
+              help="Read the master key from this file instead of DATA_DIR/master.key.")
+@click.option("--dev", is_flag=True, help="In-memory state, signatures not checked, POST /_strongroom/reset. "
+                                          "For tests only.")
+def serve(host: str, port: int, data_dir: Path | None, database_url: str | None, account_id: str | None,
+          master_key_file: Path | None, dev: bool) -> None:
+    """Run the server."""
+    import uvicorn
+
+    from strongroom.crypto import harden_process
+    from strongroom.server.build import build, describe_endpoint
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if dev and database_url:
+        raise click.UsageError("--dev keeps state in memory and cannot be used with --database-url.")
+    harden_process()
+    settings = config.from_env(host=host, port=port, data_dir=data_dir, database_url=database_url,
+                               account_id=account_id, master_key_file=master_key_file, dev=dev or None)
+    if settings.dev:
+        click.secho("WARNING: --dev mode: state is in memory and lost on exit, request signatures are NOT "
+                    "checked, and POST /_strongroom/reset wipes everything. Never use it for real secrets.",
+                    fg="red", bold=True, err=True)
+    server = build(settings)
+    click.echo(describe_endpoint(server))
+    sys.stdout.flush()
+    uv_config = uvicorn.Config(server.app, host=settings.host, port=settings.port, loop="uvloop",
+                               http="httptools", lifespan="on", access_log=False, log_level="warning",
+                               timeout_graceful_shutdown=30, server_header=False, date_header=False)
+    uvicorn.Server(uv_config).run()
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

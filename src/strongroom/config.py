@@ -1,0 +1,55 @@
+"""Settings: the only place that reads the environment.
+
+Command-line options win over environment variables, which win over defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Settings", "from_env"]
+
+DEFAULT_ACCOUNT = "123456789012"
+DEFAULT_PORT = 8430
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    data_dir: Path = Path("strongroom-data")
+    database_url: str | None = None
+    account_id: str = DEFAULT_ACCOUNT
+    dev: bool = False
+    master_key_file: Path | None = None
+    master_key_env: str | None = None
+    admin_access_key_id: str | None = None
+    admin_secret_access_key: str | None = None
+    max_body_bytes: int = 1024 * 1024
+    purge_interval_seconds: float = 60.0
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.dev:
+            return ":memory:"
+        return self.database_url or str(self.data_dir / "strongroom.db")
+
+
+def from_env(**overrides: object) -> Settings:
+    """Settings from ``STRONGROOM_*`` variables, then ``overrides`` (None means "not given")."""
+    env = os.environ
+    values: dict[str, object] = {
+        "master_key_env": env.get("STRONGROOM_MASTER_KEY"),
+        "admin_access_key_id": env.get("STRONGROOM_ADMIN_ACCESS_KEY_ID"),
+        "admin_secret_access_key": env.get("STRONGROOM_ADMIN_SECRET_ACCESS_KEY"),
+    }
+    if env.get("STRONGROOM_DATABASE_URL"):
+        values["database_url"] = env["STRONGROOM_DATABASE_URL"]
+    if env.get("STRONGROOM_DATA_DIR"):
+        values["data_dir"] = Path(env["STRONGROOM_DATA_DIR"])
+    if env.get("STRONGROOM_MASTER_KEY_FILE"):
+        values["master_key_file"] = Path(env["STRONGROOM_MASTER_KEY_FILE"])
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings(**values)  # type: ignore[arg-type]

@@ -1,0 +1,269 @@
+"""AWS's JSON 1.1 protocol (``X-Amz-Target`` + JSON body), generated from botocore's service model.
+
+Nothing here is typed by hand: operations, members, types and constraints all come from the
+model botocore ships, so a new botocore brings new operations and constraints with it.
+
+Parsing answers, as AWS's front end does:
+
+* a body that is not JSON (bad UTF-8, ``NaN``, nesting deeper than 1,024, a top-level value other
+  than an object) → ``SerializationException``;
+* a member of the wrong JSON type (a number where a string belongs, bad base64 for a blob)
+  → ``SerializationException`` naming the member;
+* a value outside its constraints (length, range, enum, pattern) or a missing required member →
+  ``ValidationException`` in AWS's wording, every failure counted and listed::
+
+      1 validation error detected: Value 'x...' at 'secretId' failed to satisfy constraint:
+      Member must have length less than or equal to 2048
+
+  Members the model marks ``sensitive`` (``SecretString``, ``SecretBinary``, ``RotationToken``)
+  are never echoed: their failures read ``Value at 'secretString' failed to ...``.
+* members the model does not know are ignored, as AWS ignores them.
+
+Blobs arrive as base64 text and leave as ``bytes``; timestamps leave the services as epoch seconds
+(floats) and go on the wire as JSON numbers, which is how JSON 1.1 writes them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Callable
+from typing import Any
+
+import botocore.session
+import orjson
+
+from strongroom.errors import AWSError
+
+__all__ = ["JSONProtocol"]
+
+Check = Callable[[Any, str, list[str]], Any]
+
+
+def _serialization(message: str) -> AWSError:
+    return AWSError("SerializationException", message)
+
+
+def _label(name: str) -> str:
+    return name[:1].lower() + name[1:]
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}={_show(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, bytes):
+        return "java.nio.HeapByteBuffer"
+    return str(value)
+
+
+def _fail(errors: list[str], value: Any, path: str, constraint: str, sensitive: bool) -> None:
+    shown = "" if sensitive else f" '{_show(value)}'"
+    errors.append(f"Value{shown} at '{path}' failed to satisfy constraint: {constraint}")
+
+
+def _length_checks(meta: dict[str, Any], sensitive: bool) -> Callable[[Any, int, str, list[str]], None]:
+    low, high = meta.get("min"), meta.get("max")
+
+    def check(value: Any, size: int, path: str, errors: list[str]) -> None:
+        if low is not None and size < low:
+            _fail(errors, value, path, f"Member must have length greater than or equal to {low}", sensitive)
+        elif high is not None and size > high:
+            _fail(errors, value, path, f"Member must have length less than or equal to {high}", sensitive)
+
+    return check
+
+
+def _compile(shape: Any, sensitive: bool = False) -> Check:
+    """A function checking one value against ``shape``: returns the parsed value, appends failures."""
+    kind = shape.type_name
+    meta = shape.metadata
+    sensitive = sensitive or bool(meta.get("sensitive"))
+    length = _length_checks(meta, sensitive)
+
+    if kind == "structure":
+        members = {name: _compile(member, sensitive) for name, member in shape.members.items()}
+        required = list(meta.get("required", ()))
+
+        def structure(value: Any, path: str, errors: list[str]) -> Any:
+            if not isinstance(value, dict):
+                raise _serialization(f"Expected an object at '{path or 'body'}'.")
+            prefix = f"{path}." if path else ""
+            out = {}
+            for name, v in value.items():
+                check = members.get(name)
+                if check is None or v is None:
+                    continue  # AWS ignores members it does not know, and nulls.
+                out[name] = check(v, prefix + _label(name), errors)
+            for name in required:
+                if name not in out:
+                    errors.append(f"Value null at '{prefix}{_label(name)}' failed to satisfy constraint: "
+                                  "Member must not be null")
+            return out
+
+        return structure
+
+    if kind == "list":
+        item = _compile(shape.member, sensitive)
+
+        def list_(value: Any, path: str, errors: list[str]) -> Any:
+            if not isinstance(value, list):
+                raise _serialization(f"Expected a list at '{path}'.")
+            out = [item(v, f"{path}.{i}.member", errors) for i, v in enumerate(value, 1)]
+            length(value, len(value), path, errors)
+            return out
+
+        return list_
+
+    if kind == "map":
+        key, val = _compile(shape.key, sensitive), _compile(shape.value, sensitive)
+
+        def map_(value: Any, path: str, errors: list[str]) -> Any:
+            if not isinstance(value, dict):
+                raise _serialization(f"Expected an object at '{path}'.")
+            out = {key(k, f"{path}.key", errors): val(v, f"{path}.value", errors) for k, v in value.items()}
+            length(value, len(value), path, errors)
+            return out
+
+        return map_
+
+    if kind == "string":
+        enum = meta.get("enum")
+        pattern = re.compile(meta["pattern"]) if "pattern" in meta else None
+        enum_text = f"Member must satisfy enum value set: [{', '.join(enum)}]" if enum else ""
+
+        def string(value: Any, path: str, errors: list[str]) -> Any:
+            if not isinstance(value, str):
+                raise _serialization(f"Expected a string at '{path}'.")
+            before = len(errors)
+            length(value, len(value), path, errors)
+            if enum and value not in enum and len(errors) == before:
+                _fail(errors, value, path, enum_text, sensitive)
+            if pattern is not None and len(errors) == before and pattern.search(value) is None:
+                _fail(errors, value, path, f"Member must satisfy regular expression pattern: {pattern.pattern}",
+                      sensitive)
+            return value
+
+        return string
+
+    if kind == "blob":
+        def blob(value: Any, path: str, errors: list[str]) -> Any:
+            if not isinstance(value, str):
+                raise _serialization(f"Expected base64 text at '{path}'.")
+            try:
+                data = base64.b64decode(value, validate=True)
+            except (binascii.Error, ValueError):
+                raise _serialization(f"The value at '{path}' is not valid base64.") from None
+            length(data, len(data), path, errors)
+            return data
+
+        return blob
+
+    if kind in ("integer", "long"):
+        low, high = meta.get("min"), meta.get("max")
+
+        def number(value: Any, path: str, errors: list[str]) -> Any:
+            if isinstance(value, bool) or not isinstance(value, int):
+                if isinstance(value, float) and value.is_integer():
+                    value = int(value)
+                else:
+                    raise _serialization(f"Expected an integer at '{path}'.")
+            if low is not None and value < low:
+                _fail(errors, value, path, f"Member must have value greater than or equal to {low}", sensitive)
+            elif high is not None and value > high:
+                _fail(errors, value, path, f"Member must have value less than or equal to {high}", sensitive)
+            return value
+
+        return number
+
+    if kind == "boolean":
+        def boolean(value: Any, path: str, errors: list[str]) -> Any:
+            if not isinstance(value, bool):
+                raise _serialization(f"Expected a boolean at '{path}'.")
+            return value
+
+        return boolean
+
+    if kind in ("float", "double"):
+        def real(value: Any, path: str, errors: list[str]) -> Any:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise _serialization(f"Expected a number at '{path}'.")
+            return value
+
+        return real
+
+    if kind == "timestamp":
+        def timestamp(value: Any, path: str, errors: list[str]) -> Any:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise _serialization(f"Expected epoch seconds at '{path}'.")
+            return float(value)
+
+        return timestamp
+
+    raise TypeError(f"unsupported shape type {kind}")  # pragma: no cover - the model has no others
+
+
+def _clean(value: Any) -> Any:
+    """Drop members whose value is None, at every depth: AWS omits absent members."""
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(value).decode()
+    raise TypeError(f"cannot serialize {type(value).__name__}")
+
+
+class JSONProtocol:
+    """Parse requests and write answers for one JSON 1.1 service."""
+
+    def __init__(self, service_name: str) -> None:
+        self.model = botocore.session.get_session().get_service_model(service_name)
+        self.target_prefix: str = self.model.metadata["targetPrefix"]
+        self._checks: dict[str, Check] = {}
+        for name in self.model.operation_names:
+            shape = self.model.operation_model(name).input_shape
+            self._checks[name] = _compile(shape) if shape is not None else (lambda v, p, e: {})
+        self._targets = {f"{self.target_prefix}.{name}": name for name in self.model.operation_names}
+
+    @property
+    def operation_names(self) -> list[str]:
+        return list(self.model.operation_names)
+
+    def operation_for_target(self, target: str) -> str:
+        operation = self._targets.get(target)
+        if operation is None:
+            raise AWSError("UnknownOperationException", "")
+        return operation
+
+    def parse(self, operation: str, body: bytes) -> dict[str, Any]:
+        if not body.strip():
+            document: Any = {}
+        else:
+            try:
+                document = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                raise _serialization("The request body is not valid JSON.") from None
+        if not isinstance(document, dict):
+            raise _serialization("The request body must be a JSON object.")
+        errors: list[str] = []
+        params: dict[str, Any] = self._checks[operation](document, "", errors)
+        if errors:
+            count = len(errors)
+            head = f"{count} validation error{'s' if count > 1 else ''} detected: "
+            raise AWSError("ValidationException", head + "; ".join(errors))
+        return params
+
+    def serialize(self, operation: str, result: dict[str, Any]) -> bytes:
+        return orjson.dumps(_clean(result), default=_default)
+
+    def serialize_error(self, error: AWSError) -> bytes:
+        return orjson.dumps({"__type": error.code, "Message": error.message})

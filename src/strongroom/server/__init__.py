@@ -1,0 +1,1 @@
+"""The ASGI server and its request pipeline."""

@@ -1,0 +1,198 @@
+"""The ASGI application: one ordered pipeline, readable top to bottom.
+
+For an AWS API request (``POST /`` with ``X-Amz-Target``):
+
+1. read the request, refusing bodies over the size limit;
+2. find the service and operation from ``X-Amz-Target``;
+3. authenticate: SigV4 → the caller's credential, account and region;
+4. parse and validate the parameters against botocore's model;
+5. authorize (every known key may do everything in its own account until IAM policies land);
+6. dispatch to the operation;
+7. audit (the hook is here; the CloudTrail-format trail comes with the identity issue);
+8. serialize the answer, or the AWS-style error.
+
+Anything unexpected becomes ``InternalServiceError`` (HTTP 500) with the request id, and is logged
+with the operation name and request id only: never parameters, never a value.
+
+Plain ASGI, no framework: the hot path is a few dictionary look-ups and awaits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+
+from strongroom import __version__
+from strongroom.auth.principal import Credential, VerifiedRequest
+from strongroom.auth.sigv4 import SigV4Verifier
+from strongroom.errors import AWSError
+from strongroom.protocol import JSONProtocol
+from strongroom.services.context import RequestContext
+
+__all__ = ["App", "Service"]
+
+log = logging.getLogger("strongroom.server")
+
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+Handler = Callable[[RequestContext, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+_JSON_HEADERS = [(b"content-type", b"application/x-amz-json-1.1")]
+
+
+class Service:
+    """An AWS service served at this endpoint: its protocol and its operation handlers."""
+
+    def __init__(self, signing_name: str, protocol: JSONProtocol, handlers: dict[str, Handler]) -> None:
+        self.signing_name = signing_name
+        self.protocol = protocol
+        self.handlers = handlers
+
+
+class App:
+    def __init__(self, *, services: list[Service], verifier: SigV4Verifier, dev: bool = False,
+                 account_id: str, max_body_bytes: int = 1024 * 1024,
+                 on_startup: Callable[[], Awaitable[None]] | None = None,
+                 on_shutdown: Callable[[], Awaitable[None]] | None = None,
+                 on_reset: Callable[[], Awaitable[None]] | None = None,
+                 health: Callable[[], dict[str, Any]] | None = None) -> None:
+        self.by_prefix = {s.protocol.target_prefix: s for s in services}
+        self.verifier = verifier
+        self.dev = dev
+        self.account_id = account_id
+        self.max_body_bytes = max_body_bytes
+        self.on_startup = on_startup
+        self.on_shutdown = on_shutdown
+        self.on_reset = on_reset
+        self.health = health or (lambda: {})
+        self.ready = False
+        self._default = services[0]
+
+    # ASGI entry ---------------------------------------------------------------------------
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self.http(scope, receive, send)
+        elif kind == "lifespan":
+            await self.lifespan(receive, send)
+
+    async def lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    if self.on_startup is not None:
+                        await self.on_startup()
+                except Exception as exc:  # noqa: BLE001 - reported to the server, which exits
+                    log.exception("start-up failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                self.ready = True
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.ready = False
+                if self.on_shutdown is not None:
+                    await self.on_shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def http(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        request_id = str(uuid.uuid4())
+        path = scope["path"]
+        method = scope["method"]
+        if path.startswith("/_strongroom/"):
+            await self.admin(path, method, receive, send)
+            return
+        service = self._default
+        status, body = 400, b""
+        try:
+            raw = await self.read_body(scope, receive)                          # 1. read
+            headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+            target = None
+            for name, value in headers:
+                if name.lower() == "x-amz-target":
+                    target = value
+                    break
+            if method != "POST" or target is None:
+                raise AWSError("UnknownOperationException", "")
+            prefix = target.partition(".")[0]
+            service = self.by_prefix.get(prefix, service)
+            operation = service.protocol.operation_for_target(target)            # 2. route
+            verified = self.authenticate(method, scope, headers, raw)            # 3. authenticate
+            params = service.protocol.parse(operation, raw)                      # 4. parse
+            ctx = RequestContext(account_id=verified.credential.account_id, region=verified.region,
+                                 principal_arn=verified.credential.principal_arn, request_id=request_id,
+                                 source_ip=(scope.get("client") or ("", 0))[0])
+            # 5. authorize: every known key may do everything in its account (identity issue).
+            result = await service.handlers[operation](ctx, params)              # 6. dispatch
+            # 7. audit: the CloudTrail-format trail comes with the identity issue.
+            status, body = 200, service.protocol.serialize(operation, result)   # 8. serialize
+        except AWSError as err:
+            status, body = err.status, service.protocol.serialize_error(err)
+        except Exception:  # noqa: BLE001 - the one place that turns surprises into a 500
+            log.exception("internal error in request %s", request_id)
+            err = AWSError("InternalServiceError", f"An internal error occurred. Request id: {request_id}", 500)
+            status, body = 500, service.protocol.serialize_error(err)
+        await send({"type": "http.response.start", "status": status,
+                    "headers": _JSON_HEADERS + [(b"x-amzn-requestid", request_id.encode()),
+                                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    def authenticate(self, method: str, scope: dict[str, Any], headers: list[tuple[str, str]],
+                     body: bytes) -> VerifiedRequest:
+        if self.dev:
+            access_key_id, region, service = self.verifier.identify(headers)
+            credential = Credential(access_key_id, "", self.account_id, f"arn:aws:iam::{self.account_id}:root")
+            return VerifiedRequest(credential, region, service)
+        raw_path = scope.get("raw_path") or scope["path"].encode()
+        return self.verifier.verify(method, raw_path.decode("latin-1"),
+                                    scope.get("query_string", b"").decode("latin-1"), headers, body)
+
+    async def read_body(self, scope: dict[str, Any], receive: Receive) -> bytes:
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    raise AWSError("SerializationException", "Invalid Content-Length header.") from None
+                if declared > self.max_body_bytes:
+                    raise AWSError("RequestEntityTooLargeException",
+                                   f"Request body is larger than {self.max_body_bytes} bytes.", 413)
+        chunks = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise asyncio.CancelledError()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise AWSError("RequestEntityTooLargeException",
+                               f"Request body is larger than {self.max_body_bytes} bytes.", 413)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    # Operator endpoints ---------------------------------------------------------------------
+
+    async def admin(self, path: str, method: str, receive: Receive, send: Send) -> None:
+        if path == "/_strongroom/health" and method == "GET":
+            status = 200 if self.ready else 503
+            payload = {"status": "ok" if self.ready else "starting", "version": __version__, **self.health()}
+        elif path == "/_strongroom/reset" and method == "POST" and self.dev and self.on_reset is not None:
+            await self.on_reset()
+            status, payload = 200, {"reset": True}
+        else:
+            status, payload = 404, {"message": "Not found"}
+        body = orjson.dumps(payload)
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,128 @@
+"""Wiring: settings in, a ready ASGI application out.
+
+The order matters and is the same on every start: master key, database (migrated), keyring,
+administrator key, services, verifier, application. Background work (the purge of secrets past
+their recovery window) starts with the application and stops with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from strongroom import config
+from strongroom.auth.keys import KeyStore
+from strongroom.auth.sigv4 import SigV4Verifier
+from strongroom.crypto import Keyring, MasterKey
+from strongroom.protocol import JSONProtocol
+from strongroom.server.app import App, Service
+from strongroom.services.secretsmanager import SecretsManager
+from strongroom.services.secretsmanager.values import ValueCipher
+from strongroom.store import Database, open_database
+
+__all__ = ["Server", "build"]
+
+log = logging.getLogger("strongroom.server")
+
+
+@dataclass
+class Server:
+    settings: config.Settings
+    app: App
+    db: Database
+    secretsmanager: SecretsManager
+    keys: KeyStore
+    admin_access_key_id: str
+    credentials_file: Path | None
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+
+
+def _master_key(settings: config.Settings) -> MasterKey:
+    if settings.dev:
+        return MasterKey.generate()
+    if settings.master_key_env:
+        return MasterKey.from_env(settings.master_key_env)
+    if settings.master_key_file:
+        return MasterKey.from_file(settings.master_key_file)
+    return MasterKey.load_or_create(settings.data_dir / "master.key")
+
+
+def build(settings: config.Settings) -> Server:
+    if settings.dev and settings.database_url:
+        raise SystemExit("--dev keeps state in memory and cannot be used with --database-url")
+    if not settings.dev:
+        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    master = _master_key(settings)
+    keyring = Keyring(master)
+    db = open_database(settings.resolved_database_url)
+    keys = KeyStore(db, keyring)
+    credentials_file = None if settings.dev else settings.data_dir / "admin-credentials"
+    admin_id, credentials_file = keys.ensure_admin(settings.account_id, settings.admin_access_key_id,
+                                                   settings.admin_secret_access_key, credentials_file)
+    token_key = hmac.new(master.token_key_material(), b"strongroom pagination", hashlib.sha256).digest()
+    sm = SecretsManager(db, ValueCipher(keyring), token_key)
+    verifier = SigV4Verifier(keys.lookup)
+    server: Server
+
+    async def startup() -> None:
+        server.tasks.append(asyncio.create_task(_purge_loop(sm, settings.purge_interval_seconds)))
+
+    async def shutdown() -> None:
+        for task in server.tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        db.close()
+
+    async def reset() -> None:
+        def wipe(tx: Any) -> None:
+            for table in ("stages", "versions", "policies", "secrets"):
+                tx.execute(f"DELETE FROM {table}")
+
+        await db.write(wipe)
+
+    def health() -> dict[str, Any]:
+        return {"storage": db.dialect, "schema": db.schema_version(), "dev": settings.dev,
+                "account": settings.account_id}
+
+    app = App(services=[Service("secretsmanager", JSONProtocol("secretsmanager"), sm.handlers)],
+              verifier=verifier, dev=settings.dev, account_id=settings.account_id,
+              max_body_bytes=settings.max_body_bytes, on_startup=startup, on_shutdown=shutdown,
+              on_reset=reset, health=health)
+    server = Server(settings, app, db, sm, keys, admin_id, credentials_file)
+    return server
+
+
+async def _purge_loop(sm: SecretsManager, interval: float) -> None:
+    while True:
+        try:
+            while await sm.purge_due() > 0:
+                pass
+        except Exception:  # noqa: BLE001 - keep purging on the next tick
+            log.exception("purge of deleted secrets failed")
+        await asyncio.sleep(interval)
+
+
+def describe_endpoint(server: Server) -> str:
+    s = server.settings
+    lines = [f"strongroom {'(DEV MODE) ' if s.dev else ''}listening on http://{s.host}:{s.port}",
+             f"  storage: {server.db.dialect} ({'memory' if s.dev else _redact(server.db.url)})"]
+    if server.credentials_file is not None:
+        lines.append(f"  administrator credentials: {server.credentials_file} (profile [strongroom])")
+    else:
+        lines.append(f"  administrator access key: {server.admin_access_key_id}")
+    return "\n".join(lines)
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return os.path.abspath(url)

@@ -1,0 +1,5 @@
+"""AWS Secrets Manager."""
+
+from strongroom.services.secretsmanager.service import SecretsManager
+
+__all__ = ["SecretsManager"]

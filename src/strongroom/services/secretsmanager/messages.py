@@ -1,0 +1,31 @@
+"""AWS's error codes and message texts for Secrets Manager, in one place.
+
+Each text is AWS's own where it is documented or recorded (docs/research/secretsmanager-behaviour.md
+gives the source of each); a text marked ``# unverified`` is our closest AWS-style wording.
+"""
+
+from __future__ import annotations
+
+from strongroom.errors import AWSError
+
+NOT_FOUND = "Secrets Manager can't find the specified secret."
+MARKED_FOR_DELETION = "You can't perform this operation on the secret because it was marked for deletion."
+SCHEDULED_NAME = "You can't create this secret because a secret with this name is already scheduled for deletion."
+BOTH_VALUES = "You can't specify both a binary secret value and a string secret value in the same secret."
+REPLICA_WRITE = "Operation not permitted on a replica secret. Call must be made in primary secret's region."
+
+
+def not_found() -> AWSError:
+    return AWSError("ResourceNotFoundException", NOT_FOUND)
+
+
+def invalid_parameter(message: str) -> AWSError:
+    return AWSError("InvalidParameterException", message)
+
+
+def invalid_request(message: str) -> AWSError:
+    return AWSError("InvalidRequestException", message)
+
+
+def exists(message: str) -> AWSError:
+    return AWSError("ResourceExistsException", message)

@@ -1,0 +1,299 @@
+"""Queries for secrets, versions, staging labels and resource policies.
+
+Every function takes an open :class:`~strongroom.store.database.Tx`; the caller decides the
+transaction's extent. Rows map to small dataclasses in snake_case; nothing here knows AWS's wire
+names. JSON-valued columns (tags, rotation rules, replicas) are stored as compact JSON text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import orjson
+
+from strongroom.store.database import Tx
+
+__all__ = [
+    "SecretRow",
+    "VersionRow",
+    "find_secret",
+    "get_secret_by_id",
+    "insert_secret",
+    "update_secret",
+    "delete_secret_row",
+    "versions_of",
+    "stages_of",
+    "get_version",
+    "insert_version",
+    "set_stage",
+    "remove_stage",
+    "value_for",
+]
+
+
+@dataclass(slots=True)
+class SecretRow:
+    id: int
+    account_id: str
+    region: str
+    name: str
+    arn: str
+    description: str | None = None
+    kms_key_id: str | None = None
+    type: str | None = None
+    created_date: float = 0.0
+    last_changed_date: float = 0.0
+    last_accessed_date: float | None = None
+    deleted_date: float | None = None
+    deletion_date: float | None = None
+    rotation_enabled: int | None = None
+    rotation_lambda_arn: str | None = None
+    rotation_rules: dict[str, Any] | None = None
+    last_rotated_date: float | None = None
+    next_rotation_date: float | None = None
+    owning_service: str | None = None
+    external_metadata: list[dict[str, str]] | None = None
+    external_role_arn: str | None = None
+    tags: list[dict[str, str]] = field(default_factory=list)
+    primary_arn: str | None = None
+    replicas: list[dict[str, Any]] = field(default_factory=list)
+
+
+SECRET_COLUMNS = [f.name for f in fields(SecretRow)]
+_SELECT = "SELECT " + ", ".join(SECRET_COLUMNS) + " FROM secrets"
+_JSON_COLUMNS = {"rotation_rules", "external_metadata", "tags", "replicas"}
+_JSON_INDEXES = [i for i, name in enumerate(SECRET_COLUMNS) if name in _JSON_COLUMNS]
+
+
+def _secret(row: tuple[Any, ...] | None) -> SecretRow | None:
+    if row is None:
+        return None
+    values = list(row)
+    for i in _JSON_INDEXES:
+        if values[i] is not None:
+            values[i] = orjson.loads(values[i])
+    return SecretRow(*values)
+
+
+def _dump(name: str, value: Any) -> Any:
+    if name in _JSON_COLUMNS and value is not None:
+        return orjson.dumps(value).decode()
+    return value
+
+
+def find_secret(tx: Tx, account_id: str, region: str, *, name: str | None = None,
+                arn: str | None = None, lock: bool = False) -> SecretRow | None:
+    lock_sql = tx.lock_clause if lock else ""
+    if arn is not None:
+        return _secret(tx.one(f"{_SELECT} WHERE arn = ? AND account_id = ? AND region = ?{lock_sql}",
+                              (arn, account_id, region)))
+    return _secret(tx.one(f"{_SELECT} WHERE account_id = ? AND region = ? AND name = ?{lock_sql}",
+                          (account_id, region, name)))
+
+
+def get_secret_by_id(tx: Tx, secret_id: int, lock: bool = False) -> SecretRow | None:
+    return _secret(tx.one(f"{_SELECT} WHERE id = ?{tx.lock_clause if lock else ''}", (secret_id,)))
+
+
+def secret_by_arn(tx: Tx, arn: str) -> SecretRow | None:
+    return _secret(tx.one(f"{_SELECT} WHERE arn = ?", (arn,)))
+
+
+def insert_secret(tx: Tx, row: SecretRow) -> int:
+    names = [n for n in SECRET_COLUMNS if n != "id"]
+    sql = (f"INSERT INTO secrets ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)}) "
+           "RETURNING id")
+    new_id = tx.one(sql, [_dump(n, getattr(row, n)) for n in names])
+    assert new_id is not None
+    row.id = int(new_id[0])
+    return row.id
+
+
+def update_secret(tx: Tx, row: SecretRow, *columns: str) -> None:
+    """Write the named columns of ``row`` back."""
+    sets = ", ".join(f"{c} = ?" for c in columns)
+    tx.execute(f"UPDATE secrets SET {sets} WHERE id = ?",
+               [_dump(c, getattr(row, c)) for c in columns] + [row.id])
+
+
+def delete_secret_row(tx: Tx, secret_id: int) -> None:
+    # Children first: SQLite's foreign keys would cascade, but spelling it out keeps both engines
+    # and any future table honest.
+    tx.execute("DELETE FROM stages WHERE secret_id = ?", (secret_id,))
+    tx.execute("DELETE FROM versions WHERE secret_id = ?", (secret_id,))
+    tx.execute("DELETE FROM policies WHERE secret_id = ?", (secret_id,))
+    tx.execute("DELETE FROM secrets WHERE id = ?", (secret_id,))
+
+
+@dataclass(slots=True)
+class VersionRow:
+    version_id: str
+    created_date: float
+    last_accessed_date: float | None
+    value_kind: int  # 0: no value (a rotation's placeholder), 1: string, 2: binary
+    key_ref: str | None
+    ciphertext: bytes | None
+
+
+_VERSION_COLS = "version_id, created_date, last_accessed_date, value_kind, key_ref, ciphertext"
+
+
+def _version(row: tuple[Any, ...] | None) -> VersionRow | None:
+    if row is None:
+        return None
+    v = VersionRow(*row)
+    if v.ciphertext is not None and not isinstance(v.ciphertext, bytes):
+        v.ciphertext = bytes(v.ciphertext)
+    return v
+
+
+def versions_of(tx: Tx, secret_id: int) -> list[VersionRow]:
+    rows = tx.all(f"SELECT {_VERSION_COLS} FROM versions WHERE secret_id = ? "
+                  "ORDER BY created_date DESC, version_id", (secret_id,))
+    return [v for v in map(_version, rows) if v is not None]
+
+
+def get_version(tx: Tx, secret_id: int, version_id: str) -> VersionRow | None:
+    return _version(tx.one(f"SELECT {_VERSION_COLS} FROM versions WHERE secret_id = ? AND version_id = ?",
+                           (secret_id, version_id)))
+
+
+def insert_version(tx: Tx, secret_id: int, version: VersionRow) -> None:
+    tx.execute(f"INSERT INTO versions (secret_id, {_VERSION_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+               (secret_id, version.version_id, version.created_date, version.last_accessed_date,
+                version.value_kind, version.key_ref, version.ciphertext))
+
+
+def fill_version(tx: Tx, secret_id: int, version: VersionRow) -> None:
+    """Give a value-less version (a rotation's placeholder) its value."""
+    tx.execute("UPDATE versions SET value_kind = ?, key_ref = ?, ciphertext = ?, created_date = ? "
+               "WHERE secret_id = ? AND version_id = ?",
+               (version.value_kind, version.key_ref, version.ciphertext, version.created_date,
+                secret_id, version.version_id))
+
+
+def delete_version(tx: Tx, secret_id: int, version_id: str) -> None:
+    tx.execute("DELETE FROM versions WHERE secret_id = ? AND version_id = ?", (secret_id, version_id))
+
+
+def stages_of(tx: Tx, secret_id: int) -> dict[str, str]:
+    """stage -> version_id."""
+    return dict(tx.all("SELECT stage, version_id FROM stages WHERE secret_id = ?", (secret_id,)))
+
+
+def set_stage(tx: Tx, secret_id: int, stage: str, version_id: str) -> None:
+    tx.execute("DELETE FROM stages WHERE secret_id = ? AND stage = ?", (secret_id, stage))
+    tx.execute("INSERT INTO stages (secret_id, stage, version_id) VALUES (?, ?, ?)",
+               (secret_id, stage, version_id))
+
+
+def remove_stage(tx: Tx, secret_id: int, stage: str) -> None:
+    tx.execute("DELETE FROM stages WHERE secret_id = ? AND stage = ?", (secret_id, stage))
+
+
+def value_for(tx: Tx, account_id: str, region: str, name: str | None, arn: str | None,
+              version_id: str | None, stage: str | None) -> tuple[SecretRow, VersionRow | None, list[str]] | None:
+    """The hot read: a secret, the version asked for, and that version's labels.
+
+    Returns None when the secret does not exist; the version is None when it does not.
+    """
+    secret = find_secret(tx, account_id, region, name=name, arn=arn)
+    if secret is None:
+        return None
+    if version_id is None:
+        row = tx.one(f"SELECT {', '.join('v.' + c.strip() for c in _VERSION_COLS.split(','))} "
+                     "FROM stages s JOIN versions v ON v.secret_id = s.secret_id AND v.version_id = s.version_id "
+                     "WHERE s.secret_id = ? AND s.stage = ?", (secret.id, stage or "AWSCURRENT"))
+    else:
+        row = tx.one(f"SELECT {_VERSION_COLS} FROM versions WHERE secret_id = ? AND version_id = ?",
+                     (secret.id, version_id))
+    version = _version(row)
+    if version is None:
+        return secret, None, []
+    labels = [r[0] for r in tx.all("SELECT stage FROM stages WHERE secret_id = ? AND version_id = ? ORDER BY stage",
+                                   (secret.id, version.version_id))]
+    return secret, version, labels
+
+
+# ------------------------------------------------------------------------------------ policies
+
+
+def policies_of(tx: Tx, secret_id: int) -> list[tuple[str, str]]:
+    """(policy_name, document), ``default`` first, then by name."""
+    rows = tx.all("SELECT policy_name, document FROM policies WHERE secret_id = ?", (secret_id,))
+    return sorted(rows, key=lambda r: (r[0] != "default", r[0]))
+
+
+def put_policy(tx: Tx, secret_id: int, name: str, document: str, now: float) -> None:
+    tx.execute("DELETE FROM policies WHERE secret_id = ? AND policy_name = ?", (secret_id, name))
+    tx.execute("INSERT INTO policies (secret_id, policy_name, document, created_date) VALUES (?, ?, ?, ?)",
+               (secret_id, name, document, now))
+
+
+def delete_policy(tx: Tx, secret_id: int, name: str | None) -> None:
+    if name is None:
+        tx.execute("DELETE FROM policies WHERE secret_id = ?", (secret_id,))
+    else:
+        tx.execute("DELETE FROM policies WHERE secret_id = ? AND policy_name = ?", (secret_id, name))
+
+
+# ------------------------------------------------------------------------------------- listing
+
+
+ORDER_EXPRESSIONS = {
+    "created-date": "created_date",
+    "last-changed-date": "last_changed_date",
+    "last-accessed-date": "COALESCE(last_accessed_date, 0)",
+    "name": "name",
+}
+
+
+def list_secrets(tx: Tx, account_id: str, region: str, sort_by: str, descending: bool,
+                 after: tuple[Any, int] | None, limit: int, include_deleted: bool) -> list[SecretRow]:
+    """A page in keyset order ``(sort key, id)``; ``after`` is the last row of the page before.
+
+    Keyset pagination keeps tokens stable while secrets are added: a new secret never shifts a
+    page boundary. Names compare byte-wise on both engines (PostgreSQL's locale collation would
+    order them differently from SQLite).
+    """
+    expr = ORDER_EXPRESSIONS[sort_by]
+    if expr == "name" and tx.dialect == "postgresql":
+        expr = 'name COLLATE "C"'
+    where = ["account_id = ?", "region = ?"]
+    params: list[Any] = [account_id, region]
+    if not include_deleted:
+        where.append("deleted_date IS NULL")
+    if after is not None:
+        op = "<" if descending else ">"
+        where.append(f"({expr} {op} ? OR ({expr} = ? AND id {op} ?))")
+        params += [after[0], after[0], after[1]]
+    direction = "DESC" if descending else "ASC"
+    sql = f"{_SELECT} WHERE {' AND '.join(where)} ORDER BY {expr} {direction}, id {direction} LIMIT ?"
+    params.append(limit)
+    return [s for s in map(_secret, tx.all(sql, params)) if s is not None]
+
+
+def sort_value(row: SecretRow, sort_by: str) -> Any:
+    if sort_by == "name":
+        return row.name
+    if sort_by == "last-accessed-date":
+        return row.last_accessed_date or 0
+    return getattr(row, sort_by.replace("-", "_"))
+
+
+def all_stages(tx: Tx, secret_ids: list[int]) -> dict[int, dict[str, list[str]]]:
+    """secret id -> version id -> labels, for many secrets in one query."""
+    out: dict[int, dict[str, list[str]]] = {i: {} for i in secret_ids}
+    if not secret_ids:
+        return out
+    marks = ", ".join("?" for _ in secret_ids)
+    for sid, stage, vid in tx.all(f"SELECT secret_id, stage, version_id FROM stages WHERE secret_id IN ({marks}) "
+                                  "ORDER BY stage", secret_ids):
+        out[sid].setdefault(vid, []).append(stage)
+    return out
+
+
+def due_for_purge(tx: Tx, now: float, limit: int = 100) -> list[int]:
+    return [r[0] for r in tx.all("SELECT id FROM secrets WHERE deletion_date IS NOT NULL AND deletion_date <= ? "
+                                 "LIMIT ?", (now, limit))]

@@ -1,0 +1,140 @@
+"""A real strongroom server in a subprocess, for tests and benchmarks."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ServerProcess", "free_port", "postgres_schema"]
+
+TEST_ACCESS_KEY_ID = "AKIASTRONGROOMTEST01"
+TEST_SECRET_ACCESS_KEY = "strongroom/test/secret/key/0123456789abcd"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def postgres_schema(base_url: str = "postgresql://postgres@127.0.0.1:5432/test") -> Iterator[str]:
+    """A fresh schema for one run; the URL routes every connection to it. Dropped afterwards."""
+    import psycopg
+
+    name = f"strongroom_{os.getpid()}_{secrets.token_hex(4)}"
+    with psycopg.connect(base_url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{name}"')
+    sep = "&" if "?" in base_url else "?"
+    try:
+        yield f"{base_url}{sep}options=-csearch_path%3D{name}"
+    finally:
+        with psycopg.connect(base_url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{name}" CASCADE')
+
+
+class ServerProcess:
+    """``strongroom serve`` on loopback. Use as a context manager, or call start() / stop()."""
+
+    def __init__(self, *, database_url: str | None = None, dev: bool = False, data_dir: Path | None = None,
+                 access_key_id: str = TEST_ACCESS_KEY_ID, secret_access_key: str = TEST_SECRET_ACCESS_KEY,
+                 extra_args: list[str] | None = None, env: dict[str, str] | None = None,
+                 port: int | None = None) -> None:
+        self._tmp = None if data_dir is not None else tempfile.TemporaryDirectory(prefix="strongroom-")
+        self.data_dir = data_dir or Path(self._tmp.name)  # type: ignore[union-attr]
+        self.database_url = database_url
+        self.dev = dev
+        self.access_key_id = access_key_id
+        self.secret_access_key = secret_access_key
+        self.extra_args = extra_args or []
+        self.extra_env = env or {}
+        self.port = port or free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server.log"
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> ServerProcess:
+        args = [sys.executable, "-m", "strongroom.cli.main", "serve", "--port", str(self.port)]
+        if self.dev:
+            args.append("--dev")
+        else:
+            args += ["--data-dir", str(self.data_dir)]
+        if self.database_url:
+            args += ["--database-url", self.database_url]
+        args += self.extra_args
+        env = dict(os.environ)
+        env.update(STRONGROOM_ADMIN_ACCESS_KEY_ID=self.access_key_id,
+                   STRONGROOM_ADMIN_SECRET_ACCESS_KEY=self.secret_access_key, **self.extra_env)
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"strongroom exited with {self.proc.returncode}:\n{self.log()}")
+            if self.healthy():
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"strongroom did not become healthy in {timeout}s:\n{self.log()}")
+
+    def healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.endpoint}/_strongroom/health", timeout=1) as r:
+                return r.status == 200
+        except (urllib.error.URLError, ConnectionError, OSError):
+            return False
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        code = self.proc.returncode
+        self.proc = None
+        self._log.close()
+        return code
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def client(self, service: str = "secretsmanager", region: str = "us-east-1", **kwargs: Any) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client(service, endpoint_url=self.endpoint, region_name=region,
+                            aws_access_key_id=self.access_key_id, aws_secret_access_key=self.secret_access_key,
+                            config=Config(retries={"max_attempts": 1}), **kwargs)
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        if self._tmp is not None:
+            self._tmp.cleanup()
