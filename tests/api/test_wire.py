@@ -28,9 +28,7 @@ def raw(server: ServerProcess, body: bytes, target: str = "secretsmanager.ListSe
         if when is not None:
             import unittest.mock
 
-            with unittest.mock.patch("botocore.auth.datetime") as fake:
-                fake.datetime.now.return_value = when
-                fake.datetime.utcnow.return_value = when
+            with unittest.mock.patch("botocore.auth.get_current_datetime", return_value=when):
                 signer.add_auth(request)
         else:
             signer.add_auth(request)
@@ -40,7 +38,8 @@ def raw(server: ServerProcess, body: bytes, target: str = "secretsmanager.ListSe
         with urllib.request.urlopen(req, timeout=10) as r:
             return r.status, json.loads(r.read() or b"{}")
     except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"{}")
+        with e:
+            return e.code, json.loads(e.read() or b"{}")
 
 
 def test_health(server):
@@ -130,6 +129,7 @@ def test_reset_is_refused_outside_dev_mode(server):
     req = urllib.request.Request(server.endpoint + "/_strongroom/reset", method="POST", data=b"")
     with pytest.raises(urllib.error.HTTPError) as exc:
         urllib.request.urlopen(req)
+    exc.value.close()
     assert exc.value.code == 404
 
 

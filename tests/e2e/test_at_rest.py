@@ -7,6 +7,7 @@ import os
 import signal
 import stat
 import uuid
+from pathlib import Path
 
 from strongroom.testing import ServerProcess
 
@@ -39,7 +40,7 @@ def test_no_value_in_clear_on_disk_or_in_logs(tmp_path):
         for path in files:
             if path.endswith("admin-credentials"):
                 continue
-            content = open(path, "rb").read()
+            content = Path(path).read_bytes()
             for needle in needles:
                 assert needle not in content, f"{needle[:12]!r}... in clear in {path}"
         log = srv.log()

@@ -26,9 +26,14 @@ def db(request: pytest.FixtureRequest, tmp_path) -> Iterator[Database]:  # type:
     database.close()
 
 
+# One master key for the run, as one deployment has one: the PostgreSQL schema is shared by the
+# run's tests, and keys it wrapped for one test must unwrap in the next.
+MASTER = MasterKey.generate()
+
+
 @pytest.fixture
 def service(db: Database) -> SecretsManager:
-    return SecretsManager(db, ValueCipher(Keyring(MasterKey.generate())), b"k" * 32)
+    return SecretsManager(db, ValueCipher(Keyring(MASTER)), b"k" * 32)
 
 
 CTX = RequestContext(account_id="111122223333", region="us-east-1", principal_arn="arn:aws:iam::111122223333:root",
@@ -42,7 +47,11 @@ def run(coro):  # type: ignore[no-untyped-def]
 def test_migrations_are_idempotent(db: Database) -> None:
     version = db.schema_version()
     assert version >= 1
-    assert open_database(db.url).schema_version() == version
+    again = open_database(db.url)
+    try:
+        assert again.schema_version() == version
+    finally:
+        again.close()
 
 
 def test_write_rolls_back_on_error(db: Database) -> None:

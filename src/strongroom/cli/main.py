@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -56,7 +57,15 @@ def serve(host: str, port: int, data_dir: Path | None, database_url: str | None,
     uv_config = uvicorn.Config(server.app, host=settings.host, port=settings.port, loop="uvloop",
                                http="httptools", lifespan="on", access_log=False, log_level="warning",
                                timeout_graceful_shutdown=30, server_header=False, date_header=False)
+    # uvicorn drains in-flight requests on SIGTERM/SIGINT, then re-raises the signal to the handler
+    # that was there before it. Make that handler a clean exit, so a drained stop exits 0.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    signal.signal(signal.SIGINT, _exit_cleanly)
     uvicorn.Server(uv_config).run()
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def main() -> None:

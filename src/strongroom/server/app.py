@@ -45,6 +45,10 @@ Handler = Callable[[RequestContext, dict[str, Any]], Awaitable[dict[str, Any]]]
 _JSON_HEADERS = [(b"content-type", b"application/x-amz-json-1.1")]
 
 
+def _too_large(limit: int) -> AWSError:
+    return AWSError("RequestEntityTooLargeException", f"Request body is larger than {limit} bytes.", 413)
+
+
 class Service:
     """An AWS service served at this endpoint: its protocol and its operation handlers."""
 
@@ -162,8 +166,8 @@ class App:
                 except ValueError:
                     raise AWSError("SerializationException", "Invalid Content-Length header.") from None
                 if declared > self.max_body_bytes:
-                    raise AWSError("RequestEntityTooLargeException",
-                                   f"Request body is larger than {self.max_body_bytes} bytes.", 413)
+                    await self._discard(receive, declared)
+                    raise _too_large(self.max_body_bytes)
         chunks = []
         size = 0
         while True:
@@ -173,12 +177,25 @@ class App:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
-                raise AWSError("RequestEntityTooLargeException",
-                               f"Request body is larger than {self.max_body_bytes} bytes.", 413)
+                if message.get("more_body", False):
+                    await self._discard(receive, size)
+                raise _too_large(self.max_body_bytes)
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def _discard(self, receive: Receive, declared: int) -> None:
+        """Read and drop an oversized body, so the client reads our 413 instead of a broken pipe.
+
+        Bodies far over the limit are not drained: the connection is closed after the answer.
+        """
+        if declared > 16 * self.max_body_bytes:
+            return
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect" or not message.get("more_body", False):
+                return
 
     # Operator endpoints ---------------------------------------------------------------------
 

@@ -79,18 +79,24 @@ class ServerProcess:
         args += self.extra_args
         env = dict(os.environ)
         env.update(STRONGROOM_ADMIN_ACCESS_KEY_ID=self.access_key_id,
-                   STRONGROOM_ADMIN_SECRET_ACCESS_KEY=self.secret_access_key, **self.extra_env)
+                   STRONGROOM_ADMIN_SECRET_ACCESS_KEY=self.secret_access_key)
+        env.update(self.extra_env)
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"strongroom exited with {self.proc.returncode}:\n{self.log()}")
+                code = self.stop()
+                output = self.log()
+                self._cleanup()
+                raise RuntimeError(f"strongroom exited with {code}:\n{output}")
             if self.healthy():
                 return self
             time.sleep(0.05)
         self.stop()
-        raise RuntimeError(f"strongroom did not become healthy in {timeout}s:\n{self.log()}")
+        output = self.log()
+        self._cleanup()
+        raise RuntimeError(f"strongroom did not become healthy in {timeout}s:\n{output}")
 
     def healthy(self) -> bool:
         try:
@@ -136,5 +142,9 @@ class ServerProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+        self._cleanup()
+
+    def _cleanup(self) -> None:
         if self._tmp is not None:
             self._tmp.cleanup()
+            self._tmp = None
