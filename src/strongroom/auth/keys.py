@@ -119,6 +119,21 @@ class KeyStore:
                 self._known[access_key_id] = credential
         return credential
 
+    def temporary(self, account_id: str, principal_arn: str, ttl: float = 3600.0) -> Credential:
+        """Short-lived credentials with a session token, known to this node only (in memory).
+
+        The rotation runtime gives them to function workers, which call back this same node.
+        """
+        credential = Credential("ASIA" + new_access_key_id()[4:], new_secret_access_key(), account_id,
+                                principal_arn, session_token=_random.token_urlsafe(48),
+                                expires_at=clock.now() + ttl)
+        with self._lock:
+            expired = [k for k, c in self._known.items() if c.expires_at is not None and c.expires_at < clock.now()]
+            for key in expired:
+                del self._known[key]
+            self._known[credential.access_key_id] = credential
+        return credential
+
     def ensure_admin(self, account_id: str, access_key_id: str | None, secret_access_key: str | None,
                      credentials_file: Path | None) -> tuple[str, Path | None]:
         """Make sure the account's administrator key exists; answer its id and the file holding it.

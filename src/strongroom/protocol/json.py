@@ -78,6 +78,20 @@ def _length_checks(meta: dict[str, Any], sensitive: bool) -> Callable[[Any, int,
     return check
 
 
+def _pattern(text: str | None) -> re.Pattern[str] | None:
+    """The model's (Java) pattern in Python's dialect; None for the few Python cannot express.
+
+    Java's Unicode classes (``\\p{L}`` ...) have no ``re`` equivalent; such members are checked
+    for length only, and the service checks what matters about them.
+    """
+    if text is None:
+        return None
+    try:
+        return re.compile(text)
+    except re.error:
+        return None
+
+
 def _compile(shape: Any, sensitive: bool = False) -> Check:
     """A function checking one value against ``shape``: returns the parsed value, appends failures."""
     kind = shape.type_name
@@ -133,7 +147,7 @@ def _compile(shape: Any, sensitive: bool = False) -> Check:
 
     if kind == "string":
         enum = meta.get("enum")
-        pattern = re.compile(meta["pattern"]) if "pattern" in meta else None
+        pattern = _pattern(meta.get("pattern"))
         enum_text = f"Member must satisfy enum value set: [{', '.join(enum)}]" if enum else ""
 
         def string(value: Any, path: str, errors: list[str]) -> Any:

@@ -31,7 +31,7 @@ from strongroom import __version__
 from strongroom.auth.principal import Credential, VerifiedRequest
 from strongroom.auth.sigv4 import SigV4Verifier
 from strongroom.errors import AWSError
-from strongroom.protocol import JSONProtocol
+from strongroom.protocol.rest_json import RestJSONProtocol
 from strongroom.services.context import RequestContext
 
 __all__ = ["App", "Service"]
@@ -52,10 +52,13 @@ def _too_large(limit: int) -> AWSError:
 class Service:
     """An AWS service served at this endpoint: its protocol and its operation handlers."""
 
-    def __init__(self, signing_name: str, protocol: JSONProtocol, handlers: dict[str, Handler]) -> None:
+    def __init__(self, signing_name: str, protocol: Any, handlers: dict[str, Handler],
+                 max_body_bytes: int | None = None) -> None:
         self.signing_name = signing_name
         self.protocol = protocol
         self.handlers = handlers
+        self.max_body_bytes = max_body_bytes
+        self.rest = isinstance(protocol, RestJSONProtocol)
 
 
 class App:
@@ -65,7 +68,8 @@ class App:
                  on_shutdown: Callable[[], Awaitable[None]] | None = None,
                  on_reset: Callable[[], Awaitable[None]] | None = None,
                  health: Callable[[], dict[str, Any]] | None = None) -> None:
-        self.by_prefix = {s.protocol.target_prefix: s for s in services}
+        self.by_prefix = {s.protocol.target_prefix: s for s in services if not s.rest}
+        self.rest_services = [s for s in services if s.rest]
         self.verifier = verifier
         self.dev = dev
         self.account_id = account_id
@@ -107,16 +111,29 @@ class App:
                 return
 
     async def http(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
-        request_id = str(uuid.uuid4())
         path = scope["path"]
         method = scope["method"]
         if path.startswith("/_strongroom/"):
             await self.admin(path, method, receive, send)
             return
+        for service in self.rest_services:
+            try:
+                found = service.protocol.route(method, path)
+            except AWSError as err:
+                await self.respond_rest(send, service, err, str(uuid.uuid4()))
+                return
+            if found is not None:
+                await self.http_rest(scope, receive, send, service, *found)
+                return
+        await self.http_json(scope, receive, send)
+
+    async def http_json(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        request_id = str(uuid.uuid4())
+        method = scope["method"]
         service = self._default
         status, body = 400, b""
         try:
-            raw = await self.read_body(scope, receive)                          # 1. read
+            raw = await self.read_body(scope, receive, self.max_body_bytes)     # 1. read
             headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
             target = None
             for name, value in headers:
@@ -128,11 +145,9 @@ class App:
             prefix = target.partition(".")[0]
             service = self.by_prefix.get(prefix, service)
             operation = service.protocol.operation_for_target(target)            # 2. route
-            verified = self.authenticate(method, scope, headers, raw)            # 3. authenticate
+            verified = self.authenticate(method, scope, headers, raw, service)   # 3. authenticate
             params = service.protocol.parse(operation, raw)                      # 4. parse
-            ctx = RequestContext(account_id=verified.credential.account_id, region=verified.region,
-                                 principal_arn=verified.credential.principal_arn, request_id=request_id,
-                                 source_ip=(scope.get("client") or ("", 0))[0])
+            ctx = self.context(verified, request_id, scope)
             # 5. authorize: every known key may do everything in its account (identity issue).
             result = await service.handlers[operation](ctx, params)              # 6. dispatch
             # 7. audit: the CloudTrail-format trail comes with the identity issue.
@@ -148,26 +163,73 @@ class App:
                                                 (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
 
-    def authenticate(self, method: str, scope: dict[str, Any], headers: list[tuple[str, str]],
-                     body: bytes) -> VerifiedRequest:
-        if self.dev:
-            access_key_id, region, service = self.verifier.identify(headers)
-            credential = Credential(access_key_id, "", self.account_id, f"arn:aws:iam::{self.account_id}:root")
-            return VerifiedRequest(credential, region, service)
-        raw_path = scope.get("raw_path") or scope["path"].encode()
-        return self.verifier.verify(method, raw_path.decode("latin-1"),
-                                    scope.get("query_string", b"").decode("latin-1"), headers, body)
+    async def http_rest(self, scope: dict[str, Any], receive: Receive, send: Send, service: Service,
+                        operation: str, path_params: dict[str, str]) -> None:
+        """The same pipeline for a REST-JSON service (Lambda): routed by method and path."""
+        request_id = str(uuid.uuid4())
+        method = scope["method"]
+        try:
+            raw = await self.read_body(scope, receive, service.max_body_bytes or self.max_body_bytes)
+            headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+            verified = self.authenticate(method, scope, headers, raw, service)
+            query = scope.get("query_string", b"").decode("latin-1")
+            params = service.protocol.parse(operation, path_params, query, headers, raw)
+            ctx = self.context(verified, request_id, scope)
+            result = await service.handlers[operation](ctx, params)
+            response = service.protocol.serialize(operation, result)
+        except AWSError as err:
+            await self.respond_rest(send, service, err, request_id)
+            return
+        except Exception:  # noqa: BLE001 - the one place that turns surprises into a 500
+            log.exception("internal error in request %s", request_id)
+            err = AWSError("ServiceException", f"An internal error occurred. Request id: {request_id}", 500)
+            await self.respond_rest(send, service, err, request_id)
+            return
+        await self.send_response(send, response.status, response.headers, response.body, request_id)
 
-    async def read_body(self, scope: dict[str, Any], receive: Receive) -> bytes:
+    async def respond_rest(self, send: Send, service: Service, err: AWSError, request_id: str) -> None:
+        response = service.protocol.serialize_error(err)
+        await self.send_response(send, response.status, response.headers, response.body, request_id)
+
+    @staticmethod
+    async def send_response(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes,
+                            request_id: str) -> None:
+        await send({"type": "http.response.start", "status": status,
+                    "headers": headers + [(b"x-amzn-requestid", request_id.encode()),
+                                          (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    @staticmethod
+    def context(verified: VerifiedRequest, request_id: str, scope: dict[str, Any]) -> RequestContext:
+        return RequestContext(account_id=verified.credential.account_id, region=verified.region,
+                              principal_arn=verified.credential.principal_arn, request_id=request_id,
+                              source_ip=(scope.get("client") or ("", 0))[0])
+
+    def authenticate(self, method: str, scope: dict[str, Any], headers: list[tuple[str, str]],
+                     body: bytes, service: Service) -> VerifiedRequest:
+        if self.dev:
+            access_key_id, region, signing_name = self.verifier.identify(headers)
+            credential = Credential(access_key_id, "", self.account_id, f"arn:aws:iam::{self.account_id}:root")
+            verified = VerifiedRequest(credential, region, signing_name)
+        else:
+            raw_path = scope.get("raw_path") or scope["path"].encode()
+            verified = self.verifier.verify(method, raw_path.decode("latin-1"),
+                                            scope.get("query_string", b"").decode("latin-1"), headers, body)
+        if verified.service != service.signing_name:
+            raise AWSError("InvalidSignatureException",
+                           f"Credential should be scoped to correct service: '{service.signing_name}'. ")
+        return verified
+
+    async def read_body(self, scope: dict[str, Any], receive: Receive, limit: int) -> bytes:
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
                     declared = int(value)
                 except ValueError:
                     raise AWSError("SerializationException", "Invalid Content-Length header.") from None
-                if declared > self.max_body_bytes:
+                if declared > limit:
                     await self._discard(receive, declared)
-                    raise _too_large(self.max_body_bytes)
+                    raise _too_large(limit)
         chunks = []
         size = 0
         while True:
@@ -176,10 +238,10 @@ class App:
                 raise asyncio.CancelledError()
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_body_bytes:
+            if size > limit:
                 if message.get("more_body", False):
                     await self._discard(receive, size)
-                raise _too_large(self.max_body_bytes)
+                raise _too_large(limit)
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break

@@ -22,7 +22,12 @@ from strongroom.auth.keys import KeyStore
 from strongroom.auth.sigv4 import SigV4Verifier
 from strongroom.crypto import Keyring, MasterKey
 from strongroom.protocol import JSONProtocol
+from strongroom.protocol.rest_json import RestJSONProtocol
+from strongroom.rotation.engine import RotationEngine, RotationSettings
+from strongroom.rotation.runtime import FunctionRuntime, FunctionSpec
 from strongroom.server.app import App, Service
+from strongroom.services.lambda_ import OPERATIONS as LAMBDA_OPERATIONS
+from strongroom.services.lambda_ import Lambda
 from strongroom.services.secretsmanager import SecretsManager
 from strongroom.services.secretsmanager.values import ValueCipher
 from strongroom.store import Database, open_database
@@ -38,6 +43,8 @@ class Server:
     app: App
     db: Database
     secretsmanager: SecretsManager
+    lambda_: Lambda
+    rotation: RotationEngine
     keys: KeyStore
     admin_access_key_id: str
     credentials_file: Path | None
@@ -67,23 +74,51 @@ def build(settings: config.Settings) -> Server:
     admin_id, credentials_file = keys.ensure_admin(settings.account_id, settings.admin_access_key_id,
                                                    settings.admin_secret_access_key, credentials_file)
     token_key = hmac.new(master.token_key_material(), b"strongroom pagination", hashlib.sha256).digest()
-    sm = SecretsManager(db, ValueCipher(keyring), token_key)
+    cipher = ValueCipher(keyring)
+    sm = SecretsManager(db, cipher, token_key)
     verifier = SigV4Verifier(keys.lookup)
+    endpoint = f"http://{_loopback(settings.host)}:{settings.port}"
+
+    def function_env(spec: FunctionSpec) -> dict[str, str]:
+        """Lambda's reserved variables, and short-lived credentials this node accepts."""
+        _, _, _, region, account, _, name = spec.arn.split(":", 6)
+        credential = keys.temporary(account, f"arn:aws:sts::{account}:assumed-role/strongroom-rotation/{name}")
+        return {"SECRETS_MANAGER_ENDPOINT": endpoint, "AWS_ENDPOINT_URL": endpoint,
+                "AWS_ENDPOINT_URL_SECRETS_MANAGER": endpoint, "AWS_ENDPOINT_URL_LAMBDA": endpoint,
+                "AWS_REGION": region, "AWS_DEFAULT_REGION": region,
+                "AWS_ACCESS_KEY_ID": credential.access_key_id,
+                "AWS_SECRET_ACCESS_KEY": credential.secret_access_key,
+                "AWS_SESSION_TOKEN": credential.session_token or "",
+                "AWS_LAMBDA_FUNCTION_NAME": name, "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
+                "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name}",
+                "AWS_LAMBDA_LOG_STREAM_NAME": "strongroom", "AWS_EXECUTION_ENV": "AWS_Lambda_python3",
+                "LAMBDA_TASK_ROOT": spec.code_dir or "", "STRONGROOM_FUNCTION_ARN": spec.arn,
+                "PYTHONUNBUFFERED": "1"}
+
+    runtime = FunctionRuntime(function_env)
+    functions = Lambda(db, cipher, runtime, None if settings.dev else settings.data_dir / "functions")
+    if not settings.dev:
+        (settings.data_dir / "functions").mkdir(exist_ok=True, mode=0o700)
+    rotation = RotationEngine(sm, db, runtime, functions.resolve, RotationSettings.from_env())
     server: Server
 
     async def startup() -> None:
         server.tasks.append(asyncio.create_task(_purge_loop(sm, settings.purge_interval_seconds)))
+        server.tasks.append(asyncio.create_task(rotation.run()))
 
     async def shutdown() -> None:
         for task in server.tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        runtime.close()
+        functions.close()
         db.close()
 
     async def reset() -> None:
         def wipe(tx: Any) -> None:
-            for table in ("stages", "versions", "policies", "secrets"):
+            for table in ("rotation_steps", "rotations", "stages", "versions", "policies", "secrets", "functions"):
                 tx.execute(f"DELETE FROM {table}")
 
         await db.write(wipe)
@@ -92,11 +127,13 @@ def build(settings: config.Settings) -> Server:
         return {"storage": db.dialect, "schema": db.schema_version(), "dev": settings.dev,
                 "account": settings.account_id}
 
-    app = App(services=[Service("secretsmanager", JSONProtocol("secretsmanager"), sm.handlers)],
+    app = App(services=[Service("secretsmanager", JSONProtocol("secretsmanager"), sm.handlers),
+                        Service("lambda", RestJSONProtocol("lambda", LAMBDA_OPERATIONS), functions.handlers,
+                                max_body_bytes=70 * 1024 * 1024)],
               verifier=verifier, dev=settings.dev, account_id=settings.account_id,
               max_body_bytes=settings.max_body_bytes, on_startup=startup, on_shutdown=shutdown,
               on_reset=reset, health=health)
-    server = Server(settings, app, db, sm, keys, admin_id, credentials_file)
+    server = Server(settings, app, db, sm, functions, rotation, keys, admin_id, credentials_file)
     return server
 
 
@@ -108,6 +145,10 @@ async def _purge_loop(sm: SecretsManager, interval: float) -> None:
         except Exception:  # noqa: BLE001 - keep purging on the next tick
             log.exception("purge of deleted secrets failed")
         await asyncio.sleep(interval)
+
+
+def _loopback(host: str) -> str:
+    return "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
 
 
 def describe_endpoint(server: Server) -> str:

@@ -92,8 +92,61 @@ MIGRATIONS: list[list[str]] = [
             PRIMARY KEY (secret_id, policy_name)
         )""",
     ],
-    # 2: Lambda functions, their permissions and invocation logs (the Lambda issue fills this in).
-    [],
-    # 3: rotation jobs, attempts and history (the rotation engine fills this in).
-    [],
+    # 2: Lambda functions and their resource policies. Code is stored as the zip uploaded;
+    # the environment (which may hold secrets) is ciphertext under the account's key.
+    [
+        """CREATE TABLE functions (
+            account_id TEXT NOT NULL,
+            region TEXT NOT NULL,
+            name TEXT NOT NULL,
+            arn TEXT NOT NULL UNIQUE,
+            runtime TEXT NOT NULL,
+            handler TEXT NOT NULL,
+            role TEXT NOT NULL,
+            description TEXT NOT NULL DEFAULT '',
+            timeout INTEGER NOT NULL,
+            memory_size INTEGER NOT NULL,
+            environment_enc {blob},
+            code {blob} NOT NULL,
+            code_sha256 TEXT NOT NULL,
+            code_size BIGINT NOT NULL,
+            revision_id TEXT NOT NULL,
+            policy TEXT NOT NULL DEFAULT '[]',
+            last_modified {real} NOT NULL,
+            PRIMARY KEY (account_id, region, name)
+        )""",
+    ],
+    # 3: rotation jobs and the history of their attempts' steps.
+    [
+        "ALTER TABLE secrets ADD COLUMN rotation_due_at {real}",
+        """CREATE TABLE rotations (
+            id {pk},
+            secret_id BIGINT NOT NULL REFERENCES secrets (id) ON DELETE CASCADE,
+            token TEXT NOT NULL,
+            rotation_token TEXT NOT NULL,
+            function_arn TEXT NOT NULL,
+            immediate INTEGER NOT NULL,
+            state TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at {real} NOT NULL,
+            claimed_by TEXT,
+            claimed_until {real},
+            created_date {real} NOT NULL,
+            finished_date {real},
+            last_error TEXT,
+            UNIQUE (secret_id, token)
+        )""",
+        "CREATE INDEX rotations_due ON rotations (state, next_attempt_at)",
+        """CREATE TABLE rotation_steps (
+            id {pk},
+            rotation_id BIGINT NOT NULL REFERENCES rotations (id) ON DELETE CASCADE,
+            attempt INTEGER NOT NULL,
+            step TEXT NOT NULL,
+            started_date {real} NOT NULL,
+            duration_ms INTEGER NOT NULL,
+            outcome TEXT NOT NULL,
+            error TEXT
+        )""",
+        "CREATE INDEX rotation_steps_by_rotation ON rotation_steps (rotation_id, id)",
+    ],
 ]

@@ -58,6 +58,7 @@ class SecretRow:
     tags: list[dict[str, str]] = field(default_factory=list)
     primary_arn: str | None = None
     replicas: list[dict[str, Any]] = field(default_factory=list)
+    rotation_due_at: float | None = None  # the moment inside the window the scheduler picked
 
 
 SECRET_COLUMNS = [f.name for f in fields(SecretRow)]

@@ -1,0 +1,148 @@
+"""AWS's REST-JSON protocol (Lambda), generated from botocore's service model.
+
+Operations are found by method and path (the model's ``requestUri`` templates); members come
+from the path, the query string, headers and the JSON body as the model places them, and are
+validated with the same rules as JSON 1.1 (:mod:`strongroom.protocol.json`). Answers carry the
+model's status code, header members as headers, and either a raw payload (Invoke) or a JSON body.
+Errors are ``{"Type": "User", "message": ...}`` with ``x-amzn-ErrorType`` and the status the
+model's error shape declares.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+import botocore.session
+import orjson
+
+from strongroom.errors import AWSError
+from strongroom.protocol.json import _clean, _compile, _default, _serialization
+
+__all__ = ["RestJSONProtocol", "Response"]
+
+
+class Response:
+    __slots__ = ("status", "headers", "body")
+
+    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+
+def _template(uri: str) -> re.Pattern[str]:
+    path = uri.split("?", 1)[0]
+    pattern = re.sub(r"\\\{(\w+)(\\\+)?\\\}", lambda m: f"(?P<{m.group(1)}>{'.+' if m.group(2) else '[^/]+'})",
+                     re.escape(path))
+    return re.compile(f"^{pattern}$")
+
+
+def _coerce(value: str, kind: str) -> Any:
+    if kind in ("integer", "long"):
+        try:
+            return int(value)
+        except ValueError:
+            raise _serialization(f"'{value}' is not an integer.") from None
+    if kind == "boolean":
+        return value.lower() == "true"
+    return value
+
+
+class RestJSONProtocol:
+    def __init__(self, service_name: str, operations: list[str]) -> None:
+        self.model = botocore.session.get_session().get_service_model(service_name)
+        self.signing_name: str = self.model.metadata["signingName"]
+        self._routes: list[tuple[str, re.Pattern[str], str]] = []
+        self._checks = {}
+        for name in operations:
+            op = self.model.operation_model(name)
+            self._routes.append((op.http["method"], _template(op.http["requestUri"]), name))
+            self._checks[name] = _compile(op.input_shape) if op.input_shape is not None else None
+        self._errors = {s: self.model.shape_for(s).metadata.get("error", {}).get("httpStatusCode", 400)
+                        for s in self.model.shape_names if self.model.shape_for(s).metadata.get("exception")}
+
+    def route(self, method: str, path: str) -> tuple[str, dict[str, str]] | None:
+        allowed = False
+        for route_method, pattern, name in self._routes:
+            m = pattern.match(path)
+            if m:
+                if route_method == method:
+                    return name, {k: unquote(v) for k, v in m.groupdict().items()}
+                allowed = True
+        if allowed:
+            raise AWSError("MethodNotAllowedException", "The method is not allowed for this resource.", 405)
+        return None
+
+    def parse(self, operation: str, path_params: dict[str, str], query: str, headers: list[tuple[str, str]],
+              body: bytes) -> dict[str, Any]:
+        op = self.model.operation_model(operation)
+        shape = op.input_shape
+        if shape is None:
+            return {}
+        payload = shape.serialization.get("payload")
+        document: dict[str, Any] = {}
+        if payload is not None:
+            if body:
+                document[payload] = base64.b64encode(body).decode()  # the blob check decodes it again
+        elif body.strip():
+            try:
+                document = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                raise _serialization("The request body is not valid JSON.") from None
+            if not isinstance(document, dict):
+                raise _serialization("The request body must be a JSON object.")
+        lower_headers = {k.lower(): v for k, v in headers}
+        query_params = dict(parse_qsl(query, keep_blank_values=True))
+        for name, member in shape.members.items():
+            where = member.serialization.get("location")
+            wire = member.serialization.get("name", name)
+            if where == "uri" and wire in path_params:
+                document[name] = _coerce(path_params[wire], member.type_name)
+            elif where == "querystring" and wire in query_params:
+                document[name] = _coerce(query_params[wire], member.type_name)
+            elif where == "header" and wire.lower() in lower_headers:
+                document[name] = _coerce(lower_headers[wire.lower()], member.type_name)
+        errors: list[str] = []
+        params: dict[str, Any] = self._checks[operation](document, "", errors)
+        if errors:
+            count = len(errors)
+            raise AWSError("ValidationException",
+                           f"{count} validation error{'s' if count > 1 else ''} detected: " + "; ".join(errors))
+        return params
+
+    def serialize(self, operation: str, result: dict[str, Any]) -> Response:
+        op = self.model.operation_model(operation)
+        status = int(op.http.get("responseCode", 200))
+        shape = op.output_shape
+        headers: list[tuple[bytes, bytes]] = []
+        if shape is None:
+            return Response(status, headers, b"")
+        result = dict(result)
+        payload = shape.serialization.get("payload")
+        for name, member in shape.members.items():
+            where = member.serialization.get("location")
+            if name not in result:
+                continue
+            if where == "statusCode":
+                status = int(result.pop(name))
+            elif where == "header":
+                value = result.pop(name)
+                if value is not None:
+                    headers.append((member.serialization["name"].encode(), str(value).encode()))
+        if payload is not None:
+            body = result.get(payload) or b""
+            headers.append((b"content-type", b"application/json"))
+            return Response(status, headers, body if isinstance(body, bytes) else str(body).encode())
+        headers.append((b"content-type", b"application/json"))
+        if status == 204:
+            return Response(status, headers, b"")
+        return Response(status, headers, orjson.dumps(_clean(result), default=_default))
+
+    def serialize_error(self, error: AWSError) -> Response:
+        status = error.status if error.status != 400 else self._errors.get(error.code, 400)
+        body = orjson.dumps({"Type": "User", "message": error.message})
+        return Response(status, [(b"x-amzn-errortype", error.code.encode()),
+                                 (b"content-type", b"application/json")], body)

@@ -1,0 +1,1 @@
+"""Rotation: the engine (four steps, retries, schedules) and the function runtime."""

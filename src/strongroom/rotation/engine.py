@@ -1,0 +1,422 @@
+"""The rotation engine: RotateSecret, CancelRotateSecret, the four steps, retries and schedules.
+
+A rotation is a row in ``rotations`` (the job) whose token is the id of the new version. The
+RotateSecret call records the job and the value-less AWSPENDING version in one transaction and
+returns; the engine's loop then claims due jobs *through the database* (a lease in
+``claimed_by`` / ``claimed_until``), so several nodes on one PostgreSQL never run one rotation
+twice, and a node killed mid-rotation leaves a job another start picks up with the same token.
+
+An attempt invokes the function four times, in order: ``createSecret``, ``setSecret``,
+``testSecret``, ``finishSecret``. Between steps the engine re-reads the job: a cancelled or
+abandoned rotation stops at the next step boundary. After ``finishSecret`` it checks AWSCURRENT
+is on the token's version, removes AWSPENDING, sets ``LastRotatedDate`` and the next window.
+
+A failed step fails the attempt; the rotation is retried with the same token after a capped
+exponential back-off (``retry_base`` * 2^(attempt-1), at most ``retry_cap``), up to
+``max_attempts``; then it is marked failed and AWSPENDING stays on the partial version, as on AWS,
+until the next RotateSecret (which reattempts it) or a manual change. Every step's outcome,
+duration and error text (never a value) is recorded in ``rotation_steps``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import random
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from strongroom import clock
+from strongroom.domain import labels as L
+from strongroom.domain.schedule import ScheduleError, Schedule, next_window, parse_rules, pick_moment
+from strongroom.errors import AWSError
+from strongroom.rotation.runtime import FunctionRuntime, FunctionSpec
+from strongroom.services.context import RequestContext
+from strongroom.services.secretsmanager import messages as M
+from strongroom.store import Database, Tx
+from strongroom.store import secrets as q
+from strongroom.store.secrets import SecretRow, VersionRow
+
+__all__ = ["RotationEngine", "RotationSettings", "STEPS"]
+
+log = logging.getLogger("strongroom.rotation")
+audit = logging.getLogger("strongroom.audit")
+
+STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
+ACTIVE = ("queued", "running")
+
+NO_FUNCTION = "No Lambda rotation function ARN is associated with this secret."
+PREVIOUS_INCOMPLETE = "A previous rotation isn't complete. That rotation will be reattempted."
+CANNOT_INVOKE = ("Secrets Manager cannot invoke the specified Lambda function. Ensure that the function "
+                 "policy grants access to the principal secretsmanager.amazonaws.com.")
+
+
+@dataclass(frozen=True)
+class RotationSettings:
+    max_attempts: int = 5
+    retry_base: float = 30.0
+    retry_cap: float = 3600.0
+    poll_interval: float = 1.0
+    lease: float = 120.0
+
+    @classmethod
+    def from_env(cls) -> RotationSettings:
+        env = os.environ
+        return cls(max_attempts=int(env.get("STRONGROOM_ROTATION_MAX_ATTEMPTS", cls.max_attempts)),
+                   retry_base=float(env.get("STRONGROOM_ROTATION_RETRY_BASE_SECONDS", cls.retry_base)),
+                   retry_cap=float(env.get("STRONGROOM_ROTATION_RETRY_CAP_SECONDS", cls.retry_cap)),
+                   poll_interval=float(env.get("STRONGROOM_ROTATION_POLL_SECONDS", cls.poll_interval)))
+
+
+@dataclass
+class _Job:
+    id: int
+    secret_id: int
+    token: str
+    rotation_token: str
+    function_arn: str
+    immediate: bool
+    attempts: int
+
+
+Resolver = Callable[[Tx, str, str, str], "FunctionSpec | None"]
+
+
+class RotationEngine:
+    """Installs itself as ``SecretsManager.rotation``; its loop runs with the server."""
+
+    def __init__(self, sm: Any, db: Database, runtime: FunctionRuntime, resolve: Resolver,
+                 settings: RotationSettings | None = None, node_id: str | None = None) -> None:
+        self.sm = sm
+        self.db = db
+        self.runtime = runtime
+        self.resolve = resolve
+        self.settings = settings or RotationSettings()
+        self.node_id = node_id or uuid.uuid4().hex
+        self._wake = asyncio.Event()
+        sm.rotation = self
+
+    # ------------------------------------------------------------------------ the API calls
+
+    async def rotate_secret(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        token = p.get("ClientRequestToken")
+        if token is None:
+            raise M.invalid_parameter("You must provide a ClientRequestToken value.")  # unverified
+        rules = p.get("RotationRules")
+        schedule = None
+        if rules:
+            try:
+                schedule = parse_rules(rules)
+            except ScheduleError as exc:
+                raise M.invalid_parameter(str(exc)) from None
+        immediate = p.get("RotateImmediately", True)
+        now = clock.now()
+
+        def tx_fn(tx: Tx) -> dict[str, Any] | int:
+            secret = self.sm.find_live(tx, ctx, p["SecretId"])
+            function_arn = p.get("RotationLambdaARN") or secret.rotation_lambda_arn
+            if not function_arn:
+                raise M.invalid_request(NO_FUNCTION)
+            stages = q.stages_of(tx, secret.id)
+            pending, current = stages.get(L.AWSPENDING), stages.get(L.AWSCURRENT)
+            if pending is not None and pending != current and pending != token:
+                return secret.id  # refused below, after the stalled rotation is queued again
+            if self.resolve(tx, ctx.account_id, ctx.region, function_arn) is None:
+                raise AWSError("AccessDeniedException", CANNOT_INVOKE)
+            existing = tx.one("SELECT state FROM rotations WHERE secret_id = ? AND token = ?", (secret.id, token))
+            if existing is not None:
+                if existing[0] in ACTIVE:  # a retry of the same call: nothing new to do
+                    return {"ARN": secret.arn, "Name": secret.name, "VersionId": token}
+                if existing[0] == "succeeded":
+                    raise M.exists("A version with this ClientRequestToken already exists.")  # unverified
+            secret.rotation_lambda_arn = function_arn
+            if rules:
+                secret.rotation_rules = dict(rules)
+            secret.rotation_enabled = 1
+            columns = ["rotation_lambda_arn", "rotation_rules", "rotation_enabled"]
+            if secret.rotation_rules and not immediate:
+                self._schedule(secret, now, now)
+                columns += ["next_rotation_date", "rotation_due_at"]
+            q.update_secret(tx, secret, *columns)
+            self._enqueue(tx, secret, token, function_arn, immediate, now)
+            return {"ARN": secret.arn, "Name": secret.name, "VersionId": token}
+
+        out = await self.db.write(tx_fn)
+        if isinstance(out, int):
+            await self._reattempt(out)
+            raise M.invalid_request(PREVIOUS_INCOMPLETE)
+        self._wake.set()
+        del schedule
+        return out
+
+    async def _reattempt(self, secret_id: int) -> None:
+        """A rotation that gave up is tried again when someone asks for a new one, as AWS says."""
+        def tx_fn(tx: Tx) -> None:
+            pending = q.stages_of(tx, secret_id).get(L.AWSPENDING)
+            tx.execute("UPDATE rotations SET state = 'queued', attempts = 0, next_attempt_at = ?, finished_date = NULL "
+                       "WHERE secret_id = ? AND token = ? AND state = 'failed'", (clock.now(), secret_id, pending))
+
+        await self.db.write(tx_fn)
+        self._wake.set()
+
+    async def cancel_rotate_secret(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        def tx_fn(tx: Tx) -> dict[str, Any]:
+            secret = self.sm.find_live(tx, ctx, p["SecretId"])
+            pending = q.stages_of(tx, secret.id).get(L.AWSPENDING)
+            secret.rotation_enabled = 0
+            secret.next_rotation_date = None
+            secret.rotation_due_at = None
+            q.update_secret(tx, secret, "rotation_enabled", "next_rotation_date", "rotation_due_at")
+            tx.execute("UPDATE rotations SET state = 'cancelled', finished_date = ? WHERE secret_id = ? "
+                       "AND state IN ('queued', 'running')", (clock.now(), secret.id))
+            out = {"ARN": secret.arn, "Name": secret.name}
+            if pending is not None:
+                out["VersionId"] = pending
+            return out
+
+        return await self.db.write(tx_fn)  # type: ignore[no-any-return]
+
+    def abandoned(self, tx: Tx, secret: SecretRow, pending_version: str) -> None:
+        """A manual new AWSCURRENT ended the rotation whose pending version was ``pending_version``."""
+        tx.execute("UPDATE rotations SET state = 'abandoned', finished_date = ? WHERE secret_id = ? AND token = ? "
+                   "AND state IN ('queued', 'running', 'failed')", (clock.now(), secret.id, pending_version))
+        audit.info(json.dumps({"eventName": "RotationAbandoned", "secretArn": secret.arn,
+                               "versionId": pending_version}))
+
+    def value_changed(self, tx: Tx, secret: SecretRow, now: float) -> None:
+        """A new current value set by hand counts as a rotation for ``AutomaticallyAfterDays``."""
+        if secret.rotation_enabled and secret.rotation_rules and \
+                "AutomaticallyAfterDays" in secret.rotation_rules:
+            self._schedule(secret, now, now)
+            q.update_secret(tx, secret, "next_rotation_date", "rotation_due_at")
+
+    # --------------------------------------------------------------------------- internals
+
+    def _enqueue(self, tx: Tx, secret: SecretRow, token: str, function_arn: str, immediate: bool,
+                 now: float) -> None:
+        stages = q.stages_of(tx, secret.id)
+        if q.get_version(tx, secret.id, token) is None:
+            q.insert_version(tx, secret.id, VersionRow(token, now, None, 0, None, None))
+        if stages.get(L.AWSPENDING) != token:
+            q.set_stage(tx, secret.id, L.AWSPENDING, token)
+        tx.execute("DELETE FROM rotations WHERE secret_id = ? AND token = ? AND state NOT IN ('queued', 'running')",
+                   (secret.id, token))
+        tx.execute("INSERT INTO rotations (secret_id, token, rotation_token, function_arn, immediate, state, "
+                   "attempts, next_attempt_at, created_date) VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, ?)",
+                   (secret.id, token, str(uuid.uuid4()), function_arn, 1 if immediate else 0, now, now))
+        audit.info(json.dumps({"eventName": "RotationStarted", "secretArn": secret.arn, "versionId": token}))
+
+    def _schedule(self, secret: SecretRow, last: float, now: float) -> None:
+        try:
+            schedule: Schedule = parse_rules(secret.rotation_rules or {})
+        except ScheduleError:
+            secret.next_rotation_date = secret.rotation_due_at = None
+            return
+        start, end = next_window(schedule, last, now)
+        secret.rotation_due_at = pick_moment(start, end, now)
+        secret.next_rotation_date = end - 1 if end % 86400 == 0 else end
+
+    async def run(self) -> None:
+        """Claim and run due jobs, and start scheduled rotations, until cancelled."""
+        if self.db.dialect == "sqlite":
+            # One node owns a SQLite file: whatever it held when it stopped is its own to resume.
+            await self.db.write(lambda tx: tx.execute(
+                "UPDATE rotations SET claimed_by = NULL, claimed_until = NULL WHERE state IN ('queued', 'running')"))
+        while True:
+            try:
+                await self._start_scheduled()
+                while (job := await self._claim()) is not None:
+                    await self._run_job(job)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the loop must outlive any one failure
+                log.exception("rotation loop error")
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _start_scheduled(self) -> None:
+        now = clock.now()
+
+        def tx_fn(tx: Tx) -> None:
+            rows = tx.all("SELECT id FROM secrets WHERE rotation_enabled = 1 AND rotation_due_at <= ? "
+                          "AND deleted_date IS NULL LIMIT 50", (now,))
+            for (secret_id,) in rows:
+                secret = q.get_secret_by_id(tx, secret_id, lock=True)
+                if secret is None or not secret.rotation_lambda_arn:
+                    continue
+                active = tx.one("SELECT 1 FROM rotations WHERE secret_id = ? AND state IN ('queued', 'running')",
+                                (secret_id,))
+                secret.rotation_due_at = None
+                q.update_secret(tx, secret, "rotation_due_at")
+                stages = q.stages_of(tx, secret_id)
+                if active is None and stages.get(L.AWSPENDING) in (None, stages.get(L.AWSCURRENT)):
+                    self._enqueue(tx, secret, str(uuid.uuid4()), secret.rotation_lambda_arn, True, now)
+
+        await self.db.write(tx_fn)
+
+    async def _claim(self) -> _Job | None:
+        now = clock.now()
+
+        def tx_fn(tx: Tx) -> _Job | None:
+            row = tx.one("SELECT id, secret_id, token, rotation_token, function_arn, immediate, attempts "
+                         "FROM rotations WHERE state IN ('queued', 'running') AND next_attempt_at <= ? "
+                         "AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY next_attempt_at LIMIT 1",
+                         (now, now))
+            if row is None:
+                return None
+            claimed = tx.execute("UPDATE rotations SET claimed_by = ?, claimed_until = ?, state = 'running' "
+                                 "WHERE id = ? AND (claimed_until IS NULL OR claimed_until < ?)",
+                                 (self.node_id, now + self.settings.lease, row[0], now))
+            if claimed.rowcount != 1:
+                return None
+            return _Job(row[0], row[1], row[2], row[3], row[4], bool(row[5]), row[6])
+
+        return await self.db.write(tx_fn)
+
+    async def _still_wanted(self, job: _Job) -> tuple[SecretRow, FunctionSpec] | None:
+        """The secret and function for the next step, or None when the job must stop here."""
+        now = clock.now()
+
+        def tx_fn(tx: Tx) -> tuple[SecretRow, FunctionSpec] | None | str:
+            state = tx.one("SELECT state FROM rotations WHERE id = ?", (job.id,))
+            secret = q.get_secret_by_id(tx, job.secret_id)
+            if state is None or state[0] != "running" or secret is None or secret.deleted_date is not None:
+                return None
+            if q.stages_of(tx, job.secret_id).get(L.AWSPENDING) != job.token:
+                return None
+            tx.execute("UPDATE rotations SET claimed_until = ? WHERE id = ?", (now + self.settings.lease, job.id))
+            spec = self.resolve(tx, secret.account_id, secret.region, job.function_arn)
+            if spec is None:
+                return "missing"
+            return secret, spec
+
+        found = await self.db.write(tx_fn)
+        if found == "missing":
+            raise _StepFailed("AccessDeniedException: " + CANNOT_INVOKE)
+        return found  # type: ignore[return-value]
+
+    async def _run_job(self, job: _Job) -> None:
+        attempt = job.attempts + 1
+        await self.db.write(lambda tx: tx.execute("UPDATE rotations SET attempts = ? WHERE id = ?", (attempt, job.id)))
+        steps = STEPS if job.immediate else ("testSecret",)
+        try:
+            if not job.immediate:
+                await self._copy_current_to_pending(job)
+            for step in steps:
+                wanted = await self._still_wanted(job)
+                if wanted is None:
+                    log.info("rotation %s stopped before %s (cancelled or abandoned)", job.token, step)
+                    await self._release(job)
+                    return
+                secret, spec = wanted
+                event = {"Step": step, "SecretId": secret.arn, "ClientRequestToken": job.token,
+                         "RotationToken": job.rotation_token}
+                started = clock.now()
+                result = await asyncio.to_thread(self.runtime.invoke, spec, event)
+                await self._record(job, attempt, step, started, result.duration_ms,
+                                   "succeeded" if result.ok else "failed", result.error_text or None)
+                if not result.ok:
+                    raise _StepFailed(f"{step} failed: {result.error_text}")
+            await self._finish(job)
+        except _StepFailed as failure:
+            await self._failed(job, attempt, str(failure))
+
+    async def _copy_current_to_pending(self, job: _Job) -> None:
+        """RotateImmediately=false: testSecret runs against a pending copy of the current value."""
+        def tx_fn(tx: Tx) -> None:
+            secret = q.get_secret_by_id(tx, job.secret_id, lock=True)
+            if secret is None:
+                return
+            current = q.stages_of(tx, job.secret_id).get(L.AWSCURRENT)
+            version = q.get_version(tx, job.secret_id, job.token)
+            if current is None or version is None or version.value_kind != 0:
+                return
+            old = q.get_version(tx, job.secret_id, current)
+            assert old is not None
+            value = self.sm.cipher.decrypt(tx, secret.account_id, secret.region, old.key_ref or "", secret.arn,
+                                           current, old.value_kind, old.ciphertext or b"")
+            q.fill_version(tx, job.secret_id, self.sm._new_version(tx, secret, job.token, value, version.created_date))
+
+        await self.db.write(tx_fn)
+
+    async def _record(self, job: _Job, attempt: int, step: str, started: float, duration_ms: int, outcome: str,
+                      error: str | None) -> None:
+        await self.db.write(lambda tx: tx.execute(
+            "INSERT INTO rotation_steps (rotation_id, attempt, step, started_date, duration_ms, outcome, error) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)", (job.id, attempt, step, started, duration_ms, outcome,
+                                             (error or "")[:2000] or None)))
+
+    async def _finish(self, job: _Job) -> None:
+        now = clock.now()
+
+        def tx_fn(tx: Tx) -> None:
+            secret = q.get_secret_by_id(tx, job.secret_id, lock=True)
+            if secret is None:
+                return
+            stages = q.stages_of(tx, job.secret_id)
+            if job.immediate and stages.get(L.AWSCURRENT) != job.token:
+                raise _StepFailed("finishSecret did not move AWSCURRENT to the new version")
+            if stages.get(L.AWSPENDING) == job.token:
+                q.remove_stage(tx, job.secret_id, L.AWSPENDING)
+            if not job.immediate:
+                q.delete_version(tx, job.secret_id, job.token)
+            else:
+                secret.last_rotated_date = now
+                if secret.rotation_enabled and secret.rotation_rules:
+                    self._schedule(secret, now, now)
+                q.update_secret(tx, secret, "last_rotated_date", "next_rotation_date", "rotation_due_at")
+            tx.execute("UPDATE rotations SET state = 'succeeded', finished_date = ?, claimed_until = NULL, "
+                       "last_error = NULL WHERE id = ?", (now, job.id))
+            audit.info(json.dumps({"eventName": "RotationSucceeded", "secretArn": secret.arn, "versionId": job.token}))
+
+        try:
+            await self.db.write(tx_fn)
+        except _StepFailed as failure:
+            await self._failed(job, job.attempts + 1, str(failure))
+
+    async def _failed(self, job: _Job, attempt: int, error: str) -> None:
+        now = clock.now()
+        s = self.settings
+        final = attempt >= s.max_attempts
+        delay = min(s.retry_cap, s.retry_base * 2 ** (attempt - 1)) * random.uniform(0.9, 1.1)
+
+        def tx_fn(tx: Tx) -> None:
+            tx.execute("UPDATE rotations SET state = ?, next_attempt_at = ?, claimed_until = NULL, last_error = ?, "
+                       "finished_date = ? WHERE id = ? AND state = 'running'",
+                       ("failed" if final else "running", now + delay, error[:2000], now if final else None, job.id))
+
+        await self.db.write(tx_fn)
+        log.warning("rotation %s attempt %d failed: %s", job.token, attempt, error[:500])
+        audit.info(json.dumps({"eventName": "RotationFailed", "secretId": job.secret_id, "versionId": job.token,
+                               "attempt": attempt, "final": final}))
+
+    async def _release(self, job: _Job) -> None:
+        await self.db.write(lambda tx: tx.execute(
+            "UPDATE rotations SET claimed_until = NULL, state = CASE WHEN state = 'running' THEN 'abandoned' "
+            "ELSE state END, finished_date = ? WHERE id = ?", (clock.now(), job.id)))
+
+    # ------------------------------------------------------------------------------ history
+
+    def history(self, tx: Tx, secret_id: int) -> list[dict[str, Any]]:
+        """Every rotation of a secret, newest first, with its steps. No values, ever."""
+        out = []
+        for row in tx.all("SELECT id, token, state, attempts, created_date, finished_date, last_error, function_arn "
+                          "FROM rotations WHERE secret_id = ? ORDER BY id DESC", (secret_id,)):
+            steps = [{"Attempt": s[0], "Step": s[1], "Started": s[2], "DurationMs": s[3], "Outcome": s[4],
+                      "Error": s[5]}
+                     for s in tx.all("SELECT attempt, step, started_date, duration_ms, outcome, error "
+                                     "FROM rotation_steps WHERE rotation_id = ? ORDER BY id", (row[0],))]
+            out.append({"VersionId": row[1], "State": row[2], "Attempts": row[3], "Started": row[4],
+                        "Finished": row[5], "LastError": row[6], "RotationLambdaARN": row[7], "Steps": steps})
+        return out
+
+
+class _StepFailed(Exception):
+    pass

@@ -1,0 +1,167 @@
+"""Function runtime: warm worker processes running Lambda-style handlers.
+
+A :class:`FunctionSpec` says what to run (handler, code directory, environment, timeout, memory).
+Workers are kept warm per spec key (the function's ARN and code hash), reused one invocation at
+a time, replaced when the code or configuration changes (the key changes), killed at their
+timeout, and capped in memory (``RLIMIT_AS``). A worker lives at most ``max_age`` seconds, so its
+short-lived credentials are always fresh.
+
+``invoke`` blocks; the engine calls it from a thread.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import select
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["FunctionSpec", "FunctionRuntime", "InvokeResult"]
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    key: str                         # changes whenever code or configuration changes
+    arn: str
+    name: str
+    handler: str
+    code_dir: str | None = None
+    timeout: float = 30.0
+    memory_mb: int = 512
+    environment: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class InvokeResult:
+    ok: bool
+    result: Any = None
+    error: dict[str, Any] | None = None
+    logs: str = ""
+    duration_ms: int = 0
+
+    @property
+    def error_text(self) -> str:
+        if self.error is None:
+            return ""
+        return f"{self.error.get('errorType', 'Error')}: {self.error.get('errorMessage', '')}"
+
+
+class _Worker:
+    def __init__(self, spec: FunctionSpec, env: dict[str, str]) -> None:
+        args = [sys.executable, "-m", "strongroom.rotation.worker", spec.handler]
+        if spec.code_dir:
+            args.append(spec.code_dir)
+        memory = spec.memory_mb * 1024 * 1024 + 512 * 1024 * 1024  # the interpreter's own share
+
+        def limits() -> None:
+            resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, env=env, preexec_fn=limits,
+                                     cwd=spec.code_dir or None)
+        self.started = time.monotonic()
+
+    def call(self, request: dict[str, Any], timeout: float) -> dict[str, Any] | None:
+        """The answer, or None when the worker died or ran out of time (it is then killed)."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        try:
+            self.proc.stdin.write(json.dumps(request).encode() + b"\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            self.kill()
+            return None
+        deadline = time.monotonic() + timeout
+        line = b""
+        fd = self.proc.stdout.fileno()
+        while not line.endswith(b"\n"):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self.kill()
+                return None
+            ready, _, _ = select.select([fd], [], [], remaining)
+            if not ready:
+                continue
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                self.kill()
+                return None
+            line += chunk
+        return json.loads(line)  # type: ignore[no-any-return]
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                stream.close()
+
+
+class FunctionRuntime:
+    def __init__(self, base_env: Callable[[FunctionSpec], dict[str, str]], max_age: float = 900.0) -> None:
+        self._base_env = base_env
+        self._max_age = max_age
+        self._idle: dict[str, list[_Worker]] = {}
+        self._lock = threading.Lock()
+
+    def _take(self, spec: FunctionSpec) -> _Worker:
+        with self._lock:
+            pool = self._idle.get(spec.key, [])
+            while pool:
+                worker = pool.pop()
+                if worker.alive() and time.monotonic() - worker.started < self._max_age:
+                    return worker
+                worker.kill()
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "HOME": os.environ.get("HOME", "/tmp")}
+        env.update(self._base_env(spec))
+        env.update(spec.environment)
+        return _Worker(spec, env)
+
+    def _give_back(self, spec: FunctionSpec, worker: _Worker) -> None:
+        with self._lock:
+            stale = [k for k in self._idle if k.split("#", 1)[0] == spec.arn and k != spec.key]
+            for key in stale:  # code or configuration changed: the old workers go
+                for old in self._idle.pop(key):
+                    old.kill()
+            self._idle.setdefault(spec.key, []).append(worker)
+
+    def invoke(self, spec: FunctionSpec, event: Any) -> InvokeResult:
+        started = time.monotonic()
+        worker = self._take(spec)
+        answer = worker.call({"event": event, "timeout": spec.timeout, "request_id": str(uuid.uuid4())},
+                             spec.timeout)
+        duration = int((time.monotonic() - started) * 1000)
+        if answer is None:
+            message = f"Task timed out after {spec.timeout:.2f} seconds" if worker.proc.returncode in (-9, None) \
+                else f"Runtime exited with error: exit status {worker.proc.returncode}"
+            return InvokeResult(False, error={"errorType": "Sandbox.Timedout" if "timed out" in message
+                                              else "Runtime.ExitError", "errorMessage": message},
+                                duration_ms=duration)
+        self._give_back(spec, worker)
+        return InvokeResult(bool(answer.get("ok")), answer.get("result"), answer.get("error"),
+                            answer.get("logs", ""), duration)
+
+    def forget(self, arn: str) -> None:
+        with self._lock:
+            for key in [k for k in self._idle if k.split("#", 1)[0] == arn]:
+                for worker in self._idle.pop(key):
+                    worker.kill()
+
+    def close(self) -> None:
+        with self._lock:
+            for pool in self._idle.values():
+                for worker in pool:
+                    worker.kill()
+            self._idle.clear()

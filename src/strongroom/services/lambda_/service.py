@@ -1,0 +1,424 @@
+"""The part of the AWS Lambda API that rotation needs, in Lambda's own wire format.
+
+Functions are zip archives with a ``python3.x`` handler, stored in the database (the environment
+as ciphertext), unpacked once per code hash under ``DATA_DIR/functions/<sha256>/`` and run by
+:class:`~strongroom.rotation.runtime.FunctionRuntime` in warm worker processes.
+
+Built-in rotators (``strongroom-postgresql-single-user``, ``-postgresql-multi-user``,
+``-mysql-single-user``, ``-mysql-multi-user``) exist in every account and region without being
+created; they cannot be changed or deleted, and Secrets Manager may always invoke them.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import io
+import json
+import os
+import tempfile
+import threading
+import uuid
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from strongroom import clock
+from strongroom.errors import AWSError
+from strongroom.rotation.runtime import FunctionRuntime, FunctionSpec
+from strongroom.services.context import RequestContext
+from strongroom.services.secretsmanager.values import ValueCipher
+from strongroom.store import Conflict, Database, Tx
+
+__all__ = ["Lambda", "BUILTINS", "OPERATIONS"]
+
+BUILTINS = {
+    "strongroom-postgresql-single-user": "strongroom.rotation.builtin.postgresql:single_user",
+    "strongroom-postgresql-multi-user": "strongroom.rotation.builtin.postgresql:multi_user",
+    "strongroom-mysql-single-user": "strongroom.rotation.builtin.mysql:single_user",
+    "strongroom-mysql-multi-user": "strongroom.rotation.builtin.mysql:multi_user",
+}
+OPERATIONS = ["CreateFunction", "GetFunction", "GetFunctionConfiguration", "ListFunctions", "UpdateFunctionCode",
+              "UpdateFunctionConfiguration", "DeleteFunction", "Invoke", "AddPermission", "RemovePermission",
+              "GetPolicy"]
+SECRETS_MANAGER = "secretsmanager.amazonaws.com"
+_ENV_KEY = "strongroom:lambda-environment"
+_COLUMNS = ("name", "arn", "runtime", "handler", "role", "description", "timeout", "memory_size", "environment_enc",
+            "code_sha256", "code_size", "revision_id", "policy", "last_modified")
+
+
+def _not_found(arn: str) -> AWSError:
+    return AWSError("ResourceNotFoundException", f"Function not found: {arn}", 404)
+
+
+def _invalid(message: str) -> AWSError:
+    return AWSError("InvalidParameterValueException", message)
+
+
+def _timestamp(t: float) -> str:
+    return dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
+
+
+def parse_function_ref(ref: str, account_id: str, region: str) -> tuple[str, str, str]:
+    """(account, region, name) from a name, a partial ARN or a full ARN (qualifiers dropped)."""
+    if ref.startswith("arn:"):
+        parts = ref.split(":")
+        if len(parts) < 7 or parts[2] != "lambda" or parts[5] != "function":
+            raise _invalid(f"The function ARN {ref} is not valid.")
+        return parts[4], parts[3], parts[6]
+    parts = ref.split(":")
+    if len(parts) >= 3 and parts[1] == "function":
+        return parts[0], region, parts[2]
+    return account_id, region, parts[0]
+
+
+class Lambda:
+    def __init__(self, db: Database, cipher: ValueCipher, runtime: FunctionRuntime, code_root: Path | None) -> None:
+        self.db = db
+        self.cipher = cipher
+        self.runtime = runtime
+        self._tmp = None
+        if code_root is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="strongroom-functions-")
+            code_root = Path(self._tmp.name)
+        self.code_root = code_root
+        self._unpack_lock = threading.Lock()
+        self.handlers = {name: getattr(self, _snake(name)) for name in OPERATIONS}
+
+    def close(self) -> None:
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    # --------------------------------------------------------------------------- resolution
+
+    def resolve(self, tx: Tx, account_id: str, region: str, function_ref: str) -> FunctionSpec | None:
+        """What the rotation engine runs for ``function_ref``, or None when it may not run it."""
+        try:
+            acct, reg, name = parse_function_ref(function_ref, account_id, region)
+        except AWSError:
+            return None
+        if acct != account_id or reg != region:
+            return None
+        arn = f"arn:aws:lambda:{region}:{account_id}:function:{name}"
+        if name in BUILTINS:
+            return FunctionSpec(key=f"{arn}#builtin", arn=arn, name=name, handler=BUILTINS[name], timeout=60.0)
+        row = self._row(tx, account_id, region, name)
+        if row is None or not _allows_secretsmanager(json.loads(row["policy"])):
+            return None
+        return self._spec(tx, account_id, region, row)
+
+    def _spec(self, tx: Tx, account_id: str, region: str, row: dict[str, Any]) -> FunctionSpec:
+        env = self._environment(tx, account_id, region, row)
+        code_dir = self._unpack(tx, account_id, region, row["name"], row["code_sha256"])
+        return FunctionSpec(key=f"{row['arn']}#{row['revision_id']}", arn=row["arn"], name=row["name"],
+                            handler=row["handler"], code_dir=str(code_dir), timeout=float(row["timeout"]),
+                            memory_mb=int(row["memory_size"]), environment=env)
+
+    def _unpack(self, tx: Tx, account_id: str, region: str, name: str, sha: str) -> Path:
+        target = self.code_root / base64.urlsafe_b64decode(sha).hex()
+        if target.exists():
+            return target
+        blob = tx.one("SELECT code FROM functions WHERE account_id = ? AND region = ? AND name = ?",
+                      (account_id, region, name))
+        assert blob is not None
+        with self._unpack_lock:
+            if not target.exists():
+                staging = Path(tempfile.mkdtemp(dir=self.code_root))
+                _extract(bytes(blob[0]), staging)
+                os.replace(staging, target)
+        return target
+
+    # ------------------------------------------------------------------------------- rows
+
+    def _row(self, tx: Tx, account_id: str, region: str, name: str) -> dict[str, Any] | None:
+        row = tx.one(f"SELECT {', '.join(_COLUMNS)} FROM functions WHERE account_id = ? AND region = ? AND name = ?",
+                     (account_id, region, name))
+        return None if row is None else dict(zip(_COLUMNS, row))
+
+    def _find(self, tx: Tx, ctx: RequestContext, ref: str) -> dict[str, Any]:
+        acct, region, name = parse_function_ref(ref, ctx.account_id, ctx.region)
+        arn = f"arn:aws:lambda:{region}:{acct}:function:{name}"
+        if acct != ctx.account_id or region != ctx.region:
+            raise _not_found(arn)
+        row = self._row(tx, acct, region, name)
+        if row is None:
+            if name in BUILTINS:
+                raise _invalid(f"{name} is a strongroom built-in function; it cannot be read or changed.")
+            raise _not_found(arn)
+        return row
+
+    def _environment(self, tx: Tx, account_id: str, region: str, row: dict[str, Any]) -> dict[str, str]:
+        blob = row["environment_enc"]
+        if not blob:
+            return {}
+        plain = self.cipher.decrypt(tx, account_id, region, _ENV_KEY, row["arn"], "environment", 1, bytes(blob))
+        return json.loads(plain)  # type: ignore[no-any-return]
+
+    def _seal_environment(self, tx: Tx, ctx: RequestContext, arn: str, variables: dict[str, str] | None) -> bytes | None:
+        if not variables:
+            return None
+        reserved = sorted(k for k in variables if k.startswith("AWS_") and k not in ("AWS_ENDPOINT_URL",))
+        if reserved:
+            raise _invalid(f"Lambda was unable to configure your environment variables because the environment "
+                           f"variables you have provided contains reserved keys that are currently not supported "
+                           f"for modification. Reserved keys used in this request: {', '.join(reserved)}")
+        _, blob = self.cipher.encrypt(tx, ctx.account_id, ctx.region, _ENV_KEY, arn, "environment",
+                                      json.dumps(variables))
+        return blob
+
+    def _configuration(self, tx: Tx, ctx: RequestContext, row: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "FunctionName": row["name"], "FunctionArn": row["arn"], "Runtime": row["runtime"], "Role": row["role"],
+            "Handler": row["handler"], "CodeSize": row["code_size"], "Description": row["description"],
+            "Timeout": row["timeout"], "MemorySize": row["memory_size"], "LastModified": _timestamp(row["last_modified"]),
+            "CodeSha256": row["code_sha256"], "Version": "$LATEST", "RevisionId": row["revision_id"],
+            "State": "Active", "LastUpdateStatus": "Successful", "PackageType": "Zip", "Architectures": ["x86_64"],
+        }
+        env = self._environment(tx, ctx.account_id, ctx.region, row)
+        if env:
+            out["Environment"] = {"Variables": env}
+        return out
+
+    # ------------------------------------------------------------------------- operations
+
+    async def create_function(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        name = p["FunctionName"]
+        _, _, name = parse_function_ref(name, ctx.account_id, ctx.region)
+        if name in BUILTINS:
+            raise AWSError("ResourceConflictException", f"Function already exist: {name}", 409)
+        runtime = p.get("Runtime", "")
+        if not runtime.startswith("python3"):
+            raise _invalid(f"The runtime parameter of {runtime or 'null'} is not supported by strongroom; "
+                           "use a python3.x runtime.")
+        if p.get("PackageType", "Zip") != "Zip":
+            raise _invalid("strongroom runs zip packages only.")
+        code = p.get("Code", {}).get("ZipFile")
+        if code is None:
+            raise _invalid("strongroom takes function code as Code.ZipFile; S3 and image code are not supported.")
+        _check_zip(code)
+        if not p.get("Handler"):
+            raise _invalid("Handler is required for a zip package.")
+        arn = f"arn:aws:lambda:{ctx.region}:{ctx.account_id}:function:{name}"
+        now = clock.now()
+        sha = base64.b64encode(hashlib.sha256(code).digest()).decode()
+
+        def tx_fn(tx: Tx) -> dict[str, Any]:
+            env = self._seal_environment(tx, ctx, arn, p.get("Environment", {}).get("Variables"))
+            try:
+                tx.execute("INSERT INTO functions (account_id, region, name, arn, runtime, handler, role, description, "
+                           "timeout, memory_size, environment_enc, code, code_sha256, code_size, revision_id, policy, "
+                           "last_modified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '[]', ?)",
+                           (ctx.account_id, ctx.region, name, arn, runtime, p["Handler"], p["Role"],
+                            p.get("Description", ""), p.get("Timeout", 3), p.get("MemorySize", 128), env, code, sha,
+                            len(code), str(uuid.uuid4()), now))
+            except Conflict:
+                raise AWSError("ResourceConflictException", f"Function already exist: {name}", 409) from None
+            row = self._row(tx, ctx.account_id, ctx.region, name)
+            assert row is not None
+            return self._configuration(tx, ctx, row)
+
+        return await self.db.write(tx_fn)  # type: ignore[no-any-return]
+
+    async def get_function(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        def tx_fn(tx: Tx) -> dict[str, Any]:
+            row = self._find(tx, ctx, p["FunctionName"])
+            return {"Configuration": self._configuration(tx, ctx, row), "Code": {"RepositoryType": "S3"}}
+
+        return await self.db.read(tx_fn)  # type: ignore[no-any-return]
+
+    async def get_function_configuration(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        return await self.db.read(lambda tx: self._configuration(tx, ctx, self._find(tx, ctx, p["FunctionName"])))  # type: ignore[no-any-return]
+
+    async def list_functions(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        limit = min(int(p.get("MaxItems", 50)), 50)
+        marker = p.get("Marker", "")
+
+        def tx_fn(tx: Tx) -> dict[str, Any]:
+            rows = tx.all(f"SELECT {', '.join(_COLUMNS)} FROM functions WHERE account_id = ? AND region = ? "
+                          "AND name > ? ORDER BY name LIMIT ?", (ctx.account_id, ctx.region, marker, limit + 1))
+            items = [dict(zip(_COLUMNS, r)) for r in rows]
+            out: dict[str, Any] = {"Functions": [self._configuration(tx, ctx, r) for r in items[:limit]]}
+            if len(items) > limit:
+                out["NextMarker"] = items[limit - 1]["name"]
+            return out
+
+        return await self.db.read(tx_fn)  # type: ignore[no-any-return]
+
+    async def update_function_code(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        code = p.get("ZipFile")
+        if code is None:
+            raise _invalid("strongroom takes function code as ZipFile; S3 and image code are not supported.")
+        _check_zip(code)
+        sha = base64.b64encode(hashlib.sha256(code).digest()).decode()
+
+        def tx_fn(tx: Tx) -> dict[str, Any]:
+            row = self._find(tx, ctx, p["FunctionName"])
+            tx.execute("UPDATE functions SET code = ?, code_sha256 = ?, code_size = ?, revision_id = ?, last_modified = ? "
+                       "WHERE arn = ?", (code, sha, len(code), str(uuid.uuid4()), clock.now(), row["arn"]))
+            return self._configuration(tx, ctx, self._find(tx, ctx, row["arn"]))
+
+        out = await self.db.write(tx_fn)
+        self.runtime.forget(out["FunctionArn"])
+        return out  # type: ignore[no-any-return]
+
+    async def update_function_configuration(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        def tx_fn(tx: Tx) -> dict[str, Any]:
+            row = self._find(tx, ctx, p["FunctionName"])
+            if "Runtime" in p and not p["Runtime"].startswith("python3"):
+                raise _invalid(f"The runtime parameter of {p['Runtime']} is not supported by strongroom.")
+            changes = {"runtime": p.get("Runtime"), "handler": p.get("Handler"), "role": p.get("Role"),
+                       "description": p.get("Description"), "timeout": p.get("Timeout"),
+                       "memory_size": p.get("MemorySize")}
+            if "Environment" in p:
+                changes["environment_enc"] = self._seal_environment(tx, ctx, row["arn"],
+                                                                    p["Environment"].get("Variables"))
+            sets = {k: v for k, v in changes.items() if v is not None or k == "environment_enc" and "Environment" in p}
+            sets["revision_id"] = str(uuid.uuid4())
+            sets["last_modified"] = clock.now()
+            tx.execute(f"UPDATE functions SET {', '.join(f'{k} = ?' for k in sets)} WHERE arn = ?",
+                       [*sets.values(), row["arn"]])
+            return self._configuration(tx, ctx, self._find(tx, ctx, row["arn"]))
+
+        out = await self.db.write(tx_fn)
+        self.runtime.forget(out["FunctionArn"])
+        return out  # type: ignore[no-any-return]
+
+    async def delete_function(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        def tx_fn(tx: Tx) -> str:
+            row = self._find(tx, ctx, p["FunctionName"])
+            tx.execute("DELETE FROM functions WHERE arn = ?", (row["arn"],))
+            return str(row["arn"])
+
+        arn = await self.db.write(tx_fn)
+        self.runtime.forget(arn)
+        return {"StatusCode": 204}
+
+    async def invoke(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        import asyncio
+
+        kind = p.get("InvocationType", "RequestResponse")
+        payload = p.get("Payload") or b"{}"
+        try:
+            event = json.loads(payload)
+        except ValueError:
+            raise AWSError("InvalidRequestContentException", "Could not parse request body into json: "
+                           "Unexpected character.", 400) from None
+
+        def tx_fn(tx: Tx) -> FunctionSpec:
+            _, _, name = parse_function_ref(p["FunctionName"], ctx.account_id, ctx.region)
+            if name in BUILTINS:
+                spec = self.resolve(tx, ctx.account_id, ctx.region, p["FunctionName"])
+                if spec is None:
+                    raise _not_found(p["FunctionName"])
+                return spec
+            row = self._find(tx, ctx, p["FunctionName"])
+            return self._spec(tx, ctx.account_id, ctx.region, row)
+
+        spec = await self.db.read(tx_fn)
+        if kind == "DryRun":
+            return {"StatusCode": 204}
+        if kind == "Event":
+            asyncio.get_running_loop().run_in_executor(None, self.runtime.invoke, spec, event)
+            return {"StatusCode": 202}
+        result = await asyncio.to_thread(self.runtime.invoke, spec, event)
+        out: dict[str, Any] = {"StatusCode": 200, "ExecutedVersion": "$LATEST"}
+        if result.ok:
+            out["Payload"] = json.dumps(result.result).encode()
+        else:
+            out["FunctionError"] = "Unhandled"
+            out["Payload"] = json.dumps(result.error).encode()
+        if p.get("LogType") == "Tail":
+            out["LogResult"] = base64.b64encode(result.logs.encode()[-4096:]).decode()
+        return out
+
+    async def add_permission(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        def tx_fn(tx: Tx) -> dict[str, Any]:
+            row = self._find(tx, ctx, p["FunctionName"])
+            statements = json.loads(row["policy"])
+            sid = p["StatementId"]
+            if any(s["Sid"] == sid for s in statements):
+                raise AWSError("ResourceConflictException",
+                               f"The statement id ({sid}) provided already exists. Please provide a new statement id, "
+                               "or remove the existing statement.", 409)
+            principal = p["Principal"]
+            statement: dict[str, Any] = {
+                "Sid": sid, "Effect": "Allow",
+                "Principal": {"Service": principal} if principal.endswith(".amazonaws.com") else
+                             ("*" if principal == "*" else {"AWS": principal}),
+                "Action": p["Action"], "Resource": row["arn"]}
+            conditions: dict[str, Any] = {}
+            if "SourceArn" in p:
+                conditions["ArnLike"] = {"AWS:SourceArn": p["SourceArn"]}
+            if "SourceAccount" in p:
+                conditions["StringEquals"] = {"AWS:SourceAccount": p["SourceAccount"]}
+            if conditions:
+                statement["Condition"] = conditions
+            statements.append(statement)
+            tx.execute("UPDATE functions SET policy = ?, revision_id = ? WHERE arn = ?",
+                       (json.dumps(statements), str(uuid.uuid4()), row["arn"]))
+            return {"Statement": json.dumps(statement)}
+
+        return await self.db.write(tx_fn)  # type: ignore[no-any-return]
+
+    async def remove_permission(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        def tx_fn(tx: Tx) -> dict[str, Any]:
+            row = self._find(tx, ctx, p["FunctionName"])
+            statements = json.loads(row["policy"])
+            kept = [s for s in statements if s["Sid"] != p["StatementId"]]
+            if len(kept) == len(statements):
+                raise AWSError("ResourceNotFoundException",
+                               f"Statement {p['StatementId']} is not found in resource policy.", 404)
+            tx.execute("UPDATE functions SET policy = ?, revision_id = ? WHERE arn = ?",
+                       (json.dumps(kept), str(uuid.uuid4()), row["arn"]))
+            return {}
+
+        return await self.db.write(tx_fn)  # type: ignore[no-any-return]
+
+    async def get_policy(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        def tx_fn(tx: Tx) -> dict[str, Any]:
+            row = self._find(tx, ctx, p["FunctionName"])
+            statements = json.loads(row["policy"])
+            if not statements:
+                raise AWSError("ResourceNotFoundException", "The resource you requested does not exist.", 404)
+            document = {"Version": "2012-10-17", "Id": "default", "Statement": statements}
+            return {"Policy": json.dumps(document), "RevisionId": row["revision_id"]}
+
+        return await self.db.read(tx_fn)  # type: ignore[no-any-return]
+
+
+def _snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
+
+
+def _allows_secretsmanager(statements: list[dict[str, Any]]) -> bool:
+    for s in statements:
+        principal = s.get("Principal")
+        service = principal.get("Service") if isinstance(principal, dict) else principal
+        if s.get("Effect") == "Allow" and service in (SECRETS_MANAGER, "*") and \
+                s.get("Action") in ("lambda:InvokeFunction", "lambda:*", "*"):
+            return True
+    return False
+
+
+def _check_zip(code: bytes) -> None:
+    try:
+        with zipfile.ZipFile(io.BytesIO(code)) as z:
+            for info in z.infolist():
+                _safe_member(info.filename)
+    except zipfile.BadZipFile:
+        raise _invalid("Could not unzip uploaded file. Please check your file, then try to upload again.") from None
+
+
+def _safe_member(name: str) -> None:
+    parts = Path(name).parts
+    if name.startswith("/") or ".." in parts:
+        raise _invalid(f"The zip file holds an unsafe path: {name}")
+
+
+def _extract(code: bytes, target: Path) -> None:
+    with zipfile.ZipFile(io.BytesIO(code)) as z:
+        for info in z.infolist():
+            _safe_member(info.filename)
+        z.extractall(target)
+    os.chmod(target, 0o755)

@@ -1,0 +1,253 @@
+"""Rotation end to end: boto3 against a running server, functions in real worker processes."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import uuid
+import zipfile
+
+import pytest
+from botocore.exceptions import ClientError
+
+from strongroom.testing import ServerProcess
+
+# A rotation function in the shape of AWS's generic template: createSecret stores a new random
+# value on AWSPENDING, finishSecret moves AWSCURRENT. Environment variables make it fail or stall.
+FUNCTION = '''
+import os, time, boto3
+
+def lambda_handler(event, context):
+    sm = boto3.client("secretsmanager", endpoint_url=os.environ["SECRETS_MANAGER_ENDPOINT"])
+    arn, token, step = event["SecretId"], event["ClientRequestToken"], event["Step"]
+    meta = sm.describe_secret(SecretId=arn)
+    if not meta["RotationEnabled"]:
+        raise ValueError("Secret %s is not enabled for rotation" % arn)
+    stages = meta["VersionIdsToStages"]
+    if token not in stages:
+        raise ValueError("no stage for rotation")
+    if "AWSCURRENT" in stages[token]:
+        return
+    print("step", step, "remaining", context.get_remaining_time_in_millis())
+    if os.environ.get("FAIL_STEP") == step:
+        raise RuntimeError("failing on purpose in " + step)
+    if os.environ.get("SLEEP_STEP") == step:
+        time.sleep(float(os.environ["SLEEP_SECONDS"]))
+    if step == "createSecret":
+        try:
+            sm.get_secret_value(SecretId=arn, VersionId=token, VersionStage="AWSPENDING")
+        except sm.exceptions.ResourceNotFoundException:
+            pw = sm.get_random_password(ExcludeCharacters="/@\\"'\\\\")["RandomPassword"]
+            sm.put_secret_value(SecretId=arn, ClientRequestToken=token, SecretString=pw, VersionStages=["AWSPENDING"])
+    elif step == "finishSecret":
+        current = next(v for v, s in stages.items() if "AWSCURRENT" in s)
+        sm.update_secret_version_stage(SecretId=arn, VersionStage="AWSCURRENT", MoveToVersionId=token,
+                                       RemoveFromVersionId=current)
+'''
+
+FAST = {"STRONGROOM_ROTATION_RETRY_BASE_SECONDS": "0.3", "STRONGROOM_ROTATION_MAX_ATTEMPTS": "2",
+        "STRONGROOM_ROTATION_POLL_SECONDS": "0.2"}
+
+
+def zipped(source: str = FUNCTION) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("lambda_function.py", source)
+    return buf.getvalue()
+
+
+def make_function(lam, name: str, env: dict[str, str] | None = None, allow: bool = True) -> str:
+    arn = lam.create_function(FunctionName=name, Runtime="python3.11", Role="arn:aws:iam::123456789012:role/rot",
+                              Handler="lambda_function.lambda_handler", Code={"ZipFile": zipped()}, Timeout=30,
+                              Environment={"Variables": env or {}})["FunctionArn"]
+    if allow:
+        lam.add_permission(FunctionName=name, StatementId="sm", Action="lambda:InvokeFunction",
+                           Principal="secretsmanager.amazonaws.com")
+    return arn
+
+
+def wait_for(predicate, timeout: float = 30.0):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def pending_value(sm, name: str) -> str | None:
+    """The id of the AWSPENDING version once it has a value, else None."""
+    try:
+        return sm.get_secret_value(SecretId=name, VersionStage="AWSPENDING")["VersionId"]  # type: ignore[no-any-return]
+    except ClientError:
+        return None
+
+
+@pytest.fixture(scope="module")
+def rot_server():  # type: ignore[no-untyped-def]
+    with ServerProcess(env=FAST) as srv:
+        yield srv
+
+
+@pytest.fixture
+def clients(rot_server):  # type: ignore[no-untyped-def]
+    return rot_server.client(), rot_server.client("lambda")
+
+
+def test_rotation_runs_the_four_steps(clients):
+    sm, lam = clients
+    name = f"rot-{uuid.uuid4().hex[:8]}"
+    fn = make_function(lam, name)
+    first = sm.create_secret(Name=name, SecretString="initial")["VersionId"]
+    answer = sm.rotate_secret(SecretId=name, RotationLambdaARN=fn, RotationRules={"AutomaticallyAfterDays": 30})
+    token = answer["VersionId"]
+    assert set(answer) - {"ResponseMetadata"} == {"ARN", "Name", "VersionId"}
+    wait_for(lambda: "LastRotatedDate" in sm.describe_secret(SecretId=name))
+    described = sm.describe_secret(SecretId=name)
+    assert described["VersionIdsToStages"] == {token: ["AWSCURRENT"], first: ["AWSPREVIOUS"]}
+    assert described["RotationEnabled"] is True
+    assert described["RotationLambdaARN"] == fn
+    assert described["RotationRules"]["AutomaticallyAfterDays"] == 30
+    assert described["NextRotationDate"] > described["LastRotatedDate"]
+    new = sm.get_secret_value(SecretId=name)
+    assert new["VersionId"] == token and new["SecretString"] != "initial"
+    assert sm.get_secret_value(SecretId=name, VersionStage="AWSPREVIOUS")["SecretString"] == "initial"
+
+
+def test_pending_version_is_value_less_until_create_secret(clients):
+    sm, lam = clients
+    name = f"rot-{uuid.uuid4().hex[:8]}"
+    fn = make_function(lam, name, env={"SLEEP_STEP": "createSecret", "SLEEP_SECONDS": "2"})
+    sm.create_secret(Name=name, SecretString="v")
+    token = sm.rotate_secret(SecretId=name, RotationLambdaARN=fn)["VersionId"]
+    assert sm.describe_secret(SecretId=name)["VersionIdsToStages"][token] == ["AWSPENDING"]
+    with pytest.raises(ClientError) as exc:
+        sm.get_secret_value(SecretId=name, VersionStage="AWSPENDING")
+    assert exc.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    wait_for(lambda: "LastRotatedDate" in sm.describe_secret(SecretId=name))
+
+
+def test_refusals(clients):
+    sm, lam = clients
+    name = f"rot-{uuid.uuid4().hex[:8]}"
+    sm.create_secret(Name=name, SecretString="v")
+    with pytest.raises(ClientError) as exc:
+        sm.rotate_secret(SecretId=name)
+    assert exc.value.response["Error"] == {"Code": "InvalidRequestException",
+                                           "Message": "No Lambda rotation function ARN is associated with this secret."}
+    fn = make_function(lam, name, allow=False)
+    with pytest.raises(ClientError) as exc:
+        sm.rotate_secret(SecretId=name, RotationLambdaARN=fn)
+    assert exc.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert exc.value.response["Error"]["Message"] == (
+        "Secrets Manager cannot invoke the specified Lambda function. Ensure that the function policy grants "
+        "access to the principal secretsmanager.amazonaws.com.")
+    with pytest.raises(ClientError) as exc:
+        sm.rotate_secret(SecretId=name, RotationLambdaARN="arn:aws:lambda:us-west-2:1234566789012:function:Nope")
+    assert exc.value.response["Error"]["Code"] == "AccessDeniedException"
+    with pytest.raises(ClientError) as exc:
+        sm.rotate_secret(SecretId=name, RotationLambdaARN=fn,
+                         RotationRules={"AutomaticallyAfterDays": 2, "ScheduleExpression": "rate(10 days)"})
+    assert exc.value.response["Error"] == {
+        "Code": "InvalidParameterException",
+        "Message": "You cannot specify both rotation frequency and schedule expression together."}
+    # A refused call persists nothing.
+    described = sm.describe_secret(SecretId=name)
+    assert "RotationEnabled" not in described and "RotationLambdaARN" not in described
+    assert list(described["VersionIdsToStages"].values()) == [["AWSCURRENT"]]
+
+
+def test_failing_rotation_keeps_pending_and_blocks_a_new_one_until_a_manual_value(clients):
+    sm, lam = clients
+    name = f"rot-{uuid.uuid4().hex[:8]}"
+    fn = make_function(lam, name, env={"FAIL_STEP": "setSecret"})
+    first = sm.create_secret(Name=name, SecretString="v")["VersionId"]
+    token = sm.rotate_secret(SecretId=name, RotationLambdaARN=fn)["VersionId"]
+    # Two attempts (the server's setting here), each failing at setSecret, the value of createSecret kept.
+    wait_for(lambda: pending_value(sm, name) == token)
+    time.sleep(1.5)
+    stages = sm.describe_secret(SecretId=name)["VersionIdsToStages"]
+    assert stages == {first: ["AWSCURRENT"], token: ["AWSPENDING"]}
+    with pytest.raises(ClientError) as exc:
+        sm.rotate_secret(SecretId=name)
+    assert exc.value.response["Error"] == {
+        "Code": "InvalidRequestException",
+        "Message": "A previous rotation isn't complete. That rotation will be reattempted."}
+    manual = sm.put_secret_value(SecretId=name, SecretString="by hand")["VersionId"]
+    stages = sm.describe_secret(SecretId=name)["VersionIdsToStages"]
+    assert stages[manual] == ["AWSCURRENT"] and "AWSPENDING" not in stages.get(token, [])
+
+
+def test_cancel_keeps_configuration_and_drops_the_next_date(clients):
+    sm, lam = clients
+    name = f"rot-{uuid.uuid4().hex[:8]}"
+    fn = make_function(lam, name)
+    sm.create_secret(Name=name, SecretString="v")
+    sm.rotate_secret(SecretId=name, RotationLambdaARN=fn, RotationRules={"ScheduleExpression": "rate(10 days)"},
+                     RotateImmediately=False)
+    assert "NextRotationDate" in sm.describe_secret(SecretId=name)
+    answer = sm.cancel_rotate_secret(SecretId=name)
+    assert {"ARN", "Name"} <= set(answer)
+    described = sm.describe_secret(SecretId=name)
+    assert described["RotationEnabled"] is False
+    assert described["RotationLambdaARN"] == fn
+    assert described["RotationRules"]["ScheduleExpression"] == "rate(10 days)"
+    assert "NextRotationDate" not in described
+
+
+def test_rotate_immediately_false_only_tests(clients):
+    sm, lam = clients
+    name = f"rot-{uuid.uuid4().hex[:8]}"
+    fn = make_function(lam, name)
+    first = sm.create_secret(Name=name, SecretString="v")["VersionId"]
+    token = sm.rotate_secret(SecretId=name, RotationLambdaARN=fn, RotationRules={"AutomaticallyAfterDays": 7},
+                             RotateImmediately=False)["VersionId"]
+    wait_for(lambda: token not in sm.describe_secret(SecretId=name)["VersionIdsToStages"])
+    described = sm.describe_secret(SecretId=name)
+    assert described["VersionIdsToStages"] == {first: ["AWSCURRENT"]}
+    assert "LastRotatedDate" not in described
+    assert described["NextRotationDate"].timestamp() > time.time() + 6 * 86400
+
+
+def test_lambda_invoke_and_logs(clients):
+    sm, lam = clients
+    name = f"fn-{uuid.uuid4().hex[:8]}"
+    source = "def handler(event, context):\n    print('hello', event['x'])\n    if event.get('boom'):\n" \
+             "        raise ValueError('boom')\n    return {'twice': event['x'] * 2}\n"
+    lam.create_function(FunctionName=name, Runtime="python3.11", Role="arn:aws:iam::123456789012:role/r",
+                        Handler="lambda_function.handler", Code={"ZipFile": zipped(source)})
+    out = lam.invoke(FunctionName=name, Payload=json.dumps({"x": 21}), LogType="Tail")
+    assert json.loads(out["Payload"].read()) == {"twice": 42}
+    assert "hello 21" in __import__("base64").b64decode(out["LogResult"]).decode()
+    failed = lam.invoke(FunctionName=name, Payload=json.dumps({"x": 1, "boom": True}))
+    assert failed["FunctionError"] == "Unhandled"
+    assert json.loads(failed["Payload"].read())["errorMessage"] == "boom"
+    with pytest.raises(ClientError) as exc:
+        lam.get_function(FunctionName=name + "-missing")
+    assert exc.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    config = lam.get_function_configuration(FunctionName=name)
+    assert config["Handler"] == "lambda_function.handler" and config["Runtime"] == "python3.11"
+    assert name in [f["FunctionName"] for f in lam.list_functions()["Functions"]]
+    lam.delete_function(FunctionName=name)
+    with pytest.raises(ClientError):
+        lam.get_function(FunctionName=name)
+
+
+def test_kill_9_mid_rotation_resumes_exactly_once(tmp_path):
+    data_dir = tmp_path / "data"
+    srv = ServerProcess(data_dir=data_dir, env=FAST).start()
+    sm, lam = srv.client(), srv.client("lambda")
+    fn = make_function(lam, "slow", env={"SLEEP_STEP": "setSecret", "SLEEP_SECONDS": "3"})
+    first = sm.create_secret(Name="crashy", SecretString="v")["VersionId"]
+    token = sm.rotate_secret(SecretId="crashy", RotationLambdaARN=fn)["VersionId"]
+    wait_for(lambda: pending_value(sm, "crashy"))  # createSecret done, setSecret sleeping
+    srv.kill()
+    with ServerProcess(data_dir=data_dir, env=FAST) as again:
+        sm = again.client()
+        wait_for(lambda: "LastRotatedDate" in sm.describe_secret(SecretId="crashy"), timeout=40)
+        versions = sm.list_secret_version_ids(SecretId="crashy", IncludeDeprecated=True)["Versions"]
+        assert {v["VersionId"]: v["VersionStages"] for v in versions} == {token: ["AWSCURRENT"],
+                                                                          first: ["AWSPREVIOUS"]}
