@@ -215,7 +215,7 @@ def _values(field: str, low: int, high: int, names: dict[str, int]) -> set[int]:
         else:
             first = _one(base, names)
             last = high if step_text else first
-        if not (low <= first <= high and low <= last <= high):
+        if not (low <= first <= last <= high):
             raise ValueError(field)
         out.update(range(first, last + 1, step))
     return out

@@ -172,6 +172,9 @@ class SecretsManager:
                     q.remove_stage(tx, secret.id, L.AWSPENDING)
                     if self.rotation is not None:
                         self.rotation.abandoned(tx, secret, pending)
+                if pending != version_id and self.rotation is not None:
+                    # A value set by hand counts as a rotation for AutomaticallyAfterDays.
+                    self.rotation.value_changed(tx, secret, clock.now())
             else:
                 q.set_stage(tx, secret.id, stage, version_id)
 
