@@ -228,9 +228,7 @@ class RotationEngine:
                 "UPDATE rotations SET claimed_by = NULL, claimed_until = NULL WHERE state IN ('queued', 'running')"))
         while True:
             try:
-                await self._start_scheduled()
-                while (job := await self._claim()) is not None:
-                    await self._run_job(job)
+                await self.run_once()
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - the loop must outlive any one failure
@@ -240,6 +238,15 @@ class RotationEngine:
                 await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
             except asyncio.TimeoutError:
                 pass
+
+    async def run_once(self) -> int:
+        """Start the rotations whose moment has come, then run every due job; answer how many ran."""
+        await self._start_scheduled()
+        ran = 0
+        while (job := await self._claim()) is not None:
+            await self._run_job(job)
+            ran += 1
+        return ran
 
     async def _start_scheduled(self) -> None:
         now = clock.now()

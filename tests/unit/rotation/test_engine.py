@@ -1,0 +1,164 @@
+"""The rotation state machine with a fake clock: in-process service, real SQLite, a fake runtime.
+
+The fake runtime plays a well-behaved rotation function (AWS's generic template) by calling the
+service's own operations, so a month of schedules runs in about a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+
+from strongroom import clock
+from strongroom.crypto import Keyring, MasterKey
+from strongroom.rotation.engine import RotationEngine, RotationSettings
+from strongroom.rotation.runtime import FunctionSpec, InvokeResult
+from strongroom.services.context import RequestContext
+from strongroom.services.secretsmanager import SecretsManager
+from strongroom.services.secretsmanager.values import ValueCipher
+from strongroom.store import open_database
+
+CTX = RequestContext(account_id="123456789012", region="us-east-1", principal_arn="arn:aws:iam::123456789012:root",
+                     request_id="r")
+FUNCTION = "arn:aws:lambda:us-east-1:123456789012:function:fake"
+DAY = 86400.0
+
+
+class FakeRuntime:
+    """Answers like AWS's generic template; fails the steps named in ``fail`` while it is non-empty."""
+
+    def __init__(self, sm: SecretsManager, loop: asyncio.AbstractEventLoop) -> None:
+        self.sm = sm
+        self.loop = loop
+        self.events: list[dict[str, Any]] = []
+        self.fail: list[str] = []
+
+    def call(self, op: str, **params: Any) -> dict[str, Any]:
+        coro = self.sm.handlers[op](CTX, params)
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def has_value(self, arn: str, token: str) -> bool:
+        try:
+            self.call("GetSecretValue", SecretId=arn, VersionId=token)
+            return True
+        except Exception:  # noqa: BLE001 - ResourceNotFoundException: not made yet
+            return False
+
+    def invoke(self, spec: FunctionSpec, event: dict[str, Any]) -> InvokeResult:
+        self.events.append(event)
+        step, arn, token = event["Step"], event["SecretId"], event["ClientRequestToken"]
+        if self.fail and self.fail[0] == step:
+            self.fail.pop(0)
+            return InvokeResult(False, error={"errorType": "RuntimeError", "errorMessage": "down"})
+        stages = self.call("DescribeSecret", SecretId=arn)["VersionIdsToStages"]
+        if step == "createSecret" and not self.has_value(arn, token):
+            self.call("PutSecretValue", SecretId=arn, ClientRequestToken=token, SecretString=uuid.uuid4().hex,
+                      VersionStages=["AWSPENDING"])
+        elif step == "finishSecret":
+            current = next(v for v, s in stages.items() if "AWSCURRENT" in s)
+            if current != token:
+                self.call("UpdateSecretVersionStage", SecretId=arn, VersionStage="AWSCURRENT", MoveToVersionId=token,
+                          RemoveFromVersionId=current)
+        return InvokeResult(True)
+
+
+@pytest.fixture
+def fake_clock():  # type: ignore[no-untyped-def]
+    fake = clock.FakeClock(1_767_225_600.0)  # 2026-01-01T00:00:00Z
+    previous = clock.use(fake)
+    yield fake
+    clock.use(previous)
+
+
+def setup(tmp_path, settings: RotationSettings | None = None):  # type: ignore[no-untyped-def]
+    db = open_database(str(tmp_path / "engine.db"))
+    sm = SecretsManager(db, ValueCipher(Keyring(MasterKey.generate())), b"k" * 32)
+    runtime = FakeRuntime(sm, asyncio.get_running_loop())
+    spec = FunctionSpec(key="fake", arn=FUNCTION, name="fake", handler="x")
+    engine = RotationEngine(sm, db, runtime, lambda tx, a, r, arn: spec if arn == FUNCTION else None,  # type: ignore[arg-type]
+                            settings or RotationSettings(retry_base=60, retry_cap=600, max_attempts=3))
+    return db, sm, runtime, engine
+
+
+def test_a_month_of_daily_rotations(tmp_path, fake_clock):
+    async def scenario() -> None:
+        db, sm, runtime, engine = setup(tmp_path)
+        await sm.handlers["CreateSecret"](CTX, {"Name": "s", "SecretString": "v0", "ClientRequestToken": "t" * 32})
+        await engine.rotate_secret(CTX, {"SecretId": "s", "RotationLambdaARN": FUNCTION, "ClientRequestToken": "a" * 32,
+                                         "RotationRules": {"AutomaticallyAfterDays": 1}})
+        assert await engine.run_once() == 1
+        days = []
+        for _ in range(30):  # jump to each moment the scheduler picked
+            due = (await db.read(lambda tx: tx.one("SELECT rotation_due_at FROM secrets")))[0]
+            assert due > fake_clock.now()
+            fake_clock.set(due - 1)
+            assert await engine.run_once() == 0   # not yet
+            fake_clock.set(due)
+            assert await engine.run_once() == 1
+            days.append(int(due // DAY))
+        assert days == list(range(days[0], days[0] + 30))  # one rotation a day, none skipped
+        steps = [e["Step"] for e in runtime.events]
+        assert steps == ["createSecret", "setSecret", "testSecret", "finishSecret"] * 31
+        described = await sm.handlers["DescribeSecret"](CTX, {"SecretId": "s"})
+        assert described["LastRotatedDate"] > fake_clock.now() - DAY
+        assert len([v for v in described["VersionIdsToStages"].values() if v]) == 2  # AWSCURRENT + AWSPREVIOUS
+        db.close()
+
+    asyncio.run(scenario())
+
+
+def test_failed_steps_retry_with_backoff_then_give_up(tmp_path, fake_clock):
+    async def scenario() -> None:
+        db, sm, runtime, engine = setup(tmp_path)
+        await sm.handlers["CreateSecret"](CTX, {"Name": "s", "SecretString": "v0", "ClientRequestToken": "t" * 32})
+        runtime.fail = ["setSecret"] * 3
+        token = "b" * 32
+        await engine.rotate_secret(CTX, {"SecretId": "s", "RotationLambdaARN": FUNCTION, "ClientRequestToken": token})
+        assert await engine.run_once() == 1          # attempt 1 fails at setSecret
+        assert await engine.run_once() == 0          # backing off (60 s)
+        fake_clock.advance(70)
+        assert await engine.run_once() == 1          # attempt 2 fails
+        fake_clock.advance(70)
+        assert await engine.run_once() == 0          # the second back-off is 120 s
+        fake_clock.advance(60)
+        assert await engine.run_once() == 1          # attempt 3 fails: gives up
+        fake_clock.advance(3600)
+        assert await engine.run_once() == 0
+        history = await db.read(lambda tx: engine.history(tx, 1))
+        assert history[0]["State"] == "failed" and history[0]["Attempts"] == 3
+        assert [s["Outcome"] for s in history[0]["Steps"]] == ["succeeded", "failed"] * 3
+        stages = (await sm.handlers["DescribeSecret"](CTX, {"SecretId": "s"}))["VersionIdsToStages"]
+        assert stages[token] == ["AWSPENDING"]       # the partial version keeps AWSPENDING, as on AWS
+        # Every attempt used the same token: createSecret's value was made once and reused.
+        assert {e["ClientRequestToken"] for e in runtime.events} == {token}
+        db.close()
+
+    asyncio.run(scenario())
+
+
+def test_cancel_stops_before_the_next_step(tmp_path, fake_clock):
+    async def scenario() -> None:
+        db, sm, runtime, engine = setup(tmp_path)
+        await sm.handlers["CreateSecret"](CTX, {"Name": "s", "SecretString": "v0", "ClientRequestToken": "t" * 32})
+        await engine.rotate_secret(CTX, {"SecretId": "s", "RotationLambdaARN": FUNCTION, "ClientRequestToken": "c" * 32})
+        original = runtime.invoke
+
+        def cancel_after_create(spec: FunctionSpec, event: dict[str, Any]) -> InvokeResult:
+            result = original(spec, event)
+            if event["Step"] == "createSecret":
+                asyncio.run_coroutine_threadsafe(engine.cancel_rotate_secret(CTX, {"SecretId": "s"}),
+                                                 runtime.loop).result()
+            return result
+
+        runtime.invoke = cancel_after_create  # type: ignore[method-assign]
+        await engine.run_once()
+        assert [e["Step"] for e in runtime.events] == ["createSecret"]
+        described = await sm.handlers["DescribeSecret"](CTX, {"SecretId": "s"})
+        assert described["RotationEnabled"] is False
+        assert described["VersionIdsToStages"]["c" * 32] == ["AWSPENDING"]
+        db.close()
+
+    asyncio.run(scenario())
