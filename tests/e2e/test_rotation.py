@@ -251,3 +251,63 @@ def test_kill_9_mid_rotation_resumes_exactly_once(tmp_path):
         versions = sm.list_secret_version_ids(SecretId="crashy", IncludeDeprecated=True)["Versions"]
         assert {v["VersionId"]: v["VersionStages"] for v in versions} == {token: ["AWSCURRENT"],
                                                                           first: ["AWSPREVIOUS"]}
+
+
+def test_function_timeout_kills_the_worker(clients):
+    _, lam = clients
+    name = f"slow-{uuid.uuid4().hex[:8]}"
+    source = "import time\ndef handler(event, context):\n    time.sleep(30)\n"
+    lam.create_function(FunctionName=name, Runtime="python3.11", Role="arn:aws:iam::123456789012:role/r",
+                        Handler="lambda_function.handler", Code={"ZipFile": zipped(source)}, Timeout=1)
+    started = time.monotonic()
+    out = lam.invoke(FunctionName=name, Payload=b"{}")
+    assert time.monotonic() - started < 10
+    assert out["FunctionError"] == "Unhandled"
+    assert json.loads(out["Payload"].read())["errorMessage"] == "Task timed out after 1.00 seconds"
+
+
+def test_two_nodes_on_one_postgresql_rotate_once(pg_url):
+    import base64
+    import os
+
+    shared = {**FAST, "STRONGROOM_MASTER_KEY": base64.b64encode(os.urandom(32)).decode()}
+    with ServerProcess(database_url=pg_url, env=shared) as a, ServerProcess(database_url=pg_url, env=shared) as b:
+        sm_a, sm_b, lam = a.client(), b.client(), a.client("lambda")
+        name = f"two-{uuid.uuid4().hex[:8]}"
+        fn = make_function(lam, name, env={"SLEEP_STEP": "setSecret", "SLEEP_SECONDS": "1"})
+        first = sm_a.create_secret(Name=name, SecretString="v")["VersionId"]
+        tokens = []
+        for _ in range(3):
+            tokens.append(sm_b.rotate_secret(SecretId=name, RotationLambdaARN=fn)["VersionId"])
+            wait_for(lambda: "AWSPENDING" not in sum(sm_a.describe_secret(SecretId=name)["VersionIdsToStages"]
+                                                      .values(), []))
+        versions = sm_a.list_secret_version_ids(SecretId=name, IncludeDeprecated=True)["Versions"]
+        assert {v["VersionId"] for v in versions} == {first, *tokens}
+        assert sm_b.get_secret_value(SecretId=name)["VersionId"] == tokens[-1]
+        import psycopg
+
+        with psycopg.connect(pg_url) as conn:
+            steps = conn.execute("SELECT r.token, count(*) FROM rotation_steps s JOIN rotations r "
+                                 "ON r.id = s.rotation_id JOIN secrets x ON x.id = r.secret_id WHERE x.name = %s "
+                                 "GROUP BY r.token", (name,)).fetchall()
+        assert dict(steps) == {t: 4 for t in tokens}  # each step ran once, on one node
+
+
+def test_history_from_the_command_line(tmp_path):
+    import subprocess
+    import sys
+
+    data_dir = tmp_path / "data"
+    with ServerProcess(data_dir=data_dir, env=FAST) as srv:
+        sm, lam = srv.client(), srv.client("lambda")
+        fn = make_function(lam, "hist", env={"FAIL_STEP": "testSecret"})
+        sm.create_secret(Name="hist", SecretString="v")
+        token = sm.rotate_secret(SecretId="hist", RotationLambdaARN=fn)["VersionId"]
+        wait_for(lambda: subprocess.run(
+            [sys.executable, "-m", "strongroom.cli.main", "rotation", "history", "hist", "--data-dir", str(data_dir),
+             "--json"], capture_output=True, text=True).stdout.count('"State": "failed"') == 1)
+    out = subprocess.run([sys.executable, "-m", "strongroom.cli.main", "rotation", "history", "hist", "--data-dir",
+                          str(data_dir)], capture_output=True, text=True, check=True).stdout
+    assert token in out and "failed" in out
+    assert "testSecret" in out and "failing on purpose in testSecret" in out
+    assert "#2 finishSecret" not in out  # an attempt stops at its failed step

@@ -64,6 +64,52 @@ def serve(host: str, port: int, data_dir: Path | None, database_url: str | None,
     uvicorn.Server(uv_config).run()
 
 
+@cli.group()
+def rotation() -> None:
+    """Rotation: what happened, step by step."""
+
+
+@rotation.command("history")
+@click.argument("secret")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="The server's data directory.")
+@click.option("--database-url", default=None, help="The server's database, if not under --data-dir.")
+@click.option("--account-id", default=None, help="The secret's account [default: the server's].")
+@click.option("--region", default="us-east-1", show_default=True, help="The secret's region.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def rotation_history(secret: str, data_dir: Path | None, database_url: str | None, account_id: str | None,
+                     region: str, as_json: bool) -> None:
+    """Every rotation of SECRET (a name or an ARN): attempts, steps, durations, errors. No values."""
+    import datetime as dt
+    import json
+
+    from strongroom.rotation.engine import history_of
+    from strongroom.store import open_database
+
+    settings = config.from_env(data_dir=data_dir, database_url=database_url, account_id=account_id)
+    db = open_database(settings.resolved_database_url)
+    try:
+        rotations = db.read_sync(lambda tx: history_of(tx, settings.account_id, region, secret))
+    finally:
+        db.close()
+    if rotations is None:
+        raise click.ClickException(f"no secret {secret} in account {settings.account_id}, region {region}")
+    if as_json:
+        click.echo(json.dumps(rotations, indent=2))
+        return
+
+    def when(t: float | None) -> str:
+        return "-" if t is None else dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+    for r in rotations:
+        click.secho(f"{r['VersionId']}  {r['State']:<10} attempts {r['Attempts']}  started {when(r['Started'])}"
+                    f"  finished {when(r['Finished'])}", bold=True)
+        for step in r["Steps"]:
+            line = f"    #{step['Attempt']} {step['Step']:<13} {step['Outcome']:<9} {step['DurationMs']:>7} ms"
+            click.echo(line + (f"  {step['Error']}" if step["Error"] else ""))
+    if not rotations:
+        click.echo("no rotations yet")
+
+
 def _exit_cleanly(signum: int, frame: object) -> None:
     raise SystemExit(0)
 

@@ -412,17 +412,30 @@ class RotationEngine:
     # ------------------------------------------------------------------------------ history
 
     def history(self, tx: Tx, secret_id: int) -> list[dict[str, Any]]:
-        """Every rotation of a secret, newest first, with its steps. No values, ever."""
-        out = []
-        for row in tx.all("SELECT id, token, state, attempts, created_date, finished_date, last_error, function_arn "
-                          "FROM rotations WHERE secret_id = ? ORDER BY id DESC", (secret_id,)):
-            steps = [{"Attempt": s[0], "Step": s[1], "Started": s[2], "DurationMs": s[3], "Outcome": s[4],
-                      "Error": s[5]}
-                     for s in tx.all("SELECT attempt, step, started_date, duration_ms, outcome, error "
-                                     "FROM rotation_steps WHERE rotation_id = ? ORDER BY id", (row[0],))]
-            out.append({"VersionId": row[1], "State": row[2], "Attempts": row[3], "Started": row[4],
-                        "Finished": row[5], "LastError": row[6], "RotationLambdaARN": row[7], "Steps": steps})
-        return out
+        return _history(tx, secret_id)
+
+
+def history_of(tx: Tx, account_id: str, region: str, secret_id: str) -> list[dict[str, Any]] | None:
+    """The history of the secret named by ``secret_id`` (name or ARN), or None when there is none."""
+    from strongroom.domain.names import parse_secret_id
+
+    ref = parse_secret_id(secret_id)
+    row = q.find_secret(tx, account_id, region, name=ref.name, arn=ref.arn)
+    return None if row is None else _history(tx, row.id)
+
+
+def _history(tx: Tx, secret_id: int) -> list[dict[str, Any]]:
+    """Every rotation of a secret, newest first, with its steps. No values, ever."""
+    out = []
+    for row in tx.all("SELECT id, token, state, attempts, created_date, finished_date, last_error, function_arn "
+                      "FROM rotations WHERE secret_id = ? ORDER BY id DESC", (secret_id,)):
+        steps = [{"Attempt": s[0], "Step": s[1], "Started": s[2], "DurationMs": s[3], "Outcome": s[4],
+                  "Error": s[5]}
+                 for s in tx.all("SELECT attempt, step, started_date, duration_ms, outcome, error "
+                                 "FROM rotation_steps WHERE rotation_id = ? ORDER BY id", (row[0],))]
+        out.append({"VersionId": row[1], "State": row[2], "Attempts": row[3], "Started": row[4],
+                    "Finished": row[5], "LastError": row[6], "RotationLambdaARN": row[7], "Steps": steps})
+    return out
 
 
 class _StepFailed(Exception):
