@@ -29,6 +29,7 @@ class Settings:
     admin_secret_access_key: str | None = None
     max_body_bytes: int = 1024 * 1024
     purge_interval_seconds: float = 60.0
+    audit_retention_days: float = 365.0
 
     @property
     def resolved_database_url(self) -> str:
@@ -49,6 +50,8 @@ def from_env(**overrides: object) -> Settings:
         values["database_url"] = env["STRONGROOM_DATABASE_URL"]
     if env.get("STRONGROOM_DATA_DIR"):
         values["data_dir"] = Path(env["STRONGROOM_DATA_DIR"])
+    if env.get("STRONGROOM_AUDIT_RETENTION_DAYS"):
+        values["audit_retention_days"] = float(env["STRONGROOM_AUDIT_RETENTION_DAYS"])
     if env.get("STRONGROOM_MASTER_KEY_FILE"):
         values["master_key_file"] = Path(env["STRONGROOM_MASTER_KEY_FILE"])
     values.update({k: v for k, v in overrides.items() if v is not None})

@@ -270,8 +270,13 @@ def test_two_nodes_on_one_postgresql_rotate_once(pg_url):
     import base64
     import os
 
+    from strongroom.testing import postgres_schema
+
     shared = {**FAST, "STRONGROOM_MASTER_KEY": base64.b64encode(os.urandom(32)).decode()}
-    with ServerProcess(database_url=pg_url, env=shared) as a, ServerProcess(database_url=pg_url, env=shared) as b:
+    base = pg_url.split("?", 1)[0]  # a schema of its own: this deployment has its own master key
+    with postgres_schema(base) as url, ServerProcess(database_url=url, env=shared) as a, \
+            ServerProcess(database_url=url, env=shared) as b:
+        pg_url = url
         sm_a, sm_b, lam = a.client(), b.client(), a.client("lambda")
         name = f"two-{uuid.uuid4().hex[:8]}"
         fn = make_function(lam, name, env={"SLEEP_STEP": "setSecret", "SLEEP_SECONDS": "1"})

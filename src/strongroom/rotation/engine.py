@@ -21,7 +21,6 @@ duration and error text (never a value) is recorded in ``rotation_steps``.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import random
@@ -44,7 +43,6 @@ from strongroom.store.secrets import SecretRow, VersionRow
 __all__ = ["RotationEngine", "RotationSettings", "STEPS"]
 
 log = logging.getLogger("strongroom.rotation")
-audit = logging.getLogger("strongroom.audit")
 
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
 ACTIVE = ("queued", "running")
@@ -90,7 +88,10 @@ class RotationEngine:
     """Installs itself as ``SecretsManager.rotation``; its loop runs with the server."""
 
     def __init__(self, sm: Any, db: Database, runtime: FunctionRuntime, resolve: Resolver,
-                 settings: RotationSettings | None = None, node_id: str | None = None) -> None:
+                 settings: RotationSettings | None = None, node_id: str | None = None,
+                 audit: Any = None) -> None:
+        self.audit = audit
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.sm = sm
         self.db = db
         self.runtime = runtime
@@ -184,8 +185,7 @@ class RotationEngine:
         """A manual new AWSCURRENT ended the rotation whose pending version was ``pending_version``."""
         tx.execute("UPDATE rotations SET state = 'abandoned', finished_date = ? WHERE secret_id = ? AND token = ? "
                    "AND state IN ('queued', 'running', 'failed')", (clock.now(), secret.id, pending_version))
-        audit.info(json.dumps({"eventName": "RotationAbandoned", "secretArn": secret.arn,
-                               "versionId": pending_version}))
+        self._event(secret, "RotationAbandoned", {"versionId": pending_version})
 
     def value_changed(self, tx: Tx, secret: SecretRow, now: float) -> None:
         """A new current value set by hand counts as a rotation for ``AutomaticallyAfterDays``."""
@@ -195,6 +195,22 @@ class RotationEngine:
             q.update_secret(tx, secret, "next_rotation_date", "rotation_due_at")
 
     # --------------------------------------------------------------------------- internals
+
+    def _event(self, secret: SecretRow, name: str, details: dict[str, Any]) -> None:
+        """A service event for the audit trail (and the log); safe from any thread."""
+        log.info("%s %s %s", name, secret.arn, details.get("versionId", ""))
+        if self.audit is None or self._loop is None:
+            return
+        from strongroom.audit import service_event_record
+
+        record = service_event_record(secret.account_id, secret.region, "secretsmanager", name, details, secret.arn)
+        self._loop.call_soon_threadsafe(lambda: self._loop.create_task(self._write_event(record)))  # type: ignore[union-attr]
+
+    async def _write_event(self, record: dict[str, Any]) -> None:
+        try:
+            await self.audit.record(record)
+        except Exception:  # noqa: BLE001 - the trail reports its own failure
+            log.error("service event %s could not be audited", record["eventName"])
 
     def _enqueue(self, tx: Tx, secret: SecretRow, token: str, function_arn: str, immediate: bool,
                  now: float) -> None:
@@ -208,7 +224,7 @@ class RotationEngine:
         tx.execute("INSERT INTO rotations (secret_id, token, rotation_token, function_arn, immediate, state, "
                    "attempts, next_attempt_at, created_date) VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, ?)",
                    (secret.id, token, str(uuid.uuid4()), function_arn, 1 if immediate else 0, now, now))
-        audit.info(json.dumps({"eventName": "RotationStarted", "secretArn": secret.arn, "versionId": token}))
+        self._event(secret, "RotationStarted", {"versionId": token, "rotationLambdaARN": function_arn})
 
     def _schedule(self, secret: SecretRow, last: float, now: float) -> None:
         try:
@@ -222,6 +238,7 @@ class RotationEngine:
 
     async def run(self) -> None:
         """Claim and run due jobs, and start scheduled rotations, until cancelled."""
+        self._loop = asyncio.get_running_loop()
         if self.db.dialect == "sqlite":
             # One node owns a SQLite file: whatever it held when it stopped is its own to resume.
             await self.db.write(lambda tx: tx.execute(
@@ -381,7 +398,7 @@ class RotationEngine:
                 q.update_secret(tx, secret, "last_rotated_date", "next_rotation_date", "rotation_due_at")
             tx.execute("UPDATE rotations SET state = 'succeeded', finished_date = ?, claimed_until = NULL, "
                        "last_error = NULL WHERE id = ?", (now, job.id))
-            audit.info(json.dumps({"eventName": "RotationSucceeded", "secretArn": secret.arn, "versionId": job.token}))
+            self._event(secret, "RotationSucceeded", {"versionId": job.token})
 
         try:
             await self.db.write(tx_fn)
@@ -401,8 +418,10 @@ class RotationEngine:
 
         await self.db.write(tx_fn)
         log.warning("rotation %s attempt %d failed: %s", job.token, attempt, error[:500])
-        audit.info(json.dumps({"eventName": "RotationFailed", "secretId": job.secret_id, "versionId": job.token,
-                               "attempt": attempt, "final": final}))
+        secret = await self.db.read(lambda tx: q.get_secret_by_id(tx, job.secret_id))
+        if secret is not None:
+            self._event(secret, "RotationFailed", {"versionId": job.token, "attempt": attempt, "final": final,
+                                                   "error": error[:1000]})
 
     async def _release(self, job: _Job) -> None:
         await self.db.write(lambda tx: tx.execute(

@@ -28,6 +28,7 @@ from typing import Any
 import orjson
 
 from strongroom import __version__
+from strongroom.audit import AuditTrail, api_call_record, is_read_only
 from strongroom.auth.principal import Credential, VerifiedRequest
 from strongroom.auth.sigv4 import SigV4Verifier
 from strongroom.errors import AWSError
@@ -43,6 +44,10 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 Handler = Callable[[RequestContext, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 _JSON_HEADERS = [(b"content-type", b"application/x-amz-json-1.1")]
+
+
+def _audit_unavailable(request_id: str) -> AWSError:
+    return AWSError("InternalServiceError", f"An internal error occurred. Request id: {request_id}", 500)
 
 
 def _too_large(limit: int) -> AWSError:
@@ -67,7 +72,8 @@ class App:
                  on_startup: Callable[[], Awaitable[None]] | None = None,
                  on_shutdown: Callable[[], Awaitable[None]] | None = None,
                  on_reset: Callable[[], Awaitable[None]] | None = None,
-                 health: Callable[[], dict[str, Any]] | None = None) -> None:
+                 health: Callable[[], dict[str, Any]] | None = None, audit: AuditTrail | None = None) -> None:
+        self.audit = audit
         self.by_prefix = {s.protocol.target_prefix: s for s in services if not s.rest}
         self.rest_services = [s for s in services if s.rest]
         self.verifier = verifier
@@ -142,15 +148,13 @@ class App:
                     break
             if method != "POST" or target is None:
                 raise AWSError("UnknownOperationException", "")
-            prefix = target.partition(".")[0]
+            prefix = target.rpartition(".")[0]
             service = self.by_prefix.get(prefix, service)
             operation = service.protocol.operation_for_target(target)            # 2. route
             verified = self.authenticate(method, scope, headers, raw, service)   # 3. authenticate
-            params = service.protocol.parse(operation, raw)                      # 4. parse
-            ctx = self.context(verified, request_id, scope)
-            # 5. authorize: every known key may do everything in its account (identity issue).
-            result = await service.handlers[operation](ctx, params)              # 6. dispatch
-            # 7. audit: the CloudTrail-format trail comes with the identity issue.
+            ctx = self.context(verified, request_id, scope, headers)
+            result = await self.audited(ctx, service, operation,                # 7. audit, around:
+                                        lambda p: service.protocol.parse(operation, raw))  # 4. parse
             status, body = 200, service.protocol.serialize(operation, result)   # 8. serialize
         except AWSError as err:
             status, body = err.status, service.protocol.serialize_error(err)
@@ -173,9 +177,9 @@ class App:
             headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
             verified = self.authenticate(method, scope, headers, raw, service)
             query = scope.get("query_string", b"").decode("latin-1")
-            params = service.protocol.parse(operation, path_params, query, headers, raw)
-            ctx = self.context(verified, request_id, scope)
-            result = await service.handlers[operation](ctx, params)
+            ctx = self.context(verified, request_id, scope, headers)
+            result = await self.audited(ctx, service, operation,
+                                        lambda p: service.protocol.parse(operation, path_params, query, headers, raw))
             response = service.protocol.serialize(operation, result)
         except AWSError as err:
             await self.respond_rest(send, service, err, request_id)
@@ -199,11 +203,47 @@ class App:
                                           (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
 
+    async def audited(self, ctx: RequestContext, service: Service, operation: str,
+                      parse: Callable[[None], dict[str, Any]]) -> dict[str, Any]:
+        """Parse, authorize and dispatch one call, and record it in the audit trail (fail closed).
+
+        The answer leaves only after its record is committed: a read whose record cannot be
+        written does not return its secret, and writes are refused while the trail is failing.
+        """
+        params: dict[str, Any] = {}
+        result: dict[str, Any] | None = None
+        error: AWSError | None = None
+        try:
+            params = parse(None)                                                 # 4. parse
+            if self.audit is not None and not self.audit.healthy and not is_read_only(operation):
+                raise _audit_unavailable(ctx.request_id)
+            # 5. authorize: every known key may do everything in its account (identity issue).
+            result = await service.handlers[operation](ctx, params)              # 6. dispatch
+        except AWSError as err:
+            error = err
+        if self.audit is not None:                                               # 7. audit
+            try:
+                await self.audit.record(api_call_record(ctx, service.signing_name, operation, params, result, error))
+            except Exception:  # noqa: BLE001 - fail closed: no record, no answer
+                log.error("audit record for request %s could not be written; answer withheld", ctx.request_id)
+                raise _audit_unavailable(ctx.request_id) from None
+        if error is not None:
+            raise error
+        assert result is not None
+        return result
+
     @staticmethod
-    def context(verified: VerifiedRequest, request_id: str, scope: dict[str, Any]) -> RequestContext:
+    def context(verified: VerifiedRequest, request_id: str, scope: dict[str, Any],
+                headers: list[tuple[str, str]]) -> RequestContext:
+        agent = ""
+        for name, value in headers:
+            if name.lower() == "user-agent":
+                agent = value[:1024]
+                break
         return RequestContext(account_id=verified.credential.account_id, region=verified.region,
                               principal_arn=verified.credential.principal_arn, request_id=request_id,
-                              source_ip=(scope.get("client") or ("", 0))[0])
+                              source_ip=(scope.get("client") or ("", 0))[0], user_agent=agent,
+                              access_key_id=verified.credential.access_key_id)
 
     def authenticate(self, method: str, scope: dict[str, Any], headers: list[tuple[str, str]],
                      body: bytes, service: Service) -> VerifiedRequest:

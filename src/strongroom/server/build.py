@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from strongroom import config
+from strongroom.audit import AuditTrail
 from strongroom.auth.keys import KeyStore
 from strongroom.auth.sigv4 import SigV4Verifier
 from strongroom.crypto import Keyring, MasterKey
@@ -100,11 +101,12 @@ def build(settings: config.Settings) -> Server:
     functions = Lambda(db, cipher, runtime, None if settings.dev else settings.data_dir / "functions")
     if not settings.dev:
         (settings.data_dir / "functions").mkdir(exist_ok=True, mode=0o700)
-    rotation = RotationEngine(sm, db, runtime, functions.resolve, RotationSettings.from_env())
+    audit = AuditTrail(db, None if settings.dev else settings.data_dir / "audit", settings.audit_retention_days)
+    rotation = RotationEngine(sm, db, runtime, functions.resolve, RotationSettings.from_env(), audit=audit)
     server: Server
 
     async def startup() -> None:
-        server.tasks.append(asyncio.create_task(_purge_loop(sm, settings.purge_interval_seconds)))
+        server.tasks.append(asyncio.create_task(_purge_loop(sm, audit, settings.purge_interval_seconds)))
         server.tasks.append(asyncio.create_task(rotation.run()))
 
     async def shutdown() -> None:
@@ -118,7 +120,8 @@ def build(settings: config.Settings) -> Server:
 
     async def reset() -> None:
         def wipe(tx: Any) -> None:
-            for table in ("rotation_steps", "rotations", "stages", "versions", "policies", "secrets", "functions"):
+            for table in ("rotation_steps", "rotations", "stages", "versions", "policies", "secrets", "functions",
+                          "audit_events"):
                 tx.execute(f"DELETE FROM {table}")
 
         await db.write(wipe)
@@ -129,19 +132,21 @@ def build(settings: config.Settings) -> Server:
 
     app = App(services=[Service("secretsmanager", JSONProtocol("secretsmanager"), sm.handlers),
                         Service("lambda", RestJSONProtocol("lambda", LAMBDA_OPERATIONS), functions.handlers,
-                                max_body_bytes=70 * 1024 * 1024)],
+                                max_body_bytes=70 * 1024 * 1024),
+                        Service("cloudtrail", JSONProtocol("cloudtrail"), {"LookupEvents": audit.lookup_events})],
               verifier=verifier, dev=settings.dev, account_id=settings.account_id,
               max_body_bytes=settings.max_body_bytes, on_startup=startup, on_shutdown=shutdown,
-              on_reset=reset, health=health)
+              on_reset=reset, health=health, audit=audit)
     server = Server(settings, app, db, sm, functions, rotation, keys, admin_id, credentials_file)
     return server
 
 
-async def _purge_loop(sm: SecretsManager, interval: float) -> None:
+async def _purge_loop(sm: SecretsManager, audit: AuditTrail, interval: float) -> None:
     while True:
         try:
             while await sm.purge_due() > 0:
                 pass
+            await audit.purge_expired()
         except Exception:  # noqa: BLE001 - keep purging on the next tick
             log.exception("purge of deleted secrets failed")
         await asyncio.sleep(interval)

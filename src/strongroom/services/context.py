@@ -17,3 +17,5 @@ class RequestContext:
     request_id: str
     source_ip: str = "127.0.0.1"
     partition: str = "aws"
+    user_agent: str = ""
+    access_key_id: str = ""

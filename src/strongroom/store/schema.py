@@ -149,4 +149,24 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX rotation_steps_by_rotation ON rotation_steps (rotation_id, id)",
     ],
+    # 4: the audit trail (CloudTrail-format records; the columns are what LookupEvents filters on).
+    [
+        """CREATE TABLE audit_events (
+            id {pk},
+            event_id TEXT NOT NULL UNIQUE,
+            account_id TEXT NOT NULL,
+            region TEXT NOT NULL,
+            event_time {real} NOT NULL,
+            event_name TEXT NOT NULL,
+            event_source TEXT NOT NULL,
+            read_only INTEGER NOT NULL,
+            username TEXT,
+            access_key_id TEXT,
+            resource_name TEXT,
+            resource_type TEXT,
+            record TEXT NOT NULL
+        )""",
+        "CREATE INDEX audit_by_account ON audit_events (account_id, region, id)",
+        "CREATE INDEX audit_by_time ON audit_events (event_time)",
+    ],
 ]

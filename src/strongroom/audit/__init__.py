@@ -1,0 +1,302 @@
+"""The audit trail: one CloudTrail-format record per API call and per service event.
+
+Records go to the ``audit_events`` table (the durable copy, what ``LookupEvents`` reads) and,
+when a directory is given, to JSON-lines files in CloudTrail's layout::
+
+    DIR/AWSLogs/<account>/CloudTrail/<region>/<YYYY>/<MM>/<DD>/<account>_CloudTrail_<region>_<YYYYMMDDTHH>00Z.jsonl
+
+**Fail closed.** ``record`` returns only once the record is committed; the server answers a call
+only after that, so a read whose record cannot be written does not return the secret (the caller
+gets ``InternalServiceError``). Writes are refused up front while the trail is failing.
+
+**Group commit.** Records from concurrent requests are written together, one transaction per
+batch, so auditing every GetSecretValue costs a share of one commit, not a commit each.
+
+**Nothing secret.** Values, passwords, secret access keys, session tokens, function code and
+environments are removed from ``requestParameters`` and ``responseElements`` (recursively, by
+member name); read-only calls carry no ``responseElements`` at all, as in CloudTrail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import os
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+from strongroom import clock
+from strongroom.errors import AWSError
+from strongroom.services.context import RequestContext
+from strongroom.store import Database, Tx
+
+__all__ = ["AuditTrail", "api_call_record", "service_event_record", "REDACTED_MEMBERS"]
+
+log = logging.getLogger("strongroom.audit")
+
+REDACTED_MEMBERS = frozenset({
+    "SecretString", "SecretBinary", "RandomPassword", "SecretAccessKey", "SessionToken", "Credentials",
+    "ZipFile", "Code", "Payload", "Environment", "Password", "NewPassword", "OldPassword", "RotationToken",
+    "SecretValues", "PrivateKey",
+})
+_READ_PREFIXES = ("Get", "List", "Describe", "Lookup", "Validate", "BatchGet")
+_SOURCES = {"secretsmanager": "secretsmanager.amazonaws.com", "lambda": "lambda.amazonaws.com",
+            "iam": "iam.amazonaws.com", "sts": "sts.amazonaws.com", "cloudtrail": "cloudtrail.amazonaws.com"}
+
+
+def _camel(name: str) -> str:
+    return name[:1].lower() + name[1:]
+
+
+def _redact(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {_camel(k): _redact(v) for k, v in value.items() if k not in REDACTED_MEMBERS and v is not None}
+    if isinstance(value, list):
+        return [_redact(v) for v in value]
+    if isinstance(value, (bytes, bytearray)):
+        return None
+    return value
+
+
+def _iso(t: float) -> str:
+    return dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def is_read_only(operation: str) -> bool:
+    return operation.startswith(_READ_PREFIXES)
+
+
+def _identity(ctx: RequestContext) -> dict[str, Any]:
+    arn = ctx.principal_arn
+    if arn.endswith(":root"):
+        kind = "Root"
+    elif ":assumed-role/" in arn:
+        kind = "AssumedRole"
+    elif ":user/" in arn:
+        kind = "IAMUser"
+    else:
+        kind = "Unknown"
+    identity: dict[str, Any] = {"type": kind, "principalId": ctx.access_key_id or ctx.account_id, "arn": arn,
+                                "accountId": ctx.account_id}
+    if ctx.access_key_id:
+        identity["accessKeyId"] = ctx.access_key_id
+    if kind == "IAMUser":
+        identity["userName"] = arn.rsplit("/", 1)[-1]
+    return identity
+
+
+def _resources(ctx: RequestContext, service: str, params: dict[str, Any], result: dict[str, Any] | None) -> list[dict[str, str]]:
+    if service == "secretsmanager":
+        arn = (result or {}).get("ARN") or params.get("SecretId")
+        if isinstance(arn, str):
+            return [{"accountId": ctx.account_id, "type": "AWS::SecretsManager::Secret", "ARN": arn}]
+    if service == "lambda":
+        arn = (result or {}).get("FunctionArn") or params.get("FunctionName")
+        if isinstance(arn, str):
+            return [{"accountId": ctx.account_id, "type": "AWS::Lambda::Function", "ARN": arn}]
+    return []
+
+
+def api_call_record(ctx: RequestContext, service: str, operation: str, params: dict[str, Any],
+                    result: dict[str, Any] | None, error: AWSError | None) -> dict[str, Any]:
+    now = clock.now()
+    read_only = is_read_only(operation)
+    record: dict[str, Any] = {
+        "eventVersion": "1.08",
+        "userIdentity": _identity(ctx),
+        "eventTime": _iso(now),
+        "eventSource": _SOURCES.get(service, f"{service}.amazonaws.com"),
+        "eventName": operation,
+        "awsRegion": ctx.region,
+        "sourceIPAddress": ctx.source_ip,
+        "userAgent": ctx.user_agent,
+        "requestParameters": _redact(params) or None,
+        "responseElements": None if read_only or result is None else (_redact(result) or None),
+        "requestID": ctx.request_id,
+        "eventID": str(uuid.uuid4()),
+        "readOnly": read_only,
+        "resources": _resources(ctx, service, params, result),
+        "eventType": "AwsApiCall",
+        "managementEvent": True,
+        "recipientAccountId": ctx.account_id,
+        "eventCategory": "Management",
+    }
+    if error is not None:
+        record["errorCode"] = error.code
+        record["errorMessage"] = error.message
+    return record
+
+
+def service_event_record(account_id: str, region: str, service: str, event_name: str,
+                         details: dict[str, Any], resource_arn: str | None = None) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "eventVersion": "1.08",
+        "userIdentity": {"accountId": account_id, "invokedBy": _SOURCES.get(service, service)},
+        "eventTime": _iso(clock.now()),
+        "eventSource": _SOURCES.get(service, service),
+        "eventName": event_name,
+        "awsRegion": region,
+        "sourceIPAddress": _SOURCES.get(service, service),
+        "userAgent": _SOURCES.get(service, service),
+        "requestParameters": None,
+        "responseElements": None,
+        "additionalEventData": _redact(details),
+        "eventID": str(uuid.uuid4()),
+        "readOnly": False,
+        "resources": [] if resource_arn is None else
+        [{"accountId": account_id, "type": "AWS::SecretsManager::Secret", "ARN": resource_arn}],
+        "eventType": "AwsServiceEvent",
+        "managementEvent": True,
+        "recipientAccountId": account_id,
+        "eventCategory": "Management",
+    }
+    return record
+
+
+def _row(record: dict[str, Any]) -> tuple[Any, ...]:
+    identity = record.get("userIdentity", {})
+    resources = record.get("resources") or []
+    first = resources[0] if resources else {}
+    when = dt.datetime.strptime(record["eventTime"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc).timestamp()
+    return (record["eventID"], record["recipientAccountId"], record["awsRegion"], when, record["eventName"],
+            record["eventSource"], 1 if record["readOnly"] else 0, identity.get("userName") or identity.get("arn"),
+            identity.get("accessKeyId"), first.get("ARN"), first.get("type"), json.dumps(record, separators=(",", ":")))
+
+
+class AuditTrail:
+    """Durable, group-committed audit records; see the module docstring."""
+
+    def __init__(self, db: Database, directory: Path | None = None, retention_days: float = 365.0) -> None:
+        self.db = db
+        self.directory = directory
+        self.retention_days = retention_days
+        self.healthy = True
+        self._pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self._flushing = False
+        self._file_lock = threading.Lock()
+
+    async def record(self, record: dict[str, Any]) -> None:
+        """Return once ``record`` is committed; raise if it cannot be."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((record, future))
+        if not self._flushing:
+            self._flushing = True
+            asyncio.get_running_loop().create_task(self._flush())
+        await future
+
+    async def _flush(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                rows = [_row(r) for r, _ in batch]
+
+                def tx_fn(tx: Tx) -> None:
+                    tx.executemany("INSERT INTO audit_events (event_id, account_id, region, event_time, event_name, "
+                                   "event_source, read_only, username, access_key_id, resource_name, resource_type, "
+                                   "record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+                try:
+                    await self.db.write(tx_fn)
+                    if self.directory is not None:
+                        await asyncio.to_thread(self._append_files, [r for r, _ in batch])
+                except Exception as exc:  # noqa: BLE001 - every waiting call fails closed
+                    self.healthy = False
+                    log.error("audit records could not be written: %s", type(exc).__name__)
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(RuntimeError("audit trail unavailable"))
+                    continue
+                self.healthy = True
+                for _, future in batch:
+                    if not future.done():
+                        future.set_result(None)
+        finally:
+            self._flushing = False
+
+    def _append_files(self, records: list[dict[str, Any]]) -> None:
+        assert self.directory is not None
+        by_file: dict[Path, list[str]] = {}
+        for r in records:
+            t = dt.datetime.strptime(r["eventTime"], "%Y-%m-%dT%H:%M:%SZ")
+            account, region = r["recipientAccountId"], r["awsRegion"]
+            path = (self.directory / "AWSLogs" / account / "CloudTrail" / region / f"{t:%Y}" / f"{t:%m}" / f"{t:%d}"
+                    / f"{account}_CloudTrail_{region}_{t:%Y%m%dT%H}00Z.jsonl")
+            by_file.setdefault(path, []).append(json.dumps(r, separators=(",", ":")) + "\n")
+        with self._file_lock:
+            for path, lines in by_file.items():
+                path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                try:
+                    os.write(fd, "".join(lines).encode())
+                finally:
+                    os.close(fd)
+
+    async def purge_expired(self) -> int:
+        cutoff = clock.now() - self.retention_days * 86400
+
+        def tx_fn(tx: Tx) -> int:
+            return int(tx.execute("DELETE FROM audit_events WHERE event_time < ?", (cutoff,)).rowcount or 0)
+
+        return await self.db.write(tx_fn)  # type: ignore[no-any-return]
+
+    # ------------------------------------------------------------------ CloudTrail LookupEvents
+
+    async def lookup_events(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        columns = {"EventId": "event_id", "EventName": "event_name", "ReadOnly": "read_only", "Username": "username",
+                   "ResourceType": "resource_type", "ResourceName": "resource_name", "EventSource": "event_source",
+                   "AccessKeyId": "access_key_id"}
+        where = ["account_id = ?", "region = ?"]
+        args: list[Any] = [ctx.account_id, ctx.region]
+        attributes = p.get("LookupAttributes", [])
+        if len(attributes) > 1:
+            raise AWSError("InvalidLookupAttributesException", "You cannot specify more than one lookup attribute.")
+        for attribute in attributes:
+            column = columns[attribute["AttributeKey"]]
+            value: Any = attribute["AttributeValue"]
+            if column == "read_only":
+                value = 1 if value.lower() == "true" else 0
+            where.append(f"{column} = ?")
+            args.append(value)
+        if "StartTime" in p:
+            where.append("event_time >= ?")
+            args.append(p["StartTime"])
+        if "EndTime" in p:
+            where.append("event_time <= ?")
+            args.append(p["EndTime"])
+        if "StartTime" in p and "EndTime" in p and p["StartTime"] > p["EndTime"]:
+            raise AWSError("InvalidTimeRangeException", "Start time should not be greater than end time.")
+        limit = min(int(p.get("MaxResults", 50)), 50)
+        token = p.get("NextToken")
+        if token is not None:
+            try:
+                before = int(token)
+            except ValueError:
+                raise AWSError("InvalidNextTokenException", "Invalid NextToken.") from None
+            where.append("id < ?")
+            args.append(before)
+
+        def tx_fn(tx: Tx) -> dict[str, Any]:
+            rows = tx.all(f"SELECT id, record FROM audit_events WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?",
+                          [*args, limit + 1])
+            events = []
+            for _, text in rows[:limit]:
+                r = json.loads(text)
+                identity = r.get("userIdentity", {})
+                events.append({
+                    "EventId": r["eventID"], "EventName": r["eventName"], "ReadOnly": str(r["readOnly"]).lower(),
+                    "AccessKeyId": identity.get("accessKeyId"), "EventSource": r["eventSource"],
+                    "EventTime": dt.datetime.strptime(r["eventTime"], "%Y-%m-%dT%H:%M:%SZ")
+                    .replace(tzinfo=dt.timezone.utc).timestamp(),
+                    "Username": identity.get("userName") or identity.get("arn"),
+                    "Resources": [{"ResourceType": x["type"], "ResourceName": x["ARN"]} for x in r.get("resources", [])],
+                    "CloudTrailEvent": text})
+            out: dict[str, Any] = {"Events": events}
+            if len(rows) > limit:
+                out["NextToken"] = str(rows[limit - 1][0])
+            return out
+
+        return await self.db.read(tx_fn)  # type: ignore[no-any-return]

@@ -1,0 +1,53 @@
+"""The audit trail: CloudTrail-format records for every call, readable with LookupEvents."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from botocore.exceptions import ClientError
+
+
+def test_every_call_is_recorded_and_found_with_lookup_events(server, sm, name):
+    marker = "VALUE-" + uuid.uuid4().hex
+    arn = sm.create_secret(Name=name, SecretString=marker)["ARN"]
+    sm.get_secret_value(SecretId=name)
+    with pytest.raises(ClientError):
+        sm.get_secret_value(SecretId=name + "-missing")
+    trail = server.client("cloudtrail")
+    # As on AWS, a secret's resource name in the trail is its ARN.
+    events = trail.lookup_events(LookupAttributes=[{"AttributeKey": "ResourceName", "AttributeValue": arn}])["Events"]
+    by_name = {e["EventName"]: e for e in events}
+    assert {"CreateSecret", "GetSecretValue"} <= set(by_name)
+    created = json.loads(by_name["CreateSecret"]["CloudTrailEvent"])
+    assert created["eventSource"] == "secretsmanager.amazonaws.com"
+    assert created["eventType"] == "AwsApiCall" and created["readOnly"] is False
+    assert created["requestParameters"]["name"] == name
+    assert created["userIdentity"]["accessKeyId"] == server.access_key_id
+    assert created["recipientAccountId"] == "123456789012" and created["awsRegion"] == "us-east-1"
+    assert by_name["GetSecretValue"]["ReadOnly"] == "true"
+    for event in events:
+        assert marker not in event["CloudTrailEvent"]
+    refused = trail.lookup_events(LookupAttributes=[{"AttributeKey": "ResourceName",
+                                                     "AttributeValue": name + "-missing"}])["Events"]
+    record = json.loads(refused[0]["CloudTrailEvent"])
+    assert record["errorCode"] == "ResourceNotFoundException"
+    assert record["errorMessage"] == "Secrets Manager can't find the specified secret."
+
+
+def test_lookup_events_filters_and_pages(server, sm, name):
+    for i in range(3):
+        sm.create_secret(Name=f"{name}-{i}", SecretString="v")
+    trail = server.client("cloudtrail")
+    page = trail.lookup_events(LookupAttributes=[{"AttributeKey": "EventName", "AttributeValue": "CreateSecret"}],
+                               MaxResults=2)
+    assert len(page["Events"]) == 2 and "NextToken" in page
+    assert all(e["EventName"] == "CreateSecret" for e in page["Events"])
+    following = trail.lookup_events(LookupAttributes=[{"AttributeKey": "EventName", "AttributeValue": "CreateSecret"}],
+                                    MaxResults=2, NextToken=page["NextToken"])
+    assert not {e["EventId"] for e in page["Events"]} & {e["EventId"] for e in following["Events"]}
+    with pytest.raises(ClientError) as exc:
+        trail.lookup_events(LookupAttributes=[{"AttributeKey": "EventName", "AttributeValue": "A"},
+                                              {"AttributeKey": "Username", "AttributeValue": "B"}])
+    assert exc.value.response["Error"]["Code"] == "InvalidLookupAttributesException"
