@@ -20,6 +20,7 @@ member name); read-only calls carry no ``responseElements`` at all, as in CloudT
 from __future__ import annotations
 
 import asyncio
+import calendar
 import datetime as dt
 import json
 import logging
@@ -28,6 +29,8 @@ import threading
 import uuid
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from strongroom import clock
 from strongroom.errors import AWSError
@@ -48,6 +51,15 @@ _SOURCES = {"secretsmanager": "secretsmanager.amazonaws.com", "lambda": "lambda.
             "iam": "iam.amazonaws.com", "sts": "sts.amazonaws.com", "cloudtrail": "cloudtrail.amazonaws.com"}
 
 
+def new_id() -> str:
+    """A random (version 4) UUID, without the uuid module's object overhead on the hot path."""
+    b = bytearray(os.urandom(16))
+    b[6] = (b[6] & 0x0F) | 0x40
+    b[8] = (b[8] & 0x3F) | 0x80
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 def _camel(name: str) -> str:
     return name[:1].lower() + name[1:]
 
@@ -62,8 +74,16 @@ def _redact(value: Any) -> Any:
     return value
 
 
+_last_iso: tuple[int, str] = (-1, "")
+
+
 def _iso(t: float) -> str:
-    return dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """CloudTrail's time format, computed once per second (every record of a second shares it)."""
+    global _last_iso
+    second = int(t)
+    if _last_iso[0] != second:
+        _last_iso = (second, dt.datetime.fromtimestamp(second, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    return _last_iso[1]
 
 
 def is_read_only(operation: str) -> bool:
@@ -117,7 +137,7 @@ def api_call_record(ctx: RequestContext, service: str, operation: str, params: d
         "requestParameters": _redact(params) or None,
         "responseElements": None if read_only or result is None else (_redact(result) or None),
         "requestID": ctx.request_id,
-        "eventID": str(uuid.uuid4()),
+        "eventID": new_id(),
         "readOnly": read_only,
         "resources": _resources(ctx, service, params, result),
         "eventType": "AwsApiCall",
@@ -157,14 +177,19 @@ def service_event_record(account_id: str, region: str, service: str, event_name:
     return record
 
 
+def _epoch(iso: str) -> float:
+    return float(calendar.timegm((int(iso[0:4]), int(iso[5:7]), int(iso[8:10]), int(iso[11:13]), int(iso[14:16]),
+                                  int(iso[17:19]), 0, 0, 0)))
+
+
 def _row(record: dict[str, Any]) -> tuple[Any, ...]:
     identity = record.get("userIdentity", {})
     resources = record.get("resources") or []
     first = resources[0] if resources else {}
-    when = dt.datetime.strptime(record["eventTime"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc).timestamp()
+    when = _epoch(record["eventTime"])
     return (record["eventID"], record["recipientAccountId"], record["awsRegion"], when, record["eventName"],
             record["eventSource"], 1 if record["readOnly"] else 0, identity.get("userName") or identity.get("arn"),
-            identity.get("accessKeyId"), first.get("ARN"), first.get("type"), json.dumps(record, separators=(",", ":")))
+            identity.get("accessKeyId"), first.get("ARN"), first.get("type"), orjson.dumps(record).decode())
 
 
 class AuditTrail:
@@ -221,11 +246,11 @@ class AuditTrail:
         assert self.directory is not None
         by_file: dict[Path, list[str]] = {}
         for r in records:
-            t = dt.datetime.strptime(r["eventTime"], "%Y-%m-%dT%H:%M:%SZ")
+            t = dt.datetime.fromtimestamp(_epoch(r["eventTime"]), dt.timezone.utc)
             account, region = r["recipientAccountId"], r["awsRegion"]
             path = (self.directory / "AWSLogs" / account / "CloudTrail" / region / f"{t:%Y}" / f"{t:%m}" / f"{t:%d}"
                     / f"{account}_CloudTrail_{region}_{t:%Y%m%dT%H}00Z.jsonl")
-            by_file.setdefault(path, []).append(json.dumps(r, separators=(",", ":")) + "\n")
+            by_file.setdefault(path, []).append(orjson.dumps(r).decode() + "\n")
         with self._file_lock:
             for path, lines in by_file.items():
                 path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -289,8 +314,7 @@ class AuditTrail:
                 events.append({
                     "EventId": r["eventID"], "EventName": r["eventName"], "ReadOnly": str(r["readOnly"]).lower(),
                     "AccessKeyId": identity.get("accessKeyId"), "EventSource": r["eventSource"],
-                    "EventTime": dt.datetime.strptime(r["eventTime"], "%Y-%m-%dT%H:%M:%SZ")
-                    .replace(tzinfo=dt.timezone.utc).timestamp(),
+                    "EventTime": _epoch(r["eventTime"]),
                     "Username": identity.get("userName") or identity.get("arn"),
                     "Resources": [{"ResourceType": x["type"], "ResourceName": x["ARN"]} for x in r.get("resources", [])],
                     "CloudTrailEvent": text})

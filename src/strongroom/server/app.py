@@ -29,6 +29,7 @@ import orjson
 
 from strongroom import __version__
 from strongroom.audit import AuditTrail, api_call_record, is_read_only
+from strongroom.audit import new_id as new_request_id
 from strongroom.auth.principal import Credential, VerifiedRequest
 from strongroom.auth.sigv4 import SigV4Verifier
 from strongroom.errors import AWSError
@@ -134,7 +135,7 @@ class App:
         await self.http_json(scope, receive, send)
 
     async def http_json(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
-        request_id = str(uuid.uuid4())
+        request_id = new_request_id()
         method = scope["method"]
         service = self._default
         status, body = 400, b""
@@ -170,7 +171,7 @@ class App:
     async def http_rest(self, scope: dict[str, Any], receive: Receive, send: Send, service: Service,
                         operation: str, path_params: dict[str, str]) -> None:
         """The same pipeline for a REST-JSON service (Lambda): routed by method and path."""
-        request_id = str(uuid.uuid4())
+        request_id = new_request_id()
         method = scope["method"]
         try:
             raw = await self.read_body(scope, receive, service.max_body_bytes or self.max_body_bytes)

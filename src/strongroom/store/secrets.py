@@ -195,26 +195,36 @@ def remove_stage(tx: Tx, secret_id: int, stage: str) -> None:
 
 def value_for(tx: Tx, account_id: str, region: str, name: str | None, arn: str | None,
               version_id: str | None, stage: str | None) -> tuple[SecretRow, VersionRow | None, list[str]] | None:
-    """The hot read: a secret, the version asked for, and that version's labels.
+    """The hot read: a secret, the version asked for, and that version's labels, in one query.
 
     Returns None when the secret does not exist; the version is None when it does not.
     """
-    secret = find_secret(tx, account_id, region, name=name, arn=arn)
-    if secret is None:
-        return None
+    secret_cols = ", ".join("s." + c for c in SECRET_COLUMNS)
+    version_cols = ", ".join("v." + c.strip() for c in _VERSION_COLS.split(","))
+    concat = "group_concat(l.stage, ',')" if tx.dialect == "sqlite" else "string_agg(l.stage, ',')"
+    labels = f"(SELECT {concat} FROM stages l WHERE l.secret_id = s.id AND l.version_id = v.version_id)"
     if version_id is None:
-        row = tx.one(f"SELECT {', '.join('v.' + c.strip() for c in _VERSION_COLS.split(','))} "
-                     "FROM stages s JOIN versions v ON v.secret_id = s.secret_id AND v.version_id = s.version_id "
-                     "WHERE s.secret_id = ? AND s.stage = ?", (secret.id, stage or "AWSCURRENT"))
+        join = ("LEFT JOIN stages st ON st.secret_id = s.id AND st.stage = ? "
+                "LEFT JOIN versions v ON v.secret_id = s.id AND v.version_id = st.version_id")
+        first: tuple[Any, ...] = (stage or "AWSCURRENT",)
     else:
-        row = tx.one(f"SELECT {_VERSION_COLS} FROM versions WHERE secret_id = ? AND version_id = ?",
-                     (secret.id, version_id))
-    version = _version(row)
-    if version is None:
+        join = "LEFT JOIN versions v ON v.secret_id = s.id AND v.version_id = ?"
+        first = (version_id,)
+    where = "s.arn = ? AND s.account_id = ? AND s.region = ?" if arn is not None else \
+        "s.account_id = ? AND s.region = ? AND s.name = ?"
+    keys = (arn, account_id, region) if arn is not None else (account_id, region, name)
+    row = tx.one(f"SELECT {secret_cols}, {version_cols}, {labels} FROM secrets s {join} WHERE {where}",
+                 first + keys)
+    if row is None:
+        return None
+    n = len(SECRET_COLUMNS)
+    secret = _secret(row[:n])
+    assert secret is not None
+    if row[n] is None:
         return secret, None, []
-    labels = [r[0] for r in tx.all("SELECT stage FROM stages WHERE secret_id = ? AND version_id = ? ORDER BY stage",
-                                   (secret.id, version.version_id))]
-    return secret, version, labels
+    version = _version(row[n:n + 6])
+    assert version is not None
+    return secret, version, sorted(row[n + 6].split(",")) if row[n + 6] else []
 
 
 # ------------------------------------------------------------------------------------ policies

@@ -118,12 +118,12 @@ def test_failed_steps_retry_with_backoff_then_give_up(tmp_path, fake_clock):
         token = "b" * 32
         await engine.rotate_secret(CTX, {"SecretId": "s", "RotationLambdaARN": FUNCTION, "ClientRequestToken": token})
         assert await engine.run_once() == 1          # attempt 1 fails at setSecret
-        assert await engine.run_once() == 0          # backing off (60 s)
+        assert await engine.run_once() == 0          # backing off (60 s ±10%)
         fake_clock.advance(70)
         assert await engine.run_once() == 1          # attempt 2 fails
         fake_clock.advance(70)
-        assert await engine.run_once() == 0          # the second back-off is 120 s
-        fake_clock.advance(60)
+        assert await engine.run_once() == 0          # the second back-off is 120 s (±10%)
+        fake_clock.advance(75)
         assert await engine.run_once() == 1          # attempt 3 fails: gives up
         fake_clock.advance(3600)
         assert await engine.run_once() == 0
