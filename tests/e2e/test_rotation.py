@@ -57,8 +57,28 @@ def zipped(source: str = FUNCTION) -> bytes:
     return buf.getvalue()
 
 
+ROTATION_POLICY = json.dumps({"Version": "2012-10-17", "Statement": [{
+    "Effect": "Allow", "Action": ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue",
+                                  "secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage",
+                                  "secretsmanager:GetRandomPassword"],
+    "Resource": "*"}]})
+TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{
+    "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+
+
+def rotation_role(iam) -> str:
+    """The execution role a rotation function needs, as on AWS: it may touch secrets, nothing else."""
+    try:
+        return iam.get_role(RoleName="rotation")["Role"]["Arn"]  # type: ignore[no-any-return]
+    except ClientError:
+        arn = iam.create_role(RoleName="rotation", AssumeRolePolicyDocument=TRUST)["Role"]["Arn"]
+        iam.put_role_policy(RoleName="rotation", PolicyName="rotate", PolicyDocument=ROTATION_POLICY)
+        return arn  # type: ignore[no-any-return]
+
+
 def make_function(lam, name: str, env: dict[str, str] | None = None, allow: bool = True) -> str:
-    arn = lam.create_function(FunctionName=name, Runtime="python3.11", Role="arn:aws:iam::123456789012:role/rot",
+    role = rotation_role(lam._strongroom_iam)
+    arn = lam.create_function(FunctionName=name, Runtime="python3.11", Role=role,
                               Handler="lambda_function.lambda_handler", Code={"ZipFile": zipped()}, Timeout=30,
                               Environment={"Variables": env or {}})["FunctionArn"]
     if allow:
@@ -91,9 +111,15 @@ def rot_server():  # type: ignore[no-untyped-def]
         yield srv
 
 
+def lambda_client(srv):  # type: ignore[no-untyped-def]
+    lam = srv.client("lambda")
+    lam._strongroom_iam = srv.client("iam")
+    return lam
+
+
 @pytest.fixture
 def clients(rot_server):  # type: ignore[no-untyped-def]
-    return rot_server.client(), rot_server.client("lambda")
+    return rot_server.client(), lambda_client(rot_server)
 
 
 def test_rotation_runs_the_four_steps(clients):
@@ -239,7 +265,7 @@ def test_lambda_invoke_and_logs(clients):
 def test_kill_9_mid_rotation_resumes_exactly_once(tmp_path):
     data_dir = tmp_path / "data"
     srv = ServerProcess(data_dir=data_dir, env=FAST).start()
-    sm, lam = srv.client(), srv.client("lambda")
+    sm, lam = srv.client(), lambda_client(srv)
     fn = make_function(lam, "slow", env={"SLEEP_STEP": "setSecret", "SLEEP_SECONDS": "3"})
     first = sm.create_secret(Name="crashy", SecretString="v")["VersionId"]
     token = sm.rotate_secret(SecretId="crashy", RotationLambdaARN=fn)["VersionId"]
@@ -277,7 +303,7 @@ def test_two_nodes_on_one_postgresql_rotate_once(pg_url):
     with postgres_schema(base) as url, ServerProcess(database_url=url, env=shared) as a, \
             ServerProcess(database_url=url, env=shared) as b:
         pg_url = url
-        sm_a, sm_b, lam = a.client(), b.client(), a.client("lambda")
+        sm_a, sm_b, lam = a.client(), b.client(), lambda_client(a)
         name = f"two-{uuid.uuid4().hex[:8]}"
         fn = make_function(lam, name, env={"SLEEP_STEP": "setSecret", "SLEEP_SECONDS": "1"})
         first = sm_a.create_secret(Name=name, SecretString="v")["VersionId"]
@@ -304,7 +330,7 @@ def test_history_from_the_command_line(tmp_path):
 
     data_dir = tmp_path / "data"
     with ServerProcess(data_dir=data_dir, env=FAST) as srv:
-        sm, lam = srv.client(), srv.client("lambda")
+        sm, lam = srv.client(), lambda_client(srv)
         fn = make_function(lam, "hist", env={"FAIL_STEP": "testSecret"})
         sm.create_secret(Name="hist", SecretString="v")
         token = sm.rotate_secret(SecretId="hist", RotationLambdaARN=fn)["VersionId"]

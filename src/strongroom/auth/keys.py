@@ -23,6 +23,7 @@ __all__ = ["KeyStore", "new_access_key_id", "new_secret_access_key", "write_cred
 
 _KEY_REF = "strongroom:access-keys"
 _NEGATIVE_TTL = 1.0
+_POSITIVE_TTL = 5.0
 
 
 def new_access_key_id() -> str:
@@ -53,6 +54,8 @@ class KeyStore:
         self._db = db
         self._keyring = keyring
         self._known: dict[str, Credential] = {}
+        self._fresh: dict[str, float] = {}
+        self._local: set[str] = set()  # in-memory-only keys (function workers' credentials)
         self._missing: dict[str, float] = {}
         self._lock = threading.Lock()
         self._wrapped: bytes | None = None
@@ -93,20 +96,27 @@ class KeyStore:
 
     def _load(self, access_key_id: str) -> Credential | None:
         def tx_fn(tx: Tx) -> Credential | None:
-            row = tx.one("SELECT account_id, principal_arn, secret_enc, status FROM access_keys "
-                         "WHERE access_key_id = ?", (access_key_id,))
+            row = tx.one("SELECT account_id, principal_arn, secret_enc, status, session_token_enc, expires_at "
+                         "FROM access_keys WHERE access_key_id = ?", (access_key_id,))
             if row is None or row[3] != "Active":
                 return None
-            secret = self._keyring.decrypt(_KEY_REF, self._internal_key(tx), bytes(row[2]), access_key_id.encode())
-            return Credential(access_key_id, secret.decode(), row[0], row[1])
+            key = self._internal_key(tx)
+            secret = self._keyring.decrypt(_KEY_REF, key, bytes(row[2]), access_key_id.encode())
+            token = None
+            if row[4] is not None:
+                token = self._keyring.decrypt(_KEY_REF, key, bytes(row[4]), b"session:" + access_key_id.encode()).decode()
+            return Credential(access_key_id, secret.decode(), row[0], row[1], session_token=token, expires_at=row[5])
 
         return self._db.read_sync(tx_fn)
 
     def lookup(self, access_key_id: str) -> Credential | None:
-        credential = self._known.get(access_key_id)
-        if credential is not None:
-            return credential
+        """The credential for a key id. Answers from memory; a key loaded from the database is
+        checked again after a few seconds, so a key deleted or deactivated on any node stops
+        working everywhere within ``_POSITIVE_TTL``."""
         now = clock.now()
+        known = self._known.get(access_key_id)
+        if known is not None and (access_key_id in self._local or self._fresh.get(access_key_id, 0.0) > now):
+            return known
         if self._missing.get(access_key_id, 0.0) > now:
             return None
         credential = self._load(access_key_id)
@@ -115,9 +125,36 @@ class KeyStore:
                 if len(self._missing) > 100_000:
                     self._missing.clear()
                 self._missing[access_key_id] = now + _NEGATIVE_TTL
+                self._known.pop(access_key_id, None)
             else:
                 self._known[access_key_id] = credential
+                self._fresh[access_key_id] = now + _POSITIVE_TTL
         return credential
+
+    def forget(self, access_key_id: str) -> None:
+        with self._lock:
+            self._known.pop(access_key_id, None)
+            self._fresh.pop(access_key_id, None)
+
+    def add_session(self, account_id: str, principal_arn: str, ttl: float) -> Credential:
+        """Temporary credentials (STS AssumeRole), stored so that every node accepts them."""
+        access_key_id = "ASIA" + new_access_key_id()[4:]
+        secret, token = new_secret_access_key(), _random.token_urlsafe(96)
+        expires_at = clock.now() + ttl
+
+        def tx_fn(tx: Tx) -> None:
+            wrapped = self._ensure_internal_key(tx)
+            tx.execute("INSERT INTO access_keys (access_key_id, account_id, principal_arn, secret_enc, status, "
+                       "created_date, session_token_enc, expires_at) VALUES (?, ?, ?, ?, 'Active', ?, ?, ?)",
+                       (access_key_id, account_id, principal_arn,
+                        self._keyring.encrypt(_KEY_REF, wrapped, secret.encode(), access_key_id.encode()),
+                        clock.now(),
+                        self._keyring.encrypt(_KEY_REF, wrapped, token.encode(), b"session:" + access_key_id.encode()),
+                        expires_at))
+            tx.execute("DELETE FROM access_keys WHERE expires_at IS NOT NULL AND expires_at < ?", (clock.now() - 86400,))
+
+        self._db.write_sync(tx_fn)
+        return Credential(access_key_id, secret, account_id, principal_arn, session_token=token, expires_at=expires_at)
 
     def temporary(self, account_id: str, principal_arn: str, ttl: float = 3600.0) -> Credential:
         """Short-lived credentials with a session token, known to this node only (in memory).
@@ -131,7 +168,9 @@ class KeyStore:
             expired = [k for k, c in self._known.items() if c.expires_at is not None and c.expires_at < clock.now()]
             for key in expired:
                 del self._known[key]
+                self._local.discard(key)
             self._known[credential.access_key_id] = credential
+            self._local.add(credential.access_key_id)
         return credential
 
     def ensure_admin(self, account_id: str, access_key_id: str | None, secret_access_key: str | None,

@@ -37,6 +37,7 @@ class FunctionSpec:
     timeout: float = 30.0
     memory_mb: int = 512
     environment: dict[str, str] = field(default_factory=dict)
+    role: str | None = None          # the function's execution role; None for built-in rotators
 
 
 @dataclass

@@ -20,6 +20,7 @@ Plain ASGI, no framework: the hot path is a few dictionary look-ups and awaits.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -30,9 +31,11 @@ import orjson
 from strongroom import __version__
 from strongroom.audit import AuditTrail, api_call_record, is_read_only
 from strongroom.audit import new_id as new_request_id
+from strongroom.auth.authorizer import Authorizer
 from strongroom.auth.principal import Credential, VerifiedRequest
 from strongroom.auth.sigv4 import SigV4Verifier
 from strongroom.errors import AWSError
+from strongroom.protocol.query import QueryProtocol
 from strongroom.protocol.rest_json import RestJSONProtocol
 from strongroom.services.context import RequestContext
 
@@ -65,6 +68,7 @@ class Service:
         self.handlers = handlers
         self.max_body_bytes = max_body_bytes
         self.rest = isinstance(protocol, RestJSONProtocol)
+        self.query = isinstance(protocol, QueryProtocol)
 
 
 class App:
@@ -73,10 +77,13 @@ class App:
                  on_startup: Callable[[], Awaitable[None]] | None = None,
                  on_shutdown: Callable[[], Awaitable[None]] | None = None,
                  on_reset: Callable[[], Awaitable[None]] | None = None,
-                 health: Callable[[], dict[str, Any]] | None = None, audit: AuditTrail | None = None) -> None:
+                 health: Callable[[], dict[str, Any]] | None = None, audit: AuditTrail | None = None,
+                 authorizer: Authorizer | None = None) -> None:
         self.audit = audit
-        self.by_prefix = {s.protocol.target_prefix: s for s in services if not s.rest}
+        self.authorizer = authorizer
+        self.by_prefix = {s.protocol.target_prefix: s for s in services if not s.rest and not s.query}
         self.rest_services = [s for s in services if s.rest]
+        self.query_services = {s.signing_name: s for s in services if s.query}
         self.verifier = verifier
         self.dev = dev
         self.account_id = account_id
@@ -132,7 +139,36 @@ class App:
             if found is not None:
                 await self.http_rest(scope, receive, send, service, *found)
                 return
+        if self.query_services and not any(k == b"x-amz-target" for k, _ in scope["headers"]):
+            await self.http_query(scope, receive, send)
+            return
         await self.http_json(scope, receive, send)
+
+    async def http_query(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        """The same pipeline for a query-protocol service (IAM, STS), chosen by the signature's scope."""
+        request_id = new_request_id()
+        method = scope["method"]
+        service = next(iter(self.query_services.values()))
+        try:
+            raw = await self.read_body(scope, receive, self.max_body_bytes)
+            headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+            _, _, signing_name = self.verifier.identify(headers)
+            service = self.query_services.get(signing_name, service)
+            form = service.protocol.form(raw, scope.get("query_string", b"").decode("latin-1"))
+            operation = service.protocol.operation_for(form)
+            if operation is None:
+                raise AWSError("UnknownOperationException", "")
+            verified = self.authenticate(method, scope, headers, raw, service)
+            ctx = self.context(verified, request_id, scope, headers)
+            result = await self.audited(ctx, service, operation, lambda p: service.protocol.parse(operation, form))
+            response = service.protocol.serialize(operation, result, request_id)
+        except AWSError as err:
+            response = service.protocol.serialize_error(err, request_id)
+        except Exception:  # noqa: BLE001 - the one place that turns surprises into a 500
+            log.exception("internal error in request %s", request_id)
+            err = AWSError("ServiceFailure", f"An internal error occurred. Request id: {request_id}", 500)
+            response = service.protocol.serialize_error(err, request_id)
+        await self.send_response(send, response.status, response.headers, response.body, request_id)
 
     async def http_json(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         request_id = new_request_id()
@@ -216,9 +252,10 @@ class App:
         error: AWSError | None = None
         try:
             params = parse(None)                                                 # 4. parse
+            ctx = dataclasses.replace(ctx, operation=operation, params=params, authz=self.authorizer)
             if self.audit is not None and not self.audit.healthy and not is_read_only(operation):
                 raise _audit_unavailable(ctx.request_id)
-            # 5. authorize: every known key may do everything in its account (identity issue).
+            await self.authorize(ctx, service.signing_name, operation, params)   # 5. authorize
             result = await service.handlers[operation](ctx, params)              # 6. dispatch
         except AWSError as err:
             error = err
@@ -232,6 +269,15 @@ class App:
             raise error
         assert result is not None
         return result
+
+    async def authorize(self, ctx: RequestContext, service: str, operation: str, params: dict[str, Any]) -> None:
+        """IAM's decision for calls not about one secret (those are decided once it is found)."""
+        authorizer = self.authorizer
+        if authorizer is None or authorizer.privileged(ctx, service):
+            return
+        if service == "secretsmanager" and not authorizer.resource_less(operation):
+            return
+        await authorizer.db.read(lambda tx: authorizer.check_call(tx, ctx, service, operation, params))
 
     @staticmethod
     def context(verified: VerifiedRequest, request_id: str, scope: dict[str, Any],

@@ -19,17 +19,23 @@ from typing import Any
 
 from strongroom import config
 from strongroom.audit import AuditTrail
+from strongroom.auth.authorizer import BUILTIN_ROTATION_ROLE, Authorizer
 from strongroom.auth.keys import KeyStore
 from strongroom.auth.sigv4 import SigV4Verifier
 from strongroom.crypto import Keyring, MasterKey
 from strongroom.protocol import JSONProtocol
+from strongroom.protocol.query import QueryProtocol
 from strongroom.protocol.rest_json import RestJSONProtocol
 from strongroom.rotation.engine import RotationEngine, RotationSettings
 from strongroom.rotation.runtime import FunctionRuntime, FunctionSpec
 from strongroom.server.app import App, Service
 from strongroom.services.lambda_ import OPERATIONS as LAMBDA_OPERATIONS
 from strongroom.services.lambda_ import Lambda
+from strongroom.services.iam import OPERATIONS as IAM_OPERATIONS
+from strongroom.services.iam import IAM
 from strongroom.services.secretsmanager import SecretsManager
+from strongroom.services.sts import OPERATIONS as STS_OPERATIONS
+from strongroom.services.sts import STS
 from strongroom.services.secretsmanager.values import ValueCipher
 from strongroom.store import Database, open_database
 
@@ -83,7 +89,9 @@ def build(settings: config.Settings) -> Server:
     def function_env(spec: FunctionSpec) -> dict[str, str]:
         """Lambda's reserved variables, and short-lived credentials this node accepts."""
         _, _, _, region, account, _, name = spec.arn.split(":", 6)
-        credential = keys.temporary(account, f"arn:aws:sts::{account}:assumed-role/strongroom-rotation/{name}")
+        # A function acts as its role (built-in rotators as strongroom's own rotation role).
+        role = spec.role.rsplit("/", 1)[-1] if spec.role else BUILTIN_ROTATION_ROLE
+        credential = keys.temporary(account, f"arn:aws:sts::{account}:assumed-role/{role}/{name}")
         return {"SECRETS_MANAGER_ENDPOINT": endpoint, "AWS_ENDPOINT_URL": endpoint,
                 "AWS_ENDPOINT_URL_SECRETS_MANAGER": endpoint, "AWS_ENDPOINT_URL_LAMBDA": endpoint,
                 "AWS_REGION": region, "AWS_DEFAULT_REGION": region,
@@ -101,6 +109,9 @@ def build(settings: config.Settings) -> Server:
     functions = Lambda(db, cipher, runtime, None if settings.dev else settings.data_dir / "functions")
     if not settings.dev:
         (settings.data_dir / "functions").mkdir(exist_ok=True, mode=0o700)
+    authorizer = Authorizer(db)
+    iam = IAM(db, keys)
+    sts = STS(db, keys, authorizer)
     audit = AuditTrail(db, None if settings.dev else settings.data_dir / "audit", settings.audit_retention_days)
     rotation = RotationEngine(sm, db, runtime, functions.resolve, RotationSettings.from_env(), audit=audit)
     server: Server
@@ -133,10 +144,12 @@ def build(settings: config.Settings) -> Server:
     app = App(services=[Service("secretsmanager", JSONProtocol("secretsmanager"), sm.handlers),
                         Service("lambda", RestJSONProtocol("lambda", LAMBDA_OPERATIONS), functions.handlers,
                                 max_body_bytes=70 * 1024 * 1024),
-                        Service("cloudtrail", JSONProtocol("cloudtrail"), {"LookupEvents": audit.lookup_events})],
+                        Service("cloudtrail", JSONProtocol("cloudtrail"), {"LookupEvents": audit.lookup_events}),
+                        Service("iam", QueryProtocol("iam", IAM_OPERATIONS), iam.handlers),
+                        Service("sts", QueryProtocol("sts", STS_OPERATIONS), sts.handlers)],
               verifier=verifier, dev=settings.dev, account_id=settings.account_id,
               max_body_bytes=settings.max_body_bytes, on_startup=startup, on_shutdown=shutdown,
-              on_reset=reset, health=health, audit=audit)
+              on_reset=reset, health=health, audit=audit, authorizer=authorizer)
     server = Server(settings, app, db, sm, functions, rotation, keys, admin_id, credentials_file)
     return server
 

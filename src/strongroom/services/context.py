@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["RequestContext"]
 
@@ -19,3 +20,6 @@ class RequestContext:
     partition: str = "aws"
     user_agent: str = ""
     access_key_id: str = ""
+    operation: str = ""
+    params: dict[str, Any] | None = None
+    authz: Any = None  # the Authorizer, when policies are enforced

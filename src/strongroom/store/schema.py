@@ -169,4 +169,31 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX audit_by_account ON audit_events (account_id, region, id)",
         "CREATE INDEX audit_by_time ON audit_events (event_time)",
     ],
+    # 5: identities: IAM users and roles, their inline policies; temporary credentials (STS).
+    [
+        """CREATE TABLE iam_principals (
+            arn TEXT PRIMARY KEY,
+            account_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            name TEXT NOT NULL,
+            path TEXT NOT NULL,
+            principal_id TEXT NOT NULL,
+            created_date {real} NOT NULL,
+            trust_policy TEXT,
+            description TEXT,
+            max_session INTEGER,
+            tags TEXT NOT NULL DEFAULT '[]',
+            UNIQUE (account_id, kind, name)
+        )""",
+        """CREATE TABLE iam_inline_policies (
+            principal_arn TEXT NOT NULL,
+            account_id TEXT NOT NULL,
+            policy_name TEXT NOT NULL,
+            document TEXT NOT NULL,
+            PRIMARY KEY (principal_arn, policy_name)
+        )""",
+        "ALTER TABLE access_keys ADD COLUMN session_token_enc {blob}",
+        "ALTER TABLE access_keys ADD COLUMN expires_at {real}",
+        "CREATE INDEX access_keys_by_principal ON access_keys (principal_arn)",
+    ],
 ]

@@ -113,7 +113,7 @@ class Lambda:
         code_dir = self._unpack(tx, account_id, region, row["name"], row["code_sha256"])
         return FunctionSpec(key=f"{row['arn']}#{row['revision_id']}", arn=row["arn"], name=row["name"],
                             handler=row["handler"], code_dir=str(code_dir), timeout=float(row["timeout"]),
-                            memory_mb=int(row["memory_size"]), environment=env)
+                            memory_mb=int(row["memory_size"]), environment=env, role=row["role"])
 
     def _unpack(self, tx: Tx, account_id: str, region: str, name: str, sha: str) -> Path:
         target = self.code_root / base64.urlsafe_b64decode(sha).hex()

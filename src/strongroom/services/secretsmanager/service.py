@@ -10,6 +10,7 @@ Timestamps are returned as epoch seconds (floats); the protocol layer writes the
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import uuid
 from collections.abc import Awaitable, Callable
@@ -82,11 +83,27 @@ class SecretsManager:
     def find(tx: Tx, ctx: RequestContext, secret_id: str, lock: bool = False) -> SecretRow:
         ref = parse_secret_id(secret_id)
         if ref.region is not None and (ref.region != ctx.region or ref.account_id != ctx.account_id):
+            SecretsManager.authorize(tx, ctx, None, secret_id)
             raise M.not_found()
         row = q.find_secret(tx, ctx.account_id, ctx.region, name=ref.name, arn=ref.arn, lock=lock)
+        SecretsManager.authorize(tx, ctx, row, secret_id)
         if row is None:
             raise M.not_found()
         return row
+
+    @staticmethod
+    def authorize(tx: Tx, ctx: RequestContext, secret: SecretRow | None, secret_id: str) -> None:
+        """IAM's decision for this call on this secret (or on the ARN asked for, when it is absent:
+        a caller who may not touch it learns AccessDenied, not whether it exists)."""
+        if ctx.authz is None:
+            return
+        if secret is not None:
+            resource = secret.arn
+        elif secret_id.startswith("arn:"):
+            resource = secret_id
+        else:
+            resource = f"arn:{ctx.partition}:secretsmanager:{ctx.region}:{ctx.account_id}:secret:{secret_id}"
+        ctx.authz.check_secret(tx, ctx, secret, resource)
 
     def find_live(self, tx: Tx, ctx: RequestContext, secret_id: str, lock: bool = True,
                   primary_only: bool = True) -> SecretRow:
@@ -207,6 +224,7 @@ class SecretsManager:
         now = clock.now()
 
         def tx_fn(tx: Tx) -> dict[str, Any]:
+            self.authorize(tx, ctx, None, name)
             existing = q.find_secret(tx, ctx.account_id, ctx.region, name=name, lock=True)
             if existing is not None:
                 if existing.deleted_date is not None:
@@ -250,6 +268,7 @@ class SecretsManager:
 
         def tx_fn(tx: Tx) -> tuple[dict[str, Any], SecretRow, str, bool]:
             found = q.value_for(tx, ctx.account_id, ctx.region, ref.name, ref.arn, version_id, stage)
+            self.authorize(tx, ctx, None if found is None else found[0], secret_id)
             if found is None:
                 raise M.not_found()
             secret, version, version_labels = found
@@ -313,9 +332,10 @@ class SecretsManager:
             wanted = [s.arn for s in page.rows]
             if page.next_token:
                 out["NextToken"] = page.next_token
+        one = dataclasses.replace(ctx, operation="GetSecretValue", params={"SecretId": None})
         for secret_id in wanted:
             try:
-                values.append(await self.get_secret_value(ctx, {"SecretId": secret_id}))
+                values.append(await self.get_secret_value(one, {"SecretId": secret_id}))
             except AWSError as err:
                 errors.append({"SecretId": secret_id, "ErrorCode": err.code, "Message": err.message})
         out["SecretValues"] = values

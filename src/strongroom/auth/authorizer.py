@@ -1,0 +1,208 @@
+"""Authorization: may this principal do this action on this resource? (pipeline step 5)
+
+The decision is IAM's (:mod:`strongroom.policy`): identity policies (the user's inline policies;
+for an assumed role, the role's) together with the resource's policies (a secret's resource
+policies, a role's trust policy). This module gathers them and the request's condition keys.
+
+Who is never refused here:
+
+* the account's **root** principal (the administrator key made on first start), except by an
+  explicit ``Deny`` in a secret's resource policy, as on AWS;
+* strongroom's **built-in rotators**, for Secrets Manager calls in their own account.
+
+Identity policies are cached per principal for a few seconds (each node re-reads them, so a
+changed policy applies everywhere within ``_TTL``).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from strongroom import clock
+from strongroom.errors import AWSError
+from strongroom.services.context import RequestContext
+from strongroom.store import Database, Tx
+
+__all__ = ["Authorizer", "BUILTIN_ROTATION_ROLE"]
+
+BUILTIN_ROTATION_ROLE = "strongroom-builtin-rotation"
+_TTL = 5.0
+# Operations that act on no particular resource, and those that need no permission at all.
+_RESOURCE_LESS = {"ListSecrets", "GetRandomPassword", "BatchGetSecretValue", "ValidateResourcePolicy",
+                  "ListFunctions", "LookupEvents", "ListUsers", "ListRoles"}
+_FREE = {("sts", "GetCallerIdentity")}
+_SECRET_KEYS = {"Description": "secretsmanager:Description", "KmsKeyId": "secretsmanager:KmsKeyId",
+                "VersionId": "secretsmanager:VersionId", "VersionStage": "secretsmanager:VersionStage",
+                "RotationLambdaARN": "secretsmanager:RotationLambdaARN",
+                "ForceDeleteWithoutRecovery": "secretsmanager:ForceDeleteWithoutRecovery",
+                "RecoveryWindowInDays": "secretsmanager:RecoveryWindowInDays",
+                "BlockPublicPolicy": "secretsmanager:BlockPublicPolicy"}
+
+
+def role_arn_of(principal_arn: str) -> str | None:
+    """``arn:aws:sts::A:assumed-role/R/S`` → ``arn:aws:iam::A:role/R``."""
+    if ":assumed-role/" not in principal_arn:
+        return None
+    account = principal_arn.split(":")[4]
+    role = principal_arn.split(":assumed-role/", 1)[1].split("/")[0]
+    return f"arn:aws:iam::{account}:role/{role}"
+
+
+class Authorizer:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._cache: dict[str, tuple[float, list[Any]]] = {}
+        self._lock = threading.Lock()
+
+    # -------------------------------------------------------------------------- gathering
+
+    def identity_policies(self, tx: Tx, principal_arn: str) -> list[Any]:
+        from strongroom.policy import parse_policy
+
+        now = clock.now()
+        cached = self._cache.get(principal_arn)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        owner = role_arn_of(principal_arn)
+        if owner is None:
+            owner = principal_arn
+        else:  # the role's own ARN may carry a path: match on account and name
+            account, name = owner.split(":")[4], owner.rsplit("/", 1)[-1]
+            row = tx.one("SELECT arn FROM iam_principals WHERE account_id = ? AND kind = 'role' AND name = ?",
+                         (account, name))
+            owner = row[0] if row else owner
+        documents = [r[0] for r in tx.all("SELECT document FROM iam_inline_policies WHERE principal_arn = ?", (owner,))]
+        policies = [parse_policy(d) for d in documents]
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[principal_arn] = (now + _TTL, policies)
+        return policies
+
+    @staticmethod
+    def base_context(ctx: RequestContext) -> dict[str, Any]:
+        now = clock.now()
+        import datetime as dt
+
+        return {"aws:PrincipalArn": role_arn_of(ctx.principal_arn) or ctx.principal_arn,
+                "aws:PrincipalAccount": ctx.account_id, "aws:SourceIp": ctx.source_ip,
+                "aws:SecureTransport": "false", "aws:RequestedRegion": ctx.region,
+                "aws:CurrentTime": dt.datetime.fromtimestamp(now, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "aws:EpochTime": str(int(now))}
+
+    @staticmethod
+    def privileged(ctx: RequestContext, service: str) -> bool:
+        if ctx.principal_arn.endswith(":root"):
+            return True
+        return service == "secretsmanager" and f":assumed-role/{BUILTIN_ROTATION_ROLE}/" in ctx.principal_arn
+
+    # ---------------------------------------------------------------------------- deciding
+
+    def decide(self, tx: Tx, ctx: RequestContext, action: str, resource: str, resource_account: str,
+               resource_policies: list[str], context: dict[str, Any], service: str) -> None:
+        """Raise ``AccessDeniedException`` in AWS's words unless the call is allowed."""
+        from strongroom.policy import Request, access_denied_message, evaluate, parse_policy
+
+        resource_parsed = [parse_policy(d) for d in resource_policies]
+        if self.privileged(ctx, service) and resource_account == ctx.account_id:
+            if not resource_parsed:
+                return
+            identity: list[Any] = [parse_policy('{"Version":"2012-10-17","Statement":[{"Effect":"Allow",'
+                                                '"Action":"*","Resource":"*"}]}')]
+        else:
+            identity = self.identity_policies(tx, ctx.principal_arn)
+        request = Request(principal_arn=ctx.principal_arn, principal_account=ctx.account_id, action=action,
+                          resource=resource, resource_account=resource_account,
+                          context={**self.base_context(ctx), **context})
+        decision = evaluate(request, identity, resource_parsed)
+        if not decision.allowed:
+            raise AWSError("AccessDeniedException",
+                           access_denied_message(ctx.principal_arn, action, resource, decision))
+
+    def secret_context(self, params: dict[str, Any], secret: Any | None) -> dict[str, Any]:
+        context: dict[str, Any] = {}
+        for member, key in _SECRET_KEYS.items():
+            if member in params:
+                value = params[member]
+                context[key] = str(value).lower() if isinstance(value, bool) else str(value)
+        if "Tags" in params:
+            context["aws:TagKeys"] = [t["Key"] for t in params["Tags"]]
+            for tag in params["Tags"]:
+                context[f"aws:RequestTag/{tag['Key']}"] = tag.get("Value", "")
+        if "Name" in params:
+            context["secretsmanager:Name"] = params["Name"]
+        if "AddReplicaRegions" in params:
+            context["secretsmanager:AddReplicaRegions"] = [r["Region"] for r in params["AddReplicaRegions"]]
+        if secret is not None:
+            context["secretsmanager:SecretId"] = secret.arn
+            context["secretsmanager:SecretPrimaryRegion"] = secret.region
+            for tag in secret.tags:
+                context[f"aws:ResourceTag/{tag['Key']}"] = tag.get("Value", "")
+                context[f"secretsmanager:ResourceTag/{tag['Key']}"] = tag.get("Value", "")
+            if secret.rotation_lambda_arn:
+                context["secretsmanager:resource/AllowRotationLambdaArn"] = secret.rotation_lambda_arn
+        return context
+
+    def check_secret(self, tx: Tx, ctx: RequestContext, secret: Any | None, resource: str) -> None:
+        """Secrets Manager's check, once the secret (or its absence) is known."""
+        if self.privileged(ctx, "secretsmanager") and (secret is None or not self._has_policy(tx, secret.id)):
+            return
+        policies = [] if secret is None else [r[0] for r in tx.all(
+            "SELECT document FROM policies WHERE secret_id = ?", (secret.id,))]
+        account = resource.split(":")[4] if resource.count(":") >= 5 else ctx.account_id
+        self.decide(tx, ctx, f"secretsmanager:{ctx.operation}", resource, account, policies,
+                    self.secret_context(ctx.params or {}, secret), "secretsmanager")
+
+    @staticmethod
+    def _has_policy(tx: Tx, secret_id: int) -> bool:
+        return tx.one("SELECT 1 FROM policies WHERE secret_id = ? LIMIT 1", (secret_id,)) is not None
+
+    @staticmethod
+    def resource_less(operation: str) -> bool:
+        return operation in _RESOURCE_LESS
+
+    def check_call(self, tx: Tx, ctx: RequestContext, service: str, operation: str, params: dict[str, Any]) -> None:
+        """The check for calls not about one secret: made by the pipeline before dispatch."""
+        if (service, operation) in _FREE or self.privileged(ctx, service):
+            return
+        if service == "secretsmanager":
+            if operation not in _RESOURCE_LESS:
+                return  # checked by the service once the secret is found
+            resource = "*"
+        elif service == "lambda":
+            name = params.get("FunctionName")
+            resource = "*" if name is None else (name if name.startswith("arn:") else
+                                                f"arn:aws:lambda:{ctx.region}:{ctx.account_id}:function:{name}")
+            operation = "InvokeFunction" if operation == "Invoke" else operation
+        elif service == "iam":
+            if "UserName" in params:
+                resource = f"arn:aws:iam::{ctx.account_id}:user/{params['UserName']}"
+            elif "RoleName" in params:
+                resource = f"arn:aws:iam::{ctx.account_id}:role/{params['RoleName']}"
+            else:
+                resource = ctx.principal_arn if operation in ("GetUser", "CreateAccessKey", "ListAccessKeys",
+                                                              "UpdateAccessKey", "DeleteAccessKey") else "*"
+        elif service == "sts":
+            return  # AssumeRole is decided with the role's trust policy by the service
+        else:
+            resource = "*"
+        self.decide(tx, ctx, f"{service}:{operation}", resource, ctx.account_id, [], {}, service)
+
+    async def check_assume_role(self, ctx: RequestContext, role_arn: str, account: str, trust: str) -> None:
+        """The trust policy must let the caller in; unless it names the caller itself, the caller's
+        own policies must also allow ``sts:AssumeRole`` on the role (root's always do)."""
+        from strongroom.policy import Request, access_denied_message, evaluate, parse_policy
+
+        def tx_fn(tx: Tx) -> None:
+            request = Request(principal_arn=ctx.principal_arn, principal_account=ctx.account_id,
+                              action="sts:AssumeRole", resource=role_arn, resource_account=account,
+                              context=self.base_context(ctx))
+            decision = evaluate(request, [], [parse_policy(trust)])
+            if decision.allowed and ctx.principal_arn not in trust and not ctx.principal_arn.endswith(":root"):
+                decision = evaluate(request, self.identity_policies(tx, ctx.principal_arn), [])
+            if not decision.allowed:
+                raise AWSError("AccessDenied", access_denied_message(ctx.principal_arn, "sts:AssumeRole", role_arn,
+                                                                     decision), 403)
+
+        await self.db.read(tx_fn)

@@ -1,0 +1,161 @@
+"""AWS's query protocol (IAM, STS): form-encoded requests, XML answers, from botocore's models.
+
+Requests are ``Action=CreateUser&Version=2010-05-08&UserName=...`` (body or query string); lists
+are ``Name.member.N``, maps ``Name.entry.N.key`` / ``.value``, structures ``Name.Member``. The
+decoded parameters are validated with the same rules as JSON 1.1. Answers are
+``<OpResponse xmlns=...><OpResult>...</OpResult><ResponseMetadata>...`` and errors IAM's
+``<ErrorResponse>``, with the status the model's error shape declares.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+from urllib.parse import parse_qsl
+from xml.sax.saxutils import escape
+
+import botocore.session
+
+from strongroom.errors import AWSError
+from strongroom.protocol.json import _compile
+
+__all__ = ["QueryProtocol"]
+
+
+class _Response:
+    __slots__ = ("status", "headers", "body")
+
+    def __init__(self, status: int, body: bytes) -> None:
+        self.status = status
+        self.headers = [(b"content-type", b"text/xml")]
+        self.body = body
+
+
+def _decode(shape: Any, form: dict[str, str], prefix: str) -> Any:
+    kind = shape.type_name
+    if kind == "structure":
+        out = {}
+        for name, member in shape.members.items():
+            wire = member.serialization.get("name", name)
+            value = _decode(member, form, f"{prefix}{wire}" if not prefix else f"{prefix}.{wire}")
+            if value is not None:
+                out[name] = value
+        return out if (out or not prefix) else None
+    if kind == "list":
+        flattened = shape.serialization.get("flattened")
+        base = prefix if flattened else f"{prefix}.member"
+        items, i = [], 1
+        while any(k == f"{base}.{i}" or k.startswith(f"{base}.{i}.") for k in form):
+            items.append(_decode(shape.member, form, f"{base}.{i}"))
+            i += 1
+        if not items and prefix in form and form[prefix] == "":
+            return []
+        return items or None
+    if kind == "map":
+        out, i = {}, 1
+        while f"{prefix}.entry.{i}.key" in form:
+            out[form[f"{prefix}.entry.{i}.key"]] = _decode(shape.value, form, f"{prefix}.entry.{i}.value")
+            i += 1
+        return out or None
+    if prefix not in form:
+        return None
+    text = form[prefix]
+    try:
+        if kind in ("integer", "long"):
+            return int(text)
+        if kind == "boolean":
+            return text.lower() == "true"
+        if kind == "timestamp":
+            return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+        if kind in ("float", "double"):
+            return float(text)
+    except ValueError:
+        raise AWSError("MalformedInput", f"Invalid value for {prefix}: {text}") from None
+    return text
+
+
+def _xml(shape: Any, value: Any) -> str:
+    kind = shape.type_name
+    if value is None:
+        return ""
+    if kind == "structure":
+        parts = []
+        for name, member in shape.members.items():
+            if name in value and value[name] is not None:
+                wire = member.serialization.get("name", name)
+                parts.append(f"<{wire}>{_xml(member, value[name])}</{wire}>")
+        return "".join(parts)
+    if kind == "list":
+        tag = shape.member.serialization.get("name", "member")
+        return "".join(f"<{tag}>{_xml(shape.member, v)}</{tag}>" for v in value)
+    if kind == "map":
+        return "".join(f"<entry><key>{escape(str(k))}</key><value>{_xml(shape.value, v)}</value></entry>"
+                       for k, v in value.items())
+    if kind == "timestamp":
+        return dt.datetime.fromtimestamp(float(value), dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if kind == "boolean":
+        return "true" if value else "false"
+    return escape(str(value))
+
+
+class QueryProtocol:
+    def __init__(self, service_name: str, operations: list[str]) -> None:
+        self.model = botocore.session.get_session().get_service_model(service_name)
+        self.signing_name: str = self.model.metadata.get("signingName", service_name)
+        self.version: str = self.model.metadata["apiVersion"]
+        self.xmlns: str = self.model.metadata.get("xmlNamespace",
+                                                  f"https://{service_name}.amazonaws.com/doc/{self.version}/")
+        self.operations = set(operations)
+        self._checks = {name: _compile(self.model.operation_model(name).input_shape)
+                        for name in operations if self.model.operation_model(name).input_shape is not None}
+        self._status = {s: self.model.shape_for(s).metadata.get("error", {}).get("httpStatusCode", 400)
+                        for s in self.model.shape_names if self.model.shape_for(s).metadata.get("exception")}
+        self._codes = {s: self.model.shape_for(s).metadata.get("error", {}).get("code", s)
+                       for s in self._status}
+
+    @staticmethod
+    def form(body: bytes, query: str) -> dict[str, str]:
+        form = dict(parse_qsl(query, keep_blank_values=True))
+        try:
+            form.update(parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False))
+        except UnicodeDecodeError:
+            raise AWSError("MalformedInput", "The request body is not UTF-8.") from None
+        return form
+
+    def operation_for(self, form: dict[str, str]) -> str | None:
+        action = form.get("Action")
+        if action is None:
+            return None
+        if action not in self.operations:
+            raise AWSError("InvalidAction", f"Could not find operation {action} for version "
+                           f"{form.get('Version', 'NO_VERSION_SPECIFIED')}")
+        return action
+
+    def parse(self, operation: str, form: dict[str, str]) -> dict[str, Any]:
+        shape = self.model.operation_model(operation).input_shape
+        if shape is None:
+            return {}
+        document = _decode(shape, form, "")
+        errors: list[str] = []
+        params: dict[str, Any] = self._checks[operation](document, "", errors)
+        if errors:
+            count = len(errors)
+            raise AWSError("ValidationError",
+                           f"{count} validation error{'s' if count > 1 else ''} detected: " + "; ".join(errors))
+        return params
+
+    def serialize(self, operation: str, result: dict[str, Any], request_id: str) -> _Response:
+        shape = self.model.operation_model(operation).output_shape
+        inner = "" if shape is None else f"<{operation}Result>{_xml(shape, result)}</{operation}Result>"
+        body = (f'<{operation}Response xmlns="{self.xmlns}">{inner}<ResponseMetadata><RequestId>{request_id}'
+                f"</RequestId></ResponseMetadata></{operation}Response>")
+        return _Response(200, body.encode())
+
+    def serialize_error(self, error: AWSError, request_id: str = "") -> _Response:
+        status = error.status if error.status != 400 else self._status.get(error.code, 400)
+        code = self._codes.get(error.code, error.code)
+        kind = "Receiver" if status >= 500 else "Sender"
+        body = (f'<ErrorResponse xmlns="{self.xmlns}"><Error><Type>{kind}</Type><Code>{escape(code)}</Code>'
+                f"<Message>{escape(error.message)}</Message></Error><RequestId>{request_id}</RequestId>"
+                "</ErrorResponse>")
+        return _Response(status, body.encode())

@@ -1,0 +1,307 @@
+"""The part of IAM that identity management needs: users, roles, access keys, inline policies.
+
+Principals live per account. Secret access keys are stored encrypted by the key store and shown
+once, in CreateAccessKey's answer. Policy documents are checked when stored: a document the
+evaluator could not honour exactly (an unknown element, operator or key) is refused with
+``MalformedPolicyDocument``, so evaluation never silently ignores a condition. As IAM does,
+documents are returned URL-encoded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets as _random
+import string
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
+from strongroom import clock
+from strongroom.auth.keys import KeyStore, new_access_key_id, new_secret_access_key
+from strongroom.errors import AWSError
+from strongroom.services.context import RequestContext
+from strongroom.store import Conflict, Database, Tx
+
+__all__ = ["IAM", "OPERATIONS", "check_policy"]
+
+OPERATIONS = ["CreateUser", "GetUser", "ListUsers", "DeleteUser", "CreateAccessKey", "ListAccessKeys",
+              "UpdateAccessKey", "DeleteAccessKey", "PutUserPolicy", "GetUserPolicy", "DeleteUserPolicy",
+              "ListUserPolicies", "CreateRole", "GetRole", "ListRoles", "DeleteRole", "PutRolePolicy",
+              "GetRolePolicy", "DeleteRolePolicy", "ListRolePolicies"]
+_COLUMNS = ("arn", "account_id", "kind", "name", "path", "principal_id", "created_date", "trust_policy",
+            "description", "max_session", "tags")
+
+
+def _no_such(kind: str, name: str) -> AWSError:
+    return AWSError("NoSuchEntity", f"The {kind} with name {name} cannot be found.", 404)
+
+
+def _principal_id(prefix: str) -> str:
+    return prefix + "".join(_random.choice(string.ascii_uppercase + string.digits) for _ in range(17))
+
+
+def check_policy(document: str) -> None:
+    """Refuse a document the evaluator cannot honour exactly (MalformedPolicyDocument)."""
+    from strongroom.policy import PolicyError, parse_policy
+
+    try:
+        parse_policy(document)
+    except PolicyError as exc:
+        raise AWSError("MalformedPolicyDocument", str(exc)) from None
+
+
+class IAM:
+    def __init__(self, db: Database, keys: KeyStore) -> None:
+        self.db = db
+        self.keys = keys
+        self.handlers = {name: getattr(self, "_".join(_words(name))) for name in OPERATIONS}
+
+    # ------------------------------------------------------------------------------ helpers
+
+    def _get(self, tx: Tx, account_id: str, kind: str, name: str) -> dict[str, Any]:
+        row = tx.one(f"SELECT {', '.join(_COLUMNS)} FROM iam_principals WHERE account_id = ? AND kind = ? AND name = ?",
+                     (account_id, kind, name))
+        if row is None:
+            raise _no_such(kind, name)
+        return dict(zip(_COLUMNS, row))
+
+    @staticmethod
+    def _shape(row: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {"Path": row["path"], "Arn": row["arn"], "CreateDate": row["created_date"]}
+        if row["kind"] == "user":
+            out.update(UserName=row["name"], UserId=row["principal_id"])
+        else:
+            out.update(RoleName=row["name"], RoleId=row["principal_id"],
+                       AssumeRolePolicyDocument=quote(row["trust_policy"] or "", safe=""),
+                       MaxSessionDuration=row["max_session"])
+            if row["description"]:
+                out["Description"] = row["description"]
+        tags = json.loads(row["tags"] or "[]")
+        if tags:
+            out["Tags"] = tags
+        return out
+
+    def _create(self, ctx: RequestContext, kind: str, p: dict[str, Any], name: str,
+                extra: dict[str, Any]) -> Callable[[Tx], dict[str, Any]]:
+        """The transaction that creates a user or role."""
+        path = p.get("Path", "/")
+        arn = f"arn:aws:iam::{ctx.account_id}:{kind}{path}{name}"
+        row = {"arn": arn, "account_id": ctx.account_id, "kind": kind, "name": name, "path": path,
+               "principal_id": _principal_id("AIDA" if kind == "user" else "AROA"), "created_date": clock.now(),
+               "trust_policy": extra.get("trust_policy"), "description": extra.get("description"),
+               "max_session": extra.get("max_session", 3600), "tags": json.dumps(p.get("Tags", []))}
+
+        def tx_fn(tx: Tx) -> dict[str, Any]:
+            exists = tx.one("SELECT 1 FROM iam_principals WHERE account_id = ? AND kind = ? AND name = ?",
+                            (ctx.account_id, kind, name))
+            if exists:
+                raise AWSError("EntityAlreadyExists", f"{kind.capitalize()} with name {name} already exists.", 409)
+            try:
+                tx.execute(f"INSERT INTO iam_principals ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})",
+                           [row[c] for c in _COLUMNS])
+            except Conflict:
+                raise AWSError("EntityAlreadyExists", f"{kind.capitalize()} with name {name} already exists.", 409) from None
+            return self._shape(row)
+
+        return tx_fn
+
+    async def _list(self, ctx: RequestContext, kind: str, p: dict[str, Any]) -> list[dict[str, Any]]:
+        prefix = p.get("PathPrefix", "/")
+
+        def tx_fn(tx: Tx) -> list[dict[str, Any]]:
+            rows = tx.all(f"SELECT {', '.join(_COLUMNS)} FROM iam_principals WHERE account_id = ? AND kind = ? "
+                          "ORDER BY name", (ctx.account_id, kind))
+            return [self._shape(dict(zip(_COLUMNS, r))) for r in rows if r[4].startswith(prefix)]
+
+        return await self.db.read(tx_fn)  # type: ignore[no-any-return]
+
+    async def _delete(self, ctx: RequestContext, kind: str, name: str) -> dict[str, Any]:
+        def tx_fn(tx: Tx) -> None:
+            row = self._get(tx, ctx.account_id, kind, name)
+            if tx.one("SELECT 1 FROM iam_inline_policies WHERE principal_arn = ?", (row["arn"],)):
+                raise AWSError("DeleteConflict", "Cannot delete entity, must delete policies first.", 409)
+            if kind == "user" and tx.one("SELECT 1 FROM access_keys WHERE principal_arn = ?", (row["arn"],)):
+                raise AWSError("DeleteConflict", "Cannot delete entity, must delete access keys first.", 409)
+            tx.execute("DELETE FROM iam_principals WHERE arn = ?", (row["arn"],))
+
+        await self.db.write(tx_fn)
+        return {}
+
+    # ------------------------------------------------------------------------------- users
+
+    async def create_user(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        tx_fn = self._create(ctx, "user", p, p["UserName"], {})
+        return {"User": await self.db.write(tx_fn)}
+
+    async def get_user(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        name = p.get("UserName")
+        if name is None:
+            if ":user/" not in ctx.principal_arn:
+                if ctx.principal_arn.endswith(":root"):
+                    return {"User": {"Path": "/", "UserName": "root", "UserId": ctx.account_id,
+                                     "Arn": ctx.principal_arn, "CreateDate": 0.0}}
+                raise AWSError("ValidationError", "Must specify userName when calling with non-User credentials")
+            name = ctx.principal_arn.rsplit("/", 1)[-1]
+        return {"User": await self.db.read(lambda tx: self._shape(self._get(tx, ctx.account_id, "user", name)))}
+
+    async def list_users(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        return {"Users": await self._list(ctx, "user", p), "IsTruncated": False}
+
+    async def delete_user(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        return await self._delete(ctx, "user", p["UserName"])
+
+    # ------------------------------------------------------------------------- access keys
+
+    def _user_for_keys(self, tx: Tx, ctx: RequestContext, p: dict[str, Any]) -> tuple[str, str]:
+        name = p.get("UserName")
+        if name is None:
+            if ":user/" in ctx.principal_arn:
+                name = ctx.principal_arn.rsplit("/", 1)[-1]
+            else:
+                return "root", ctx.principal_arn
+        return name, self._get(tx, ctx.account_id, "user", name)["arn"]
+
+    async def create_access_key(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        name, arn = await self.db.read(lambda tx: self._user_for_keys(tx, ctx, p))
+        count = await self.db.read(lambda tx: tx.one("SELECT count(*) FROM access_keys WHERE principal_arn = ? "
+                                                     "AND expires_at IS NULL", (arn,)))
+        if count and count[0] >= 2:
+            raise AWSError("LimitExceeded", "Cannot exceed quota for AccessKeysPerUser: 2", 409)
+        access_key_id, secret = new_access_key_id(), new_secret_access_key()
+        await asyncio.to_thread(self.keys.add, access_key_id, secret, ctx.account_id, arn)
+        return {"AccessKey": {"UserName": name, "AccessKeyId": access_key_id, "Status": "Active",
+                              "SecretAccessKey": secret, "CreateDate": clock.now()}}
+
+    async def list_access_keys(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        def tx_fn(tx: Tx) -> dict[str, Any]:
+            name, arn = self._user_for_keys(tx, ctx, p)
+            rows = tx.all("SELECT access_key_id, status, created_date FROM access_keys WHERE principal_arn = ? "
+                          "AND expires_at IS NULL ORDER BY created_date", (arn,))
+            return {"AccessKeyMetadata": [{"UserName": name, "AccessKeyId": r[0], "Status": r[1], "CreateDate": r[2]}
+                                          for r in rows], "IsTruncated": False}
+
+        return await self.db.read(tx_fn)  # type: ignore[no-any-return]
+
+    def _own_key(self, tx: Tx, ctx: RequestContext, p: dict[str, Any]) -> str:
+        _, arn = self._user_for_keys(tx, ctx, p)
+        key = p["AccessKeyId"]
+        if not tx.one("SELECT 1 FROM access_keys WHERE access_key_id = ? AND principal_arn = ?", (key, arn)):
+            raise AWSError("NoSuchEntity", f"The Access Key with id {key} cannot be found.", 404)
+        return key  # type: ignore[no-any-return]
+
+    async def update_access_key(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        def tx_fn(tx: Tx) -> str:
+            key = self._own_key(tx, ctx, p)
+            tx.execute("UPDATE access_keys SET status = ? WHERE access_key_id = ?", (p["Status"], key))
+            return key
+
+        self.keys.forget(await self.db.write(tx_fn))
+        return {}
+
+    async def delete_access_key(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        def tx_fn(tx: Tx) -> str:
+            key = self._own_key(tx, ctx, p)
+            tx.execute("DELETE FROM access_keys WHERE access_key_id = ?", (key,))
+            return key
+
+        self.keys.forget(await self.db.write(tx_fn))
+        return {}
+
+    # --------------------------------------------------------------------- inline policies
+
+    async def _put_policy(self, ctx: RequestContext, kind: str, name: str, policy_name: str, document: str) -> dict[str, Any]:
+        check_policy(document)
+
+        def tx_fn(tx: Tx) -> None:
+            arn = self._get(tx, ctx.account_id, kind, name)["arn"]
+            tx.execute("DELETE FROM iam_inline_policies WHERE principal_arn = ? AND policy_name = ?", (arn, policy_name))
+            tx.execute("INSERT INTO iam_inline_policies (principal_arn, account_id, policy_name, document) "
+                       "VALUES (?, ?, ?, ?)", (arn, ctx.account_id, policy_name, document))
+
+        await self.db.write(tx_fn)
+        return {}
+
+    async def _get_policy(self, ctx: RequestContext, kind: str, name: str, policy_name: str) -> dict[str, Any]:
+        def tx_fn(tx: Tx) -> str:
+            arn = self._get(tx, ctx.account_id, kind, name)["arn"]
+            row = tx.one("SELECT document FROM iam_inline_policies WHERE principal_arn = ? AND policy_name = ?",
+                         (arn, policy_name))
+            if row is None:
+                raise AWSError("NoSuchEntity", f"The {kind} policy with name {policy_name} cannot be found.", 404)
+            return row[0]  # type: ignore[no-any-return]
+
+        document = await self.db.read(tx_fn)
+        key = "UserName" if kind == "user" else "RoleName"
+        return {key: name, "PolicyName": policy_name, "PolicyDocument": quote(document, safe="")}
+
+    async def _delete_policy(self, ctx: RequestContext, kind: str, name: str, policy_name: str) -> dict[str, Any]:
+        def tx_fn(tx: Tx) -> None:
+            arn = self._get(tx, ctx.account_id, kind, name)["arn"]
+            gone = tx.execute("DELETE FROM iam_inline_policies WHERE principal_arn = ? AND policy_name = ?",
+                              (arn, policy_name))
+            if not gone.rowcount:
+                raise AWSError("NoSuchEntity", f"The {kind} policy with name {policy_name} cannot be found.", 404)
+
+        await self.db.write(tx_fn)
+        return {}
+
+    async def _list_policies(self, ctx: RequestContext, kind: str, name: str) -> dict[str, Any]:
+        def tx_fn(tx: Tx) -> list[str]:
+            arn = self._get(tx, ctx.account_id, kind, name)["arn"]
+            return [r[0] for r in tx.all("SELECT policy_name FROM iam_inline_policies WHERE principal_arn = ? "
+                                         "ORDER BY policy_name", (arn,))]
+
+        return {"PolicyNames": await self.db.read(tx_fn), "IsTruncated": False}
+
+    async def put_user_policy(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        return await self._put_policy(ctx, "user", p["UserName"], p["PolicyName"], p["PolicyDocument"])
+
+    async def get_user_policy(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        return await self._get_policy(ctx, "user", p["UserName"], p["PolicyName"])
+
+    async def delete_user_policy(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        return await self._delete_policy(ctx, "user", p["UserName"], p["PolicyName"])
+
+    async def list_user_policies(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        return await self._list_policies(ctx, "user", p["UserName"])
+
+    # ------------------------------------------------------------------------------- roles
+
+    async def create_role(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        check_policy(p["AssumeRolePolicyDocument"])
+        tx_fn = self._create(ctx, "role", p, p["RoleName"],
+                             {"trust_policy": p["AssumeRolePolicyDocument"], "description": p.get("Description"),
+                              "max_session": p.get("MaxSessionDuration", 3600)})
+        return {"Role": await self.db.write(tx_fn)}
+
+    async def get_role(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        return {"Role": await self.db.read(lambda tx: self._shape(self._get(tx, ctx.account_id, "role", p["RoleName"])))}
+
+    async def list_roles(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        return {"Roles": await self._list(ctx, "role", p), "IsTruncated": False}
+
+    async def delete_role(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        return await self._delete(ctx, "role", p["RoleName"])
+
+    async def put_role_policy(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        return await self._put_policy(ctx, "role", p["RoleName"], p["PolicyName"], p["PolicyDocument"])
+
+    async def get_role_policy(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        return await self._get_policy(ctx, "role", p["RoleName"], p["PolicyName"])
+
+    async def delete_role_policy(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        return await self._delete_policy(ctx, "role", p["RoleName"], p["PolicyName"])
+
+    async def list_role_policies(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        return await self._list_policies(ctx, "role", p["RoleName"])
+
+
+def _words(name: str) -> list[str]:
+    out: list[str] = []
+    for c in name:
+        if c.isupper():
+            out.append(c.lower())
+        else:
+            out[-1] += c
+    return out

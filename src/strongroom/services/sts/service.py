@@ -1,0 +1,69 @@
+"""STS: who am I, and temporary credentials for a role whose trust policy lets the caller in.
+
+AssumeRole is allowed when the role's trust policy names the caller (or the caller's account and
+the caller's own policies allow ``sts:AssumeRole`` on the role), exactly as IAM evaluates a
+resource policy together with identity policies. The credentials are stored (encrypted) so that
+every node accepts them, and expire after ``DurationSeconds`` (900 to the role's maximum).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+from strongroom import clock
+from strongroom.auth.keys import KeyStore
+from strongroom.errors import AWSError
+from strongroom.services.context import RequestContext
+from strongroom.store import Database, Tx
+
+__all__ = ["STS", "OPERATIONS"]
+
+OPERATIONS = ["GetCallerIdentity", "AssumeRole"]
+_ROLE_ARN = re.compile(r"^arn:aws:iam::(\d{12}):role/(?:.*/)?([\w+=,.@-]+)$")
+
+
+class STS:
+    def __init__(self, db: Database, keys: KeyStore, authorizer: Any) -> None:
+        self.db = db
+        self.keys = keys
+        self.authorizer = authorizer
+        self.handlers = {"GetCallerIdentity": self.get_caller_identity, "AssumeRole": self.assume_role}
+
+    async def get_caller_identity(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        arn = ctx.principal_arn
+        user_id = ctx.account_id if arn.endswith(":root") else ctx.access_key_id
+        if ":assumed-role/" in arn:
+            user_id = f"{ctx.access_key_id}:{arn.rsplit('/', 1)[-1]}"
+        return {"UserId": user_id, "Account": ctx.account_id, "Arn": arn}
+
+    async def assume_role(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        role_arn, session = p["RoleArn"], p["RoleSessionName"]
+        m = _ROLE_ARN.match(role_arn)
+        if m is None:
+            raise AWSError("ValidationError", f"{role_arn} is invalid")
+        account, name = m.group(1), m.group(2)
+
+        def tx_fn(tx: Tx) -> tuple[str, str, int]:
+            row = tx.one("SELECT trust_policy, principal_id, max_session FROM iam_principals "
+                         "WHERE account_id = ? AND kind = 'role' AND name = ?", (account, name))
+            if row is None:
+                raise AWSError("AccessDenied", f"User: {ctx.principal_arn} is not authorized to perform: "
+                               f"sts:AssumeRole on resource: {role_arn}", 403)
+            return row[0], row[1], int(row[2] or 3600)
+
+        trust, role_id, max_session = await self.db.read(tx_fn)
+        await self.authorizer.check_assume_role(ctx, role_arn, account, trust)
+        duration = int(p.get("DurationSeconds", 3600))
+        if duration > max_session:
+            raise AWSError("ValidationError", "The requested DurationSeconds exceeds the MaxSessionDuration set "
+                           "for this role.")
+        assumed_arn = f"arn:aws:sts::{account}:assumed-role/{name}/{session}"
+        credential = await asyncio.to_thread(self.keys.add_session, account, assumed_arn, float(duration))
+        return {"Credentials": {"AccessKeyId": credential.access_key_id,
+                                "SecretAccessKey": credential.secret_access_key,
+                                "SessionToken": credential.session_token,
+                                "Expiration": credential.expires_at},
+                "AssumedRoleUser": {"AssumedRoleId": f"{role_id}:{session}", "Arn": assumed_arn},
+                "PackedPolicySize": 0}

@@ -1,0 +1,160 @@
+"""Who may do what: IAM users, keys and policies, STS roles, and the refusals in AWS's words."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+
+def client_for(server, service: str, key: dict, token: str | None = None):  # type: ignore[no-untyped-def]
+    return boto3.client(service, endpoint_url=server.endpoint, region_name="us-east-1",
+                        aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"],
+                        aws_session_token=token, config=Config(retries={"max_attempts": 1}))
+
+
+def policy(*statements: dict) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+@pytest.fixture
+def user(server):  # type: ignore[no-untyped-def]
+    iam = server.client("iam")
+    name = f"app-{uuid.uuid4().hex[:8]}"
+    iam.create_user(UserName=name)
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    time.sleep(0)  # keys are usable at once
+    return iam, name, key
+
+
+def test_a_user_reads_one_secret_and_nothing_else(server, sm, name, user):
+    iam, user_name, key = user
+    allowed = sm.create_secret(Name=name, SecretString="mine")["ARN"]
+    other = sm.create_secret(Name=name + "-other", SecretString="not mine")["ARN"]
+    iam.put_user_policy(UserName=user_name, PolicyName="read-one", PolicyDocument=policy(
+        {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": allowed}))
+    app = client_for(server, "secretsmanager", key)
+    assert app.get_secret_value(SecretId=name)["SecretString"] == "mine"
+    with pytest.raises(ClientError) as exc:
+        app.get_secret_value(SecretId=other)
+    error = exc.value.response["Error"]
+    assert error["Code"] == "AccessDeniedException"
+    assert error["Message"] == (f"User: arn:aws:iam::123456789012:user/{user_name} is not authorized to perform: "
+                                f"secretsmanager:GetSecretValue on resource: {other} because no identity-based "
+                                "policy allows the secretsmanager:GetSecretValue action")
+    with pytest.raises(ClientError) as exc:
+        app.list_secrets()
+    assert exc.value.response["Error"]["Code"] == "AccessDeniedException"
+    with pytest.raises(ClientError) as exc:  # a secret that does not exist: refused, not revealed
+        app.get_secret_value(SecretId=name + "-nowhere")
+    assert exc.value.response["Error"]["Code"] == "AccessDeniedException"
+    # Both the allowed and the refused call are in the trail.
+    trail = server.client("cloudtrail")
+    events = trail.lookup_events(LookupAttributes=[{"AttributeKey": "AccessKeyId",
+                                                    "AttributeValue": key["AccessKeyId"]}])["Events"]
+    records = [json.loads(e["CloudTrailEvent"]) for e in events]
+    assert {(r["eventName"], r.get("errorCode")) for r in records} >= {
+        ("GetSecretValue", None), ("GetSecretValue", "AccessDeniedException"), ("ListSecrets", "AccessDeniedException")}
+    assert all(r["userIdentity"]["type"] == "IAMUser" for r in records)
+
+
+def test_explicit_deny_wins_and_conditions_apply(server, sm, name, user):
+    iam, user_name, key = user
+    sm.create_secret(Name=name, SecretString="v", Tags=[{"Key": "team", "Value": "blue"}])
+    sm.create_secret(Name=name + "-red", SecretString="v", Tags=[{"Key": "team", "Value": "red"}])
+    iam.put_user_policy(UserName=user_name, PolicyName="by-tag", PolicyDocument=policy(
+        {"Effect": "Allow", "Action": "secretsmanager:*", "Resource": "*",
+         "Condition": {"StringEquals": {"secretsmanager:ResourceTag/team": "blue"}}},
+        {"Effect": "Deny", "Action": "secretsmanager:DeleteSecret", "Resource": "*"}))
+    app = client_for(server, "secretsmanager", key)
+    assert app.describe_secret(SecretId=name)["Name"] == name
+    with pytest.raises(ClientError) as exc:
+        app.describe_secret(SecretId=name + "-red")
+    assert exc.value.response["Error"]["Code"] == "AccessDeniedException"
+    with pytest.raises(ClientError) as exc:
+        app.delete_secret(SecretId=name)
+    assert exc.value.response["Error"]["Message"].endswith("with an explicit deny in an identity-based policy")
+
+
+def test_a_resource_policy_grants_a_user(server, sm, name, user):
+    _, user_name, key = user
+    arn = sm.create_secret(Name=name, SecretString="shared")["ARN"]
+    sm.put_resource_policy(SecretId=name, ResourcePolicy=policy(
+        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::123456789012:user/{user_name}"},
+         "Action": "secretsmanager:GetSecretValue", "Resource": "*"}))
+    app = client_for(server, "secretsmanager", key)
+    assert app.get_secret_value(SecretId=arn)["SecretString"] == "shared"
+
+
+def test_malformed_policies_are_refused_when_stored(server, user):
+    iam, user_name, _ = user
+    for document in (policy({"Effect": "Allow", "Action": "*", "Resource": "*",
+                             "Condition": {"StringEqualz": {"aws:SourceIp": "1"}}}),
+                     policy({"Effect": "Allow", "Action": "*", "Resource": "*", "Surprise": 1}),
+                     policy({"Effect": "Allow", "Action": "*", "Resource": "*",
+                             "Condition": {"StringEquals": {"aws:NoSuchKey": "1"}}}),
+                     "{not json"):
+        with pytest.raises(ClientError) as exc:
+            iam.put_user_policy(UserName=user_name, PolicyName="bad", PolicyDocument=document)
+        assert exc.value.response["Error"]["Code"] == "MalformedPolicyDocument"
+    assert iam.list_user_policies(UserName=user_name)["PolicyNames"] == []
+
+
+def test_deactivated_and_deleted_keys_stop_working(server, user):
+    iam, user_name, key = user
+    iam.put_user_policy(UserName=user_name, PolicyName="p", PolicyDocument=policy(
+        {"Effect": "Allow", "Action": "secretsmanager:GetRandomPassword", "Resource": "*"}))
+    app = client_for(server, "secretsmanager", key)
+    app.get_random_password()
+    iam.update_access_key(UserName=user_name, AccessKeyId=key["AccessKeyId"], Status="Inactive")
+    with pytest.raises(ClientError) as exc:
+        app.get_random_password()
+    assert exc.value.response["Error"]["Code"] == "UnrecognizedClientException"
+    assert [k["Status"] for k in iam.list_access_keys(UserName=user_name)["AccessKeyMetadata"]] == ["Inactive"]
+    iam.delete_access_key(UserName=user_name, AccessKeyId=key["AccessKeyId"])
+    with pytest.raises(ClientError) as exc:
+        iam.delete_user(UserName=user_name)
+    assert exc.value.response["Error"]["Code"] == "DeleteConflict"  # its inline policy is still there
+    iam.delete_user_policy(UserName=user_name, PolicyName="p")
+    iam.delete_user(UserName=user_name)
+    with pytest.raises(ClientError) as exc:
+        iam.get_user(UserName=user_name)
+    assert exc.value.response["Error"]["Code"] == "NoSuchEntity"
+    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+
+
+def test_assume_role_gives_temporary_credentials_limited_to_the_role(server, sm, name, user):
+    iam, user_name, key = user
+    role = f"reader-{uuid.uuid4().hex[:6]}"
+    user_arn = f"arn:aws:iam::123456789012:user/{user_name}"
+    role_arn = iam.create_role(RoleName=role, AssumeRolePolicyDocument=policy(
+        {"Effect": "Allow", "Principal": {"AWS": user_arn}, "Action": "sts:AssumeRole"}))["Role"]["Arn"]
+    iam.put_role_policy(RoleName=role, PolicyName="read", PolicyDocument=policy(
+        {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": "*"}))
+    sm.create_secret(Name=name, SecretString="for the role")
+    sts = client_for(server, "sts", key)
+    assert sts.get_caller_identity()["Arn"] == user_arn
+    creds = sts.assume_role(RoleArn=role_arn, RoleSessionName="s1", DurationSeconds=900)["Credentials"]
+    assert creds["AccessKeyId"].startswith("ASIA")
+    as_role = client_for(server, "secretsmanager", creds, token=creds["SessionToken"])
+    assert as_role.get_secret_value(SecretId=name)["SecretString"] == "for the role"
+    with pytest.raises(ClientError) as exc:
+        as_role.delete_secret(SecretId=name)
+    assert f"assumed-role/{role}/s1" in exc.value.response["Error"]["Message"]
+    who = client_for(server, "sts", creds, token=creds["SessionToken"]).get_caller_identity()
+    assert who["Arn"] == f"arn:aws:sts::123456789012:assumed-role/{role}/s1"
+    # Without the session token the temporary key is refused.
+    with pytest.raises(ClientError) as exc:
+        client_for(server, "secretsmanager", creds).get_secret_value(SecretId=name)
+    assert exc.value.response["Error"]["Code"] == "UnrecognizedClientException"
+    # A role whose trust policy does not name the caller cannot be assumed.
+    other = iam.create_role(RoleName=role + "-x", AssumeRolePolicyDocument=policy(
+        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}))
+    with pytest.raises(ClientError) as exc:
+        sts.assume_role(RoleArn=other["Role"]["Arn"], RoleSessionName="s2")
+    assert exc.value.response["Error"]["Code"] == "AccessDenied"
