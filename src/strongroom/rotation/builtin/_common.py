@@ -1,0 +1,114 @@
+"""What every built-in rotator shares: the prologue, createSecret and finishSecret.
+
+One deliberate difference from AWS's templates: ``setSecret`` always applies the pending
+password (an idempotent statement) instead of skipping when a login with it already works. A
+server that trusts loopback connections accepts any password, and the templates then "rotate"
+without changing anything; applying the password is right on every server.
+
+A database module supplies ``connect(secret) -> connection | None`` and the ``setSecret`` and
+``testSecret`` steps; ``rotate`` does the rest exactly as AWS's templates do.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+
+log = logging.getLogger("strongroom.rotation.builtin")
+
+Secret = dict[str, Any]
+STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
+
+
+def _flag(name: str, default: str) -> bool:
+    return os.environ.get(name, default).lower() in ("true", "1", "y", "yes")
+
+
+def client() -> Any:
+    return boto3.client("secretsmanager", endpoint_url=os.environ["SECRETS_MANAGER_ENDPOINT"])
+
+
+def get_secret(sm: Any, arn: str, stage: str, engines: tuple[str, ...], token: str | None = None) -> Secret:
+    """A version's JSON, checked for the keys a database rotation needs."""
+    if token is None:
+        value = sm.get_secret_value(SecretId=arn, VersionStage=stage)
+    else:
+        value = sm.get_secret_value(SecretId=arn, VersionId=token, VersionStage=stage)
+    secret: Secret = json.loads(value["SecretString"])
+    for key in ("host", "username", "password"):
+        if key not in secret:
+            raise KeyError(f"{key} key is missing from secret JSON")
+    if secret.get("engine") not in engines:
+        raise KeyError(f"Database engine must be set to one of {', '.join(engines)} in order to use this "
+                       "rotation function")
+    return secret
+
+
+def new_password(sm: Any, default_exclude: str) -> str:
+    return sm.get_random_password(  # type: ignore[no-any-return]
+        ExcludeCharacters=os.environ.get("EXCLUDE_CHARACTERS", default_exclude),
+        PasswordLength=int(os.environ.get("PASSWORD_LENGTH", "32")),
+        ExcludeNumbers=_flag("EXCLUDE_NUMBERS", "false"),
+        ExcludePunctuation=_flag("EXCLUDE_PUNCTUATION", "false"),
+        ExcludeUppercase=_flag("EXCLUDE_UPPERCASE", "false"),
+        ExcludeLowercase=_flag("EXCLUDE_LOWERCASE", "false"),
+        RequireEachIncludedType=_flag("REQUIRE_EACH_INCLUDED_TYPE", "true"))["RandomPassword"]
+
+
+def alternate(username: str, limit: int) -> str:
+    """``app`` ↔ ``app_clone``: alternating users take turns."""
+    if username.endswith("_clone"):
+        return username[: -len("_clone")]
+    clone = username + "_clone"
+    if len(clone) > limit:
+        raise ValueError(f"Unable to clone user, username length with _clone appended would exceed {limit} characters")
+    return clone
+
+
+def rotate(event: dict[str, Any], engines: tuple[str, ...], default_exclude: str,
+           set_secret: Callable[[Any, str, str], None], test_secret: Callable[[Any, str, str], None],
+           next_username: Callable[[str], str] | None = None) -> None:
+    arn, token, step = event["SecretId"], event["ClientRequestToken"], event["Step"]
+    sm = client()
+    metadata = sm.describe_secret(SecretId=arn)
+    if "RotationEnabled" in metadata and not metadata["RotationEnabled"]:
+        raise ValueError(f"Secret {arn} is not enabled for rotation")
+    versions = metadata["VersionIdsToStages"]
+    if token not in versions:
+        raise ValueError(f"Secret version {token} has no stage for rotation of secret {arn}.")
+    if "AWSCURRENT" in versions[token]:
+        log.info("Secret version %s already set as AWSCURRENT for secret %s.", token, arn)
+        return
+    if "AWSPENDING" not in versions[token]:
+        raise ValueError(f"Secret version {token} not set as AWSPENDING for rotation of secret {arn}.")
+    if step == "createSecret":
+        current = get_secret(sm, arn, "AWSCURRENT", engines)
+        try:
+            get_secret(sm, arn, "AWSPENDING", engines, token)
+            log.info("createSecret: the pending version of %s already has a value.", arn)
+            return
+        except sm.exceptions.ResourceNotFoundException:
+            pass
+        pending = dict(current)
+        if next_username is not None:
+            pending["username"] = next_username(current["username"])
+        pending["password"] = new_password(sm, default_exclude)
+        sm.put_secret_value(SecretId=arn, ClientRequestToken=token, SecretString=json.dumps(pending),
+                            VersionStages=["AWSPENDING"])
+        log.info("createSecret: put a new pending version of %s.", arn)
+    elif step == "setSecret":
+        set_secret(sm, arn, token)
+    elif step == "testSecret":
+        test_secret(sm, arn, token)
+    elif step == "finishSecret":
+        current = next((v for v, stages in versions.items() if "AWSCURRENT" in stages), None)
+        sm.update_secret_version_stage(SecretId=arn, VersionStage="AWSCURRENT", MoveToVersionId=token,
+                                       RemoveFromVersionId=current)
+        log.info("finishSecret: %s is now AWSCURRENT for %s.", token, arn)
+    else:
+        raise ValueError(f"Invalid step parameter {step} for secret {arn}")
