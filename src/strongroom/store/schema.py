@@ -196,4 +196,8 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE access_keys ADD COLUMN expires_at {real}",
         "CREATE INDEX access_keys_by_principal ON access_keys (principal_arn)",
     ],
+    # 6: versions by age, for retention and listing without a scan.
+    [
+        "CREATE INDEX versions_by_age ON versions (secret_id, created_date)",
+    ],
 ]
