@@ -158,3 +158,15 @@ def test_assume_role_gives_temporary_credentials_limited_to_the_role(server, sm,
     with pytest.raises(ClientError) as exc:
         sts.assume_role(RoleArn=other["Role"]["Arn"], RoleSessionName="s2")
     assert exc.value.response["Error"]["Code"] == "AccessDenied"
+
+
+def test_a_resource_policy_the_evaluator_cannot_honour_is_refused(sm, name):
+    sm.create_secret(Name=name, SecretString="v")
+    document = policy({"Effect": "Deny", "Principal": "*", "Action": "*", "Resource": "*",
+                       "Condition": {"StringEqualsSometimes": {"aws:SourceIp": "10.0.0.1"}}})
+    with pytest.raises(ClientError) as exc:
+        sm.put_resource_policy(SecretId=name, ResourcePolicy=document)
+    assert exc.value.response["Error"]["Code"] == "MalformedPolicyDocumentException"
+    assert "ResourcePolicy" not in sm.get_resource_policy(SecretId=name)
+    validation = sm.validate_resource_policy(ResourcePolicy=document)
+    assert validation["PolicyValidationPassed"] is False

@@ -77,14 +77,28 @@ def _problems(document: str) -> list[str]:
     return problems
 
 
-def check_syntax(document: str) -> None:
+def _all_problems(document: str) -> list[str]:
+    """AWS's syntax checks, then the evaluator's: a policy strongroom could not evaluate exactly
+    (an unknown condition operator or key) is refused rather than stored and half-honoured."""
+    from strongroom.policy import PolicyError, parse_policy
+
     problems = _problems(document)
+    if not problems:
+        try:
+            parse_policy(document)
+        except PolicyError as exc:
+            problems.append(str(exc))
+    return problems
+
+
+def check_syntax(document: str) -> None:
+    problems = _all_problems(document)
     if problems:
         raise AWSError("MalformedPolicyDocumentException", problems[0])
 
 
 def validation_errors(document: str) -> list[dict[str, str]]:
-    return [{"CheckName": "SYNTAX_CHECKING", "ErrorMessage": p} for p in _problems(document)]
+    return [{"CheckName": "SYNTAX_CHECKING", "ErrorMessage": p} for p in _all_problems(document)]
 
 
 def _as_list(value: Any) -> list[Any]:
