@@ -1,7 +1,7 @@
 """AWS's error codes and message texts for Secrets Manager, in one place.
 
-Each text is AWS's own where it is documented or recorded (docs/research/secretsmanager-behaviour.md
-gives the source of each); a text marked ``# unverified`` is our closest AWS-style wording.
+Each text is AWS's own where AWS documents it or a recorded AWS answer shows it; a text marked
+``# unverified`` in the code is our closest AWS-style wording (docs/operations.md lists them).
 """
 
 from __future__ import annotations
