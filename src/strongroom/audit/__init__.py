@@ -203,62 +203,87 @@ class AuditTrail:
         self._pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
         self._flushing = False
         self._file_lock = threading.Lock()
+        self._files: dict[str, int] = {}
 
     async def record(self, record: dict[str, Any]) -> None:
         """Return once ``record`` is committed; raise if it cannot be."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
         self._pending.append((record, future))
         if not self._flushing:
+            # Records made in this turn of the event loop go together; flushes may overlap (the
+            # writer thread then commits them together), so no call waits for an earlier batch.
             self._flushing = True
-            asyncio.get_running_loop().create_task(self._flush())
+            loop.call_soon(self._start_flush)
         await future
 
-    async def _flush(self) -> None:
+    def _start_flush(self) -> None:
+        self._flushing = False
+        batch, self._pending = self._pending, []
+        if batch:
+            asyncio.get_running_loop().create_task(self._flush(batch))
+
+    async def _flush(self, batch: list[tuple[dict[str, Any], asyncio.Future[None]]]) -> None:
+        records = [r for r, _ in batch]
+        rows = [_row(r) for r in records]
+
+        def tx_fn(tx: Tx) -> None:
+            tx.executemany("INSERT INTO audit_events (event_id, account_id, region, event_time, event_name, "
+                           "event_source, read_only, username, access_key_id, resource_name, resource_type, "
+                           "record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            if self.directory is not None:
+                # In the same step as the insert, on the writer's thread: no second hand-off.
+                self._append_files(records)
+
         try:
-            while self._pending:
-                batch, self._pending = self._pending, []
-                rows = [_row(r) for r, _ in batch]
-
-                def tx_fn(tx: Tx) -> None:
-                    tx.executemany("INSERT INTO audit_events (event_id, account_id, region, event_time, event_name, "
-                                   "event_source, read_only, username, access_key_id, resource_name, resource_type, "
-                                   "record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-
-                try:
-                    await self.db.write(tx_fn)
-                    if self.directory is not None:
-                        await asyncio.to_thread(self._append_files, [r for r, _ in batch])
-                except Exception as exc:  # noqa: BLE001 - every waiting call fails closed
-                    self.healthy = False
-                    log.error("audit records could not be written: %s", type(exc).__name__)
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(RuntimeError("audit trail unavailable"))
-                    continue
-                self.healthy = True
-                for _, future in batch:
-                    if not future.done():
-                        future.set_result(None)
-        finally:
-            self._flushing = False
+            await self.db.write(tx_fn)
+        except Exception as exc:  # noqa: BLE001 - every waiting call fails closed
+            self.healthy = False
+            log.error("audit records could not be written: %s", type(exc).__name__)
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(RuntimeError("audit trail unavailable"))
+            return
+        self.healthy = True
+        for _, future in batch:
+            if not future.done():
+                future.set_result(None)
 
     def _append_files(self, records: list[dict[str, Any]]) -> None:
+        """Append to the hour's file of each account and region; files stay open for their hour."""
         assert self.directory is not None
-        by_file: dict[Path, list[str]] = {}
+        by_file: dict[str, list[bytes]] = {}
         for r in records:
-            t = dt.datetime.fromtimestamp(_epoch(r["eventTime"]), dt.timezone.utc)
+            hour = r["eventTime"][:13]  # 2026-11-22T16
             account, region = r["recipientAccountId"], r["awsRegion"]
-            path = (self.directory / "AWSLogs" / account / "CloudTrail" / region / f"{t:%Y}" / f"{t:%m}" / f"{t:%d}"
-                    / f"{account}_CloudTrail_{region}_{t:%Y%m%dT%H}00Z.jsonl")
-            by_file.setdefault(path, []).append(orjson.dumps(r).decode() + "\n")
+            key = f"{account}/{region}/{hour}"
+            by_file.setdefault(key, []).append(orjson.dumps(r) + b"\n")
         with self._file_lock:
-            for path, lines in by_file.items():
-                path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-                try:
-                    os.write(fd, "".join(lines).encode())
-                finally:
-                    os.close(fd)
+            for key, lines in by_file.items():
+                fd = self._files.get(key)
+                if fd is None:
+                    fd = self._open(key)
+                os.write(fd, b"".join(lines))
+
+    def _open(self, key: str) -> int:
+        assert self.directory is not None
+        account, region, hour = key.split("/")
+        day = hour[:10].replace("-", "/")
+        folder = self.directory / "AWSLogs" / account / "CloudTrail" / region / day
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        stamp = hour[:10].replace("-", "") + "T" + hour[11:13]
+        path = folder / f"{account}_CloudTrail_{region}_{stamp}00Z.jsonl"
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        for old_key in [k for k in self._files if k.rsplit("/", 1)[1] != hour]:
+            os.close(self._files.pop(old_key))  # a new hour: last hour's files are done
+        self._files[key] = fd
+        return fd
+
+    def close(self) -> None:
+        with self._file_lock:
+            for fd in self._files.values():
+                os.close(fd)
+            self._files.clear()
 
     async def purge_expired(self) -> int:
         cutoff = clock.now() - self.retention_days * 86400

@@ -32,6 +32,7 @@ SHA-256 and one HMAC chain of four steps only on the first request of a day.
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import hashlib
 import hmac
@@ -74,11 +75,20 @@ _MISMATCH = ("The request signature we calculated does not match the signature y
              "Check your AWS Secret Access Key and signing method. Consult the service documentation for details.")
 
 
+_CANONICAL_AUTH = re.compile(r"^AWS4-HMAC-SHA256 Credential=([^/,\s]+)/(\d{8})/([^/,\s]+)/([^/,\s]+)/([^/,\s]+), ?"
+                             r"SignedHeaders=([^,\s]+), ?Signature=([0-9a-f]+)$")
+
+
 class _Authorization:
     __slots__ = ("raw", "access_key_id", "date", "region", "service", "terminator", "signed_headers", "signature")
 
     def __init__(self, raw: str) -> None:
         self.raw = raw
+        m = _CANONICAL_AUTH.match(raw)
+        if m is not None:  # the form every SDK sends: one regular expression instead of a parse
+            (self.access_key_id, self.date, self.region, self.service, self.terminator, self.signed_headers,
+             self.signature) = m.groups()
+            return
         algorithm, _, rest = raw.strip().partition(" ")
         if algorithm != ALGORITHM:
             raise _incomplete(f"Authorization header requires '{ALGORITHM}' algorithm. Authorization={raw}")
@@ -194,14 +204,17 @@ class SigV4Verifier:
                                   "See http://en.wikipedia.org/wiki/ISO_8601") from None
             amz_date = when.strftime(_AMZ_DATE)
         else:
-            when = _parse_amz_date(amz_date)
-            if when is None:
+            signed_at = _amz_epoch(amz_date)
+            if signed_at is None:
                 raise _incomplete(f"Date must be in ISO-8601 'basic format'. Got '{amz_date}'. "
                                   "See http://en.wikipedia.org/wiki/ISO_8601")
+            return self._check_window(auth, amz_date, signed_at)
+        return self._check_window(auth, amz_date, when.replace(tzinfo=dt.timezone.utc).timestamp())
+
+    def _check_window(self, auth: _Authorization, amz_date: str, signed_at: float) -> str:
         if auth.date != amz_date[:8]:
             raise _invalid(f"Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date "
                            f"from HTTP: '{auth.date}' != '{amz_date[:8]}', from '{amz_date}'.")
-        signed_at = when.replace(tzinfo=dt.timezone.utc).timestamp()
         now = self._now()
         if signed_at < now - self._skew:
             raise _invalid(f"Signature expired: {amz_date} is now earlier than {_fmt(now - self._skew)} "
@@ -254,7 +267,7 @@ class SigV4Verifier:
         digest = hashlib.sha256(canonical.encode("latin-1")).hexdigest()
         string_to_sign = f"{ALGORITHM}\n{amz_date}\n{scope}\n{digest}"
         key = self._signing_key(credential.secret_access_key, auth.date, auth.region, auth.service)
-        expected = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+        expected = hmac.digest(key, string_to_sign.encode(), "sha256").hex()
         if not hmac.compare_digest(expected.encode(), auth.signature.encode("latin-1")):
             raise _invalid(_MISMATCH)
         return VerifiedRequest(credential, auth.region, auth.service)
@@ -263,15 +276,15 @@ class SigV4Verifier:
 _AMZ_DATE_RE = re.compile(r"^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$")
 
 
-def _parse_amz_date(text: str) -> dt.datetime | None:
-    """``20150830T123600Z`` without strptime (which costs more than the rest of the check)."""
+def _amz_epoch(text: str) -> float | None:
+    """``20150830T123600Z`` as epoch seconds, without strptime (which costs more than the rest)."""
     m = _AMZ_DATE_RE.match(text)
     if m is None:
         return None
-    try:
-        return dt.datetime(*(int(g) for g in m.groups()))  # type: ignore[misc]
-    except ValueError:
+    y, mo, d, h, mi, sec = (int(g) for g in m.groups())
+    if not (1 <= mo <= 12 and 1 <= d <= calendar.monthrange(y, mo)[1] and h < 24 and mi < 60 and sec < 61):
         return None
+    return float(calendar.timegm((y, mo, d, h, mi, sec, 0, 0, 0)))
 
 
 def _fmt(t: float) -> str:

@@ -127,6 +127,7 @@ def build(settings: config.Settings) -> Server:
                 await task
         runtime.close()
         functions.close()
+        audit.close()
         db.close()
 
     async def reset() -> None:

@@ -193,28 +193,35 @@ def remove_stage(tx: Tx, secret_id: int, stage: str) -> None:
     tx.execute("DELETE FROM stages WHERE secret_id = ? AND stage = ?", (secret_id, stage))
 
 
+_VALUE_SQL: dict[tuple[str, bool, bool], str] = {}
+
+
+def _value_sql(dialect: str, by_version: bool, by_arn: bool) -> str:
+    sql = _VALUE_SQL.get((dialect, by_version, by_arn))
+    if sql is None:
+        secret_cols = ", ".join("s." + c for c in SECRET_COLUMNS)
+        version_cols = ", ".join("v." + c.strip() for c in _VERSION_COLS.split(","))
+        concat = "group_concat(l.stage, ',')" if dialect == "sqlite" else "string_agg(l.stage, ',')"
+        labels = f"(SELECT {concat} FROM stages l WHERE l.secret_id = s.id AND l.version_id = v.version_id)"
+        join = ("LEFT JOIN versions v ON v.secret_id = s.id AND v.version_id = ?" if by_version else
+                "LEFT JOIN stages st ON st.secret_id = s.id AND st.stage = ? "
+                "LEFT JOIN versions v ON v.secret_id = s.id AND v.version_id = st.version_id")
+        where = ("s.arn = ? AND s.account_id = ? AND s.region = ?" if by_arn else
+                 "s.account_id = ? AND s.region = ? AND s.name = ?")
+        sql = _VALUE_SQL[(dialect, by_version, by_arn)] = (
+            f"SELECT {secret_cols}, {version_cols}, {labels} FROM secrets s {join} WHERE {where}")
+    return sql
+
+
 def value_for(tx: Tx, account_id: str, region: str, name: str | None, arn: str | None,
               version_id: str | None, stage: str | None) -> tuple[SecretRow, VersionRow | None, list[str]] | None:
     """The hot read: a secret, the version asked for, and that version's labels, in one query.
 
     Returns None when the secret does not exist; the version is None when it does not.
     """
-    secret_cols = ", ".join("s." + c for c in SECRET_COLUMNS)
-    version_cols = ", ".join("v." + c.strip() for c in _VERSION_COLS.split(","))
-    concat = "group_concat(l.stage, ',')" if tx.dialect == "sqlite" else "string_agg(l.stage, ',')"
-    labels = f"(SELECT {concat} FROM stages l WHERE l.secret_id = s.id AND l.version_id = v.version_id)"
-    if version_id is None:
-        join = ("LEFT JOIN stages st ON st.secret_id = s.id AND st.stage = ? "
-                "LEFT JOIN versions v ON v.secret_id = s.id AND v.version_id = st.version_id")
-        first: tuple[Any, ...] = (stage or "AWSCURRENT",)
-    else:
-        join = "LEFT JOIN versions v ON v.secret_id = s.id AND v.version_id = ?"
-        first = (version_id,)
-    where = "s.arn = ? AND s.account_id = ? AND s.region = ?" if arn is not None else \
-        "s.account_id = ? AND s.region = ? AND s.name = ?"
+    first: tuple[Any, ...] = (version_id,) if version_id is not None else (stage or "AWSCURRENT",)
     keys = (arn, account_id, region) if arn is not None else (account_id, region, name)
-    row = tx.one(f"SELECT {secret_cols}, {version_cols}, {labels} FROM secrets s {join} WHERE {where}",
-                 first + keys)
+    row = tx.one(_value_sql(tx.dialect, version_id is not None, arn is not None), first + keys)
     if row is None:
         return None
     n = len(SECRET_COLUMNS)
