@@ -56,7 +56,7 @@ _WS = re.compile(r"\s+")
 _REGION = re.compile(r"^[a-z0-9-]{1,64}$")
 _AMZ_DATE = "%Y%m%dT%H%M%SZ"
 
-Lookup = Callable[[str], "Credential | None"]
+Lookup = Callable[[str], Credential | None]
 
 
 def _incomplete(message: str) -> AWSError:

@@ -221,6 +221,29 @@ def _compile(shape: Any, sensitive: bool = False) -> Check:
     raise TypeError(f"unsupported shape type {kind}")  # pragma: no cover - the model has no others
 
 
+def load_object(body: bytes) -> dict[str, Any]:
+    """A request body as a JSON object (empty means ``{}``), or AWS's SerializationException."""
+    if not body.strip():
+        return {}
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise _serialization("The request body is not valid JSON.") from None
+    if not isinstance(document, dict):
+        raise _serialization("The request body must be a JSON object.")
+    return document
+
+
+def checked(check: Check, document: dict[str, Any], code: str = "ValidationException") -> dict[str, Any]:
+    """Run a compiled shape check; every failure, counted, in AWS's one ValidationException."""
+    errors: list[str] = []
+    params: dict[str, Any] = check(document, "", errors)
+    if errors:
+        count = len(errors)
+        raise AWSError(code, f"{count} validation error{'s' if count > 1 else ''} detected: " + "; ".join(errors))
+    return params
+
+
 def _clean(value: Any) -> Any:
     """Drop members whose value is None, at every depth: AWS omits absent members."""
     if isinstance(value, dict):
@@ -259,22 +282,7 @@ class JSONProtocol:
         return operation
 
     def parse(self, operation: str, body: bytes) -> dict[str, Any]:
-        if not body.strip():
-            document: Any = {}
-        else:
-            try:
-                document = orjson.loads(body)
-            except orjson.JSONDecodeError:
-                raise _serialization("The request body is not valid JSON.") from None
-        if not isinstance(document, dict):
-            raise _serialization("The request body must be a JSON object.")
-        errors: list[str] = []
-        params: dict[str, Any] = self._checks[operation](document, "", errors)
-        if errors:
-            count = len(errors)
-            head = f"{count} validation error{'s' if count > 1 else ''} detected: "
-            raise AWSError("ValidationException", head + "; ".join(errors))
-        return params
+        return checked(self._checks[operation], load_object(body))
 
     def serialize(self, operation: str, result: dict[str, Any]) -> bytes:
         return orjson.dumps(_clean(result), default=_default)

@@ -17,7 +17,7 @@ from xml.sax.saxutils import escape
 import botocore.session
 
 from strongroom.errors import AWSError
-from strongroom.protocol.json import _compile
+from strongroom.protocol.json import _compile, checked
 
 __all__ = ["QueryProtocol"]
 
@@ -135,14 +135,7 @@ class QueryProtocol:
         shape = self.model.operation_model(operation).input_shape
         if shape is None:
             return {}
-        document = _decode(shape, form, "")
-        errors: list[str] = []
-        params: dict[str, Any] = self._checks[operation](document, "", errors)
-        if errors:
-            count = len(errors)
-            raise AWSError("ValidationError",
-                           f"{count} validation error{'s' if count > 1 else ''} detected: " + "; ".join(errors))
-        return params
+        return checked(self._checks[operation], _decode(shape, form, ""), code="ValidationError")
 
     def serialize(self, operation: str, result: dict[str, Any], request_id: str) -> _Response:
         shape = self.model.operation_model(operation).output_shape

@@ -19,7 +19,7 @@ import botocore.session
 import orjson
 
 from strongroom.errors import AWSError
-from strongroom.protocol.json import _clean, _compile, _default, _serialization
+from strongroom.protocol.json import _clean, _compile, _default, _serialization, checked, load_object
 
 __all__ = ["RestJSONProtocol", "Response"]
 
@@ -87,13 +87,8 @@ class RestJSONProtocol:
         if payload is not None:
             if body:
                 document[payload] = base64.b64encode(body).decode()  # the blob check decodes it again
-        elif body.strip():
-            try:
-                document = orjson.loads(body)
-            except orjson.JSONDecodeError:
-                raise _serialization("The request body is not valid JSON.") from None
-            if not isinstance(document, dict):
-                raise _serialization("The request body must be a JSON object.")
+        else:
+            document = load_object(body)
         lower_headers = {k.lower(): v for k, v in headers}
         query_params = dict(parse_qsl(query, keep_blank_values=True))
         for name, member in shape.members.items():
@@ -105,13 +100,7 @@ class RestJSONProtocol:
                 document[name] = _coerce(query_params[wire], member.type_name)
             elif where == "header" and wire.lower() in lower_headers:
                 document[name] = _coerce(lower_headers[wire.lower()], member.type_name)
-        errors: list[str] = []
-        params: dict[str, Any] = self._checks[operation](document, "", errors)
-        if errors:
-            count = len(errors)
-            raise AWSError("ValidationException",
-                           f"{count} validation error{'s' if count > 1 else ''} detected: " + "; ".join(errors))
-        return params
+        return checked(self._checks[operation], document)
 
     def serialize(self, operation: str, result: dict[str, Any]) -> Response:
         op = self.model.operation_model(operation)

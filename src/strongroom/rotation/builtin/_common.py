@@ -70,6 +70,25 @@ def alternate(username: str, limit: int) -> str:
     return clone
 
 
+def login_for_change(sm: Any, arn: str, token: str, engines: tuple[str, ...],
+                     connect: Callable[[Secret], Any]) -> tuple[Secret, Any]:
+    """Single user: the pending version and a connection as the user itself, with the current
+    password, else the pending one (this step already ran), else the previous one."""
+    current = get_secret(sm, arn, "AWSCURRENT", engines)
+    pending = get_secret(sm, arn, "AWSPENDING", engines, token)
+    if (pending["username"], pending["host"]) != (current["username"], current["host"]):
+        raise ValueError(f"Attempting to modify user {pending['username']} other than current user or host")
+    conn = connect(current) or connect(pending)
+    if conn is None:
+        try:
+            conn = connect(get_secret(sm, arn, "AWSPREVIOUS", engines))
+        except sm.exceptions.ResourceNotFoundException:
+            conn = None
+    if conn is None:
+        raise ValueError(f"Unable to log into database with previous, current, or pending secret of secret arn {arn}")
+    return pending, conn
+
+
 def rotate(event: dict[str, Any], engines: tuple[str, ...], default_exclude: str,
            set_secret: Callable[[Any, str, str], None], test_secret: Callable[[Any, str, str], None],
            next_username: Callable[[str], str] | None = None) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pymysql
 
-from strongroom.rotation.builtin._common import Secret, alternate, get_secret, rotate
+from strongroom.rotation.builtin._common import Secret, alternate, get_secret, login_for_change, rotate
 
 log = logging.getLogger("strongroom.rotation.builtin")
 ENGINES = ("mysql", "aurora-mysql", "mariadb")
@@ -42,18 +42,7 @@ def _test(sm: Any, arn: str, token: str) -> None:
 
 
 def _set_single(sm: Any, arn: str, token: str) -> None:
-    current = get_secret(sm, arn, "AWSCURRENT", ENGINES)
-    pending = get_secret(sm, arn, "AWSPENDING", ENGINES, token)
-    if (pending["username"], pending["host"]) != (current["username"], current["host"]):
-        raise ValueError(f"Attempting to modify user {pending['username']} other than current user or host")
-    conn = connect(current) or connect(pending)  # pending: this step already ran once
-    if conn is None:
-        try:
-            conn = connect(get_secret(sm, arn, "AWSPREVIOUS", ENGINES))
-        except sm.exceptions.ResourceNotFoundException:
-            conn = None
-    if conn is None:
-        raise ValueError(f"Unable to log into database with previous, current, or pending secret of secret arn {arn}")
+    pending, conn = login_for_change(sm, arn, token, ENGINES, connect)
     with conn.cursor() as cur:
         cur.execute("SELECT VERSION()")
         version = cur.fetchone()[0]

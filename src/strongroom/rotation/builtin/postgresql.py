@@ -8,7 +8,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from strongroom.rotation.builtin._common import Secret, alternate, get_secret, rotate
+from strongroom.rotation.builtin._common import Secret, alternate, get_secret, login_for_change, rotate
 
 log = logging.getLogger("strongroom.rotation.builtin")
 ENGINES = ("postgres", "aurora-postgresql")
@@ -34,18 +34,7 @@ def _test(sm: Any, arn: str, token: str) -> None:
 
 
 def _set_single(sm: Any, arn: str, token: str) -> None:
-    current = get_secret(sm, arn, "AWSCURRENT", ENGINES)
-    pending = get_secret(sm, arn, "AWSPENDING", ENGINES, token)
-    if (pending["username"], pending["host"]) != (current["username"], current["host"]):
-        raise ValueError(f"Attempting to modify user {pending['username']} other than current user or host")
-    conn = connect(current) or connect(pending)  # pending: this step already ran once
-    if conn is None:
-        try:
-            conn = connect(get_secret(sm, arn, "AWSPREVIOUS", ENGINES))
-        except sm.exceptions.ResourceNotFoundException:
-            conn = None
-    if conn is None:
-        raise ValueError(f"Unable to log into database with previous, current, or pending secret of secret arn {arn}")
+    pending, conn = login_for_change(sm, arn, token, ENGINES, connect)
     with conn:
         conn.execute(sql.SQL("ALTER USER {} WITH PASSWORD {}").format(
             sql.Identifier(pending["username"]), sql.Literal(pending["password"])))

@@ -293,7 +293,7 @@ class SecretsManager:
                                f"{stage or L.AWSCURRENT}")
             if stage is not None and version_id is not None and stage not in version_labels:
                 raise M.invalid_parameter(
-                    f"You provided a VersionStage that is not associated to the provided VersionId.")  # unverified
+                    "You provided a VersionStage that is not associated to the provided VersionId.")  # unverified
             value = self.cipher.decrypt(tx, secret.account_id, secret.region, version.key_ref or "",
                                         secret.arn, version.version_id, version.value_kind,
                                         version.ciphertext or b"")

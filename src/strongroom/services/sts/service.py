@@ -12,7 +12,6 @@ import asyncio
 import re
 from typing import Any
 
-from strongroom import clock
 from strongroom.auth.keys import KeyStore
 from strongroom.errors import AWSError
 from strongroom.services.context import RequestContext
