@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 JS_DIR = Path(__file__).resolve().parents[1] / "js"
 

@@ -74,7 +74,7 @@ def maria_user():  # type: ignore[no-untyped-def]
 
 
 def test_mysql_single_user(srv, maria_user):
-    sm, (user, table) = srv.client(), maria_user
+    sm, (user, _) = srv.client(), maria_user
     name = f"maria-{user}"
     sm.create_secret(Name=name, SecretString=json.dumps(
         {"engine": "mariadb", "host": "127.0.0.1", "port": 3306, "username": user, "password": "first-Password-1",

@@ -114,7 +114,7 @@ def test_conditions_and_together():
      "secretsmanager:GetSecretValue", SECRET, True),
     ({"Action": "*", "Resource": f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:PROD/*"},
      "secretsmanager:GetSecretValue", SECRET, False),  # resources are case-sensitive
-    ({"Action": "*", "NotResource": f"arn:aws:secretsmanager:*:*:secret:prod/*"},
+    ({"Action": "*", "NotResource": "arn:aws:secretsmanager:*:*:secret:prod/*"},
      "secretsmanager:GetSecretValue", SECRET, False),
     ({"Action": "*", "Resource": "arn:aws:secretsmanager:us-east-1:*:secret:prod/db.AbCdEf"},
      "secretsmanager:GetSecretValue", SECRET, False),  # "." is literal
