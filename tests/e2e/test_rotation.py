@@ -342,3 +342,26 @@ def test_history_from_the_command_line(tmp_path):
     assert token in out and "failed" in out
     assert "testSecret" in out and "failing on purpose in testSecret" in out
     assert "#2 finishSecret" not in out  # an attempt stops at its failed step
+
+
+def test_invocation_logs_are_kept_encrypted_and_read_back(tmp_path):
+    import subprocess
+    import sys
+
+    data_dir = tmp_path / "data"
+    marker = "PRINTED-" + uuid.uuid4().hex
+    with ServerProcess(data_dir=data_dir, env=FAST) as srv:
+        lam = srv.client("lambda")
+        # The code holds the marker reversed (code is stored as uploaded); only the output has it.
+        source = f"def handler(event, context):\n    print('{marker[::-1]}'[::-1], event.get('n'))\n    return 1\n"
+        lam.create_function(FunctionName="talker", Runtime="python3.11", Role="arn:aws:iam::123456789012:role/r",
+                            Handler="lambda_function.handler", Code={"ZipFile": zipped(source)})
+        for n in range(3):
+            lam.invoke(FunctionName="talker", Payload=json.dumps({"n": n}))
+        for path in data_dir.rglob("*"):  # what functions print is stored, but never in clear
+            if path.is_file():
+                assert marker.encode() not in path.read_bytes(), path
+    out = subprocess.run([sys.executable, "-m", "strongroom.cli.main", "logs", "talker", "--data-dir", str(data_dir)],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.count(marker) == 3 and f"{marker} 2" in out
+    assert out.count("succeeded") == 3

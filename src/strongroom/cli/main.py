@@ -110,6 +110,48 @@ def rotation_history(secret: str, data_dir: Path | None, database_url: str | Non
         click.echo("no rotations yet")
 
 
+@cli.command("logs")
+@click.argument("function")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="The server's data directory.")
+@click.option("--database-url", default=None, help="The server's database, if not under --data-dir.")
+@click.option("--master-key-file", type=click.Path(path_type=Path), default=None,
+              help="The master key, if not DATA_DIR/master.key (function logs are stored encrypted).")
+@click.option("--account-id", default=None, help="The function's account [default: the server's].")
+@click.option("--region", default="us-east-1", show_default=True, help="The function's region.")
+@click.option("--limit", default=20, show_default=True, help="How many invocations, newest first.")
+def logs(function: str, data_dir: Path | None, database_url: str | None, master_key_file: Path | None,
+         account_id: str | None, region: str, limit: int) -> None:
+    """The newest invocations of FUNCTION (name or ARN) with what it printed and logged."""
+    import datetime as dt
+
+    from strongroom.crypto import Keyring
+    from strongroom.rotation.runtime import FunctionRuntime
+    from strongroom.server.build import _master_key
+    from strongroom.services.lambda_ import Lambda
+    from strongroom.services.secretsmanager.values import ValueCipher
+    from strongroom.store import open_database
+
+    settings = config.from_env(data_dir=data_dir, database_url=database_url, account_id=account_id,
+                               master_key_file=master_key_file)
+    db = open_database(settings.resolved_database_url)
+    functions = Lambda(db, ValueCipher(Keyring(_master_key(settings))), FunctionRuntime(lambda spec: {}), None)
+    try:
+        rows = db.read_sync(lambda tx: functions.invocations(tx, settings.account_id, region, function, limit))
+    finally:
+        functions.close()
+        db.close()
+    if not rows:
+        click.echo(f"no invocations of {function} recorded")
+    for row in rows:
+        when = dt.datetime.fromtimestamp(row["Started"], dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        click.secho(f"{when}  {row['Step'] or '-':<13} {row['Outcome']:<9} {row['DurationMs']:>7} ms  "
+                    f"{row['RequestId']}", bold=True, fg=None if row["Outcome"] == "succeeded" else "red")
+        if row["Error"]:
+            click.echo(f"  {row['Error']}")
+        for line in row["Logs"].splitlines():
+            click.echo(f"  | {line}")
+
+
 def _exit_cleanly(signum: int, frame: object) -> None:
     raise SystemExit(0)
 

@@ -12,6 +12,7 @@ short-lived credentials are always fresh.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import resource
 import select
@@ -111,8 +112,10 @@ class _Worker:
 
 
 class FunctionRuntime:
-    def __init__(self, base_env: Callable[[FunctionSpec], dict[str, str]], max_age: float = 900.0) -> None:
+    def __init__(self, base_env: Callable[[FunctionSpec], dict[str, str]], max_age: float = 900.0,
+                 on_invoke: Callable[[FunctionSpec, Any, InvokeResult, float], None] | None = None) -> None:
         self._base_env = base_env
+        self.on_invoke = on_invoke  # records every invocation (its logs kept, as Lambda keeps them)
         self._max_age = max_age
         self._idle: dict[str, list[_Worker]] = {}
         self._lock = threading.Lock()
@@ -139,6 +142,16 @@ class FunctionRuntime:
             self._idle.setdefault(spec.key, []).append(worker)
 
     def invoke(self, spec: FunctionSpec, event: Any) -> InvokeResult:
+        began = time.time()
+        result = self._invoke(spec, event)
+        if self.on_invoke is not None:
+            try:
+                self.on_invoke(spec, event, result, began)
+            except Exception:  # noqa: BLE001 - a lost log line must not fail the invocation
+                logging.getLogger("strongroom.rotation").exception("invocation log of %s not kept", spec.name)
+        return result
+
+    def _invoke(self, spec: FunctionSpec, event: Any) -> InvokeResult:
         started = time.monotonic()
         worker = self._take(spec)
         answer = worker.call({"event": event, "timeout": spec.timeout, "request_id": str(uuid.uuid4())},

@@ -107,6 +107,7 @@ def build(settings: config.Settings) -> Server:
 
     runtime = FunctionRuntime(function_env)
     functions = Lambda(db, cipher, runtime, None if settings.dev else settings.data_dir / "functions")
+    runtime.on_invoke = functions.record_invocation
     if not settings.dev:
         (settings.data_dir / "functions").mkdir(exist_ok=True, mode=0o700)
     authorizer = Authorizer(db)
@@ -133,7 +134,7 @@ def build(settings: config.Settings) -> Server:
     async def reset() -> None:
         def wipe(tx: Any) -> None:
             for table in ("rotation_steps", "rotations", "stages", "versions", "policies", "secrets", "functions",
-                          "audit_events"):
+                          "audit_events", "function_invocations"):
                 tx.execute(f"DELETE FROM {table}")
 
         await db.write(wipe)

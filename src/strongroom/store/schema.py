@@ -200,4 +200,19 @@ MIGRATIONS: list[list[str]] = [
     [
         "CREATE INDEX versions_by_age ON versions (secret_id, created_date)",
     ],
+    # 7: every function invocation, with its logs (ciphertext: a function may print anything).
+    [
+        """CREATE TABLE function_invocations (
+            id {pk},
+            function_arn TEXT NOT NULL,
+            request_id TEXT NOT NULL,
+            started_date {real} NOT NULL,
+            duration_ms INTEGER NOT NULL,
+            step TEXT,
+            outcome TEXT NOT NULL,
+            error TEXT,
+            logs_enc {blob}
+        )""",
+        "CREATE INDEX invocations_by_function ON function_invocations (function_arn, id)",
+    ],
 ]

@@ -44,6 +44,7 @@ OPERATIONS = ["CreateFunction", "GetFunction", "GetFunctionConfiguration", "List
               "GetPolicy"]
 SECRETS_MANAGER = "secretsmanager.amazonaws.com"
 _ENV_KEY = "strongroom:lambda-environment"
+_LOGS_KEY = "strongroom:lambda-logs"
 _COLUMNS = ("name", "arn", "runtime", "handler", "role", "description", "timeout", "memory_size", "environment_enc",
             "code_sha256", "code_size", "revision_id", "policy", "last_modified")
 
@@ -89,6 +90,40 @@ class Lambda:
     def close(self) -> None:
         if self._tmp is not None:
             self._tmp.cleanup()
+
+    # ------------------------------------------------------------------------ invocation logs
+
+    def record_invocation(self, spec: FunctionSpec, event: Any, result: Any, started: float) -> None:
+        """Keep an invocation's outcome and its logs (encrypted), newest 1,000 per function."""
+        _, _, _, region, account, _, _ = spec.arn.split(":", 6)
+        request_id = str(uuid.uuid4())
+        step = event.get("Step") if isinstance(event, dict) else None
+
+        def tx_fn(tx: Tx) -> None:
+            logs = None
+            if result.logs:
+                _, logs = self.cipher.encrypt(tx, account, region, _LOGS_KEY, spec.arn, request_id, result.logs[-65536:])
+            tx.execute("INSERT INTO function_invocations (function_arn, request_id, started_date, duration_ms, step, "
+                       "outcome, error, logs_enc) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                       (spec.arn, request_id, started, result.duration_ms, step,
+                        "succeeded" if result.ok else "failed", result.error_text[:2000] or None, logs))
+            tx.execute("DELETE FROM function_invocations WHERE function_arn = ? AND id <= (SELECT id FROM "
+                       "function_invocations WHERE function_arn = ? ORDER BY id DESC LIMIT 1 OFFSET 1000)",
+                       (spec.arn, spec.arn))
+
+        self.db.write_sync(tx_fn)
+
+    def invocations(self, tx: Tx, account_id: str, region: str, function_ref: str, limit: int = 50) -> list[dict[str, Any]]:
+        """The newest invocations of a function with their logs, for ``strongroom logs``."""
+        acct, reg, name = parse_function_ref(function_ref, account_id, region)
+        arn = f"arn:aws:lambda:{reg}:{acct}:function:{name}"
+        out = []
+        for row in tx.all("SELECT request_id, started_date, duration_ms, step, outcome, error, logs_enc FROM "
+                          "function_invocations WHERE function_arn = ? ORDER BY id DESC LIMIT ?", (arn, limit)):
+            logs = "" if row[6] is None else self.cipher.decrypt(tx, acct, reg, _LOGS_KEY, arn, row[0], 1, bytes(row[6]))
+            out.append({"RequestId": row[0], "Started": row[1], "DurationMs": row[2], "Step": row[3],
+                        "Outcome": row[4], "Error": row[5], "Logs": logs})
+        return out
 
     # --------------------------------------------------------------------------- resolution
 
