@@ -244,12 +244,18 @@ def checked(check: Check, document: dict[str, Any], code: str = "ValidationExcep
     return params
 
 
+_NESTED = (dict, list)
+
+
 def _clean(value: Any) -> Any:
-    """Drop members whose value is None, at every depth: AWS omits absent members."""
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
+    """Drop members whose value is None, at every depth: AWS omits absent members.
+
+    Scalars are not recursed into (a page of 100 secrets has thousands of them).
+    """
+    if type(value) is dict:
+        return {k: (_clean(v) if type(v) in _NESTED else v) for k, v in value.items() if v is not None}
+    if type(value) is list:
+        return [_clean(v) if type(v) in _NESTED else v for v in value]
     return value
 
 
