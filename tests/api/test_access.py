@@ -170,3 +170,35 @@ def test_a_resource_policy_the_evaluator_cannot_honour_is_refused(sm, name):
     assert "ResourcePolicy" not in sm.get_resource_policy(SecretId=name)
     validation = sm.validate_resource_policy(ResourcePolicy=document)
     assert validation["PolicyValidationPassed"] is False
+
+
+def test_accounts_are_separate(tmp_path):
+    import configparser
+    import subprocess
+    import sys
+
+    from strongroom.testing import ServerProcess
+
+    data_dir = tmp_path / "data"
+    with ServerProcess(data_dir=data_dir) as srv:
+        creds = tmp_path / "other-account"
+        subprocess.run([sys.executable, "-m", "strongroom.cli.main", "admin", "create-account", "210987654321",
+                        "--data-dir", str(data_dir), "--credentials-file", str(creds)], check=True,
+                       capture_output=True)
+        parsed = configparser.ConfigParser()
+        parsed.read(creds)
+        key = {"AccessKeyId": parsed["strongroom"]["aws_access_key_id"],
+               "SecretAccessKey": parsed["strongroom"]["aws_secret_access_key"]}
+        other = client_for(srv, "secretsmanager", key)
+        mine = srv.client()
+        mine.create_secret(Name="same-name", SecretString="account one")
+        created = other.create_secret(Name="same-name", SecretString="account two")
+        assert created["ARN"].startswith("arn:aws:secretsmanager:us-east-1:210987654321:secret:same-name-")
+        assert other.get_secret_value(SecretId="same-name")["SecretString"] == "account two"
+        assert mine.get_secret_value(SecretId="same-name")["SecretString"] == "account one"
+        with pytest.raises(ClientError):  # another account's ARN is not reachable from here
+            mine.get_secret_value(SecretId=created["ARN"])
+        assert client_for(srv, "sts", key).get_caller_identity()["Account"] == "210987654321"
+        again = subprocess.run([sys.executable, "-m", "strongroom.cli.main", "admin", "create-account", "210987654321",
+                                "--data-dir", str(data_dir)], capture_output=True, text=True)
+        assert again.returncode == 1 and "already exists" in again.stderr

@@ -137,3 +137,22 @@ def test_values_bound_to_their_row(service: SecretsManager, db: Database) -> Non
     with pytest.raises(Exception) as exc:  # noqa: PT011 - any refusal; never secret-a
         run(service.get_secret_value(CTX, {"SecretId": b}))
     assert "secret-a" not in str(exc.value)
+
+
+def test_purge_after_the_recovery_window(service: SecretsManager) -> None:
+    from strongroom import clock
+
+    name = f"purge-{uuid.uuid4().hex}"
+    fake = clock.FakeClock(clock.now())
+    previous = clock.use(fake)
+    try:
+        run(service.create_secret(CTX, {"Name": name, "SecretString": "v", "ClientRequestToken": uuid.uuid4().hex}))
+        run(service.delete_secret(CTX, {"SecretId": name, "RecoveryWindowInDays": 7}))
+        assert name not in [s.name for s in run(service.purge_due())]
+        fake.advance(7 * 86400 + 1)
+        assert name in [s.name for s in run(service.purge_due())]
+        with pytest.raises(AWSError) as exc:
+            run(service.describe_secret(CTX, {"SecretId": name}))
+        assert exc.value.code == "ResourceNotFoundException"
+    finally:
+        clock.use(previous)

@@ -152,6 +152,51 @@ def logs(function: str, data_dir: Path | None, database_url: str | None, master_
             click.echo(f"  | {line}")
 
 
+@cli.group()
+def admin() -> None:
+    """Operator commands that work on the data directory directly."""
+
+
+@admin.command("create-account")
+@click.argument("account_id")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="The server's data directory.")
+@click.option("--database-url", default=None, help="The server's database, if not under --data-dir.")
+@click.option("--master-key-file", type=click.Path(path_type=Path), default=None,
+              help="The master key, if not DATA_DIR/master.key.")
+@click.option("--credentials-file", type=click.Path(path_type=Path), default=None,
+              help="Write the new administrator's key here (mode 0600) instead of printing it.")
+def create_account(account_id: str, data_dir: Path | None, database_url: str | None, master_key_file: Path | None,
+                   credentials_file: Path | None) -> None:
+    """A new account (12 digits) and its first administrator key. Each account's secrets, users,
+    roles and functions are its own; a running server accepts the key at once."""
+    import re
+
+    from strongroom.auth.keys import KeyStore, new_access_key_id, new_secret_access_key, write_credentials_file
+    from strongroom.crypto import Keyring
+    from strongroom.server.build import _master_key
+    from strongroom.store import open_database
+
+    if not re.fullmatch(r"\d{12}", account_id):
+        raise click.BadParameter("an account id is 12 digits", param_hint="ACCOUNT_ID")
+    settings = config.from_env(data_dir=data_dir, database_url=database_url, master_key_file=master_key_file)
+    db = open_database(settings.resolved_database_url)
+    try:
+        keys = KeyStore(db, Keyring(_master_key(settings)))
+        principal = f"arn:aws:iam::{account_id}:root"
+        exists = db.read_sync(lambda tx: tx.one("SELECT 1 FROM access_keys WHERE principal_arn = ?", (principal,)))
+        if exists:
+            raise click.ClickException(f"account {account_id} already exists")
+        access_key_id, secret = new_access_key_id(), new_secret_access_key()
+        keys.add(access_key_id, secret, account_id, principal)
+    finally:
+        db.close()
+    if credentials_file is not None:
+        write_credentials_file(credentials_file, access_key_id, secret)
+        click.echo(f"account {account_id}: administrator key {access_key_id} written to {credentials_file}")
+    else:
+        click.echo(f"account {account_id}\naws_access_key_id = {access_key_id}\naws_secret_access_key = {secret}")
+
+
 def _exit_cleanly(signum: int, frame: object) -> None:
     raise SystemExit(0)
 

@@ -157,10 +157,14 @@ def build(settings: config.Settings) -> Server:
 
 
 async def _purge_loop(sm: SecretsManager, audit: AuditTrail, interval: float) -> None:
+    from strongroom.audit import service_event_record
+
     while True:
         try:
-            while await sm.purge_due() > 0:
-                pass
+            while gone := await sm.purge_due():
+                for secret in gone:  # the deletion itself is a service event in the trail
+                    await audit.record(service_event_record(secret.account_id, secret.region, "secretsmanager",
+                                                            "DeleteSecret", {"deletionCompleted": True}, secret.arn))
             await audit.purge_expired()
         except Exception:  # noqa: BLE001 - keep purging on the next tick
             log.exception("purge of deleted secrets failed")

@@ -510,17 +510,20 @@ class SecretsManager:
 
         return await self.db.write(tx_fn)
 
-    async def purge_due(self, limit: int = 100) -> int:
-        """Delete for good the secrets whose recovery window has ended; returns how many."""
+    async def purge_due(self, limit: int = 100) -> list[SecretRow]:
+        """Delete for good the secrets whose recovery window has ended; returns them."""
         now = clock.now()
 
-        def tx_fn(tx: Tx) -> int:
-            ids = q.due_for_purge(tx, now, limit)
-            for secret_id in ids:
+        def tx_fn(tx: Tx) -> list[SecretRow]:
+            gone = []
+            for secret_id in q.due_for_purge(tx, now, limit):
+                row = q.get_secret_by_id(tx, secret_id)
+                if row is not None:
+                    gone.append(row)
                 q.delete_secret_row(tx, secret_id)
-            return len(ids)
+            return gone
 
-        return await self.db.write(tx_fn)
+        return await self.db.write(tx_fn)  # type: ignore[no-any-return]
 
     # ------------------------------------------------------------------------------ describe
 
