@@ -197,6 +197,21 @@ def create_account(account_id: str, data_dir: Path | None, database_url: str | N
         click.echo(f"account {account_id}\naws_access_key_id = {access_key_id}\naws_secret_access_key = {secret}")
 
 
+def _service_command(service: str) -> None:
+    @cli.command(service, context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
+                                            "help_option_names": []},
+                 help=f"aws {service} ..., against this strongroom (the aws CLI's own commands).")
+    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+    def command(args: tuple[str, ...]) -> None:
+        from strongroom.cli.aws import run
+
+        sys.exit(run(service, args))
+
+
+for _service in ("secretsmanager", "lambda", "iam", "sts", "cloudtrail"):
+    _service_command(_service)
+
+
 def _exit_cleanly(signum: int, frame: object) -> None:
     raise SystemExit(0)
 

@@ -1,0 +1,143 @@
+"""`strongroom secretsmanager ...` behaves exactly as the aws CLI does against the same server."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from strongroom.cli.aws import defaults
+from strongroom.testing import ServerProcess
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def cli_server(tmp_path_factory):  # type: ignore[no-untyped-def]
+    data_dir = tmp_path_factory.mktemp("cli") / "data"
+    with ServerProcess(data_dir=data_dir) as srv:
+        yield srv
+
+
+@pytest.fixture
+def twin_servers(tmp_path):  # type: ignore[no-untyped-def]
+    """Two servers prepared alike: the aws CLI runs against one, strongroom's against the other,
+    so that commands that change state can be compared."""
+    from strongroom.testing.functions import zipped
+    servers = [ServerProcess(data_dir=tmp_path / f"data{i}").start() for i in (0, 1)]
+    try:
+        for srv in servers:
+            srv.client().create_secret(Name="MyTestDatabaseSecret", SecretString="v")
+            lam = srv.client("lambda")
+            lam.create_function(FunctionName="SecretsManagerTestRotationLambda", Runtime="python3.11",
+                                Role="arn:aws:iam::123456789012:role/rotation", Handler="lambda_function.lambda_handler",
+                                Code={"ZipFile": zipped()})
+            lam.add_permission(FunctionName="SecretsManagerTestRotationLambda", StatementId="sm",
+                               Action="lambda:InvokeFunction", Principal="secretsmanager.amazonaws.com")
+            iam = srv.client("iam")
+            iam.create_role(RoleName="rotation", AssumeRolePolicyDocument=json.dumps({
+                "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+                                                        "Action": "sts:AssumeRole"}]}))
+            iam.put_role_policy(RoleName="rotation", PolicyName="rotate", PolicyDocument=json.dumps({
+                "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "secretsmanager:*", "Resource": "*"}]}))
+        yield servers
+    finally:
+        for srv in servers:
+            srv.stop()
+
+
+def env_for(srv: ServerProcess, home: Path) -> dict[str, str]:
+    return {"PATH": str(BIN) + ":/usr/bin:/bin", "HOME": str(home), "AWS_ACCESS_KEY_ID": srv.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": srv.secret_access_key, "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL": srv.endpoint}
+
+
+def both(srv: ServerProcess, tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, subprocess.CompletedProcess]:
+    env = env_for(srv, tmp_path)
+    aws = subprocess.run([str(BIN / "aws"), *args], capture_output=True, text=True, env=env, timeout=60)
+    ours = subprocess.run([str(BIN / "strongroom"), *args], capture_output=True, text=True, env=env, timeout=60)
+    return aws, ours
+
+
+def run_on(srv: ServerProcess, home: Path, program: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / program), *args], capture_output=True, text=True, env=env_for(srv, home),
+                          timeout=60)
+
+
+def settle(srv: ServerProcess) -> None:
+    """Wait until no rotation of the secret is in progress (AWSPENDING gone)."""
+    import time
+
+    for _ in range(200):
+        stages = srv.client().describe_secret(SecretId="MyTestDatabaseSecret")["VersionIdsToStages"]
+        if "AWSPENDING" not in sum(stages.values(), []):
+            return
+        time.sleep(0.1)
+    raise AssertionError(stages)
+
+
+def test_rotate_secret_documentation_examples(twin_servers, tmp_path):
+    aws_server, our_server = twin_servers
+    example = ("secretsmanager", "rotate-secret", "--secret-id", "MyTestDatabaseSecret", "--rotation-lambda-arn",
+               "arn:aws:lambda:us-west-2:1234566789012:function:SecretsManagerTestRotationLambda",
+               "--rotation-rules", "AutomaticallyAfterDays=10")
+    registered = tuple(a.replace("us-west-2:1234566789012", "us-east-1:123456789012") for a in example)
+    for command in (example, registered, ("secretsmanager", "rotate-secret", "--secret-id", "MyTestDatabaseSecret"),
+                    ("secretsmanager", "cancel-rotate-secret", "--secret-id", "MyTestDatabaseSecret")):
+        aws = run_on(aws_server, tmp_path, "aws", *command)
+        ours = run_on(our_server, tmp_path, "strongroom", *command)
+        assert aws.returncode == ours.returncode, (command, aws.stderr, ours.stderr)
+        assert aws.stderr == ours.stderr
+        if aws.stdout:
+            a, o = json.loads(aws.stdout), json.loads(ours.stdout)
+            assert set(a) == set(o) and a["Name"] == o["Name"]
+        settle(aws_server)
+        settle(our_server)
+    # The first example names a function in an account that cannot exist: refused alike.
+    first = run_on(our_server, tmp_path, "strongroom", *example)
+    assert first.returncode == 255 and "AccessDeniedException" in first.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ("secretsmanager", "create-secret", "--generate-cli-skeleton"),
+    ("secretsmanager", "rotate-secret", "--generate-cli-skeleton", "yaml-input"),
+    ("secretsmanager", "get-secret-value", "--secret-id", "nowhere"),
+    ("secretsmanager", "list-secrets", "--max-items", "1", "--query", "SecretList[].Name", "--output", "text"),
+    ("secretsmanager", "describe-secret"),
+    ("sts", "get-caller-identity", "--output", "table"),
+])
+def test_same_output_and_exit_code_as_the_aws_cli(cli_server, tmp_path, args):
+    aws, ours = both(cli_server, tmp_path, *args)
+    assert (ours.returncode, ours.stdout, ours.stderr) == (aws.returncode, aws.stdout, aws.stderr)
+
+
+def test_shorthand_and_file_values(cli_server, tmp_path):
+    value = tmp_path / "value.json"
+    value.write_text('{"password": "from a file"}')
+    env = env_for(cli_server, tmp_path)
+    created = subprocess.run([str(BIN / "strongroom"), "secretsmanager", "create-secret", "--name", "from-file",
+                              "--secret-string", f"file://{value}", "--tags", "Key=env,Value=prod",
+                              "Key=team,Value=a"], capture_output=True, text=True, env=env, check=True)
+    assert json.loads(created.stdout)["Name"] == "from-file"
+    described = cli_server.client().describe_secret(SecretId="from-file")
+    assert described["Tags"] == [{"Key": "env", "Value": "prod"}, {"Key": "team", "Value": "a"}]
+    assert cli_server.client().get_secret_value(SecretId="from-file")["SecretString"] == '{"password": "from a file"}'
+
+
+def test_defaults_for_a_local_server(tmp_path):
+    data = tmp_path / "strongroom-data"
+    data.mkdir()
+    (data / "admin-credentials").write_text("[strongroom]\naws_access_key_id = A\naws_secret_access_key = B\n")
+    argv, env = defaults("secretsmanager", ["list-secrets"], {"STRONGROOM_DATA_DIR": str(data), "HOME": str(tmp_path)})
+    assert argv == ["secretsmanager", "list-secrets"]
+    assert env["AWS_ENDPOINT_URL_SECRETS_MANAGER"] == "http://127.0.0.1:8430"
+    assert env["AWS_SHARED_CREDENTIALS_FILE"] == str((data / "admin-credentials").resolve())
+    assert env["AWS_PROFILE"] == "strongroom" and env["AWS_DEFAULT_REGION"] == "us-east-1"
+    # What the standard configuration says always wins.
+    _, env = defaults("secretsmanager", ["list-secrets"], {"AWS_ENDPOINT_URL": "http://elsewhere", "AWS_PROFILE": "p",
+                                                           "AWS_REGION": "eu-west-1", "HOME": str(tmp_path)})
+    assert "AWS_ENDPOINT_URL_SECRETS_MANAGER" not in env and "AWS_SHARED_CREDENTIALS_FILE" not in env
+    assert "AWS_DEFAULT_REGION" not in env
