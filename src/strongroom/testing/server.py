@@ -137,6 +137,20 @@ class ServerProcess:
                             aws_access_key_id=self.access_key_id, aws_secret_access_key=self.secret_access_key,
                             config=Config(retries={"max_attempts": 1}), **kwargs)
 
+    def aws_environment(self) -> dict[str, str]:
+        """The variables that point any AWS SDK or tool at this server."""
+        return {"AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": self.access_key_id,
+                "AWS_SECRET_ACCESS_KEY": self.secret_access_key, "AWS_DEFAULT_REGION": "us-east-1",
+                "AWS_REGION": "us-east-1"}
+
+    def session(self, region: str = "us-east-1") -> Any:
+        """A boto3 session whose clients reach this server (pass ``endpoint_url``, or set
+        ``AWS_ENDPOINT_URL`` from :meth:`aws_environment`)."""
+        import boto3
+
+        return boto3.Session(aws_access_key_id=self.access_key_id, aws_secret_access_key=self.secret_access_key,
+                             region_name=region)
+
     def __enter__(self) -> ServerProcess:
         return self.start()
 
