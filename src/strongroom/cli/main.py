@@ -6,6 +6,7 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -195,6 +196,58 @@ def create_account(account_id: str, data_dir: Path | None, database_url: str | N
         click.echo(f"account {account_id}: administrator key {access_key_id} written to {credentials_file}")
     else:
         click.echo(f"account {account_id}\naws_access_key_id = {access_key_id}\naws_secret_access_key = {secret}")
+
+
+def _storage_options(fn: Any) -> Any:
+    fn = click.option("--master-key-file", type=click.Path(path_type=Path), default=None,
+                      help="The master key, if not DATA_DIR/master.key.")(fn)
+    fn = click.option("--database-url", default=None, help="The database, if not under --data-dir.")(fn)
+    return click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+                        help="The data directory [default: ./strongroom-data].")(fn)
+
+
+def _open_storage(data_dir: Path | None, database_url: str | None, master_key_file: Path | None) -> Any:
+    from strongroom.server.build import _master_key
+    from strongroom.store import open_database
+
+    settings = config.from_env(data_dir=data_dir, database_url=database_url, master_key_file=master_key_file)
+    if not settings.database_url:
+        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return open_database(settings.resolved_database_url), _master_key(settings)
+
+
+@cli.command("backup")
+@click.argument("file", type=click.Path(path_type=Path))
+@_storage_options
+def backup_command(file: Path, data_dir: Path | None, database_url: str | None, master_key_file: Path | None) -> None:
+    """A consistent, encrypted snapshot of everything in FILE (mode 0600), while the server runs."""
+    from strongroom.store.backup import TABLES, backup_file
+
+    db, master = _open_storage(data_dir, database_url, master_key_file)
+    try:
+        with click.progressbar(length=len(TABLES), label="backing up") as bar:
+            total = backup_file(db, master, file, lambda table, count: bar.update(1))
+    finally:
+        db.close()
+    click.echo(f"{total} rows written to {file}; restoring it needs the same master key")
+
+
+@cli.command("restore")
+@click.argument("file", type=click.Path(exists=True, path_type=Path))
+@_storage_options
+def restore_command(file: Path, data_dir: Path | None, database_url: str | None, master_key_file: Path | None) -> None:
+    """Load a backup into a fresh data directory or database (refused if it holds anything)."""
+    from strongroom.store.backup import TABLES, BackupError, restore
+
+    db, master = _open_storage(data_dir, database_url, master_key_file)
+    try:
+        with file.open("rb") as source, click.progressbar(length=len(TABLES), label="restoring") as bar:
+            total = restore(db, master, source, lambda table, count: bar.update(1))
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        db.close()
+    click.echo(f"{total} rows restored from {file}")
 
 
 def _service_command(service: str) -> None:
