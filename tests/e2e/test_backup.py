@@ -79,3 +79,17 @@ def test_a_backup_does_not_open_with_another_master_key(tmp_path):
     shutil.copytree(data, tmp_path / "fresh", ignore=shutil.ignore_patterns("strongroom.db*", "audit", "functions"))
     truncated = cli("restore", str(cut), "--data-dir", str(tmp_path / "fresh"))
     assert truncated.returncode == 1 and "truncated" in truncated.stderr
+
+
+def test_status_and_db_upgrade(tmp_path):
+    data = tmp_path / "data"
+    upgraded = cli("db", "upgrade", "--data-dir", str(data))
+    assert upgraded.returncode == 0 and upgraded.stdout.startswith("schema version ")
+    with ServerProcess(data_dir=data) as srv:
+        srv.client().create_secret(Name="s", SecretString="v")
+        out = cli("status", "--endpoint-url", srv.endpoint, "--data-dir", str(data))
+    assert out.returncode == 0, out.stderr
+    assert ": ok (version" in out.stdout
+    assert "secrets     1" in out.stdout and "accounts    1" in out.stdout
+    down = cli("status", "--endpoint-url", srv.endpoint, "--data-dir", str(data))
+    assert "not answering" in down.stdout

@@ -216,6 +216,70 @@ def _open_storage(data_dir: Path | None, database_url: str | None, master_key_fi
     return open_database(settings.resolved_database_url), _master_key(settings)
 
 
+@cli.command("status")
+@click.option("--endpoint-url", default=f"http://127.0.0.1:{config.DEFAULT_PORT}", show_default=True,
+              help="The running server to ask for its health.")
+@_storage_options
+def status(endpoint_url: str, data_dir: Path | None, database_url: str | None, master_key_file: Path | None) -> None:
+    """Health, version and storage of the server; accounts, secrets and the rotation queue."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(endpoint_url.rstrip("/") + "/_strongroom/health", timeout=5) as r:
+            health = json.loads(r.read())
+        click.echo(f"server      {endpoint_url}: {health.get('status')} (version {health.get('version')}, "
+                   f"{health.get('storage')}, schema {health.get('schema')})")
+    except (urllib.error.URLError, OSError) as exc:
+        click.secho(f"server      {endpoint_url}: not answering ({exc})", fg="red")
+    settings = config.from_env(data_dir=data_dir, database_url=database_url, master_key_file=master_key_file)
+    from strongroom.store import open_database
+
+    db = open_database(settings.resolved_database_url)
+    try:
+        def tx_fn(tx: Any) -> dict[str, Any]:
+            return {
+                "accounts": tx.one("SELECT count(DISTINCT account_id) FROM access_keys WHERE expires_at IS NULL "
+                                   "AND account_id <> '-'")[0],
+                "secrets": tx.one("SELECT count(*) FROM secrets WHERE deleted_date IS NULL")[0],
+                "scheduled for deletion": tx.one("SELECT count(*) FROM secrets WHERE deleted_date IS NOT NULL")[0],
+                "functions": tx.one("SELECT count(*) FROM functions")[0],
+                "rotations": dict(tx.all("SELECT state, count(*) FROM rotations GROUP BY state")),
+            }
+
+        facts = db.read_sync(tx_fn)
+        click.echo(f"storage     {db.dialect}, schema {db.schema_version()}")
+    finally:
+        db.close()
+    for key in ("accounts", "secrets", "scheduled for deletion", "functions"):
+        click.echo(f"{key:<11} {facts[key]}" if len(key) < 12 else f"{key}: {facts[key]}")
+    queue = facts["rotations"]
+    click.echo("rotations   " + (", ".join(f"{n} {state}" for state, n in sorted(queue.items())) or "none yet"))
+
+
+@cli.group("db")
+def db_group() -> None:
+    """The database schema."""
+
+
+@db_group.command("upgrade")
+@_storage_options
+def db_upgrade(data_dir: Path | None, database_url: str | None, master_key_file: Path | None) -> None:
+    """Bring the schema to this version's (the server also does it at every start)."""
+    from strongroom.store import open_database
+    from strongroom.store.schema import MIGRATIONS
+
+    settings = config.from_env(data_dir=data_dir, database_url=database_url)
+    if not settings.database_url:
+        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    db = open_database(settings.resolved_database_url)
+    try:
+        click.echo(f"schema version {db.schema_version()} of {len(MIGRATIONS)}")
+    finally:
+        db.close()
+
+
 @cli.command("backup")
 @click.argument("file", type=click.Path(path_type=Path))
 @_storage_options
