@@ -93,3 +93,24 @@ def test_status_and_db_upgrade(tmp_path):
     assert "secrets     1" in out.stdout and "accounts    1" in out.stdout
     down = cli("status", "--endpoint-url", srv.endpoint, "--data-dir", str(data))
     assert "not answering" in down.stdout
+
+
+def test_master_key_rotation_keeps_every_secret(tmp_path):
+    data = tmp_path / "data"
+    with ServerProcess(data_dir=data) as srv:
+        srv.client().create_secret(Name="a", SecretString="kept")
+        srv.client("iam").create_user(UserName="u")
+    before = (data / "master.key").read_text()
+    rotated = cli("master-key", "rotate", "--data-dir", str(data))
+    assert rotated.returncode == 0, rotated.stderr
+    assert (data / "master.key").read_text() != before and not (data / "master.key.new").exists()
+    with ServerProcess(data_dir=data) as srv:
+        assert srv.client().get_secret_value(SecretId="a")["SecretString"] == "kept"
+        assert srv.client("iam").get_user(UserName="u")["User"]["UserName"] == "u"
+    # An interrupted rotation (new key written, database not yet done) finishes when run again.
+    (data / "master.key.new").write_text(__import__("base64").b64encode(b"k" * 32).decode() + "\n")
+    (data / "master.key.new").chmod(0o600)
+    assert cli("master-key", "rotate", "--data-dir", str(data)).returncode == 0
+    assert (data / "master.key").read_text().strip() == __import__("base64").b64encode(b"k" * 32).decode()
+    with ServerProcess(data_dir=data) as srv:
+        assert srv.client().get_secret_value(SecretId="a")["SecretString"] == "kept"

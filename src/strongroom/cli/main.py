@@ -280,6 +280,55 @@ def db_upgrade(data_dir: Path | None, database_url: str | None, master_key_file:
         db.close()
 
 
+@cli.group("master-key")
+def master_key_group() -> None:
+    """The master key that wraps every other key."""
+
+
+@master_key_group.command("rotate")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="The data directory holding master.key [default: ./strongroom-data].")
+@click.option("--database-url", default=None, help="The database, if not under --data-dir.")
+def master_key_rotate(data_dir: Path | None, database_url: str | None) -> None:
+    """A new master key: every stored key re-wrapped in one transaction, then the key file replaced.
+
+    Resumable: the new key is written to master.key.new first; run the command again after an
+    interruption and it finishes what was started. Restart the server(s) afterwards (several
+    nodes: give each the new key). Pagination tokens issued before stop being accepted.
+    """
+    import base64
+    import os
+
+    from strongroom.crypto import MasterKey
+    from strongroom.store import open_database
+    from strongroom.store.backup import rewrap_keys
+
+    settings = config.from_env(data_dir=data_dir, database_url=database_url)
+    current_path = settings.data_dir / "master.key"
+    new_path = settings.data_dir / "master.key.new"
+    old = MasterKey.from_file(current_path)
+    if new_path.exists():
+        new = MasterKey.from_file(new_path)
+        click.echo(f"resuming with the key in {new_path}")
+    else:
+        fresh = os.urandom(32)
+        fd = os.open(new_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(base64.b64encode(fresh).decode() + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        new = MasterKey(fresh)
+    db = open_database(settings.resolved_database_url)
+    try:
+        with click.progressbar(length=1, label="re-wrapping keys") as bar:
+            count = rewrap_keys(db, old, new)
+            bar.update(1)
+    finally:
+        db.close()
+    os.replace(new_path, current_path)
+    click.echo(f"{count} keys re-wrapped; {current_path} holds the new master key. Restart the server.")
+
+
 @cli.command("backup")
 @click.argument("file", type=click.Path(path_type=Path))
 @_storage_options

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from strongroom.crypto import MasterKey
 from strongroom.store.database import Database, Tx
 
-__all__ = ["TABLES", "BackupError", "backup", "restore"]
+__all__ = ["TABLES", "BackupError", "backup", "restore", "rewrap_keys"]
 
 MAGIC = b"STRONGROOM-BACKUP-1\n"
 FRAME = 1 << 20
@@ -184,3 +184,29 @@ def backup_file(db: Database, master: MasterKey, path: Path, progress: Callable[
         os.fsync(out.fileno())
     os.replace(tmp, path)
     return total
+
+
+def rewrap_keys(db: Database, old: MasterKey, new: MasterKey) -> int:
+    """Re-wrap every stored key from ``old`` to ``new`` in one transaction; answers how many.
+
+    Keys already wrapped by ``new`` (an interrupted earlier run) are left as they are, so running
+    it again is safe.
+    """
+    from strongroom.crypto import DecryptionError
+
+    def tx_fn(tx: Tx) -> int:
+        count = 0
+        for account_id, region, key_ref, wrapped in tx.all("SELECT account_id, region, key_ref, wrapped FROM kms_keys"):
+            wrapped = bytes(wrapped)
+            try:
+                new.unwrap(wrapped, key_ref)
+                continue  # done before
+            except DecryptionError:
+                pass
+            plain = old.unwrap(wrapped, key_ref)
+            tx.execute("UPDATE kms_keys SET wrapped = ? WHERE account_id = ? AND region = ? AND key_ref = ?",
+                       (new.wrap(plain, key_ref), account_id, region, key_ref))
+            count += 1
+        return count
+
+    return db.write_sync(tx_fn)  # type: ignore[no-any-return]
