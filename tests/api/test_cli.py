@@ -141,3 +141,20 @@ def test_defaults_for_a_local_server(tmp_path):
                                                            "AWS_REGION": "eu-west-1", "HOME": str(tmp_path)})
     assert "AWS_ENDPOINT_URL_SECRETS_MANAGER" not in env and "AWS_SHARED_CREDENTIALS_FILE" not in env
     assert "AWS_DEFAULT_REGION" not in env
+
+
+@pytest.mark.parametrize("words, expected", [
+    (["strongroom", "secretsm"], "secretsmanager"),
+    (["strongroom", "secretsmanager", "rotate-sec"], "rotate-secret"),
+    (["strongroom", "secretsmanager", "rotate-secret", "--secret-"], "--secret-id"),
+    (["strongroom", "rotation", "hi"], "history"),
+])
+def test_shell_completion(words, expected, tmp_path):
+    import os
+
+    env = {**os.environ, "_STRONGROOM_COMPLETE": "bash_complete", "COMP_WORDS": " ".join(words),
+           "COMP_CWORD": str(len(words) - 1), "HOME": str(tmp_path)}
+    out = subprocess.run([str(BIN / "strongroom")], capture_output=True, text=True, env=env, timeout=60).stdout
+    assert f"plain,{expected}" in out.splitlines(), out
+    script = subprocess.run([str(BIN / "strongroom"), "completion", "bash"], capture_output=True, text=True).stdout
+    assert "_STRONGROOM_COMPLETE=bash_complete" in script
