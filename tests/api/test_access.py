@@ -202,3 +202,56 @@ def test_accounts_are_separate(tmp_path):
         again = subprocess.run([sys.executable, "-m", "strongroom.cli.main", "admin", "create-account", "210987654321",
                                 "--data-dir", str(data_dir)], capture_output=True, text=True)
         assert again.returncode == 1 and "already exists" in again.stderr
+
+
+def test_cross_account_reads_need_both_sides_and_a_customer_key(tmp_path):
+    import configparser
+    import subprocess
+    import sys
+
+    from strongroom.testing import ServerProcess
+
+    data_dir = tmp_path / "data"
+    with ServerProcess(data_dir=data_dir) as srv:
+        creds = tmp_path / "owner"
+        subprocess.run([sys.executable, "-m", "strongroom.cli.main", "admin", "create-account", "210987654321",
+                        "--data-dir", str(data_dir), "--credentials-file", str(creds)], check=True, capture_output=True)
+        parsed = configparser.ConfigParser()
+        parsed.read(creds)
+        owner = client_for(srv, "secretsmanager", {"AccessKeyId": parsed["strongroom"]["aws_access_key_id"],
+                                                   "SecretAccessKey": parsed["strongroom"]["aws_secret_access_key"]})
+        shared = owner.create_secret(Name="shared", SecretString="for account one", KmsKeyId="alias/shared")["ARN"]
+        default_key = owner.create_secret(Name="default-key", SecretString="x")["ARN"]
+        caller = srv.client()  # the root of 123456789012
+        with pytest.raises(ClientError) as exc:  # no resource policy: the owner's side does not allow
+            caller.get_secret_value(SecretId=shared)
+        assert exc.value.response["Error"]["Code"] == "AccessDeniedException"
+        assert "because no resource-based policy allows" in exc.value.response["Error"]["Message"]
+        grant = policy({"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+                        "Action": "secretsmanager:GetSecretValue", "Resource": "*"})
+        owner.put_resource_policy(SecretId="shared", ResourcePolicy=grant)
+        owner.put_resource_policy(SecretId="default-key", ResourcePolicy=grant)
+        assert caller.get_secret_value(SecretId=shared)["SecretString"] == "for account one"
+        with pytest.raises(ClientError) as exc:  # by name it is this account's namespace: not there
+            caller.get_secret_value(SecretId="shared")
+        assert exc.value.response["Error"]["Code"] == "ResourceNotFoundException"
+        with pytest.raises(ClientError) as exc:  # the default key cannot be used from another account
+            caller.get_secret_value(SecretId=default_key)
+        assert exc.value.response["Error"]["Code"] == "AccessDeniedException"
+        with pytest.raises(ClientError) as exc:  # the grant covers GetSecretValue only
+            caller.delete_secret(SecretId=shared)
+        assert exc.value.response["Error"]["Code"] == "AccessDeniedException"
+        # An IAM user of the calling account needs its own policy too: both sides must allow.
+        iam = srv.client("iam")
+        iam.create_user(UserName="reader")
+        key = iam.create_access_key(UserName="reader")["AccessKey"]
+        owner.put_resource_policy(SecretId="shared", ResourcePolicy=policy(
+            {"Effect": "Allow", "Principal": {"AWS": "123456789012"}, "Action": "secretsmanager:GetSecretValue",
+             "Resource": "*"}))
+        reader = client_for(srv, "secretsmanager", key)
+        with pytest.raises(ClientError) as exc:
+            reader.get_secret_value(SecretId=shared)
+        assert "because no identity-based policy allows" in exc.value.response["Error"]["Message"]
+        iam.put_user_policy(UserName="reader", PolicyName="p", PolicyDocument=policy(
+            {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": shared}))
+        assert reader.get_secret_value(SecretId=shared)["SecretString"] == "for account one"

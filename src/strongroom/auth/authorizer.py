@@ -55,6 +55,12 @@ class Authorizer:
         self._cache: dict[str, tuple[float, list[Any]]] = {}
         self._lock = threading.Lock()
 
+    def invalidate(self) -> None:
+        """Forget cached identity policies (this node's IAM changed them); other nodes re-read
+        within ``_TTL`` seconds."""
+        with self._lock:
+            self._cache.clear()
+
     # -------------------------------------------------------------------------- gathering
 
     def identity_policies(self, tx: Tx, principal_arn: str) -> list[Any]:
@@ -105,9 +111,11 @@ class Authorizer:
         from strongroom.policy import Request, access_denied_message, evaluate, parse_policy
 
         resource_parsed = [parse_policy(d) for d in resource_policies]
-        if self.privileged(ctx, service) and resource_account == ctx.account_id:
-            if not resource_parsed:
+        same_account = resource_account == ctx.account_id
+        if self.privileged(ctx, service) and (same_account or ctx.principal_arn.endswith(":root")):
+            if same_account and not resource_parsed:
                 return
+            # The root principal's own side always allows; the resource's policies still decide.
             identity: list[Any] = [parse_policy('{"Version":"2012-10-17","Statement":[{"Effect":"Allow",'
                                                 '"Action":"*","Resource":"*"}]}')]
         else:
@@ -146,7 +154,8 @@ class Authorizer:
 
     def check_secret(self, tx: Tx, ctx: RequestContext, secret: Any | None, resource: str) -> None:
         """Secrets Manager's check, once the secret (or its absence) is known."""
-        if self.privileged(ctx, "secretsmanager") and (secret is None or not self._has_policy(tx, secret.id)):
+        if self.privileged(ctx, "secretsmanager") and (
+                secret is None or (secret.account_id == ctx.account_id and not self._has_policy(tx, secret.id))):
             return
         policies = [] if secret is None else [r[0] for r in tx.all(
             "SELECT document FROM policies WHERE secret_id = ?", (secret.id,))]

@@ -111,7 +111,7 @@ def build(settings: config.Settings) -> Server:
     if not settings.dev:
         (settings.data_dir / "functions").mkdir(exist_ok=True, mode=0o700)
     authorizer = Authorizer(db)
-    iam = IAM(db, keys)
+    iam = IAM(db, keys, authorizer.invalidate)
     sts = STS(db, keys, authorizer)
     audit = AuditTrail(db, None if settings.dev else settings.data_dir / "audit", settings.audit_retention_days)
     rotation = RotationEngine(sm, db, runtime, functions.resolve, RotationSettings.from_env(), audit=audit)

@@ -52,9 +52,10 @@ def check_policy(document: str) -> None:
 
 
 class IAM:
-    def __init__(self, db: Database, keys: KeyStore) -> None:
+    def __init__(self, db: Database, keys: KeyStore, on_policy_change: Callable[[], None] = lambda: None) -> None:
         self.db = db
         self.keys = keys
+        self.on_policy_change = on_policy_change
         self.handlers = {name: getattr(self, "_".join(_words(name))) for name in OPERATIONS}
 
     # ------------------------------------------------------------------------------ helpers
@@ -220,6 +221,7 @@ class IAM:
                        "VALUES (?, ?, ?, ?)", (arn, ctx.account_id, policy_name, document))
 
         await self.db.write(tx_fn)
+        self.on_policy_change()
         return {}
 
     async def _get_policy(self, ctx: RequestContext, kind: str, name: str, policy_name: str) -> dict[str, Any]:
@@ -244,6 +246,7 @@ class IAM:
                 raise AWSError("NoSuchEntity", f"The {kind} policy with name {policy_name} cannot be found.", 404)
 
         await self.db.write(tx_fn)
+        self.on_policy_change()
         return {}
 
     async def _list_policies(self, ctx: RequestContext, kind: str, name: str) -> dict[str, Any]:

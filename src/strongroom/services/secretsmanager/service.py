@@ -82,14 +82,28 @@ class SecretsManager:
     @staticmethod
     def find(tx: Tx, ctx: RequestContext, secret_id: str, lock: bool = False) -> SecretRow:
         ref = parse_secret_id(secret_id)
-        if ref.region is not None and (ref.region != ctx.region or ref.account_id != ctx.account_id):
+        owner = SecretsManager.owner_of(ctx, ref)
+        if owner is None:
             SecretsManager.authorize(tx, ctx, None, secret_id)
             raise M.not_found()
-        row = q.find_secret(tx, ctx.account_id, ctx.region, name=ref.name, arn=ref.arn, lock=lock)
+        row = q.find_secret(tx, owner, ctx.region, name=ref.name, arn=ref.arn, lock=lock)
         SecretsManager.authorize(tx, ctx, row, secret_id)
         if row is None:
             raise M.not_found()
         return row
+
+    @staticmethod
+    def owner_of(ctx: RequestContext, ref: Any) -> str | None:
+        """The account whose secret ``ref`` names, or None when it cannot be reached from here.
+
+        A full ARN may name another account's secret: reachable when policies are enforced (both
+        the caller's policies and the secret's resource policy must then allow, as on AWS).
+        """
+        if ref.region is not None and ref.region != ctx.region:
+            return None
+        if ref.account_id is None or ref.account_id == ctx.account_id:
+            return ctx.account_id
+        return ref.account_id if ctx.authz is not None else None
 
     @staticmethod
     def authorize(tx: Tx, ctx: RequestContext, secret: SecretRow | None, secret_id: str) -> None:
@@ -273,15 +287,20 @@ class SecretsManager:
         version_id = p.get("VersionId")
         stage = p.get("VersionStage")
         ref = parse_secret_id(secret_id)
-        if ref.region is not None and (ref.region != ctx.region or ref.account_id != ctx.account_id):
+        owner = self.owner_of(ctx, ref)
+        if owner is None:
             raise M.not_found()
 
         def tx_fn(tx: Tx) -> tuple[dict[str, Any], SecretRow, str, bool]:
-            found = q.value_for(tx, ctx.account_id, ctx.region, ref.name, ref.arn, version_id, stage)
+            found = q.value_for(tx, owner, ctx.region, ref.name, ref.arn, version_id, stage)
             self.authorize(tx, ctx, None if found is None else found[0], secret_id)
             if found is None:
                 raise M.not_found()
             secret, version, version_labels = found
+            if owner != ctx.account_id and (secret.kms_key_id in (None, "", "alias/aws/secretsmanager")):
+                # AWS: a secret under the account's default key cannot be read from another account,
+                # whatever the policies say (the managed key's policy cannot be shared).
+                raise AWSError("AccessDeniedException", "Access to KMS is not allowed")  # unverified
             if secret.deleted_date is not None:
                 raise M.invalid_request(M.MARKED_FOR_DELETION)
             if version is None or version.value_kind == 0:
