@@ -6,6 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 JS_STAMP := tests/js/node_modules/.installed
+SIM_STAMP := tests/policy_sim/node_modules/.installed
 
 .PHONY: serve test bench setup clean
 
@@ -19,16 +20,20 @@ $(JS_STAMP): tests/js/package.json tests/js/package-lock.json
 	cd tests/js && npm ci --no-audit --no-fund --silent
 	touch $(JS_STAMP)
 
-setup: $(STAMP) $(JS_STAMP)
+$(SIM_STAMP): tests/policy_sim/package.json tests/policy_sim/package-lock.json
+	cd tests/policy_sim && npm ci --no-audit --no-fund --silent
+	touch $(SIM_STAMP)
+
+setup: $(STAMP) $(JS_STAMP) $(SIM_STAMP)
 
 serve: $(STAMP)
 	$(BIN)/strongroom serve $(ARGS)
 
-test: $(STAMP) $(JS_STAMP)
+test: $(STAMP) $(JS_STAMP) $(SIM_STAMP)
 	$(BIN)/python -m pytest $(ARGS)
 
 bench: $(STAMP)
 	bench/run $(ARGS)
 
 clean:
-	rm -rf $(VENV) tests/js/node_modules
+	rm -rf $(VENV) tests/js/node_modules tests/policy_sim/node_modules

@@ -235,21 +235,28 @@ def _role_of(arn: str) -> str | None:
     return f"arn:aws:iam::{account}:role/{arn.split(':assumed-role/', 1)[1].split('/')[0]}"
 
 
-def _principal_matches(principals: dict[str, tuple[str, ...]], request: Request) -> bool:
+_SPECIFIC, _ACCOUNT = 2, 1
+
+
+def _principal_matches(principals: dict[str, tuple[str, ...]], request: Request) -> int:
+    """How the statement names the caller: 2 by its own ARN (or ``*``), 1 through its account, 0 not at all.
+
+    The difference matters: a resource policy naming an *account* delegates to that account's
+    identity policies, so within the same account it grants nothing by itself (AWS's rule).
+    """
     if "*" in principals.get("*", ()):
-        return True
+        return _SPECIFIC
     role = _role_of(request.principal_arn)
+    best = 0
     for entry in principals.get("AWS", ()):
-        if entry == "*" or entry == request.principal_account:
-            return True
-        if entry == f"arn:aws:iam::{request.principal_account}:root":
-            return True
-        if entry == request.principal_arn or (role is not None and entry == role):
-            return True
+        if entry == "*" or entry == request.principal_arn or (role is not None and entry == role):
+            return _SPECIFIC
+        if entry in (request.principal_account, f"arn:aws:iam::{request.principal_account}:root"):
+            best = _ACCOUNT
     for service in principals.get("Service", ()):
         if service == request.principal_arn:
-            return True
-    return False
+            return _SPECIFIC
+    return best
 
 
 def _values(context: dict[str, Any], key: str) -> list[str] | None:
@@ -336,24 +343,29 @@ def _condition_holds(c: Condition, context: dict[str, Any]) -> bool:
     return not matched if negated else matched
 
 
-def _applies(s: Statement, request: Request, resource_policy: bool) -> bool:
+def _applies(s: Statement, request: Request, resource_policy: bool) -> int:
+    """0 when the statement does not apply; otherwise how it names the caller (see above)."""
     action = request.action
     if s.actions is not None and not any(_like(p, action, True) for p in s.actions):
-        return False
+        return 0
     if s.not_actions is not None and any(_like(p, action, True) for p in s.not_actions):
-        return False
+        return 0
     if s.resources is not None and not any(_like(p, request.resource) for p in s.resources):
-        return False
+        return 0
     if s.not_resources is not None and any(_like(p, request.resource) for p in s.not_resources):
-        return False
+        return 0
+    level = _SPECIFIC
     if resource_policy:
-        if s.principals is not None and not _principal_matches(s.principals, request):
-            return False
-        if s.not_principals is not None and _principal_matches(s.not_principals, request):
-            return False
-        if s.principals is None and s.not_principals is None:
-            return False
-    return all(_condition_holds(c, request.context) for c in s.conditions)
+        if s.principals is not None:
+            level = _principal_matches(s.principals, request)
+            if not level:
+                return 0
+        elif s.not_principals is not None:
+            if _principal_matches(s.not_principals, request):
+                return 0
+        else:
+            return 0
+    return level if all(_condition_holds(c, request.context) for c in s.conditions) else 0
 
 
 # ----------------------------------------------------------------------------------- deciding
@@ -383,13 +395,18 @@ def evaluate(request: Request, identity_policies: list[Policy], resource_policie
                 if s.effect == "Deny":
                     return Decision(False, "with an explicit deny in an identity-based policy")
                 identity_allows = True
+    same_account = request.principal_account == request.resource_account
     for policy in resource_policies:
         for s in policy.statements:
-            if _applies(s, request, True):
+            level = _applies(s, request, True)
+            if level:
                 if s.effect == "Deny":
                     return Decision(False, "with an explicit deny in a resource-based policy")
-                resource_allows = True
-    if request.principal_account == request.resource_account:
+                # Naming the caller's account delegates to its identity policies: in the same
+                # account that grants nothing more; across accounts it is the resource's side.
+                if level == _SPECIFIC or not same_account:
+                    resource_allows = True
+    if same_account:
         if identity_allows or resource_allows:
             return Decision(True)
         return Decision(False, f"because no identity-based policy allows the {request.action} action")

@@ -142,13 +142,21 @@ def test_implicit_deny_and_aws_message():
 
 
 @pytest.mark.parametrize("principal, expected", [
-    ({"AWS": USER}, True), ({"AWS": ACCOUNT}, True), ({"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, True),
+    # Naming the account (or its root) delegates to the account's identity policies: by itself it
+    # grants nothing to a user of the same account.
+    ({"AWS": USER}, True), ({"AWS": ACCOUNT}, False), ({"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, False),
     ({"AWS": "*"}, True), ("*", True), ({"AWS": "arn:aws:iam::999988887777:root"}, False),
     ({"AWS": f"arn:aws:iam::{ACCOUNT}:user/other"}, False), ({"Service": "lambda.amazonaws.com"}, False),
 ])
 def test_resource_policy_principals_same_account(principal, expected):
     resource = doc({"Effect": "Allow", "Principal": principal, "Action": "secretsmanager:*", "Resource": "*"})
     assert evaluate(request(), [], [parse_policy(resource)]).allowed is expected
+    # ...while an explicit deny naming the account applies to everyone in it.
+    deny = doc({"Effect": "Deny", "Principal": principal, "Action": "secretsmanager:*", "Resource": "*"})
+    allow_all = parse_policy(doc({"Effect": "Allow", "Action": "*", "Resource": "*"}))
+    assert evaluate(request(), [allow_all], [parse_policy(deny)]).allowed is (principal in (
+        {"AWS": "arn:aws:iam::999988887777:root"}, {"AWS": f"arn:aws:iam::{ACCOUNT}:user/other"},
+        {"Service": "lambda.amazonaws.com"}))
 
 
 def test_not_principal():
