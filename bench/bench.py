@@ -53,7 +53,7 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def process(args: list[str], health: str, env: dict[str, str] | None = None, core: int = 0) -> Iterator[None]:
+def process(args: list[str], health: str, env: dict[str, str] | None = None, core: int = 0) -> Iterator[int]:
     log = tempfile.NamedTemporaryFile(prefix="bench-", suffix=".log", delete=False)
     proc = subprocess.Popen(["taskset", "-c", str(core), *args], stdout=log, stderr=subprocess.STDOUT,
                             env={**os.environ, **(env or {})})
@@ -71,7 +71,7 @@ def process(args: list[str], health: str, env: dict[str, str] | None = None, cor
                 time.sleep(0.1)
         else:
             raise RuntimeError(f"{args[0]} did not start")
-        yield
+        yield proc.pid
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -198,6 +198,50 @@ def strongroom(port: int, data_dir: str, database_url: str | None = None) -> Any
     return process(args, f"http://127.0.0.1:{port}/_strongroom/health", env)
 
 
+def rss_mib(pid: int) -> float:
+    """Resident memory of the server process (taskset execs it, so the PID is the server's)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+def large_listing(count: int, seconds: int) -> dict[str, Any]:
+    """ListSecrets' first page with 10,000 and with ``count`` secrets, and the server's memory.
+
+    The rows are written straight into the stopped server's SQLite file (secrets' metadata only:
+    ListSecrets reads no values), which takes seconds where the API would take minutes.
+    """
+    import sqlite3
+
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-strongroom-large-") as data_dir:
+        port = free_port()
+        endpoint = f"http://127.0.0.1:{port}"
+        with strongroom(port, data_dir):
+            check(endpoint, signed(endpoint, "secretsmanager.CreateSecret",
+                                   {"Name": "seed", "SecretString": "v", "ClientRequestToken": str(uuid.uuid4())}))
+        done = 1
+        for target in (10_000, count):
+            conn = sqlite3.connect(f"{data_dir}/strongroom.db")
+            now = time.time()
+            rows = ((f"123456789012", "us-east-1", f"big/{i:08d}",
+                     f"arn:aws:secretsmanager:us-east-1:123456789012:secret:big/{i:08d}-AbCdEf", now - i, now - i)
+                    for i in range(done, target))
+            with conn:
+                conn.executemany("INSERT INTO secrets (account_id, region, name, arn, created_date, last_changed_date) "
+                                 "VALUES (?, ?, ?, ?, ?, ?)", rows)
+            conn.close()
+            done = target
+            with strongroom(port, data_dir) as pid:
+                listing = signed(endpoint, "secretsmanager.ListSecrets", {"MaxResults": 100})
+                check(endpoint, listing)
+                figure = wrk(endpoint, listing, seconds)
+                figure["rss_mib"] = rss_mib(pid)
+                out[f"{target:,} secrets"] = figure
+    return out
+
+
 def openbao_binary() -> str | None:
     venv = ROOT / "bench" / ".venv-anchors"
     if not (venv / "bin" / "python").exists():
@@ -226,6 +270,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--secrets", type=int, default=10_000, help="secrets loaded for the ListSecrets figure")
     parser.add_argument("--skip", default="", help="comma-separated figures to skip: postgresql,moto,openbao")
+    parser.add_argument("--million", type=int, default=0, metavar="N",
+                        help="also measure ListSecrets with N secrets (rows written straight into SQLite)")
     opts = parser.parse_args()
     skip = set(filter(None, opts.skip.split(",")))
     seconds = opts.seconds
@@ -266,6 +312,10 @@ def main() -> None:
             check(endpoint, listing)
             figures[f"strongroom ListSecrets, page of 100 of {opts.secrets:,}+ (SQLite)"] = wrk(endpoint, listing, seconds)
         print(figures)
+
+    if opts.million:
+        results["large_listing"] = large_listing(opts.million, seconds)
+        print(results["large_listing"])
 
     if "postgresql" not in skip:
         import psycopg
@@ -324,6 +374,9 @@ def main() -> None:
     print("| figure | requests/s | p50 ms | p99 ms | non-2xx |\n|---|---:|---:|---:|---:|")
     for name, f in figures.items():
         print(f"| {name} | {f['rps']:,.0f} | {f['p50_ms']} | {f['p99_ms']} | {f['non2xx']} |")
+    for name, f in results.get("large_listing", {}).items():
+        print(f"| ListSecrets first page, {name} (metadata only) | {f['rps']:,.0f} | {f['p50_ms']} | {f['p99_ms']} "
+              f"| {f['non2xx']} | RSS {f['rss_mib']} MiB")
     print(f"\nresults: {path}")
 
 
