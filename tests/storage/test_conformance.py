@@ -10,7 +10,7 @@ import pytest
 
 from strongroom.crypto import Keyring, MasterKey
 from strongroom.errors import AWSError
-from strongroom.services.context import RequestContext
+from strongroom.context import RequestContext
 from strongroom.services.secretsmanager import SecretsManager
 from strongroom.services.secretsmanager.values import ValueCipher
 from strongroom.store import Conflict, Database, open_database

@@ -34,7 +34,7 @@ import orjson
 
 from strongroom import clock
 from strongroom.errors import AWSError
-from strongroom.services.context import RequestContext
+from strongroom.context import RequestContext
 from strongroom.store import Database, Tx
 
 __all__ = ["AuditTrail", "api_call_record", "service_event_record", "REDACTED_MEMBERS"]

@@ -21,7 +21,7 @@ from typing import Any
 
 from strongroom import clock
 from strongroom.errors import AWSError
-from strongroom.services.context import RequestContext
+from strongroom.context import RequestContext
 from strongroom.store import Database, Tx
 
 __all__ = ["Authorizer", "BUILTIN_ROTATION_ROLE"]

@@ -34,7 +34,7 @@ from strongroom.domain import labels as L
 from strongroom.domain.schedule import ScheduleError, Schedule, next_window, parse_rules, pick_moment
 from strongroom.errors import AWSError
 from strongroom.rotation.runtime import FunctionRuntime, FunctionSpec
-from strongroom.services.context import RequestContext
+from strongroom.context import RequestContext
 from strongroom.services.secretsmanager import messages as M
 from strongroom.store import Database, Tx
 from strongroom.store import secrets as q

@@ -37,7 +37,7 @@ from strongroom.auth.sigv4 import SigV4Verifier
 from strongroom.errors import AWSError
 from strongroom.protocol.query import QueryProtocol
 from strongroom.protocol.rest_json import RestJSONProtocol
-from strongroom.services.context import RequestContext
+from strongroom.context import RequestContext
 
 __all__ = ["App", "Service"]
 

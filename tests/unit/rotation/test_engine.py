@@ -16,7 +16,7 @@ from strongroom import clock
 from strongroom.crypto import Keyring, MasterKey
 from strongroom.rotation.engine import RotationEngine, RotationSettings
 from strongroom.rotation.runtime import FunctionSpec, InvokeResult
-from strongroom.services.context import RequestContext
+from strongroom.context import RequestContext
 from strongroom.services.secretsmanager import SecretsManager
 from strongroom.services.secretsmanager.values import ValueCipher
 from strongroom.store import open_database

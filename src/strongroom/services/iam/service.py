@@ -20,7 +20,7 @@ from urllib.parse import quote
 from strongroom import clock
 from strongroom.auth.keys import KeyStore, new_access_key_id, new_secret_access_key
 from strongroom.errors import AWSError
-from strongroom.services.context import RequestContext
+from strongroom.context import RequestContext
 from strongroom.store import Conflict, Database, Tx
 
 __all__ = ["IAM", "OPERATIONS", "check_policy"]

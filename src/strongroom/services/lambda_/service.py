@@ -27,7 +27,7 @@ from typing import Any
 from strongroom import clock
 from strongroom.errors import AWSError
 from strongroom.rotation.runtime import FunctionRuntime, FunctionSpec
-from strongroom.services.context import RequestContext
+from strongroom.context import RequestContext
 from strongroom.services.secretsmanager.values import ValueCipher
 from strongroom.store import Conflict, Database, Tx
 

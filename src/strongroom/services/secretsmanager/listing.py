@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from strongroom.errors import AWSError
-from strongroom.services.context import RequestContext
+from strongroom.context import RequestContext
 from strongroom.store import Database, Tx
 from strongroom.store import secrets as q
 from strongroom.store.secrets import SecretRow

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from strongroom.services.context import RequestContext
+from strongroom.context import RequestContext
 from strongroom.services.secretsmanager import messages as M
 from strongroom.services.secretsmanager.values import key_ref_for
 from strongroom.store import Tx

@@ -21,7 +21,7 @@ from strongroom.domain import labels as L
 from strongroom.domain.names import INVALID_NAME_MESSAGE, is_valid_name, new_arn, parse_secret_id
 from strongroom.domain.password import PasswordError, PasswordRules, generate_password
 from strongroom.errors import AWSError
-from strongroom.services.context import RequestContext
+from strongroom.context import RequestContext
 from strongroom.services.secretsmanager import messages as M
 from strongroom.services.secretsmanager import policies, replication, tags
 from strongroom.services.secretsmanager.listing import Lister

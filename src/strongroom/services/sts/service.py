@@ -14,7 +14,7 @@ from typing import Any
 
 from strongroom.auth.keys import KeyStore
 from strongroom.errors import AWSError
-from strongroom.services.context import RequestContext
+from strongroom.context import RequestContext
 from strongroom.store import Database, Tx
 
 __all__ = ["STS", "OPERATIONS"]
