@@ -237,7 +237,10 @@ def test_cross_account_reads_need_both_sides_and_a_customer_key(tmp_path):
         assert exc.value.response["Error"]["Code"] == "ResourceNotFoundException"
         with pytest.raises(ClientError) as exc:  # the default key cannot be used from another account
             caller.get_secret_value(SecretId=default_key)
-        assert exc.value.response["Error"]["Code"] == "AccessDeniedException"
+        assert exc.value.response["Error"] == {
+            "Code": "InvalidRequestException",
+            "Message": "You can't access a secret from a different AWS account if you encrypt the secret with "
+                       "the default KMS service key."}
         with pytest.raises(ClientError) as exc:  # the grant covers GetSecretValue only
             caller.delete_secret(SecretId=shared)
         assert exc.value.response["Error"]["Code"] == "AccessDeniedException"

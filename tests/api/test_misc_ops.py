@@ -90,7 +90,12 @@ def test_replication_keeps_replica_in_step(server, name):
     assert replica.get_secret_value(SecretId=name)["SecretString"] == "two"
     with pytest.raises(ClientError) as exc:
         replica.put_secret_value(SecretId=name, SecretString="three")
-    assert exc.value.response["Error"]["Code"] == "InvalidRequestException"
+    assert exc.value.response["Error"]["Code"] == "InvalidParameterException"
+    with pytest.raises(ClientError) as exc:  # AWS's text, as quoted in gruntwork-io/cloud-nuke#435
+        primary.delete_secret(SecretId=name)
+    assert exc.value.response["Error"] == {
+        "Code": "InvalidParameterException",
+        "Message": f"You can't delete secret {arn} that still has replica regions [eu-west-1]."}
     primary.remove_regions_from_replication(SecretId=name, RemoveReplicaRegions=["eu-west-1"])
     with pytest.raises(ClientError) as exc:
         replica.get_secret_value(SecretId=name)

@@ -33,7 +33,8 @@ ARN_SUFFIX_ALPHABET = string.ascii_letters + string.digits
 _NAME_RE = re.compile(r"[A-Za-z0-9/_+=.@!-]+")
 _SUFFIX_RE = re.compile(r"-[A-Za-z0-9]{6}$")
 
-# AWS's text for a name outside the allowed characters (recorded AWS answer, InvalidParameterException).
+# AWS's text for a name outside the allowed characters (AWS answers it as a ValidationException:
+# LocalStack's recorded snapshot test_invalid_secret_name).
 INVALID_NAME_MESSAGE = (
     "Invalid name. Must be a valid name containing alphanumeric characters, "
     "or any of the following: -/_+=.@!"

@@ -106,7 +106,8 @@ class RotationEngine:
     async def rotate_secret(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         token = p.get("ClientRequestToken")
         if token is None:
-            raise M.invalid_parameter("You must provide a ClientRequestToken value.")  # unverified
+            # AWS, LocalStack snapshot test_no_client_request_token[RotateSecret]
+            raise M.invalid_parameter("You must provide a ClientRequestToken value. We recommend a UUID-type value.")
         rules = p.get("RotationRules")
         schedule = None
         if rules:

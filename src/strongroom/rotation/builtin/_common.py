@@ -7,6 +7,15 @@ without changing anything; applying the password is right on every server.
 
 A database module supplies ``connect(secret) -> connection | None`` and the ``setSecret`` and
 ``testSecret`` steps; ``rotate`` does the rest exactly as AWS's templates do.
+
+Passwords never reach a log line: every password read from a secret during a step is remembered,
+and an error whose message would carry one (a database may quote a statement back) is replaced by
+a redacted copy before it leaves the handler.
+
+The secret's optional ``ssl`` key means what it means in AWS's templates: ``true`` (or
+``"true"``) requires TLS with a verified certificate and host name, ``false`` never uses TLS, and
+absent uses TLS when the server offers it and plaintext otherwise. Certificates are checked against
+``SSL_CERT_FILE`` when set, else the system's CA bundle.
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +39,39 @@ def _flag(name: str, default: str) -> bool:
     return os.environ.get(name, default).lower() in ("true", "1", "y", "yes")
 
 
+_passwords: set[str] = set()  # every password read during the current step (one step at a time)
+
+
+def _remember(secret: Secret) -> None:
+    if isinstance(secret.get("password"), str) and secret["password"]:
+        _passwords.add(secret["password"])
+
+
+class RedactedError(Exception):
+    """A step's failure whose message contained a password: the message, with it replaced."""
+
+
+def redacted(text: str) -> str:
+    for password in sorted(_passwords, key=len, reverse=True):
+        text = text.replace(password, "********")
+    return text
+
+
+def tls_setting(secret: Secret) -> bool | None:
+    """The secret's ``ssl`` key: True (verified TLS required), False (never), None (if offered)."""
+    value = secret.get("ssl")
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return None  # absent or not understood: as AWS's templates do, TLS when possible
+
+
+def ca_bundle() -> str:
+    paths = ssl.get_default_verify_paths()
+    return os.environ.get("SSL_CERT_FILE") or paths.cafile or paths.openssl_cafile
+
+
 def client() -> Any:
     return boto3.client("secretsmanager", endpoint_url=os.environ["SECRETS_MANAGER_ENDPOINT"])
 
@@ -40,6 +83,9 @@ def get_secret(sm: Any, arn: str, stage: str, engines: tuple[str, ...], token: s
     else:
         value = sm.get_secret_value(SecretId=arn, VersionId=token, VersionStage=stage)
     secret: Secret = json.loads(value["SecretString"])
+    if not isinstance(secret, dict):
+        raise ValueError(f"The {stage} value of {arn} is not a JSON object")
+    _remember(secret)
     for key in ("host", "username", "password"):
         if key not in secret:
             raise KeyError(f"{key} key is missing from secret JSON")
@@ -92,7 +138,25 @@ def login_for_change(sm: Any, arn: str, token: str, engines: tuple[str, ...],
 def rotate(event: dict[str, Any], engines: tuple[str, ...], default_exclude: str,
            set_secret: Callable[[Any, str, str], None], test_secret: Callable[[Any, str, str], None],
            next_username: Callable[[str], str] | None = None) -> None:
+    """One step of a rotation, as AWS's ``lambda_handler``: raising means the step failed."""
+    _passwords.clear()
+    try:
+        _rotate(event, engines, default_exclude, set_secret, test_secret, next_username)
+    except Exception as exc:
+        message = str(exc)
+        if redacted(message) != message:
+            raise RedactedError(f"{type(exc).__name__}: {redacted(message)}") from None
+        raise
+    finally:
+        _passwords.clear()
+
+
+def _rotate(event: dict[str, Any], engines: tuple[str, ...], default_exclude: str,
+            set_secret: Callable[[Any, str, str], None], test_secret: Callable[[Any, str, str], None],
+            next_username: Callable[[str], str] | None) -> None:
     arn, token, step = event["SecretId"], event["ClientRequestToken"], event["Step"]
+    if step not in STEPS:
+        raise ValueError(f"Invalid step parameter {step} for secret {arn}")
     sm = client()
     metadata = sm.describe_secret(SecretId=arn)
     if "RotationEnabled" in metadata and not metadata["RotationEnabled"]:
@@ -117,6 +181,7 @@ def rotate(event: dict[str, Any], engines: tuple[str, ...], default_exclude: str
         if next_username is not None:
             pending["username"] = next_username(current["username"])
         pending["password"] = new_password(sm, default_exclude)
+        _remember(pending)
         sm.put_secret_value(SecretId=arn, ClientRequestToken=token, SecretString=json.dumps(pending),
                             VersionStages=["AWSPENDING"])
         log.info("createSecret: put a new pending version of %s.", arn)
@@ -126,8 +191,6 @@ def rotate(event: dict[str, Any], engines: tuple[str, ...], default_exclude: str
         test_secret(sm, arn, token)
     elif step == "finishSecret":
         current = next((v for v, stages in versions.items() if "AWSCURRENT" in stages), None)
-        sm.update_secret_version_stage(SecretId=arn, VersionStage="AWSCURRENT", MoveToVersionId=token,
-                                       RemoveFromVersionId=current)
+        move = {"RemoveFromVersionId": current} if current else {}  # AWS's template sends None and fails
+        sm.update_secret_version_stage(SecretId=arn, VersionStage="AWSCURRENT", MoveToVersionId=token, **move)
         log.info("finishSecret: %s is now AWSCURRENT for %s.", token, arn)
-    else:
-        raise ValueError(f"Invalid step parameter {step} for secret {arn}")

@@ -1,6 +1,7 @@
 """Built-in MySQL / MariaDB rotators (``strongroom-mysql-single-user`` / ``-multi-user``).
 
-Every statement addresses ``'user'@'%'``, as AWS's templates do.
+Every statement addresses ``'user'@'%'``, as AWS's templates do. User names are always sent as
+statement parameters (PyMySQL escapes them as string literals), never spliced into SQL.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from typing import Any
 
 import pymysql
 
-from strongroom.rotation.builtin._common import Secret, alternate, get_secret, login_for_change, rotate
+from strongroom.rotation.builtin._common import (Secret, alternate, ca_bundle, get_secret, login_for_change,
+                                                 rotate, tls_setting)
 
 log = logging.getLogger("strongroom.rotation.builtin")
 ENGINES = ("mysql", "aurora-mysql", "mariadb")
@@ -24,12 +26,67 @@ def _limit() -> int:
 
 
 def connect(secret: Secret) -> pymysql.connections.Connection | None:  # type: ignore[name-defined]
+    """A connection with these credentials, or None when they do not log in."""
+    tls = tls_setting(secret)
+    options: dict[str, Any] = {}  # PyMySQL's default: TLS when the server offers it
+    if tls is True:
+        options = {"ssl_ca": ca_bundle(), "ssl_verify_cert": True, "ssl_verify_identity": True}
+    elif tls is False:
+        options = {"ssl_disabled": True}
     try:
-        return pymysql.connect(host=secret["host"], port=int(secret.get("port", 3306)), user=secret["username"],
-                               password=secret["password"], database=secret.get("dbname"), connect_timeout=5,
-                               autocommit=True)
-    except pymysql.err.OperationalError:
+        return pymysql.connect(host=secret["host"], port=int(secret.get("port") or 3306), user=secret["username"],
+                               password=secret["password"], database=secret.get("dbname") or None,
+                               connect_timeout=5, autocommit=True, **options)
+    except (pymysql.err.OperationalError, OSError) as exc:
+        log.info("Could not log in to %s as %s: %s", secret["host"], secret["username"], exc)
         return None
+
+
+def set_own_password(conn: Any, password: str) -> None:
+    """The connected user changes its own password (no privilege needed)."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT VERSION()")
+        version = cur.fetchone()[0]
+        if "MariaDB" in version or version.split(".")[0] in ("5", "10", "11"):
+            cur.execute("SET PASSWORD = PASSWORD(%s)", (password,))
+        else:  # MySQL 8 and later dropped PASSWORD() (AWS's template breaks on 9.x here)
+            cur.execute("SET PASSWORD = %s", (password,))
+
+
+_IDENTIFIED = re.compile(r"\s+IDENTIFIED\s+(?:BY\s+PASSWORD\s+'[^']*'|VIA\s+.*?|WITH\s+.*?)(?=\s+REQUIRE\b|\s+WITH\b|$)",
+                         re.IGNORECASE)
+
+
+def grants_for(grants: list[str], model: str, user: str, escape: Any) -> list[str]:
+    """``SHOW GRANTS FOR model@'%'`` rewritten for ``user@'%'``: every mention of the grantee
+    (``TO model@%`` and MariaDB's ``SET DEFAULT ROLE ... FOR model@%``) becomes ``user``, and the
+    model's password hash is dropped. ``escape`` quotes a string literal (``conn.escape``)."""
+    names = "|".join(re.escape(q + model + q) for q in ("`", "'", ""))
+    grantee = re.compile(rf"(\s(?:TO|FOR)\s+)(?:{names})@(?:`%`|'%'|%)(?=\s|$|,)", re.IGNORECASE)
+    new = escape(user) + "@'%'"
+    out = []
+    for grant in grants:
+        statement = _IDENTIFIED.sub("", grant)
+        statement, count = grantee.subn(lambda m: m.group(1) + new, statement)
+        if count == 0:
+            raise ValueError(f"Unexpected SHOW GRANTS line for {model}: cannot find the grantee")
+        out.append(statement)
+    return out
+
+
+def ensure_user(conn: Any, model: str, user: str, password: str) -> None:
+    """As an administrator: ``user@'%'`` with this password, created if missing with every
+    privilege ``model@'%'`` holds."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM mysql.user WHERE User = %s AND Host = '%%'", (user,))
+        if cur.fetchone() is None:
+            cur.execute("SHOW GRANTS FOR %s@'%%'", (model,))
+            grants = grants_for([row[0] for row in cur.fetchall()], model, user, conn.escape)
+            cur.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (user, password))
+            for statement in grants:
+                cur.execute(statement)
+            log.info("setSecret: created %s with the grants of %s.", user, model)
+        cur.execute("ALTER USER %s@'%%' IDENTIFIED BY %s", (user, password))
 
 
 def _test(sm: Any, arn: str, token: str) -> None:
@@ -39,24 +96,16 @@ def _test(sm: Any, arn: str, token: str) -> None:
     with conn.cursor() as cur:
         cur.execute("SELECT NOW()")
     conn.close()
+    log.info("testSecret: logged in with the pending secret of %s.", arn)
 
 
 def _set_single(sm: Any, arn: str, token: str) -> None:
     pending, conn = login_for_change(sm, arn, token, ENGINES, connect)
-    with conn.cursor() as cur:
-        cur.execute("SELECT VERSION()")
-        version = cur.fetchone()[0]
-        # A user may always set its own password with SET PASSWORD; MySQL 8 dropped PASSWORD().
-        if "MariaDB" in version or version.split(".")[0] in ("5", "10", "11"):
-            cur.execute("SET PASSWORD = PASSWORD(%s)", (pending["password"],))
-        else:
-            cur.execute("SET PASSWORD = %s", (pending["password"],))
-    conn.close()
+    try:
+        set_own_password(conn, pending["password"])
+    finally:
+        conn.close()
     log.info("setSecret: changed the password of %s.", pending["username"])
-
-
-_TO_USER = re.compile(r"TO\s+[`']?([^`'@]+)[`']?@[`']?%[`']?", re.IGNORECASE)
-_IDENTIFIED = re.compile(r"\s+IDENTIFIED BY PASSWORD\s+'[^']*'", re.IGNORECASE)
 
 
 def _set_multi(sm: Any, arn: str, token: str) -> None:
@@ -64,10 +113,12 @@ def _set_multi(sm: Any, arn: str, token: str) -> None:
     pending = get_secret(sm, arn, "AWSPENDING", ENGINES, token)
     if pending["username"] != alternate(current["username"], _limit()) or pending["host"] != current["host"]:
         raise ValueError("The pending user must be the alternate of the current user on the same host")
-    check = connect(current)
+    check = connect(current)  # the confused-deputy guard AWS's template has
     if check is None:
         raise ValueError(f"Unable to log into database using current credentials for secret {arn}")
     check.close()
+    if "masterarn" not in current:
+        raise KeyError("masterarn key is missing from secret JSON")
     master = get_secret(sm, current["masterarn"], "AWSCURRENT", ENGINES)
     if master["host"] != current["host"]:
         raise ValueError("The master secret must be for the same host as the rotated secret")
@@ -75,20 +126,11 @@ def _set_multi(sm: Any, arn: str, token: str) -> None:
     conn = connect(master)
     if conn is None:
         raise ValueError(f"Unable to log into database using credentials in master secret {current['masterarn']}")
-    user, password = pending["username"], pending["password"]
-    with conn.cursor() as cur:
-        cur.execute("SELECT 1 FROM mysql.user WHERE User = %s AND Host = '%%'", (user,))
-        if cur.fetchone() is None:
-            cur.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (user, password))
-            cur.execute("SHOW GRANTS FOR %s@'%%'", (current["username"],))
-            for (grant,) in cur.fetchall():
-                # The same privileges, for the other user: rewrite the grantee of each statement.
-                statement = _IDENTIFIED.sub("", grant)
-                statement = _TO_USER.sub(lambda m: "TO " + conn.escape(user) + "@'%'", statement, count=1)
-                cur.execute(statement)
-        cur.execute("ALTER USER %s@'%%' IDENTIFIED BY %s", (user, password))
-    conn.close()
-    log.info("setSecret: set the password of %s.", user)
+    try:
+        ensure_user(conn, current["username"], pending["username"], pending["password"])
+    finally:
+        conn.close()
+    log.info("setSecret: set the password of %s.", pending["username"])
 
 
 def single_user(event: dict[str, Any], context: Any) -> None:

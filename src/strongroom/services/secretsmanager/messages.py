@@ -12,6 +12,7 @@ NOT_FOUND = "Secrets Manager can't find the specified secret."
 MARKED_FOR_DELETION = "You can't perform this operation on the secret because it was marked for deletion."
 SCHEDULED_NAME = "You can't create this secret because a secret with this name is already scheduled for deletion."
 BOTH_VALUES = "You can't specify both a binary secret value and a string secret value in the same secret."
+# InvalidParameterException on AWS (errors quoted in gruntwork-io/cloud-nuke#435, rebuy-de/aws-nuke#1127).
 REPLICA_WRITE = "Operation not permitted on a replica secret. Call must be made in primary secret's region."
 
 

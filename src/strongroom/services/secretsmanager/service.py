@@ -126,7 +126,7 @@ class SecretsManager:
         if row.deleted_date is not None:
             raise M.invalid_request(M.MARKED_FOR_DELETION)
         if primary_only and row.primary_arn is not None:
-            raise M.invalid_request(M.REPLICA_WRITE)
+            raise M.invalid_parameter(M.REPLICA_WRITE)
         return row
 
     # -------------------------------------------------------------------------------- values
@@ -142,7 +142,8 @@ class SecretsManager:
         if has_binary:
             return params["SecretBinary"]  # type: ignore[no-any-return]
         if required:
-            raise M.invalid_parameter("You must provide either SecretString or SecretBinary.")  # unverified
+            # AWS: InvalidRequestException (quoted from AWS in public Terraform configs; moto asserts the same)
+            raise M.invalid_request("You must provide either SecretString or SecretBinary.")
         return None
 
     @staticmethod
@@ -150,8 +151,9 @@ class SecretsManager:
         token = params.get("ClientRequestToken")
         if token is None:
             # A raw request without a token: the SDKs and the CLI always send one.
+            # AWS, LocalStack snapshot test_no_client_request_token
             raise M.invalid_request(
-                "You must provide a ClientRequestToken value. We recommend a UUID-type value."  # unverified
+                "You must provide a ClientRequestToken value. We recommend a UUID-type value."
             )
         return token  # type: ignore[no-any-return]
 
@@ -175,7 +177,9 @@ class SecretsManager:
             if not self.cipher.same_value(tx, secret.account_id, secret.region, existing.key_ref or "",
                                           secret.arn, token, existing.value_kind,
                                           existing.ciphertext or b"", value):
-                raise M.exists("You can't modify an existing version, you can only create a new version.")
+                # AWS, moto aws_verified test_put_different_secret_value_with_same_token
+                raise M.exists(f"You can't use ClientRequestToken {token} because that value is already in use "
+                               f"for a version of secret {secret.arn}.")
             return sorted(s for s, v in q.stages_of(tx, secret.id).items() if v == token)
         version = self._new_version(tx, secret, token, value, now)
         if existing is None:
@@ -238,7 +242,8 @@ class SecretsManager:
     async def create_secret(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         name = p["Name"]
         if not is_valid_name(name):
-            raise M.invalid_parameter(INVALID_NAME_MESSAGE)
+            # AWS, LocalStack snapshot test_invalid_secret_name: ValidationException
+            raise AWSError("ValidationException", INVALID_NAME_MESSAGE)
         if "CrossAccountPrimaryARN" in p:
             raise self._cross_account_error()
         value = self._value_of(p, required=False)
@@ -300,7 +305,9 @@ class SecretsManager:
             if owner != ctx.account_id and (secret.kms_key_id in (None, "", "alias/aws/secretsmanager")):
                 # AWS: a secret under the account's default key cannot be read from another account,
                 # whatever the policies say (the managed key's policy cannot be shared).
-                raise AWSError("AccessDeniedException", "Access to KMS is not allowed")  # unverified
+                # AWS, LocalStack aws-validated test_cross_account_access
+                raise AWSError("InvalidRequestException", "You can't access a secret from a different AWS account "
+                               "if you encrypt the secret with the default KMS service key.")
             if secret.deleted_date is not None:
                 raise M.invalid_request(M.MARKED_FOR_DELETION)
             if version is None or version.value_kind == 0:
@@ -311,8 +318,9 @@ class SecretsManager:
                                f"Secrets Manager can't find the specified secret value for staging label: "
                                f"{stage or L.AWSCURRENT}")
             if stage is not None and version_id is not None and stage not in version_labels:
-                raise M.invalid_parameter(
-                    "You provided a VersionStage that is not associated to the provided VersionId.")  # unverified
+                # AWS, LocalStack snapshot test_get_secret_value_errors: InvalidRequestException
+                raise M.invalid_request(
+                    "You provided a VersionStage that is not associated to the provided VersionId.")
             value = self.cipher.decrypt(tx, secret.account_id, secret.region, version.key_ref or "",
                                         secret.arn, version.version_id, version.value_kind,
                                         version.ciphertext or b"")
@@ -499,11 +507,12 @@ class SecretsManager:
         def tx_fn(tx: Tx) -> dict[str, Any]:
             secret = self.find(tx, ctx, p["SecretId"], lock=True)
             if secret.primary_arn is not None:
-                raise M.invalid_request(M.REPLICA_WRITE)
+                raise M.invalid_parameter(M.REPLICA_WRITE)
             if secret.replicas:
-                raise M.invalid_request(
-                    "You can't delete secret " + secret.name + " that has replicas. You must first remove "
-                    "replicas using RemoveRegionsFromReplication.")  # unverified
+                # AWS, errors quoted in gruntwork-io/cloud-nuke#435 and rebuy-de/aws-nuke#1127
+                raise M.invalid_parameter(
+                    "You can't delete secret " + secret.arn + " that still has replica regions ["
+                    + ", ".join(r["Region"] for r in secret.replicas) + "].")
             if force:
                 q.delete_secret_row(tx, secret.id)
                 return {"ARN": secret.arn, "Name": secret.name, "DeletionDate": now}
@@ -520,7 +529,7 @@ class SecretsManager:
         def tx_fn(tx: Tx) -> dict[str, Any]:
             secret = self.find(tx, ctx, p["SecretId"], lock=True)
             if secret.primary_arn is not None:
-                raise M.invalid_request(M.REPLICA_WRITE)
+                raise M.invalid_parameter(M.REPLICA_WRITE)
             secret.deleted_date = None
             secret.deletion_date = None
             secret.last_changed_date = clock.now()
