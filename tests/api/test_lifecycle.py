@@ -255,3 +255,27 @@ def test_describe_fields_present_only_with_value(sm, name):
         assert absent not in d, absent
     for present in ("ARN", "Name", "LastChangedDate", "CreatedDate", "VersionIdsToStages"):
         assert present in d, present
+
+
+@pytest.mark.parametrize("operation", ["get_secret_value", "describe_secret", "delete_secret", "put_secret_value"])
+def test_a_secret_id_no_name_could_have_is_a_validation_error(sm, operation):
+    params = {"SecretId": "no spaces allowed"}
+    if operation == "put_secret_value":
+        params["SecretString"] = "v"
+    with pytest.raises(ClientError) as exc:
+        getattr(sm, operation)(**params)
+    code, message, status = error(exc)
+    assert (code, status) == ("ValidationException", 400)  # AWS, LocalStack snapshot test_invalid_secret_name
+    assert message.startswith("Invalid name. Must be a valid name containing alphanumeric characters")
+
+
+def test_a_value_no_engine_can_store_is_a_4xx_not_a_5xx(sm, name):
+    # PostgreSQL text cannot hold U+0000; both engines refuse it alike, and nothing is stored.
+    with pytest.raises(ClientError) as exc:
+        sm.create_secret(Name=name, SecretString="v", Description="before\x00after")
+    code, _, status = error(exc)
+    assert (code, status) == ("InvalidParameterException", 400)
+    with pytest.raises(ClientError) as exc:
+        sm.describe_secret(SecretId=name)
+    assert error(exc)[0] == "ResourceNotFoundException"
+    sm.create_secret(Name=name, SecretString="v")  # and the server goes on writing

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import uuid
@@ -10,6 +11,8 @@ import psycopg
 import pymysql
 import pytest
 from botocore.exceptions import ClientError
+
+from strongroom.testing.databases import maria, maria_logs_in, scram_matches, stored_verifier
 
 PG = "postgresql://postgres@127.0.0.1:5432/test"
 FAST = {"STRONGROOM_ROTATION_RETRY_BASE_SECONDS": "0.3", "STRONGROOM_ROTATION_MAX_ATTEMPTS": "2",
@@ -29,32 +32,27 @@ def srv():  # type: ignore[no-untyped-def]
 
 
 def rotate_and_wait(sm, name: str, function: str) -> dict:  # type: ignore[no-untyped-def]
-    before = sm.get_secret_value(SecretId=name)["VersionId"]
+    """Rotate, wait (60 s at most) until AWSPENDING is gone, check the labels moved; the new value."""
+    old = sm.get_secret_value(SecretId=name)
     token = sm.rotate_secret(SecretId=name, RotationLambdaARN=function)["VersionId"]
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        stages = sm.describe_secret(SecretId=name)["VersionIdsToStages"]
+        described = sm.describe_secret(SecretId=name)
+        stages = described["VersionIdsToStages"]
         if stages.get(token) == ["AWSCURRENT"]:
-            assert stages[before] == ["AWSPREVIOUS"]
-            return json.loads(sm.get_secret_value(SecretId=name)["SecretString"])  # type: ignore[no-any-return]
+            assert stages[old["VersionId"]] == ["AWSPREVIOUS"]
+            assert "LastRotatedDate" in described
+            previous = sm.get_secret_value(SecretId=name, VersionStage="AWSPREVIOUS")
+            assert previous["VersionId"] == old["VersionId"]
+            assert previous["SecretString"] == old["SecretString"]
+            current = sm.get_secret_value(SecretId=name)
+            assert current["VersionId"] == token
+            return json.loads(current["SecretString"])  # type: ignore[no-any-return]
         time.sleep(0.2)
     raise AssertionError(f"rotation did not finish: {sm.describe_secret(SecretId=name)}")
 
 
 # ------------------------------------------------------------------------------------ MariaDB
-
-def maria(user: str = "root", password: str = "") -> pymysql.connections.Connection:  # type: ignore[name-defined]
-    return pymysql.connect(host="127.0.0.1", port=3306, user=user, password=password, database="test",
-                           autocommit=True, connect_timeout=5)
-
-
-def maria_logs_in(user: str, password: str) -> bool:
-    try:
-        maria(user, password).close()
-        return True
-    except pymysql.err.OperationalError:
-        return False
-
 
 @pytest.fixture
 def maria_user():  # type: ignore[no-untyped-def]
@@ -78,11 +76,13 @@ def test_mysql_single_user(srv, maria_user):
     name = f"maria-{user}"
     sm.create_secret(Name=name, SecretString=json.dumps(
         {"engine": "mariadb", "host": "127.0.0.1", "port": 3306, "username": user, "password": "first-Password-1",
-         "dbname": "test"}))
+         "dbname": "test", "ssl": False, "note": "kept"}))
     for _ in range(2):
         old = json.loads(sm.get_secret_value(SecretId=name)["SecretString"])
         new = rotate_and_wait(sm, name, builtin("mysql-single-user"))
         assert new["username"] == user and new["password"] != old["password"]
+        assert {k: v for k, v in new.items() if k != "password"} == {k: v for k, v in old.items() if k != "password"}
+        assert len(new["password"]) == 32
         assert maria_logs_in(user, new["password"])
         assert not maria_logs_in(user, old["password"])
 
@@ -121,6 +121,52 @@ def test_wrong_engine_fails_the_rotation_and_keeps_pending(srv, maria_user):
     assert maria_logs_in(user, "first-Password-1")
 
 
+@pytest.mark.parametrize(("function", "engine"), [
+    ("mysql-single-user", "postgres"), ("mysql-multi-user", "oracle"),
+    ("postgresql-single-user", "mysql"), ("postgresql-multi-user", "mariadb")])
+def test_each_builtin_refuses_a_wrong_engine_with_a_clear_error(srv, function, engine):
+    sm, lam = srv.client(), srv.client("lambda")
+    name = f"wrong-{function}-{uuid.uuid4().hex[:8]}"
+    arn = sm.create_secret(Name=name, SecretString=json.dumps(
+        {"engine": engine, "host": "127.0.0.1", "username": "nobody", "password": "first-Password-1"}))["ARN"]
+    token = str(uuid.uuid4())
+    # A pending version, as the engine would leave it: the handler must refuse before any database work.
+    sm.put_secret_value(SecretId=name, ClientRequestToken=token, SecretString=json.dumps(
+        {"engine": engine, "host": "127.0.0.1", "username": "nobody", "password": "second-Password-2"}),
+        VersionStages=["AWSPENDING"])
+    for step in ("createSecret", "setSecret", "testSecret"):
+        out = lam.invoke(FunctionName=builtin(function), LogType="Tail", Payload=json.dumps(
+            {"Step": step, "SecretId": arn, "ClientRequestToken": token, "RotationToken": str(uuid.uuid4())}))
+        assert out.get("FunctionError") == "Unhandled", step
+        error = json.loads(out["Payload"].read())
+        assert error["errorType"] == "KeyError"
+        assert "Database engine must be set to" in error["errorMessage"]
+        logs = base64.b64decode(out.get("LogResult", "")).decode()
+        assert "first-Password-1" not in logs and "second-Password-2" not in logs
+
+
+def test_steps_driven_one_by_one_never_log_a_password(srv, maria_user):
+    """The four steps invoked by hand, as AWS's docs describe testing a function: each step's log
+    names users and ARNs, never a password; a repeated step is harmless."""
+    sm, lam, (user, _) = srv.client(), srv.client("lambda"), maria_user
+    name = f"maria-steps-{user}"
+    secret = {"engine": "mariadb", "host": "127.0.0.1", "port": "3306", "username": user,
+              "password": "first-Password-1", "dbname": "test"}
+    arn = sm.create_secret(Name=name, SecretString=json.dumps(secret))["ARN"]
+    token = str(uuid.uuid4())
+    sm.put_secret_value(SecretId=name, ClientRequestToken=token, VersionStages=["AWSPENDING"],
+                        SecretString=json.dumps({**secret, "password": "second-Password-2"}))
+    for step in ("createSecret", "setSecret", "setSecret", "testSecret", "finishSecret", "finishSecret"):
+        out = lam.invoke(FunctionName=builtin("mysql-single-user"), LogType="Tail", Payload=json.dumps(
+            {"Step": step, "SecretId": arn, "ClientRequestToken": token, "RotationToken": str(uuid.uuid4())}))
+        assert "FunctionError" not in out, (step, out["Payload"].read())
+        logs = base64.b64decode(out.get("LogResult", "")).decode()
+        assert "first-Password-1" not in logs and "second-Password-2" not in logs
+    stages = sm.describe_secret(SecretId=name)["VersionIdsToStages"]
+    assert "AWSCURRENT" in stages[token]
+    assert maria_logs_in(user, "second-Password-2") and not maria_logs_in(user, "first-Password-1")
+
+
 # --------------------------------------------------------------------------------- PostgreSQL
 
 @pytest.fixture
@@ -138,38 +184,20 @@ def pg_user():  # type: ignore[no-untyped-def]
             admin.execute(f"DROP ROLE IF EXISTS {role}")
 
 
-def password_hash(role: str) -> str | None:
-    # This machine's PostgreSQL trusts loopback connections, so a wrong password still logs in:
-    # the proof that the password changed is the stored SCRAM verifier.
-    with psycopg.connect(PG) as admin:
-        row = admin.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s", (role,)).fetchone()
-    return None if row is None else row[0]
-
-
-def scram_matches(stored: str, password: str) -> bool:
-    import base64
-    import hashlib
-    import hmac
-
-    method, rest = stored.split("$", 1)
-    iterations_salt, keys = rest.split("$")
-    iterations, salt = iterations_salt.split(":")
-    stored_key = base64.b64decode(keys.split(":")[0])
-    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), base64.b64decode(salt), int(iterations))
-    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
-    return method == "SCRAM-SHA-256" and hashlib.sha256(client_key).digest() == stored_key
-
-
 def test_postgresql_single_user(srv, pg_user):
     sm = srv.client()
     name = f"pg-{pg_user}"
     sm.create_secret(Name=name, SecretString=json.dumps(
         {"engine": "postgres", "host": "127.0.0.1", "port": 5432, "username": pg_user,
-         "password": "first-Password-1", "dbname": "test"}))
-    new = rotate_and_wait(sm, name, builtin("postgresql-single-user"))
-    stored = password_hash(pg_user)
-    assert stored is not None and scram_matches(stored, new["password"])
-    assert not scram_matches(stored, "first-Password-1")
+         "password": "first-Password-1", "dbname": "test", "ssl": "false"}))
+    old = "first-Password-1"
+    for _ in range(2):
+        new = rotate_and_wait(sm, name, builtin("postgresql-single-user"))
+        assert new["username"] == pg_user and new["password"] != old
+        stored = stored_verifier(pg_user)
+        assert stored is not None and scram_matches(stored, new["password"])
+        assert not scram_matches(stored, old)
+        old = new["password"]
 
 
 def test_postgresql_multi_user(srv, pg_user):
@@ -183,12 +211,19 @@ def test_postgresql_multi_user(srv, pg_user):
          "dbname": "test", "masterarn": master}))
     first = rotate_and_wait(sm, name, builtin("postgresql-multi-user"))
     assert first["username"] == pg_user + "_clone"
-    assert scram_matches(password_hash(pg_user + "_clone") or "", first["password"])
+    assert scram_matches(stored_verifier(pg_user + "_clone") or "", first["password"])
     with psycopg.connect(host="127.0.0.1", user=first["username"], password=first["password"], dbname="test") as c:
         c.execute(f"SELECT count(*) FROM t_{pg_user}")  # inherits the original's privileges
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            c.execute(f"INSERT INTO t_{pg_user} VALUES (1)")  # and no more
+    assert scram_matches(stored_verifier(pg_user) or "", "first-Password-1")  # untouched until its turn
     second = rotate_and_wait(sm, name, builtin("postgresql-multi-user"))
     assert second["username"] == pg_user
-    assert scram_matches(password_hash(pg_user) or "", second["password"])
+    assert scram_matches(stored_verifier(pg_user) or "", second["password"])
+    assert scram_matches(stored_verifier(pg_user + "_clone") or "", first["password"])  # now the standby
+    third = rotate_and_wait(sm, name, builtin("postgresql-multi-user"))
+    assert third["username"] == pg_user + "_clone"
+    assert scram_matches(stored_verifier(pg_user + "_clone") or "", third["password"])
 
 
 def test_builtin_functions_cannot_be_changed(srv):

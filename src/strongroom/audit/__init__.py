@@ -188,8 +188,14 @@ def _row(record: dict[str, Any]) -> tuple[Any, ...]:
     first = resources[0] if resources else {}
     when = _epoch(record["eventTime"])
     return (record["eventID"], record["recipientAccountId"], record["awsRegion"], when, record["eventName"],
-            record["eventSource"], 1 if record["readOnly"] else 0, identity.get("userName") or identity.get("arn"),
-            identity.get("accessKeyId"), first.get("ARN"), first.get("type"), orjson.dumps(record).decode())
+            record["eventSource"], 1 if record["readOnly"] else 0,
+            _text(identity.get("userName") or identity.get("arn")), _text(identity.get("accessKeyId")),
+            _text(first.get("ARN")), first.get("type"), orjson.dumps(record).decode())
+
+
+def _text(value: Any) -> Any:
+    """Whatever a caller sent must not stop its own record from being written (U+0000 escaped)."""
+    return value.replace("\x00", "\\u0000") if isinstance(value, str) and "\x00" in value else value
 
 
 class AuditTrail:

@@ -36,6 +36,7 @@ from strongroom.auth.principal import Credential, VerifiedRequest
 from strongroom.auth.sigv4 import SigV4Verifier
 from strongroom.errors import AWSError
 from strongroom.protocol.query import QueryProtocol
+from strongroom.store import Unstorable
 from strongroom.protocol.rest_json import RestJSONProtocol
 from strongroom.context import RequestContext
 
@@ -256,7 +257,11 @@ class App:
             if self.audit is not None and not self.audit.healthy and not is_read_only(operation):
                 raise _audit_unavailable(ctx.request_id)
             await self.authorize(ctx, service.signing_name, operation, params)   # 5. authorize
-            result = await service.handlers[operation](ctx, params)              # 6. dispatch
+            try:
+                result = await service.handlers[operation](ctx, params)          # 6. dispatch
+            except Unstorable:
+                raise AWSError("InvalidParameterException",
+                               "The request contains a character (U+0000) that cannot be stored.") from None
         except AWSError as err:
             error = err
         if self.audit is not None:                                               # 7. audit

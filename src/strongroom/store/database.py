@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 
 from strongroom.store.schema import MIGRATIONS
 
-__all__ = ["Conflict", "Database", "Tx", "open_database", "SQLiteDatabase", "PostgresDatabase"]
+__all__ = ["Conflict", "Database", "Tx", "Unstorable", "open_database", "SQLiteDatabase", "PostgresDatabase"]
 
 T = TypeVar("T")
 Row = tuple[Any, ...]
@@ -42,6 +42,10 @@ Row = tuple[Any, ...]
 
 class Conflict(Exception):
     """A uniqueness or reference rule of the schema refused a write."""
+
+
+class Unstorable(ValueError):
+    """A value one of the engines cannot store (PostgreSQL text cannot hold U+0000)."""
 
 
 class Tx:
@@ -54,6 +58,7 @@ class Tx:
         self._conn = conn
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        _check_text(params)  # the same rule on both engines
         try:
             return self._conn.execute(sql, params)
         except sqlite3.IntegrityError as exc:
@@ -66,6 +71,8 @@ class Tx:
         return self.execute(sql, params).fetchall()  # type: ignore[no-any-return]
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        for row in rows:
+            _check_text(row)
         try:
             self._conn.executemany(sql, rows)
         except sqlite3.IntegrityError as exc:
@@ -273,17 +280,27 @@ class _PgTx(Tx):
         return sql.replace("?", "%s")
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        _check_text(params)
         try:
             return self._conn.execute(self._sql(sql), params)
         except self._errors as exc:
             raise Conflict(str(exc)) from None
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        for row in rows:
+            _check_text(row)
         try:
             with self._conn.cursor() as cur:
                 cur.executemany(self._sql(sql), rows)
         except self._errors as exc:
             raise Conflict(str(exc)) from None
+
+
+def _check_text(params: Sequence[Any]) -> None:
+    # Checked here, before the statement, so the transaction stays usable and the caller learns why.
+    for value in params:
+        if isinstance(value, str) and "\x00" in value:
+            raise Unstorable("text values cannot contain the character U+0000")
 
 
 class PostgresDatabase(Database):

@@ -53,8 +53,8 @@ def set_own_password(conn: Any, password: str) -> None:
             cur.execute("SET PASSWORD = %s", (password,))
 
 
-_IDENTIFIED = re.compile(r"\s+IDENTIFIED\s+(?:BY\s+PASSWORD\s+'[^']*'|VIA\s+.*?|WITH\s+.*?)(?=\s+REQUIRE\b|\s+WITH\b|$)",
-                         re.IGNORECASE)
+_IDENTIFIED = re.compile(  # the model's password hash or authentication plugin: not the clone's
+    r"\s+IDENTIFIED\s+(?:BY\s+PASSWORD\s+'[^']*'|VIA\s+.*?|WITH\s+.*?)(?=\s+REQUIRE\b|\s+WITH\b|$)", re.IGNORECASE)
 
 
 def grants_for(grants: list[str], model: str, user: str, escape: Any) -> list[str]:

@@ -81,7 +81,7 @@ class SecretsManager:
 
     @staticmethod
     def find(tx: Tx, ctx: RequestContext, secret_id: str, lock: bool = False) -> SecretRow:
-        ref = parse_secret_id(secret_id)
+        ref = SecretsManager.parse_id(secret_id)
         owner = SecretsManager.owner_of(ctx, ref)
         if owner is None:
             SecretsManager.authorize(tx, ctx, None, secret_id)
@@ -91,6 +91,14 @@ class SecretsManager:
         if row is None:
             raise M.not_found()
         return row
+
+    @staticmethod
+    def parse_id(secret_id: str) -> Any:
+        """A SecretId as a name or ARN; a name with characters no name may have is refused as AWS
+        refuses it on every operation (ValidationException, LocalStack snapshot test_invalid_secret_name)."""
+        if not secret_id.startswith("arn:") and not is_valid_name(secret_id):
+            raise AWSError("ValidationException", INVALID_NAME_MESSAGE)
+        return parse_secret_id(secret_id)
 
     @staticmethod
     def owner_of(ctx: RequestContext, ref: Any) -> str | None:
@@ -291,7 +299,7 @@ class SecretsManager:
         secret_id = p["SecretId"]
         version_id = p.get("VersionId")
         stage = p.get("VersionStage")
-        ref = parse_secret_id(secret_id)
+        ref = self.parse_id(secret_id)
         owner = self.owner_of(ctx, ref)
         if owner is None:
             raise M.not_found()
