@@ -41,12 +41,13 @@ def _principal_id(prefix: str) -> str:
     return prefix + "".join(_random.choice(string.ascii_uppercase + string.digits) for _ in range(17))
 
 
-def check_policy(document: str) -> None:
-    """Refuse a document the evaluator cannot honour exactly (MalformedPolicyDocument)."""
+def check_policy(document: str, kind: str = "identity") -> None:
+    """Refuse a document the evaluator cannot honour exactly (MalformedPolicyDocument). ``kind`` is
+    ``"identity"`` for user and role policies, ``"resource"`` for a role's trust policy."""
     from strongroom.policy import PolicyError, parse_policy
 
     try:
-        parse_policy(document)
+        parse_policy(document, kind=kind)
     except PolicyError as exc:
         raise AWSError("MalformedPolicyDocument", str(exc)) from None
 
@@ -272,7 +273,7 @@ class IAM:
     # ------------------------------------------------------------------------------- roles
 
     async def create_role(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        check_policy(p["AssumeRolePolicyDocument"])
+        check_policy(p["AssumeRolePolicyDocument"], kind="resource")
         tx_fn = self._create(ctx, "role", p, p["RoleName"],
                              {"trust_policy": p["AssumeRolePolicyDocument"], "description": p.get("Description"),
                               "max_session": p.get("MaxSessionDuration", 3600)})

@@ -13,33 +13,20 @@ wildcard principal is public unless a condition pins it to fixed values of ``aws
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from strongroom.errors import AWSError
+from strongroom.policy import PolicyError, load_json, parse_policy
 
 __all__ = ["check_syntax", "is_public", "validation_errors"]
 
 _STATEMENT_KEYS = {"Sid", "Effect", "Principal", "NotPrincipal", "Action", "NotAction", "Resource",
                    "NotResource", "Condition"}
-_PINNING_KEYS = {"aws:sourcearn", "aws:sourceaccount", "aws:sourceowner", "aws:sourcevpc", "aws:sourcevpce",
-                 "aws:principalaccount", "aws:principalorgid", "aws:principalarn", "aws:userid",
-                 "aws:sourceip"}
-
-
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    seen: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in seen:
-            raise ValueError(f"duplicate key {key}")
-        seen[key] = value
-    return seen
 
 
 def _problems(document: str) -> list[str]:
     try:
-        policy = json.loads(document, object_pairs_hook=_reject_duplicates,
-                            parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
+        policy = load_json(document)
     except (ValueError, RecursionError):
         return ["This policy contains invalid Json"]
     if not isinstance(policy, dict):
@@ -80,12 +67,10 @@ def _problems(document: str) -> list[str]:
 def _all_problems(document: str) -> list[str]:
     """AWS's syntax checks, then the evaluator's: a policy strongroom could not evaluate exactly
     (an unknown condition operator or key) is refused rather than stored and half-honoured."""
-    from strongroom.policy import PolicyError, parse_policy
-
     problems = _problems(document)
     if not problems:
         try:
-            parse_policy(document)
+            parse_policy(document, kind="resource")
         except PolicyError as exc:
             problems.append(str(exc))
     return problems
@@ -101,42 +86,6 @@ def validation_errors(document: str) -> list[dict[str, str]]:
     return [{"CheckName": "SYNTAX_CHECKING", "ErrorMessage": p} for p in _all_problems(document)]
 
 
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
-def _wildcard_principal(principal: Any) -> bool:
-    if principal == "*":
-        return True
-    if isinstance(principal, dict):
-        for value in _as_list(principal.get("AWS", [])):
-            if isinstance(value, str) and (value == "*" or value.startswith("arn:aws:iam::*")):
-                return True
-    return False
-
-
-def _pinned(condition: Any) -> bool:
-    if not isinstance(condition, dict):
-        return False
-    for operator, clauses in condition.items():
-        if not isinstance(clauses, dict) or operator.startswith("ForAnyValue") or operator.endswith("IfExists"):
-            continue
-        if operator.startswith(("StringNotLike", "StringNotEquals", "ArnNot", "NotIpAddress")):
-            continue
-        for key, values in clauses.items():
-            if key.lower() in _PINNING_KEYS and all(isinstance(v, str) and "*" not in v and "?" not in v
-                                                    for v in _as_list(values)):
-                return True
-    return False
-
-
 def is_public(document: str) -> bool:
-    policy = json.loads(document)
-    for statement in _as_list(policy.get("Statement", [])):
-        if not isinstance(statement, dict) or statement.get("Effect") != "Allow":
-            continue
-        if "NotPrincipal" in statement:
-            return True
-        if _wildcard_principal(statement.get("Principal")) and not _pinned(statement.get("Condition")):
-            return True
-    return False
+    """BlockPublicPolicy's test; the rule lives with the evaluator (``Policy.is_public``)."""
+    return parse_policy(document, kind="resource").is_public()
