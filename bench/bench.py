@@ -83,12 +83,29 @@ def process(args: list[str], health: str, env: dict[str, str] | None = None, cor
         os.unlink(log.name)
 
 
-def signed(endpoint: str, target: str, body: dict[str, Any], service: str = "secretsmanager") -> AWSRequest:
+def signed(endpoint: str, target: str, body: dict[str, Any], service: str = "secretsmanager",
+           credentials: Credentials = CREDS) -> AWSRequest:
     data = json.dumps(body).encode()
     request = AWSRequest(method="POST", url=endpoint + "/", data=data,
                          headers={"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": target})
-    SigV4Auth(CREDS, service, "us-east-1").add_auth(request)
+    SigV4Auth(credentials, service, "us-east-1").add_auth(request)
     return request
+
+
+def iam_user(endpoint: str, secret_arn: str) -> Credentials:
+    """An IAM user whose inline policy allows reading one secret: the production path, where the
+    request is authorized by evaluating that policy (the administrator key takes a shortcut)."""
+    import boto3
+
+    iam = boto3.client("iam", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=KEY,
+                       aws_secret_access_key=SECRET)
+    iam.create_user(UserName="bench-reader")
+    iam.put_user_policy(UserName="bench-reader", PolicyName="read", PolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+                       "Resource": secret_arn}]}))
+    key = iam.create_access_key(UserName="bench-reader")["AccessKey"]
+    return Credentials(key["AccessKeyId"], key["SecretAccessKey"])
 
 
 def wrk(endpoint: str, request: AWSRequest | None, seconds: int, connections: int = 16,
@@ -295,6 +312,10 @@ def main() -> None:
             gsv = signed(endpoint, "secretsmanager.GetSecretValue", {"SecretId": "bench"})
             check(endpoint, gsv)
             figures["strongroom GetSecretValue (SQLite)"] = wrk(endpoint, gsv, seconds)
+            reader = iam_user(endpoint, "arn:aws:secretsmanager:us-east-1:123456789012:secret:bench-??????")
+            gsv_user = signed(endpoint, "secretsmanager.GetSecretValue", {"SecretId": "bench"}, credentials=reader)
+            check(endpoint, gsv_user)
+            figures["strongroom GetSecretValue as an IAM user with a policy (SQLite)"] = wrk(endpoint, gsv_user, seconds)
             figures["strongroom DescribeSecret (SQLite)"] = wrk(
                 endpoint, signed(endpoint, "secretsmanager.DescribeSecret", {"SecretId": "bench"}), seconds)
             figures["strongroom PutSecretValue, 64 writers (SQLite)"] = writes(

@@ -152,10 +152,13 @@ class Authorizer:
                 context["secretsmanager:resource/AllowRotationLambdaArn"] = secret.rotation_lambda_arn
         return context
 
-    def check_secret(self, tx: Tx, ctx: RequestContext, secret: Any | None, resource: str) -> None:
-        """Secrets Manager's check, once the secret (or its absence) is known."""
+    def check_secret(self, tx: Tx, ctx: RequestContext, secret: Any | None, resource: str,
+                     has_policy: bool | None = None) -> None:
+        """Secrets Manager's check, once the secret (or its absence) is known. ``has_policy``
+        spares a query when the caller read it with the secret."""
         if self.privileged(ctx, "secretsmanager") and (
-                secret is None or (secret.account_id == ctx.account_id and not self._has_policy(tx, secret.id))):
+                secret is None or (secret.account_id == ctx.account_id
+                                   and not (self._has_policy(tx, secret.id) if has_policy is None else has_policy))):
             return
         policies = [] if secret is None else [r[0] for r in tx.all(
             "SELECT document FROM policies WHERE secret_id = ?", (secret.id,))]

@@ -39,6 +39,7 @@ import hmac
 import re
 import threading
 from collections.abc import Callable
+from functools import lru_cache
 from urllib.parse import quote, unquote_to_bytes
 
 from botocore.utils import normalize_url_path
@@ -135,6 +136,8 @@ def canonical_query(query_string: str) -> str:
 
 def canonical_path(raw_path: str) -> str:
     """The path as signed: ``raw_path`` is the latin-1 text of the bytes on the wire."""
+    if raw_path == "/":  # every JSON and query protocol request
+        return raw_path
     normalized = normalize_url_path(raw_path) if raw_path else "/"
     return quote(normalized.encode("latin-1"), safe="/" + _UNRESERVED)
 
@@ -267,7 +270,8 @@ class SigV4Verifier:
         digest = hashlib.sha256(canonical.encode("latin-1")).hexdigest()
         string_to_sign = f"{ALGORITHM}\n{amz_date}\n{scope}\n{digest}"
         key = self._signing_key(credential.secret_access_key, auth.date, auth.region, auth.service)
-        expected = hmac.digest(key, string_to_sign.encode(), "sha256").hex()
+        # hmac.new is about twice as fast as hmac.digest here (OpenSSL 3 looks the MAC up per call).
+        expected = hmac.new(key, string_to_sign.encode(), "sha256").hexdigest()
         if not hmac.compare_digest(expected.encode(), auth.signature.encode("latin-1")):
             raise _invalid(_MISMATCH)
         return VerifiedRequest(credential, auth.region, auth.service)
@@ -276,6 +280,7 @@ class SigV4Verifier:
 _AMZ_DATE_RE = re.compile(r"^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$")
 
 
+@lru_cache(maxsize=256)  # every request signed in the same second carries the same date
 def _amz_epoch(text: str) -> float | None:
     """``20150830T123600Z`` as epoch seconds, without strptime (which costs more than the rest)."""
     m = _AMZ_DATE_RE.match(text)

@@ -147,9 +147,14 @@ def _decode(text: str, where: str) -> bytes:
 class Keyring:
     """Seals and opens values under named keys wrapped by the master key. Thread-safe."""
 
+    # Unwrapped data keys kept for reads (bounded; least recently stored dropped first). They add
+    # no exposure the account keys held above do not already have: those unwrap every data key.
+    DATA_KEY_CACHE = 8192
+
     def __init__(self, master: MasterKey) -> None:
         self._master = master
         self._open: dict[bytes, AESGCM] = {}
+        self._data_keys: dict[bytes, AESGCM] = {}
         self._lock = threading.Lock()
 
     def new_key(self, key_ref: str) -> bytes:
@@ -174,10 +179,19 @@ class Keyring:
     def decrypt(self, key_ref: str, wrapped: bytes, blob: bytes, aad: bytes) -> bytes:
         if len(blob) < _HEADER + _TAG or blob[:1] != _VERSION:
             raise DecryptionError("the ciphertext is malformed")
-        kek = self._aead(key_ref, wrapped)
+        # The cache is keyed by the wrapped data key *and* the associated data, so a data key
+        # copied into another row still has to unwrap under that row's ARN and version first.
+        cache_key = blob[:_HEADER - _NONCE] + aad
         try:
-            data_key = kek.decrypt(blob[1:1 + _NONCE], blob[1 + _NONCE:1 + _NONCE + _WRAPPED_DK], aad)
-            return AESGCM(data_key).decrypt(blob[_HEADER - _NONCE:_HEADER], blob[_HEADER:], aad)
+            aead = self._data_keys.get(cache_key)
+            if aead is None:
+                kek = self._aead(key_ref, wrapped)
+                aead = AESGCM(kek.decrypt(blob[1:1 + _NONCE], blob[1 + _NONCE:1 + _NONCE + _WRAPPED_DK], aad))
+                with self._lock:
+                    if len(self._data_keys) >= self.DATA_KEY_CACHE:
+                        del self._data_keys[next(iter(self._data_keys))]
+                    self._data_keys[cache_key] = aead
+            return aead.decrypt(blob[_HEADER - _NONCE:_HEADER], blob[_HEADER:], aad)
         except InvalidTag:
             raise DecryptionError("the ciphertext does not open under its key and associated data") from None
 

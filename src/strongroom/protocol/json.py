@@ -250,7 +250,8 @@ _NESTED = (dict, list)
 def _clean(value: Any) -> Any:
     """Drop members whose value is None, at every depth: AWS omits absent members.
 
-    Scalars are not recursed into (a page of 100 secrets has thousands of them).
+    Scalars are not recursed into (a page of 100 secrets has thousands of them), nor are ``dict``
+    subclasses: a service marks with one (``strongroom.members.Members``) what it built clean.
     """
     if type(value) is dict:
         return {k: (_clean(v) if type(v) in _NESTED else v) for k, v in value.items() if v is not None}

@@ -20,7 +20,6 @@ Plain ASGI, no framework: the hot path is a few dictionary look-ups and awaits.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -128,6 +127,12 @@ class App:
     async def http(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         path = scope["path"]
         method = scope["method"]
+        if path == "/" and method == "POST":  # JSON or query protocol: no REST route can match "/"
+            if self.query_services and not any(k == b"x-amz-target" for k, _ in scope["headers"]):
+                await self.http_query(scope, receive, send)
+            else:
+                await self.http_json(scope, receive, send)
+            return
         if path.startswith("/_strongroom/"):
             await self.admin(path, method, receive, send)
             return
@@ -253,7 +258,9 @@ class App:
         error: AWSError | None = None
         try:
             params = parse(None)                                                 # 4. parse
-            ctx = dataclasses.replace(ctx, operation=operation, params=params, authz=self.authorizer)
+            ctx = RequestContext(ctx.account_id, ctx.region, ctx.principal_arn, ctx.request_id, ctx.source_ip,
+                                 ctx.partition, ctx.user_agent, ctx.access_key_id, operation, params,
+                                 self.authorizer)  # dataclasses.replace costs several times more
             if self.audit is not None and not self.audit.healthy and not is_read_only(operation):
                 raise _audit_unavailable(ctx.request_id)
             await self.authorize(ctx, service.signing_name, operation, params)   # 5. authorize

@@ -85,13 +85,17 @@ class Database:
     dialect: str
     url: str
 
-    async def read(self, fn: Callable[[Tx], T]) -> T:
+    async def read(self, fn: Callable[[Tx], T], snapshot: bool = True) -> T:
+        """Run ``fn`` for a read. With ``snapshot`` (the default) every statement of ``fn`` sees
+        one consistent state. ``snapshot=False`` runs each statement on its own (no BEGIN/COMMIT
+        round trips): for reads that one statement decides, where a later statement seeing a
+        newer state is harmless."""
         raise NotImplementedError
 
     async def write(self, fn: Callable[[Tx], T]) -> T:
         raise NotImplementedError
 
-    def read_sync(self, fn: Callable[[Tx], T]) -> T:
+    def read_sync(self, fn: Callable[[Tx], T], snapshot: bool = True) -> T:
         raise NotImplementedError
 
     def write_sync(self, fn: Callable[[Tx], T]) -> T:
@@ -182,17 +186,19 @@ class SQLiteDatabase(Database):
         return _sqlite_connect(self._path)
 
     # Reads: inline, one consistent snapshot each.
-    def read_sync(self, fn: Callable[[Tx], T]) -> T:
+    def read_sync(self, fn: Callable[[Tx], T], snapshot: bool = True) -> T:
         with self._reader_lock:
             conn = self._reader
+            if not snapshot:  # the connection is in autocommit mode: each statement stands alone
+                return fn(Tx(conn))
             conn.execute("BEGIN")
             try:
                 return fn(Tx(conn))
             finally:
                 conn.execute("COMMIT")
 
-    async def read(self, fn: Callable[[Tx], T]) -> T:
-        return self.read_sync(fn)
+    async def read(self, fn: Callable[[Tx], T], snapshot: bool = True) -> T:
+        return self.read_sync(fn, snapshot)
 
     # Writes: queued to the writer thread.
     def _submit(self, fn: Callable[[Tx], Any]) -> Future[Any]:
@@ -315,6 +321,7 @@ class PostgresDatabase(Database):
         self._conns: list[Any] = []
         self._conns_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="strongroom-pg")
+        self._repeatable_read = psycopg.IsolationLevel.REPEATABLE_READ
         # Migrations from several nodes at once: one takes the advisory lock, the others wait.
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("SELECT pg_advisory_lock(7406551)")
@@ -324,20 +331,30 @@ class PostgresDatabase(Database):
             finally:
                 conn.execute("SELECT pg_advisory_unlock(7406551)")
 
-    def _conn(self) -> Any:
-        conn = getattr(self._local, "conn", None)
+    def _conn(self, autocommit: bool = False) -> Any:
+        attr = "autocommit_conn" if autocommit else "conn"
+        conn = getattr(self._local, attr, None)
         if conn is None or conn.closed:
-            conn = self._psycopg.connect(self.url, autocommit=False)
-            self._local.conn = conn
+            conn = self._psycopg.connect(self.url, autocommit=autocommit)
+            setattr(self._local, attr, conn)
             with self._conns_lock:
                 self._conns.append(conn)
         return conn
 
-    def _run(self, fn: Callable[[Tx], T], read_only: bool) -> T:
+    def _run(self, fn: Callable[[Tx], T], read_only: bool, snapshot: bool = True) -> T:
         errors = self._psycopg.errors
         for attempt in range(8):
-            conn = self._conn()
+            conn = self._conn(autocommit=not snapshot)
             try:
+                if not snapshot:  # no BEGIN/COMMIT round trips: each statement stands alone
+                    return fn(_PgTx(conn))
+                # A read sees one snapshot (REPEATABLE READ): under PostgreSQL's default READ
+                # COMMITTED each statement has its own, and ListSecretVersionIds could pair the
+                # labels before a write with the versions after it. Writes keep READ COMMITTED:
+                # they lock the secret's row first, and then see the latest state.
+                level = self._repeatable_read if read_only else None
+                if conn.isolation_level != level:
+                    conn.isolation_level = level  # no round trip: it changes the next BEGIN
                 with conn.transaction():
                     return fn(_PgTx(conn))
             except (errors.SerializationFailure, errors.DeadlockDetected):
@@ -350,14 +367,14 @@ class PostgresDatabase(Database):
                     raise
         raise AssertionError("unreachable")
 
-    def read_sync(self, fn: Callable[[Tx], T]) -> T:
-        return self._run(fn, True)
+    def read_sync(self, fn: Callable[[Tx], T], snapshot: bool = True) -> T:
+        return self._run(fn, True, snapshot)
 
     def write_sync(self, fn: Callable[[Tx], T]) -> T:
         return self._run(fn, False)
 
-    async def read(self, fn: Callable[[Tx], T]) -> T:
-        return await asyncio.wrap_future(self._pool.submit(self._run, fn, True))
+    async def read(self, fn: Callable[[Tx], T], snapshot: bool = True) -> T:
+        return await asyncio.wrap_future(self._pool.submit(self._run, fn, True, snapshot))
 
     async def write(self, fn: Callable[[Tx], T]) -> T:
         return await asyncio.wrap_future(self._pool.submit(self._run, fn, False))

@@ -209,13 +209,16 @@ def _value_sql(dialect: str, by_version: bool, by_arn: bool) -> str:
         where = ("s.arn = ? AND s.account_id = ? AND s.region = ?" if by_arn else
                  "s.account_id = ? AND s.region = ? AND s.name = ?")
         sql = _VALUE_SQL[(dialect, by_version, by_arn)] = (
-            f"SELECT {secret_cols}, {version_cols}, {labels} FROM secrets s {join} WHERE {where}")
+            f"SELECT {secret_cols}, {version_cols}, {labels}, "
+            f"EXISTS (SELECT 1 FROM policies p WHERE p.secret_id = s.id) FROM secrets s {join} WHERE {where}")
     return sql
 
 
 def value_for(tx: Tx, account_id: str, region: str, name: str | None, arn: str | None,
-              version_id: str | None, stage: str | None) -> tuple[SecretRow, VersionRow | None, list[str]] | None:
-    """The hot read: a secret, the version asked for, and that version's labels, in one query.
+              version_id: str | None, stage: str | None) -> tuple[SecretRow, VersionRow | None, list[str], bool] | None:
+    """The hot read in one query: a secret, the version asked for, that version's labels, and
+    whether the secret has a resource policy (so the authorizer needs no query of its own when
+    it has none).
 
     Returns None when the secret does not exist; the version is None when it does not.
     """
@@ -227,11 +230,12 @@ def value_for(tx: Tx, account_id: str, region: str, name: str | None, arn: str |
     n = len(SECRET_COLUMNS)
     secret = _secret(row[:n])
     assert secret is not None
+    has_policy = bool(row[n + 7])
     if row[n] is None:
-        return secret, None, []
+        return secret, None, [], has_policy
     version = _version(row[n:n + 6])
     assert version is not None
-    return secret, version, sorted(row[n + 6].split(",")) if row[n + 6] else []
+    return secret, version, sorted(row[n + 6].split(",")) if row[n + 6] else [], has_policy
 
 
 # ------------------------------------------------------------------------------------ policies

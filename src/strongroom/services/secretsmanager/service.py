@@ -22,6 +22,7 @@ from strongroom.domain.names import INVALID_NAME_MESSAGE, is_valid_name, new_arn
 from strongroom.domain.password import PasswordError, PasswordRules, generate_password
 from strongroom.errors import AWSError
 from strongroom.context import RequestContext
+from strongroom.members import Members, without_none
 from strongroom.services.secretsmanager import messages as M
 from strongroom.services.secretsmanager import policies, replication, tags
 from strongroom.services.secretsmanager.listing import Lister
@@ -114,9 +115,11 @@ class SecretsManager:
         return ref.account_id if ctx.authz is not None else None
 
     @staticmethod
-    def authorize(tx: Tx, ctx: RequestContext, secret: SecretRow | None, secret_id: str) -> None:
+    def authorize(tx: Tx, ctx: RequestContext, secret: SecretRow | None, secret_id: str,
+                  has_policy: bool | None = None) -> None:
         """IAM's decision for this call on this secret (or on the ARN asked for, when it is absent:
-        a caller who may not touch it learns AccessDenied, not whether it exists)."""
+        a caller who may not touch it learns AccessDenied, not whether it exists). ``has_policy``:
+        whether the secret has a resource policy, when the caller already knows (None: look)."""
         if ctx.authz is None:
             return
         if secret is not None:
@@ -125,7 +128,7 @@ class SecretsManager:
             resource = secret_id
         else:
             resource = f"arn:{ctx.partition}:secretsmanager:{ctx.region}:{ctx.account_id}:secret:{secret_id}"
-        ctx.authz.check_secret(tx, ctx, secret, resource)
+        ctx.authz.check_secret(tx, ctx, secret, resource, has_policy)
 
     def find_live(self, tx: Tx, ctx: RequestContext, secret_id: str, lock: bool = True,
                   primary_only: bool = True) -> SecretRow:
@@ -306,10 +309,11 @@ class SecretsManager:
 
         def tx_fn(tx: Tx) -> tuple[dict[str, Any], SecretRow, str, bool]:
             found = q.value_for(tx, owner, ctx.region, ref.name, ref.arn, version_id, stage)
-            self.authorize(tx, ctx, None if found is None else found[0], secret_id)
+            self.authorize(tx, ctx, None if found is None else found[0], secret_id,
+                           None if found is None else found[3])
             if found is None:
                 raise M.not_found()
-            secret, version, version_labels = found
+            secret, version, version_labels, _ = found
             if owner != ctx.account_id and (secret.kms_key_id in (None, "", "alias/aws/secretsmanager")):
                 # AWS: a secret under the account's default key cannot be read from another account,
                 # whatever the policies say (the managed key's policy cannot be shared).
@@ -339,7 +343,9 @@ class SecretsManager:
             stale = version.last_accessed_date != today or secret.last_accessed_date != today
             return out, secret, version.version_id, stale
 
-        out, secret, vid, stale = await self.db.read(tx_fn)
+        # One statement decides (secret, version, labels, "has a policy"): no snapshot needed; a
+        # policy document or key read after it may only be newer, as if the call came later.
+        out, secret, vid, stale = await self.db.read(tx_fn, snapshot=False)
         if stale:
             await self._touch(secret.id, vid)
         return out
@@ -582,15 +588,15 @@ class SecretsManager:
             ("KmsKeyId", secret.kms_key_id),
             ("RotationEnabled", None if secret.rotation_enabled is None else bool(secret.rotation_enabled)),
             ("RotationLambdaARN", secret.rotation_lambda_arn),
-            ("RotationRules", secret.rotation_rules),
-            ("ExternalSecretRotationMetadata", secret.external_metadata),
+            ("RotationRules", without_none(secret.rotation_rules)),
+            ("ExternalSecretRotationMetadata", without_none(secret.external_metadata)),
             ("ExternalSecretRotationRoleArn", secret.external_role_arn),
             ("LastRotatedDate", secret.last_rotated_date),
             ("LastChangedDate", secret.last_changed_date),
             ("LastAccessedDate", secret.last_accessed_date),
             ("DeletedDate", secret.deletion_date if secret.deleted_date is not None else None),
             ("NextRotationDate", secret.next_rotation_date if secret.rotation_enabled else None),
-            ("Tags", secret.tags or None),
+            ("Tags", secret.tags or None),  # stored as parsed: the protocol drops nulls on the way in
             ("SecretVersionsToStages", by_version),
             ("OwningService", secret.owning_service),
             ("CreatedDate", secret.created_date),
@@ -599,7 +605,7 @@ class SecretsManager:
             if value is not None:
                 out[key] = value
         out.update(replication.describe(secret))
-        return out
+        return Members(out)  # no None anywhere: serialized without the protocol's walk
 
     async def describe_secret(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         return await self.db.read(lambda tx: self.describe(tx, self.find(tx, ctx, p["SecretId"])))
