@@ -209,6 +209,20 @@ def test_delete_restore_and_force(sm, name):
     assert error(exc)[0] == "ResourceNotFoundException"
 
 
+def test_forced_delete_of_a_missing_secret_succeeds_as_on_aws(sm, name):
+    """DeleteSecret reference: a forced delete of an already deleted or nonexistent secret does not
+    answer ResourceNotFoundException. Without force it does."""
+    with pytest.raises(ClientError) as exc:
+        sm.delete_secret(SecretId=name)
+    assert error(exc)[0] == "ResourceNotFoundException"
+    answer = sm.delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True)
+    assert answer["Name"] == name and answer["ARN"].split(":secret:")[1].startswith(name + "-")
+    created = sm.create_secret(Name=name, SecretString="one")
+    sm.delete_secret(SecretId=created["ARN"], ForceDeleteWithoutRecovery=True)
+    again = sm.delete_secret(SecretId=created["ARN"], ForceDeleteWithoutRecovery=True)  # already gone
+    assert again["ARN"] == created["ARN"] and again["Name"] == name
+
+
 @pytest.mark.parametrize("window", [6, 31])
 def test_recovery_window_bounds(sm, name, window):
     sm.create_secret(Name=name, SecretString="one")

@@ -519,7 +519,15 @@ class SecretsManager:
         now = clock.now()
 
         def tx_fn(tx: Tx) -> dict[str, Any]:
-            secret = self.find(tx, ctx, p["SecretId"], lock=True)
+            try:
+                secret = self.find(tx, ctx, p["SecretId"], lock=True)
+            except AWSError as err:
+                if not force or err.code != "ResourceNotFoundException":
+                    raise
+                # AWS: "If you forcibly delete an already deleted or nonexistent secret, the
+                # operation does not return ResourceNotFoundException" (DeleteSecret API reference,
+                # ForceDeleteWithoutRecovery). The members answered then are # unverified.
+                return self.gone(ctx, p["SecretId"], now)
             if secret.primary_arn is not None:
                 raise M.invalid_parameter(M.REPLICA_WRITE)
             if secret.replicas:
@@ -538,6 +546,17 @@ class SecretsManager:
             return {"ARN": secret.arn, "Name": secret.name, "DeletionDate": secret.deletion_date}
 
         return await self.db.write(tx_fn)
+
+    @staticmethod
+    def gone(ctx: RequestContext, secret_id: str, now: float) -> dict[str, Any]:
+        """DeleteSecret's answer for a forced delete of a secret that is not there: the ARN asked
+        for, or one made for the name (with a fresh suffix, as a new secret would get)."""
+        ref = parse_secret_id(secret_id)
+        if ref.arn is not None:
+            return {"ARN": ref.arn, "Name": ref.arn.split(":", 6)[-1].rsplit("-", 1)[0], "DeletionDate": now}
+        assert ref.name is not None
+        return {"ARN": new_arn(ctx.partition, ctx.region, ctx.account_id, ref.name), "Name": ref.name,
+                "DeletionDate": now}
 
     async def restore_secret(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         def tx_fn(tx: Tx) -> dict[str, Any]:
