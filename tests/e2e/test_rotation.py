@@ -165,6 +165,38 @@ def test_failing_rotation_keeps_pending_and_blocks_a_new_one_until_a_manual_valu
     assert stages[manual] == ["AWSCURRENT"] and "AWSPENDING" not in stages.get(token, [])
 
 
+def test_value_set_by_hand_during_create_secret_leaves_no_stuck_pending_label(clients, rot_server):
+    """A manual AWSCURRENT abandons the rotation; the function's createSecret, still running, then
+    puts AWSPENDING back. The engine removes it when it stops the job, so a later RotateSecret is
+    accepted instead of being refused forever ("A previous rotation isn't complete")."""
+    sm, lam = clients
+    name = f"rot-{uuid.uuid4().hex[:8]}"
+    fn = make_function(lam, name, env={"SLEEP_STEP": "createSecret", "SLEEP_SECONDS": "3"})
+    arn = sm.create_secret(Name=name, SecretString="v")["ARN"]
+    token = sm.rotate_secret(SecretId=name, RotationLambdaARN=fn)["VersionId"]
+    trail = rot_server.client("cloudtrail")
+
+    def function_started() -> bool:  # its DescribeSecret is in the trail: it now sleeps before its put
+        events = trail.lookup_events(LookupAttributes=[{"AttributeKey": "ResourceName", "AttributeValue": arn}])
+        return any(e["EventName"] == "DescribeSecret" and "assumed-role" in json.loads(e["CloudTrailEvent"])
+                   ["userIdentity"]["arn"] for e in events["Events"])
+
+    wait_for(function_started)
+    manual = sm.put_secret_value(SecretId=name, SecretString="by hand")["VersionId"]
+
+    def function_put_landed() -> bool:
+        try:
+            return sm.get_secret_value(SecretId=name, VersionId=token)["SecretString"] != "by hand"
+        except ClientError:
+            return False
+
+    wait_for(function_put_landed)
+    wait_for(lambda: all("AWSPENDING" not in s for s in sm.describe_secret(SecretId=name)["VersionIdsToStages"].values()))
+    stages = sm.describe_secret(SecretId=name)["VersionIdsToStages"]
+    assert stages[manual] == ["AWSCURRENT"]
+    assert sm.rotate_secret(SecretId=name)["VersionId"] != token
+
+
 def test_cancel_keeps_configuration_and_drops_the_next_date(clients):
     sm, lam = clients
     name = f"rot-{uuid.uuid4().hex[:8]}"

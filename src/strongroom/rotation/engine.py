@@ -67,7 +67,8 @@ class RotationSettings:
         return cls(max_attempts=int(env.get("STRONGROOM_ROTATION_MAX_ATTEMPTS", cls.max_attempts)),
                    retry_base=float(env.get("STRONGROOM_ROTATION_RETRY_BASE_SECONDS", cls.retry_base)),
                    retry_cap=float(env.get("STRONGROOM_ROTATION_RETRY_CAP_SECONDS", cls.retry_cap)),
-                   poll_interval=float(env.get("STRONGROOM_ROTATION_POLL_SECONDS", cls.poll_interval)))
+                   poll_interval=float(env.get("STRONGROOM_ROTATION_POLL_SECONDS", cls.poll_interval)),
+                   lease=float(env.get("STRONGROOM_ROTATION_LEASE_SECONDS", cls.lease)))
 
 
 @dataclass
@@ -344,7 +345,11 @@ class RotationEngine:
                 event = {"Step": step, "SecretId": secret.arn, "ClientRequestToken": job.token,
                          "RotationToken": job.rotation_token}
                 started = clock.now()
-                result = await asyncio.to_thread(self.runtime.invoke, spec, event)
+                renewing = asyncio.create_task(self._keep_lease(job))
+                try:
+                    result = await asyncio.to_thread(self.runtime.invoke, spec, event)
+                finally:
+                    renewing.cancel()
                 await self._record(job, attempt, step, started, result.duration_ms,
                                    "succeeded" if result.ok else "failed", result.error_text or None)
                 if not result.ok:
@@ -352,6 +357,18 @@ class RotationEngine:
             await self._finish(job)
         except _StepFailed as failure:
             await self._failed(job, attempt, str(failure))
+
+    async def _keep_lease(self, job: _Job) -> None:
+        """Renew the claim while a step runs (every third of the lease), so a slow step is never
+        taken over by another node, while a node that died loses its claim one lease later."""
+        while True:
+            await asyncio.sleep(self.settings.lease / 3)
+            until = clock.now() + self.settings.lease
+            try:
+                await self.db.write(lambda tx: tx.execute(
+                    "UPDATE rotations SET claimed_until = ? WHERE id = ? AND state = 'running'", (until, job.id)))
+            except Exception:  # noqa: BLE001 - a missed renewal is retried on the next tick
+                log.warning("could not renew the lease of rotation %s", job.token)
 
     async def _copy_current_to_pending(self, job: _Job) -> None:
         """RotateImmediately=false: testSecret runs against a pending copy of the current value."""
@@ -425,9 +442,20 @@ class RotationEngine:
                                                    "error": error[:1000]})
 
     async def _release(self, job: _Job) -> None:
-        await self.db.write(lambda tx: tx.execute(
-            "UPDATE rotations SET claimed_until = NULL, state = CASE WHEN state = 'running' THEN 'abandoned' "
-            "ELSE state END, finished_date = ? WHERE id = ?", (clock.now(), job.id)))
+        """Stop a job that is no longer wanted. An abandoned one (a new AWSCURRENT was set by hand)
+        also loses the AWSPENDING label its function may have put back after the abandonment:
+        left there, it would refuse every later RotateSecret with "A previous rotation isn't
+        complete" while no rotation is left to complete. A cancelled one keeps it, as on AWS."""
+        def tx_fn(tx: Tx) -> None:
+            tx.execute("UPDATE rotations SET claimed_until = NULL, state = CASE WHEN state = 'running' "
+                       "THEN 'abandoned' ELSE state END, finished_date = ? WHERE id = ?", (clock.now(), job.id))
+            state = tx.one("SELECT state FROM rotations WHERE id = ?", (job.id,))
+            stages = q.stages_of(tx, job.secret_id)
+            if state is not None and state[0] == "abandoned" and stages.get(L.AWSPENDING) == job.token \
+                    and stages.get(L.AWSCURRENT) != job.token:
+                q.remove_stage(tx, job.secret_id, L.AWSPENDING)
+
+        await self.db.write(tx_fn)
 
     # ------------------------------------------------------------------------------ history
 

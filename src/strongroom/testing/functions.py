@@ -8,7 +8,8 @@ import zipfile
 __all__ = ["GENERIC_ROTATION", "zipped"]
 
 # A rotation function in the shape of AWS's generic template: createSecret stores a new random
-# value on AWSPENDING, finishSecret moves AWSCURRENT. Environment variables make it fail or stall.
+# value on AWSPENDING, finishSecret moves AWSCURRENT. Environment variables make it fail or stall
+# (FAIL_STEP, SLEEP_STEP + SLEEP_SECONDS), or write the predictable value VALUE_PREFIX + token.
 GENERIC_ROTATION = '''
 import os, time, boto3
 
@@ -32,7 +33,10 @@ def lambda_handler(event, context):
         try:
             sm.get_secret_value(SecretId=arn, VersionId=token, VersionStage="AWSPENDING")
         except sm.exceptions.ResourceNotFoundException:
-            pw = sm.get_random_password(ExcludeCharacters="/@\\"'\\\\")["RandomPassword"]
+            if "VALUE_PREFIX" in os.environ:
+                pw = os.environ["VALUE_PREFIX"] + token
+            else:
+                pw = sm.get_random_password(ExcludeCharacters="/@\\"'\\\\")["RandomPassword"]
             sm.put_secret_value(SecretId=arn, ClientRequestToken=token, SecretString=pw, VersionStages=["AWSPENDING"])
     elif step == "finishSecret":
         current = next(v for v, s in stages.items() if "AWSCURRENT" in s)
