@@ -215,4 +215,11 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX invocations_by_function ON function_invocations (function_arn, id)",
     ],
+    # 8: cross-account replication. Each side keeps its own view of the link, as on AWS, where
+    # either account can end it from its side: a replica its primary (ARN and status), a primary
+    # its replicas (ARN, role, status). JSON text, like ``replicas``.
+    [
+        "ALTER TABLE secrets ADD COLUMN cross_account_primary TEXT",
+        "ALTER TABLE secrets ADD COLUMN cross_account_replicas TEXT NOT NULL DEFAULT '[]'",
+    ],
 ]

@@ -59,11 +59,14 @@ class SecretRow:
     primary_arn: str | None = None
     replicas: list[dict[str, Any]] = field(default_factory=list)
     rotation_due_at: float | None = None  # the moment inside the window the scheduler picked
+    cross_account_primary: dict[str, Any] | None = None  # on a cross-account replica
+    cross_account_replicas: list[dict[str, Any]] = field(default_factory=list)  # on its primary
 
 
 SECRET_COLUMNS = [f.name for f in fields(SecretRow)]
 _SELECT = "SELECT " + ", ".join(SECRET_COLUMNS) + " FROM secrets"
-_JSON_COLUMNS = {"rotation_rules", "external_metadata", "tags", "replicas"}
+_JSON_COLUMNS = {"rotation_rules", "external_metadata", "tags", "replicas", "cross_account_primary",
+                 "cross_account_replicas"}
 _JSON_INDEXES = [i for i, name in enumerate(SECRET_COLUMNS) if name in _JSON_COLUMNS]
 
 

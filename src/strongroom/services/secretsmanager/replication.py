@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from strongroom.context import RequestContext
+from strongroom.services.secretsmanager import cross_account
 from strongroom.services.secretsmanager import messages as M
 from strongroom.services.secretsmanager.values import key_ref_for
 from strongroom.store import Tx
@@ -94,7 +95,10 @@ def remove(sm: SecretsManager, tx: Tx, primary: SecretRow, regions: list[str]) -
 
 
 def sync(sm: SecretsManager, tx: Tx, primary: SecretRow) -> None:
-    """Rewrite every in-sync replica from the primary: metadata, versions, labels, policies."""
+    """Rewrite every in-sync replica from the primary: metadata, versions, labels, policies; and
+    bring its cross-account replicas up to date (their values and labels only)."""
+    if primary.cross_account_replicas:
+        cross_account.sync(sm, tx, primary)
     if not primary.replicas:
         return
     versions = q.versions_of(tx, primary.id)

@@ -24,7 +24,7 @@ from strongroom.errors import AWSError
 from strongroom.context import RequestContext
 from strongroom.members import Members, without_none
 from strongroom.services.secretsmanager import messages as M
-from strongroom.services.secretsmanager import policies, replication, tags
+from strongroom.services.secretsmanager import cross_account, policies, replication, tags
 from strongroom.services.secretsmanager.listing import Lister
 from strongroom.services.secretsmanager.values import ValueCipher, key_ref_for
 from strongroom.store import Conflict, Database, Tx
@@ -74,8 +74,8 @@ class SecretsManager:
             "StopReplicationToReplica": self.stop_replication_to_replica,
             "RotateSecret": self.rotate_secret,
             "CancelRotateSecret": self.cancel_rotate_secret,
-            "AssociateCrossAccountReplica": self.not_yet_cross_account,
-            "DisassociateCrossAccountReplica": self.not_yet_cross_account,
+            "AssociateCrossAccountReplica": self.associate_cross_account_replica,
+            "DisassociateCrossAccountReplica": self.disassociate_cross_account_replica,
         }
 
     # ------------------------------------------------------------------------------ look-ups
@@ -131,13 +131,16 @@ class SecretsManager:
         ctx.authz.check_secret(tx, ctx, secret, resource, has_policy)
 
     def find_live(self, tx: Tx, ctx: RequestContext, secret_id: str, lock: bool = True,
-                  primary_only: bool = True) -> SecretRow:
-        """A secret a write may change: not scheduled for deletion, not a replica."""
+                  primary_only: bool = True, own_metadata: bool = False) -> SecretRow:
+        """A secret a write may change: not scheduled for deletion, not a replica. ``own_metadata``:
+        the write is of tags or resource policies, which a cross-account replica keeps as its own."""
         row = self.find(tx, ctx, secret_id, lock=lock)
         if row.deleted_date is not None:
             raise M.invalid_request(M.MARKED_FOR_DELETION)
         if primary_only and row.primary_arn is not None:
             raise M.invalid_parameter(M.REPLICA_WRITE)
+        if primary_only and not own_metadata:
+            cross_account.check_writable(row)
         return row
 
     # -------------------------------------------------------------------------------- values
@@ -256,7 +259,7 @@ class SecretsManager:
             # AWS, LocalStack snapshot test_invalid_secret_name: ValidationException
             raise AWSError("ValidationException", INVALID_NAME_MESSAGE)
         if "CrossAccountPrimaryARN" in p:
-            raise self._cross_account_error()
+            return await cross_account.create_replica(self, ctx, p)
         value = self._value_of(p, required=False)
         token = self._token(p) if value is not None else p.get("ClientRequestToken")
         new_tags = tags.validate(p.get("Tags", []))
@@ -535,6 +538,7 @@ class SecretsManager:
                 raise M.invalid_parameter(
                     "You can't delete secret " + secret.arn + " that still has replica regions ["
                     + ", ".join(r["Region"] for r in secret.replicas) + "].")
+            cross_account.check_deletable(secret)
             if force:
                 q.delete_secret_row(tx, secret.id)
                 return {"ARN": secret.arn, "Name": secret.name, "DeletionDate": now}
@@ -595,6 +599,7 @@ class SecretsManager:
             by_version.setdefault(vid, []).append(stage)
         out = self.entry(secret, by_version)
         out["VersionIdsToStages"] = out.pop("SecretVersionsToStages")
+        out.update(cross_account.describe(secret))
         return out
 
     @staticmethod
@@ -674,7 +679,7 @@ class SecretsManager:
         new_tags = tags.validate(p["Tags"])
 
         def tx_fn(tx: Tx) -> dict[str, Any]:
-            secret = self.find_live(tx, ctx, p["SecretId"])
+            secret = self.find_live(tx, ctx, p["SecretId"], own_metadata=True)
             secret.tags = tags.merge(secret.tags, new_tags)
             secret.last_changed_date = clock.now()
             q.update_secret(tx, secret, "tags", "last_changed_date")
@@ -687,7 +692,7 @@ class SecretsManager:
         keys = tags.validate_keys(p["TagKeys"])
 
         def tx_fn(tx: Tx) -> dict[str, Any]:
-            secret = self.find_live(tx, ctx, p["SecretId"])
+            secret = self.find_live(tx, ctx, p["SecretId"], own_metadata=True)
             secret.tags = [t for t in secret.tags if t["Key"] not in keys]
             secret.last_changed_date = clock.now()
             q.update_secret(tx, secret, "tags", "last_changed_date")
@@ -725,7 +730,7 @@ class SecretsManager:
         name = p.get("PolicyName", "default")
 
         def tx_fn(tx: Tx) -> dict[str, Any]:
-            secret = self.find_live(tx, ctx, p["SecretId"])
+            secret = self.find_live(tx, ctx, p["SecretId"], own_metadata=True)
             q.put_policy(tx, secret.id, name, document, clock.now())
             replication.sync(self, tx, secret)
             out = {"ARN": secret.arn, "Name": secret.name}
@@ -751,7 +756,7 @@ class SecretsManager:
 
     async def delete_resource_policy(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         def tx_fn(tx: Tx) -> dict[str, Any]:
-            secret = self.find_live(tx, ctx, p["SecretId"])
+            secret = self.find_live(tx, ctx, p["SecretId"], own_metadata=True)
             q.delete_policy(tx, secret.id, p.get("PolicyName"))
             replication.sync(self, tx, secret)
             out = {"ARN": secret.arn, "Name": secret.name}
@@ -808,10 +813,19 @@ class SecretsManager:
     async def stop_replication_to_replica(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         def tx_fn(tx: Tx) -> dict[str, Any]:
             secret = self.find_live(tx, ctx, p["SecretId"], primary_only=False)
-            replication.promote(self, tx, secret)
+            if secret.cross_account_primary is not None:
+                cross_account.stop(self, tx, ctx, secret)
+            else:
+                replication.promote(self, tx, secret)
             return {"ARN": secret.arn}
 
         return await self.db.write(tx_fn)
+
+    async def associate_cross_account_replica(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        return await cross_account.associate(self, ctx, p)
+
+    async def disassociate_cross_account_replica(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        return await cross_account.disassociate(self, ctx, p)
 
     # ------------------------------------------------------------------------------ rotation
 
@@ -826,14 +840,6 @@ class SecretsManager:
             raise AWSError("InvalidRequestException",
                            "Rotation is not available on this strongroom server yet.")
         return await self.rotation.cancel_rotate_secret(ctx, p)  # type: ignore[no-any-return]
-
-    @staticmethod
-    def _cross_account_error() -> AWSError:
-        return AWSError("InvalidRequestException",
-                        "Cross-account replication is not available on this strongroom server yet.")
-
-    async def not_yet_cross_account(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        raise self._cross_account_error()
 
 
 def new_token() -> str:
