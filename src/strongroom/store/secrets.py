@@ -75,8 +75,10 @@ def _secret(row: tuple[Any, ...] | None) -> SecretRow | None:
         return None
     values = list(row)
     for i in _JSON_INDEXES:
-        if values[i] is not None:
-            values[i] = orjson.loads(values[i])
+        text = values[i]
+        if text is not None:
+            # Most secrets have no replicas and no links: a fresh empty list, without a parse.
+            values[i] = [] if text == "[]" else orjson.loads(text)
     return SecretRow(*values)
 
 

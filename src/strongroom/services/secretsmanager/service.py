@@ -605,29 +605,28 @@ class SecretsManager:
     @staticmethod
     def entry(secret: SecretRow, by_version: dict[str, list[str]]) -> dict[str, Any]:
         """The members DescribeSecret and ListSecrets share; only those with a value."""
-        out: dict[str, Any] = {"ARN": secret.arn, "Name": secret.name}
-        optional = (
-            ("Type", secret.type),
-            ("Description", secret.description),
-            ("KmsKeyId", secret.kms_key_id),
-            ("RotationEnabled", None if secret.rotation_enabled is None else bool(secret.rotation_enabled)),
-            ("RotationLambdaARN", secret.rotation_lambda_arn),
-            ("RotationRules", without_none(secret.rotation_rules)),
-            ("ExternalSecretRotationMetadata", without_none(secret.external_metadata)),
-            ("ExternalSecretRotationRoleArn", secret.external_role_arn),
-            ("LastRotatedDate", secret.last_rotated_date),
-            ("LastChangedDate", secret.last_changed_date),
-            ("LastAccessedDate", secret.last_accessed_date),
-            ("DeletedDate", secret.deletion_date if secret.deleted_date is not None else None),
-            ("NextRotationDate", secret.next_rotation_date if secret.rotation_enabled else None),
-            ("Tags", secret.tags or None),  # stored as parsed: the protocol drops nulls on the way in
-            ("SecretVersionsToStages", by_version),
-            ("OwningService", secret.owning_service),
-            ("CreatedDate", secret.created_date),
-        )
-        for key, value in optional:
-            if value is not None:
-                out[key] = value
+        members = {
+            "ARN": secret.arn,
+            "Name": secret.name,
+            "Type": secret.type,
+            "Description": secret.description,
+            "KmsKeyId": secret.kms_key_id,
+            "RotationEnabled": None if secret.rotation_enabled is None else bool(secret.rotation_enabled),
+            "RotationLambdaARN": secret.rotation_lambda_arn,
+            "RotationRules": without_none(secret.rotation_rules),
+            "ExternalSecretRotationMetadata": without_none(secret.external_metadata),
+            "ExternalSecretRotationRoleArn": secret.external_role_arn,
+            "LastRotatedDate": secret.last_rotated_date,
+            "LastChangedDate": secret.last_changed_date,
+            "LastAccessedDate": secret.last_accessed_date,
+            "DeletedDate": secret.deletion_date if secret.deleted_date is not None else None,
+            "NextRotationDate": secret.next_rotation_date if secret.rotation_enabled else None,
+            "Tags": secret.tags or None,  # stored as parsed: the protocol drops nulls on the way in
+            "SecretVersionsToStages": by_version,
+            "OwningService": secret.owning_service,
+            "CreatedDate": secret.created_date,
+        }
+        out = {k: v for k, v in members.items() if v is not None}
         out.update(replication.describe(secret))
         return Members(out)  # no None anywhere: serialized without the protocol's walk
 
