@@ -200,6 +200,20 @@ def _text(value: Any) -> Any:
     return value.replace("\x00", "\\u0000") if isinstance(value, str) and "\x00" in value else value
 
 
+def _append_whole(fd: int, data: bytes) -> None:
+    """Append all of ``data`` or nothing: a short write (a full disk, a file-size limit) is cut
+    back off before the error propagates, so the file never holds a torn record that the next
+    append would run into."""
+    written = 0
+    try:
+        while written < len(data):
+            written += os.write(fd, data[written:])
+    except OSError:
+        if written:
+            os.ftruncate(fd, os.fstat(fd).st_size - written)
+        raise
+
+
 class AuditTrail:
     """Durable, group-committed audit records; see the module docstring."""
 
@@ -234,14 +248,18 @@ class AuditTrail:
     async def _flush(self, batch: list[tuple[dict[str, Any], asyncio.Future[None]]]) -> None:
         records = [r for r, _ in batch]
         rows = [_row(r) for r in records]
+        appended = False
 
         def tx_fn(tx: Tx) -> None:
+            nonlocal appended
             tx.executemany("INSERT INTO audit_events (event_id, account_id, region, event_time, event_name, "
                            "event_source, read_only, username, access_key_id, resource_name, resource_type, "
                            "record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-            if self.directory is not None:
-                # In the same step as the insert, on the writer's thread: no second hand-off.
+            if self.directory is not None and not appended:
+                # In the same step as the insert, on the writer's thread: no second hand-off. Once
+                # only: PostgreSQL runs tx_fn again when a connection drops at its COMMIT.
                 self._append_files(records)
+                appended = True
 
         try:
             await self.db.write(tx_fn)
@@ -271,7 +289,7 @@ class AuditTrail:
                 fd = self._files.get(key)
                 if fd is None:
                     fd = self._open(key)
-                os.write(fd, b"".join(lines))
+                _append_whole(fd, b"".join(lines))
 
     def _open(self, key: str) -> int:
         assert self.directory is not None

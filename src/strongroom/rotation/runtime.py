@@ -16,6 +16,7 @@ import logging
 import os
 import resource
 import select
+import signal
 import subprocess
 import sys
 import threading
@@ -26,6 +27,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["FunctionSpec", "FunctionRuntime", "InvokeResult"]
+
+# An answer line longer than this (the function's result and its capped logs) kills the worker.
+MAX_ANSWER_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -71,10 +75,13 @@ class _Worker:
                                      stderr=subprocess.DEVNULL, env=env, preexec_fn=limits,
                                      cwd=spec.code_dir or None)
         self.started = time.monotonic()
+        self.failure = ""  # why the last call had no answer: "timeout", "exit", "too large", "invalid"
 
     def call(self, request: dict[str, Any], timeout: float) -> dict[str, Any] | None:
-        """The answer, or None when the worker died or ran out of time (it is then killed)."""
+        """The answer, or None when the worker died, ran out of time or answered something that is
+        not an answer (it is then killed, and ``failure`` says which)."""
         assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.failure = "exit"
         try:
             self.proc.stdin.write(json.dumps(request).encode() + b"\n")
             self.proc.stdin.flush()
@@ -82,11 +89,12 @@ class _Worker:
             self.kill()
             return None
         deadline = time.monotonic() + timeout
-        line = b""
+        line = bytearray()
         fd = self.proc.stdout.fileno()
         while not line.endswith(b"\n"):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
+                self.failure = "timeout"
                 self.kill()
                 return None
             ready, _, _ = select.select([fd], [], [], remaining)
@@ -97,7 +105,19 @@ class _Worker:
                 self.kill()
                 return None
             line += chunk
-        return json.loads(line)  # type: ignore[no-any-return]
+            if len(line) > MAX_ANSWER_BYTES:
+                self.failure = "too large"
+                self.kill()
+                return None
+        try:
+            answer = json.loads(line)
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            self.failure = "invalid"
+            self.kill()
+            return None
+        return answer
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -109,6 +129,22 @@ class _Worker:
         for stream in (self.proc.stdin, self.proc.stdout):
             if stream is not None:
                 stream.close()
+
+
+def _runtime_error(worker: _Worker, spec: FunctionSpec) -> dict[str, str]:
+    """Lambda's words for an invocation that ended without an answer."""
+    code = worker.proc.returncode
+    if worker.failure == "timeout":
+        return {"errorType": "Sandbox.Timedout", "errorMessage": f"Task timed out after {spec.timeout:.2f} seconds"}
+    if worker.failure == "too large":
+        return {"errorType": "Function.ResponseSizeTooLarge",
+                "errorMessage": f"Response payload size exceeded maximum allowed payload size ({MAX_ANSWER_BYTES} bytes)."}
+    if worker.failure == "invalid":
+        return {"errorType": "Runtime.InvalidResponse", "errorMessage": "The runtime answered with an unreadable response."}
+    if code is not None and code < 0:  # killed by a signal: the OOM killer, or the function itself
+        name = (signal.strsignal(-code) or f"signal {-code}").lower()  # "killed", "segmentation fault"
+        return {"errorType": "Runtime.ExitError", "errorMessage": f"Runtime exited with error: signal: {name}"}
+    return {"errorType": "Runtime.ExitError", "errorMessage": f"Runtime exited with error: exit status {code}"}
 
 
 class FunctionRuntime:
@@ -158,11 +194,7 @@ class FunctionRuntime:
                              spec.timeout)
         duration = int((time.monotonic() - started) * 1000)
         if answer is None:
-            message = f"Task timed out after {spec.timeout:.2f} seconds" if worker.proc.returncode in (-9, None) \
-                else f"Runtime exited with error: exit status {worker.proc.returncode}"
-            return InvokeResult(False, error={"errorType": "Sandbox.Timedout" if "timed out" in message
-                                              else "Runtime.ExitError", "errorMessage": message},
-                                duration_ms=duration)
+            return InvokeResult(False, error=_runtime_error(worker, spec), duration_ms=duration)
         self._give_back(spec, worker)
         return InvokeResult(bool(answer.get("ok")), answer.get("result"), answer.get("error"),
                             answer.get("logs", ""), duration)

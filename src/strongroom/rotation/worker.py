@@ -3,8 +3,10 @@
 It imports the handler once (``module.function``, from ``CODE_DIR`` for uploaded zips, or a
 built-in ``strongroom.rotation.builtin.*`` module) and then serves invocations, one JSON line in
 on stdin, one JSON line out on the original stdout, until stdin closes. What the function prints
-or logs is captured per invocation and returned with the answer, like Lambda's log stream, and
-never reaches the server's own log.
+or logs is captured per invocation (its first million characters) and returned with the answer,
+like Lambda's log stream, and never reaches the server's own log. Bytes written to file
+descriptor 1 by other means (``os.write``, child processes) go where stderr goes, never into
+the answers.
 
 Answer: ``{"ok": true, "result": ...}`` or ``{"ok": false, "error": {"errorType", "errorMessage",
 "stackTrace"}}``, each with ``"logs"``.
@@ -45,20 +47,47 @@ class _Context:
 
 
 class _Capture(io.TextIOBase):
-    """sys.stdout / sys.stderr / the root log handler's stream, during an invocation."""
+    """sys.stdout / sys.stderr / the root log handler's stream, during an invocation.
+
+    Keeps the first ``limit`` characters a function prints (then one line saying the rest was
+    dropped), counted as they come: a function printing megabytes neither slows down with every
+    line nor sends them all to the server."""
+
+    limit = 1_000_000
 
     def __init__(self) -> None:
         self.buffer_: list[str] = []
+        self.size = 0
+        self.dropped = 0
 
     def write(self, text: str) -> int:
-        if sum(len(b) for b in self.buffer_) < 1_000_000:
+        room = self.limit - self.size
+        if len(text) <= room:
             self.buffer_.append(text)
+            self.size += len(text)
+        else:
+            if room > 0:
+                self.buffer_.append(text[:room])
+                self.size += room
+            self.dropped += len(text) - max(room, 0)
         return len(text)
 
+    def note(self, text: str) -> None:
+        """The runtime's own lines ([ERROR], END, REPORT): kept even when the function's output was cut."""
+        self._mark_cut()
+        self.buffer_.append(text + "\n")
+
     def take(self) -> str:
+        self._mark_cut()
         text = "".join(self.buffer_)
         self.buffer_.clear()
+        self.size = 0
         return text
+
+    def _mark_cut(self) -> None:
+        if self.dropped:
+            self.buffer_.append(f"\n[output truncated: {self.dropped} more characters dropped]\n")
+            self.dropped = 0
 
 
 def _load(handler: str, code_dir: str | None) -> Any:
@@ -73,6 +102,9 @@ def _load(handler: str, code_dir: str | None) -> Any:
 
 def main() -> None:
     protocol_out = os.fdopen(os.dup(1), "w", buffering=1)
+    # Only protocol_out answers the server: whatever else reaches file descriptor 1 (os.write,
+    # a child process's output) goes where stderr goes, instead of into the answer stream.
+    os.dup2(2, 1)
     capture = _Capture()
     sys.stdout = capture
     sys.stderr = capture
@@ -104,9 +136,9 @@ def main() -> None:
             except Exception as exc:  # noqa: BLE001 - the function's failure is the answer
                 answer = {"ok": False, "error": {"errorType": type(exc).__name__, "errorMessage": str(exc),
                                                  "stackTrace": traceback.format_tb(exc.__traceback__)}}
-                print(f"[ERROR] {type(exc).__name__}: {exc}")
-        print(f"END RequestId: {request_id}")
-        print(f"REPORT RequestId: {request_id}\tDuration: {(time.time() - started) * 1000:.2f} ms")
+                capture.note(f"[ERROR] {type(exc).__name__}: {exc}")
+        capture.note(f"END RequestId: {request_id}")
+        capture.note(f"REPORT RequestId: {request_id}\tDuration: {(time.time() - started) * 1000:.2f} ms")
         answer["logs"] = capture.take()
         protocol_out.write(json.dumps(answer, default=str) + "\n")
 

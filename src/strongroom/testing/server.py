@@ -13,7 +13,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,7 @@ class ServerProcess:
     def __init__(self, *, database_url: str | None = None, dev: bool = False, data_dir: Path | None = None,
                  access_key_id: str = TEST_ACCESS_KEY_ID, secret_access_key: str = TEST_SECRET_ACCESS_KEY,
                  extra_args: list[str] | None = None, env: dict[str, str] | None = None,
-                 port: int | None = None) -> None:
+                 port: int | None = None, preexec_fn: Callable[[], None] | None = None) -> None:
         self._tmp = None if data_dir is not None else tempfile.TemporaryDirectory(prefix="strongroom-")
         self.data_dir = data_dir or Path(self._tmp.name)  # type: ignore[union-attr]
         self.database_url = database_url
@@ -61,6 +61,7 @@ class ServerProcess:
         self.extra_args = extra_args or []
         self.extra_env = env or {}
         self.port = port or free_port()
+        self.preexec_fn = preexec_fn  # runs in the child before exec: e.g. resource limits for fault tests
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server.log"
 
@@ -82,7 +83,8 @@ class ServerProcess:
                    STRONGROOM_ADMIN_SECRET_ACCESS_KEY=self.secret_access_key)
         env.update(self.extra_env)
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, env=env,
+                                     preexec_fn=self.preexec_fn)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
