@@ -36,7 +36,7 @@ import psycopg
 import pytest
 from botocore.exceptions import ClientError
 
-from strongroom.testing import ServerProcess, postgres_schema
+from strongroom.testing import ServerProcess, postgres_schema, wait_for
 from strongroom.testing.faults import TCPProxy, via_proxy
 
 
@@ -50,16 +50,6 @@ def client_for(server: ServerProcess, service: str = "secretsmanager", **config:
     return boto3.client(service, endpoint_url=server.endpoint, region_name="us-east-1",
                         aws_access_key_id=server.access_key_id, aws_secret_access_key=server.secret_access_key,
                         config=config)
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"{what} not met within {timeout}s")
 
 
 # ------------------------------------------------------------------ PostgreSQL: cuts and restarts

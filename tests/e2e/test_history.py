@@ -11,9 +11,8 @@ import json
 import os
 import signal
 import sqlite3
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from strongroom.testing import ServerProcess, postgres_schema
+from strongroom.testing import ServerProcess, postgres_schema, wait_for
 from strongroom.testing.functions import zipped
 from strongroom.testing.history import (ROTATION_ENV, ROTATION_FUNCTION, History, Op, Workload, check, client_for,
                                         read_final_state, rotation_value)
@@ -37,16 +36,6 @@ ROTATION_POLICY = json.dumps({"Version": "2012-10-17", "Statement": [{
     "Resource": "*"}]})
 TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{
     "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"{what} not met within {timeout}s")
 
 
 def rotation_function(server: ServerProcess, name: str, env: dict[str, str] | None = None) -> str:

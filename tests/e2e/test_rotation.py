@@ -9,7 +9,7 @@ import uuid
 import pytest
 from botocore.exceptions import ClientError
 
-from strongroom.testing import ServerProcess
+from strongroom.testing import ServerProcess, wait_for
 from strongroom.testing.functions import zipped
 
 FAST = {"STRONGROOM_ROTATION_RETRY_BASE_SECONDS": "0.3", "STRONGROOM_ROTATION_MAX_ATTEMPTS": "2",
@@ -44,16 +44,6 @@ def make_function(lam, name: str, env: dict[str, str] | None = None, allow: bool
         lam.add_permission(FunctionName=name, StatementId="sm", Action="lambda:InvokeFunction",
                            Principal="secretsmanager.amazonaws.com")
     return arn
-
-
-def wait_for(predicate, timeout: float = 30.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 def pending_value(sm, name: str) -> str | None:

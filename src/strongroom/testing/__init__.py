@@ -5,5 +5,6 @@ stops it by its PID; :func:`postgres_schema` gives a test run its own PostgreSQL
 """
 
 from strongroom.testing.server import ServerProcess, free_port, postgres_schema
+from strongroom.testing.waiting import wait_for
 
-__all__ = ["ServerProcess", "free_port", "postgres_schema"]
+__all__ = ["ServerProcess", "free_port", "postgres_schema", "wait_for"]
