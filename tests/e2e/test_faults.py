@@ -394,9 +394,13 @@ def test_sqlite_disk_full_refuses_writes_cleanly_and_recovers(kind: str, tmp_pat
             print(f"{kind}: {len(acknowledged)} writes, then refused; writable again "
                   f"{time.monotonic() - freed:.2f}s after space returned")
 
-            # A refused put may have been applied (its audit record was what failed): retried with
-            # its token, as an SDK does, it answers with that same version, never a second one.
+            # A refused put may have been applied (its JSON line was what failed), but never without
+            # its record: that commits in the write's own transaction. Retried with its token, as an
+            # SDK does, it answers with that same version, never a second one.
             applied_before_retry = [t for t, *_ in refused if _exists(sm, t)]
+            early = _audited_puts(client_for(srv, "cloudtrail"))
+            for token in applied_before_retry:
+                assert "" in early.get(token, []), f"{token} was applied without its audit record"
             for token, *_ in refused:
                 answer = sm.put_secret_value(SecretId="full", ClientRequestToken=token, SecretString=values[token])
                 assert answer["VersionId"] == token

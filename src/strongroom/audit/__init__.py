@@ -7,7 +7,10 @@ when a directory is given, to JSON-lines files in CloudTrail's layout::
 
 **Fail closed.** ``record`` returns only once the record is committed; the server answers a call
 only after that, so a read whose record cannot be written does not return the secret (the caller
-gets ``InternalServiceError``). Writes are refused up front while the trail is failing.
+gets ``InternalServiceError``). Writes are refused up front while the trail is failing, and a
+Secrets Manager write's record is inserted in the write's own transaction (the pipeline passes
+:meth:`AuditTrail.insert` as the store's ``write_hook``): the change and its record commit
+together, so no change is ever applied without its record.
 
 **Group commit.** Records from concurrent requests are written together, one transaction per
 batch, so auditing every GetSecretValue costs a share of one commit, not a commit each.
@@ -214,8 +217,23 @@ def _append_whole(fd: int, data: bytes) -> None:
         raise
 
 
+def _insert(tx: Tx, rows: list[tuple[Any, ...]]) -> None:
+    tx.executemany("INSERT INTO audit_events (event_id, account_id, region, event_time, event_name, "
+                   "event_source, read_only, username, access_key_id, resource_name, resource_type, "
+                   "record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+
 class AuditTrail:
     """Durable, group-committed audit records; see the module docstring."""
+
+    def insert(self, tx: Tx, record: dict[str, Any]) -> None:
+        """Add ``record`` to the database in the caller's transaction (a write and its record then
+        commit together); :meth:`append_file` writes its JSON line once that transaction committed."""
+        _insert(tx, [_row(record)])
+
+    def append_file(self, record: dict[str, Any]) -> None:
+        if self.directory is not None:
+            self._append_files([record])
 
     def __init__(self, db: Database, directory: Path | None = None, retention_days: float = 365.0) -> None:
         self.db = db
@@ -247,14 +265,12 @@ class AuditTrail:
 
     async def _flush(self, batch: list[tuple[dict[str, Any], asyncio.Future[None]]]) -> None:
         records = [r for r, _ in batch]
-        rows = [_row(r) for r in records]
+        rows: list[tuple[Any, ...]] = []
         appended = False
 
         def tx_fn(tx: Tx) -> None:
             nonlocal appended
-            tx.executemany("INSERT INTO audit_events (event_id, account_id, region, event_time, event_name, "
-                           "event_source, read_only, username, access_key_id, resource_name, resource_type, "
-                           "record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            _insert(tx, rows)
             if self.directory is not None and not appended:
                 # In the same step as the insert, on the writer's thread: no second hand-off. Once
                 # only: PostgreSQL runs tx_fn again when a connection drops at its COMMIT.
@@ -262,6 +278,9 @@ class AuditTrail:
                 appended = True
 
         try:
+            # Inside the try: a record that cannot be serialized fails its batch closed instead of
+            # leaving every call in the batch waiting forever on its future.
+            rows = [_row(r) for r in records]
             await self.db.write(tx_fn)
         except Exception as exc:  # noqa: BLE001 - every waiting call fails closed
             self.healthy = False
@@ -352,6 +371,8 @@ class AuditTrail:
                 before = int(token)
             except ValueError:
                 raise AWSError("InvalidNextTokenException", "Invalid NextToken.") from None
+            if not 0 < before < 2**63:  # an event id: outside a 64-bit column's range is no token of ours
+                raise AWSError("InvalidNextTokenException", "Invalid NextToken.")
             where.append("id < ?")
             args.append(before)
 

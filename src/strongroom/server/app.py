@@ -35,7 +35,7 @@ from strongroom.auth.principal import Credential, VerifiedRequest
 from strongroom.auth.sigv4 import SigV4Verifier
 from strongroom.errors import AWSError
 from strongroom.protocol.query import QueryProtocol
-from strongroom.store import Unstorable
+from strongroom.store import Unstorable, WriteHook, write_hook
 from strongroom.protocol.rest_json import RestJSONProtocol
 from strongroom.context import RequestContext
 
@@ -48,6 +48,11 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 Handler = Callable[[RequestContext, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 _JSON_HEADERS = [(b"content-type", b"application/x-amz-json-1.1")]
+
+
+class _ClientGone(asyncio.CancelledError):
+    """The client closed the connection before its body arrived: no one to answer, nothing to log
+    (a plain CancelledError reaching uvicorn is logged as an error with its traceback)."""
 
 
 def _audit_unavailable(request_id: str) -> AWSError:
@@ -94,13 +99,19 @@ class App:
         self.health = health or (lambda: {})
         self.ready = False
         self._default = services[0]
+        # Requests no route or target claims are read as the query protocol; these answer instead
+        # when the signature names a service that speaks another protocol.
+        self._by_signing_name = {s.signing_name: s for s in services if not s.query}
 
     # ASGI entry ---------------------------------------------------------------------------
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            await self.http(scope, receive, send)
+            try:
+                await self.http(scope, receive, send)
+            except _ClientGone:
+                return
         elif kind == "lifespan":
             await self.lifespan(receive, send)
 
@@ -136,9 +147,13 @@ class App:
         if path.startswith("/_strongroom/"):
             await self.admin(path, method, receive, send)
             return
+        # Routes match the path as sent (route() decodes each parameter once): on the decoded
+        # path a function name holding "/" (%2F) would match another operation's route.
+        raw_path = scope.get("raw_path")
+        rest_path = raw_path.decode("latin-1") if raw_path else path
         for service in self.rest_services:
             try:
-                found = service.protocol.route(method, path)
+                found = service.protocol.route(method, rest_path)
             except AWSError as err:
                 await self.respond_rest(send, service, err, str(uuid.uuid4()))
                 return
@@ -159,11 +174,15 @@ class App:
             raw = await self.read_body(scope, receive, self.max_body_bytes)
             headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
             _, _, signing_name = self.verifier.identify(headers)
+            if signing_name not in self.query_services and signing_name in self._by_signing_name:
+                await self.respond_unrouted(send, self._by_signing_name[signing_name], method, scope["path"],
+                                            request_id)
+                return
             service = self.query_services.get(signing_name, service)
             form = service.protocol.form(raw, scope.get("query_string", b"").decode("latin-1"))
             operation = service.protocol.operation_for(form)
             if operation is None:
-                raise AWSError("UnknownOperationException", "")
+                raise AWSError("UnknownOperationException", "The request names no Action.")
             verified = self.authenticate(method, scope, headers, raw, service)
             ctx = self.context(verified, request_id, scope, headers)
             result = await self.audited(ctx, service, operation, lambda p: service.protocol.parse(operation, form))
@@ -187,10 +206,14 @@ class App:
             target = None
             for name, value in headers:
                 if name.lower() == "x-amz-target":
+                    if target is not None:  # which one? Refused rather than guessed
+                        raise AWSError("UnknownOperationException", "The request has more than one X-Amz-Target header.")
                     target = value
-                    break
-            if method != "POST" or target is None:
-                raise AWSError("UnknownOperationException", "")
+            if method != "POST":
+                raise AWSError("UnknownOperationException", f"The method {method[:20]} is not supported: requests are "
+                               "POST with an X-Amz-Target header naming the operation.")
+            if target is None:
+                raise AWSError("UnknownOperationException", "The request has no X-Amz-Target header naming the operation.")
             prefix = target.rpartition(".")[0]
             service = self.by_prefix.get(prefix, service)
             operation = service.protocol.operation_for_target(target)            # 2. route
@@ -234,6 +257,15 @@ class App:
             return
         await self.send_response(send, response.status, response.headers, response.body, request_id)
 
+    async def respond_unrouted(self, send: Send, service: Service, method: str, path: str, request_id: str) -> None:
+        """UnknownOperationException in the wire format of the service the request was signed for."""
+        err = AWSError("UnknownOperationException", f"No {service.signing_name} operation matches "
+                       f"{method[:20]} {path[:200]}.")
+        if service.rest:
+            await self.respond_rest(send, service, err, request_id)
+        else:
+            await self.send_response(send, err.status, _JSON_HEADERS, service.protocol.serialize_error(err), request_id)
+
     async def respond_rest(self, send: Send, service: Service, err: AWSError, request_id: str) -> None:
         response = service.protocol.serialize_error(err)
         await self.send_response(send, response.status, response.headers, response.body, request_id)
@@ -256,6 +288,7 @@ class App:
         params: dict[str, Any] = {}
         result: dict[str, Any] | None = None
         error: AWSError | None = None
+        committed: list[dict[str, Any]] = []  # a record written with the call's write transaction
         try:
             params = parse(None)                                                 # 4. parse
             ctx = RequestContext(ctx.account_id, ctx.region, ctx.principal_arn, ctx.request_id, ctx.source_ip,
@@ -264,16 +297,27 @@ class App:
             if self.audit is not None and not self.audit.healthy and not is_read_only(operation):
                 raise _audit_unavailable(ctx.request_id)
             await self.authorize(ctx, service.signing_name, operation, params)   # 5. authorize
+            hook = None
+            if self.audit is not None and service.signing_name == "secretsmanager" and not is_read_only(operation):
+                # A Secrets Manager write's record goes into the write's own transaction.
+                hook = write_hook.set(self._record_in_tx(ctx, operation, params, committed))
             try:
                 result = await service.handlers[operation](ctx, params)          # 6. dispatch
             except Unstorable:
                 raise AWSError("InvalidParameterException",
                                "The request contains a character (U+0000) that cannot be stored.") from None
+            finally:
+                if hook is not None:
+                    write_hook.reset(hook)
         except AWSError as err:
             error = err
         if self.audit is not None:                                               # 7. audit
             try:
-                await self.audit.record(api_call_record(ctx, service.signing_name, operation, params, result, error))
+                if error is None and committed:  # in the database with the write; now its JSON line
+                    self.audit.append_file(committed[0])
+                else:
+                    await self.audit.record(api_call_record(ctx, service.signing_name, operation, params, result,
+                                                            error))
             except Exception:  # noqa: BLE001 - fail closed: no record, no answer
                 log.error("audit record for request %s could not be written; answer withheld", ctx.request_id)
                 raise _audit_unavailable(ctx.request_id) from None
@@ -281,6 +325,25 @@ class App:
             raise error
         assert result is not None
         return result
+
+    def _record_in_tx(self, ctx: RequestContext, operation: str, params: dict[str, Any],
+                      committed: list[dict[str, Any]]) -> WriteHook:
+        """The step that adds this call's record to its write transaction. The answer members come
+        from what the transaction returned (a Secrets Manager write returns its answer there)."""
+        audit = self.audit
+        assert audit is not None
+
+        class Record(WriteHook):
+            def __call__(self, tx: Any, returned: Any) -> None:
+                record = api_call_record(ctx, "secretsmanager", operation, params,
+                                         returned if isinstance(returned, dict) else None, None)
+                audit.insert(tx, record)
+                committed[:] = [record]  # PostgreSQL may run the transaction again: the last one counts
+
+            def discard(self) -> None:
+                committed.clear()  # rolled back: the call is recorded the usual way
+
+        return Record()
 
     async def authorize(self, ctx: RequestContext, service: str, operation: str, params: dict[str, Any]) -> None:
         """IAM's decision for calls not about one secret (those are decided once it is found)."""
@@ -334,7 +397,7 @@ class App:
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                raise asyncio.CancelledError()
+                raise _ClientGone()
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:

@@ -1,5 +1,5 @@
 """Relational storage: one code path for SQLite (the default) and PostgreSQL."""
 
-from strongroom.store.database import Conflict, Database, Tx, Unstorable, open_database
+from strongroom.store.database import Conflict, Database, Tx, Unstorable, WriteHook, open_database, write_hook
 
-__all__ = ["Conflict", "Database", "Tx", "Unstorable", "open_database"]
+__all__ = ["Conflict", "Database", "Tx", "Unstorable", "WriteHook", "open_database", "write_hook"]

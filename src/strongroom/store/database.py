@@ -30,13 +30,54 @@ import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from strongroom.store.schema import MIGRATIONS
 
-__all__ = ["Conflict", "Database", "Tx", "Unstorable", "open_database", "SQLiteDatabase", "PostgresDatabase"]
+__all__ = ["Conflict", "Database", "Tx", "Unstorable", "WriteHook", "open_database", "SQLiteDatabase", "PostgresDatabase",
+           "write_hook"]
 
 T = TypeVar("T")
+
+class WriteHook:
+    """A step to run at the end of the *next* write transaction of the current task, in that same
+    transaction. The request pipeline sets one (``write_hook``) so that a write and its audit
+    record commit together or not at all. ``write`` takes it (it runs once), calls it inside the
+    transaction, and calls :meth:`discard` when that transaction did not commit."""
+
+    def __call__(self, tx: Tx, returned: Any) -> None:
+        raise NotImplementedError
+
+    def discard(self) -> None:
+        """The transaction the step ran in was rolled back (or never ran)."""
+
+
+write_hook: ContextVar[WriteHook | None] = ContextVar("strongroom_write_hook", default=None)
+
+
+def _take_hook(fn: Callable[[Tx], T]) -> tuple[Callable[[Tx], T], WriteHook | None]:
+    hook = write_hook.get()
+    if hook is None:
+        return fn, None
+    write_hook.set(None)
+
+    def run(tx: Tx) -> T:
+        result = fn(tx)
+        hook(tx, result)
+        return result
+
+    return run, hook
+
+
+async def _hooked_write(submit: Callable[[Callable[[Tx], T]], Future[T]], fn: Callable[[Tx], T]) -> T:
+    run, hook = _take_hook(fn)
+    try:
+        return await asyncio.wrap_future(submit(run))
+    except BaseException:
+        if hook is not None:
+            hook.discard()
+        raise
 Row = tuple[Any, ...]
 
 
@@ -212,7 +253,7 @@ class SQLiteDatabase(Database):
         return self._submit(fn).result()  # type: ignore[no-any-return]
 
     async def write(self, fn: Callable[[Tx], T]) -> T:
-        return await asyncio.wrap_future(self._submit(fn))  # type: ignore[no-any-return]
+        return await _hooked_write(self._submit, fn)
 
     def _writer_loop(self) -> None:
         conn = self._writer_conn
@@ -377,7 +418,7 @@ class PostgresDatabase(Database):
         return await asyncio.wrap_future(self._pool.submit(self._run, fn, True, snapshot))
 
     async def write(self, fn: Callable[[Tx], T]) -> T:
-        return await asyncio.wrap_future(self._pool.submit(self._run, fn, False))
+        return await _hooked_write(lambda run: self._pool.submit(self._run, run, False), fn)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
