@@ -346,3 +346,16 @@ def test_invocation_logs_are_kept_encrypted_and_read_back(tmp_path):
                          capture_output=True, text=True, check=True).stdout
     assert out.count(marker) == 3 and f"{marker} 2" in out
     assert out.count("succeeded") == 3
+
+
+def test_caller_text_cannot_forge_a_server_log_line(clients, rot_server):
+    """A ClientRequestToken is caller text, and the engine logs it when an attempt fails: a newline
+    in it stays inside its own line, escaped."""
+    sm, lam = clients
+    name = f"rot-{uuid.uuid4().hex[:8]}"
+    fn = make_function(lam, name, env={"FAIL_STEP": "createSecret"})
+    sm.create_secret(Name=name, SecretString="v")
+    token = "x" * 20 + "\nFORGED ERROR admin\r"
+    sm.rotate_secret(SecretId=name, RotationLambdaARN=fn, ClientRequestToken=token)
+    wait_for(lambda: "\\x0aFORGED ERROR admin\\x0d" in rot_server.log())
+    assert not any(line.startswith("FORGED") for line in rot_server.log().splitlines())

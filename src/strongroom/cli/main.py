@@ -15,6 +15,24 @@ from strongroom import __version__, config
 __all__ = ["main"]
 
 
+class OneLineFormatter(logging.Formatter):
+    """One event, one line: control characters in a message (a caller's ``ClientRequestToken``,
+    a rotation function's error text) are escaped, so no one can forge a log line. Tracebacks
+    appended after the message keep their lines."""
+
+    _ESCAPES = {i: f"\\x{i:02x}" for i in (*range(0x20), 0x7f, 0x85)} | {0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        record.message = record.message.translate(self._ESCAPES)
+        return super().formatMessage(record)
+
+
+def _configure_logging() -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
+
+
 @click.group()
 @click.version_option(__version__, prog_name="strongroom")
 def cli() -> None:
@@ -42,7 +60,7 @@ def serve(host: str, port: int, data_dir: Path | None, database_url: str | None,
     from strongroom.crypto import harden_process
     from strongroom.server.build import build, describe_endpoint
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _configure_logging()
     if dev and database_url:
         raise click.UsageError("--dev keeps state in memory and cannot be used with --database-url.")
     harden_process()

@@ -39,7 +39,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-__all__ = ["DecryptionError", "Keyring", "MasterKey", "harden_process"]
+__all__ = ["BoundedCache", "DecryptionError", "Keyring", "MasterKey", "harden_process"]
 
 _VERSION = b"\x01"
 _NONCE = 12
@@ -144,29 +144,49 @@ def _decode(text: str, where: str) -> bytes:
     return key
 
 
+class BoundedCache(dict):  # type: ignore[type-arg]
+    """A dict that holds at most ``limit`` entries, the oldest stored dropped first. Its keys can
+    come from callers (every ``KmsKeyId`` names a key), so no cache of keys may grow without end.
+    Reads are plain dict reads; ``put`` is safe from several threads."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+        self._lock = threading.Lock()
+
+    def put(self, key: object, value: object) -> None:
+        with self._lock:
+            while len(self) >= self.limit:
+                try:
+                    del self[next(iter(self))]
+                except (KeyError, StopIteration, RuntimeError):
+                    break
+            self[key] = value
+
+
 class Keyring:
     """Seals and opens values under named keys wrapped by the master key. Thread-safe."""
 
-    # Unwrapped data keys kept for reads (bounded; least recently stored dropped first). They add
-    # no exposure the account keys held above do not already have: those unwrap every data key.
+    # Unwrapped data keys kept for reads (bounded; oldest dropped first). They add no exposure
+    # the account keys held above do not already have: those unwrap every data key.
     DATA_KEY_CACHE = 8192
+    ACCOUNT_KEY_CACHE = 1024
 
     def __init__(self, master: MasterKey) -> None:
         self._master = master
-        self._open: dict[bytes, AESGCM] = {}
-        self._data_keys: dict[bytes, AESGCM] = {}
-        self._lock = threading.Lock()
+        self._open = BoundedCache(self.ACCOUNT_KEY_CACHE)
+        self._data_keys = BoundedCache(self.DATA_KEY_CACHE)
 
     def new_key(self, key_ref: str) -> bytes:
         """A fresh random key for ``key_ref``, wrapped by the master key, for the database."""
         return self._master.wrap(os.urandom(_KEY), key_ref)
 
     def _aead(self, key_ref: str, wrapped: bytes) -> AESGCM:
-        aead = self._open.get(wrapped)
+        cache_key = (key_ref, wrapped)  # the name too: a wrapped key only opens under its own name
+        aead = self._open.get(cache_key)
         if aead is None:
             aead = AESGCM(self._master.unwrap(wrapped, key_ref))
-            with self._lock:
-                self._open[wrapped] = aead
+            self._open.put(cache_key, aead)
         return aead
 
     def encrypt(self, key_ref: str, wrapped: bytes, plaintext: bytes, aad: bytes) -> bytes:
@@ -179,18 +199,16 @@ class Keyring:
     def decrypt(self, key_ref: str, wrapped: bytes, blob: bytes, aad: bytes) -> bytes:
         if len(blob) < _HEADER + _TAG or blob[:1] != _VERSION:
             raise DecryptionError("the ciphertext is malformed")
-        # The cache is keyed by the wrapped data key *and* the associated data, so a data key
-        # copied into another row still has to unwrap under that row's ARN and version first.
-        cache_key = blob[:_HEADER - _NONCE] + aad
+        # The cache is keyed by the key's name, the wrapped data key *and* the associated data, so
+        # a data key copied into another row, or a row pointed at another key, still has to unwrap
+        # under that row's key, ARN and version first.
+        cache_key = (key_ref, blob[:_HEADER - _NONCE], aad)
         try:
             aead = self._data_keys.get(cache_key)
             if aead is None:
                 kek = self._aead(key_ref, wrapped)
                 aead = AESGCM(kek.decrypt(blob[1:1 + _NONCE], blob[1 + _NONCE:1 + _NONCE + _WRAPPED_DK], aad))
-                with self._lock:
-                    if len(self._data_keys) >= self.DATA_KEY_CACHE:
-                        del self._data_keys[next(iter(self._data_keys))]
-                    self._data_keys[cache_key] = aead
+                self._data_keys.put(cache_key, aead)
             return aead.decrypt(blob[_HEADER - _NONCE:_HEADER], blob[_HEADER:], aad)
         except InvalidTag:
             raise DecryptionError("the ciphertext does not open under its key and associated data") from None

@@ -11,11 +11,10 @@ written, so the cache is safe with several nodes on one database.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from strongroom import clock
-from strongroom.crypto import Keyring
+from strongroom.crypto import BoundedCache, Keyring
 from strongroom.store import Conflict, Tx
 
 __all__ = ["ValueCipher", "default_key_ref", "key_ref_for"]
@@ -45,8 +44,7 @@ def _aad(arn: str, version_id: str) -> bytes:
 class ValueCipher:
     def __init__(self, keyring: Keyring) -> None:
         self._keyring = keyring
-        self._wrapped: dict[tuple[str, str, str], bytes] = {}
-        self._lock = threading.Lock()
+        self._wrapped = BoundedCache(Keyring.ACCOUNT_KEY_CACHE)
 
     def _account_key(self, tx: Tx, account_id: str, region: str, key_ref: str, create: bool) -> bytes:
         cache_key = (account_id, region, key_ref)
@@ -67,8 +65,7 @@ class ValueCipher:
                 raise
         else:
             wrapped = bytes(row[0])
-        with self._lock:
-            self._wrapped[cache_key] = wrapped
+        self._wrapped.put(cache_key, wrapped)
         return wrapped
 
     def encrypt(self, tx: Tx, account_id: str, region: str, key_ref: str, arn: str, version_id: str,
