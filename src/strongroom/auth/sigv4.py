@@ -20,6 +20,8 @@ Errors are AWS's, all HTTP 400:
 =====================================  ========================================================
 ``MissingAuthenticationTokenException``  no ``Authorization`` header
 ``IncompleteSignatureException``         a malformed header, missing parts, no date, host unsigned
+                                         or a repeated Authorization, X-Amz-Date or
+                                         X-Amz-Security-Token header
 ``UnrecognizedClientException``          unknown or inactive access key; a session token that
                                          does not belong to the key
 ``ExpiredTokenException``                temporary credentials past their expiry
@@ -118,6 +120,18 @@ def _find(headers: list[tuple[str, str]], wanted: str) -> str | None:
     return None
 
 
+def _only(headers: list[tuple[str, str]], wanted: str) -> str | None:
+    """The value of a header that must not repeat: with two ``Authorization`` (or dates, or
+    tokens) which one counts is ambiguous, and a proxy in front may read the other one."""
+    found = None
+    for name, value in headers:
+        if name.lower() == wanted:
+            if found is not None:
+                raise _incomplete(f"The request has more than one '{wanted}' header.")
+            found = value
+    return found
+
+
 def canonical_query(query_string: str) -> str:
     """The query as signed: ``query_string`` is the latin-1 text of the bytes on the wire."""
     if not query_string:
@@ -174,7 +188,7 @@ class SigV4Verifier:
 
     def identify(self, headers: list[tuple[str, str]]) -> tuple[str, str, str]:
         """Access key, region and service from a well-formed header, without checking the signature."""
-        raw = _find(headers, "authorization")
+        raw = _only(headers, "authorization")
         if raw is None:
             raise AWSError("MissingAuthenticationTokenException", "Missing Authentication Token")
         auth = _Authorization(raw)
@@ -194,7 +208,7 @@ class SigV4Verifier:
         return key
 
     def _check_time(self, auth: _Authorization, headers: list[tuple[str, str]]) -> str:
-        amz_date = _find(headers, "x-amz-date")
+        amz_date = _only(headers, "x-amz-date")
         if amz_date is None:
             http_date = _find(headers, "date")
             if http_date is None:
@@ -229,7 +243,7 @@ class SigV4Verifier:
 
     def verify(self, method: str, raw_path: str, query_string: str, headers: list[tuple[str, str]],
                body: bytes) -> VerifiedRequest:
-        raw = _find(headers, "authorization")
+        raw = _only(headers, "authorization")
         if raw is None:
             if "X-Amz-Signature=" in query_string or "X-Amz-Credential=" in query_string:
                 raise _incomplete("Query-string authentication is not supported by this endpoint; "
@@ -250,7 +264,7 @@ class SigV4Verifier:
         credential = self._lookup(auth.access_key_id)
         if credential is None:
             raise _unrecognized()
-        token = _find(headers, "x-amz-security-token")
+        token = _only(headers, "x-amz-security-token")
         if credential.session_token is not None:
             if token is None or not hmac.compare_digest(token.encode(), credential.session_token.encode()):
                 raise _unrecognized()

@@ -7,7 +7,8 @@ Parsing answers, as AWS's front end does:
 
 * a body that is not JSON (bad UTF-8, ``NaN``, nesting deeper than 1,024, a top-level value other
   than an object) → ``SerializationException``;
-* a member of the wrong JSON type (a number where a string belongs, bad base64 for a blob)
+* a member of the wrong JSON type (a number where a string belongs, bad base64 for a blob), or
+  a number outside its Java type (an integer beyond 32 bits, a long beyond 64)
   → ``SerializationException`` naming the member;
 * a value outside its constraints (length, range, enum, pattern) or a missing required member →
   ``ValidationException`` in AWS's wording, every failure counted and listed::
@@ -179,6 +180,11 @@ def _compile(shape: Any, sensitive: bool = False) -> Check:
 
     if kind in ("integer", "long"):
         low, high = meta.get("min"), meta.get("max")
+        # AWS reads an integer into a Java int and a long into a Java long: a number outside their
+        # range is a SerializationException, never a value (orjson reads 2**64 as a float that
+        # converts back to an int nothing downstream can store or serialize).
+        bits = 31 if kind == "integer" else 63
+        java_type = "an integer" if kind == "integer" else "a long"
 
         def number(value: Any, path: str, errors: list[str]) -> Any:
             if isinstance(value, bool) or not isinstance(value, int):
@@ -186,6 +192,8 @@ def _compile(shape: Any, sensitive: bool = False) -> Check:
                     value = int(value)
                 else:
                     raise _serialization(f"Expected an integer at '{path}'.")
+            if not -(1 << bits) <= value < (1 << bits):
+                raise _serialization(f"The value at '{path}' is out of range for {java_type}.")
             if low is not None and value < low:
                 _fail(errors, value, path, f"Member must have value greater than or equal to {low}", sensitive)
             elif high is not None and value > high:
@@ -269,23 +277,27 @@ def _default(value: Any) -> Any:
 class JSONProtocol:
     """Parse requests and write answers for one JSON 1.1 service."""
 
-    def __init__(self, service_name: str) -> None:
+    def __init__(self, service_name: str, operations: list[str] | None = None) -> None:
+        """``operations``: the ones this endpoint serves (default: every operation of the model);
+        a target naming any other is ``UnknownOperationException``."""
         self.model = botocore.session.get_session().get_service_model(service_name)
         self.target_prefix: str = self.model.metadata["targetPrefix"]
+        served = list(self.model.operation_names) if operations is None else operations
         self._checks: dict[str, Check] = {}
-        for name in self.model.operation_names:
+        for name in served:
             shape = self.model.operation_model(name).input_shape
             self._checks[name] = _compile(shape) if shape is not None else (lambda v, p, e: {})
-        self._targets = {f"{self.target_prefix}.{name}": name for name in self.model.operation_names}
+        self._targets = {f"{self.target_prefix}.{name}": name for name in served}
 
     @property
     def operation_names(self) -> list[str]:
-        return list(self.model.operation_names)
+        return list(self._checks)
 
     def operation_for_target(self, target: str) -> str:
         operation = self._targets.get(target)
         if operation is None:
-            raise AWSError("UnknownOperationException", "")
+            raise AWSError("UnknownOperationException", f"The operation '{target[:200]}' is not supported "
+                           f"by this endpoint.")
         return operation
 
     def parse(self, operation: str, body: bytes) -> dict[str, Any]:

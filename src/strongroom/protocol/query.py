@@ -10,9 +10,10 @@ decoded parameters are validated with the same rules as JSON 1.1. Answers are
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 from urllib.parse import parse_qsl
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape as _escape
 
 import botocore.session
 
@@ -44,8 +45,17 @@ def _decode(shape: Any, form: dict[str, str], prefix: str) -> Any:
     if kind == "list":
         flattened = shape.serialization.get("flattened")
         base = prefix if flattened else f"{prefix}.member"
+        # The indices present, in one pass over the form: probing the whole form for each index
+        # in turn took quadratic time, minutes of a blocked event loop for a 1 MiB body.
+        head = f"{base}."
+        present = set()
+        for k in form:
+            if k.startswith(head):
+                index = k[len(head):].partition(".")[0]
+                if index.isascii() and index.isdigit():
+                    present.add(int(index))
         items, i = [], 1
-        while any(k == f"{base}.{i}" or k.startswith(f"{base}.{i}.") for k in form):
+        while i in present:
             items.append(_decode(shape.member, form, f"{base}.{i}"))
             i += 1
         if not items and prefix in form and form[prefix] == "":
@@ -72,6 +82,16 @@ def _decode(shape: Any, form: dict[str, str], prefix: str) -> Any:
     except ValueError:
         raise AWSError("MalformedInput", f"Invalid value for {prefix}: {text}") from None
     return text
+
+
+# Characters XML 1.0 cannot carry at all, even as references (a caller's U+0000 echoed in a
+# message, say): replaced, so the document always parses.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def escape(text: str) -> str:
+    out = _escape(text)
+    return _NOT_XML.sub("\ufffd", out) if _NOT_XML.search(out) else out
 
 
 def _xml(shape: Any, value: Any) -> str:

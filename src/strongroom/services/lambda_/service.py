@@ -336,7 +336,7 @@ class Lambda:
         payload = p.get("Payload") or b"{}"
         try:
             event = json.loads(payload)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nesting deeper than Python's stack
             raise AWSError("InvalidRequestContentException", "Could not parse request body into json: "
                            "Unexpected character.", 400) from None
 
@@ -436,13 +436,27 @@ def _allows_secretsmanager(statements: list[dict[str, Any]]) -> bool:
     return False
 
 
+_MAX_UNZIPPED = 262_144_000  # Lambda's limit on a zip package's unzipped size
+
+
 def _check_zip(code: bytes) -> None:
+    """Refuse at upload what could not be unpacked at invocation: reading the central directory is
+    not enough (a damaged member only failed at Invoke, with a 500 on every call after), so every
+    member is read and its CRC checked, once its declared sizes are known to be within limits."""
     try:
         with zipfile.ZipFile(io.BytesIO(code)) as z:
-            for info in z.infolist():
+            infos = z.infolist()
+            for info in infos:
                 _safe_member(info.filename)
-    except zipfile.BadZipFile:
-        raise _invalid("Could not unzip uploaded file. Please check your file, then try to upload again.") from None
+            if sum(info.file_size for info in infos) >= _MAX_UNZIPPED:
+                raise _invalid(f"Unzipped size must be smaller than {_MAX_UNZIPPED} bytes")
+            damaged = z.testzip()
+    except AWSError:
+        raise
+    except Exception:  # noqa: BLE001 - a damaged archive raises BadZipFile, zlib.error, EOFError, NotImplementedError...
+        damaged = ""
+    if damaged is not None:
+        raise _invalid("Could not unzip uploaded file. Please check your file, then try to upload again.")
 
 
 def _safe_member(name: str) -> None:
