@@ -53,6 +53,16 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
+def stop(proc: subprocess.Popen[Any], sig: int, timeout: float) -> None:
+    """Send ``sig`` to a process we started; kill it if it has not exited after ``timeout`` s."""
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def process(args: list[str], health: str, env: dict[str, str] | None = None, core: int = 0) -> Iterator[int]:
     log = tempfile.NamedTemporaryFile(prefix="bench-", suffix=".log", delete=False)
     proc = subprocess.Popen(["taskset", "-c", str(core), *args], stdout=log, stderr=subprocess.STDOUT,
@@ -73,12 +83,7 @@ def process(args: list[str], health: str, env: dict[str, str] | None = None, cor
             raise RuntimeError(f"{args[0]} did not start")
         yield proc.pid
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, signal.SIGTERM, 20)
         log.close()
         os.unlink(log.name)
 

@@ -21,11 +21,13 @@ duration and error text (never a value) is recorded in ``rotation_steps``.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import os
 import random
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,6 +62,7 @@ class RotationSettings:
     retry_cap: float = 3600.0
     poll_interval: float = 1.0
     lease: float = 120.0
+    concurrency: int = 1  # rotations run at once by one node (each running step holds a worker process)
 
     @classmethod
     def from_env(cls) -> RotationSettings:
@@ -68,7 +71,8 @@ class RotationSettings:
                    retry_base=float(env.get("STRONGROOM_ROTATION_RETRY_BASE_SECONDS", cls.retry_base)),
                    retry_cap=float(env.get("STRONGROOM_ROTATION_RETRY_CAP_SECONDS", cls.retry_cap)),
                    poll_interval=float(env.get("STRONGROOM_ROTATION_POLL_SECONDS", cls.poll_interval)),
-                   lease=float(env.get("STRONGROOM_ROTATION_LEASE_SECONDS", cls.lease)))
+                   lease=float(env.get("STRONGROOM_ROTATION_LEASE_SECONDS", cls.lease)),
+                   concurrency=int(env.get("STRONGROOM_ROTATION_CONCURRENCY", cls.concurrency)))
 
 
 @dataclass
@@ -100,6 +104,7 @@ class RotationEngine:
         self.settings = settings or RotationSettings()
         self.node_id = node_id or uuid.uuid4().hex
         self._wake = asyncio.Event()
+        self._executor: ThreadPoolExecutor | None = None  # the threads that wait on function invocations
         sm.rotation = self
 
     # ------------------------------------------------------------------------ the API calls
@@ -259,18 +264,52 @@ class RotationEngine:
                 pass
 
     async def run_once(self) -> int:
-        """Start the rotations whose moment has come, then run every due job; answer how many ran."""
-        await self._start_scheduled()
+        """Start the rotations whose moment has come, then run every due job, ``concurrency`` at a
+        time (a job is claimed as soon as a slot frees up), until none is left; answer how many ran."""
+        more_due = await self._start_scheduled()
+        running: set[asyncio.Task[None]] = set()
         ran = 0
-        while (job := await self._claim()) is not None:
-            await self._run_job(job)
-            ran += 1
-        return ran
+        limit = max(1, self.settings.concurrency)
+        try:
+            while True:
+                self._wake.clear()  # a RotateSecret from now on wakes the wait below to fill a slot
+                while len(running) < limit:
+                    job = await self._claim()
+                    if job is None and more_due:  # the scheduler stopped at its batch size
+                        more_due = await self._start_scheduled()
+                        job = await self._claim()
+                    if job is None:
+                        break
+                    running.add(asyncio.create_task(self._run_job(job)))
+                    ran += 1
+                if not running:
+                    return ran
+                woken = asyncio.ensure_future(self._wake.wait())
+                done, _ = await asyncio.wait({*running, woken}, return_when=asyncio.FIRST_COMPLETED)
+                woken.cancel()
+                for task in done - {woken}:
+                    running.discard(task)
+                    if not task.cancelled() and task.exception() is not None:
+                        log.error("rotation job error", exc_info=task.exception())
+        except BaseException:
+            for task in running:
+                task.cancel()
+            raise
 
-    async def _start_scheduled(self) -> None:
+    def _invoke_in_thread(self, spec: FunctionSpec, event: dict[str, Any]) -> asyncio.Future[Any]:
+        """``runtime.invoke`` on the engine's own threads (one per concurrent rotation: the default
+        executor has min(32, CPUs + 4) and is shared with everything else)."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max(1, self.settings.concurrency), thread_name_prefix="rotation")
+        context = contextvars.copy_context()
+        return asyncio.get_running_loop().run_in_executor(self._executor, context.run, self.runtime.invoke, spec,
+                                                          event)
+
+    async def _start_scheduled(self) -> bool:
+        """Queue the due scheduled rotations, 50 at most; answer whether there may be more."""
         now = clock.now()
 
-        def tx_fn(tx: Tx) -> None:
+        def tx_fn(tx: Tx) -> bool:
             rows = tx.all("SELECT id FROM secrets WHERE rotation_enabled = 1 AND rotation_due_at <= ? "
                           "AND deleted_date IS NULL LIMIT 50", (now,))
             for (secret_id,) in rows:
@@ -284,8 +323,9 @@ class RotationEngine:
                 stages = q.stages_of(tx, secret_id)
                 if active is None and stages.get(L.AWSPENDING) in (None, stages.get(L.AWSCURRENT)):
                     self._enqueue(tx, secret, str(uuid.uuid4()), secret.rotation_lambda_arn, True, now)
+            return len(rows) == 50
 
-        await self.db.write(tx_fn)
+        return await self.db.write(tx_fn)  # type: ignore[no-any-return]
 
     async def _claim(self) -> _Job | None:
         now = clock.now()
@@ -347,7 +387,7 @@ class RotationEngine:
                 started = clock.now()
                 renewing = asyncio.create_task(self._keep_lease(job))
                 try:
-                    result = await asyncio.to_thread(self.runtime.invoke, spec, event)
+                    result = await self._invoke_in_thread(spec, event)
                 finally:
                     renewing.cancel()
                 await self._record(job, attempt, step, started, result.duration_ms,

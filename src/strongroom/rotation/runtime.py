@@ -3,8 +3,11 @@
 A :class:`FunctionSpec` says what to run (handler, code directory, environment, timeout, memory).
 Workers are kept warm per spec key (the function's ARN and code hash), reused one invocation at
 a time, replaced when the code or configuration changes (the key changes), killed at their
-timeout, and capped in memory (``RLIMIT_AS``). A worker lives at most ``max_age`` seconds, so its
-short-lived credentials are always fresh.
+timeout, and capped in memory (``RLIMIT_AS``). As on Lambda, a cold worker's start (the
+interpreter, the handler's imports) is an init phase with a limit of its own (``INIT_TIMEOUT``,
+or the function's timeout when that is longer), not counted in the function's timeout: the worker
+says when it is ready. A worker lives at most ``max_age`` seconds, so its short-lived credentials
+are always fresh.
 
 ``invoke`` blocks; the engine calls it from a thread.
 """
@@ -30,6 +33,9 @@ __all__ = ["FunctionSpec", "FunctionRuntime", "InvokeResult"]
 
 # An answer line longer than this (the function's result and its capped logs) kills the worker.
 MAX_ANSWER_BYTES = 32 * 1024 * 1024
+# Lambda's limit on the init phase (starting the runtime, importing the handler's module); a
+# function whose timeout is longer gets that (a cold start never had less time than before).
+INIT_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -75,7 +81,9 @@ class _Worker:
                                      stderr=subprocess.DEVNULL, env=env, preexec_fn=limits,
                                      cwd=spec.code_dir or None)
         self.started = time.monotonic()
-        self.failure = ""  # why the last call had no answer: "timeout", "exit", "too large", "invalid"
+        self.ready = False  # the worker has loaded the handler and said so
+        self.init_limit = INIT_TIMEOUT
+        self.failure = ""  # why the last call had no answer: "timeout", "init timeout", "exit", "too large", "invalid"
 
     def call(self, request: dict[str, Any], timeout: float) -> dict[str, Any] | None:
         """The answer, or None when the worker died, ran out of time or answered something that is
@@ -88,13 +96,28 @@ class _Worker:
         except (BrokenPipeError, OSError):
             self.kill()
             return None
-        deadline = time.monotonic() + timeout
+        if not self.ready:  # a cold worker: its init phase first, then the function's own time
+            self.init_limit = max(INIT_TIMEOUT, timeout)
+            said = self._line(time.monotonic() + self.init_limit, "init timeout")
+            if said is None:
+                return None
+            if said.get("ready") is not True:
+                self.failure = "invalid"
+                self.kill()
+                return None
+            self.ready = True
+        return self._line(time.monotonic() + timeout, "timeout")
+
+    def _line(self, deadline: float, late: str) -> dict[str, Any] | None:
+        """The worker's next JSON line, or None (the worker killed, ``failure`` set; ``late`` when
+        the deadline passed)."""
+        assert self.proc.stdout is not None
         line = bytearray()
         fd = self.proc.stdout.fileno()
         while not line.endswith(b"\n"):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                self.failure = "timeout"
+                self.failure = late
                 self.kill()
                 return None
             ready, _, _ = select.select([fd], [], [], remaining)
@@ -136,6 +159,8 @@ def _runtime_error(worker: _Worker, spec: FunctionSpec) -> dict[str, str]:
     code = worker.proc.returncode
     if worker.failure == "timeout":
         return {"errorType": "Sandbox.Timedout", "errorMessage": f"Task timed out after {spec.timeout:.2f} seconds"}
+    if worker.failure == "init timeout":
+        return {"errorType": "Sandbox.Timedout", "errorMessage": f"Init timed out after {worker.init_limit:.2f} seconds"}
     if worker.failure == "too large":
         return {"errorType": "Function.ResponseSizeTooLarge",
                 "errorMessage": f"Response payload size exceeded maximum allowed payload size ({MAX_ANSWER_BYTES} bytes)."}

@@ -2,7 +2,9 @@
 
 It imports the handler once (``module.function``, from ``CODE_DIR`` for uploaded zips, or a
 built-in ``strongroom.rotation.builtin.*`` module) and then serves invocations, one JSON line in
-on stdin, one JSON line out on the original stdout, until stdin closes. What the function prints
+on stdin, one JSON line out on the original stdout, until stdin closes. Its first line out,
+``{"ready": true}``, says the handler is loaded (or failed to load): the server counts the time
+before it as Lambda's init phase, not against the function's timeout. What the function prints
 or logs is captured per invocation (its first million characters) and returned with the answer,
 like Lambda's log stream, and never reaches the server's own log. Bytes written to file
 descriptor 1 by other means (``os.write``, child processes) go where stderr goes, never into
@@ -121,6 +123,7 @@ def main() -> None:
         function = None
         load_error = {"errorType": "Runtime.ImportModuleError",
                       "errorMessage": f"Unable to import module '{sys.argv[1]}': {exc}", "stackTrace": []}
+    protocol_out.write('{"ready": true}\n')
     for line in sys.stdin:
         request = json.loads(line)
         request_id = request.get("request_id") or str(uuid.uuid4())
