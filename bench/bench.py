@@ -52,7 +52,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@contextlib.contextmanager
 def stop(proc: subprocess.Popen[Any], sig: int, timeout: float) -> None:
     """Send ``sig`` to a process we started; kill it if it has not exited after ``timeout`` s."""
     proc.send_signal(sig)
@@ -63,6 +62,7 @@ def stop(proc: subprocess.Popen[Any], sig: int, timeout: float) -> None:
         proc.wait()
 
 
+@contextlib.contextmanager
 def process(args: list[str], health: str, env: dict[str, str] | None = None, core: int = 0) -> Iterator[int]:
     log = tempfile.NamedTemporaryFile(prefix="bench-", suffix=".log", delete=False)
     proc = subprocess.Popen(["taskset", "-c", str(core), *args], stdout=log, stderr=subprocess.STDOUT,

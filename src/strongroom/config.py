@@ -30,6 +30,7 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     purge_interval_seconds: float = 60.0
     audit_retention_days: float = 365.0
+    audit_durable_reads: bool = False  # fsync the records of reads too (see docs/access.md)
 
     @property
     def resolved_database_url(self) -> str:
@@ -52,6 +53,8 @@ def from_env(**overrides: object) -> Settings:
         values["data_dir"] = Path(env["STRONGROOM_DATA_DIR"])
     if env.get("STRONGROOM_AUDIT_RETENTION_DAYS"):
         values["audit_retention_days"] = float(env["STRONGROOM_AUDIT_RETENTION_DAYS"])
+    if env.get("STRONGROOM_AUDIT_DURABLE_READS"):
+        values["audit_durable_reads"] = env["STRONGROOM_AUDIT_DURABLE_READS"].lower() in ("1", "true", "yes", "on")
     if env.get("STRONGROOM_MASTER_KEY_FILE"):
         values["master_key_file"] = Path(env["STRONGROOM_MASTER_KEY_FILE"])
     values.update({k: v for k, v in overrides.items() if v is not None})

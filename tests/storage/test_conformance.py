@@ -156,3 +156,31 @@ def test_purge_after_the_recovery_window(service: SecretsManager) -> None:
         assert exc.value.code == "ResourceNotFoundException"
     finally:
         clock.use(previous)
+
+
+def test_a_write_that_waives_durability_commits_and_leaves_the_next_durable(db: Database) -> None:
+    """``durable=False`` (the audit trail's records of reads) still commits, in order; it changes
+    how that one commit reaches the disk, never the durability of the writes around it."""
+    marker = f"relaxed-{uuid.uuid4().hex}"
+
+    def insert(ref: str):  # type: ignore[no-untyped-def]
+        def fn(tx):  # type: ignore[no-untyped-def]
+            tx.execute("INSERT INTO kms_keys (account_id, region, key_ref, wrapped, created_date) "
+                       "VALUES (?, ?, ?, ?, ?)", ("a", "r", ref, b"x", 0.0))
+            setting = "PRAGMA synchronous" if db.dialect == "sqlite" else "SHOW synchronous_commit"
+            return tx.one(setting)[0]
+        return fn
+
+    async def writes() -> list[object]:
+        relaxed = await db.write(insert(marker + "-1"), durable=False)
+        durable = await db.write(insert(marker + "-2"))
+        return [relaxed, durable]
+
+    relaxed, durable = run(writes())
+    if db.dialect == "sqlite":
+        assert (relaxed, durable) == (1, 2)  # NORMAL for the relaxed commit, FULL again after it
+    else:
+        assert (relaxed, durable) == ("off", "on")
+    found = db.read_sync(lambda tx: tx.all("SELECT key_ref FROM kms_keys WHERE key_ref LIKE ? ORDER BY key_ref",
+                                           (marker + "%",)))
+    assert found == [(marker + "-1",), (marker + "-2",)]

@@ -113,7 +113,8 @@ def build(settings: config.Settings) -> Server:
     authorizer = Authorizer(db)
     iam = IAM(db, keys, authorizer.invalidate)
     sts = STS(db, keys, authorizer)
-    audit = AuditTrail(db, None if settings.dev else settings.data_dir / "audit", settings.audit_retention_days)
+    audit = AuditTrail(db, None if settings.dev else settings.data_dir / "audit", settings.audit_retention_days,
+                       durable_reads=settings.audit_durable_reads)
     rotation = RotationEngine(sm, db, runtime, functions.resolve, RotationSettings.from_env(), audit=audit)
     server: Server
 

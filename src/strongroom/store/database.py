@@ -6,7 +6,12 @@ Contract (every engine):
   raises, the transaction is rolled back and the exception propagates unchanged.
 * A write is acknowledged (its coroutine returns) only after its transaction is durably
   committed: SQLite in WAL mode with ``synchronous=FULL``, PostgreSQL with ``synchronous_commit``
-  left on.
+  left on. The one exception is asked for by name: ``write(fn, durable=False)`` is acknowledged
+  once its transaction is committed and written to the operating system, before the disk has it
+  (SQLite: ``synchronous=NORMAL`` for that commit; PostgreSQL: ``synchronous_commit`` off for that
+  transaction). A crash of the server loses none of it; a power failure can lose the last such
+  commits, never a durable one, and never one older than the last durable commit (the log is
+  written in order). The audit trail uses it for records of reads.
 * Writers to one secret serialize: a write transaction that locks a secret with
   ``tx.lock_clause`` (``FOR UPDATE`` on PostgreSQL) keeps other writers out until it ends; SQLite
   has a single writer thread, so writes never interleave there at all.
@@ -71,6 +76,7 @@ def _take_hook(fn: Callable[[Tx], T]) -> tuple[Callable[[Tx], T], WriteHook | No
 
 
 async def _hooked_write(submit: Callable[[Callable[[Tx], T]], Future[T]], fn: Callable[[Tx], T]) -> T:
+    """Submit a write with the task's pending :class:`WriteHook`, if any, run in its transaction."""
     run, hook = _take_hook(fn)
     try:
         return await asyncio.wrap_future(submit(run))
@@ -133,7 +139,7 @@ class Database:
         newer state is harmless."""
         raise NotImplementedError
 
-    async def write(self, fn: Callable[[Tx], T]) -> T:
+    async def write(self, fn: Callable[[Tx], T], durable: bool = True) -> T:
         raise NotImplementedError
 
     def read_sync(self, fn: Callable[[Tx], T], snapshot: bool = True) -> T:
@@ -242,9 +248,9 @@ class SQLiteDatabase(Database):
         return self.read_sync(fn, snapshot)
 
     # Writes: queued to the writer thread.
-    def _submit(self, fn: Callable[[Tx], Any]) -> Future[Any]:
+    def _submit(self, fn: Callable[[Tx], Any], durable: bool = True) -> Future[Any]:
         future: Future[Any] = Future()
-        self._queue.put((fn, future))
+        self._queue.put((fn, future, durable))
         return future
 
     def write_sync(self, fn: Callable[[Tx], T]) -> T:
@@ -252,8 +258,8 @@ class SQLiteDatabase(Database):
             raise RuntimeError("write_sync called from the writer thread")
         return self._submit(fn).result()  # type: ignore[no-any-return]
 
-    async def write(self, fn: Callable[[Tx], T]) -> T:
-        return await _hooked_write(self._submit, fn)
+    async def write(self, fn: Callable[[Tx], T], durable: bool = True) -> T:
+        return await _hooked_write(lambda run: self._submit(run, durable), fn)
 
     def _writer_loop(self) -> None:
         conn = self._writer_conn
@@ -273,9 +279,14 @@ class SQLiteDatabase(Database):
                     break
                 batch.append(more)
             results: list[tuple[Future[Any], bool, Any]] = []
+            # A group of writes that all waive durability commits without the fsync; one durable
+            # write in the group makes the whole commit durable.
+            relaxed = not any(durable for _fn, _future, durable in batch)
             try:
+                if relaxed:
+                    conn.execute("PRAGMA synchronous=NORMAL")
                 conn.execute("BEGIN IMMEDIATE")
-                for fn, future in batch:
+                for fn, future, _durable in batch:
                     conn.execute("SAVEPOINT op")
                     try:
                         value = fn(tx)
@@ -292,10 +303,13 @@ class SQLiteDatabase(Database):
                     conn.execute("ROLLBACK")
                 except sqlite3.Error:
                     pass
-                for _fn, future in batch:
+                for _fn, future, _durable in batch:
                     if not future.done():
                         future.set_exception(exc)
                 continue
+            finally:
+                if relaxed:
+                    conn.execute("PRAGMA synchronous=FULL")
             for future, ok, value in results:
                 if ok:
                     future.set_result(value)
@@ -382,7 +396,7 @@ class PostgresDatabase(Database):
                 self._conns.append(conn)
         return conn
 
-    def _run(self, fn: Callable[[Tx], T], read_only: bool, snapshot: bool = True) -> T:
+    def _run(self, fn: Callable[[Tx], T], read_only: bool, snapshot: bool = True, durable: bool = True) -> T:
         errors = self._psycopg.errors
         for attempt in range(8):
             conn = self._conn(autocommit=not snapshot)
@@ -397,6 +411,8 @@ class PostgresDatabase(Database):
                 if conn.isolation_level != level:
                     conn.isolation_level = level  # no round trip: it changes the next BEGIN
                 with conn.transaction():
+                    if not durable:
+                        conn.execute("SET LOCAL synchronous_commit TO off")
                     return fn(_PgTx(conn))
             except (errors.SerializationFailure, errors.DeadlockDetected):
                 if attempt == 7:
@@ -417,8 +433,8 @@ class PostgresDatabase(Database):
     async def read(self, fn: Callable[[Tx], T], snapshot: bool = True) -> T:
         return await asyncio.wrap_future(self._pool.submit(self._run, fn, True, snapshot))
 
-    async def write(self, fn: Callable[[Tx], T]) -> T:
-        return await _hooked_write(lambda run: self._pool.submit(self._run, run, False), fn)
+    async def write(self, fn: Callable[[Tx], T], durable: bool = True) -> T:
+        return await _hooked_write(lambda run: self._pool.submit(self._run, run, False, True, durable), fn)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
