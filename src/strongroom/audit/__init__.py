@@ -38,7 +38,7 @@ import logging
 import os
 import random
 import threading
-import uuid
+import time
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +70,18 @@ def new_id() -> str:
     """A random (version 4) UUID for request and event ids, without a system call per id: these
     ids must be unique, not unguessable (they protect nothing), so a PRNG seeded from the OS serves."""
     h = "%032x" % ((_ids.getrandbits(128) & ~(0xF << 76) & ~(0x3 << 62)) | (0x4 << 76) | (0x2 << 62))
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def new_event_id() -> str:
+    """An event id: a UUID in RFC 9562's version 7 layout (milliseconds since the epoch, then 74
+    random bits). CloudTrail's event ids are opaque UUIDs; ordered by time, each new one lands at
+    the right edge of the ``event_id`` index, where a random one cost every commit a random page
+    (about 40% of a read's audit insert)."""
+    ms = time.time_ns() // 1_000_000
+    rand = _ids.getrandbits(74)
+    value = (ms & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | (rand >> 62) << 64 | 0x2 << 62 | rand & ((1 << 62) - 1)
+    h = "%032x" % value
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
@@ -150,7 +162,7 @@ def api_call_record(ctx: RequestContext, service: str, operation: str, params: d
         "requestParameters": _redact(params) or None,
         "responseElements": None if read_only or result is None else (_redact(result) or None),
         "requestID": ctx.request_id,
-        "eventID": new_id(),
+        "eventID": new_event_id(),
         "readOnly": read_only,
         "resources": _resources(ctx, service, params, result),
         "eventType": "AwsApiCall",
@@ -178,7 +190,7 @@ def service_event_record(account_id: str, region: str, service: str, event_name:
         "requestParameters": None,
         "responseElements": None,
         "additionalEventData": _redact(details),
-        "eventID": str(uuid.uuid4()),
+        "eventID": new_event_id(),
         "readOnly": False,
         "resources": [] if resource_arn is None else
         [{"accountId": account_id, "type": "AWS::SecretsManager::Secret", "ARN": resource_arn}],
