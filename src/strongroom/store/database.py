@@ -264,6 +264,7 @@ class SQLiteDatabase(Database):
     def _writer_loop(self) -> None:
         conn = self._writer_conn
         tx = Tx(conn)
+        mode = "FULL"  # the connection's synchronous setting (_sqlite_connect checked it)
         while True:
             item = self._queue.get()
             if isinstance(item, _Stop):
@@ -280,24 +281,35 @@ class SQLiteDatabase(Database):
                 batch.append(more)
             results: list[tuple[Future[Any], bool, Any]] = []
             # A group of writes that all waive durability commits without the fsync; one durable
-            # write in the group makes the whole commit durable.
-            relaxed = not any(durable for _fn, _future, durable in batch)
+            # write in the group makes the whole commit durable. The setting changes only when
+            # the kind of group does (a run of audit batches pays for it once).
+            synchronous = "NORMAL" if not any(durable for _fn, _future, durable in batch) else "FULL"
+            # A lone write needs no savepoint: its failure rolls back the whole transaction.
+            alone = len(batch) == 1
             try:
-                if relaxed:
-                    conn.execute("PRAGMA synchronous=NORMAL")
+                if synchronous != mode:
+                    conn.execute(f"PRAGMA synchronous={synchronous}")
+                    mode = synchronous
                 conn.execute("BEGIN IMMEDIATE")
                 for fn, future, _durable in batch:
-                    conn.execute("SAVEPOINT op")
+                    if not alone:
+                        conn.execute("SAVEPOINT op")
                     try:
                         value = fn(tx)
                     except BaseException as exc:  # noqa: BLE001 - handed to the caller
-                        conn.execute("ROLLBACK TO op")
-                        conn.execute("RELEASE op")
+                        if not alone:
+                            conn.execute("ROLLBACK TO op")
+                            conn.execute("RELEASE op")
                         results.append((future, False, exc))
                     else:
-                        conn.execute("RELEASE op")
+                        if not alone:
+                            conn.execute("RELEASE op")
                         results.append((future, True, value))
-                conn.execute("COMMIT")
+                if alone and not results[0][1]:
+                    if conn.in_transaction:  # an I/O error may have rolled it back already
+                        conn.execute("ROLLBACK")
+                else:
+                    conn.execute("COMMIT")
             except BaseException as exc:  # noqa: BLE001 - the commit failed: nothing is acknowledged
                 try:
                     conn.execute("ROLLBACK")
@@ -307,9 +319,6 @@ class SQLiteDatabase(Database):
                     if not future.done():
                         future.set_exception(exc)
                 continue
-            finally:
-                if relaxed:
-                    conn.execute("PRAGMA synchronous=FULL")
             for future, ok, value in results:
                 if ok:
                     future.set_result(value)
