@@ -217,11 +217,13 @@ class Progress(threading.Thread):
 
 # ----------------------------------------------------------------------------------- the run
 
-def server(port: int, data_dir: str, concurrency: int) -> Any:
+def server(port: int, data_dir: str, concurrency: int, function_cpus: str | None = None) -> Any:
     args = [PY, "-m", "strongroom.cli.main", "serve", "--port", str(port), "--data-dir", data_dir]
     env = {"STRONGROOM_ADMIN_ACCESS_KEY_ID": KEY, "STRONGROOM_ADMIN_SECRET_ACCESS_KEY": SECRET}
     if concurrency:
         env["STRONGROOM_ROTATION_CONCURRENCY"] = str(concurrency)
+    if function_cpus:
+        env["STRONGROOM_FUNCTION_CPUS"] = function_cpus
     return process(args, f"http://127.0.0.1:{port}/_strongroom/health", env)
 
 
@@ -244,7 +246,7 @@ def run(opts: argparse.Namespace, prefix: str, out: dict[str, Any]) -> None:
         api = Client(endpoint)
         stack = contextlib.ExitStack()
         with stack:
-            pid = stack.enter_context(server(port, data_dir, opts.concurrency))
+            pid = stack.enter_context(server(port, data_dir, opts.concurrency, opts.function_cpus))
             check(endpoint, signed(endpoint, "secretsmanager.CreateSecret", {
                 "Name": "storm-gsv-target", "SecretString": "x" * 100, "ClientRequestToken": str(uuid.uuid4())}))
 
@@ -271,7 +273,7 @@ def run(opts: argparse.Namespace, prefix: str, out: dict[str, Any]) -> None:
                                  (FUNCTION, json.dumps(RULES), due, due))
                 conn.close()
                 stack = contextlib.ExitStack()  # closed in the finally below
-                pid = stack.enter_context(server(port, data_dir, opts.concurrency))
+                pid = stack.enter_context(server(port, data_dir, opts.concurrency, opts.function_cpus))
                 api = Client(endpoint)
 
             try:
@@ -442,6 +444,9 @@ def main() -> None:
     parser.add_argument("--mode", choices=("rotate", "due"), default="rotate")
     parser.add_argument("--concurrency", type=int, default=4,
                         help="STRONGROOM_ROTATION_CONCURRENCY for the server (0: the server's default, 1)")
+    parser.add_argument("--function-cpus", default=None,
+                        help="STRONGROOM_FUNCTION_CPUS for the server, e.g. 1: the rotation workers on the load "
+                             "generator's core instead of the server's (on AWS they run in Lambda, elsewhere)")
     parser.add_argument("--baseline-seconds", type=int, default=10)
     parser.add_argument("--window", type=int, default=5, help="length of each wrk window during the storm")
     parser.add_argument("--no-reads", action="store_true",
@@ -472,6 +477,7 @@ def main() -> None:
                            "secrets": opts.secrets, "mode": opts.mode, "seconds_limit": opts.seconds_limit,
                            "rotator": FUNCTION.rsplit(":", 1)[1], "storage": "sqlite",
                            "rotation_concurrency": opts.concurrency or "server default",
+                           "function_cpus": opts.function_cpus or "the server's (core 0)",
                            "rotation_env": {k: v for k, v in os.environ.items() if k.startswith("STRONGROOM_ROTATION")},
                            "role_prefix": prefix}
     error = None
@@ -503,6 +509,7 @@ def report(out: dict[str, Any]) -> None:
     rows = [
         ("secrets rotated (mode)", f"{out['secrets']:,} ({out['mode']})"),
         ("rotation concurrency", f"{out['rotation_concurrency']} (STRONGROOM_ROTATION_CONCURRENCY)"),
+        ("rotation workers' CPUs", f"{out['function_cpus']} (STRONGROOM_FUNCTION_CPUS)"),
         ("time until all rotated", f"{s['seconds_to_all']} s" if s["all_ended"]
          else f"not all within {s['seconds_observed']} s"),
         ("succeeded / failed / not ended", f"{s['succeeded']} / {s['failed']} / {s['not_ended']}"),

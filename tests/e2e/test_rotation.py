@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 
@@ -10,6 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from strongroom.testing import ServerProcess, wait_for
+from strongroom.rotation.runtime import parse_cpus
 from strongroom.testing.functions import zipped
 
 FAST = {"STRONGROOM_ROTATION_RETRY_BASE_SECONDS": "0.3", "STRONGROOM_ROTATION_MAX_ATTEMPTS": "2",
@@ -359,3 +361,28 @@ def test_caller_text_cannot_forge_a_server_log_line(clients, rot_server):
     sm.rotate_secret(SecretId=name, RotationLambdaARN=fn, ClientRequestToken=token)
     wait_for(lambda: "\\x0aFORGED ERROR admin\\x0d" in rot_server.log())
     assert not any(line.startswith("FORGED") for line in rot_server.log().splitlines())
+
+
+def test_function_workers_run_on_the_cpus_named(tmp_path):
+    """STRONGROOM_FUNCTION_CPUS keeps rotation functions off the cores that serve requests."""
+    source = "import os\ndef handler(event, context):\n    return sorted(os.sched_getaffinity(0))\n"
+    cpus = sorted(os.sched_getaffinity(0))
+    with ServerProcess(env={"STRONGROOM_FUNCTION_CPUS": str(cpus[-1])}) as srv:
+        lam = srv.client("lambda")
+        lam.create_function(FunctionName="where", Runtime="python3.11", Role="arn:aws:iam::123456789012:role/r",
+                            Handler="lambda_function.handler", Code={"ZipFile": zipped(source)})
+        assert json.loads(lam.invoke(FunctionName="where")["Payload"].read()) == [cpus[-1]]
+    with pytest.raises(RuntimeError) as exc:
+        ServerProcess(env={"STRONGROOM_FUNCTION_CPUS": "0-4096"}).start()
+    assert "STRONGROOM_FUNCTION_CPUS: CPU list '0-4096' names CPUs this machine does not have" in str(exc.value)
+
+
+@pytest.mark.parametrize("text, cpus", [("1", {1}), ("0-1", {0, 1}), ("0, 1", {0, 1}), ("1-1,0", {0, 1})])
+def test_cpu_lists_read_as_taskset_writes_them(text, cpus):
+    assert parse_cpus(text) == cpus
+
+
+@pytest.mark.parametrize("text", ["", "x", "1-", "-1", "99999"])
+def test_cpu_lists_refused(text):
+    with pytest.raises(ValueError):
+        parse_cpus(text)

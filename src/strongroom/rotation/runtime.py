@@ -66,8 +66,24 @@ class InvokeResult:
         return f"{self.error.get('errorType', 'Error')}: {self.error.get('errorMessage', '')}"
 
 
+def parse_cpus(text: str) -> frozenset[int]:
+    """A CPU list as ``taskset`` and ``/sys`` write them: ``1``, ``2-3``, ``0,2-3``."""
+    cpus: set[int] = set()
+    try:
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            low, dash, high = part.partition("-")
+            cpus.update(range(int(low), int(high if dash else low) + 1))
+    except ValueError:
+        raise ValueError(f"not a CPU list: {text!r} (examples: 1, 2-3, 0,2-3)") from None
+    unknown = {c for c in cpus if not 0 <= c < (os.cpu_count() or 1)}
+    if not cpus or unknown:
+        raise ValueError(f"CPU list {text!r} names no CPU" if not cpus else
+                         f"CPU list {text!r} names CPUs this machine does not have: {sorted(unknown)}")
+    return frozenset(cpus)
+
+
 class _Worker:
-    def __init__(self, spec: FunctionSpec, env: dict[str, str]) -> None:
+    def __init__(self, spec: FunctionSpec, env: dict[str, str], cpus: frozenset[int] | None = None) -> None:
         args = [sys.executable, "-m", "strongroom.rotation.worker", spec.handler]
         if spec.code_dir:
             args.append(spec.code_dir)
@@ -76,6 +92,8 @@ class _Worker:
         def limits() -> None:
             resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+            if cpus:
+                os.sched_setaffinity(0, cpus)
 
         self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, env=env, preexec_fn=limits,
@@ -174,8 +192,13 @@ def _runtime_error(worker: _Worker, spec: FunctionSpec) -> dict[str, str]:
 
 class FunctionRuntime:
     def __init__(self, base_env: Callable[[FunctionSpec], dict[str, str]], max_age: float = 900.0,
-                 on_invoke: Callable[[FunctionSpec, Any, InvokeResult, float], None] | None = None) -> None:
+                 on_invoke: Callable[[FunctionSpec, Any, InvokeResult, float], None] | None = None,
+                 cpus: frozenset[int] | None = None) -> None:
+        """``cpus``: the CPUs function workers run on (default: the server's). On AWS a rotation
+        function runs in Lambda, not on Secrets Manager's hosts; here it can at least be kept off
+        the cores that serve requests (``STRONGROOM_FUNCTION_CPUS``)."""
         self._base_env = base_env
+        self._cpus = cpus
         self.on_invoke = on_invoke  # records every invocation (its logs kept, as Lambda keeps them)
         self._max_age = max_age
         self._idle: dict[str, list[_Worker]] = {}
@@ -192,7 +215,7 @@ class FunctionRuntime:
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "HOME": os.environ.get("HOME", "/tmp")}
         env.update(self._base_env(spec))
         env.update(spec.environment)
-        return _Worker(spec, env)
+        return _Worker(spec, env, self._cpus)
 
     def _give_back(self, spec: FunctionSpec, worker: _Worker) -> None:
         with self._lock:

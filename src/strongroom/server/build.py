@@ -27,7 +27,7 @@ from strongroom.protocol import JSONProtocol
 from strongroom.protocol.query import QueryProtocol
 from strongroom.protocol.rest_json import RestJSONProtocol
 from strongroom.rotation.engine import RotationEngine, RotationSettings
-from strongroom.rotation.runtime import FunctionRuntime, FunctionSpec
+from strongroom.rotation.runtime import FunctionRuntime, FunctionSpec, parse_cpus
 from strongroom.server.app import App, Service
 from strongroom.services.lambda_ import OPERATIONS as LAMBDA_OPERATIONS
 from strongroom.services.lambda_ import Lambda
@@ -105,7 +105,11 @@ def build(settings: config.Settings) -> Server:
                 "LAMBDA_TASK_ROOT": spec.code_dir or "", "STRONGROOM_FUNCTION_ARN": spec.arn,
                 "PYTHONUNBUFFERED": "1"}
 
-    runtime = FunctionRuntime(function_env)
+    cpus = os.environ.get("STRONGROOM_FUNCTION_CPUS")
+    try:
+        runtime = FunctionRuntime(function_env, cpus=parse_cpus(cpus) if cpus else None)
+    except ValueError as exc:
+        raise SystemExit(f"STRONGROOM_FUNCTION_CPUS: {exc}") from None
     functions = Lambda(db, cipher, runtime, None if settings.dev else settings.data_dir / "functions")
     runtime.on_invoke = functions.record_invocation
     if not settings.dev:
