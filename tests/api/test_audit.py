@@ -84,3 +84,30 @@ def _reads_survive_kill_9(srv) -> None:  # type: ignore[no-untyped-def]
         assert set(read_ids) <= found
     finally:
         srv.stop()
+
+
+def _source_ip_seen(srv, claimed: str) -> str:  # type: ignore[no-untyped-def]
+    """GetSecretValue sent with ``X-Forwarded-For: claimed``; the address its audit record names."""
+    sm = srv.client()
+    name = f"xff-{uuid.uuid4().hex[:8]}"
+    arn = sm.create_secret(Name=name, SecretString="v")["ARN"]
+
+    def forwarded(request, **_):  # type: ignore[no-untyped-def]
+        request.headers["X-Forwarded-For"] = claimed
+
+    sm.meta.events.register("before-send.secrets-manager.GetSecretValue", forwarded)
+    request_id = sm.get_secret_value(SecretId=name)["ResponseMetadata"]["RequestId"]
+    events = srv.client("cloudtrail").lookup_events(
+        LookupAttributes=[{"AttributeKey": "ResourceName", "AttributeValue": arn}])["Events"]
+    [record] = [json.loads(e["CloudTrailEvent"]) for e in events if json.loads(e["CloudTrailEvent"])["requestID"] == request_id]
+    return record["sourceIPAddress"]  # type: ignore[no-any-return]
+
+
+def test_x_forwarded_for_is_believed_only_from_trusted_proxies(sqlite_server):
+    """The client's address decides aws:SourceIp and the audit's sourceIPAddress: a local process
+    must not be able to claim another one."""
+    from strongroom.testing import ServerProcess
+
+    assert _source_ip_seen(sqlite_server, "10.9.8.7") == "127.0.0.1"
+    with ServerProcess(extra_args=["--trusted-proxies", "127.0.0.1"]) as behind_proxy:
+        assert _source_ip_seen(behind_proxy, "10.9.8.7") == "10.9.8.7"

@@ -50,10 +50,13 @@ def cli() -> None:
                                                  f"[default: {config.DEFAULT_ACCOUNT}].")
 @click.option("--master-key-file", type=click.Path(path_type=Path), default=None,
               help="Read the master key from this file instead of DATA_DIR/master.key.")
+@click.option("--trusted-proxies", default=None, envvar="STRONGROOM_TRUSTED_PROXIES",
+              help="Addresses (comma-separated, or *) of reverse proxies whose X-Forwarded-For names the "
+                   "client. Unset: the header is ignored and the connection's address is the client's.")
 @click.option("--dev", is_flag=True, help="In-memory state, signatures not checked, POST /_strongroom/reset. "
                                           "For tests only.")
 def serve(host: str, port: int, data_dir: Path | None, database_url: str | None, account_id: str | None,
-          master_key_file: Path | None, dev: bool) -> None:
+          master_key_file: Path | None, trusted_proxies: str | None, dev: bool) -> None:
     """Run the server."""
     import uvicorn
 
@@ -73,9 +76,13 @@ def serve(host: str, port: int, data_dir: Path | None, database_url: str | None,
     server = build(settings)
     click.echo(describe_endpoint(server))
     sys.stdout.flush()
+    # The client's address decides aws:SourceIp conditions and the audit's sourceIPAddress, so
+    # X-Forwarded-For is believed only from proxies named here (uvicorn's default believes any
+    # client on 127.0.0.1, which would let a local process claim any address).
     uv_config = uvicorn.Config(server.app, host=settings.host, port=settings.port, loop="uvloop",
                                http="httptools", lifespan="on", access_log=False, log_level="warning",
-                               timeout_graceful_shutdown=30, server_header=False, date_header=False)
+                               timeout_graceful_shutdown=30, server_header=False, date_header=False,
+                               proxy_headers=bool(trusted_proxies), forwarded_allow_ips=trusted_proxies or None)
     # uvicorn drains in-flight requests on SIGTERM/SIGINT, then re-raises the signal to the handler
     # that was there before it. Make that handler a clean exit, so a drained stop exits 0.
     signal.signal(signal.SIGTERM, _exit_cleanly)
