@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import os
 import pstats
 import sys
 import tempfile
@@ -115,7 +116,7 @@ async def main() -> None:
         elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
         if profiler:
             profiler.disable()
-            pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(45)
+            pstats.Stats(profiler, stream=sys.stderr).sort_stats(os.environ.get("SORT", "cumulative")).print_stats(45)
         done = per * args.concurrency
         print(f"{args.operation}: {done} requests in {elapsed:.2f}s: {elapsed / done * 1e6:.0f} µs/request, "
               f"{done / elapsed:,.0f}/s; CPU {cpu / done * 1e6:.0f} µs/request, all threads (pipeline only, no HTTP)")

@@ -50,7 +50,7 @@ from strongroom import clock
 from strongroom.auth.principal import Credential, VerifiedRequest
 from strongroom.errors import AWSError
 
-__all__ = ["SigV4Verifier", "ALGORITHM"]
+__all__ = ["ALGORITHM", "Headers", "SigV4Verifier", "index_headers"]
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 _TERMINATOR = "aws4_request"
@@ -113,23 +113,36 @@ class _Authorization:
         self.signature = parts["Signature"]
 
 
-def _find(headers: list[tuple[str, str]], wanted: str) -> str | None:
+Headers = dict[str, list[str]]
+
+
+def index_headers(headers: list[tuple[str, str]]) -> Headers:
+    """Header values by lower-case name, in the order they came: read once per request."""
+    index: Headers = {}
     for name, value in headers:
-        if name.lower() == wanted:
-            return value
-    return None
+        lname = name.lower()
+        found = index.get(lname)
+        if found is None:
+            index[lname] = [value]
+        else:
+            found.append(value)
+    return index
 
 
-def _only(headers: list[tuple[str, str]], wanted: str) -> str | None:
+def _find(headers: Headers, wanted: str) -> str | None:
+    values = headers.get(wanted)
+    return None if values is None else values[0]
+
+
+def _only(headers: Headers, wanted: str) -> str | None:
     """The value of a header that must not repeat: with two ``Authorization`` (or dates, or
     tokens) which one counts is ambiguous, and a proxy in front may read the other one."""
-    found = None
-    for name, value in headers:
-        if name.lower() == wanted:
-            if found is not None:
-                raise _incomplete(f"The request has more than one '{wanted}' header.")
-            found = value
-    return found
+    values = headers.get(wanted)
+    if values is None:
+        return None
+    if len(values) > 1:
+        raise _incomplete(f"The request has more than one '{wanted}' header.")
+    return values[0]
 
 
 def canonical_query(query_string: str) -> str:
@@ -164,17 +177,13 @@ def _fold(value: str) -> str:
     return value
 
 
-def canonical_headers(headers: list[tuple[str, str]], signed: list[str]) -> str:
-    values: dict[str, list[str]] = {}
-    for name, value in headers:
-        lname = name.lower()
-        if lname in signed:
-            values.setdefault(lname, []).append(_fold(value))
+def canonical_headers(headers: Headers, signed: list[str]) -> str:
     lines = []
     for name in signed:
-        if name not in values:
+        values = headers.get(name)
+        if values is None:
             raise _invalid(_MISMATCH)
-        lines.append(f"{name}:{','.join(values[name])}\n")
+        lines.append(f"{name}:{','.join(_fold(v) for v in values)}\n")
     return "".join(lines)
 
 
@@ -186,9 +195,9 @@ class SigV4Verifier:
         self._keys: dict[tuple[str, str, str, str], bytes] = {}
         self._lock = threading.Lock()
 
-    def identify(self, headers: list[tuple[str, str]]) -> tuple[str, str, str]:
+    def identify(self, headers: list[tuple[str, str]] | Headers) -> tuple[str, str, str]:
         """Access key, region and service from a well-formed header, without checking the signature."""
-        raw = _only(headers, "authorization")
+        raw = _only(headers if isinstance(headers, dict) else index_headers(headers), "authorization")
         if raw is None:
             raise AWSError("MissingAuthenticationTokenException", "Missing Authentication Token")
         auth = _Authorization(raw)
@@ -207,7 +216,7 @@ class SigV4Verifier:
                 self._keys[cache_key] = key
         return key
 
-    def _check_time(self, auth: _Authorization, headers: list[tuple[str, str]]) -> str:
+    def _check_time(self, auth: _Authorization, headers: Headers) -> str:
         amz_date = _only(headers, "x-amz-date")
         if amz_date is None:
             http_date = _find(headers, "date")
@@ -241,8 +250,11 @@ class SigV4Verifier:
                            f"({_fmt(now)} + {self._skew // 60} min.)")
         return amz_date
 
-    def verify(self, method: str, raw_path: str, query_string: str, headers: list[tuple[str, str]],
+    def verify(self, method: str, raw_path: str, query_string: str, headers: list[tuple[str, str]] | Headers,
                body: bytes) -> VerifiedRequest:
+        """``headers``: as received (name, value), or already :func:`index_headers`-ed."""
+        if not isinstance(headers, dict):
+            headers = index_headers(headers)
         raw = _only(headers, "authorization")
         if raw is None:
             if "X-Amz-Signature=" in query_string or "X-Amz-Credential=" in query_string:

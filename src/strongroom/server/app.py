@@ -32,7 +32,7 @@ from strongroom.audit import AuditTrail, api_call_record, is_read_only
 from strongroom.audit import new_id as new_request_id
 from strongroom.auth.authorizer import Authorizer
 from strongroom.auth.principal import Credential, VerifiedRequest
-from strongroom.auth.sigv4 import SigV4Verifier
+from strongroom.auth.sigv4 import Headers, SigV4Verifier, index_headers
 from strongroom.errors import AWSError
 from strongroom.protocol.query import QueryProtocol
 from strongroom.store import Unstorable, WriteHook, write_hook
@@ -53,6 +53,11 @@ _JSON_HEADERS = [(b"content-type", b"application/x-amz-json-1.1")]
 class _ClientGone(asyncio.CancelledError):
     """The client closed the connection before its body arrived: no one to answer, nothing to log
     (a plain CancelledError reaching uvicorn is logged as an error with its traceback)."""
+
+
+def _headers(scope: dict[str, Any]) -> Headers:
+    """The request's headers by lower-case name, read once."""
+    return index_headers([(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]])
 
 
 def _audit_unavailable(request_id: str) -> AWSError:
@@ -172,7 +177,7 @@ class App:
         service = next(iter(self.query_services.values()))
         try:
             raw = await self.read_body(scope, receive, self.max_body_bytes)
-            headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+            headers = _headers(scope)
             _, _, signing_name = self.verifier.identify(headers)
             if signing_name not in self.query_services and signing_name in self._by_signing_name:
                 await self.respond_unrouted(send, self._by_signing_name[signing_name], method, scope["path"],
@@ -202,13 +207,11 @@ class App:
         status, body = 400, b""
         try:
             raw = await self.read_body(scope, receive, self.max_body_bytes)     # 1. read
-            headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
-            target = None
-            for name, value in headers:
-                if name.lower() == "x-amz-target":
-                    if target is not None:  # which one? Refused rather than guessed
-                        raise AWSError("UnknownOperationException", "The request has more than one X-Amz-Target header.")
-                    target = value
+            headers = _headers(scope)
+            targets = headers.get("x-amz-target")
+            if targets is not None and len(targets) > 1:  # which one? Refused rather than guessed
+                raise AWSError("UnknownOperationException", "The request has more than one X-Amz-Target header.")
+            target = None if targets is None else targets[0]
             if method != "POST":
                 raise AWSError("UnknownOperationException", f"The method {method[:20]} is not supported: requests are "
                                "POST with an X-Amz-Target header naming the operation.")
@@ -240,12 +243,13 @@ class App:
         method = scope["method"]
         try:
             raw = await self.read_body(scope, receive, service.max_body_bytes or self.max_body_bytes)
-            headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+            pairs = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+            headers = index_headers(pairs)
             verified = self.authenticate(method, scope, headers, raw, service)
             query = scope.get("query_string", b"").decode("latin-1")
             ctx = self.context(verified, request_id, scope, headers)
             result = await self.audited(ctx, service, operation,
-                                        lambda p: service.protocol.parse(operation, path_params, query, headers, raw))
+                                        lambda p: service.protocol.parse(operation, path_params, query, pairs, raw))
             response = service.protocol.serialize(operation, result)
         except AWSError as err:
             await self.respond_rest(send, service, err, request_id)
@@ -356,18 +360,15 @@ class App:
 
     @staticmethod
     def context(verified: VerifiedRequest, request_id: str, scope: dict[str, Any],
-                headers: list[tuple[str, str]]) -> RequestContext:
-        agent = ""
-        for name, value in headers:
-            if name.lower() == "user-agent":
-                agent = value[:1024]
-                break
+                headers: Headers) -> RequestContext:
+        agents = headers.get("user-agent")
+        agent = "" if agents is None else agents[0][:1024]
         return RequestContext(account_id=verified.credential.account_id, region=verified.region,
                               principal_arn=verified.credential.principal_arn, request_id=request_id,
                               source_ip=(scope.get("client") or ("", 0))[0], user_agent=agent,
                               access_key_id=verified.credential.access_key_id)
 
-    def authenticate(self, method: str, scope: dict[str, Any], headers: list[tuple[str, str]],
+    def authenticate(self, method: str, scope: dict[str, Any], headers: Headers,
                      body: bytes, service: Service) -> VerifiedRequest:
         if self.dev:
             access_key_id, region, signing_name = self.verifier.identify(headers)
