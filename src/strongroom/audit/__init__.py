@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import calendar
 import datetime as dt
+import functools
 import json
 import logging
 import os
@@ -115,7 +116,22 @@ def is_read_only(operation: str) -> bool:
     return operation.startswith(_READ_PREFIXES)
 
 
+_identities: dict[tuple[str, str, str], dict[str, Any]] = {}
+
+
 def _identity(ctx: RequestContext) -> dict[str, Any]:
+    """The record's ``userIdentity``: the same for every call of one key, so made once per key
+    (records share it; nothing changes a record after it is made)."""
+    key = (ctx.principal_arn, ctx.access_key_id, ctx.account_id)
+    identity = _identities.get(key)
+    if identity is None:
+        if len(_identities) >= 4096:
+            _identities.clear()
+        identity = _identities[key] = _new_identity(ctx)
+    return identity
+
+
+def _new_identity(ctx: RequestContext) -> dict[str, Any]:
     arn = ctx.principal_arn
     if arn.endswith(":root"):
         kind = "Root"
@@ -202,12 +218,18 @@ def service_event_record(account_id: str, region: str, service: str, event_name:
     return record
 
 
+@functools.lru_cache(maxsize=64)  # records made in one second share their eventTime
 def _epoch(iso: str) -> float:
     return float(calendar.timegm((int(iso[0:4]), int(iso[5:7]), int(iso[8:10]), int(iso[11:13]), int(iso[14:16]),
                                   int(iso[17:19]), 0, 0, 0)))
 
 
-def _row(record: dict[str, Any]) -> tuple[Any, ...]:
+def _line(record: dict[str, Any]) -> bytes:
+    return orjson.dumps(record) + b"\n"
+
+
+def _row(record: dict[str, Any], line: bytes | None = None) -> tuple[Any, ...]:
+    """The database row of ``record``; ``line``: its JSON line, when already made."""
     identity = record.get("userIdentity", {})
     resources = record.get("resources") or []
     first = resources[0] if resources else {}
@@ -215,7 +237,7 @@ def _row(record: dict[str, Any]) -> tuple[Any, ...]:
     return (record["eventID"], record["recipientAccountId"], record["awsRegion"], when, record["eventName"],
             record["eventSource"], 1 if record["readOnly"] else 0,
             _text(identity.get("userName") or identity.get("arn")), _text(identity.get("accessKeyId")),
-            _text(first.get("ARN")), first.get("type"), orjson.dumps(record).decode())
+            _text(first.get("ARN")), first.get("type"), (line or _line(record))[:-1].decode())
 
 
 def _text(value: Any) -> Any:
@@ -288,6 +310,7 @@ class AuditTrail:
     async def _flush(self, batch: list[tuple[dict[str, Any], asyncio.Future[None]]]) -> None:
         records = [r for r, _ in batch]
         rows: list[tuple[Any, ...]] = []
+        lines: list[bytes] = []
         appended = False
         durable = self.durable_reads or not all(r["readOnly"] and r["eventType"] == "AwsApiCall" for r in records)
 
@@ -297,13 +320,14 @@ class AuditTrail:
             if self.directory is not None and not appended:
                 # In the same step as the insert, on the writer's thread: no second hand-off. Once
                 # only: PostgreSQL runs tx_fn again when a connection drops at its COMMIT.
-                self._append_files(records)
+                self._append_files(records, lines)
                 appended = True
 
         try:
             # Inside the try: a record that cannot be serialized fails its batch closed instead of
             # leaving every call in the batch waiting forever on its future.
-            rows = [_row(r) for r in records]
+            lines = [_line(r) for r in records]
+            rows = [_row(r, line) for r, line in zip(records, lines)]
             await self.db.write(tx_fn, durable=durable)
         except Exception as exc:  # noqa: BLE001 - every waiting call fails closed
             self.healthy = False
@@ -317,15 +341,16 @@ class AuditTrail:
             if not future.done():
                 future.set_result(None)
 
-    def _append_files(self, records: list[dict[str, Any]]) -> None:
-        """Append to the hour's file of each account and region; files stay open for their hour."""
+    def _append_files(self, records: list[dict[str, Any]], lines: list[bytes] | None = None) -> None:
+        """Append to the hour's file of each account and region; files stay open for their hour.
+        ``lines``: the records' JSON lines, when already made."""
         assert self.directory is not None
         by_file: dict[str, list[bytes]] = {}
-        for r in records:
+        for i, r in enumerate(records):
             hour = r["eventTime"][:13]  # 2026-11-22T16
             account, region = r["recipientAccountId"], r["awsRegion"]
             key = f"{account}/{region}/{hour}"
-            by_file.setdefault(key, []).append(orjson.dumps(r) + b"\n")
+            by_file.setdefault(key, []).append(lines[i] if lines is not None else _line(r))
         with self._file_lock:
             for key, lines in by_file.items():
                 fd = self._files.get(key)
