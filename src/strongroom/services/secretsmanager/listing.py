@@ -167,8 +167,10 @@ class Lister:
             cursor = after
             scanned = 0
             exhausted = False
+            more = False  # a row after the cursor was already read
             while len(rows) < limit and scanned < _SCAN_LIMIT:
-                batch_size = limit if not filters else max(limit * 2, 200)
+                # One row more than a page, so the usual page needs no probe for the next one.
+                batch_size = limit + 1 if not filters else max(limit * 2, 200)
                 batch = q.list_secrets(tx, ctx.account_id, ctx.region, sort_by, descending, cursor,
                                        batch_size, include_deleted)
                 consumed = 0
@@ -180,13 +182,15 @@ class Lister:
                         if len(rows) == limit:
                             break
                 scanned += consumed
+                more = consumed < len(batch)
                 if len(batch) < batch_size and consumed == len(batch):
                     exhausted = True
                     break
             next_token = None
             if not exhausted and cursor is not None:
                 # Is there anything after the cursor? One cheap probe keeps the last page honest.
-                if q.list_secrets(tx, ctx.account_id, ctx.region, sort_by, descending, cursor, 1, include_deleted):
+                if more or q.list_secrets(tx, ctx.account_id, ctx.region, sort_by, descending, cursor, 1,
+                                          include_deleted):
                     next_token = self._sign({"q": query_id, "v": cursor[0], "i": cursor[1]})
             page = Page(rows, next_token)
             if with_stages:
