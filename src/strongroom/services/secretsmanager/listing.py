@@ -174,13 +174,16 @@ class Lister:
                 batch = q.list_secrets(tx, ctx.account_id, ctx.region, sort_by, descending, cursor,
                                        batch_size, include_deleted)
                 consumed = 0
+                last = None
                 for row in batch:
                     consumed += 1
-                    cursor = (q.sort_value(row, sort_by), row.id)
+                    last = row
                     if not filters or _matches(row, filters):
                         rows.append(row)
                         if len(rows) == limit:
                             break
+                if last is not None:
+                    cursor = (q.sort_value(last, sort_by), last.id)
                 scanned += consumed
                 more = consumed < len(batch)
                 if len(batch) < batch_size and consumed == len(batch):
