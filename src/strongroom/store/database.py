@@ -11,7 +11,9 @@ Contract (every engine):
   (SQLite: ``synchronous=NORMAL`` for that commit; PostgreSQL: ``synchronous_commit`` off for that
   transaction). A crash of the server loses none of it; a power failure can lose the last such
   commits, never a durable one, and never one older than the last durable commit (the log is
-  written in order). The audit trail uses it for records of reads.
+  written in order). The audit trail uses it for records of reads. On PostgreSQL such a write
+  runs on the autocommit connection, each statement its own transaction (no BEGIN, no COMMIT, no
+  SET: one round trip for a one-statement write), so give it one statement.
 * Writers to one secret serialize: a write transaction that locks a secret with
   ``tx.lock_clause`` (``FOR UPDATE`` on PostgreSQL) keeps other writers out until it ends; SQLite
   has a single writer thread, so writes never interleave there at all.
@@ -416,7 +418,11 @@ class PostgresDatabase(Database):
         attr = "autocommit_conn" if autocommit else "conn"
         found = getattr(self._local, attr, None)
         if found is None or found[0].closed:
+            # The autocommit connection serves one-statement reads and the writes that waive
+            # durability (see the module docstring): its commits do not wait for the WAL flush.
             conn = self._psycopg.connect(self.url, autocommit=autocommit)
+            if autocommit:
+                conn.execute("SET synchronous_commit TO off")
             found = (conn, conn.cursor())
             setattr(self._local, attr, found)
             with self._conns_lock:
@@ -426,9 +432,9 @@ class PostgresDatabase(Database):
     def _run(self, fn: Callable[[Tx], T], read_only: bool, snapshot: bool = True, durable: bool = True) -> T:
         errors = self._psycopg.errors
         for attempt in range(8):
-            conn, cursor = self._conn(autocommit=not snapshot)
+            conn, cursor = self._conn(autocommit=not snapshot or not durable)
             try:
-                if not snapshot:  # no BEGIN/COMMIT round trips: each statement stands alone
+                if not snapshot or not durable:  # no BEGIN/COMMIT round trips: each statement stands alone
                     return fn(_PgTx(conn, cursor))
                 # A read sees one snapshot (REPEATABLE READ): under PostgreSQL's default READ
                 # COMMITTED each statement has its own, and ListSecretVersionIds could pair the
@@ -438,8 +444,6 @@ class PostgresDatabase(Database):
                 if conn.isolation_level != level:
                     conn.isolation_level = level  # no round trip: it changes the next BEGIN
                 with conn.transaction():
-                    if not durable:
-                        cursor.execute("SET LOCAL synchronous_commit TO off")
                     return fn(_PgTx(conn, cursor))
             except (errors.SerializationFailure, errors.DeadlockDetected):
                 if attempt == 7:
