@@ -111,3 +111,37 @@ def test_x_forwarded_for_is_believed_only_from_trusted_proxies(sqlite_server):
     assert _source_ip_seen(sqlite_server, "10.9.8.7") == "127.0.0.1"
     with ServerProcess(extra_args=["--trusted-proxies", "127.0.0.1"]) as behind_proxy:
         assert _source_ip_seen(behind_proxy, "10.9.8.7") == "10.9.8.7"
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_a_burst_larger_than_one_insert_statement_is_recorded_whole(engine, request, tmp_path):
+    """3,000 records in one batch (more parameters than one SQLite statement may carry) are all
+    stored and all found."""
+    import asyncio
+
+    from strongroom.audit import AuditTrail, api_call_record
+    from strongroom.context import RequestContext
+    from strongroom.store import open_database
+    from strongroom.testing import postgres_schema
+
+    with contextlib.ExitStack() as stack:
+        url = str(tmp_path / "burst.db")
+        if engine == "postgresql":
+            url = stack.enter_context(postgres_schema(request.getfixturevalue("pg_url").split("?")[0]))
+        db = open_database(url)
+        stack.callback(db.close)
+        trail = AuditTrail(db, tmp_path / "audit")
+        stack.callback(trail.close)
+        marker = uuid.uuid4().hex
+        ctx = RequestContext("123456789012", "us-east-1", "arn:aws:iam::123456789012:root", marker)
+
+        async def burst() -> None:  # one turn of the event loop: one batch
+            await asyncio.gather(*(trail.record(api_call_record(ctx, "secretsmanager", "GetSecretValue",
+                                                                 {"SecretId": f"s{i}"}, None, None))
+                                   for i in range(3000)))
+
+        asyncio.run(burst())
+        stored = db.read_sync(lambda tx: tx.one("SELECT count(*) FROM audit_events WHERE record LIKE ?",
+                                                (f"%{marker}%",)))[0]
+        lines = sum(path.read_text().count(marker) for path in (tmp_path / "audit").rglob("*.jsonl"))
+        assert (stored, lines) == (3000, 3000)

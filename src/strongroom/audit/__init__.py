@@ -264,10 +264,16 @@ _INSERT = ("INSERT INTO audit_events (event_id, account_id, region, event_time, 
 _ROW_MARKS = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 
+_ROWS_PER_STATEMENT = 500  # 6,000 parameters: within SQLite's 32,766 and PostgreSQL's 65,535
+
+
 def _insert(tx: Tx, rows: list[tuple[Any, ...]]) -> None:
-    """One statement for the whole batch: all or nothing even where a relaxed write runs each
-    statement on its own (PostgreSQL), and one round trip there."""
-    tx.execute(_INSERT + ", ".join([_ROW_MARKS] * len(rows)), [value for row in rows for value in row])
+    """One statement per 500 records: a batch is one round trip on PostgreSQL, where a relaxed
+    write runs each statement on its own. (A batch larger than that, a burst of thousands of
+    calls in one turn of the event loop, is a few statements; each record is whole either way.)"""
+    for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+        chunk = rows[start:start + _ROWS_PER_STATEMENT]
+        tx.execute(_INSERT + ", ".join([_ROW_MARKS] * len(chunk)), [value for row in chunk for value in row])
 
 
 class AuditTrail:
