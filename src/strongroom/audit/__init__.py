@@ -40,6 +40,7 @@ import os
 import random
 import threading
 import time
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -313,17 +314,24 @@ class AuditTrail:
         await future
 
     def _start_flush(self) -> None:
+        """Hand the batch to the database; its calls resume when the commit's outcome is back.
+        (A callback, not a task: a task and a wrapped future per batch cost more than the insert.)"""
         self._flushing = False
         batch, self._pending = self._pending, []
-        if batch:
-            asyncio.get_running_loop().create_task(self._flush(batch))
-
-    async def _flush(self, batch: list[tuple[dict[str, Any], asyncio.Future[None]]]) -> None:
+        if not batch:
+            return
         records = [r for r, _ in batch]
-        rows: list[tuple[Any, ...]] = []
-        lines: list[bytes] = []
         appended = False
         durable = self.durable_reads or not all(r["readOnly"] and r["eventType"] == "AwsApiCall" for r in records)
+        loop = asyncio.get_running_loop()
+        try:
+            # A record that cannot be serialized fails its batch closed instead of leaving every
+            # call in the batch waiting forever on its future.
+            lines = [_line(r) for r in records]
+            rows = [_row(r, line) for r, line in zip(records, lines)]
+        except Exception as exc:  # noqa: BLE001 - every waiting call fails closed
+            self._finish(batch, exc)
+            return
 
         def tx_fn(tx: Tx) -> None:
             nonlocal appended
@@ -334,15 +342,15 @@ class AuditTrail:
                 self._append_files(records, lines)
                 appended = True
 
-        try:
-            # Inside the try: a record that cannot be serialized fails its batch closed instead of
-            # leaving every call in the batch waiting forever on its future.
-            lines = [_line(r) for r in records]
-            rows = [_row(r, line) for r, line in zip(records, lines)]
-            await self.db.write(tx_fn, durable=durable)
-        except Exception as exc:  # noqa: BLE001 - every waiting call fails closed
+        def done(outcome: Future[None]) -> None:  # on the database's thread
+            loop.call_soon_threadsafe(self._finish, batch, outcome.exception())
+
+        self.db.submit_write(tx_fn, durable=durable).add_done_callback(done)
+
+    def _finish(self, batch: list[tuple[dict[str, Any], asyncio.Future[None]]], error: BaseException | None) -> None:
+        if error is not None:
             self.healthy = False
-            log.error("audit records could not be written: %s", type(exc).__name__)
+            log.error("audit records could not be written: %s", type(error).__name__)
             for _, future in batch:
                 if not future.done():
                     future.set_exception(RuntimeError("audit trail unavailable"))

@@ -142,6 +142,12 @@ class Database:
         raise NotImplementedError
 
     async def write(self, fn: Callable[[Tx], T], durable: bool = True) -> T:
+        return await _hooked_write(lambda run: self.submit_write(run, durable), fn)
+
+    def submit_write(self, fn: Callable[[Tx], T], durable: bool = True) -> Future[T]:
+        """``write`` without the coroutine: the write queued, its outcome in the returned future
+        (for callers that wait with a callback, such as the audit trail's batches). No write
+        hook is taken."""
         raise NotImplementedError
 
     def read_sync(self, fn: Callable[[Tx], T], snapshot: bool = True) -> T:
@@ -250,7 +256,7 @@ class SQLiteDatabase(Database):
         return self.read_sync(fn, snapshot)
 
     # Writes: queued to the writer thread.
-    def _submit(self, fn: Callable[[Tx], Any], durable: bool = True) -> Future[Any]:
+    def submit_write(self, fn: Callable[[Tx], T], durable: bool = True) -> Future[T]:
         future: Future[Any] = Future()
         self._queue.put((fn, future, durable))
         return future
@@ -258,10 +264,8 @@ class SQLiteDatabase(Database):
     def write_sync(self, fn: Callable[[Tx], T]) -> T:
         if threading.current_thread() is self._thread:
             raise RuntimeError("write_sync called from the writer thread")
-        return self._submit(fn).result()  # type: ignore[no-any-return]
+        return self.submit_write(fn).result()
 
-    async def write(self, fn: Callable[[Tx], T], durable: bool = True) -> T:
-        return await _hooked_write(lambda run: self._submit(run, durable), fn)
 
     def _writer_loop(self) -> None:
         conn = self._writer_conn
@@ -464,8 +468,8 @@ class PostgresDatabase(Database):
     async def read(self, fn: Callable[[Tx], T], snapshot: bool = True) -> T:
         return await asyncio.wrap_future(self._pool.submit(self._run, fn, True, snapshot))
 
-    async def write(self, fn: Callable[[Tx], T], durable: bool = True) -> T:
-        return await _hooked_write(lambda run: self._pool.submit(self._run, run, False, True, durable), fn)
+    def submit_write(self, fn: Callable[[Tx], T], durable: bool = True) -> Future[T]:
+        return self._pool.submit(self._run, fn, False, True, durable)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
