@@ -100,6 +100,7 @@ class _Worker:
                                      cwd=spec.code_dir or None)
         self.started = time.monotonic()
         self.ready = False  # the worker has loaded the handler and said so
+        self._unread = bytearray()  # bytes read past the last line
         self.init_limit = INIT_TIMEOUT
         self.failure = ""  # why the last call had no answer: "timeout", "init timeout", "exit", "too large", "invalid"
 
@@ -130,9 +131,13 @@ class _Worker:
         """The worker's next JSON line, or None (the worker killed, ``failure`` set; ``late`` when
         the deadline passed)."""
         assert self.proc.stdout is not None
-        line = bytearray()
+        # Lines are cut at their newline: one read can hold the end of one line and the start of
+        # the next (a cold worker's "ready" line and its first answer often arrive together).
+        buffer = self._unread
         fd = self.proc.stdout.fileno()
-        while not line.endswith(b"\n"):
+        scanned = 0  # no newline before this offset: each byte is searched once
+        while (end := buffer.find(b"\n", scanned)) < 0:
+            scanned = len(buffer)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self.failure = late
@@ -145,11 +150,12 @@ class _Worker:
             if not chunk:
                 self.kill()
                 return None
-            line += chunk
-            if len(line) > MAX_ANSWER_BYTES:
+            buffer += chunk
+            if len(buffer) > MAX_ANSWER_BYTES:
                 self.failure = "too large"
                 self.kill()
                 return None
+        line, self._unread = buffer[:end + 1], buffer[end + 1:]
         try:
             answer = json.loads(line)
         except ValueError:

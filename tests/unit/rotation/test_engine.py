@@ -7,6 +7,7 @@ service's own operations, so a month of schedules runs in about a second.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from typing import Any
 
@@ -162,3 +163,20 @@ def test_cancel_stops_before_the_next_step(tmp_path, fake_clock):
         db.close()
 
     asyncio.run(scenario())
+
+
+def test_worker_lines_read_together_are_answered_apart() -> None:
+    """A cold worker's "ready" line and its first answer often arrive in one read: each is its own
+    line (read as one, the answer was 'unreadable' and the invocation failed)."""
+    import subprocess
+
+    from strongroom.rotation.runtime import _Worker
+
+    worker = _Worker.__new__(_Worker)
+    worker.proc = subprocess.Popen(["printf", '{"ready": true}\\n{"answer": 42}\\n{"half'], stdout=subprocess.PIPE)
+    worker.proc.wait()
+    worker._unread, worker.failure = bytearray(), ""
+    assert worker._line(time.monotonic() + 5, "timeout") == {"ready": True}
+    assert worker._line(time.monotonic() + 5, "timeout") == {"answer": 42}
+    assert worker._line(time.monotonic() + 5, "timeout") is None  # an unfinished line, then the end
+    worker.kill()
