@@ -160,7 +160,7 @@ class Authorizer:
                 secret is None or (secret.account_id == ctx.account_id
                                    and not (self._has_policy(tx, secret.id) if has_policy is None else has_policy))):
             return
-        policies = [] if secret is None else [r[0] for r in tx.all(
+        policies = [] if secret is None or has_policy is False else [r[0] for r in tx.all(
             "SELECT document FROM policies WHERE secret_id = ?", (secret.id,))]
         account = resource.split(":")[4] if resource.count(":") >= 5 else ctx.account_id
         self.decide(tx, ctx, f"secretsmanager:{ctx.operation}", resource, account, policies,
