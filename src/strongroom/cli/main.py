@@ -79,8 +79,10 @@ def serve(host: str, port: int, data_dir: Path | None, database_url: str | None,
     # The client's address decides aws:SourceIp conditions and the audit's sourceIPAddress, so
     # X-Forwarded-For is believed only from proxies named here (uvicorn's default believes any
     # client on 127.0.0.1, which would let a local process claim any address).
+    from strongroom.server.http import WholeAnswerHttpToolsProtocol
+
     uv_config = uvicorn.Config(server.app, host=settings.host, port=settings.port, loop="uvloop",
-                               http="httptools", lifespan="on", access_log=False, log_level="warning",
+                               http=WholeAnswerHttpToolsProtocol, lifespan="on", access_log=False, log_level="warning",
                                timeout_graceful_shutdown=30, server_header=False, date_header=False,
                                proxy_headers=bool(trusted_proxies), forwarded_allow_ips=trusted_proxies or None)
     # uvicorn drains in-flight requests on SIGTERM/SIGINT, then re-raises the signal to the handler
