@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from strongroom.crypto import BoundedCache, DecryptionError, Keyring, MasterKey
+from strongroom.cache import BoundedCache
+from strongroom.crypto import DecryptionError, Keyring, MasterKey
 
 AAD = b"arn:aws:secretsmanager:us-east-1:123456789012:secret:app-AbCdEf\x00v1"
 

@@ -47,6 +47,7 @@ from typing import Any
 import orjson
 
 from strongroom import clock
+from strongroom.cache import BoundedCache
 from strongroom.errors import AWSError
 from strongroom.context import RequestContext
 from strongroom.store import Database, Tx
@@ -71,8 +72,7 @@ _ids = random.Random(os.urandom(32))
 def new_id() -> str:
     """A random (version 4) UUID for request and event ids, without a system call per id: these
     ids must be unique, not unguessable (they protect nothing), so a PRNG seeded from the OS serves."""
-    h = "%032x" % ((_ids.getrandbits(128) & ~(0xF << 76) & ~(0x3 << 62)) | (0x4 << 76) | (0x2 << 62))
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return _uuid_text((_ids.getrandbits(128) & ~(0xF << 76) & ~(0x3 << 62)) | (0x4 << 76) | (0x2 << 62))
 
 
 def new_event_id() -> str:
@@ -82,7 +82,10 @@ def new_event_id() -> str:
     (about 40% of a read's audit insert)."""
     ms = time.time_ns() // 1_000_000
     rand = _ids.getrandbits(74)
-    value = (ms & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | (rand >> 62) << 64 | 0x2 << 62 | rand & ((1 << 62) - 1)
+    return _uuid_text((ms & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | (rand >> 62) << 64 | 0x2 << 62 | rand & ((1 << 62) - 1))
+
+
+def _uuid_text(value: int) -> str:
     h = "%032x" % value
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
@@ -117,7 +120,7 @@ def is_read_only(operation: str) -> bool:
     return operation.startswith(_READ_PREFIXES)
 
 
-_identities: dict[tuple[str, str, str], dict[str, Any]] = {}
+_identities = BoundedCache(4096)
 
 
 def _identity(ctx: RequestContext) -> dict[str, Any]:
@@ -126,9 +129,8 @@ def _identity(ctx: RequestContext) -> dict[str, Any]:
     key = (ctx.principal_arn, ctx.access_key_id, ctx.account_id)
     identity = _identities.get(key)
     if identity is None:
-        if len(_identities) >= 4096:
-            _identities.clear()
-        identity = _identities[key] = _new_identity(ctx)
+        identity = _new_identity(ctx)
+        _identities.put(key, identity)
     return identity
 
 
@@ -263,8 +265,6 @@ def _append_whole(fd: int, data: bytes) -> None:
 _INSERT = ("INSERT INTO audit_events (event_id, account_id, region, event_time, event_name, event_source, "
            "read_only, username, access_key_id, resource_name, resource_type, record) VALUES ")
 _ROW_MARKS = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-
-
 _ROWS_PER_STATEMENT = 500  # 6,000 parameters: within SQLite's 32,766 and PostgreSQL's 65,535
 
 

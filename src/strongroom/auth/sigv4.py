@@ -129,6 +129,10 @@ def index_headers(headers: list[tuple[str, str]]) -> Headers:
     return index
 
 
+def _indexed(headers: list[tuple[str, str]] | Headers) -> Headers:
+    return headers if isinstance(headers, dict) else index_headers(headers)
+
+
 def _find(headers: Headers, wanted: str) -> str | None:
     values = headers.get(wanted)
     return None if values is None else values[0]
@@ -197,7 +201,7 @@ class SigV4Verifier:
 
     def identify(self, headers: list[tuple[str, str]] | Headers) -> tuple[str, str, str]:
         """Access key, region and service from a well-formed header, without checking the signature."""
-        raw = _only(headers if isinstance(headers, dict) else index_headers(headers), "authorization")
+        raw = _only(_indexed(headers), "authorization")
         if raw is None:
             raise AWSError("MissingAuthenticationTokenException", "Missing Authentication Token")
         auth = _Authorization(raw)
@@ -253,8 +257,7 @@ class SigV4Verifier:
     def verify(self, method: str, raw_path: str, query_string: str, headers: list[tuple[str, str]] | Headers,
                body: bytes) -> VerifiedRequest:
         """``headers``: as received (name, value), or already :func:`index_headers`-ed."""
-        if not isinstance(headers, dict):
-            headers = index_headers(headers)
+        headers = _indexed(headers)
         raw = _only(headers, "authorization")
         if raw is None:
             if "X-Amz-Signature=" in query_string or "X-Amz-Credential=" in query_string:

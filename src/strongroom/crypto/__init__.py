@@ -33,13 +33,14 @@ import hmac
 import os
 import resource
 import stat
-import threading
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-__all__ = ["BoundedCache", "DecryptionError", "Keyring", "MasterKey", "harden_process"]
+from strongroom.cache import BoundedCache
+
+__all__ = ["DecryptionError", "Keyring", "MasterKey", "harden_process"]
 
 _VERSION = b"\x01"
 _NONCE = 12
@@ -142,26 +143,6 @@ def _decode(text: str, where: str) -> bytes:
     if len(key) != _KEY:
         raise SystemExit(f"the master key in {where} must be 32 bytes, base64-encoded (got {len(key)})")
     return key
-
-
-class BoundedCache(dict):  # type: ignore[type-arg]
-    """A dict that holds at most ``limit`` entries, the oldest stored dropped first. Its keys can
-    come from callers (every ``KmsKeyId`` names a key), so no cache of keys may grow without end.
-    Reads are plain dict reads; ``put`` is safe from several threads."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__()
-        self.limit = limit
-        self._lock = threading.Lock()
-
-    def put(self, key: object, value: object) -> None:
-        with self._lock:
-            while len(self) >= self.limit:
-                try:
-                    del self[next(iter(self))]
-                except (KeyError, StopIteration, RuntimeError):
-                    break
-            self[key] = value
 
 
 class Keyring:

@@ -55,9 +55,14 @@ class _ClientGone(asyncio.CancelledError):
     (a plain CancelledError reaching uvicorn is logged as an error with its traceback)."""
 
 
+def _pairs(scope: dict[str, Any]) -> list[tuple[str, str]]:
+    """The request's headers as text, in the order they came."""
+    return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+
+
 def _headers(scope: dict[str, Any]) -> Headers:
     """The request's headers by lower-case name, read once."""
-    return index_headers([(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]])
+    return index_headers(_pairs(scope))
 
 
 def _audit_unavailable(request_id: str) -> AWSError:
@@ -243,7 +248,7 @@ class App:
         method = scope["method"]
         try:
             raw = await self.read_body(scope, receive, service.max_body_bytes or self.max_body_bytes)
-            pairs = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+            pairs = _pairs(scope)  # the REST protocol reads its header members from these
             headers = index_headers(pairs)
             verified = self.authenticate(method, scope, headers, raw, service)
             query = scope.get("query_string", b"").decode("latin-1")

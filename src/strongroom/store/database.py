@@ -7,13 +7,12 @@ Contract (every engine):
 * A write is acknowledged (its coroutine returns) only after its transaction is durably
   committed: SQLite in WAL mode with ``synchronous=FULL``, PostgreSQL with ``synchronous_commit``
   left on. The one exception is asked for by name: ``write(fn, durable=False)`` is acknowledged
-  once its transaction is committed and written to the operating system, before the disk has it
-  (SQLite: ``synchronous=NORMAL`` for that commit; PostgreSQL: ``synchronous_commit`` off for that
-  transaction). A crash of the server loses none of it; a power failure can lose the last such
+  once its transaction is committed and written to the operating system, before the disk has it.
+  SQLite commits it with ``synchronous=NORMAL``; PostgreSQL runs it on the autocommit connection,
+  whose session has ``synchronous_commit`` off, each statement its own transaction (so give it one
+  statement). A crash of the server loses none of it; a power failure can lose the last such
   commits, never a durable one, and never one older than the last durable commit (the log is
-  written in order). The audit trail uses it for records of reads. On PostgreSQL such a write
-  runs on the autocommit connection, each statement its own transaction (no BEGIN, no COMMIT, no
-  SET: one round trip for a one-statement write), so give it one statement.
+  written in order). The audit trail uses it for records of reads.
 * Writers to one secret serialize: a write transaction that locks a secret with
   ``tx.lock_clause`` (``FOR UPDATE`` on PostgreSQL) keeps other writers out until it ends; SQLite
   has a single writer thread, so writes never interleave there at all.
@@ -266,7 +265,6 @@ class SQLiteDatabase(Database):
             raise RuntimeError("write_sync called from the writer thread")
         return self.submit_write(fn).result()
 
-
     def _writer_loop(self) -> None:
         conn = self._writer_conn
         tx = Tx(conn)
@@ -290,32 +288,23 @@ class SQLiteDatabase(Database):
             # write in the group makes the whole commit durable. The setting changes only when
             # the kind of group does (a run of audit batches pays for it once).
             synchronous = "NORMAL" if not any(durable for _fn, _future, durable in batch) else "FULL"
-            # A lone write needs no savepoint: its failure rolls back the whole transaction.
-            alone = len(batch) == 1
             try:
                 if synchronous != mode:
                     conn.execute(f"PRAGMA synchronous={synchronous}")
                     mode = synchronous
                 conn.execute("BEGIN IMMEDIATE")
                 for fn, future, _durable in batch:
-                    if not alone:
-                        conn.execute("SAVEPOINT op")
+                    conn.execute("SAVEPOINT op")
                     try:
                         value = fn(tx)
                     except BaseException as exc:  # noqa: BLE001 - handed to the caller
-                        if not alone:
-                            conn.execute("ROLLBACK TO op")
-                            conn.execute("RELEASE op")
+                        conn.execute("ROLLBACK TO op")
+                        conn.execute("RELEASE op")
                         results.append((future, False, exc))
                     else:
-                        if not alone:
-                            conn.execute("RELEASE op")
+                        conn.execute("RELEASE op")
                         results.append((future, True, value))
-                if alone and not results[0][1]:
-                    if conn.in_transaction:  # an I/O error may have rolled it back already
-                        conn.execute("ROLLBACK")
-                else:
-                    conn.execute("COMMIT")
+                conn.execute("COMMIT")
             except BaseException as exc:  # noqa: BLE001 - the commit failed: nothing is acknowledged
                 try:
                     conn.execute("ROLLBACK")

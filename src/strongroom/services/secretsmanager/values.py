@@ -14,7 +14,8 @@ from __future__ import annotations
 from typing import Any
 
 from strongroom import clock
-from strongroom.crypto import BoundedCache, Keyring
+from strongroom.cache import BoundedCache
+from strongroom.crypto import Keyring
 from strongroom.store import Conflict, Tx
 
 __all__ = ["ValueCipher", "default_key_ref", "key_ref_for"]
