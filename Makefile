@@ -8,7 +8,12 @@ STAMP := $(VENV)/.installed
 JS_STAMP := tests/js/node_modules/.installed
 SIM_STAMP := tests/policy_sim/node_modules/.installed
 
-.PHONY: serve test bench setup clean
+.PHONY: serve test bench setup clean system-packages
+
+# Debian packages (bubblewrap: the sandbox uploaded functions run in); installed when missing and
+# root, else a loud failure with the command to run. Checked on every run: it takes milliseconds.
+system-packages:
+	@scripts/ensure-system-packages
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,12 +29,12 @@ $(SIM_STAMP): tests/policy_sim/package.json tests/policy_sim/package-lock.json
 	cd tests/policy_sim && npm ci --no-audit --no-fund --silent
 	touch $(SIM_STAMP)
 
-setup: $(STAMP) $(JS_STAMP) $(SIM_STAMP)
+setup: system-packages $(STAMP) $(JS_STAMP) $(SIM_STAMP)
 
-serve: $(STAMP)
+serve: system-packages $(STAMP)
 	$(BIN)/strongroom serve $(ARGS)
 
-test: $(STAMP) $(JS_STAMP) $(SIM_STAMP)
+test: system-packages $(STAMP) $(JS_STAMP) $(SIM_STAMP)
 	$(BIN)/python -m pytest $(ARGS)
 
 bench: $(STAMP)

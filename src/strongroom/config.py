@@ -31,6 +31,9 @@ class Settings:
     purge_interval_seconds: float = 60.0
     audit_retention_days: float = 365.0
     audit_durable_reads: bool = False  # fsync the records of reads too (see docs/access.md)
+    unsafe_functions: bool = False  # run uploaded functions without the sandbox (docs/rotation.md)
+    bwrap: str | None = None  # the sandbox's program (default: bwrap on PATH)
+    function_idle_seconds: float = 600.0  # idle function workers are killed after this long
 
     @property
     def resolved_database_url(self) -> str:
@@ -55,6 +58,12 @@ def from_env(**overrides: object) -> Settings:
         values["audit_retention_days"] = float(env["STRONGROOM_AUDIT_RETENTION_DAYS"])
     if env.get("STRONGROOM_AUDIT_DURABLE_READS"):
         values["audit_durable_reads"] = env["STRONGROOM_AUDIT_DURABLE_READS"].lower() in ("1", "true", "yes", "on")
+    if env.get("STRONGROOM_UNSAFE_FUNCTIONS"):
+        values["unsafe_functions"] = env["STRONGROOM_UNSAFE_FUNCTIONS"].lower() in ("1", "true", "yes", "on")
+    if env.get("STRONGROOM_BWRAP"):
+        values["bwrap"] = env["STRONGROOM_BWRAP"]
+    if env.get("STRONGROOM_FUNCTION_IDLE_SECONDS"):
+        values["function_idle_seconds"] = float(env["STRONGROOM_FUNCTION_IDLE_SECONDS"])
     if env.get("STRONGROOM_MASTER_KEY_FILE"):
         values["master_key_file"] = Path(env["STRONGROOM_MASTER_KEY_FILE"])
     values.update({k: v for k, v in overrides.items() if v is not None})

@@ -173,6 +173,14 @@ class KeyStore:
             self._local.add(credential.access_key_id)
         return credential
 
+    def revoke(self, access_key_id: str) -> None:
+        """End temporary credentials from :meth:`temporary` now (their worker ended or its function
+        was deleted): the next request signed with them is refused."""
+        with self._lock:
+            if access_key_id in self._local:
+                self._local.discard(access_key_id)
+                self._known.pop(access_key_id, None)
+
     def ensure_admin(self, account_id: str, access_key_id: str | None, secret_access_key: str | None,
                      credentials_file: Path | None) -> tuple[str, Path | None]:
         """Make sure the account's administrator key exists; answer its id and the file holding it.

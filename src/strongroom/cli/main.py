@@ -55,8 +55,11 @@ def cli() -> None:
                    "client. Unset: the header is ignored and the connection's address is the client's.")
 @click.option("--dev", is_flag=True, help="In-memory state, signatures not checked, POST /_strongroom/reset. "
                                           "For tests only.")
+@click.option("--unsafe-functions", is_flag=True,
+              help="Run uploaded functions WITHOUT the sandbox, as the server's own user (they can read the "
+                   "master key and every secret). Env: STRONGROOM_UNSAFE_FUNCTIONS=1.")
 def serve(host: str, port: int, data_dir: Path | None, database_url: str | None, account_id: str | None,
-          master_key_file: Path | None, trusted_proxies: str | None, dev: bool) -> None:
+          master_key_file: Path | None, trusted_proxies: str | None, dev: bool, unsafe_functions: bool) -> None:
     """Run the server."""
     import uvicorn
 
@@ -68,7 +71,8 @@ def serve(host: str, port: int, data_dir: Path | None, database_url: str | None,
         raise click.UsageError("--dev keeps state in memory and cannot be used with --database-url.")
     harden_process()
     settings = config.from_env(host=host, port=port, data_dir=data_dir, database_url=database_url,
-                               account_id=account_id, master_key_file=master_key_file, dev=dev or None)
+                               account_id=account_id, master_key_file=master_key_file, dev=dev or None,
+                               unsafe_functions=unsafe_functions or None)
     if settings.dev:
         click.secho("WARNING: --dev mode: state is in memory and lost on exit, request signatures are NOT "
                     "checked, and POST /_strongroom/reset wipes everything. Never use it for real secrets.",

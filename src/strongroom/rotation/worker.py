@@ -1,4 +1,11 @@
-"""The process a function runs in: ``python -m strongroom.rotation.worker HANDLER [CODE_DIR]``.
+"""The process a function runs in: ``python -m strongroom.rotation.worker HANDLER [CODE_DIR [SITE_DIR]]``.
+
+It imports nothing from strongroom: in the sandbox (rotation/sandbox.py) this file alone is the
+bootstrap, at ``/var/rapid/bootstrap.py``, with the function's code at ``CODE_DIR`` (``/var/task``)
+and the server's site-packages (boto3, pymysql, psycopg) at ``SITE_DIR`` (``/var/runtime``).
+With ``SITE_DIR`` given it also caps processes and open files (``RLIMIT_NPROC``,
+``RLIMIT_NOFILE``) before the function's code loads: it then runs as the sandbox's own user,
+whose process count is the sandbox's alone.
 
 It imports the handler once (``module.function``, from ``CODE_DIR`` for uploaded zips, or a
 built-in ``strongroom.rotation.builtin.*`` module) and then serves invocations, one JSON line in
@@ -21,11 +28,18 @@ import io
 import json
 import logging
 import os
+import resource
+import site
 import sys
 import time
 import traceback
 import uuid
 from typing import Any
+
+# Lambda's quotas: 1,024 file descriptors; processes and threads capped lower than Lambda's 1,024
+# because a function here shares the server's machine (a fork bomb stops at this many).
+MAX_OPEN_FILES = 1024
+MAX_PROCESSES = 128
 
 
 class _Context:
@@ -92,6 +106,20 @@ class _Capture(io.TextIOBase):
             self.dropped = 0
 
 
+def _confine(site_dir: str) -> None:
+    """Sandboxed: the site-packages the function may import, and its process and file limits."""
+    site.addsitedir(site_dir)
+    resource.setrlimit(resource.RLIMIT_NPROC, (MAX_PROCESSES, MAX_PROCESSES))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (MAX_OPEN_FILES, MAX_OPEN_FILES))
+
+
+def _function_frames(exc: BaseException) -> list[str]:
+    """The traceback below the runtime's own frame, as Lambda's ``stackTrace`` shows it: the
+    function's frames (``/var/task/...``) and the libraries it called, never this bootstrap."""
+    tb = exc.__traceback__
+    return traceback.format_tb(tb.tb_next if tb is not None else None)
+
+
 def _load(handler: str, code_dir: str | None) -> Any:
     if code_dir:
         sys.path.insert(0, code_dir)
@@ -116,6 +144,8 @@ def main() -> None:
     logging.getLogger().setLevel(logging.INFO)
     for noisy in ("botocore", "urllib3", "boto3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if len(sys.argv) > 3:
+        _confine(sys.argv[3])
     try:
         function = _load(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None)
         load_error = None
@@ -138,7 +168,7 @@ def main() -> None:
                 answer = {"ok": True, "result": result}
             except Exception as exc:  # noqa: BLE001 - the function's failure is the answer
                 answer = {"ok": False, "error": {"errorType": type(exc).__name__, "errorMessage": str(exc),
-                                                 "stackTrace": traceback.format_tb(exc.__traceback__)}}
+                                                 "stackTrace": _function_frames(exc)}}
                 capture.note(f"[ERROR] {type(exc).__name__}: {exc}")
         capture.note(f"END RequestId: {request_id}")
         capture.note(f"REPORT RequestId: {request_id}\tDuration: {(time.time() - started) * 1000:.2f} ms")

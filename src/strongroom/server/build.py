@@ -27,6 +27,7 @@ from strongroom.protocol import JSONProtocol
 from strongroom.protocol.query import QueryProtocol
 from strongroom.protocol.rest_json import RestJSONProtocol
 from strongroom.rotation.engine import RotationEngine, RotationSettings
+from strongroom.rotation import sandbox as function_sandbox
 from strongroom.rotation.runtime import FunctionRuntime, FunctionSpec, parse_cpus
 from strongroom.server.app import App, Service
 from strongroom.services.lambda_ import OPERATIONS as LAMBDA_OPERATIONS
@@ -106,8 +107,11 @@ def build(settings: config.Settings) -> Server:
                 "PYTHONUNBUFFERED": "1"}
 
     cpus = os.environ.get("STRONGROOM_FUNCTION_CPUS")
+    sandbox, refusal = _function_sandbox(settings)
     try:
-        runtime = FunctionRuntime(function_env, cpus=parse_cpus(cpus) if cpus else None)
+        runtime = FunctionRuntime(function_env, cpus=parse_cpus(cpus) if cpus else None, sandbox=sandbox,
+                                  unsafe=settings.unsafe_functions, refusal=refusal, revoke=keys.revoke,
+                                  idle_timeout=settings.function_idle_seconds)
     except ValueError as exc:
         raise SystemExit(f"STRONGROOM_FUNCTION_CPUS: {exc}") from None
     functions = Lambda(db, cipher, runtime, None if settings.dev else settings.data_dir / "functions")
@@ -175,6 +179,22 @@ async def _purge_loop(sm: SecretsManager, audit: AuditTrail, interval: float) ->
         except Exception:  # noqa: BLE001 - keep purging on the next tick
             log.exception("purge of deleted secrets failed")
         await asyncio.sleep(interval)
+
+
+def _function_sandbox(settings: config.Settings) -> tuple[function_sandbox.Sandbox | None, str]:
+    """The sandbox uploaded functions run in, or None and why; one line at start-up either way."""
+    if settings.unsafe_functions:
+        log.warning("WARNING: --unsafe-functions: uploaded functions run WITHOUT a sandbox, as this server's "
+                    "own user; any function can read the master key, the database and every secret")
+        return None, "--unsafe-functions"
+    try:
+        sandbox = function_sandbox.find(settings.bwrap)
+    except function_sandbox.SandboxUnavailable as exc:
+        log.error("uploaded functions will NOT run: the function sandbox is unavailable: %s "
+                  "(built-in rotators still run; --unsafe-functions runs uploaded code unsandboxed)", exc)
+        return None, str(exc)
+    log.info("functions run in a sandbox: %s (uid %d, code at /var/task)", sandbox.bwrap, function_sandbox.SANDBOX_UID)
+    return sandbox, ""
 
 
 def _loopback(host: str) -> str:

@@ -326,7 +326,7 @@ class Lambda:
             return str(row["arn"])
 
         arn = await self.db.write(tx_fn)
-        self.runtime.forget(arn)
+        self.runtime.kill_all(arn)  # running workers too, and their credentials revoked
         return {"StatusCode": 204}
 
     async def invoke(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
@@ -354,9 +354,9 @@ class Lambda:
         if kind == "DryRun":
             return {"StatusCode": 204}
         if kind == "Event":
-            asyncio.get_running_loop().run_in_executor(None, self.runtime.invoke, spec, event)
+            self.runtime.submit(spec, event)
             return {"StatusCode": 202}
-        result = await asyncio.to_thread(self.runtime.invoke, spec, event)
+        result = await self.runtime.invoke_async(spec, event)  # its own bounded pool, not the default executor
         out: dict[str, Any] = {"StatusCode": 200, "ExecutedVersion": "$LATEST"}
         if result.ok:
             out["Payload"] = json.dumps(result.result).encode()

@@ -1,0 +1,158 @@
+"""The sandbox an uploaded function's worker runs in: bubblewrap (``bwrap``), built once per server.
+
+On AWS a function runs in a Firecracker microVM of its own. Here a worker for uploaded code is
+started as ``bwrap ... python /var/rapid/bootstrap.py HANDLER /var/task``, which gives it:
+
+- its own user, mount, PID, IPC, UTS (and, where the kernel has it, cgroup) namespaces; inside it
+  is uid/gid 993 (Lambda's ``sbx_user1051``), never root, with every capability dropped and
+  ``no_new_privs`` set (bwrap always sets it), so nothing it runs can regain privilege;
+- a filesystem made of read-only system directories (``/usr`` and its ``/bin``, ``/lib*``
+  links; from ``/etc`` only what name resolution and TLS need), the interpreter's own prefix
+  read-only, the server's site-packages read-only at ``/var/runtime`` (boto3, pymysql, psycopg:
+  AWS's rotation templates import them; Lambda keeps boto3 there too), the bootstrap (this
+  package's ``worker.py``, which imports nothing from strongroom) at ``/var/rapid/bootstrap.py``,
+  the function's code read-only at ``/var/task``, a private tmpfs ``/tmp``, a fresh ``/proc`` for
+  its PID namespace and a minimal ``/dev``. DATA_DIR, the master key, other functions' code, the
+  server's ``/proc`` and everything else on the host are simply not in its mount namespace;
+- an environment with only what the runtime passes (Lambda's variables and the function's own):
+  bwrap is started with exactly that environment, which is ``--clearenv`` plus ``--setenv`` for
+  each, without writing the function's credentials into bwrap's command line (which ``ps`` shows);
+- ``--die-with-parent`` and its own PID namespace: when the worker (or bwrap) is killed, every
+  process it started dies with it. The runtime starts bwrap in a process group of its own and
+  kills that group.
+
+The network is shared with the host on purpose: functions reach databases and this server.
+
+:func:`probe` runs a trivial command in the same sandbox once at start-up; a server whose probe
+fails refuses uploaded code (built-in rotators, which are strongroom's own code, still run) and
+says why in one line.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import site
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Sandbox", "SandboxUnavailable", "probe", "SANDBOX_UID", "TASK_ROOT"]
+
+SANDBOX_UID = 993          # Lambda's sbx_user1051
+TASK_ROOT = "/var/task"    # Lambda's LAMBDA_TASK_ROOT
+RUNTIME_DIR = "/var/runtime"
+BOOTSTRAP = "/var/rapid/bootstrap.py"
+WORKER_SOURCE = Path(__file__).with_name("worker.py")
+
+# From /etc, only what resolving names and verifying TLS need (each bound only if present).
+_ETC = ("ssl", "ca-certificates", "ca-certificates.conf", "resolv.conf", "hosts", "nsswitch.conf", "host.conf",
+        "gai.conf", "localtime", "protocols", "services", "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives")
+_PASSWD = f"root:x:0:0:root:/root:/sbin/nologin\nsbx_user1051:x:{SANDBOX_UID}:{SANDBOX_UID}::/tmp:/sbin/nologin\n"
+_GROUP = f"root:x:0:\nsbx_user1051:x:{SANDBOX_UID}:\n"
+
+
+class SandboxUnavailable(Exception):
+    """The sandbox cannot be built here; the message says why in one line."""
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    bwrap: str
+
+    def command(self, code_dir: str, handler: str) -> tuple[list[str], tuple[int, ...]]:
+        """bwrap's argument list running ``handler`` from ``code_dir``, and the file descriptors it
+        reads (``/etc/passwd`` and ``/etc/group`` for the sandbox) that must be passed to it."""
+        args, fds = self._mounts()
+        args += ["--ro-bind", code_dir, TASK_ROOT, "--chdir", TASK_ROOT, "--",
+                 self.python, "-s", "-B", BOOTSTRAP, handler, TASK_ROOT, RUNTIME_DIR]
+        return args, fds
+
+    @property
+    def python(self) -> str:
+        return os.path.realpath(sys.executable)
+
+    def _mounts(self) -> tuple[list[str], tuple[int, ...]]:
+        args = [self.bwrap, "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+                "--unshare-cgroup-try", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
+                "--hostname", "sandbox", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+                "--ro-bind", "/usr", "/usr"]
+        for top in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+            path = Path("/") / top
+            if path.is_symlink():
+                args += ["--symlink", os.readlink(path), f"/{top}"]
+            elif path.is_dir():
+                args += ["--ro-bind", str(path), f"/{top}"]
+        for name in _ETC:
+            if os.path.lexists(f"/etc/{name}"):
+                args += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
+        # The interpreter's prefix when it is not under /usr (pyenv, /opt/python): read-only, same path.
+        prefix = os.path.realpath(sys.base_prefix)
+        if not prefix.startswith("/usr/"):
+            args += ["--ro-bind", prefix, prefix]
+        for packages in _site_packages():
+            args += ["--ro-bind", packages, RUNTIME_DIR]
+        args += ["--ro-bind", str(WORKER_SOURCE), BOOTSTRAP,
+                 "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--dir", "/var/tmp"]
+        fds = []
+        for data, target in ((_PASSWD, "/etc/passwd"), (_GROUP, "/etc/group")):
+            fd = _data_fd(data)
+            fds.append(fd)
+            args += ["--ro-bind-data", str(fd), target]
+        return args, tuple(fds)
+
+
+def _site_packages() -> list[str]:
+    """The server's own site-packages (its virtualenv's): one directory, bound at /var/runtime."""
+    for path in site.getsitepackages():
+        if os.path.isdir(path) and not path.startswith(os.path.realpath(sys.base_prefix)):
+            return [path]
+    return [p for p in site.getsitepackages() if os.path.isdir(p)][:1]
+
+
+def _data_fd(data: str) -> int:
+    """A pipe's read end holding ``data`` (small: it fits the pipe's buffer), for --ro-bind-data."""
+    read, write = os.pipe()
+    os.write(write, data.encode())
+    os.close(write)
+    return read
+
+
+def close_fds(fds: tuple[int, ...]) -> None:
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def find(bwrap: str | None = None) -> Sandbox:
+    """The sandbox, checked by running a command in it; :class:`SandboxUnavailable` otherwise.
+
+    ``bwrap``: the program (``STRONGROOM_BWRAP``; default: ``bwrap`` on PATH)."""
+    program = shutil.which(bwrap or "bwrap")
+    if program is None:
+        raise SandboxUnavailable(f"{bwrap or 'bwrap'} not found (install the Debian package bubblewrap: "
+                                 f"apt-get install -y bubblewrap)")
+    sandbox = Sandbox(program)
+    probe(sandbox)
+    return sandbox
+
+
+def probe(sandbox: Sandbox) -> None:
+    """Run the sandbox's interpreter once inside it, checking it is not root and sees no host /proc."""
+    args, fds = sandbox._mounts()
+    check = ("import os; assert os.getuid() != 0 and os.geteuid() != 0, 'root inside'; "
+             "assert os.getpid() < 10, 'host PID namespace'; import boto3; print('ok')")
+    try:
+        done = subprocess.run([*args, "--", sandbox.python, "-s", "-c",
+                               f"import site; site.addsitedir({RUNTIME_DIR!r}); {check}"],
+                              capture_output=True, text=True, timeout=30, pass_fds=fds, env={"PATH": "/usr/bin:/bin"})
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise SandboxUnavailable(f"{sandbox.bwrap} could not run: {exc}") from None
+    finally:
+        close_fds(fds)
+    if done.returncode != 0 or done.stdout.strip() != "ok":
+        reason = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+        raise SandboxUnavailable(f"{sandbox.bwrap} failed its probe: {reason}")
