@@ -34,6 +34,7 @@ class Settings:
     unsafe_functions: bool = False  # run uploaded functions without the sandbox (docs/rotation.md)
     bwrap: str | None = None  # the sandbox's program (default: bwrap on PATH)
     function_idle_seconds: float = 600.0  # idle function workers are killed after this long
+    function_concurrency: int = 10  # Invoke calls of one function running at once; more: TooManyRequests
 
     @property
     def resolved_database_url(self) -> str:
@@ -64,6 +65,8 @@ def from_env(**overrides: object) -> Settings:
         values["bwrap"] = env["STRONGROOM_BWRAP"]
     if env.get("STRONGROOM_FUNCTION_IDLE_SECONDS"):
         values["function_idle_seconds"] = float(env["STRONGROOM_FUNCTION_IDLE_SECONDS"])
+    if env.get("STRONGROOM_FUNCTION_CONCURRENCY"):
+        values["function_concurrency"] = int(env["STRONGROOM_FUNCTION_CONCURRENCY"])
     if env.get("STRONGROOM_MASTER_KEY_FILE"):
         values["master_key_file"] = Path(env["STRONGROOM_MASTER_KEY_FILE"])
     values.update({k: v for k, v in overrides.items() if v is not None})

@@ -267,7 +267,8 @@ def _worker_children(pid: int) -> list[int]:
         except OSError:
             continue
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == pid and b"strongroom.rotation.worker" in cmdline:
+        # Unsandboxed (built-in) workers run the module; sandboxed ones run bwrap with the bootstrap.
+        if ppid == pid and (b"strongroom.rotation.worker" in cmdline or b"/var/rapid/bootstrap.py" in cmdline):
             out.append(int(entry.name))
     return out
 

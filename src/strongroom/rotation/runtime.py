@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from strongroom.errors import AWSError
-from strongroom.rotation.sandbox import Sandbox, close_fds
+from strongroom.rotation.sandbox import Sandbox, close_fds, pids_cgroup, remove_cgroup
 
 __all__ = ["FunctionSpec", "FunctionRuntime", "InvokeResult"]
 
@@ -119,12 +119,17 @@ class _Worker:
             if spec.code_dir:
                 args.append(spec.code_dir)
         memory = spec.memory_mb * 1024 * 1024 + 512 * 1024 * 1024  # the interpreter's own share
+        self.cgroup = pids_cgroup(uuid.uuid4().hex) if fds else None
+        procs = str(self.cgroup / "cgroup.procs") if self.cgroup else None
 
         def limits() -> None:
             resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
             if cpus:
                 os.sched_setaffinity(0, cpus)
+            if procs:  # before exec: bwrap and all it starts are counted
+                with open(procs, "w") as f:
+                    f.write(str(os.getpid()))
 
         # A process group of its own (start_new_session): kill() ends everything the worker started.
         try:
@@ -231,6 +236,8 @@ class _Worker:
             except (ProcessLookupError, PermissionError):
                 pass
         self.proc.wait()
+        remove_cgroup(self.cgroup)
+        self.cgroup = None
         for stream in (self.proc.stdin, self.proc.stdout):
             if stream is not None and not stream.closed:
                 try:

@@ -64,16 +64,15 @@ class Sandbox:
     def command(self, code_dir: str, handler: str) -> tuple[list[str], tuple[int, ...]]:
         """bwrap's argument list running ``handler`` from ``code_dir``, and the file descriptors it
         reads (``/etc/passwd`` and ``/etc/group`` for the sandbox) that must be passed to it."""
-        args, fds = self._mounts()
-        args += ["--ro-bind", code_dir, TASK_ROOT, "--chdir", TASK_ROOT, "--",
-                 self.python, "-s", "-B", BOOTSTRAP, handler, TASK_ROOT, RUNTIME_DIR]
+        args, fds = self._mounts(["--ro-bind", code_dir, TASK_ROOT])
+        args += ["--chdir", TASK_ROOT, "--", self.python, "-s", "-B", BOOTSTRAP, handler, TASK_ROOT, RUNTIME_DIR]
         return args, fds
 
     @property
     def python(self) -> str:
         return os.path.realpath(sys.executable)
 
-    def _mounts(self) -> tuple[list[str], tuple[int, ...]]:
+    def _mounts(self, extra: list[str] | None = None) -> tuple[list[str], tuple[int, ...]]:
         args = [self.bwrap, "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
                 "--unshare-cgroup-try", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
                 "--hostname", "sandbox", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
@@ -100,7 +99,45 @@ class Sandbox:
             fd = _data_fd(data)
             fds.append(fd)
             args += ["--ro-bind-data", str(fd), target]
+        # Everything but /tmp read-only, the root included (bwrap's root is a writable tmpfs).
+        args += [*(extra or []), "--remount-ro", "/"]
         return args, tuple(fds)
+
+
+# RLIMIT_NPROC does not bind processes whose real uid is the host's root (the kernel exempts
+# INIT_USER even inside a user namespace), so a server running as root also puts each sandboxed
+# worker in a pids cgroup of its own (cgroup v1 ``pids`` hierarchy, when it is writable).
+PIDS_ROOT = Path("/sys/fs/cgroup/pids")
+MAX_PROCESSES = 128
+
+
+def pids_cgroup(name: str) -> Path | None:
+    """A new pids cgroup capped at MAX_PROCESSES, or None where there is none to make (not root,
+    no writable v1 pids hierarchy: then RLIMIT_NPROC, set by the worker, is the bound)."""
+    if os.geteuid() != 0 or not os.access(PIDS_ROOT, os.W_OK):
+        return None
+    try:
+        group = PIDS_ROOT / "strongroom" / name
+        group.mkdir(parents=True, exist_ok=True)
+        (group / "pids.max").write_text(str(MAX_PROCESSES))
+        return group
+    except OSError:
+        return None
+
+
+def remove_cgroup(group: Path | None) -> None:
+    if group is None:
+        return
+    for _ in range(50):  # the PID namespace's processes are reaped asynchronously after the kill
+        try:
+            group.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            import time
+
+            time.sleep(0.02)
 
 
 def _site_packages() -> list[str]:

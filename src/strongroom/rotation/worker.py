@@ -39,7 +39,7 @@ from typing import Any
 # Lambda's quotas: 1,024 file descriptors; processes and threads capped lower than Lambda's 1,024
 # because a function here shares the server's machine (a fork bomb stops at this many).
 MAX_OPEN_FILES = 1024
-MAX_PROCESSES = 128
+MAX_PROCESSES = 128  # rotation/sandbox.py's MAX_PROCESSES (for a pids cgroup) too
 
 
 class _Context:

@@ -111,7 +111,8 @@ def build(settings: config.Settings) -> Server:
     try:
         runtime = FunctionRuntime(function_env, cpus=parse_cpus(cpus) if cpus else None, sandbox=sandbox,
                                   unsafe=settings.unsafe_functions, refusal=refusal, revoke=keys.revoke,
-                                  idle_timeout=settings.function_idle_seconds)
+                                  idle_timeout=settings.function_idle_seconds,
+                                  concurrency=settings.function_concurrency)
     except ValueError as exc:
         raise SystemExit(f"STRONGROOM_FUNCTION_CPUS: {exc}") from None
     functions = Lambda(db, cipher, runtime, None if settings.dev else settings.data_dir / "functions")
