@@ -10,8 +10,14 @@ and a hanging function cannot starve IAM calls.
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
 import os
+import pwd
+import shutil
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -26,7 +32,7 @@ from strongroom.rotation import sandbox as sandbox_module
 from strongroom.testing import ServerProcess, wait_for
 from strongroom.testing.functions import zipped
 
-pytestmark = pytest.mark.skipif(not os.path.exists("/usr/bin/bwrap") and not __import__("shutil").which("bwrap"),
+pytestmark = pytest.mark.skipif(not shutil.which("bwrap"),
                                 reason="bubblewrap is installed by `make setup` (scripts/ensure-system-packages)")
 
 HOSTILE = r'''
@@ -147,10 +153,68 @@ LAMBDA_VARIABLES = {
     "MINE"}
 
 
-@pytest.fixture(scope="module")
-def hostile(tmp_path_factory):  # type: ignore[no-untyped-def]
-    data_dir = tmp_path_factory.mktemp("sandbox") / "data"
-    with ServerProcess(data_dir=data_dir) as srv:
+UNPRIVILEGED_USER = "strongroom-test"
+
+
+def _unprivileged_server(data_root: Path) -> ServerProcess:
+    """A server running as an ordinary user (``strongroom-test``, created as a system user when the
+    tests run as root), with a data directory of its own, as an operator would run it."""
+    if os.geteuid() != 0:
+        pytest.skip("already unprivileged: the server-user variant covers it")
+    if subprocess.run(["id", UNPRIVILEGED_USER], capture_output=True).returncode != 0:
+        made = subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                               UNPRIVILEGED_USER], capture_output=True, text=True)
+        if made.returncode != 0:
+            pytest.skip(f"cannot create {UNPRIVILEGED_USER}: {made.stderr.strip()}")
+    entry = pwd.getpwnam(UNPRIVILEGED_USER)
+    # The interpreter must be one that user can run: a virtualenv under /root (mode 0700) is not.
+    python = sys.executable
+    packages = str(Path(importlib.util.find_spec("boto3").origin).parent.parent)  # type: ignore[union-attr,arg-type]
+    source = str(Path(importlib.util.find_spec("strongroom").origin).parent.parent)  # type: ignore[union-attr,arg-type]
+    env = {"HOME": "/tmp", "PYTHONPATH": f"{packages}:{source}", "PATH": "/usr/local/bin:/usr/bin:/bin"}
+
+    def runs(candidate: str) -> bool:
+        return subprocess.run(["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--clear-groups",
+                               "env", "-i", *[f"{k}={v}" for k, v in env.items()], candidate, "-c",
+                               "import strongroom.cli.main, boto3"], capture_output=True).returncode == 0
+
+    if not runs(python):
+        python = f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"
+        if not os.path.exists(python) or not runs(python):
+            pytest.skip(f"no Python interpreter with strongroom's dependencies that {UNPRIVILEGED_USER} may run")
+    data_root.chmod(0o755)
+    os.chown(data_root, entry.pw_uid, entry.pw_gid)
+
+    def drop() -> None:
+        os.setgroups([])
+        os.setgid(entry.pw_gid)
+        os.setuid(entry.pw_uid)
+
+    server = ServerProcess(data_dir=data_root / "data", preexec_fn=drop, env=env)
+    server.python = python  # type: ignore[attr-defined]
+    return server
+
+
+@pytest.fixture(scope="module", params=["server-user", "unprivileged"])
+def hostile(request, tmp_path_factory):  # type: ignore[no-untyped-def]
+    """The hostile function on a server running as the tests' user (root on CI), then on one
+    running as an ordinary user."""
+    if request.param == "unprivileged":
+        data_root = Path(tempfile.mkdtemp(prefix="strongroom-unprivileged-"))
+        server = _unprivileged_server(data_root)
+    else:
+        server = ServerProcess(data_dir=tmp_path_factory.mktemp("sandbox") / "data")
+    python = getattr(server, "python", sys.executable)
+    real = sys.executable
+    sys.executable = python  # ServerProcess starts `sys.executable -m strongroom.cli.main serve`
+    try:
+        srv = server.start()
+    finally:
+        sys.executable = real
+    try:
+        if request.param == "unprivileged":  # the server itself runs as the ordinary user
+            assert os.stat(f"/proc/{srv.proc.pid}").st_uid == pwd.getpwnam(UNPRIVILEGED_USER).pw_uid != 0
+        data_dir = srv.data_dir
         lam = srv.client("lambda")
         name = f"hostile-{uuid.uuid4().hex[:8]}"
         lam.create_function(FunctionName=name, Runtime="python3.11", Role=ROLE, Handler="lambda_function.handler",
@@ -162,6 +226,10 @@ def hostile(tmp_path_factory):  # type: ignore[no-untyped-def]
                                 f"def handler(event, context):\n    return '{other_marker}'\n")})
         assert json.loads(lam.invoke(FunctionName=name + "-other")["Payload"].read()) == other_marker  # unpacked
         yield srv, lam, name, data_dir, other_marker
+    finally:
+        srv.stop()
+    if request.param == "unprivileged":
+        shutil.rmtree(data_root, ignore_errors=True)
 
 
 def call(lam, name: str, **event):  # type: ignore[no-untyped-def]

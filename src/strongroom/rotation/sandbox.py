@@ -141,10 +141,13 @@ def remove_cgroup(group: Path | None) -> None:
 
 
 def _site_packages() -> list[str]:
-    """The server's own site-packages (its virtualenv's): one directory, bound at /var/runtime."""
-    for path in site.getsitepackages():
-        if os.path.isdir(path) and not path.startswith(os.path.realpath(sys.base_prefix)):
-            return [path]
+    """The directory holding the server's own dependencies (its virtualenv's site-packages, or
+    wherever PYTHONPATH put them): bound at /var/runtime, where the function imports boto3 from."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("boto3")
+    if spec is not None and spec.origin:
+        return [str(Path(spec.origin).resolve().parent.parent)]
     return [p for p in site.getsitepackages() if os.path.isdir(p)][:1]
 
 
