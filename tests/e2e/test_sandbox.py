@@ -132,6 +132,14 @@ def handler(event, context):
         return "slept"
     if a == "credentials":
         return {k: os.environ[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")}
+    if a == "databases":
+        import pymysql, psycopg
+        with pymysql.connect(host="127.0.0.1", port=3306, user="root") as conn, conn.cursor() as cur:
+            cur.execute("SELECT 1")
+            mysql = cur.fetchone()[0]
+        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres") as conn:
+            postgres = conn.execute("SELECT 1").fetchone()[0]
+        return {"mysql": mysql, "postgres": postgres, "pymysql": pymysql.__file__}
     if a == "raise":
         def inner():
             raise ValueError("hostile failure")
@@ -314,6 +322,14 @@ def test_open_files_are_capped(hostile):
     srv, lam, name, _, _ = hostile
     got = call(lam, name, attack="files")
     assert got["opened"] < 1024 and got["error"] == "OSError", got
+
+
+def test_database_drivers_and_loopback_network_are_there(hostile):
+    """What AWS's rotation templates need: pymysql / psycopg importable (read-only, /var/runtime),
+    and the databases reachable on loopback (the network is not unshared)."""
+    srv, lam, name, _, _ = hostile
+    got = call(lam, name, attack="databases")
+    assert got["mysql"] == got["postgres"] == 1 and got["pymysql"].startswith("/var/runtime/pymysql/")
 
 
 def test_error_answers_show_only_var_task_frames(hostile):

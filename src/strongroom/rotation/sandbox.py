@@ -46,8 +46,9 @@ RUNTIME_DIR = "/var/runtime"
 BOOTSTRAP = "/var/rapid/bootstrap.py"
 WORKER_SOURCE = Path(__file__).with_name("worker.py")
 
-# From /etc, only what resolving names and verifying TLS need (each bound only if present).
-_ETC = ("ssl", "ca-certificates", "ca-certificates.conf", "resolv.conf", "hosts", "nsswitch.conf", "host.conf",
+# From /etc, only what resolving names and verifying TLS need (each bound only if present; pki:
+# AWS's rotation templates read Amazon Linux's CA bundle, /etc/pki/tls/cert.pem).
+_ETC = ("ssl", "pki", "ca-certificates", "ca-certificates.conf", "resolv.conf", "hosts", "nsswitch.conf", "host.conf",
         "gai.conf", "localtime", "protocols", "services", "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives")
 _PASSWD = f"root:x:0:0:root:/root:/sbin/nologin\nsbx_user1051:x:{SANDBOX_UID}:{SANDBOX_UID}::/tmp:/sbin/nologin\n"
 _GROUP = f"root:x:0:\nsbx_user1051:x:{SANDBOX_UID}:\n"
