@@ -139,6 +139,7 @@ class _Worker:
         finally:
             close_fds(fds)
         self.arn = spec.arn
+        self.sandboxed = bool(fds)
         self.access_key_id = env.get("AWS_ACCESS_KEY_ID", "")
         self._revoke = revoke
         self.started = time.monotonic()
@@ -261,6 +262,8 @@ def _runtime_error(worker: _Worker, spec: FunctionSpec) -> dict[str, str]:
                 "errorMessage": f"Response payload size exceeded maximum allowed payload size ({MAX_ANSWER_BYTES} bytes)."}
     if worker.failure == "invalid":
         return {"errorType": "Runtime.InvalidResponse", "errorMessage": "The runtime answered with an unreadable response."}
+    if worker.sandboxed and code is not None and 128 < code < 128 + signal.NSIG:
+        code = 128 - code  # bwrap exits 128 + N when what it ran was killed by signal N
     if code is not None and code < 0:  # killed by a signal: the OOM killer, or the function itself
         name = (signal.strsignal(-code) or f"signal {-code}").lower()  # "killed", "segmentation fault"
         return {"errorType": "Runtime.ExitError", "errorMessage": f"Runtime exited with error: signal: {name}"}
