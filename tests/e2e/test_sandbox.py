@@ -314,6 +314,8 @@ def test_memory_is_capped(hostile):
 
 def test_fork_bomb_is_bounded(hostile):
     srv, lam, name, _, _ = hostile
+    if os.stat(f"/proc/{srv.proc.pid}").st_uid == 0 and not sandbox_module.processes_bounded():
+        pytest.skip("a root server needs a writable v1 pids cgroup to bound processes (it warns at start-up)")
     got = call(lam, name, attack="fork", limit=1000)
     assert got["forked"] < 130 and got["error"] and "BlockingIOError" in got["error"], got
 

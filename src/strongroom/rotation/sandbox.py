@@ -126,6 +126,13 @@ def pids_cgroup(name: str) -> Path | None:
         return None
 
 
+def processes_bounded() -> bool:
+    """Whether a sandboxed worker's processes are bounded here: always for a server that is not
+    root (RLIMIT_NPROC); for root only with a writable v1 ``pids`` hierarchy (cgroup v2 is not
+    handled yet: the server then says so at start-up)."""
+    return os.geteuid() != 0 or os.access(PIDS_ROOT, os.W_OK)
+
+
 def remove_cgroup(group: Path | None) -> None:
     if group is None:
         return

@@ -195,6 +195,10 @@ def _function_sandbox(settings: config.Settings) -> tuple[function_sandbox.Sandb
                   "(built-in rotators still run; --unsafe-functions runs uploaded code unsandboxed)", exc)
         return None, str(exc)
     log.info("functions run in a sandbox: %s (uid %d, code at /var/task)", sandbox.bwrap, function_sandbox.SANDBOX_UID)
+    if not function_sandbox.processes_bounded():
+        log.warning("running as root without a writable pids cgroup (%s): a function's process count is not "
+                    "bounded (RLIMIT_NPROC does not bind root); run strongroom as an ordinary user",
+                    function_sandbox.PIDS_ROOT)
     return sandbox, ""
 
 
