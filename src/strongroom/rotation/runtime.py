@@ -132,6 +132,8 @@ class _Worker:
                     f.write(str(os.getpid()))
 
         # A process group of its own (start_new_session): kill() ends everything the worker started.
+        # bwrap's --die-with-parent is PR_SET_PDEATHSIG, which fires when the *thread* that started
+        # it exits: workers are started from long-lived pool threads (the runtime's, the engine's).
         try:
             self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                          stderr=subprocess.DEVNULL, env=env, preexec_fn=limits,
