@@ -109,6 +109,12 @@ def parse_cpus(text: str) -> frozenset[int]:
 
 
 class _Worker:
+    # Defaults for what kill() reads (tests build a bare worker around a process of their own).
+    cgroup: Any = None
+    sandboxed = False
+    access_key_id = ""
+    _revoke: Callable[[str], None] | None = None
+
     def __init__(self, spec: FunctionSpec, env: dict[str, str], cpus: frozenset[int] | None = None,
                  sandbox: Sandbox | None = None, revoke: Callable[[str], None] | None = None) -> None:
         fds: tuple[int, ...] = ()
