@@ -119,7 +119,10 @@ class Lambda:
 
     def invocations(self, tx: Tx, account_id: str, region: str, function_ref: str, limit: int = 50) -> list[dict[str, Any]]:
         """The newest invocations of a function with their logs, for ``strongroom logs``."""
-        ref = resolve_function(function_ref, account_id, region)
+        try:
+            ref = resolve_function(function_ref, account_id, region)
+        except AWSError:
+            return []  # no function has that name: nothing was recorded for it
         acct, reg, arn = ref.account, ref.region, ref.arn
         out = []
         for row in tx.all("SELECT request_id, started_date, duration_ms, step, outcome, error, logs_enc FROM "
