@@ -227,7 +227,10 @@ def test_names_lambda_does_not_accept(admin):
     assert error_of(lam.get_function, FunctionName=f"{name}:$LATEST", Qualifier="v2") == (
         "InvalidParameterValueException",
         "The derived qualifier from the function name does not match the specified qualifier.")
-    assert error_of(lam.get_function, FunctionName=f"210987654321:function:{name}")[0] == "ResourceNotFoundException"
+    assert error_of(lam.get_function, FunctionName=f"210987654321:function:{name}") == (
+        "AccessDeniedException", f"User: arn:aws:iam::{ACCOUNT}:root is not authorized to perform: lambda:GetFunction "
+                                 f"on resource: arn:aws:lambda:us-east-1:210987654321:function:{name} because no "
+                                 "resource-based policy allows the lambda:GetFunction action")
     assert error_of(lam.delete_function, FunctionName=name, Qualifier="$LATEST") == (
         "InvalidParameterValueException", "$LATEST version cannot be deleted without deleting the function.")
     code, message = error_of(lam.get_function, FunctionName="x;y")

@@ -42,7 +42,7 @@ from strongroom.auth.authorizer import BUILTIN_ROTATION_ROLE
 from strongroom.errors import AWSError
 from strongroom.rotation.runtime import FunctionRuntime, FunctionSpec
 from strongroom.context import RequestContext
-from strongroom.services.lambda_.names import LAMBDA_SERVICE, FunctionRef, resolve_function
+from strongroom.services.lambda_.names import LAMBDA_SERVICE, FunctionRef, lambda_action, resolve_function
 from strongroom.services.secretsmanager.values import ValueCipher
 from strongroom.store import Conflict, Database, Tx
 
@@ -72,6 +72,15 @@ def _not_found(arn: str) -> AWSError:
 
 def _invalid(message: str) -> AWSError:
     return AWSError("InvalidParameterValueException", message)
+
+
+def _other_account(ctx: RequestContext, ref: FunctionRef) -> AWSError:
+    """A function of another account: strongroom grants cross-account access to no one, so the
+    answer is AWS's for a call no resource-based policy allows (the account root's included)."""
+    action = lambda_action(ctx.operation or "GetFunction")
+    return AWSError("AccessDeniedException", f"User: {ctx.principal_arn} is not authorized to perform: {action} on "
+                                             f"resource: {ref.arn} because no resource-based policy allows the "
+                                             f"{action} action")
 
 
 def _timestamp(t: float) -> str:
@@ -191,7 +200,7 @@ class Lambda:
         if isinstance(ref, str):
             ref = resolve_function(ref, ctx.account_id, ctx.region, None, ctx.partition)
         if ref.account != ctx.account_id:
-            raise _not_found(ref.arn)
+            raise _other_account(ctx, ref)
         if ref.name in BUILTINS:
             raise _invalid(f"{ref.name} is a strongroom built-in function; it cannot be read or changed.")
         row = self._row(tx, ref.account, ref.region, ref.name)
@@ -261,7 +270,7 @@ class Lambda:
         ref = self._ref(ctx, p)
         name = ref.name
         if ref.account != ctx.account_id:
-            raise _not_found(ref.arn)
+            raise _other_account(ctx, ref)
         if name in BUILTINS:
             raise AWSError("ResourceConflictException", f"Function already exist: {name}", 409)
         if name.startswith(RESERVED_PREFIX):
