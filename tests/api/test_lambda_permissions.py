@@ -287,10 +287,21 @@ def test_strongroom_names_are_reserved(admin):
                          (lam.add_permission, {"StatementId": "s", "Action": "lambda:InvokeFunction", "Principal": "*"})):
         for spelling in ("strongroom-mysql-single-user", builtin, f"{builtin}:$LATEST"):
             assert error_of(call, FunctionName=spelling, **kwargs)[0] == "InvalidParameterValueException"
-    # The built-ins act with the rotation role's rights: a caller may not choose their event.
-    assert error_of(lam.invoke, FunctionName="strongroom-mysql-single-user", Payload=b"{}") == (
+
+
+
+def test_only_root_invokes_a_builtin_directly(sqlite_server, user):
+    """The built-ins act with the rotation role's rights: another caller may not choose their event,
+    even when its policies allow lambda:InvokeFunction on them."""
+    iam, user_name, key = user
+    iam.put_user_policy(UserName=user_name, PolicyName="p", PolicyDocument=policy(
+        {"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": "*"}))
+    mine = client_for(sqlite_server, "lambda", key)
+    assert error_of(mine.invoke, FunctionName="strongroom-mysql-single-user", Payload=b"{}") == (
         "InvalidParameterValueException",
         "strongroom-mysql-single-user is a strongroom built-in function; only Secrets Manager invokes it.")
+    out = sqlite_server.client("lambda").invoke(FunctionName="strongroom-mysql-single-user", Payload=b"{}")
+    assert out["FunctionError"] == "Unhandled"  # root ran it; the event was not a rotation step
 
 
 # ----------------------------------------------------------------------------- RotateSecret

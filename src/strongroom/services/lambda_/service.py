@@ -6,9 +6,9 @@ as ciphertext), unpacked once per code hash under ``DATA_DIR/functions/<sha256>/
 
 Built-in rotators (``strongroom-postgresql-single-user``, ``-postgresql-multi-user``,
 ``-mysql-single-user``, ``-mysql-multi-user``) exist in every account and region without being
-created; they cannot be changed, deleted or invoked directly (their credentials are strongroom's
-rotation role's, so a caller choosing their event would act with rights it does not have), and
-Secrets Manager may always invoke them. Every name beginning ``strongroom-`` is reserved.
+created; they cannot be changed or deleted, only the account root may invoke them directly (their
+credentials are strongroom's rotation role's, so another caller choosing their event would act with
+rights it does not have), and Secrets Manager may always invoke them. Every name beginning ``strongroom-`` is reserved.
 
 Permissions, as on AWS (docs/security.md, "Lambda permissions"):
 
@@ -402,8 +402,15 @@ class Lambda:
 
         def tx_fn(tx: Tx) -> FunctionSpec:
             ref = self._ref(ctx, p)
-            if ref.name in BUILTINS:  # run with the rotation role's rights: only Secrets Manager calls them
-                raise _invalid(f"{ref.name} is a strongroom built-in function; only Secrets Manager invokes it.")
+            if ref.name in BUILTINS and ref.account == ctx.account_id:
+                # They act with the rotation role's rights on whatever secret the event names, so
+                # only Secrets Manager and the account's root (who holds those rights) may run them.
+                if ctx.authz is not None and not ctx.authz.privileged(ctx, "lambda"):
+                    raise _invalid(f"{ref.name} is a strongroom built-in function; only Secrets Manager invokes it.")
+                spec = self.resolve(tx, ctx.account_id, ctx.region, p["FunctionName"])
+                if spec is None:
+                    raise _not_found(ref.qualified_arn)
+                return spec
             row = self._find(tx, ctx, ref)
             return self._spec(tx, ctx.account_id, ctx.region, row)
 
