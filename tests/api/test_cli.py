@@ -32,17 +32,17 @@ def twin_servers(tmp_path):  # type: ignore[no-untyped-def]
         for srv in servers:
             srv.client().create_secret(Name="MyTestDatabaseSecret", SecretString="v")
             lam = srv.client("lambda")
-            lam.create_function(FunctionName="SecretsManagerTestRotationLambda", Runtime="python3.11",
-                                Role="arn:aws:iam::123456789012:role/rotation", Handler="lambda_function.lambda_handler",
-                                Code={"ZipFile": zipped()})
-            lam.add_permission(FunctionName="SecretsManagerTestRotationLambda", StatementId="sm",
-                               Action="lambda:InvokeFunction", Principal="secretsmanager.amazonaws.com")
             iam = srv.client("iam")
             iam.create_role(RoleName="rotation", AssumeRolePolicyDocument=json.dumps({
                 "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
                                                         "Action": "sts:AssumeRole"}]}))
             iam.put_role_policy(RoleName="rotation", PolicyName="rotate", PolicyDocument=json.dumps({
                 "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "secretsmanager:*", "Resource": "*"}]}))
+            lam.create_function(FunctionName="SecretsManagerTestRotationLambda", Runtime="python3.11",
+                                Role="arn:aws:iam::123456789012:role/rotation", Handler="lambda_function.lambda_handler",
+                                Code={"ZipFile": zipped()})
+            lam.add_permission(FunctionName="SecretsManagerTestRotationLambda", StatementId="sm",
+                               Action="lambda:InvokeFunction", Principal="secretsmanager.amazonaws.com")
         yield servers
     finally:
         for srv in servers:

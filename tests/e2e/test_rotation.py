@@ -225,7 +225,7 @@ def test_lambda_invoke_and_logs(clients):
     name = f"fn-{uuid.uuid4().hex[:8]}"
     source = "def handler(event, context):\n    print('hello', event['x'])\n    if event.get('boom'):\n" \
              "        raise ValueError('boom')\n    return {'twice': event['x'] * 2}\n"
-    lam.create_function(FunctionName=name, Runtime="python3.11", Role="arn:aws:iam::123456789012:role/r",
+    lam.create_function(FunctionName=name, Runtime="python3.11", Role=rotation_role(lam._strongroom_iam),
                         Handler="lambda_function.handler", Code={"ZipFile": zipped(source)})
     out = lam.invoke(FunctionName=name, Payload=json.dumps({"x": 21}), LogType="Tail")
     assert json.loads(out["Payload"].read()) == {"twice": 42}
@@ -266,7 +266,7 @@ def test_function_timeout_kills_the_worker(clients):
     _, lam = clients
     name = f"slow-{uuid.uuid4().hex[:8]}"
     source = "import time\ndef handler(event, context):\n    time.sleep(30)\n"
-    lam.create_function(FunctionName=name, Runtime="python3.11", Role="arn:aws:iam::123456789012:role/r",
+    lam.create_function(FunctionName=name, Runtime="python3.11", Role=rotation_role(lam._strongroom_iam),
                         Handler="lambda_function.handler", Code={"ZipFile": zipped(source)}, Timeout=1)
     started = time.monotonic()
     out = lam.invoke(FunctionName=name, Payload=b"{}")
@@ -337,7 +337,7 @@ def test_invocation_logs_are_kept_encrypted_and_read_back(tmp_path):
         lam = srv.client("lambda")
         # The code holds the marker reversed (code is stored as uploaded); only the output has it.
         source = f"def handler(event, context):\n    print('{marker[::-1]}'[::-1], event.get('n'))\n    return 1\n"
-        lam.create_function(FunctionName="talker", Runtime="python3.11", Role="arn:aws:iam::123456789012:role/r",
+        lam.create_function(FunctionName="talker", Runtime="python3.11", Role=rotation_role(srv.client("iam")),
                             Handler="lambda_function.handler", Code={"ZipFile": zipped(source)})
         for n in range(3):
             lam.invoke(FunctionName="talker", Payload=json.dumps({"n": n}))
@@ -369,7 +369,7 @@ def test_function_workers_run_on_the_cpus_named(tmp_path):
     cpus = sorted(os.sched_getaffinity(0))
     with ServerProcess(env={"STRONGROOM_FUNCTION_CPUS": str(cpus[-1])}) as srv:
         lam = srv.client("lambda")
-        lam.create_function(FunctionName="where", Runtime="python3.11", Role="arn:aws:iam::123456789012:role/r",
+        lam.create_function(FunctionName="where", Runtime="python3.11", Role=rotation_role(srv.client("iam")),
                             Handler="lambda_function.handler", Code={"ZipFile": zipped(source)})
         assert json.loads(lam.invoke(FunctionName="where")["Payload"].read()) == [cpus[-1]]
     with pytest.raises(RuntimeError) as exc:

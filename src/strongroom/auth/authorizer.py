@@ -183,10 +183,14 @@ class Authorizer:
                 return  # checked by the service once the secret is found
             resource = "*"
         elif service == "lambda":
-            name = params.get("FunctionName")
-            resource = "*" if name is None else (name if name.startswith("arn:") else
-                                                f"arn:aws:lambda:{ctx.region}:{ctx.account_id}:function:{name}")
-            operation = "InvokeFunction" if operation == "Invoke" else operation
+            # Decided on the ARN the name resolves to (every spelling of one function alike), and
+            # iam:PassRole on a role handed to the function; see services/lambda_/names.py.
+            from strongroom.services.lambda_.names import authorization_requests
+
+            for action, resource, account, keys in authorization_requests(ctx.account_id, ctx.region, ctx.partition,
+                                                                          operation, params):
+                self.decide(tx, ctx, action, resource, account, [], keys, service)
+            return
         elif service == "iam":
             if "UserName" in params:
                 resource = f"arn:aws:iam::{ctx.account_id}:user/{params['UserName']}"

@@ -2,7 +2,10 @@
 
 Operations are found by method and path (the model's ``requestUri`` templates); members come
 from the path, the query string, headers and the JSON body as the model places them, and are
-validated with the same rules as JSON 1.1 (:mod:`strongroom.protocol.json`). Answers carry the
+validated with the same rules as JSON 1.1 (:mod:`strongroom.protocol.json`), and then every
+string member's pattern is matched against the **whole** value, as AWS's validation does (Java's
+``matches``): the shared check only searches for the pattern, so ``x;y`` passed Lambda's
+``[a-zA-Z0-9-_]+`` for FunctionName. Answers carry the
 model's status code, header members as headers, and either a raw payload (Invoke) or a JSON body.
 Errors are ``{"Type": "User", "message": ...}`` with ``x-amzn-ErrorType`` and the status the
 model's error shape declares.
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
@@ -19,7 +23,8 @@ import botocore.session
 import orjson
 
 from strongroom.errors import AWSError
-from strongroom.protocol.json import _clean, _compile, _default, _serialization, checked, load_object
+from strongroom.protocol.json import _clean, _compile, _default, _fail, _label, _pattern, _serialization, checked, \
+    load_object
 
 __all__ = ["RestJSONProtocol", "Response"]
 
@@ -40,6 +45,62 @@ def _template(uri: str) -> re.Pattern[str]:
     return re.compile(f"^{pattern}$")
 
 
+Whole = Callable[[Any, str, list[str]], None]
+
+
+def _whole(shape: Any, sensitive: bool = False) -> Whole | None:
+    """A check that each string under ``shape`` matches its pattern whole; None when none has one."""
+    sensitive = sensitive or bool(shape.metadata.get("sensitive"))
+    kind = shape.type_name
+    if kind == "string":
+        pattern = _pattern(shape.metadata.get("pattern"))
+        if pattern is None:
+            return None
+
+        def string(value: Any, path: str, errors: list[str]) -> None:
+            if pattern.fullmatch(value) is None:
+                _fail(errors, value, path, f"Member must satisfy regular expression pattern: {pattern.pattern}",
+                      sensitive)
+
+        return string
+    if kind == "structure":
+        members = {n: c for n, m in shape.members.items() if (c := _whole(m, sensitive)) is not None}
+        if not members:
+            return None
+
+        def structure(value: Any, path: str, errors: list[str]) -> None:
+            prefix = f"{path}." if path else ""
+            for name, check in members.items():
+                if name in value:
+                    check(value[name], prefix + _label(name), errors)
+
+        return structure
+    if kind == "list":
+        item = _whole(shape.member, sensitive)
+        if item is None:
+            return None
+
+        def list_(value: Any, path: str, errors: list[str]) -> None:
+            for i, v in enumerate(value, 1):
+                item(v, f"{path}.{i}.member", errors)
+
+        return list_
+    if kind == "map":
+        key, val = _whole(shape.key, sensitive), _whole(shape.value, sensitive)
+        if key is None and val is None:
+            return None
+
+        def map_(value: Any, path: str, errors: list[str]) -> None:
+            for k, v in value.items():
+                if key is not None:
+                    key(k, f"{path}.key", errors)
+                if val is not None:
+                    val(v, f"{path}.value", errors)
+
+        return map_
+    return None
+
+
 def _coerce(value: str, kind: str) -> Any:
     if kind in ("integer", "long"):
         try:
@@ -57,10 +118,12 @@ class RestJSONProtocol:
         self.signing_name: str = self.model.metadata["signingName"]
         self._routes: list[tuple[str, re.Pattern[str], str]] = []
         self._checks = {}
+        self._whole: dict[str, Whole | None] = {}
         for name in operations:
             op = self.model.operation_model(name)
             self._routes.append((op.http["method"], _template(op.http["requestUri"]), name))
             self._checks[name] = _compile(op.input_shape) if op.input_shape is not None else None
+            self._whole[name] = _whole(op.input_shape) if op.input_shape is not None else None
         self._errors = {s: self.model.shape_for(s).metadata.get("error", {}).get("httpStatusCode", 400)
                         for s in self.model.shape_names if self.model.shape_for(s).metadata.get("exception")}
 
@@ -100,7 +163,16 @@ class RestJSONProtocol:
                 document[name] = _coerce(query_params[wire], member.type_name)
             elif where == "header" and wire.lower() in lower_headers:
                 document[name] = _coerce(lower_headers[wire.lower()], member.type_name)
-        return checked(self._checks[operation], document)
+        params = checked(self._checks[operation], document)
+        whole = self._whole[operation]
+        if whole is not None:
+            errors: list[str] = []
+            whole(params, "", errors)
+            if errors:
+                count = len(errors)
+                raise AWSError("ValidationException", f"{count} validation error{'s' if count > 1 else ''} "
+                                                      "detected: " + "; ".join(errors))
+        return params
 
     def serialize(self, operation: str, result: dict[str, Any]) -> Response:
         op = self.model.operation_model(operation)

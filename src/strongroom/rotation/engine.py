@@ -86,7 +86,9 @@ class _Job:
     attempts: int
 
 
-Resolver = Callable[[Tx, str, str, str], "FunctionSpec | None"]
+# (tx, account, region, function reference, the rotated secret's ARN) -> what to run, or None when
+# Secrets Manager may not invoke it for that secret (see Lambda.resolve).
+Resolver = Callable[[Tx, str, str, str, str], "FunctionSpec | None"]
 
 
 class RotationEngine:
@@ -129,11 +131,12 @@ class RotationEngine:
             function_arn = p.get("RotationLambdaARN") or secret.rotation_lambda_arn
             if not function_arn:
                 raise M.invalid_request(NO_FUNCTION)
+            self._check_invoke(tx, ctx, function_arn)  # the caller's right comes before any state
             stages = q.stages_of(tx, secret.id)
             pending, current = stages.get(L.AWSPENDING), stages.get(L.AWSCURRENT)
             if pending is not None and pending != current and pending != token:
                 return secret.id  # refused below, after the stalled rotation is queued again
-            if self.resolve(tx, ctx.account_id, ctx.region, function_arn) is None:
+            if self.resolve(tx, ctx.account_id, ctx.region, function_arn, secret.arn) is None:
                 raise AWSError("AccessDeniedException", CANNOT_INVOKE)
             existing = tx.one("SELECT state FROM rotations WHERE secret_id = ? AND token = ?", (secret.id, token))
             if existing is not None:
@@ -160,6 +163,26 @@ class RotationEngine:
         self._wake.set()
         del schedule
         return out
+
+    @staticmethod
+    def _check_invoke(tx: Tx, ctx: RequestContext, function_arn: str) -> None:
+        """"To run this command, you must have secretsmanager:RotateSecret permissions and
+        lambda:InvokeFunction permissions on the function" (AWS's RotateSecret reference): the
+        caller's own right to invoke, decided on every ARN the reference resolves to, as a Lambda
+        Invoke call would be. Root is allowed (the authorizer's rule); without an authorizer
+        (policies not enforced) there is nothing to check."""
+        from strongroom.services.lambda_.names import authorization_requests
+
+        authz = ctx.authz
+        if authz is None:
+            return
+        try:
+            checks = authorization_requests(ctx.account_id, ctx.region, ctx.partition, "Invoke",
+                                            {"FunctionName": function_arn})
+        except AWSError:
+            raise AWSError("AccessDeniedException", CANNOT_INVOKE) from None  # not a function Lambda knows
+        for action, resource, account, keys in checks:
+            authz.decide(tx, ctx, action, resource, account, [], keys, "lambda")
 
     async def _reattempt(self, secret_id: int) -> None:
         """A rotation that gave up is tried again when someone asks for a new one, as AWS says."""
@@ -358,7 +381,7 @@ class RotationEngine:
             if q.stages_of(tx, job.secret_id).get(L.AWSPENDING) != job.token:
                 return None
             tx.execute("UPDATE rotations SET claimed_until = ? WHERE id = ?", (now + self.settings.lease, job.id))
-            spec = self.resolve(tx, secret.account_id, secret.region, job.function_arn)
+            spec = self.resolve(tx, secret.account_id, secret.region, job.function_arn, secret.arn)
             if spec is None:
                 return "missing"
             return secret, spec

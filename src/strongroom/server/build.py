@@ -31,7 +31,7 @@ from strongroom.rotation import sandbox as function_sandbox
 from strongroom.rotation.runtime import FunctionRuntime, FunctionSpec, parse_cpus
 from strongroom.server.app import App, Service
 from strongroom.services.lambda_ import OPERATIONS as LAMBDA_OPERATIONS
-from strongroom.services.lambda_ import Lambda
+from strongroom.services.lambda_ import BUILTINS, Lambda
 from strongroom.services.iam import OPERATIONS as IAM_OPERATIONS
 from strongroom.services.iam import IAM
 from strongroom.services.secretsmanager import SecretsManager
@@ -90,8 +90,14 @@ def build(settings: config.Settings) -> Server:
     def function_env(spec: FunctionSpec) -> dict[str, str]:
         """Lambda's reserved variables, and short-lived credentials this node accepts."""
         _, _, _, region, account, _, name = spec.arn.split(":", 6)
-        # A function acts as its role (built-in rotators as strongroom's own rotation role).
-        role = spec.role.rsplit("/", 1)[-1] if spec.role else BUILTIN_ROTATION_ROLE
+        # A function acts as its role; only the built-in rotators (no code of their own, a reserved
+        # name) act as strongroom's rotation role. An uploaded function never falls back to it.
+        if spec.code_dir is None and name in BUILTINS:
+            role = BUILTIN_ROTATION_ROLE
+        elif spec.role and spec.role.rsplit("/", 1)[-1] != BUILTIN_ROTATION_ROLE:
+            role = spec.role.rsplit("/", 1)[-1]
+        else:
+            raise RuntimeError(f"function {spec.arn} has no execution role of its own; it is not run")
         credential = keys.temporary(account, f"arn:aws:sts::{account}:assumed-role/{role}/{name}")
         return {"SECRETS_MANAGER_ENDPOINT": endpoint, "AWS_ENDPOINT_URL": endpoint,
                 "AWS_ENDPOINT_URL_SECRETS_MANAGER": endpoint, "AWS_ENDPOINT_URL_LAMBDA": endpoint,

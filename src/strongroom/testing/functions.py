@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import io
+import json
 import zipfile
+from typing import Any
 
-__all__ = ["GENERIC_ROTATION", "zipped"]
+__all__ = ["GENERIC_ROTATION", "LAMBDA_TRUST", "ROTATION_POLICY", "create_function", "execution_role", "zipped"]
 
 # A rotation function in the shape of AWS's generic template: createSecret stores a new random
 # value on AWSPENDING, finishSecret moves AWSCURRENT. Environment variables make it fail or stall
@@ -51,3 +53,38 @@ def zipped(source: str = GENERIC_ROTATION, name: str = "lambda_function.py") -> 
     with zipfile.ZipFile(buf, "w") as z:
         z.writestr(name, source)
     return buf.getvalue()
+
+
+# What a rotation function needs on AWS, and so here: an execution role Lambda may assume, with
+# the Secrets Manager rights the function uses (docs/rotation.md).
+LAMBDA_TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{
+    "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+ROTATION_POLICY = json.dumps({"Version": "2012-10-17", "Statement": [{
+    "Effect": "Allow", "Action": ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue",
+                                  "secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage",
+                                  "secretsmanager:GetRandomPassword"],
+    "Resource": "*"}]})
+
+
+def execution_role(iam: Any, name: str = "rotation", policy: str | None = ROTATION_POLICY) -> str:
+    """The ARN of role ``name`` (created when missing) that Lambda may assume, holding ``policy``."""
+    try:
+        return iam.get_role(RoleName=name)["Role"]["Arn"]  # type: ignore[no-any-return]
+    except iam.exceptions.NoSuchEntityException:
+        arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=LAMBDA_TRUST)["Role"]["Arn"]
+        if policy is not None:
+            iam.put_role_policy(RoleName=name, PolicyName="rotate", PolicyDocument=policy)
+        return arn  # type: ignore[no-any-return]
+
+
+def create_function(lam: Any, iam: Any, name: str, source: str = GENERIC_ROTATION, role: str = "rotation",
+                    allow_secretsmanager: bool = True, **config: Any) -> str:
+    """Create function ``name`` as a user on AWS would: with an execution role Lambda may assume and,
+    for rotation, the function policy statement letting Secrets Manager invoke it. Returns its ARN."""
+    arn = lam.create_function(FunctionName=name, Runtime=config.pop("Runtime", "python3.11"),
+                              Role=execution_role(iam, role), Handler=config.pop("Handler", "lambda_function.lambda_handler"),
+                              Code={"ZipFile": zipped(source)}, **config)["FunctionArn"]
+    if allow_secretsmanager:
+        lam.add_permission(FunctionName=name, StatementId="secretsmanager", Action="lambda:InvokeFunction",
+                           Principal="secretsmanager.amazonaws.com")
+    return arn  # type: ignore[no-any-return]

@@ -79,7 +79,7 @@ def setup(tmp_path, settings: RotationSettings | None = None):  # type: ignore[n
     sm = SecretsManager(db, ValueCipher(Keyring(MasterKey.generate())), b"k" * 32)
     runtime = FakeRuntime(sm, asyncio.get_running_loop())
     spec = FunctionSpec(key="fake", arn=FUNCTION, name="fake", handler="x")
-    engine = RotationEngine(sm, db, runtime, lambda tx, a, r, arn: spec if arn == FUNCTION else None,  # type: ignore[arg-type]
+    engine = RotationEngine(sm, db, runtime, lambda tx, a, r, arn, secret: spec if arn == FUNCTION else None,  # type: ignore[arg-type]
                             settings or RotationSettings(retry_base=60, retry_cap=600, max_attempts=3))
     return db, sm, runtime, engine
 

@@ -6,7 +6,20 @@ as ciphertext), unpacked once per code hash under ``DATA_DIR/functions/<sha256>/
 
 Built-in rotators (``strongroom-postgresql-single-user``, ``-postgresql-multi-user``,
 ``-mysql-single-user``, ``-mysql-multi-user``) exist in every account and region without being
-created; they cannot be changed or deleted, and Secrets Manager may always invoke them.
+created; they cannot be changed or deleted, only the account root may invoke them directly (their
+credentials are strongroom's rotation role's, so another caller choosing their event would act with
+rights it does not have), and Secrets Manager may always invoke them. Every name beginning ``strongroom-`` is reserved.
+
+Permissions, as on AWS (docs/security.md, "Lambda permissions"):
+
+* every ``FunctionName`` spelling is resolved by :func:`~strongroom.services.lambda_.names.resolve_function`
+  (the authorizer uses the same function, so IAM decides on the function's ARN);
+* ``Role`` must be an existing role of the caller's account whose trust policy lets
+  ``lambda.amazonaws.com`` assume it, else ``InvalidParameterValueException: The role defined for
+  the function cannot be assumed by Lambda.``; the caller's ``iam:PassRole`` is the authorizer's;
+* Secrets Manager may invoke an uploaded function only when the function's policy (AddPermission
+  statements), evaluated by :mod:`strongroom.policy` with ``aws:SourceArn`` = the secret's ARN and
+  ``aws:SourceAccount`` = its account, allows ``secretsmanager.amazonaws.com``.
 """
 
 from __future__ import annotations
@@ -25,9 +38,11 @@ from pathlib import Path
 from typing import Any
 
 from strongroom import clock
+from strongroom.auth.authorizer import BUILTIN_ROTATION_ROLE
 from strongroom.errors import AWSError
 from strongroom.rotation.runtime import FunctionRuntime, FunctionSpec
 from strongroom.context import RequestContext
+from strongroom.services.lambda_.names import LAMBDA_SERVICE, FunctionRef, lambda_action, resolve_function
 from strongroom.services.secretsmanager.values import ValueCipher
 from strongroom.store import Conflict, Database, Tx
 
@@ -43,6 +58,8 @@ OPERATIONS = ["CreateFunction", "GetFunction", "GetFunctionConfiguration", "List
               "UpdateFunctionConfiguration", "DeleteFunction", "Invoke", "AddPermission", "RemovePermission",
               "GetPolicy"]
 SECRETS_MANAGER = "secretsmanager.amazonaws.com"
+RESERVED_PREFIX = "strongroom-"  # names of strongroom's own functions, present and future
+CANNOT_ASSUME = "The role defined for the function cannot be assumed by Lambda."
 _ENV_KEY = "strongroom:lambda-environment"
 _LOGS_KEY = "strongroom:lambda-logs"
 _COLUMNS = ("name", "arn", "runtime", "handler", "role", "description", "timeout", "memory_size", "environment_enc",
@@ -57,21 +74,17 @@ def _invalid(message: str) -> AWSError:
     return AWSError("InvalidParameterValueException", message)
 
 
+def _other_account(ctx: RequestContext, ref: FunctionRef) -> AWSError:
+    """A function of another account: strongroom grants cross-account access to no one, so the
+    answer is AWS's for a call no resource-based policy allows (the account root's included)."""
+    action = lambda_action(ctx.operation or "GetFunction")
+    return AWSError("AccessDeniedException", f"User: {ctx.principal_arn} is not authorized to perform: {action} on "
+                                             f"resource: {ref.arn} because no resource-based policy allows the "
+                                             f"{action} action")
+
+
 def _timestamp(t: float) -> str:
     return dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
-
-
-def parse_function_ref(ref: str, account_id: str, region: str) -> tuple[str, str, str]:
-    """(account, region, name) from a name, a partial ARN or a full ARN (qualifiers dropped)."""
-    if ref.startswith("arn:"):
-        parts = ref.split(":")
-        if len(parts) < 7 or parts[2] != "lambda" or parts[5] != "function":
-            raise _invalid(f"The function ARN {ref} is not valid.")
-        return parts[4], parts[3], parts[6]
-    parts = ref.split(":")
-    if len(parts) >= 3 and parts[1] == "function":
-        return parts[0], region, parts[2]
-    return account_id, region, parts[0]
 
 
 class Lambda:
@@ -115,8 +128,11 @@ class Lambda:
 
     def invocations(self, tx: Tx, account_id: str, region: str, function_ref: str, limit: int = 50) -> list[dict[str, Any]]:
         """The newest invocations of a function with their logs, for ``strongroom logs``."""
-        acct, reg, name = parse_function_ref(function_ref, account_id, region)
-        arn = f"arn:aws:lambda:{reg}:{acct}:function:{name}"
+        try:
+            ref = resolve_function(function_ref, account_id, region)
+        except AWSError:
+            return []  # no function has that name: nothing was recorded for it
+        acct, reg, arn = ref.account, ref.region, ref.arn
         out = []
         for row in tx.all("SELECT request_id, started_date, duration_ms, step, outcome, error, logs_enc FROM "
                           "function_invocations WHERE function_arn = ? ORDER BY id DESC LIMIT ?", (arn, limit)):
@@ -127,19 +143,23 @@ class Lambda:
 
     # --------------------------------------------------------------------------- resolution
 
-    def resolve(self, tx: Tx, account_id: str, region: str, function_ref: str) -> FunctionSpec | None:
-        """What the rotation engine runs for ``function_ref``, or None when it may not run it."""
+    def resolve(self, tx: Tx, account_id: str, region: str, function_ref: str,
+                source_arn: str | None = None) -> FunctionSpec | None:
+        """What Secrets Manager runs for ``function_ref`` when rotating the secret ``source_arn``
+        (in ``account_id`` / ``region``), or None when it may not run it: no such function, one of
+        another account or region, a qualifier other than ``$LATEST``, or a function policy that
+        does not let ``secretsmanager.amazonaws.com`` invoke it for that secret."""
         try:
-            acct, reg, name = parse_function_ref(function_ref, account_id, region)
+            ref = resolve_function(function_ref, account_id, region)
         except AWSError:
             return None
-        if acct != account_id or reg != region:
+        if ref.account != account_id or ref.qualifier not in (None, "$LATEST"):
             return None
-        arn = f"arn:aws:lambda:{region}:{account_id}:function:{name}"
-        if name in BUILTINS:
-            return FunctionSpec(key=f"{arn}#builtin", arn=arn, name=name, handler=BUILTINS[name], timeout=60.0)
-        row = self._row(tx, account_id, region, name)
-        if row is None or not _allows_secretsmanager(json.loads(row["policy"])):
+        if ref.name in BUILTINS:  # strongroom's own: no policy, Secrets Manager may always run them
+            return FunctionSpec(key=f"{ref.arn}#builtin", arn=ref.arn, name=ref.name, handler=BUILTINS[ref.name],
+                                timeout=60.0)
+        row = self._row(tx, account_id, region, ref.name)
+        if row is None or not _allows_secretsmanager(row, source_arn, account_id):
             return None
         return self._spec(tx, account_id, region, row)
 
@@ -171,17 +191,46 @@ class Lambda:
                      (account_id, region, name))
         return None if row is None else dict(zip(_COLUMNS, row))
 
-    def _find(self, tx: Tx, ctx: RequestContext, ref: str) -> dict[str, Any]:
-        acct, region, name = parse_function_ref(ref, ctx.account_id, ctx.region)
-        arn = f"arn:aws:lambda:{region}:{acct}:function:{name}"
-        if acct != ctx.account_id or region != ctx.region:
-            raise _not_found(arn)
-        row = self._row(tx, acct, region, name)
+    @staticmethod
+    def _ref(ctx: RequestContext, p: dict[str, Any]) -> FunctionRef:
+        return resolve_function(p["FunctionName"], ctx.account_id, ctx.region, p.get("Qualifier"), ctx.partition)
+
+    def _find(self, tx: Tx, ctx: RequestContext, ref: FunctionRef | str) -> dict[str, Any]:
+        """The row of the function ``ref`` names (its only version, ``$LATEST``), or AWS's error."""
+        if isinstance(ref, str):
+            ref = resolve_function(ref, ctx.account_id, ctx.region, None, ctx.partition)
+        if ref.account != ctx.account_id:
+            raise _other_account(ctx, ref)
+        if ref.name in BUILTINS:
+            raise _invalid(f"{ref.name} is a strongroom built-in function; it cannot be read or changed.")
+        row = self._row(tx, ref.account, ref.region, ref.name)
         if row is None:
-            if name in BUILTINS:
-                raise _invalid(f"{name} is a strongroom built-in function; it cannot be read or changed.")
-            raise _not_found(arn)
+            raise _not_found(ref.arn)
+        if ref.qualifier not in (None, "$LATEST"):  # strongroom keeps no published versions or aliases
+            raise _not_found(ref.qualified_arn)
         return row
+
+    def _check_role(self, tx: Tx, ctx: RequestContext, role_arn: str) -> None:
+        """The role must exist in the caller's account and trust ``lambda.amazonaws.com`` (its trust
+        policy evaluated by the policy engine, as if Lambda called sts:AssumeRole). The caller's
+        ``iam:PassRole`` was decided by the authorizer before the call got here."""
+        from strongroom.policy import PolicyError, Request, evaluate, parse_policy
+
+        parts = role_arn.split(":", 5)
+        if len(parts) != 6 or parts[4] != ctx.account_id or parts[5].rsplit("/", 1)[-1] == BUILTIN_ROTATION_ROLE:
+            raise _invalid(CANNOT_ASSUME)
+        row = tx.one("SELECT trust_policy FROM iam_principals WHERE arn = ? AND kind = 'role'", (role_arn,))
+        if row is None or not row[0]:
+            raise _invalid(CANNOT_ASSUME)
+        try:
+            trust = parse_policy(row[0])
+        except PolicyError:
+            raise _invalid(CANNOT_ASSUME) from None
+        # A service principal is its own caller: "same account" so that the trust policy alone decides.
+        request = Request(principal_arn=LAMBDA_SERVICE, principal_account=ctx.account_id, action="sts:AssumeRole",
+                          resource=role_arn, resource_account=ctx.account_id)
+        if not evaluate(request, [], [trust]).allowed:
+            raise _invalid(CANNOT_ASSUME)
 
     def _environment(self, tx: Tx, account_id: str, region: str, row: dict[str, Any]) -> dict[str, str]:
         blob = row["environment_enc"]
@@ -218,10 +267,15 @@ class Lambda:
     # ------------------------------------------------------------------------- operations
 
     async def create_function(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        name = p["FunctionName"]
-        _, _, name = parse_function_ref(name, ctx.account_id, ctx.region)
+        ref = self._ref(ctx, p)
+        name = ref.name
+        if ref.account != ctx.account_id:
+            raise _other_account(ctx, ref)
         if name in BUILTINS:
             raise AWSError("ResourceConflictException", f"Function already exist: {name}", 409)
+        if name.startswith(RESERVED_PREFIX):
+            raise _invalid(f"Function names beginning with {RESERVED_PREFIX} are reserved for strongroom's "
+                           "built-in functions.")
         runtime = p.get("Runtime", "")
         if not runtime.startswith("python3"):
             raise _invalid(f"The runtime parameter of {runtime or 'null'} is not supported by strongroom; "
@@ -239,6 +293,7 @@ class Lambda:
         sha = base64.b64encode(hashlib.sha256(code).digest()).decode()
 
         def tx_fn(tx: Tx) -> dict[str, Any]:
+            self._check_role(tx, ctx, p["Role"])
             env = self._seal_environment(tx, ctx, arn, p.get("Environment", {}).get("Variables"))
             try:
                 tx.execute("INSERT INTO functions (account_id, region, name, arn, runtime, handler, role, description, "
@@ -257,13 +312,13 @@ class Lambda:
 
     async def get_function(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         def tx_fn(tx: Tx) -> dict[str, Any]:
-            row = self._find(tx, ctx, p["FunctionName"])
+            row = self._find(tx, ctx, self._ref(ctx, p))
             return {"Configuration": self._configuration(tx, ctx, row), "Code": {"RepositoryType": "S3"}}
 
         return await self.db.read(tx_fn)  # type: ignore[no-any-return]
 
     async def get_function_configuration(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        return await self.db.read(lambda tx: self._configuration(tx, ctx, self._find(tx, ctx, p["FunctionName"])))  # type: ignore[no-any-return]
+        return await self.db.read(lambda tx: self._configuration(tx, ctx, self._find(tx, ctx, self._ref(ctx, p))))  # type: ignore[no-any-return]
 
     async def list_functions(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         limit = min(int(p.get("MaxItems", 50)), 50)
@@ -288,7 +343,7 @@ class Lambda:
         sha = base64.b64encode(hashlib.sha256(code).digest()).decode()
 
         def tx_fn(tx: Tx) -> dict[str, Any]:
-            row = self._find(tx, ctx, p["FunctionName"])
+            row = self._find(tx, ctx, self._ref(ctx, p))
             tx.execute("UPDATE functions SET code = ?, code_sha256 = ?, code_size = ?, revision_id = ?, last_modified = ? "
                        "WHERE arn = ?", (code, sha, len(code), str(uuid.uuid4()), clock.now(), row["arn"]))
             return self._configuration(tx, ctx, self._find(tx, ctx, row["arn"]))
@@ -299,9 +354,11 @@ class Lambda:
 
     async def update_function_configuration(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         def tx_fn(tx: Tx) -> dict[str, Any]:
-            row = self._find(tx, ctx, p["FunctionName"])
+            row = self._find(tx, ctx, self._ref(ctx, p))
             if "Runtime" in p and not p["Runtime"].startswith("python3"):
                 raise _invalid(f"The runtime parameter of {p['Runtime']} is not supported by strongroom.")
+            if "Role" in p:
+                self._check_role(tx, ctx, p["Role"])
             changes = {"runtime": p.get("Runtime"), "handler": p.get("Handler"), "role": p.get("Role"),
                        "description": p.get("Description"), "timeout": p.get("Timeout"),
                        "memory_size": p.get("MemorySize")}
@@ -321,7 +378,10 @@ class Lambda:
 
     async def delete_function(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         def tx_fn(tx: Tx) -> str:
-            row = self._find(tx, ctx, p["FunctionName"])
+            ref = self._ref(ctx, p)
+            row = self._find(tx, ctx, ref)
+            if ref.qualifier is not None:
+                raise _invalid("$LATEST version cannot be deleted without deleting the function.")
             tx.execute("DELETE FROM functions WHERE arn = ?", (row["arn"],))
             return str(row["arn"])
 
@@ -341,13 +401,17 @@ class Lambda:
                            "Unexpected character.", 400) from None
 
         def tx_fn(tx: Tx) -> FunctionSpec:
-            _, _, name = parse_function_ref(p["FunctionName"], ctx.account_id, ctx.region)
-            if name in BUILTINS:
+            ref = self._ref(ctx, p)
+            if ref.name in BUILTINS and ref.account == ctx.account_id:
+                # They act with the rotation role's rights on whatever secret the event names, so
+                # only Secrets Manager and the account's root (who holds those rights) may run them.
+                if ctx.authz is not None and not ctx.authz.privileged(ctx, "lambda"):
+                    raise _invalid(f"{ref.name} is a strongroom built-in function; only Secrets Manager invokes it.")
                 spec = self.resolve(tx, ctx.account_id, ctx.region, p["FunctionName"])
                 if spec is None:
-                    raise _not_found(p["FunctionName"])
+                    raise _not_found(ref.qualified_arn)
                 return spec
-            row = self._find(tx, ctx, p["FunctionName"])
+            row = self._find(tx, ctx, ref)
             return self._spec(tx, ctx.account_id, ctx.region, row)
 
         spec = await self.db.read(tx_fn)
@@ -369,7 +433,7 @@ class Lambda:
 
     async def add_permission(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         def tx_fn(tx: Tx) -> dict[str, Any]:
-            row = self._find(tx, ctx, p["FunctionName"])
+            row = self._find(tx, ctx, self._ref(ctx, p))
             statements = json.loads(row["policy"])
             sid = p["StatementId"]
             if any(s["Sid"] == sid for s in statements):
@@ -398,7 +462,7 @@ class Lambda:
 
     async def remove_permission(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         def tx_fn(tx: Tx) -> dict[str, Any]:
-            row = self._find(tx, ctx, p["FunctionName"])
+            row = self._find(tx, ctx, self._ref(ctx, p))
             statements = json.loads(row["policy"])
             kept = [s for s in statements if s["Sid"] != p["StatementId"]]
             if len(kept) == len(statements):
@@ -412,7 +476,7 @@ class Lambda:
 
     async def get_policy(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         def tx_fn(tx: Tx) -> dict[str, Any]:
-            row = self._find(tx, ctx, p["FunctionName"])
+            row = self._find(tx, ctx, self._ref(ctx, p))
             statements = json.loads(row["policy"])
             if not statements:
                 raise AWSError("ResourceNotFoundException", "The resource you requested does not exist.", 404)
@@ -426,14 +490,29 @@ def _snake(name: str) -> str:
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
 
 
-def _allows_secretsmanager(statements: list[dict[str, Any]]) -> bool:
-    for s in statements:
-        principal = s.get("Principal")
-        service = principal.get("Service") if isinstance(principal, dict) else principal
-        if s.get("Effect") == "Allow" and service in (SECRETS_MANAGER, "*") and \
-                s.get("Action") in ("lambda:InvokeFunction", "lambda:*", "*"):
-            return True
-    return False
+def _allows_secretsmanager(row: dict[str, Any], source_arn: str | None, source_account: str) -> bool:
+    """Does the function's policy let Secrets Manager invoke it on behalf of the secret ``source_arn``?
+
+    Evaluated by the policy engine as AWS does for a service principal: the statements'
+    ``Principal``, ``Action`` and ``Resource`` must match, and their conditions see
+    ``aws:SourceArn`` (the secret's ARN) and ``aws:SourceAccount``. No statement: no invocation.
+    """
+    from strongroom.policy import PolicyError, Request, evaluate, parse_policy
+
+    statements = json.loads(row["policy"])
+    if not statements:
+        return False
+    try:
+        policy = parse_policy(json.dumps({"Version": "2012-10-17", "Statement": statements}))
+    except PolicyError:
+        return False  # fail closed on a statement the engine cannot honour
+    context: dict[str, Any] = {"aws:SourceAccount": source_account}
+    if source_arn is not None:
+        context["aws:SourceArn"] = source_arn
+    request = Request(principal_arn=SECRETS_MANAGER, principal_account=source_account,
+                      action="lambda:InvokeFunction", resource=row["arn"], resource_account=source_account,
+                      context=context)
+    return evaluate(request, [], [policy]).allowed
 
 
 _MAX_UNZIPPED = 262_144_000  # Lambda's limit on a zip package's unzipped size
