@@ -30,7 +30,7 @@ from botocore.exceptions import ClientError
 
 from strongroom.rotation import sandbox as sandbox_module
 from strongroom.testing import ServerProcess, wait_for
-from strongroom.testing.functions import zipped
+from strongroom.testing.functions import execution_role, zipped
 
 pytestmark = pytest.mark.skipif(not shutil.which("bwrap"),
                                 reason="bubblewrap is installed by `make setup` (scripts/ensure-system-packages)")
@@ -146,7 +146,6 @@ def handler(event, context):
         inner()
 '''
 
-ROLE = "arn:aws:iam::123456789012:role/r"
 LAMBDA_VARIABLES = {
     # Lambda's documented ("defined runtime environment") variables this runtime sets.
     "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_VERSION", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
@@ -225,11 +224,11 @@ def hostile(request, tmp_path_factory):  # type: ignore[no-untyped-def]
         data_dir = srv.data_dir
         lam = srv.client("lambda")
         name = f"hostile-{uuid.uuid4().hex[:8]}"
-        lam.create_function(FunctionName=name, Runtime="python3.11", Role=ROLE, Handler="lambda_function.handler",
+        lam.create_function(FunctionName=name, Runtime="python3.11", Role=execution_role(srv.client("iam"), "r", None), Handler="lambda_function.handler",
                             Code={"ZipFile": zipped(HOSTILE)}, Timeout=30, MemorySize=128,
                             Environment={"Variables": {"MINE": "own"}})
         other_marker = f"other-function-{uuid.uuid4().hex}"
-        lam.create_function(FunctionName=name + "-other", Runtime="python3.11", Role=ROLE,
+        lam.create_function(FunctionName=name + "-other", Runtime="python3.11", Role=execution_role(srv.client("iam"), "r", None),
                             Handler="lambda_function.handler", Code={"ZipFile": zipped(
                                 f"def handler(event, context):\n    return '{other_marker}'\n")})
         assert json.loads(lam.invoke(FunctionName=name + "-other")["Payload"].read()) == other_marker  # unpacked
@@ -361,7 +360,7 @@ def test_no_process_outlives_its_worker(hostile):
     and nothing it started survives on the host."""
     srv, lam, _, _, _ = hostile
     name = f"leaver-{uuid.uuid4().hex[:8]}"
-    lam.create_function(FunctionName=name, Runtime="python3.11", Role=ROLE, Handler="lambda_function.handler",
+    lam.create_function(FunctionName=name, Runtime="python3.11", Role=execution_role(srv.client("iam"), "r", None), Handler="lambda_function.handler",
                         Code={"ZipFile": zipped(HOSTILE)})
     marker = f"left-behind-{uuid.uuid4().hex}"
     assert call(lam, name, attack="leave", marker=marker) == "left"
@@ -373,7 +372,7 @@ def test_no_process_outlives_its_worker(hostile):
 def test_a_deleted_functions_credentials_stop_at_once(hostile):
     srv, lam, _, _, _ = hostile
     name = f"creds-{uuid.uuid4().hex[:8]}"
-    lam.create_function(FunctionName=name, Runtime="python3.11", Role=ROLE, Handler="lambda_function.handler",
+    lam.create_function(FunctionName=name, Runtime="python3.11", Role=execution_role(srv.client("iam"), "r", None), Handler="lambda_function.handler",
                         Code={"ZipFile": zipped(HOSTILE)})
     creds = call(lam, name, attack="credentials")
     stolen = boto3.client("secretsmanager", region_name="us-east-1", endpoint_url=srv.endpoint,
@@ -401,7 +400,7 @@ def test_a_hanging_function_cannot_starve_iam():
                            config=Config(retries={"max_attempts": 1}, read_timeout=60))
         iam = srv.client("iam")
         name = f"hang-{uuid.uuid4().hex[:8]}"
-        lam.create_function(FunctionName=name, Runtime="python3.11", Role=ROLE, Handler="lambda_function.handler",
+        lam.create_function(FunctionName=name, Runtime="python3.11", Role=execution_role(srv.client("iam"), "r", None), Handler="lambda_function.handler",
                             Code={"ZipFile": zipped(HOSTILE)}, Timeout=20)
         codes: list[str] = []
 
@@ -435,7 +434,7 @@ def test_idle_workers_are_reaped_and_their_credentials_revoked(tmp_path):
     with ServerProcess(data_dir=tmp_path / "data", env={"STRONGROOM_FUNCTION_IDLE_SECONDS": "1"}) as srv:
         lam = srv.client("lambda")
         name = f"idle-{uuid.uuid4().hex[:8]}"
-        lam.create_function(FunctionName=name, Runtime="python3.11", Role=ROLE, Handler="lambda_function.handler",
+        lam.create_function(FunctionName=name, Runtime="python3.11", Role=execution_role(srv.client("iam"), "r", None), Handler="lambda_function.handler",
                             Code={"ZipFile": zipped(HOSTILE)})
         creds = call(lam, name, attack="credentials")
         code_root = str(tmp_path / "data" / "functions")
@@ -460,7 +459,7 @@ def test_without_a_sandbox_uploaded_code_is_refused_but_builtins_run(tmp_path):
         assert len(lines) == 1 and "/nonexistent/bwrap not found" in lines[0] and "Traceback" not in srv.log()
         lam, sm = srv.client("lambda"), srv.client()
         name = f"refused-{uuid.uuid4().hex[:8]}"
-        lam.create_function(FunctionName=name, Runtime="python3.11", Role=ROLE, Handler="lambda_function.handler",
+        lam.create_function(FunctionName=name, Runtime="python3.11", Role=execution_role(srv.client("iam"), "r", None), Handler="lambda_function.handler",
                             Code={"ZipFile": zipped(HOSTILE)})
         out = lam.invoke(FunctionName=name, Payload=json.dumps({"attack": "identity"}))
         error = json.loads(out["Payload"].read())
@@ -481,7 +480,7 @@ def test_unsafe_functions_runs_unsandboxed_with_a_loud_warning(tmp_path):
         assert "WARNING: --unsafe-functions: uploaded functions run WITHOUT a sandbox" in srv.log()
         lam = srv.client("lambda")
         name = f"unsafe-{uuid.uuid4().hex[:8]}"
-        lam.create_function(FunctionName=name, Runtime="python3.11", Role=ROLE, Handler="lambda_function.handler",
+        lam.create_function(FunctionName=name, Runtime="python3.11", Role=execution_role(srv.client("iam"), "r", None), Handler="lambda_function.handler",
                             Code={"ZipFile": zipped(HOSTILE)})
         me = call(lam, name, attack="identity")
         assert me["uid"] == os.getuid() and me["file"].startswith(str(tmp_path / "data"))
