@@ -5,7 +5,8 @@ Contracts:
 * :func:`prepare` makes a missing data directory (mode 0700) and refuses one that is a file, one
   this process cannot write, and one that group or others can enter or list (the ``chmod`` to run
   is in the message, as for ``master.key``). The database and its WAL/SHM files are brought to
-  0600 if an older version left them looser.
+  0600 if an older version left them looser; one this user cannot write is refused (SQLite would
+  open it read-only and fail at the first write, after "listening").
 * :class:`DataDirLock` is ``flock`` on ``DATA_DIR/strongroom.lock`` held for the life of the
   process, with the holder's PID and command written into the file. A second ``serve`` on the
   same SQLite data directory is refused and told which PID holds it; so are the offline commands
@@ -58,6 +59,10 @@ def prepare(data_dir: Path) -> None:
         raise DataDirError(f"the data directory {data_dir} is not writable by this user (uid {os.getuid()})")
     for name in ("strongroom.db", "strongroom.db-wal", "strongroom.db-shm"):
         _tighten(data_dir / name)
+        # SQLite opens a read-only file read-only without a word and fails at the first write,
+        # after the server said it was listening.
+        if (data_dir / name).exists() and not os.access(data_dir / name, os.R_OK | os.W_OK):
+            raise DataDirError(f"the database file {data_dir / name} is read-only for this user (uid {os.getuid()})")
 
 
 def _tighten(path: Path) -> None:
