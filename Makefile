@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 JS_STAMP := tests/js/node_modules/.installed
 SIM_STAMP := tests/policy_sim/node_modules/.installed
 
-.PHONY: serve test bench setup clean
+.PHONY: serve test bench setup clean system-packages
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,12 +24,16 @@ $(SIM_STAMP): tests/policy_sim/package.json tests/policy_sim/package-lock.json
 	cd tests/policy_sim && npm ci --no-audit --no-fund --silent
 	touch $(SIM_STAMP)
 
-setup: $(STAMP) $(JS_STAMP) $(SIM_STAMP)
+# Debian packages the tests need (scripts/system-packages: SoftHSM2 for the PKCS#11 master key).
+system-packages:
+	scripts/ensure-system-packages
+
+setup: system-packages $(STAMP) $(JS_STAMP) $(SIM_STAMP)
 
 serve: $(STAMP)
 	$(BIN)/strongroom serve $(ARGS)
 
-test: $(STAMP) $(JS_STAMP) $(SIM_STAMP)
+test: system-packages $(STAMP) $(JS_STAMP) $(SIM_STAMP)
 	$(BIN)/python -m pytest $(ARGS)
 
 bench: $(STAMP)

@@ -36,18 +36,21 @@ def _configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, handlers=[handler])
 
 
-def _key_provider_options(fn: Any) -> Any:
-    """Where the master key lives when it is not a file or STRONGROOM_MASTER_KEY (docs/key-providers.md).
-    The PKCS#11 PIN is read from STRONGROOM_PKCS11_PIN only: a flag would show it in `ps`."""
+def _master_key_command_option(fn: Any) -> Any:
+    """The master key printed by a command (an external secret store): docs/key-providers.md."""
+    return click.option("--master-key-command", default=None,
+                        help="A command (run without a shell) whose output is the base64 master key, e.g. a "
+                             "secret store's CLI; instead of DATA_DIR/master.key.")(fn)
+
+
+def _pkcs11_options(fn: Any) -> Any:
+    """A master key on a PKCS#11 token (docs/key-providers.md). The PIN is read from
+    STRONGROOM_PKCS11_PIN only: a flag would show it to anyone running `ps`."""
     fn = click.option("--pkcs11-key-label", default=None,
                       help="Label of the AES key on the token [default: strongroom-master].")(fn)
     fn = click.option("--pkcs11-token-label", default=None, help="Label of the PKCS#11 token holding the key.")(fn)
-    fn = click.option("--pkcs11-module", default=None,
-                      help="PKCS#11 module (e.g. /usr/lib/softhsm/libsofthsm2.so): the key never leaves the token; "
-                           "PIN from STRONGROOM_PKCS11_PIN.")(fn)
-    return click.option("--master-key-command", default=None,
-                        help="A command (no shell) whose output is the base64 master key, e.g. from a secret "
-                             "store.")(fn)
+    return click.option("--pkcs11-module", default=None,
+                        help="PKCS#11 module, e.g. /usr/lib/softhsm/libsofthsm2.so (PIN from STRONGROOM_PKCS11_PIN).")(fn)
 
 
 @click.group()
@@ -68,7 +71,7 @@ def cli() -> None:
                                                  f"[default: {config.DEFAULT_ACCOUNT}].")
 @click.option("--master-key-file", type=click.Path(path_type=Path), default=None,
               help="Read the master key from this file instead of DATA_DIR/master.key.")
-@_key_provider_options
+@_master_key_command_option
 @click.option("--trusted-proxies", default=None, envvar="STRONGROOM_TRUSTED_PROXIES",
               help="Addresses (comma-separated, or *) of reverse proxies whose X-Forwarded-For names the "
                    "client. Unset: the header is ignored and the connection's address is the client's.")
@@ -78,8 +81,7 @@ def cli() -> None:
               help="Let --dev listen on an address other machines can reach (a container's 0.0.0.0). "
                    "Anyone who reaches it can do anything: its signatures are not checked.")
 def serve(host: str, port: int, data_dir: Path | None, database_url: str | None, account_id: str | None,
-          master_key_file: Path | None, master_key_command: str | None, pkcs11_module: str | None,
-          pkcs11_token_label: str | None, pkcs11_key_label: str | None, trusted_proxies: str | None,
+          master_key_file: Path | None, master_key_command: str | None, trusted_proxies: str | None,
           dev: bool, dev_allow_remote: bool) -> None:
     """Run the server.
 
@@ -101,9 +103,7 @@ def serve(host: str, port: int, data_dir: Path | None, database_url: str | None,
         raise click.UsageError("--dev-allow-remote only means something with --dev.")
     harden_process()
     settings = _settings(host=host, port=port, data_dir=data_dir, database_url=database_url, account_id=account_id,
-                         master_key_file=master_key_file, dev=dev or None, master_key_command=master_key_command,
-                         pkcs11_module=pkcs11_module, pkcs11_token_label=pkcs11_token_label,
-                         pkcs11_key_label=pkcs11_key_label)
+                         master_key_file=master_key_file, dev=dev or None, master_key_command=master_key_command)
     lock = None if settings.dev else _prepare_data_dir(settings, "serve")
     try:
         sock = bind(settings.host, settings.port)
@@ -253,8 +253,9 @@ def rotation_history(secret: str, data_dir: Path | None, database_url: str | Non
 @click.option("--account-id", default=None, help="The function's account [default: the server's].")
 @click.option("--region", default="us-east-1", show_default=True, help="The function's region.")
 @click.option("--limit", default=20, show_default=True, help="How many invocations, newest first.")
+@_master_key_command_option
 def logs(function: str, data_dir: Path | None, database_url: str | None, master_key_file: Path | None,
-         account_id: str | None, region: str, limit: int) -> None:
+         account_id: str | None, region: str, limit: int, master_key_command: str | None) -> None:
     """The newest invocations of FUNCTION (name or ARN) with what it printed and logged."""
     import datetime as dt
 
@@ -266,7 +267,7 @@ def logs(function: str, data_dir: Path | None, database_url: str | None, master_
     from strongroom.store import open_database
 
     settings = _settings(data_dir=data_dir, database_url=database_url, account_id=account_id,
-                         master_key_file=master_key_file)
+                         master_key_file=master_key_file, master_key_command=master_key_command)
     _prepare_data_dir(settings, "logs", lock=False)
     with _storage_errors(settings):
         db = open_database(settings.resolved_database_url)
@@ -301,8 +302,9 @@ def admin() -> None:
               help="The master key, if not DATA_DIR/master.key.")
 @click.option("--credentials-file", type=click.Path(path_type=Path), default=None,
               help="Write the new administrator's key here (mode 0600) instead of printing it.")
+@_master_key_command_option
 def create_account(account_id: str, data_dir: Path | None, database_url: str | None, master_key_file: Path | None,
-                   credentials_file: Path | None) -> None:
+                   credentials_file: Path | None, master_key_command: str | None) -> None:
     """A new account (12 digits) and its first administrator key. Each account's secrets, users,
     roles and functions are its own; a running server accepts the key at once."""
     import re
@@ -315,7 +317,8 @@ def create_account(account_id: str, data_dir: Path | None, database_url: str | N
     if not re.fullmatch(r"\d{12}", account_id):
         raise click.BadParameter("an account id is 12 digits", param_hint="ACCOUNT_ID")
     os.umask(0o077)
-    settings = _settings(data_dir=data_dir, database_url=database_url, master_key_file=master_key_file)
+    settings = _settings(data_dir=data_dir, database_url=database_url, master_key_file=master_key_file,
+                         master_key_command=master_key_command)
     _prepare_data_dir(settings, "admin create-account", lock=False)  # a running server takes the key at once
     with _storage_errors(settings):
         db = open_database(settings.resolved_database_url)
@@ -345,14 +348,15 @@ def _storage_options(fn: Any) -> Any:
 
 
 def _open_storage(data_dir: Path | None, database_url: str | None, master_key_file: Path | None,
-                  lock_for: str | None = None) -> Any:
+                  master_key_command: str | None = None, lock_for: str | None = None) -> Any:
     """(database, master key, lock): the data directory checked first; with ``lock_for`` (a command
     that writes what a server writes) it is locked, and refused while a server holds it."""
     from strongroom.server.build import _master_key
     from strongroom.store import open_database
 
     os.umask(0o077)
-    settings = _settings(data_dir=data_dir, database_url=database_url, master_key_file=master_key_file)
+    settings = _settings(data_dir=data_dir, database_url=database_url, master_key_file=master_key_file,
+                         master_key_command=master_key_command)
     lock = _prepare_data_dir(settings, lock_for or "", lock=lock_for is not None)
     with _storage_errors(settings):
         return open_database(settings.resolved_database_url), _master_key(settings), lock
@@ -478,14 +482,43 @@ def master_key_rotate(data_dir: Path | None, database_url: str | None) -> None:
     click.echo(f"{count} keys re-wrapped; {current_path} holds the new master key. Restart the server.")
 
 
+@master_key_group.command("pkcs11-init")
+@_pkcs11_options
+def master_key_pkcs11_init(pkcs11_module: str | None, pkcs11_token_label: str | None,
+                           pkcs11_key_label: str | None) -> None:
+    """Make the master key on a PKCS#11 token (AES-256, sensitive, not extractable): the token
+    generates it and never lets it out. Refused if the token already holds a key by that label."""
+    from strongroom.crypto.pkcs11 import create_key
+    from strongroom.crypto.select import DEFAULT_PKCS11_KEY_LABEL, KeyProviderError, provider_from_options
+
+    settings = _settings()
+    if not pkcs11_module or not pkcs11_token_label:
+        raise click.UsageError("--pkcs11-module and --pkcs11-token-label name the token to make the key on.")
+    if settings.pkcs11_pin is None:
+        raise click.ClickException("the token's user PIN is read from STRONGROOM_PKCS11_PIN, which is not set")
+    label = pkcs11_key_label or DEFAULT_PKCS11_KEY_LABEL
+    try:
+        fingerprint = create_key(pkcs11_module, pkcs11_token_label, settings.pkcs11_pin, label)
+        # Opened again as a server opens it: what was made is what will be found.
+        provider = provider_from_options(pkcs11_module=pkcs11_module, pkcs11_token_label=pkcs11_token_label,
+                                         pkcs11_key_label=label, pkcs11_pin=settings.pkcs11_pin)
+    except KeyProviderError as exc:
+        raise click.ClickException(str(exc)) from None
+    assert provider.fingerprint == fingerprint
+    provider.close()
+    click.echo(f"master key {label!r} made on PKCS#11 token {pkcs11_token_label!r}; fingerprint {fingerprint}")
+
+
 @cli.command("backup")
 @click.argument("file", type=click.Path(path_type=Path))
 @_storage_options
-def backup_command(file: Path, data_dir: Path | None, database_url: str | None, master_key_file: Path | None) -> None:
+@_master_key_command_option
+def backup_command(file: Path, data_dir: Path | None, database_url: str | None, master_key_file: Path | None,
+                   master_key_command: str | None) -> None:
     """A consistent, encrypted snapshot of everything in FILE (mode 0600), while the server runs."""
     from strongroom.store.backup import TABLES, backup_file
 
-    db, master, _ = _open_storage(data_dir, database_url, master_key_file)
+    db, master, _ = _open_storage(data_dir, database_url, master_key_file, master_key_command)
     try:
         with click.progressbar(length=len(TABLES), label="backing up") as bar:
             total = backup_file(db, master, file, lambda table, count: bar.update(1))
@@ -497,12 +530,14 @@ def backup_command(file: Path, data_dir: Path | None, database_url: str | None, 
 @cli.command("restore")
 @click.argument("file", type=click.Path(exists=True, path_type=Path))
 @_storage_options
-def restore_command(file: Path, data_dir: Path | None, database_url: str | None, master_key_file: Path | None) -> None:
+@_master_key_command_option
+def restore_command(file: Path, data_dir: Path | None, database_url: str | None, master_key_file: Path | None,
+                    master_key_command: str | None) -> None:
     """Load a backup into a fresh data directory or database (refused if it holds anything)."""
     from strongroom.store.backup import TABLES, BackupError, restore
 
     # A server writing while rows are loaded would mix its writes into the restore: refused.
-    db, master, lock = _open_storage(data_dir, database_url, master_key_file, lock_for="restore")
+    db, master, lock = _open_storage(data_dir, database_url, master_key_file, master_key_command, lock_for="restore")
     try:
         with file.open("rb") as source, click.progressbar(length=len(TABLES), label="restoring") as bar:
             total = restore(db, master, source, lambda table, count: bar.update(1))
