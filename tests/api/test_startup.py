@@ -193,3 +193,24 @@ def test_an_older_database_left_open_to_others_is_closed(tmp_path):
     (data / "strongroom.db").chmod(0o644)
     with ServerProcess(data_dir=data):
         assert stat.S_IMODE((data / "strongroom.db").stat().st_mode) == 0o600
+
+
+def test_a_master_key_from_a_command(tmp_path):
+    import base64
+
+    key_file = tmp_path / "vault" / "key"
+    key_file.parent.mkdir(mode=0o700)
+    key_file.write_text(base64.b64encode(os.urandom(32)).decode() + "\n")
+    command = ["--master-key-command", f"cat {key_file}"]
+    data = tmp_path / "data"
+    with ServerProcess(data_dir=data, extra_args=command) as srv:
+        srv.client().create_secret(Name="from-a-store", SecretString="v")
+    assert not (data / "master.key").exists()  # the key was never written into the data dir
+    backup = strongroom("backup", str(tmp_path / "b.bak"), "--data-dir", str(data), *command)
+    assert backup.returncode == 0, backup.stderr
+    with ServerProcess(data_dir=data, extra_args=command) as srv:
+        assert srv.client().get_secret_value(SecretId="from-a-store")["SecretString"] == "v"
+    refused(serve(data, "--master-key-command", "false"),
+            "strongroom: the master key command 'false' exited with status 1 (it wrote nothing on stderr)")
+    refused(serve(data, "--master-key-command", str(tmp_path / "nothing-here")),
+            f"strongroom: the master key command '{tmp_path / 'nothing-here'}' cannot be run: ")

@@ -618,6 +618,10 @@ def main() -> None:
         _fail(f"strongroom: {exc.format_message()}", exc.exit_code)
     except click.Abort:
         _fail("strongroom: aborted", 1)
+    except SystemExit as exc:
+        if isinstance(exc.code, str):  # a refusal raised as SystemExit("...") (master keys, providers)
+            _fail(f"strongroom: {exc.code}", 1)
+        raise
     except OSError as exc:
         _fail(f"strongroom: {exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}", 1)
     except Exception as exc:
