@@ -214,3 +214,31 @@ def test_a_master_key_from_a_command(tmp_path):
             "strongroom: the master key command 'false' exited with status 1 (it wrote nothing on stderr)")
     refused(serve(data, "--master-key-command", str(tmp_path / "nothing-here")),
             f"strongroom: the master key command '{tmp_path / 'nothing-here'}' cannot be run: ")
+
+
+def test_the_banner_names_a_bound_port_even_when_the_kernel_chose_it():
+    import re
+    import urllib.request
+
+    proc = subprocess.Popen([sys.executable, "-m", "strongroom.cli.main", "serve", "--dev", "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        first = proc.stdout.readline()  # type: ignore[union-attr]
+        port = int(re.fullmatch(r"strongroom \(DEV MODE\) listening on http://127\.0\.0\.1:(\d+)\n", first)[1])  # type: ignore[index]
+        assert port != 0
+        # Bound before the banner: the port is taken by this server, not free for another.
+        with socket.socket() as other, pytest.raises(OSError):
+            other.bind(("127.0.0.1", port))
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_strongroom/health", timeout=1) as r:
+                    assert r.status == 200
+                    break
+            except OSError:
+                __import__("time").sleep(0.05)
+        else:
+            raise AssertionError("the server never answered")
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0
+        proc.stdout.close()  # type: ignore[union-attr]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -109,6 +110,8 @@ def serve(host: str, port: int, data_dir: Path | None, database_url: str | None,
         sock = bind(settings.host, settings.port)
     except ListenError as exc:
         raise click.ClickException(str(exc)) from None
+    if settings.port == 0:  # the port the kernel chose is the one to print and to give functions
+        settings = dataclasses.replace(settings, port=sock.getsockname()[1])
     if settings.dev:
         click.secho("WARNING: --dev mode: state is in memory and lost on exit, request signatures are NOT "
                     "checked, and POST /_strongroom/reset wipes everything. Never use it for real secrets.",
