@@ -1,18 +1,24 @@
 """Settings: the only place that reads the environment.
 
-Command-line options win over environment variables, which win over defaults.
+Command-line options win over environment variables, which win over defaults. A variable whose
+value does not parse is a :class:`ConfigError` naming it (one line for the operator, no traceback).
+The PKCS#11 PIN comes from ``STRONGROOM_PKCS11_PIN`` only, never from a flag (``ps`` shows flags).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Settings", "from_env"]
+__all__ = ["ConfigError", "Settings", "from_env"]
 
 DEFAULT_ACCOUNT = "123456789012"
 DEFAULT_PORT = 8430
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used; the text names it and says why."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +41,16 @@ class Settings:
     bwrap: str | None = None  # the sandbox's program (default: bwrap on PATH)
     function_idle_seconds: float = 600.0  # idle function workers are killed after this long
     function_concurrency: int = 10  # Invoke calls of one function running at once; more: TooManyRequests
+    # Master keys held outside the data directory (docs/key-providers.md).
+    master_key_command: str | None = None
+    pkcs11_module: str | None = None
+    pkcs11_token_label: str | None = None
+    pkcs11_key_label: str | None = None
+    pkcs11_pin: str | None = field(default=None, repr=False)
+
+    @property
+    def uses_postgres(self) -> bool:
+        return bool(self.database_url) and self.database_url.startswith(("postgresql://", "postgres://"))
 
     @property
     def resolved_database_url(self) -> str:
@@ -56,7 +72,7 @@ def from_env(**overrides: object) -> Settings:
     if env.get("STRONGROOM_DATA_DIR"):
         values["data_dir"] = Path(env["STRONGROOM_DATA_DIR"])
     if env.get("STRONGROOM_AUDIT_RETENTION_DAYS"):
-        values["audit_retention_days"] = float(env["STRONGROOM_AUDIT_RETENTION_DAYS"])
+        values["audit_retention_days"] = _number(env, "STRONGROOM_AUDIT_RETENTION_DAYS")
     if env.get("STRONGROOM_AUDIT_DURABLE_READS"):
         values["audit_durable_reads"] = env["STRONGROOM_AUDIT_DURABLE_READS"].lower() in ("1", "true", "yes", "on")
     if env.get("STRONGROOM_UNSAFE_FUNCTIONS"):
@@ -64,10 +80,22 @@ def from_env(**overrides: object) -> Settings:
     if env.get("STRONGROOM_BWRAP"):
         values["bwrap"] = env["STRONGROOM_BWRAP"]
     if env.get("STRONGROOM_FUNCTION_IDLE_SECONDS"):
-        values["function_idle_seconds"] = float(env["STRONGROOM_FUNCTION_IDLE_SECONDS"])
+        values["function_idle_seconds"] = _number(env, "STRONGROOM_FUNCTION_IDLE_SECONDS")
     if env.get("STRONGROOM_FUNCTION_CONCURRENCY"):
-        values["function_concurrency"] = int(env["STRONGROOM_FUNCTION_CONCURRENCY"])
+        values["function_concurrency"] = int(_number(env, "STRONGROOM_FUNCTION_CONCURRENCY"))
     if env.get("STRONGROOM_MASTER_KEY_FILE"):
         values["master_key_file"] = Path(env["STRONGROOM_MASTER_KEY_FILE"])
+    if "STRONGROOM_PKCS11_PIN" in env:
+        values["pkcs11_pin"] = env["STRONGROOM_PKCS11_PIN"]
     values.update({k: v for k, v in overrides.items() if v is not None})
     return Settings(**values)  # type: ignore[arg-type]
+
+
+def _number(env: os._Environ[str], name: str) -> float:
+    try:
+        value = float(env[name])
+    except ValueError:
+        raise ConfigError(f"{name} must be a number (got {env[name]!r})") from None
+    if not value > 0 or value == float("inf"):
+        raise ConfigError(f"{name} must be a positive number (got {env[name]!r})")
+    return value

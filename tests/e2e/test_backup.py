@@ -49,7 +49,7 @@ def test_backup_then_restore_gives_back_everything(tmp_path, target, pg_url):
     raw = (tmp_path / "snap.bak").read_bytes()
     assert b"one-2" not in raw and b"binary" not in raw and b"arn:aws" not in raw  # sealed, names too
     fresh = tmp_path / "fresh"
-    fresh.mkdir()
+    fresh.mkdir(mode=0o700)
     shutil.copy(data / "master.key", fresh / "master.key")  # another machine, the same master key
     args = ["--data-dir", str(fresh)]
     with postgres_schema(pg_url.split("?")[0]) as url:

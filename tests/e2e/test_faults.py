@@ -296,7 +296,7 @@ class Disk:
 @contextmanager
 def small_disk(kind: str, tmp_path: Path) -> Iterator[Disk]:
     data_dir = tmp_path / "data"  # the server's log goes next to it, outside the small disk
-    data_dir.mkdir()
+    data_dir.mkdir(mode=0o700)
     if kind == "rlimit":
         # No file the server writes may grow past 1 MiB: writes past it fail with EFBIG (CPython
         # ignores SIGXFSZ). Space "returns" when the limit is lifted on the running process.

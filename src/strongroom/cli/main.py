@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
+import os
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +37,23 @@ def _configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, handlers=[handler])
 
 
+def _master_key_command_option(fn: Any) -> Any:
+    """The master key printed by a command (an external secret store): docs/key-providers.md."""
+    return click.option("--master-key-command", default=None,
+                        help="A command (run without a shell) whose output is the base64 master key, e.g. a "
+                             "secret store's CLI; instead of DATA_DIR/master.key.")(fn)
+
+
+def _pkcs11_options(fn: Any) -> Any:
+    """A master key on a PKCS#11 token (docs/key-providers.md). The PIN is read from
+    STRONGROOM_PKCS11_PIN only: a flag would show it to anyone running `ps`."""
+    fn = click.option("--pkcs11-key-label", default=None,
+                      help="Label of the AES key on the token [default: strongroom-master].")(fn)
+    fn = click.option("--pkcs11-token-label", default=None, help="Label of the PKCS#11 token holding the key.")(fn)
+    return click.option("--pkcs11-module", default=None,
+                        help="PKCS#11 module, e.g. /usr/lib/softhsm/libsofthsm2.so (PIN from STRONGROOM_PKCS11_PIN).")(fn)
+
+
 @click.group()
 @click.version_option(__version__, prog_name="strongroom")
 def cli() -> None:
@@ -41,7 +62,8 @@ def cli() -> None:
 
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=config.DEFAULT_PORT, show_default=True, type=int, help="Port to listen on.")
+@click.option("--port", default=config.DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on.")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None,
               help="Where the database, master key and credentials live [default: ./strongroom-data].")
 @click.option("--database-url", default=None,
@@ -50,34 +72,59 @@ def cli() -> None:
                                                  f"[default: {config.DEFAULT_ACCOUNT}].")
 @click.option("--master-key-file", type=click.Path(path_type=Path), default=None,
               help="Read the master key from this file instead of DATA_DIR/master.key.")
+@_master_key_command_option
 @click.option("--trusted-proxies", default=None, envvar="STRONGROOM_TRUSTED_PROXIES",
               help="Addresses (comma-separated, or *) of reverse proxies whose X-Forwarded-For names the "
                    "client. Unset: the header is ignored and the connection's address is the client's.")
 @click.option("--dev", is_flag=True, help="In-memory state, signatures not checked, POST /_strongroom/reset. "
-                                          "For tests only.")
+                                          "For tests only; listens on loopback only.")
+@click.option("--dev-allow-remote", is_flag=True,
+              help="Let --dev listen on an address other machines can reach (a container's 0.0.0.0). "
+                   "Anyone who reaches it can do anything: its signatures are not checked.")
 @click.option("--unsafe-functions", is_flag=True,
               help="Run uploaded functions WITHOUT the sandbox, as the server's own user (they can read the "
                    "master key and every secret). Env: STRONGROOM_UNSAFE_FUNCTIONS=1.")
 def serve(host: str, port: int, data_dir: Path | None, database_url: str | None, account_id: str | None,
-          master_key_file: Path | None, trusted_proxies: str | None, dev: bool, unsafe_functions: bool) -> None:
-    """Run the server."""
+          master_key_file: Path | None, master_key_command: str | None, trusted_proxies: str | None,
+          dev: bool, dev_allow_remote: bool, unsafe_functions: bool) -> None:
+    """Run the server.
+
+    Start-up order: the data directory is checked and locked, the address bound, storage opened,
+    and only then is "listening on" printed. Each mistake on the way is one line and exit 1.
+    """
     import uvicorn
 
     from strongroom.crypto import harden_process
     from strongroom.server.build import build, describe_endpoint
+    from strongroom.server.listen import ListenError, bind, is_loopback
 
+    # Everything the server creates (database, WAL/SHM, audit files, function code) is its own.
+    os.umask(0o077)
     _configure_logging()
-    if dev and database_url:
-        raise click.UsageError("--dev keeps state in memory and cannot be used with --database-url.")
+    if dev:
+        _check_dev(host, data_dir, database_url, dev_allow_remote)
+    elif dev_allow_remote:
+        raise click.UsageError("--dev-allow-remote only means something with --dev.")
     harden_process()
-    settings = config.from_env(host=host, port=port, data_dir=data_dir, database_url=database_url,
-                               account_id=account_id, master_key_file=master_key_file, dev=dev or None,
-                               unsafe_functions=unsafe_functions or None)
+    settings = _settings(host=host, port=port, data_dir=data_dir, database_url=database_url, account_id=account_id,
+                         master_key_file=master_key_file, dev=dev or None, master_key_command=master_key_command,
+                         unsafe_functions=unsafe_functions or None)
+    lock = None if settings.dev else _prepare_data_dir(settings, "serve")
+    try:
+        sock = bind(settings.host, settings.port)
+    except ListenError as exc:
+        raise click.ClickException(str(exc)) from None
+    if settings.port == 0:  # the port the kernel chose is the one to print and to give functions
+        settings = dataclasses.replace(settings, port=sock.getsockname()[1])
     if settings.dev:
         click.secho("WARNING: --dev mode: state is in memory and lost on exit, request signatures are NOT "
                     "checked, and POST /_strongroom/reset wipes everything. Never use it for real secrets.",
                     fg="red", bold=True, err=True)
-    server = build(settings)
+        if not is_loopback(settings.host):
+            click.secho(f"WARNING: --dev-allow-remote: anyone who can reach {settings.host}:{settings.port} can "
+                        "read and change everything.", fg="red", bold=True, err=True)
+    with _storage_errors(settings):
+        server = build(settings)
     click.echo(describe_endpoint(server))
     sys.stdout.flush()
     # The client's address decides aws:SourceIp conditions and the audit's sourceIPAddress, so
@@ -93,7 +140,67 @@ def serve(host: str, port: int, data_dir: Path | None, database_url: str | None,
     # that was there before it. Make that handler a clean exit, so a drained stop exits 0.
     signal.signal(signal.SIGTERM, _exit_cleanly)
     signal.signal(signal.SIGINT, _exit_cleanly)
-    uvicorn.Server(uv_config).run()
+    try:
+        uvicorn.Server(uv_config).run(sockets=[sock])
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _check_dev(host: str, data_dir: Path | None, database_url: str | None, allow_remote: bool) -> None:
+    """--dev checks no signature, so it is refused anywhere it could be mistaken for a real server."""
+    from strongroom.server.listen import is_loopback
+
+    if database_url:
+        raise click.UsageError("--dev keeps state in memory and cannot be used with --database-url.")
+    if data_dir is not None:
+        raise click.UsageError("--dev keeps state in memory and cannot be used with --data-dir.")
+    if not is_loopback(host) and not allow_remote:
+        raise click.UsageError(f"--dev listens on loopback only (it checks no signature); --host {host} needs "
+                               "--dev-allow-remote as well.")
+
+
+def _settings(**options: Any) -> config.Settings:
+    try:
+        return config.from_env(**options)
+    except config.ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _prepare_data_dir(settings: config.Settings, command: str, lock: bool = True) -> Any:
+    """Check (and make) the data directory; lock it for ``command`` on SQLite when ``lock``.
+
+    PostgreSQL takes no lock: several nodes share one database, each with its own data directory.
+    """
+    from strongroom.datadir import DataDirError, DataDirLock, prepare
+
+    try:
+        prepare(settings.data_dir)
+        if lock and not settings.uses_postgres:
+            return DataDirLock(settings.data_dir, command)
+    except DataDirError as exc:
+        raise click.ClickException(str(exc)) from None
+    return None
+
+
+@contextlib.contextmanager
+def _storage_errors(settings: config.Settings) -> Iterator[None]:
+    """A database that cannot be opened or written is one line naming it, not a traceback."""
+    import sqlite3
+
+    from strongroom.server.build import _redact
+
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise click.ClickException(f"the database {_redact(settings.resolved_database_url)} cannot be used: "
+                                   f"{exc}") from None
+    except Exception as exc:  # noqa: BLE001 - psycopg is imported only in PostgreSQL mode
+        if type(exc).__module__.startswith("psycopg") and type(exc).__name__ == "OperationalError":
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise click.ClickException(f"the database {_redact(settings.resolved_database_url)} cannot be "
+                                       f"reached: {first}") from None
+        raise
 
 
 @cli.group()
@@ -117,8 +224,10 @@ def rotation_history(secret: str, data_dir: Path | None, database_url: str | Non
     from strongroom.rotation.engine import history_of
     from strongroom.store import open_database
 
-    settings = config.from_env(data_dir=data_dir, database_url=database_url, account_id=account_id)
-    db = open_database(settings.resolved_database_url)
+    settings = _settings(data_dir=data_dir, database_url=database_url, account_id=account_id)
+    _prepare_data_dir(settings, "rotation history", lock=False)
+    with _storage_errors(settings):
+        db = open_database(settings.resolved_database_url)
     try:
         rotations = db.read_sync(lambda tx: history_of(tx, settings.account_id, region, secret))
     finally:
@@ -151,8 +260,9 @@ def rotation_history(secret: str, data_dir: Path | None, database_url: str | Non
 @click.option("--account-id", default=None, help="The function's account [default: the server's].")
 @click.option("--region", default="us-east-1", show_default=True, help="The function's region.")
 @click.option("--limit", default=20, show_default=True, help="How many invocations, newest first.")
+@_master_key_command_option
 def logs(function: str, data_dir: Path | None, database_url: str | None, master_key_file: Path | None,
-         account_id: str | None, region: str, limit: int) -> None:
+         account_id: str | None, region: str, limit: int, master_key_command: str | None) -> None:
     """The newest invocations of FUNCTION (name or ARN) with what it printed and logged."""
     import datetime as dt
 
@@ -163,9 +273,11 @@ def logs(function: str, data_dir: Path | None, database_url: str | None, master_
     from strongroom.services.secretsmanager.values import ValueCipher
     from strongroom.store import open_database
 
-    settings = config.from_env(data_dir=data_dir, database_url=database_url, account_id=account_id,
-                               master_key_file=master_key_file)
-    db = open_database(settings.resolved_database_url)
+    settings = _settings(data_dir=data_dir, database_url=database_url, account_id=account_id,
+                         master_key_file=master_key_file, master_key_command=master_key_command)
+    _prepare_data_dir(settings, "logs", lock=False)
+    with _storage_errors(settings):
+        db = open_database(settings.resolved_database_url)
     functions = Lambda(db, ValueCipher(Keyring(_master_key(settings))), FunctionRuntime(lambda spec: {}), None)
     try:
         rows = db.read_sync(lambda tx: functions.invocations(tx, settings.account_id, region, function, limit))
@@ -197,8 +309,9 @@ def admin() -> None:
               help="The master key, if not DATA_DIR/master.key.")
 @click.option("--credentials-file", type=click.Path(path_type=Path), default=None,
               help="Write the new administrator's key here (mode 0600) instead of printing it.")
+@_master_key_command_option
 def create_account(account_id: str, data_dir: Path | None, database_url: str | None, master_key_file: Path | None,
-                   credentials_file: Path | None) -> None:
+                   credentials_file: Path | None, master_key_command: str | None) -> None:
     """A new account (12 digits) and its first administrator key. Each account's secrets, users,
     roles and functions are its own; a running server accepts the key at once."""
     import re
@@ -210,8 +323,12 @@ def create_account(account_id: str, data_dir: Path | None, database_url: str | N
 
     if not re.fullmatch(r"\d{12}", account_id):
         raise click.BadParameter("an account id is 12 digits", param_hint="ACCOUNT_ID")
-    settings = config.from_env(data_dir=data_dir, database_url=database_url, master_key_file=master_key_file)
-    db = open_database(settings.resolved_database_url)
+    os.umask(0o077)
+    settings = _settings(data_dir=data_dir, database_url=database_url, master_key_file=master_key_file,
+                         master_key_command=master_key_command)
+    _prepare_data_dir(settings, "admin create-account", lock=False)  # a running server takes the key at once
+    with _storage_errors(settings):
+        db = open_database(settings.resolved_database_url)
     try:
         keys = KeyStore(db, Keyring(_master_key(settings)))
         principal = f"arn:aws:iam::{account_id}:root"
@@ -237,14 +354,19 @@ def _storage_options(fn: Any) -> Any:
                         help="The data directory [default: ./strongroom-data].")(fn)
 
 
-def _open_storage(data_dir: Path | None, database_url: str | None, master_key_file: Path | None) -> Any:
+def _open_storage(data_dir: Path | None, database_url: str | None, master_key_file: Path | None,
+                  master_key_command: str | None = None, lock_for: str | None = None) -> Any:
+    """(database, master key, lock): the data directory checked first; with ``lock_for`` (a command
+    that writes what a server writes) it is locked, and refused while a server holds it."""
     from strongroom.server.build import _master_key
     from strongroom.store import open_database
 
-    settings = config.from_env(data_dir=data_dir, database_url=database_url, master_key_file=master_key_file)
-    if not settings.database_url:
-        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return open_database(settings.resolved_database_url), _master_key(settings)
+    os.umask(0o077)
+    settings = _settings(data_dir=data_dir, database_url=database_url, master_key_file=master_key_file,
+                         master_key_command=master_key_command)
+    lock = _prepare_data_dir(settings, lock_for or "", lock=lock_for is not None)
+    with _storage_errors(settings):
+        return open_database(settings.resolved_database_url), _master_key(settings), lock
 
 
 @cli.command("status")
@@ -301,14 +423,21 @@ def db_upgrade(data_dir: Path | None, database_url: str | None, master_key_file:
     from strongroom.store import open_database
     from strongroom.store.schema import MIGRATIONS
 
-    settings = config.from_env(data_dir=data_dir, database_url=database_url)
-    if not settings.database_url:
-        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    db = open_database(settings.resolved_database_url)
+    os.umask(0o077)
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+    # Migrating under a running (perhaps older) server is refused on SQLite; PostgreSQL nodes
+    # migrate one at a time under the database's own lock.
+    lock = _prepare_data_dir(settings, "db upgrade", lock=not settings.database_url)
     try:
-        click.echo(f"schema version {db.schema_version()} of {len(MIGRATIONS)}")
+        with _storage_errors(settings):
+            db = open_database(settings.resolved_database_url)
+        try:
+            click.echo(f"schema version {db.schema_version()} of {len(MIGRATIONS)}")
+        finally:
+            db.close()
     finally:
-        db.close()
+        if lock is not None:
+            lock.release()
 
 
 @cli.group("master-key")
@@ -360,14 +489,43 @@ def master_key_rotate(data_dir: Path | None, database_url: str | None) -> None:
     click.echo(f"{count} keys re-wrapped; {current_path} holds the new master key. Restart the server.")
 
 
+@master_key_group.command("pkcs11-init")
+@_pkcs11_options
+def master_key_pkcs11_init(pkcs11_module: str | None, pkcs11_token_label: str | None,
+                           pkcs11_key_label: str | None) -> None:
+    """Make the master key on a PKCS#11 token (AES-256, sensitive, not extractable): the token
+    generates it and never lets it out. Refused if the token already holds a key by that label."""
+    from strongroom.crypto.pkcs11 import create_key
+    from strongroom.crypto.select import DEFAULT_PKCS11_KEY_LABEL, KeyProviderError, provider_from_options
+
+    settings = _settings()
+    if not pkcs11_module or not pkcs11_token_label:
+        raise click.UsageError("--pkcs11-module and --pkcs11-token-label name the token to make the key on.")
+    if settings.pkcs11_pin is None:
+        raise click.ClickException("the token's user PIN is read from STRONGROOM_PKCS11_PIN, which is not set")
+    label = pkcs11_key_label or DEFAULT_PKCS11_KEY_LABEL
+    try:
+        fingerprint = create_key(pkcs11_module, pkcs11_token_label, settings.pkcs11_pin, label)
+        # Opened again as a server opens it: what was made is what will be found.
+        provider = provider_from_options(pkcs11_module=pkcs11_module, pkcs11_token_label=pkcs11_token_label,
+                                         pkcs11_key_label=label, pkcs11_pin=settings.pkcs11_pin)
+    except KeyProviderError as exc:
+        raise click.ClickException(str(exc)) from None
+    assert provider.fingerprint == fingerprint
+    provider.close()
+    click.echo(f"master key {label!r} made on PKCS#11 token {pkcs11_token_label!r}; fingerprint {fingerprint}")
+
+
 @cli.command("backup")
 @click.argument("file", type=click.Path(path_type=Path))
 @_storage_options
-def backup_command(file: Path, data_dir: Path | None, database_url: str | None, master_key_file: Path | None) -> None:
+@_master_key_command_option
+def backup_command(file: Path, data_dir: Path | None, database_url: str | None, master_key_file: Path | None,
+                   master_key_command: str | None) -> None:
     """A consistent, encrypted snapshot of everything in FILE (mode 0600), while the server runs."""
     from strongroom.store.backup import TABLES, backup_file
 
-    db, master = _open_storage(data_dir, database_url, master_key_file)
+    db, master, _ = _open_storage(data_dir, database_url, master_key_file, master_key_command)
     try:
         with click.progressbar(length=len(TABLES), label="backing up") as bar:
             total = backup_file(db, master, file, lambda table, count: bar.update(1))
@@ -379,11 +537,14 @@ def backup_command(file: Path, data_dir: Path | None, database_url: str | None, 
 @cli.command("restore")
 @click.argument("file", type=click.Path(exists=True, path_type=Path))
 @_storage_options
-def restore_command(file: Path, data_dir: Path | None, database_url: str | None, master_key_file: Path | None) -> None:
+@_master_key_command_option
+def restore_command(file: Path, data_dir: Path | None, database_url: str | None, master_key_file: Path | None,
+                    master_key_command: str | None) -> None:
     """Load a backup into a fresh data directory or database (refused if it holds anything)."""
     from strongroom.store.backup import TABLES, BackupError, restore
 
-    db, master = _open_storage(data_dir, database_url, master_key_file)
+    # A server writing while rows are loaded would mix its writes into the restore: refused.
+    db, master, lock = _open_storage(data_dir, database_url, master_key_file, master_key_command, lock_for="restore")
     try:
         with file.open("rb") as source, click.progressbar(length=len(TABLES), label="restoring") as bar:
             total = restore(db, master, source, lambda table, count: bar.update(1))
@@ -391,6 +552,8 @@ def restore_command(file: Path, data_dir: Path | None, database_url: str | None,
         raise click.ClickException(str(exc)) from None
     finally:
         db.close()
+        if lock is not None:
+            lock.release()
     click.echo(f"{total} rows restored from {file}")
 
 
@@ -447,7 +610,39 @@ def _exit_cleanly(signum: int, frame: object) -> None:
 
 
 def main() -> None:
-    cli()
+    """Run the command line. Every operator mistake ends as one line on stderr and a non-zero
+    exit: click's usage errors (which would print three lines), refusals, and, as a last resort,
+    an operating-system or database error that no command turned into a sentence of its own."""
+    try:
+        rv = cli.main(prog_name="strongroom", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        exc.show()  # a group named alone: its help, as click prints it
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else "strongroom"
+        _fail(f"{where}: {exc.format_message()} (see {where} --help)", exc.exit_code)
+    except click.ClickException as exc:
+        _fail(f"strongroom: {exc.format_message()}", exc.exit_code)
+    except click.Abort:
+        _fail("strongroom: aborted", 1)
+    except SystemExit as exc:
+        if isinstance(exc.code, str):  # a refusal raised as SystemExit("...") (master keys, providers)
+            _fail(f"strongroom: {exc.code}", 1)
+        raise
+    except OSError as exc:
+        _fail(f"strongroom: {exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}", 1)
+    except Exception as exc:
+        import sqlite3
+
+        if not isinstance(exc, sqlite3.Error):
+            raise
+        _fail(f"strongroom: the database cannot be used: {exc}", 1)
+    sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(" ".join(message.split("\n")), err=True)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from strongroom.auth.authorizer import BUILTIN_ROTATION_ROLE, Authorizer
 from strongroom.auth.keys import KeyStore
 from strongroom.auth.sigv4 import SigV4Verifier
 from strongroom.crypto import Keyring, MasterKey
+from strongroom.crypto.select import provider_from_settings
 from strongroom.protocol import JSONProtocol
 from strongroom.protocol.query import QueryProtocol
 from strongroom.protocol.rest_json import RestJSONProtocol
@@ -62,6 +63,8 @@ class Server:
 def _master_key(settings: config.Settings) -> MasterKey:
     if settings.dev:
         return MasterKey.generate()
+    if (provider := provider_from_settings(settings)) is not None:  # --master-key-command (crypto/select.py)
+        return provider  # type: ignore[no-any-return]
     if settings.master_key_env:
         return MasterKey.from_env(settings.master_key_env)
     if settings.master_key_file:
