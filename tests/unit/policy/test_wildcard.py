@@ -56,6 +56,24 @@ def test_agrees_with_the_old_regex_on_many_stars(segments: list[str], value: str
     assert matcher(pattern)(value) == old_like(pattern, value)
 
 
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet="ab?", min_size=1, max_size=40), st.text(alphabet="ab", max_size=300),
+       st.sampled_from(["*{}*", "a*{}*b", "?*{}*?", "*{}*{}*"]))
+def test_agrees_with_the_old_regex_on_long_values(segment: str, value: str, shape: str) -> None:
+    """Long values exercise the search of ``?``-segments over many start positions at once."""
+    pattern = shape.format(segment, segment[::-1])
+    assert like(pattern, value) == old_like(pattern, value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="ab", min_size=30, max_size=80), st.text(alphabet="ab", max_size=400))
+def test_agrees_with_the_old_regex_on_long_literal_segments(segment: str, value: str) -> None:
+    """Segments over 32 characters are searched by the re module's KMP table, not str.find."""
+    for pattern in (f"*{segment}*", f"a*{segment}*{segment[:5]}*b", f"*{segment}"):
+        assert like(pattern, value) == old_like(pattern, value)
+        assert like(pattern, value + segment + "b") == old_like(pattern, value + segment + "b")
+
+
 @pytest.mark.parametrize(("pattern", "value", "expected"), [
     ("", "", True), ("", "a", False),
     ("*", "", True), ("*", "anything:at/all", True), ("***", "", True),
