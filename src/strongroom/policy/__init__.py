@@ -26,7 +26,8 @@ requires one of ``Principal``/``NotPrincipal``.
    (there naming the caller's account is enough);
 4. otherwise the implicit deny.
 
-Matching: ``*`` and ``?`` are the only wildcards (everything else is literal); actions compare
+Matching (:mod:`strongroom.policy.wildcard`, no backtracking, O(n·m) at worst): ``*`` and ``?``
+are the only wildcards (everything else is literal); actions compare
 case-insensitively, resources case-sensitively; condition keys case-insensitively. Within a
 ``Condition`` block every operator and every key must hold (AND); the values listed for one key
 are alternatives (OR; NOR for the negated operators). A missing key makes an operator false,
@@ -51,6 +52,8 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
+
+from strongroom.policy.wildcard import like
 
 __all__ = ["Condition", "Decision", "Policy", "PolicyError", "Request", "Statement", "access_denied_message",
            "evaluate", "load_json", "parse_policy"]
@@ -452,14 +455,9 @@ def _parse(text: str, kind: str | None) -> Policy:
 # ----------------------------------------------------------------------------------- matching
 
 
-@lru_cache(maxsize=8192)
-def _glob(pattern: str, ignore_case: bool) -> re.Pattern[str]:
-    body = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.compile(body, (re.IGNORECASE | re.DOTALL) if ignore_case else re.DOTALL)
-
-
-def _like(pattern: str, value: str, ignore_case: bool = False) -> bool:
-    return _glob(pattern, ignore_case).fullmatch(value) is not None
+# Wildcards are matched without backtracking (strongroom.policy.wildcard): a regular expression
+# built from ``*`` took seconds to days on a pattern a caller may write into a resource policy.
+_like = like
 
 
 def _arn_like(pattern: str, value: str) -> bool:

@@ -21,6 +21,7 @@ from strongroom import clock
 from strongroom.auth.keys import KeyStore, new_access_key_id, new_secret_access_key
 from strongroom.errors import AWSError
 from strongroom.context import RequestContext
+from strongroom.policy.limits import INLINE_POLICY_LIMITS, TRUST_POLICY_LIMIT, iam_size
 from strongroom.store import Conflict, Database, Tx
 
 __all__ = ["IAM", "OPERATIONS", "check_policy"]
@@ -213,10 +214,19 @@ class IAM:
     # --------------------------------------------------------------------- inline policies
 
     async def _put_policy(self, ctx: RequestContext, kind: str, name: str, policy_name: str, document: str) -> dict[str, Any]:
+        limit, size = INLINE_POLICY_LIMITS[kind], iam_size(document)
+        too_big = AWSError("LimitExceeded", f"Maximum policy size of {limit} bytes exceeded for {kind} {name}", 409)
+        if size > limit:  # before parsing: what cannot be stored is not worth reading
+            raise too_big
         check_policy(document)
 
         def tx_fn(tx: Tx) -> None:
             arn = self._get(tx, ctx.account_id, kind, name)["arn"]
+            # The quota is on all of the principal's inline policies together (this one replacing its namesake).
+            if size + sum(iam_size(r[0]) for r in tx.all("SELECT document FROM iam_inline_policies "
+                                                         "WHERE principal_arn = ? AND policy_name <> ?",
+                                                         (arn, policy_name))) > limit:
+                raise too_big
             tx.execute("DELETE FROM iam_inline_policies WHERE principal_arn = ? AND policy_name = ?", (arn, policy_name))
             tx.execute("INSERT INTO iam_inline_policies (principal_arn, account_id, policy_name, document) "
                        "VALUES (?, ?, ?, ?)", (arn, ctx.account_id, policy_name, document))
@@ -273,6 +283,8 @@ class IAM:
     # ------------------------------------------------------------------------------- roles
 
     async def create_role(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        if iam_size(p["AssumeRolePolicyDocument"]) > TRUST_POLICY_LIMIT:
+            raise AWSError("LimitExceeded", f"Cannot exceed quota for ACLSizePerRole: {TRUST_POLICY_LIMIT}", 409)
         check_policy(p["AssumeRolePolicyDocument"], kind="resource")
         tx_fn = self._create(ctx, "role", p, p["RoleName"],
                              {"trust_policy": p["AssumeRolePolicyDocument"], "description": p.get("Description"),
