@@ -31,6 +31,7 @@ class Settings:
     purge_interval_seconds: float = 60.0
     audit_retention_days: float = 365.0
     audit_durable_reads: bool = False  # fsync the records of reads too (see docs/access.md)
+    read_timeout_seconds: float = 20.0  # a request's time to arrive before MinRate extends it (server/http.py)
 
     @property
     def resolved_database_url(self) -> str:
@@ -55,6 +56,8 @@ def from_env(**overrides: object) -> Settings:
         values["audit_retention_days"] = float(env["STRONGROOM_AUDIT_RETENTION_DAYS"])
     if env.get("STRONGROOM_AUDIT_DURABLE_READS"):
         values["audit_durable_reads"] = env["STRONGROOM_AUDIT_DURABLE_READS"].lower() in ("1", "true", "yes", "on")
+    if env.get("STRONGROOM_READ_TIMEOUT_SECONDS"):
+        values["read_timeout_seconds"] = float(env["STRONGROOM_READ_TIMEOUT_SECONDS"])
     if env.get("STRONGROOM_MASTER_KEY_FILE"):
         values["master_key_file"] = Path(env["STRONGROOM_MASTER_KEY_FILE"])
     values.update({k: v for k, v in overrides.items() if v is not None})

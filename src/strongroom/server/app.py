@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -92,13 +93,16 @@ LARGE_BODY_WAIT_SECONDS = 30.0
 
 # Calls that cost far more than a read of one secret: pages of many secrets, batches, generated
 # passwords, functions run or stored, audit searches. Each principal may have EXPENSIVE_PER_PRINCIPAL
-# of them in flight; past that, AWS's throttling answer (clients retry it with back-off).
+# of them in flight, and start EXPENSIVE_RATE a second (bursts of as many); past that, AWS's
+# throttling answer (clients retry it with back-off). AWS's own quota for ListSecrets and
+# BatchGetSecretValue is 100 a second per account and region.
 EXPENSIVE = {
     "secretsmanager": frozenset({"ListSecrets", "BatchGetSecretValue", "GetRandomPassword", "ListSecretVersionIds"}),
     "lambda": frozenset({"Invoke", "CreateFunction", "UpdateFunctionCode", "ListFunctions"}),
     "cloudtrail": frozenset({"LookupEvents"}),
 }
 EXPENSIVE_PER_PRINCIPAL = 4
+EXPENSIVE_RATE = 50.0
 
 
 def _throttled(service: Service) -> AWSError:
@@ -110,28 +114,42 @@ def _throttled(service: Service) -> AWSError:
 
 
 class PrincipalLimiter:
-    """At most ``limit`` expensive calls in flight per principal: one caller's flood cannot queue
-    ahead of everyone else's requests. No await, no lock (one event loop): a dict of counts."""
+    """Each principal's share of the expensive work: at most ``limit`` calls in flight, and a
+    token bucket of ``rate`` calls a second (``rate`` at once after a pause).
 
-    __slots__ = ("limit", "_inflight")
+    Both are needed: a call that waits (a function run in a thread, a PostgreSQL read, the audit
+    write) is bounded by the count in flight; a call that runs on the event loop from start to
+    end (a SQLite page of secrets) is never "in flight" beside another, and one principal's
+    hundreds of them queued on the loop would delay everyone, so their rate is bounded too.
+    A refused call costs its authentication only. No await, no lock (one event loop).
+    """
 
-    def __init__(self, limit: int) -> None:
+    __slots__ = ("limit", "rate", "_state", "_clock")
+
+    def __init__(self, limit: int, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.limit = limit
-        self._inflight: dict[str, int] = {}
+        self.rate = rate
+        self._state: dict[str, list[float]] = {}  # principal -> [in flight, tokens, when counted]
+        self._clock = clock
 
     def acquire(self, principal: str) -> bool:
-        count = self._inflight.get(principal, 0)
-        if count >= self.limit:
+        now = self._clock()
+        state = self._state.get(principal)
+        if state is None:
+            if len(self._state) > 100_000:  # principals with nothing in flight start afresh
+                self._state = {k: v for k, v in self._state.items() if v[0]}
+            state = self._state[principal] = [0.0, self.rate, now]
+        tokens = min(self.rate, state[1] + (now - state[2]) * self.rate)
+        state[2] = now
+        if state[0] >= self.limit or tokens < 1.0:
+            state[1] = tokens
             return False
-        self._inflight[principal] = count + 1
+        state[0] += 1
+        state[1] = tokens - 1.0
         return True
 
     def release(self, principal: str) -> None:
-        count = self._inflight[principal] - 1
-        if count:
-            self._inflight[principal] = count
-        else:
-            del self._inflight[principal]
+        self._state[principal][0] -= 1
 
 
 class Service:
@@ -177,7 +195,7 @@ class App:
         # Requests no route or target claims are read as the query protocol; these answer instead
         # when the signature names a service that speaks another protocol.
         self._by_signing_name = {s.signing_name: s for s in services if not s.query}
-        self.limiter = PrincipalLimiter(EXPENSIVE_PER_PRINCIPAL)
+        self.limiter = PrincipalLimiter(EXPENSIVE_PER_PRINCIPAL, EXPENSIVE_RATE)
         self._large_bodies: asyncio.Semaphore | None = None  # made on first use, in the server's loop
 
     # ASGI entry ---------------------------------------------------------------------------
@@ -360,6 +378,23 @@ class App:
 
     async def audited(self, ctx: RequestContext, service: Service, operation: str,
                       parse: Callable[[None], dict[str, Any]]) -> dict[str, Any]:
+        """:meth:`_audited`, within its principal's share when the call is an expensive one.
+
+        A throttled call is refused before it is parsed and is not recorded in the trail (a
+        flood's surplus costs no writes); what it was refused is the client's to see.
+        """
+        if operation not in service.expensive:
+            return await self._audited(ctx, service, operation, parse)
+        principal = ctx.principal_arn                                            # 6. fair share
+        if not self.limiter.acquire(principal):
+            raise _throttled(service)
+        try:
+            return await self._audited(ctx, service, operation, parse)
+        finally:
+            self.limiter.release(principal)
+
+    async def _audited(self, ctx: RequestContext, service: Service, operation: str,
+                       parse: Callable[[None], dict[str, Any]]) -> dict[str, Any]:
         """Parse, authorize and dispatch one call, and record it in the audit trail (fail closed).
 
         The answer leaves only after its record is committed: a read whose record cannot be
@@ -368,7 +403,6 @@ class App:
         params: dict[str, Any] = {}
         result: dict[str, Any] | None = None
         error: AWSError | None = None
-        limited: str | None = None  # the principal holding a slot of the limiter
         committed: list[dict[str, Any]] = []  # a record written with the call's write transaction
         try:
             params = parse(None)                                                 # 4. parse
@@ -377,10 +411,6 @@ class App:
                                  self.authorizer)  # dataclasses.replace costs several times more
             if self.audit is not None and not self.audit.healthy and not is_read_only(operation):
                 raise _audit_unavailable(ctx.request_id)
-            if operation in service.expensive:  # 6. one principal's share of the expensive work
-                if not self.limiter.acquire(ctx.principal_arn):
-                    raise _throttled(service)
-                limited = ctx.principal_arn
             await self.authorize(ctx, service.signing_name, operation, params)   # 6. authorize
             hook = None
             if self.audit is not None and service.signing_name == "secretsmanager" and not is_read_only(operation):
@@ -396,9 +426,6 @@ class App:
                     write_hook.reset(hook)
         except AWSError as err:
             error = err
-        finally:
-            if limited is not None:
-                self.limiter.release(limited)
         if self.audit is not None:                                               # 8. audit
             try:
                 if error is None and committed:  # in the database with the write; now its JSON line
