@@ -108,7 +108,7 @@ def test_unsigned_uploads_are_answered_after_their_headers_and_cost_no_memory(sq
         watcher.join()
     assert len(results) == 6
     for status, fields, body in results:
-        assert status == 403 or status == 400, (status, body)
+        assert status == 400, (status, body)
         assert fields.get("x-amzn-errortype", "").startswith("MissingAuthenticationTokenException")
     assert peak[0] - before < 50, f"RSS grew from {before:.0f} to {peak[0]:.0f} MiB"
 
@@ -213,6 +213,16 @@ def test_a_header_flood_is_refused(sqlite_server):
         status, _, body = answer(sock)
     assert status == 431
     assert body == b"Request header fields too large."
+
+
+def test_health_says_whether_the_node_serves_not_whose_it_is(sqlite_server):
+    """Was: the unauthenticated health answer named the account id."""
+    with socket.create_connection(("127.0.0.1", sqlite_server.port)) as sock:
+        sock.sendall(b"GET /_strongroom/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, _, body = answer(sock)
+    payload = json.loads(body)
+    assert status == 200 and payload["status"] == "ok"
+    assert "account" not in payload and "123456789012" not in body.decode()
 
 
 # -- §7 SigV4 as AWS requires it ---------------------------------------------------------------------

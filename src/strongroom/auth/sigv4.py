@@ -254,6 +254,11 @@ class SigV4Verifier:
         auth = _Authorization(raw)
         return auth.access_key_id, auth.region, auth.service
 
+    def check_region(self, region: str) -> None:
+        """A region AWS has (or one the server was given), or AWS's error."""
+        if region not in self._regions:
+            raise _invalid(f"Credential should be scoped to a valid region, not '{region[:64]}'. ")
+
     def _signing_key(self, secret: str, date: str, region: str, service: str) -> bytes:
         cache_key = (secret, date, region, service)
         key = self._keys.get(cache_key)
@@ -322,8 +327,7 @@ class SigV4Verifier:
         if auth.terminator != _TERMINATOR:
             raise _invalid(f"Credential should be scoped with a valid terminator: '{_TERMINATOR}', "
                            f"not '{auth.terminator}'. ")
-        if auth.region not in self._regions:
-            raise _invalid(f"Credential should be scoped to a valid region, not '{auth.region[:64]}'. ")
+        self.check_region(auth.region)
         credential = self._lookup(auth.access_key_id)
         if credential is None:
             raise _unrecognized()

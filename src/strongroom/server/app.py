@@ -7,9 +7,9 @@ For an AWS API request (``POST /`` with ``X-Amz-Target``):
    signed headers), so that nothing is read before it is authenticated;
 3. read the body, refusing one over the operation's limit (AWS's), one slot per large body;
 4. finish authentication: the signature over the body;
-5. parse and validate the parameters against botocore's model;
-6. authorize (identity and resource policies); an expensive call past its principal's share of
-   concurrent calls is throttled here (see :class:`PrincipalLimiter`);
+5. an expensive call past its principal's share is throttled (:class:`PrincipalLimiter`); parse
+   and validate the parameters against botocore's model;
+6. authorize (identity and resource policies);
 7. dispatch to the operation;
 8. audit (fail closed), then serialize the answer, or the AWS-style error.
 
@@ -91,25 +91,24 @@ LARGE_BODY = 1024 * 1024
 LARGE_BODY_SLOTS = 2
 LARGE_BODY_WAIT_SECONDS = 30.0
 
-# Calls that cost far more than a read of one secret: pages of many secrets, batches, generated
-# passwords, functions run or stored, audit searches. Each principal may have EXPENSIVE_PER_PRINCIPAL
-# of them in flight, and start EXPENSIVE_RATE a second (bursts of as many); past that, AWS's
-# throttling answer (clients retry it with back-off). AWS's own quota for ListSecrets and
-# BatchGetSecretValue is 100 a second per account and region.
+# Calls that cost far more than a read of one secret: pages of many secrets, batches, functions
+# run or stored, audit searches. Each principal may have EXPENSIVE_PER_PRINCIPAL of them in
+# flight, and start EXPENSIVE_RATE a second (bursts of as many); past that, AWS's throttling
+# answer (clients retry it with back-off). EXPENSIVE_RATE is AWS's own quota for ListSecrets and
+# BatchGetSecretValue (100 a second, per account and region there). Calls whose cost has a small
+# bound (a password of at most 4,096 characters, one secret's versions) are not in the set.
 EXPENSIVE = {
-    "secretsmanager": frozenset({"ListSecrets", "BatchGetSecretValue", "GetRandomPassword", "ListSecretVersionIds"}),
+    "secretsmanager": frozenset({"ListSecrets", "BatchGetSecretValue"}),
     "lambda": frozenset({"Invoke", "CreateFunction", "UpdateFunctionCode", "ListFunctions"}),
     "cloudtrail": frozenset({"LookupEvents"}),
 }
 EXPENSIVE_PER_PRINCIPAL = 4
-EXPENSIVE_RATE = 50.0
+EXPENSIVE_RATE = 100.0
 
 
 def _throttled(service: Service) -> AWSError:
-    if service.rest:
+    if service.rest:  # Lambda
         return AWSError("TooManyRequestsException", "Rate exceeded", 429)
-    if service.query:
-        return AWSError("Throttling", "Rate exceeded", 400)
     return AWSError("ThrottlingException", "Rate exceeded", 400)
 
 
@@ -385,7 +384,7 @@ class App:
         """
         if operation not in service.expensive:
             return await self._audited(ctx, service, operation, parse)
-        principal = ctx.principal_arn                                            # 6. fair share
+        principal = ctx.principal_arn                                            # 5. fair share
         if not self.limiter.acquire(principal):
             raise _throttled(service)
         try:
@@ -486,6 +485,7 @@ class App:
         pending: PendingRequest | VerifiedRequest
         if self.dev:
             access_key_id, region, signing_name = self.verifier.identify(headers)
+            self.verifier.check_region(region)  # a typo is no new namespace in dev mode either
             credential = Credential(access_key_id, "", self.account_id, f"arn:aws:iam::{self.account_id}:root")
             pending = VerifiedRequest(credential, region, signing_name)
         else:
@@ -501,11 +501,6 @@ class App:
         if isinstance(pending, VerifiedRequest):
             return pending
         return self.verifier.finish(pending, body)
-
-    def authenticate(self, method: str, scope: dict[str, Any], headers: Headers,
-                     body: bytes, service: Service) -> VerifiedRequest:
-        """Both halves at once, for a caller that holds the body already."""
-        return self.authenticated(self.pre_authenticate(method, scope, headers, service), body)
 
     async def read_body(self, scope: dict[str, Any], receive: Receive, limit: int,
                         service: Service | None = None, operation: str | None = None) -> bytes:
