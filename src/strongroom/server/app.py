@@ -482,20 +482,20 @@ class App:
                          service: Service) -> PendingRequest | VerifiedRequest:
         """Everything the headers prove, before a byte of body is read (the signature waits for
         the body). In dev mode signatures are not checked: the request is verified already."""
-        pending: PendingRequest | VerifiedRequest
+        verified: PendingRequest | VerifiedRequest
         if self.dev:
             access_key_id, region, signing_name = self.verifier.identify(headers)
-            self.verifier.check_region(region)  # a typo is no new namespace in dev mode either
             credential = Credential(access_key_id, "", self.account_id, f"arn:aws:iam::{self.account_id}:root")
-            pending = VerifiedRequest(credential, region, signing_name)
+            verified = VerifiedRequest(credential, region, signing_name)
+            self.verifier.check_region(region)  # a typo is no new namespace in dev mode either
         else:
             raw_path = scope.get("raw_path") or scope["path"].encode()
-            pending = self.verifier.prepare(method, raw_path.decode("latin-1"),
-                                            scope.get("query_string", b"").decode("latin-1"), headers)
-        if pending.service != service.signing_name:
+            verified = self.verifier.prepare(method, raw_path.decode("latin-1"),
+                                             scope.get("query_string", b"").decode("latin-1"), headers)
+        if verified.service != service.signing_name:
             raise AWSError("InvalidSignatureException",
                            f"Credential should be scoped to correct service: '{service.signing_name}'. ")
-        return pending
+        return verified
 
     def authenticated(self, pending: PendingRequest | VerifiedRequest, body: bytes) -> VerifiedRequest:
         if isinstance(pending, VerifiedRequest):
