@@ -51,6 +51,7 @@ class Settings:
     @property
     def uses_postgres(self) -> bool:
         return bool(self.database_url) and self.database_url.startswith(("postgresql://", "postgres://"))
+    read_timeout_seconds: float = 20.0  # a request's time to arrive before MinRate extends it (server/http.py)
 
     @property
     def resolved_database_url(self) -> str:
@@ -83,6 +84,8 @@ def from_env(**overrides: object) -> Settings:
         values["function_idle_seconds"] = _number(env, "STRONGROOM_FUNCTION_IDLE_SECONDS")
     if env.get("STRONGROOM_FUNCTION_CONCURRENCY"):
         values["function_concurrency"] = int(_number(env, "STRONGROOM_FUNCTION_CONCURRENCY"))
+    if env.get("STRONGROOM_READ_TIMEOUT_SECONDS"):
+        values["read_timeout_seconds"] = _number(env, "STRONGROOM_READ_TIMEOUT_SECONDS")
     if env.get("STRONGROOM_MASTER_KEY_FILE"):
         values["master_key_file"] = Path(env["STRONGROOM_MASTER_KEY_FILE"])
     if "STRONGROOM_PKCS11_PIN" in env:

@@ -9,11 +9,31 @@ The verifier rebuilds the canonical request from what arrived, exactly as the si
   characters left bare, sorted by name then value;
 * **headers**: the ones ``SignedHeaders`` names (``host`` must be among them), names lowercased,
   repeated headers joined with commas in arrival order, runs of whitespace folded to one space;
-* **payload**: the SHA-256 of the body actually received (never a client-declared hash).
+* **payload**: the SHA-256 of the body actually received (never a client-declared hash); an
+  ``X-Amz-Content-SHA256`` header, when sent, must equal it.
 
 Then the scope (``date/region/service/aws4_request``) is checked against the request's
 ``X-Amz-Date`` (or ``Date``), the time against AWS's 5-minute window either way, and the signature
 compared in constant time. The expected signature is never revealed.
+
+Verification has two halves, so that nothing is read before it is authenticated:
+:meth:`SigV4Verifier.prepare` checks everything the headers carry (the Authorization header, the
+signed-header rules, the scope, the time, the access key and its session token) before the server
+reads a byte of body; :meth:`SigV4Verifier.finish` hashes the body and compares the signature.
+An unsigned request with a 70 MB body is refused after its headers.
+
+**What must be signed** (AWS's rule: "The host header must be included as a signed header ... Any
+x-amz-* headers that you plan to include in your request must also be added"): ``host``, the date
+header the request's time is read from (``x-amz-date``, or ``date`` without it), and every
+``x-amz-*`` header sent, ``x-amz-target`` (the operation) and ``x-amz-content-sha256`` included.
+A request signed without its ``X-Amz-Target`` could otherwise be replayed as another operation.
+One exception, as AWS makes it: ``x-amz-security-token`` may be added after signing (the suite's
+``post-sts-header-after`` case); it is compared with the key's own token whether signed or not.
+``content-type`` need not be signed (AWS does not require it; awscurl does not sign it).
+
+**Regions**: the scope's region must be one AWS has, in any partition, as listed by botocore's
+endpoint data (``botocore/data/endpoints.json``), so a typo does not silently open an empty
+namespace. The list moves with the installed botocore; a server can be given more names.
 
 Errors are AWS's, all HTTP 400:
 
@@ -25,7 +45,9 @@ Errors are AWS's, all HTTP 400:
 ``UnrecognizedClientException``          unknown or inactive access key; a session token that
                                          does not belong to the key
 ``ExpiredTokenException``                temporary credentials past their expiry
-``InvalidSignatureException``            wrong signature, wrong scope, outside the time window
+``InvalidSignatureException``            wrong signature, wrong scope (a region AWS does not
+                                         have), outside the time window, a header that must be
+                                         signed and is not
 =====================================  ========================================================
 
 Derived signing keys are cached per (secret, date, region, service), so the hot path costs two
@@ -40,26 +62,33 @@ import hashlib
 import hmac
 import re
 import threading
-from collections.abc import Callable
-from functools import lru_cache
+from collections.abc import Callable, Iterable
+from functools import cache, lru_cache
 from urllib.parse import quote, unquote_to_bytes
 
+from botocore.loaders import create_loader
 from botocore.utils import normalize_url_path
 
 from strongroom import clock
 from strongroom.auth.principal import Credential, VerifiedRequest
 from strongroom.errors import AWSError
 
-__all__ = ["ALGORITHM", "Headers", "SigV4Verifier", "index_headers"]
+__all__ = ["ALGORITHM", "Headers", "PendingRequest", "SigV4Verifier", "aws_regions", "index_headers"]
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 _TERMINATOR = "aws4_request"
 _UNRESERVED = "-_.~"
 _WS = re.compile(r"\s+")
-_REGION = re.compile(r"^[a-z0-9-]{1,64}$")
 _AMZ_DATE = "%Y%m%dT%H%M%SZ"
 
 Lookup = Callable[[str], Credential | None]
+
+
+@cache
+def aws_regions() -> frozenset[str]:
+    """Every region of every partition in botocore's endpoint data (read once, ~30 ms)."""
+    data = create_loader().load_data("endpoints")
+    return frozenset(region for partition in data["partitions"] for region in partition["regions"])
 
 
 def _incomplete(message: str) -> AWSError:
@@ -181,6 +210,21 @@ def _fold(value: str) -> str:
     return value
 
 
+def _must_be_signed(name: str) -> AWSError:
+    return _invalid(f"'{name}' must be a 'SignedHeader' in the AWS Authorization.")
+
+
+def _check_signed_headers(headers: Headers, signed: list[str], date_header: str) -> None:
+    """``host``, the date header used and every ``x-amz-*`` header sent must be signed (see above)."""
+    if "host" not in signed:
+        raise _invalid("'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.")
+    if date_header not in signed:
+        raise _must_be_signed("X-Amz-Date" if date_header == "x-amz-date" else "Date")
+    for name in headers:
+        if name.startswith("x-amz-") and name not in signed and name != "x-amz-security-token":
+            raise _must_be_signed(name)
+
+
 def canonical_headers(headers: Headers, signed: list[str]) -> str:
     lines = []
     for name in signed:
@@ -192,8 +236,11 @@ def canonical_headers(headers: Headers, signed: list[str]) -> str:
 
 
 class SigV4Verifier:
-    def __init__(self, lookup: Lookup, now: Callable[[], float] = clock.now, skew_seconds: int = 300) -> None:
+    def __init__(self, lookup: Lookup, now: Callable[[], float] = clock.now, skew_seconds: int = 300,
+                 extra_regions: Iterable[str] = ()) -> None:
+        """``extra_regions``: names accepted besides AWS's own (an air-gapped site's)."""
         self._lookup = lookup
+        self._regions = aws_regions() | frozenset(extra_regions)
         self._now = now
         self._skew = skew_seconds
         self._keys: dict[tuple[str, str, str, str], bytes] = {}
@@ -206,6 +253,11 @@ class SigV4Verifier:
             raise AWSError("MissingAuthenticationTokenException", "Missing Authentication Token")
         auth = _Authorization(raw)
         return auth.access_key_id, auth.region, auth.service
+
+    def check_region(self, region: str) -> None:
+        """A region AWS has (or one the server was given), or AWS's error."""
+        if region not in self._regions:
+            raise _invalid(f"Credential should be scoped to a valid region, not '{region[:64]}'. ")
 
     def _signing_key(self, secret: str, date: str, region: str, service: str) -> bytes:
         cache_key = (secret, date, region, service)
@@ -220,7 +272,8 @@ class SigV4Verifier:
                 self._keys[cache_key] = key
         return key
 
-    def _check_time(self, auth: _Authorization, headers: Headers) -> str:
+    def _check_time(self, auth: _Authorization, headers: Headers) -> tuple[str, str]:
+        """The request's time as ``YYYYMMDDTHHMMSSZ``, and the header it came from."""
         amz_date = _only(headers, "x-amz-date")
         if amz_date is None:
             http_date = _find(headers, "date")
@@ -238,8 +291,8 @@ class SigV4Verifier:
             if signed_at is None:
                 raise _incomplete(f"Date must be in ISO-8601 'basic format'. Got '{amz_date}'. "
                                   "See http://en.wikipedia.org/wiki/ISO_8601")
-            return self._check_window(auth, amz_date, signed_at)
-        return self._check_window(auth, amz_date, when.replace(tzinfo=dt.timezone.utc).timestamp())
+            return self._check_window(auth, amz_date, signed_at), "x-amz-date"
+        return self._check_window(auth, amz_date, when.replace(tzinfo=dt.timezone.utc).timestamp()), "date"
 
     def _check_window(self, auth: _Authorization, amz_date: str, signed_at: float) -> str:
         if auth.date != amz_date[:8]:
@@ -254,9 +307,10 @@ class SigV4Verifier:
                            f"({_fmt(now)} + {self._skew // 60} min.)")
         return amz_date
 
-    def verify(self, method: str, raw_path: str, query_string: str, headers: list[tuple[str, str]] | Headers,
-               body: bytes) -> VerifiedRequest:
-        """``headers``: as received (name, value), or already :func:`index_headers`-ed."""
+    def prepare(self, method: str, raw_path: str, query_string: str,
+                headers: list[tuple[str, str]] | Headers) -> PendingRequest:
+        """Every check the headers allow, before the body is read: a request that fails here is
+        answered without reading its body. ``headers``: as received, or :func:`index_headers`-ed."""
         headers = _indexed(headers)
         raw = _only(headers, "authorization")
         if raw is None:
@@ -268,14 +322,12 @@ class SigV4Verifier:
         signed = auth.signed_headers.split(";")
         if any(not h or h != h.lower() for h in signed):
             raise _invalid(_MISMATCH)
-        if "host" not in signed:
-            raise _invalid("'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.")
+        amz_date, date_header = self._check_time(auth, headers)
+        _check_signed_headers(headers, signed, date_header)
         if auth.terminator != _TERMINATOR:
             raise _invalid(f"Credential should be scoped with a valid terminator: '{_TERMINATOR}', "
                            f"not '{auth.terminator}'. ")
-        if not _REGION.match(auth.region):
-            raise _invalid("Credential should be scoped to a valid region. ")
-        amz_date = self._check_time(auth, headers)
+        self.check_region(auth.region)
         credential = self._lookup(auth.access_key_id)
         if credential is None:
             raise _unrecognized()
@@ -287,23 +339,63 @@ class SigV4Verifier:
                 raise AWSError("ExpiredTokenException", "The security token included in the request is expired")
         elif token is not None:
             raise _unrecognized()
+        return PendingRequest(auth, credential, amz_date, signed, method, raw_path, query_string, headers)
+
+    def finish(self, pending: PendingRequest, body: bytes) -> VerifiedRequest:
+        """The signature over the request and its body, as received."""
+        auth, headers = pending.auth, pending.headers
+        payload_hash = hashlib.sha256(body).hexdigest()
+        declared = headers.get("x-amz-content-sha256")
+        if declared is not None and declared != [payload_hash]:  # signed (prepare checked): must be the truth
+            raise _invalid(_MISMATCH)
         canonical = "\n".join((
-            method,
-            canonical_path(raw_path),
-            canonical_query(query_string),
-            canonical_headers(headers, signed),
+            pending.method,
+            canonical_path(pending.raw_path),
+            canonical_query(pending.query_string),
+            canonical_headers(headers, pending.signed),
             auth.signed_headers,
-            hashlib.sha256(body).hexdigest(),
+            payload_hash,
         ))
         scope = f"{auth.date}/{auth.region}/{auth.service}/{_TERMINATOR}"
         digest = hashlib.sha256(canonical.encode("latin-1")).hexdigest()
-        string_to_sign = f"{ALGORITHM}\n{amz_date}\n{scope}\n{digest}"
-        key = self._signing_key(credential.secret_access_key, auth.date, auth.region, auth.service)
+        string_to_sign = f"{ALGORITHM}\n{pending.amz_date}\n{scope}\n{digest}"
+        key = self._signing_key(pending.credential.secret_access_key, auth.date, auth.region, auth.service)
         # hmac.new is about twice as fast as hmac.digest here (OpenSSL 3 looks the MAC up per call).
         expected = hmac.new(key, string_to_sign.encode(), "sha256").hexdigest()
         if not hmac.compare_digest(expected.encode(), auth.signature.encode("latin-1")):
             raise _invalid(_MISMATCH)
-        return VerifiedRequest(credential, auth.region, auth.service)
+        return VerifiedRequest(pending.credential, auth.region, auth.service)
+
+    def verify(self, method: str, raw_path: str, query_string: str, headers: list[tuple[str, str]] | Headers,
+               body: bytes) -> VerifiedRequest:
+        """:meth:`prepare` then :meth:`finish`, for a request whose body is already at hand."""
+        return self.finish(self.prepare(method, raw_path, query_string, headers), body)
+
+
+class PendingRequest:
+    """A request whose headers passed :meth:`SigV4Verifier.prepare`: its body is still to be read
+    and the signature still to be checked. ``service`` is the scope's, for routing checks."""
+
+    __slots__ = ("auth", "credential", "amz_date", "signed", "method", "raw_path", "query_string", "headers")
+
+    def __init__(self, auth: _Authorization, credential: Credential, amz_date: str, signed: list[str], method: str,
+                 raw_path: str, query_string: str, headers: Headers) -> None:
+        self.auth = auth
+        self.credential = credential
+        self.amz_date = amz_date
+        self.signed = signed
+        self.method = method
+        self.raw_path = raw_path
+        self.query_string = query_string
+        self.headers = headers
+
+    @property
+    def service(self) -> str:
+        return self.auth.service
+
+    @property
+    def region(self) -> str:
+        return self.auth.region
 
 
 _AMZ_DATE_RE = re.compile(r"^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import signal
@@ -132,8 +133,9 @@ def serve(host: str, port: int, data_dir: Path | None, database_url: str | None,
     # client on 127.0.0.1, which would let a local process claim any address).
     from strongroom.server.http import WholeAnswerHttpToolsProtocol
 
+    protocol = functools.partial(WholeAnswerHttpToolsProtocol, read_timeout=settings.read_timeout_seconds)
     uv_config = uvicorn.Config(server.app, host=settings.host, port=settings.port, loop="uvloop",
-                               http=WholeAnswerHttpToolsProtocol, lifespan="on", access_log=False, log_level="warning",
+                               http=protocol, lifespan="on", access_log=False, log_level="warning",
                                timeout_graceful_shutdown=30, server_header=False, date_header=False,
                                proxy_headers=bool(trusted_proxies), forwarded_allow_ips=trusted_proxies or None)
     # uvicorn drains in-flight requests on SIGTERM/SIGINT, then re-raises the signal to the handler

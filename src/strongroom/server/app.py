@@ -2,14 +2,22 @@
 
 For an AWS API request (``POST /`` with ``X-Amz-Target``):
 
-1. read the request, refusing bodies over the size limit;
-2. find the service and operation from ``X-Amz-Target``;
-3. authenticate: SigV4 → the caller's credential, account and region;
-4. parse and validate the parameters against botocore's model;
-5. authorize (every known key may do everything in its own account until IAM policies land);
-6. dispatch to the operation;
-7. audit (the hook is here; the CloudTrail-format trail comes with the identity issue);
-8. serialize the answer, or the AWS-style error.
+1. find the service and operation from ``X-Amz-Target`` (a REST route, or the query's signature);
+2. authenticate what the headers carry (SigV4 :meth:`~SigV4Verifier.prepare`: key, scope, time,
+   signed headers), so that nothing is read before it is authenticated;
+3. read the body, refusing one over the operation's limit (AWS's), one slot per large body;
+4. finish authentication: the signature over the body;
+5. an expensive call past its principal's share is throttled (:class:`PrincipalLimiter`); parse
+   and validate the parameters against botocore's model;
+6. authorize (identity and resource policies);
+7. dispatch to the operation;
+8. audit (fail closed), then serialize the answer, or the AWS-style error.
+
+Edge limits (docs/security.md, "The server's edge"): a request is answered without reading its
+body when its headers do not authenticate (an unsigned 70 MB upload costs its headers, not 70 MB
+of memory); bodies are capped per operation at AWS's limits; at most ``LARGE_BODY_SLOTS`` bodies
+over 1 MiB are read at once (others wait for a slot, their bytes held back by TCP); slow headers
+and bodies are cut off by the connection (server/http.py).
 
 Anything unexpected becomes ``InternalServiceError`` (HTTP 500) with the request id, and is logged
 with the operation name and request id only: never parameters, never a value.
@@ -21,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -32,14 +41,14 @@ from strongroom.audit import AuditTrail, api_call_record, is_read_only
 from strongroom.audit import new_id as new_request_id
 from strongroom.auth.authorizer import Authorizer
 from strongroom.auth.principal import Credential, VerifiedRequest
-from strongroom.auth.sigv4 import Headers, SigV4Verifier, index_headers
+from strongroom.auth.sigv4 import Headers, PendingRequest, SigV4Verifier, index_headers
 from strongroom.errors import AWSError
 from strongroom.protocol.query import QueryProtocol
 from strongroom.store import Unstorable, WriteHook, write_hook
 from strongroom.protocol.rest_json import RestJSONProtocol
 from strongroom.context import RequestContext
 
-__all__ = ["App", "Service"]
+__all__ = ["App", "PrincipalLimiter", "Service"]
 
 log = logging.getLogger("strongroom.server")
 
@@ -69,19 +78,92 @@ def _audit_unavailable(request_id: str) -> AWSError:
     return AWSError("InternalServiceError", f"An internal error occurred. Request id: {request_id}", 500)
 
 
-def _too_large(limit: int) -> AWSError:
+def _too_large(limit: int, service: Service | None = None, operation: str | None = None) -> AWSError:
+    if service is not None and service.rest and operation is not None:  # Lambda's own words
+        return AWSError("RequestEntityTooLargeException",
+                        f"Request must be smaller than {limit} bytes for the {operation} operation", 413)
     return AWSError("RequestEntityTooLargeException", f"Request body is larger than {limit} bytes.", 413)
+
+
+# A body over this size waits for one of LARGE_BODY_SLOTS before it is read: the memory a burst
+# of uploads can take is bounded by the slots (2 x 70 MB for Lambda code), not by the callers.
+LARGE_BODY = 1024 * 1024
+LARGE_BODY_SLOTS = 2
+LARGE_BODY_WAIT_SECONDS = 30.0
+
+# Calls that cost far more than a read of one secret: pages of many secrets, batches, functions
+# run or stored, audit searches. Each principal may have EXPENSIVE_PER_PRINCIPAL of them in
+# flight, and start EXPENSIVE_RATE a second (bursts of as many); past that, AWS's throttling
+# answer (clients retry it with back-off). EXPENSIVE_RATE is AWS's own quota for ListSecrets and
+# BatchGetSecretValue (100 a second, per account and region there). Calls whose cost has a small
+# bound (a password of at most 4,096 characters, one secret's versions) are not in the set.
+EXPENSIVE = {
+    "secretsmanager": frozenset({"ListSecrets", "BatchGetSecretValue"}),
+    "lambda": frozenset({"Invoke", "CreateFunction", "UpdateFunctionCode", "ListFunctions"}),
+    "cloudtrail": frozenset({"LookupEvents"}),
+}
+EXPENSIVE_PER_PRINCIPAL = 4
+EXPENSIVE_RATE = 100.0
+
+
+def _throttled(service: Service) -> AWSError:
+    if service.rest:  # Lambda
+        return AWSError("TooManyRequestsException", "Rate exceeded", 429)
+    return AWSError("ThrottlingException", "Rate exceeded", 400)
+
+
+class PrincipalLimiter:
+    """Each principal's share of the expensive work: at most ``limit`` calls in flight, and a
+    token bucket of ``rate`` calls a second (``rate`` at once after a pause).
+
+    Both are needed: a call that waits (a function run in a thread, a PostgreSQL read, the audit
+    write) is bounded by the count in flight; a call that runs on the event loop from start to
+    end (a SQLite page of secrets) is never "in flight" beside another, and one principal's
+    hundreds of them queued on the loop would delay everyone, so their rate is bounded too.
+    A refused call costs its authentication only. No await, no lock (one event loop).
+    """
+
+    __slots__ = ("limit", "rate", "_state", "_clock")
+
+    def __init__(self, limit: int, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = limit
+        self.rate = rate
+        self._state: dict[str, list[float]] = {}  # principal -> [in flight, tokens, when counted]
+        self._clock = clock
+
+    def acquire(self, principal: str) -> bool:
+        now = self._clock()
+        state = self._state.get(principal)
+        if state is None:
+            if len(self._state) > 100_000:  # principals with nothing in flight start afresh
+                self._state = {k: v for k, v in self._state.items() if v[0]}
+            state = self._state[principal] = [0.0, self.rate, now]
+        tokens = min(self.rate, state[1] + (now - state[2]) * self.rate)
+        state[2] = now
+        if state[0] >= self.limit or tokens < 1.0:
+            state[1] = tokens
+            return False
+        state[0] += 1
+        state[1] = tokens - 1.0
+        return True
+
+    def release(self, principal: str) -> None:
+        self._state[principal][0] -= 1
 
 
 class Service:
     """An AWS service served at this endpoint: its protocol and its operation handlers."""
 
     def __init__(self, signing_name: str, protocol: Any, handlers: dict[str, Handler],
-                 max_body_bytes: int | None = None) -> None:
+                 max_body_bytes: int | None = None, body_limits: dict[str, int] | None = None) -> None:
+        """``body_limits``: the largest request body per operation (AWS's); others get
+        ``max_body_bytes``, or the application's limit."""
         self.signing_name = signing_name
         self.protocol = protocol
         self.handlers = handlers
         self.max_body_bytes = max_body_bytes
+        self.body_limits = body_limits or {}
+        self.expensive = EXPENSIVE.get(signing_name, frozenset())
         self.rest = isinstance(protocol, RestJSONProtocol)
         self.query = isinstance(protocol, QueryProtocol)
 
@@ -112,6 +194,8 @@ class App:
         # Requests no route or target claims are read as the query protocol; these answer instead
         # when the signature names a service that speaks another protocol.
         self._by_signing_name = {s.signing_name: s for s in services if not s.query}
+        self.limiter = PrincipalLimiter(EXPENSIVE_PER_PRINCIPAL, EXPENSIVE_RATE)
+        self._large_bodies: asyncio.Semaphore | None = None  # made on first use, in the server's loop
 
     # ASGI entry ---------------------------------------------------------------------------
 
@@ -181,7 +265,6 @@ class App:
         method = scope["method"]
         service = next(iter(self.query_services.values()))
         try:
-            raw = await self.read_body(scope, receive, self.max_body_bytes)
             headers = _headers(scope)
             _, _, signing_name = self.verifier.identify(headers)
             if signing_name not in self.query_services and signing_name in self._by_signing_name:
@@ -189,11 +272,13 @@ class App:
                                             request_id)
                 return
             service = self.query_services.get(signing_name, service)
+            pending = self.pre_authenticate(method, scope, headers, service)
+            raw = await self.read_body(scope, receive, self.max_body_bytes)
+            verified = self.authenticated(pending, raw)
             form = service.protocol.form(raw, scope.get("query_string", b"").decode("latin-1"))
             operation = service.protocol.operation_for(form)
             if operation is None:
                 raise AWSError("UnknownOperationException", "The request names no Action.")
-            verified = self.authenticate(method, scope, headers, raw, service)
             ctx = self.context(verified, request_id, scope, headers)
             result = await self.audited(ctx, service, operation, lambda p: service.protocol.parse(operation, form))
             response = service.protocol.serialize(operation, result, request_id)
@@ -211,7 +296,6 @@ class App:
         service = self._default
         status, body = 400, b""
         try:
-            raw = await self.read_body(scope, receive, self.max_body_bytes)     # 1. read
             headers = _headers(scope)
             targets = headers.get("x-amz-target")
             if targets is not None and len(targets) > 1:  # which one? Refused rather than guessed
@@ -224,11 +308,13 @@ class App:
                 raise AWSError("UnknownOperationException", "The request has no X-Amz-Target header naming the operation.")
             prefix = target.rpartition(".")[0]
             service = self.by_prefix.get(prefix, service)
-            operation = service.protocol.operation_for_target(target)            # 2. route
-            verified = self.authenticate(method, scope, headers, raw, service)   # 3. authenticate
+            operation = service.protocol.operation_for_target(target)            # 1. route
+            pending = self.pre_authenticate(method, scope, headers, service)     # 2. authenticate headers
+            raw = await self.read_body(scope, receive, self.max_body_bytes)     # 3. read
+            verified = self.authenticated(pending, raw)                          # 4. signature
             ctx = self.context(verified, request_id, scope, headers)
-            result = await self.audited(ctx, service, operation,                # 7. audit, around:
-                                        lambda p: service.protocol.parse(operation, raw))  # 4. parse
+            result = await self.audited(ctx, service, operation,                # 8. audit, around:
+                                        lambda p: service.protocol.parse(operation, raw))  # 5. parse
             status, body = 200, service.protocol.serialize(operation, result)   # 8. serialize
         except AWSError as err:
             status, body = err.status, service.protocol.serialize_error(err)
@@ -247,10 +333,12 @@ class App:
         request_id = new_request_id()
         method = scope["method"]
         try:
-            raw = await self.read_body(scope, receive, service.max_body_bytes or self.max_body_bytes)
             pairs = _pairs(scope)  # the REST protocol reads its header members from these
             headers = index_headers(pairs)
-            verified = self.authenticate(method, scope, headers, raw, service)
+            pending = self.pre_authenticate(method, scope, headers, service)
+            limit = service.body_limits.get(operation) or service.max_body_bytes or self.max_body_bytes
+            raw = await self.read_body(scope, receive, limit, service, operation)
+            verified = self.authenticated(pending, raw)
             query = scope.get("query_string", b"").decode("latin-1")
             ctx = self.context(verified, request_id, scope, headers)
             result = await self.audited(ctx, service, operation,
@@ -289,6 +377,23 @@ class App:
 
     async def audited(self, ctx: RequestContext, service: Service, operation: str,
                       parse: Callable[[None], dict[str, Any]]) -> dict[str, Any]:
+        """:meth:`_audited`, within its principal's share when the call is an expensive one.
+
+        A throttled call is refused before it is parsed and is not recorded in the trail (a
+        flood's surplus costs no writes); what it was refused is the client's to see.
+        """
+        if operation not in service.expensive:
+            return await self._audited(ctx, service, operation, parse)
+        principal = ctx.principal_arn                                            # 5. fair share
+        if not self.limiter.acquire(principal):
+            raise _throttled(service)
+        try:
+            return await self._audited(ctx, service, operation, parse)
+        finally:
+            self.limiter.release(principal)
+
+    async def _audited(self, ctx: RequestContext, service: Service, operation: str,
+                       parse: Callable[[None], dict[str, Any]]) -> dict[str, Any]:
         """Parse, authorize and dispatch one call, and record it in the audit trail (fail closed).
 
         The answer leaves only after its record is committed: a read whose record cannot be
@@ -305,13 +410,13 @@ class App:
                                  self.authorizer)  # dataclasses.replace costs several times more
             if self.audit is not None and not self.audit.healthy and not is_read_only(operation):
                 raise _audit_unavailable(ctx.request_id)
-            await self.authorize(ctx, service.signing_name, operation, params)   # 5. authorize
+            await self.authorize(ctx, service.signing_name, operation, params)   # 6. authorize
             hook = None
             if self.audit is not None and service.signing_name == "secretsmanager" and not is_read_only(operation):
                 # A Secrets Manager write's record goes into the write's own transaction.
                 hook = write_hook.set(self._record_in_tx(ctx, operation, params, committed))
             try:
-                result = await service.handlers[operation](ctx, params)          # 6. dispatch
+                result = await service.handlers[operation](ctx, params)          # 7. dispatch
             except Unstorable:
                 raise AWSError("InvalidParameterException",
                                "The request contains a character (U+0000) that cannot be stored.") from None
@@ -320,7 +425,7 @@ class App:
                     write_hook.reset(hook)
         except AWSError as err:
             error = err
-        if self.audit is not None:                                               # 7. audit
+        if self.audit is not None:                                               # 8. audit
             try:
                 if error is None and committed:  # in the database with the write; now its JSON line
                     self.audit.append_file(committed[0])
@@ -373,22 +478,36 @@ class App:
                               source_ip=(scope.get("client") or ("", 0))[0], user_agent=agent,
                               access_key_id=verified.credential.access_key_id)
 
-    def authenticate(self, method: str, scope: dict[str, Any], headers: Headers,
-                     body: bytes, service: Service) -> VerifiedRequest:
+    def pre_authenticate(self, method: str, scope: dict[str, Any], headers: Headers,
+                         service: Service) -> PendingRequest | VerifiedRequest:
+        """Everything the headers prove, before a byte of body is read (the signature waits for
+        the body). In dev mode signatures are not checked: the request is verified already."""
+        verified: PendingRequest | VerifiedRequest
         if self.dev:
             access_key_id, region, signing_name = self.verifier.identify(headers)
             credential = Credential(access_key_id, "", self.account_id, f"arn:aws:iam::{self.account_id}:root")
             verified = VerifiedRequest(credential, region, signing_name)
+            self.verifier.check_region(region)  # a typo is no new namespace in dev mode either
         else:
             raw_path = scope.get("raw_path") or scope["path"].encode()
-            verified = self.verifier.verify(method, raw_path.decode("latin-1"),
-                                            scope.get("query_string", b"").decode("latin-1"), headers, body)
+            verified = self.verifier.prepare(method, raw_path.decode("latin-1"),
+                                             scope.get("query_string", b"").decode("latin-1"), headers)
         if verified.service != service.signing_name:
             raise AWSError("InvalidSignatureException",
                            f"Credential should be scoped to correct service: '{service.signing_name}'. ")
         return verified
 
-    async def read_body(self, scope: dict[str, Any], receive: Receive, limit: int) -> bytes:
+    def authenticated(self, pending: PendingRequest | VerifiedRequest, body: bytes) -> VerifiedRequest:
+        if isinstance(pending, VerifiedRequest):
+            return pending
+        return self.verifier.finish(pending, body)
+
+    async def read_body(self, scope: dict[str, Any], receive: Receive, limit: int,
+                        service: Service | None = None, operation: str | None = None) -> bytes:
+        """The request's body, at most ``limit`` bytes. A body that may exceed ``LARGE_BODY`` is
+        read only while it holds one of ``LARGE_BODY_SLOTS``; until then its bytes stay in the
+        kernel (uvicorn stops reading a connection past 64 KiB the application has not taken)."""
+        declared = None
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
@@ -397,7 +516,23 @@ class App:
                     raise AWSError("SerializationException", "Invalid Content-Length header.") from None
                 if declared > limit:
                     await self._discard(receive, declared)
-                    raise _too_large(limit)
+                    raise _too_large(limit, service, operation)
+        if limit <= LARGE_BODY or (declared is not None and declared <= LARGE_BODY):
+            return await self._read(receive, limit, service, operation)
+        slots = self._large_bodies
+        if slots is None:
+            slots = self._large_bodies = asyncio.Semaphore(LARGE_BODY_SLOTS)
+        try:
+            await asyncio.wait_for(slots.acquire(), LARGE_BODY_WAIT_SECONDS)
+        except TimeoutError:
+            raise (AWSError("TooManyRequestsException", "Rate exceeded", 429) if service is not None and service.rest
+                   else AWSError("ThrottlingException", "Rate exceeded", 400)) from None
+        try:
+            return await self._read(receive, limit, service, operation)
+        finally:
+            slots.release()
+
+    async def _read(self, receive: Receive, limit: int, service: Service | None, operation: str | None) -> bytes:
         chunks = []
         size = 0
         while True:
@@ -409,7 +544,7 @@ class App:
             if size > limit:
                 if message.get("more_body", False):
                     await self._discard(receive, size)
-                raise _too_large(limit)
+                raise _too_large(limit, service, operation)
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break

@@ -45,6 +45,11 @@ __all__ = ["Server", "build"]
 
 log = logging.getLogger("strongroom.server")
 
+# AWS's request limits: "Request must be smaller than 69905067 bytes for the CreateFunction
+# operation" (and the same for UpdateFunctionCode: 50 MB of zip, base64 in JSON); 6 MiB of Invoke
+# payload. Every other Lambda call gets the general limit (Settings.max_body_bytes, 1 MiB).
+LAMBDA_BODY_LIMITS = {"CreateFunction": 69_905_067, "UpdateFunctionCode": 69_905_067, "Invoke": 6 * 1024 * 1024}
+
 
 @dataclass
 class Server:
@@ -159,12 +164,12 @@ def build(settings: config.Settings) -> Server:
         await db.write(wipe)
 
     def health() -> dict[str, Any]:
-        return {"storage": db.dialect, "schema": db.schema_version(), "dev": settings.dev,
-                "account": settings.account_id}
+        # Unauthenticated: whether the node serves and what it runs on, never whose it is.
+        return {"storage": db.dialect, "schema": db.schema_version(), "dev": settings.dev}
 
     app = App(services=[Service("secretsmanager", JSONProtocol("secretsmanager"), sm.handlers),
                         Service("lambda", RestJSONProtocol("lambda", LAMBDA_OPERATIONS), functions.handlers,
-                                max_body_bytes=70 * 1024 * 1024),
+                                body_limits=LAMBDA_BODY_LIMITS),
                         Service("cloudtrail", JSONProtocol("cloudtrail", ["LookupEvents"]),
                                 {"LookupEvents": audit.lookup_events}),
                         Service("iam", QueryProtocol("iam", IAM_OPERATIONS), iam.handlers),

@@ -169,3 +169,86 @@ def test_session_token_must_match_temporary_credentials():
     with pytest.raises(AWSError) as exc:
         verifier().verify(method, path, query, headers, body)
     assert exc.value.code == "UnrecognizedClientException"
+
+
+# -- What must be signed, and where the scope may point (issue 11 §7) ------------------------------
+
+def _botocore_signed(headers: dict[str, str], body: bytes = b"{}", region: str = "us-east-1",
+                     service: str = "secretsmanager") -> list[tuple[str, str]]:
+    """A request botocore signs now with KEY: its headers as the server receives them."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    request = AWSRequest(method="POST", url="https://example.amazonaws.com/", data=body, headers=headers)
+    SigV4Auth(Credentials(KEY.access_key_id, KEY.secret_access_key), service, region).add_auth(request)
+    return [("Host", "example.amazonaws.com"), *request.prepare().headers.items()]
+
+
+def _now_verifier(**kwargs) -> SigV4Verifier:
+    return SigV4Verifier(lambda akid: KEY if akid == KEY.access_key_id else None, **kwargs)
+
+
+@pytest.mark.parametrize("case", cases(), ids=lambda p: p.stem)
+def test_an_unsigned_x_amz_header_added_to_any_vector_is_refused(case):
+    method, path, query, headers, body = load(case)
+    with pytest.raises(AWSError) as exc:
+        verifier(known=with_token(case)).verify(method, path, query, headers + [("X-Amz-Target", "x.Delete")], body)
+    assert (exc.value.code, exc.value.message) == (
+        "InvalidSignatureException", "'x-amz-target' must be a 'SignedHeader' in the AWS Authorization.")
+
+
+def test_the_date_header_used_must_be_signed():
+    headers = _botocore_signed({"X-Amz-Target": "secretsmanager.ListSecrets"})
+    auth = next(v for n, v in headers if n == "Authorization")
+    unsigned_date = [(n, v.replace(";x-amz-date", "") if n == "Authorization" else v) for n, v in headers]
+    assert auth != dict(unsigned_date)["Authorization"]
+    with pytest.raises(AWSError) as exc:
+        _now_verifier().verify("POST", "/", "", unsigned_date, b"{}")
+    assert exc.value.message == "'X-Amz-Date' must be a 'SignedHeader' in the AWS Authorization."
+
+
+def test_a_signed_request_verifies_and_a_declared_payload_hash_must_be_the_bodys():
+    import hashlib
+
+    good = _botocore_signed({"X-Amz-Target": "secretsmanager.ListSecrets"})
+    assert _now_verifier().verify("POST", "/", "", good, b"{}").region == "us-east-1"
+    declared = _botocore_signed({"X-Amz-Target": "secretsmanager.ListSecrets",
+                                 "X-Amz-Content-SHA256": hashlib.sha256(b"{}").hexdigest()})
+    _now_verifier().verify("POST", "/", "", declared, b"{}")
+    lying = _botocore_signed({"X-Amz-Target": "secretsmanager.ListSecrets",
+                              "X-Amz-Content-SHA256": hashlib.sha256(b"other").hexdigest()})
+    with pytest.raises(AWSError) as exc:
+        _now_verifier().verify("POST", "/", "", lying, b"{}")
+    assert exc.value.code == "InvalidSignatureException"
+
+
+def test_a_region_aws_does_not_have_is_refused_unless_the_server_adds_it():
+    headers = _botocore_signed({"X-Amz-Target": "secretsmanager.ListSecrets"}, region="narnia-1")
+    with pytest.raises(AWSError) as exc:
+        _now_verifier().verify("POST", "/", "", headers, b"{}")
+    assert (exc.value.code, exc.value.message) == (
+        "InvalidSignatureException", "Credential should be scoped to a valid region, not 'narnia-1'. ")
+    assert _now_verifier(extra_regions=["narnia-1"]).verify("POST", "/", "", headers, b"{}").region == "narnia-1"
+
+
+def test_regions_come_from_every_partition_of_botocore():
+    from strongroom.auth.sigv4 import aws_regions
+
+    regions = aws_regions()
+    assert {"us-east-1", "eu-south-2", "cn-north-1", "us-gov-west-1", "us-iso-east-1"} <= regions
+    assert "aws-global" not in regions and "narnia-1" not in regions
+
+
+def test_prepare_refuses_before_any_body_exists():
+    """The server calls prepare() before reading a body: an unknown key, a stale date or an
+    unsigned target is refused with nothing but the headers."""
+    headers = _botocore_signed({"X-Amz-Target": "secretsmanager.ListSecrets"})
+    pending = _now_verifier().prepare("POST", "/", "", headers)
+    assert (pending.service, pending.region) == ("secretsmanager", "us-east-1")
+    with pytest.raises(AWSError) as exc:
+        SigV4Verifier(lambda akid: None).prepare("POST", "/", "", headers)
+    assert exc.value.code == "UnrecognizedClientException"
+    with pytest.raises(AWSError) as exc:
+        _now_verifier().finish(pending, b"{} ")  # the body is what was signed, or nothing
+    assert exc.value.code == "InvalidSignatureException"
