@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from strongroom.testing import ServerProcess, free_port, postgres_schema
-from strongroom.testing.functions import zipped
+from strongroom.testing.functions import execution_role, zipped
 
 # Root without CAP_DAC_OVERRIDE: file modes bind it as they bind any user (util-linux's setpriv).
 UNPRIVILEGED = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--"]
@@ -173,7 +173,7 @@ def test_what_the_server_writes_is_its_own(tmp_path):
     with ServerProcess(data_dir=data) as srv:
         srv.client().create_secret(Name="s", SecretString="v")
         srv.client("lambda").create_function(
-            FunctionName="f", Runtime="python3.11", Role="arn:aws:iam::123456789012:role/r",
+            FunctionName="f", Runtime="python3.11", Role=execution_role(srv.client("iam"), "r", None),
             Handler="lambda_function.lambda_handler", Code={"ZipFile": zipped()})
         srv.client("lambda").invoke(FunctionName="f", Payload=b"{}")
     seen = {p.relative_to(data).parts[0] for p in data.rglob("*")}
