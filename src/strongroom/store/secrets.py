@@ -61,6 +61,7 @@ class SecretRow:
     rotation_due_at: float | None = None  # the moment inside the window the scheduler picked
     cross_account_primary: dict[str, Any] | None = None  # on a cross-account replica
     cross_account_replicas: list[dict[str, Any]] = field(default_factory=list)  # on its primary
+    tags_member: int = 0  # 1: answer "Tags" even when empty (the secret had tags once), as AWS does
 
 
 SECRET_COLUMNS = [f.name for f in fields(SecretRow)]

@@ -25,7 +25,7 @@ __all__ = ["parse_regions", "add", "remove", "sync", "promote", "describe"]
 
 _COPIED = ("description", "kms_key_id", "type", "last_changed_date", "rotation_enabled", "rotation_lambda_arn",
            "rotation_rules", "last_rotated_date", "next_rotation_date", "owning_service", "external_metadata",
-           "external_role_arn", "tags", "deleted_date", "deletion_date")
+           "external_role_arn", "tags", "tags_member", "deleted_date", "deletion_date")
 
 
 def parse_regions(ctx: RequestContext, items: list[dict[str, Any]] | None) -> list[tuple[str, str | None]]:

@@ -192,8 +192,7 @@ class SecretsManager:
                                           secret.arn, token, existing.value_kind,
                                           existing.ciphertext or b"", value):
                 # AWS, moto aws_verified test_put_different_secret_value_with_same_token
-                raise M.exists(f"You can't use ClientRequestToken {token} because that value is already in use "
-                               f"for a version of secret {secret.arn}.")
+                raise M.exists(M.token_in_use(token, secret.arn))
             return sorted(s for s, v in q.stages_of(tx, secret.id).items() if v == token)
         version = self._new_version(tx, secret, token, value, now)
         if existing is None:
@@ -274,15 +273,21 @@ class SecretsManager:
                     raise M.invalid_request(M.SCHEDULED_NAME)
                 if token is not None and value is not None:
                     version = q.get_version(tx, existing.id, token)
-                    if version is not None and self.cipher.same_value(
-                            tx, existing.account_id, existing.region, version.key_ref or "", existing.arn,
-                            token, version.value_kind, version.ciphertext or b"", value):
-                        return {"ARN": existing.arn, "Name": existing.name, "VersionId": token}
+                    if version is not None and version.value_kind != 0:
+                        if self.cipher.same_value(
+                                tx, existing.account_id, existing.region, version.key_ref or "", existing.arn,
+                                token, version.value_kind, version.ciphertext or b"", value):
+                            # AWS, moto aws_verified test_create_duplicate_secret_with_same_token
+                            return {"ARN": existing.arn, "Name": existing.name, "VersionId": token}
+                        # AWS, moto aws_verified test_create_different_secret_with_same_token
+                        raise M.exists(M.token_in_use(token, existing.arn))
+                # AWS, moto aws_verified test_create_duplicate_secret_without_specifying_token
                 raise M.exists(f"The operation failed because the secret {name} already exists.")
             row = SecretRow(id=0, account_id=ctx.account_id, region=ctx.region, name=name,
                             arn=new_arn(ctx.partition, ctx.region, ctx.account_id, name),
                             description=p.get("Description"), kms_key_id=p.get("KmsKeyId"),
-                            type=p.get("Type"), created_date=now, last_changed_date=now, tags=new_tags)
+                            type=p.get("Type"), created_date=now, last_changed_date=now, tags=new_tags,
+                            tags_member=int(bool(new_tags)))
             try:
                 q.insert_secret(tx, row)
             except Conflict:
@@ -317,12 +322,9 @@ class SecretsManager:
             if found is None:
                 raise M.not_found()
             secret, version, version_labels, _ = found
-            if owner != ctx.account_id and (secret.kms_key_id in (None, "", "alias/aws/secretsmanager")):
-                # AWS: a secret under the account's default key cannot be read from another account,
-                # whatever the policies say (the managed key's policy cannot be shared).
-                # AWS, LocalStack aws-validated test_cross_account_access
-                raise AWSError("InvalidRequestException", "You can't access a secret from a different AWS account "
-                               "if you encrypt the secret with the default KMS service key.")
+            # AWS: a secret under the account's default key cannot be read from another account,
+            # whatever the policies say (the managed key's policy cannot be shared).
+            cross_account.check_value_access(ctx, secret)
             if secret.deleted_date is not None:
                 raise M.invalid_request(M.MARKED_FOR_DELETION)
             if version is None or version.value_kind == 0:
@@ -408,6 +410,7 @@ class SecretsManager:
 
         def tx_fn(tx: Tx) -> dict[str, Any]:
             secret = self.find_live(tx, ctx, p["SecretId"])
+            cross_account.check_value_access(ctx, secret)
             labels = self._store_value(tx, secret, token, value, stages, now)
             secret.last_changed_date = now
             q.update_secret(tx, secret, "last_changed_date")
@@ -423,6 +426,8 @@ class SecretsManager:
 
         def tx_fn(tx: Tx) -> dict[str, Any]:
             secret = self.find_live(tx, ctx, p["SecretId"])
+            if value is not None:
+                cross_account.check_value_access(ctx, secret)
             changed = ["last_changed_date"]
             if "Description" in p:
                 secret.description = p["Description"]
@@ -598,7 +603,8 @@ class SecretsManager:
         for stage, vid in sorted(stages.items()):
             by_version.setdefault(vid, []).append(stage)
         out = self.entry(secret, by_version)
-        out["VersionIdsToStages"] = out.pop("SecretVersionsToStages")
+        if by_version:
+            out["VersionIdsToStages"] = out.pop("SecretVersionsToStages")
         out.update(cross_account.describe(secret))
         return out
 
@@ -610,8 +616,8 @@ class SecretsManager:
         out = Members(ARN=secret.arn, Name=secret.name)  # no None anywhere: serialized without the protocol's walk
         if secret.type is not None:
             out["Type"] = secret.type
-        if secret.description is not None:
-            out["Description"] = secret.description
+        if secret.description:  # AWS answers no Description for "" (LocalStack snapshot
+            out["Description"] = secret.description  # test_create_secret_version_from_empty_secret)
         if secret.kms_key_id is not None:
             out["KmsKeyId"] = secret.kms_key_id
         if secret.rotation_enabled is not None:
@@ -634,9 +640,12 @@ class SecretsManager:
             out["DeletedDate"] = secret.deletion_date
         if secret.rotation_enabled and secret.next_rotation_date is not None:
             out["NextRotationDate"] = secret.next_rotation_date
-        if secret.tags:  # stored as parsed: the protocol drops nulls on the way in
+        if secret.tags or secret.tags_member:  # stored as parsed: the protocol drops nulls on the way in
+            # AWS: no Tags for a secret never tagged, "Tags": [] once its last tag is removed
+            # (LocalStack snapshot test_secret_tags, describe_secret and describe_secret_4).
             out["Tags"] = secret.tags
-        out["SecretVersionsToStages"] = by_version
+        if by_version:  # a secret without a value has none (test_create_secret_version_from_empty_secret)
+            out["SecretVersionsToStages"] = by_version
         if secret.owning_service is not None:
             out["OwningService"] = secret.owning_service
         if secret.created_date is not None:
@@ -677,8 +686,8 @@ class SecretsManager:
                     entry["VersionStages"] = labels[version.version_id]
                 if version.last_accessed_date is not None:
                     entry["LastAccessedDate"] = version.last_accessed_date
-                if secret.kms_key_id is not None and version.key_ref:
-                    entry["KmsKeyIds"] = [secret.kms_key_id]
+                if version.key_ref:
+                    entry["KmsKeyIds"] = [self._version_key_name(secret, version.key_ref)]
                 entries.append(entry)
             out: dict[str, Any] = {"Versions": entries[start:start + limit], "ARN": secret.arn, "Name": secret.name}
             if start + limit < len(entries):
@@ -686,6 +695,18 @@ class SecretsManager:
             return out
 
         return await self.db.read(tx_fn)
+
+    @staticmethod
+    def _version_key_name(secret: SecretRow, key_ref: str) -> str:
+        """A version's key as ListSecretVersionIds names it: AWS says ``DefaultEncryptionKey`` for
+        the account's default key (LocalStack snapshot test_deprecated_secret_version_stage), and
+        the secret's KmsKeyId for its customer key; a version left under another key by a change of
+        KmsKeyId shows that key's ARN."""
+        if key_ref.endswith(":alias/aws/secretsmanager"):
+            return "DefaultEncryptionKey"
+        if secret.kms_key_id and key_ref_for(secret.kms_key_id, "aws", secret.region, secret.account_id) == key_ref:
+            return secret.kms_key_id
+        return key_ref
 
     # ---------------------------------------------------------------------------------- tags
 
@@ -695,8 +716,9 @@ class SecretsManager:
         def tx_fn(tx: Tx) -> dict[str, Any]:
             secret = self.find_live(tx, ctx, p["SecretId"], own_metadata=True)
             secret.tags = tags.merge(secret.tags, new_tags)
+            secret.tags_member = 1  # from now on "Tags" is answered, [] once the last tag is removed
             secret.last_changed_date = clock.now()
-            q.update_secret(tx, secret, "tags", "last_changed_date")
+            q.update_secret(tx, secret, "tags", "tags_member", "last_changed_date")
             replication.sync(self, tx, secret)
             return {}
 
