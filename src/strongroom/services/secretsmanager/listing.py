@@ -71,20 +71,22 @@ class Page:
     stages: dict[int, dict[str, list[str]]] = field(default_factory=dict)
 
 
-@lru_cache(maxsize=8192)
-def _words(text: str) -> tuple[str, ...]:
-    """The lower-cased words of ``text`` (cached: a scan meets the same descriptions many times)."""
+@lru_cache(maxsize=65536)
+def _words(text: str) -> str:
+    """The lower-cased words of ``text``, each after a NUL: ``"\0app\0beta"``. A value word
+    begins a word of the text when NUL + it is a substring (one C-level search per word; cached,
+    as a scan meets the same descriptions many times)."""
     out = []
     for chunk in _NOT_WORD.split(text):
-        out.extend(w.lower() for w in _CAMEL.split(chunk) if w)
-    return tuple(out)
+        out.extend(w for w in _CAMEL.split(chunk) if w)
+    return "".join("\0" + w for w in out).lower()
 
 
 def _words_match(text: str | None, wanted: tuple[str, ...]) -> bool:
     if not text or not wanted:
         return False
     words = _words(text)
-    return all(any(w.startswith(v) for w in words) for v in wanted)
+    return all(w in words for w in wanted)
 
 
 class _Value:
@@ -97,7 +99,8 @@ class _Value:
         text = raw[1:] if self.negated else raw
         self.fold = key == "owning-service"
         self.prefix = text.lower() if self.fold else text
-        self.words = _words(text) if key in _WORD_KEYS else None
+        # The value's words, each with the NUL that marks the start of a word in _words().
+        self.words = tuple("\0" + w for w in _words(text).split("\0") if w) if key in _WORD_KEYS else None
 
     def matches(self, texts: list[str | None]) -> bool:
         if self.words is not None:
