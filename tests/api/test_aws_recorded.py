@@ -116,6 +116,27 @@ def test_list_secret_version_ids_names_a_customer_key(sm, name):
     assert [v["KmsKeyIds"] for v in versions] == [["alias/fidelity"]]
 
 
+def test_validate_resource_policy_sends_empty_validation_errors(sm, name):
+    # AWS's documentation example (botocore's examples-1.json, ValidateResourcePolicy):
+    # {"PolicyValidationPassed": true, "ValidationErrors": []}.
+    sm.create_secret(Name=name, SecretString="v")
+    policy = json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+        "Action": "secretsmanager:GetSecretValue", "Resource": "*"}]})
+    out = sm.validate_resource_policy(SecretId=name, ResourcePolicy=policy)
+    out.pop("ResponseMetadata")
+    assert out == {"PolicyValidationPassed": True, "ValidationErrors": []}
+
+
+def test_forced_delete_of_a_secret_that_does_not_exist(sm, name):
+    # LocalStack aws-validated test_delete_non_existent_secret_returns_as_if_secret_exists: Name is
+    # the name asked for, ARN and DeletionDate are there.
+    out = sm.delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True)
+    assert out["Name"] == name
+    assert out["ARN"].startswith(f"arn:aws:secretsmanager:us-east-1:123456789012:secret:{name}-")
+    assert out["DeletionDate"] is not None
+
+
 # ---------------------------------------------------------------------------- idempotency
 
 

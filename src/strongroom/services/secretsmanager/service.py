@@ -820,10 +820,9 @@ class SecretsManager:
         if "SecretId" in p:
             await self.db.read(lambda tx: self.find(tx, ctx, p["SecretId"]))
         errors = policies.validation_errors(p["ResourcePolicy"])
-        out: dict[str, Any] = {"PolicyValidationPassed": not errors}
-        if errors:
-            out["ValidationErrors"] = errors
-        return out
+        # AWS sends ValidationErrors also when empty (botocore's examples-1.json, AWS's
+        # documentation example for ValidateResourcePolicy: "ValidationErrors": []).
+        return {"PolicyValidationPassed": not errors, "ValidationErrors": errors}
 
     # --------------------------------------------------------------------------- replication
 
