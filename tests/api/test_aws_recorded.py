@@ -37,11 +37,17 @@ def _error(exc: pytest.ExceptionInfo[ClientError]) -> dict[str, str]:
     return exc.value.response["Error"]  # type: ignore[no-any-return]
 
 
-def _names(sm: Any, *filters: dict[str, Any], **params: Any) -> list[str]:
-    out: list[str] = []
+def _entries(sm: Any, *filters: dict[str, Any], **params: Any) -> list[dict[str, Any]]:
+    """Every page: a filtered page may come back empty with a NextToken, as on AWS, when the
+    shared server holds many other secrets."""
+    out: list[dict[str, Any]] = []
     for page in sm.get_paginator("list_secrets").paginate(Filters=list(filters), **params):
-        out += [s["Name"] for s in page["SecretList"]]
+        out += page["SecretList"]
     return out
+
+
+def _names(sm: Any, *filters: dict[str, Any], **params: Any) -> list[str]:
+    return [s["Name"] for s in _entries(sm, *filters, **params)]
 
 
 # ---------------------------------------------------------------------------- empty members
@@ -62,7 +68,7 @@ def test_describe_a_secret_created_with_an_empty_description_and_no_value(sm, na
     assert sorted(put) == ["ARN", "Name", "VersionId", "VersionStages"]
     assert put["VersionStages"] == ["AWSCURRENT"]
     # ListSecrets' entries follow DescribeSecret: no empty Description either.
-    listed = sm.list_secrets(Filters=[{"Key": "name", "Values": [name]}])["SecretList"]
+    listed = _entries(sm, {"Key": "name", "Values": [name]})
     assert [sorted(e) for e in listed] == [["ARN", "CreatedDate", "LastChangedDate", "Name",
                                             "SecretVersionsToStages"]]
 
@@ -70,7 +76,7 @@ def test_describe_a_secret_created_with_an_empty_description_and_no_value(sm, na
 def test_a_value_less_secret_is_listed_without_version_stages(sm, name):
     # As DescribeSecret (test_create_secret_version_from_empty_secret): nothing to map, no member.
     sm.create_secret(Name=name)
-    listed = sm.list_secrets(Filters=[{"Key": "name", "Values": [name]}])["SecretList"]
+    listed = _entries(sm, {"Key": "name", "Values": [name]})
     assert [sorted(e) for e in listed] == [["ARN", "CreatedDate", "LastChangedDate", "Name"]]
 
 
@@ -92,7 +98,7 @@ def test_tags_member_before_tagging_and_after_the_last_tag_is_removed(sm, name):
                                                         {"Key": "tag4", "Value": "value4"}]
     sm.untag_resource(SecretId=arn, TagKeys=["tag3", "tag4"])
     assert sm.describe_secret(SecretId=arn)["Tags"] == []
-    listed = sm.list_secrets(Filters=[{"Key": "name", "Values": [name]}])["SecretList"]
+    listed = _entries(sm, {"Key": "name", "Values": [name]})
     assert listed[0]["Tags"] == []
 
 
@@ -135,6 +141,23 @@ def test_forced_delete_of_a_secret_that_does_not_exist(sm, name):
     assert out["Name"] == name
     assert out["ARN"].startswith(f"arn:aws:secretsmanager:us-east-1:123456789012:secret:{name}-")
     assert out["DeletionDate"] is not None
+
+
+def test_replication_status_carries_the_replica_s_last_access(server, name):
+    # AWS's API reference, ReplicationStatusType: LastAccessedDate is "the date that the secret was
+    # last accessed in the Region. This field is omitted if the secret has never been retrieved
+    # in the Region."
+    sm = server.client()
+    sm.create_secret(Name=name, SecretString="v", AddReplicaRegions=[{"Region": "eu-west-1"}])
+
+    def status(answer: dict[str, Any]) -> dict[str, Any]:
+        return answer["ReplicationStatus"][0]  # type: ignore[no-any-return]
+
+    assert "LastAccessedDate" not in status(sm.describe_secret(SecretId=name))
+    server.client(region="eu-west-1").get_secret_value(SecretId=name)
+    described = sm.describe_secret(SecretId=name)
+    assert status(described)["LastAccessedDate"].timestamp() % 86400 == 0  # a day, as LastAccessedDate
+    assert "LastAccessedDate" not in described  # the primary itself was never read
 
 
 # ---------------------------------------------------------------------------- idempotency

@@ -322,6 +322,17 @@ def all_stages(tx: Tx, secret_ids: list[int]) -> dict[int, dict[str, list[str]]]
     return out
 
 
+def last_accessed_by_arn(tx: Tx, arns: list[str]) -> dict[str, float]:
+    """ARN -> last access date of those secrets that were ever read, in one query (the replicas
+    a DescribeSecret reports on)."""
+    if not arns:
+        return {}
+    marks = ", ".join("?" for _ in arns)
+    return {arn: when for arn, when in tx.all(
+        f"SELECT arn, last_accessed_date FROM secrets WHERE arn IN ({marks}) AND last_accessed_date IS NOT NULL",
+        arns)}
+
+
 def due_for_purge(tx: Tx, now: float, limit: int = 100) -> list[int]:
     return [r[0] for r in tx.all("SELECT id FROM secrets WHERE deletion_date IS NOT NULL AND deletion_date <= ? "
                                  "LIMIT ?", (now, limit))]

@@ -602,17 +602,20 @@ class SecretsManager:
         by_version: dict[str, list[str]] = {}
         for stage, vid in sorted(stages.items()):
             by_version.setdefault(vid, []).append(stage)
-        out = self.entry(secret, by_version)
+        accessed = q.last_accessed_by_arn(tx, replication.replica_arns(secret)) if secret.replicas else None
+        out = self.entry(secret, by_version, accessed)
         if by_version:
             out["VersionIdsToStages"] = out.pop("SecretVersionsToStages")
         out.update(cross_account.describe(secret))
         return out
 
     @staticmethod
-    def entry(secret: SecretRow, by_version: dict[str, list[str]]) -> dict[str, Any]:
+    def entry(secret: SecretRow, by_version: dict[str, list[str]],
+              replica_access: dict[str, float] | None = None) -> dict[str, Any]:
         """The members DescribeSecret and ListSecrets share; only those with a value (set one by
         one: a page of ListSecrets makes 100 of these, and building all nineteen to drop the
-        empty ones cost twice as much)."""
+        empty ones cost twice as much). ``replica_access``: replica ARN -> last access, for a
+        primary's ReplicationStatus."""
         out = Members(ARN=secret.arn, Name=secret.name)  # no None anywhere: serialized without the protocol's walk
         if secret.type is not None:
             out["Type"] = secret.type
@@ -651,7 +654,7 @@ class SecretsManager:
         if secret.created_date is not None:
             out["CreatedDate"] = secret.created_date
         if secret.primary_arn is not None or secret.replicas:
-            out.update(replication.describe(secret))
+            out.update(replication.describe(secret, replica_access))
         return out
 
     async def describe_secret(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
