@@ -181,6 +181,18 @@ def test_create_with_a_used_token_and_another_value(sm, name):
         sm.create_secret(Name=name, SecretString="Hello")
     assert _error(exc) == {"Code": "ResourceExistsException",
                            "Message": f"The operation failed because the secret {name} already exists."}
+    # moto aws_verified test_put_different_secret_value_with_same_token and
+    # test_update_different_secret_value_with_same_token: the same message.
+    for call in (sm.put_secret_value, sm.update_secret):
+        with pytest.raises(ClientError) as exc:
+            call(SecretId=arn, SecretString="Hi", ClientRequestToken=token)
+        assert _error(exc)["Message"] == (f"You can't use ClientRequestToken {token} because that value is "
+                                          f"already in use for a version of secret {arn}.")
+    # moto aws_verified test_put_same_secret_value_with_same_token and
+    # test_update_same_secret_value_with_same_token: a retry.
+    assert sm.put_secret_value(SecretId=arn, SecretString="Hello", ClientRequestToken=token)["VersionStages"] == \
+        ["AWSCURRENT"]
+    assert sm.update_secret(SecretId=name, SecretString="Hello", ClientRequestToken=token)["VersionId"] == token
 
 
 # ------------------------------------------------------------------------------ ListSecrets

@@ -148,7 +148,8 @@ def _check_filters(filters: list[dict[str, Any]] | None) -> list[tuple[str, list
         if not values:
             raise _invalid_filter(f"Invalid filter values for key {key}: at least one value is required.")  # unverified
         for v in values:
-            if not re.fullmatch(r"!?[A-Za-z0-9 :_@/+=.\-]*", v) or v in ("", "!"):
+            # The model's pattern (^\!?[a-zA-Z0-9 :_@\/\+\=\.\-\!]*$): "!" also inside a value.
+            if not re.fullmatch(r"[A-Za-z0-9 :_@/+=.\-!]*", v) or v in ("", "!"):
                 raise _invalid_filter(
                     "Invalid filter values for key " + key + ". Filter values can contain alphanumeric "
                     "characters, spaces and the following: :_@/+=.-!")  # unverified
