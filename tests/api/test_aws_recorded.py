@@ -315,6 +315,19 @@ def test_name_and_tag_filters_match_the_beginning_case_sensitive(sm, name):
     assert listed({"Key": "tag-value", "Values": ["!Prod"]}) == {made["MyData"], made["other"]}
 
 
+def test_primary_region_filter_is_a_case_sensitive_prefix(server, name):
+    # AWS's API reference, Filter: "primary-region: Prefix match, case-sensitive."
+    sm = server.client()
+    sm.create_secret(Name=f"{name}-replicated", SecretString="s", AddReplicaRegions=[{"Region": "eu-west-1"}])
+    sm.create_secret(Name=f"{name}-alone", SecretString="s")
+    scope = {"Key": "name", "Values": [name]}
+    assert _names(sm, scope, {"Key": "primary-region", "Values": ["us-east"]}) == [f"{name}-replicated"]
+    assert _names(sm, scope, {"Key": "primary-region", "Values": ["US-EAST"]}) == []
+    assert _names(sm, scope, {"Key": "primary-region", "Values": ["!us-east"]}) == [f"{name}-alone"]
+    replicas = server.client(region="eu-west-1")
+    assert _names(replicas, scope, {"Key": "primary-region", "Values": ["us-east-1"]}) == [f"{name}-replicated"]
+
+
 def test_list_secrets_default_order_is_creation_order(sm, name):
     # moto aws_verified tests above list matches oldest first without SortBy/SortOrder, as does
     # LocalStack's AWS-recorded snapshot test_create_multi_secrets_snapshot ("list_secrets_res":
