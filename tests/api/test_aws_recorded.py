@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import configparser
 import json
+import re
 import secrets
 import subprocess
 import sys
@@ -158,6 +159,26 @@ def test_replication_status_carries_the_replica_s_last_access(server, name):
     described = sm.describe_secret(SecretId=name)
     assert status(described)["LastAccessedDate"].timestamp() % 86400 == 0  # a day, as LastAccessedDate
     assert "LastAccessedDate" not in described  # the primary itself was never read
+
+
+def test_dates_are_sent_to_the_millisecond(sm, name):
+    # AWS's documentation examples (botocore's examples-1.json: "CreatedDate": 1523477145.713,
+    # "LastChangedDate": 1523477145.729, "DeletionDate": "1524085349.095") and LocalStack's
+    # aws-validated test_last_updated_date ("secretsmanager return a timestamp with 3 fraction
+    # digits"): epoch seconds with at most three decimals.
+    bodies: list[str] = []
+    sm.meta.events.register("after-call.secretsmanager.*",
+                            lambda http_response, **_: bodies.append(http_response.text))
+    sm.create_secret(Name=name, SecretString="v")
+    sm.get_secret_value(SecretId=name)
+    sm.describe_secret(SecretId=name)
+    sm.list_secret_version_ids(SecretId=name)
+    _entries(sm, {"Key": "name", "Values": [name]})
+    sm.delete_secret(SecretId=name, RecoveryWindowInDays=7)
+    dates = [m for body in bodies
+             for m in re.findall(r'"(?:CreatedDate|LastChangedDate|DeletionDate|DeletedDate)":([0-9.]+)', body)]
+    assert len(dates) >= 6
+    assert [d for d in dates if len(d.partition(".")[2]) > 3] == []
 
 
 # ---------------------------------------------------------------------------- idempotency

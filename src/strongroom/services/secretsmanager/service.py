@@ -41,6 +41,14 @@ def _midnight(t: float) -> float:
     return math.floor(t / DAY) * DAY
 
 
+def _ms(t: float) -> float:
+    """A date as AWS answers it: epoch seconds to the millisecond (AWS's documentation examples,
+    e.g. "CreatedDate": 1523477145.713 in botocore's examples-1.json; LocalStack's aws-validated
+    test_last_updated_date notes the three fraction digits). Stored dates keep their precision:
+    only answers are cut, so ordering and pagination are unchanged."""
+    return math.floor(t * 1000) / 1000
+
+
 class SecretsManager:
     """All operations of the service, keyed by their AWS names in :attr:`handlers`."""
 
@@ -342,7 +350,7 @@ class SecretsManager:
                                         secret.arn, version.version_id, version.value_kind,
                                         version.ciphertext or b"")
             out: dict[str, Any] = {"ARN": secret.arn, "Name": secret.name, "VersionId": version.version_id,
-                                   "VersionStages": version_labels, "CreatedDate": version.created_date}
+                                   "VersionStages": version_labels, "CreatedDate": _ms(version.created_date)}
             out["SecretString" if isinstance(value, str) else "SecretBinary"] = value
             today = _midnight(clock.now())
             stale = version.last_accessed_date != today or secret.last_accessed_date != today
@@ -546,13 +554,13 @@ class SecretsManager:
             cross_account.check_deletable(secret)
             if force:
                 q.delete_secret_row(tx, secret.id)
-                return {"ARN": secret.arn, "Name": secret.name, "DeletionDate": now}
+                return {"ARN": secret.arn, "Name": secret.name, "DeletionDate": _ms(now)}
             if secret.deleted_date is not None:
                 raise M.invalid_request(M.MARKED_FOR_DELETION)
             secret.deleted_date = now
             secret.deletion_date = now + window * DAY
             q.update_secret(tx, secret, "deleted_date", "deletion_date")
-            return {"ARN": secret.arn, "Name": secret.name, "DeletionDate": secret.deletion_date}
+            return {"ARN": secret.arn, "Name": secret.name, "DeletionDate": _ms(secret.deletion_date)}
 
         return await self.db.write(tx_fn)
 
@@ -562,10 +570,10 @@ class SecretsManager:
         for, or one made for the name (with a fresh suffix, as a new secret would get)."""
         ref = parse_secret_id(secret_id)
         if ref.arn is not None:
-            return {"ARN": ref.arn, "Name": ref.arn.split(":", 6)[-1].rsplit("-", 1)[0], "DeletionDate": now}
+            return {"ARN": ref.arn, "Name": ref.arn.split(":", 6)[-1].rsplit("-", 1)[0], "DeletionDate": _ms(now)}
         assert ref.name is not None
         return {"ARN": new_arn(ctx.partition, ctx.region, ctx.account_id, ref.name), "Name": ref.name,
-                "DeletionDate": now}
+                "DeletionDate": _ms(now)}
 
     async def restore_secret(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         def tx_fn(tx: Tx) -> dict[str, Any]:
@@ -634,15 +642,15 @@ class SecretsManager:
         if secret.external_role_arn is not None:
             out["ExternalSecretRotationRoleArn"] = secret.external_role_arn
         if secret.last_rotated_date is not None:
-            out["LastRotatedDate"] = secret.last_rotated_date
+            out["LastRotatedDate"] = _ms(secret.last_rotated_date)
         if secret.last_changed_date is not None:
-            out["LastChangedDate"] = secret.last_changed_date
+            out["LastChangedDate"] = _ms(secret.last_changed_date)
         if secret.last_accessed_date is not None:
             out["LastAccessedDate"] = secret.last_accessed_date
         if secret.deleted_date is not None and secret.deletion_date is not None:
-            out["DeletedDate"] = secret.deletion_date
+            out["DeletedDate"] = _ms(secret.deletion_date)
         if secret.rotation_enabled and secret.next_rotation_date is not None:
-            out["NextRotationDate"] = secret.next_rotation_date
+            out["NextRotationDate"] = _ms(secret.next_rotation_date)
         if secret.tags or secret.tags_member:  # stored as parsed: the protocol drops nulls on the way in
             # AWS: no Tags for a secret never tagged, "Tags": [] once its last tag is removed
             # (LocalStack snapshot test_secret_tags, describe_secret and describe_secret_4).
@@ -652,7 +660,7 @@ class SecretsManager:
         if secret.owning_service is not None:
             out["OwningService"] = secret.owning_service
         if secret.created_date is not None:
-            out["CreatedDate"] = secret.created_date
+            out["CreatedDate"] = _ms(secret.created_date)
         if secret.primary_arn is not None or secret.replicas:
             out.update(replication.describe(secret, replica_access))
         return out
@@ -684,7 +692,7 @@ class SecretsManager:
                     continue
                 if version.version_id not in labels and not include_deprecated:
                     continue
-                entry: dict[str, Any] = {"VersionId": version.version_id, "CreatedDate": version.created_date}
+                entry: dict[str, Any] = {"VersionId": version.version_id, "CreatedDate": _ms(version.created_date)}
                 if version.version_id in labels:
                     entry["VersionStages"] = labels[version.version_id]
                 if version.last_accessed_date is not None:
