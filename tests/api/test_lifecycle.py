@@ -180,7 +180,9 @@ def test_secret_without_value(sm, name):
     out = sm.create_secret(Name=name)
     assert "VersionId" not in out
     described = sm.describe_secret(SecretId=name)
-    assert described["VersionIdsToStages"] == {}
+    # AWS sends no VersionIdsToStages for a secret without a value (LocalStack snapshot
+    # test_create_secret_version_from_empty_secret, "describe-secret").
+    assert "VersionIdsToStages" not in described
     with pytest.raises(ClientError) as exc:
         sm.get_secret_value(SecretId=name)
     assert error(exc)[0] == "ResourceNotFoundException"

@@ -222,4 +222,10 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE secrets ADD COLUMN cross_account_primary TEXT",
         "ALTER TABLE secrets ADD COLUMN cross_account_replicas TEXT NOT NULL DEFAULT '[]'",
     ],
+    # 9: whether DescribeSecret and ListSecrets answer ``Tags`` when a secret has none. AWS answers
+    # no ``Tags`` for a secret never tagged and ``"Tags": []`` once its last tag is removed
+    # (LocalStack's AWS-recorded snapshot test_secret_tags), so "no tags" has two states.
+    [
+        "ALTER TABLE secrets ADD COLUMN tags_member INTEGER NOT NULL DEFAULT 0",
+    ],
 ]

@@ -61,6 +61,7 @@ class SecretRow:
     rotation_due_at: float | None = None  # the moment inside the window the scheduler picked
     cross_account_primary: dict[str, Any] | None = None  # on a cross-account replica
     cross_account_replicas: list[dict[str, Any]] = field(default_factory=list)  # on its primary
+    tags_member: int = 0  # 1: answer "Tags" even when empty (the secret had tags once), as AWS does
 
 
 SECRET_COLUMNS = [f.name for f in fields(SecretRow)]
@@ -319,6 +320,17 @@ def all_stages(tx: Tx, secret_ids: list[int]) -> dict[int, dict[str, list[str]]]
                                   "ORDER BY stage", secret_ids):
         out[sid].setdefault(vid, []).append(stage)
     return out
+
+
+def last_accessed_by_arn(tx: Tx, arns: list[str]) -> dict[str, float]:
+    """ARN -> last access date of those secrets that were ever read, in one query (the replicas
+    a DescribeSecret reports on)."""
+    if not arns:
+        return {}
+    marks = ", ".join("?" for _ in arns)
+    return {arn: when for arn, when in tx.all(
+        f"SELECT arn, last_accessed_date FROM secrets WHERE arn IN ({marks}) AND last_accessed_date IS NOT NULL",
+        arns)}
 
 
 def due_for_purge(tx: Tx, now: float, limit: int = 100) -> list[int]:

@@ -6,10 +6,27 @@ boundary is a keyset position ``(sort value, row id)``, so tokens stay valid and
 skipped or repeated while secrets are added. A token only fits the query it came from: other
 filters, another sort or another secret answer ``InvalidNextTokenException``.
 
-Filter semantics follow AWS's documentation for ListSecrets: every filter must match (AND), any
-value of one filter may match (OR), a value starting with ``!`` negates, and a value matches a
-field when it is a prefix of the field or of one of its words (words are split at ``/ _ + = . @ -``
-and spaces). Matching is case-sensitive.
+Filters, as AWS matches them (AWS's user guide, "Find secrets in AWS Secrets Manager", and the
+answers AWS gave to public test suites: LocalStack's aws-validated test_list_secrets_filtering,
+moto's aws_verified test_with_all_filter, test_with_all_filter_special_characters,
+test_with_duplicate_filter_keys and test_with_filter_with_value_with_multiple_words):
+
+* every filter must match (AND, also for two filters with one key); any value of one filter may
+  match (OR); a value starting with ``!`` excludes the secrets it matches;
+* ``name``, ``tag-key``, ``tag-value``, ``primary-region``: the value is a prefix of the whole
+  field, case-sensitive (``Data`` matches ``DatabaseSecret``, not ``MyData``; ``testing1 one``
+  does not match ``testing1/one-1``);
+* ``owning-service``: a prefix, not case-sensitive (the user guide's words; # unverified);
+* ``description`` and ``all`` (name, description, tag keys and values) match words, not
+  case-sensitive: the value and the field are split into words (at anything but letters and
+  digits, and before a capital that starts a lower-case run: ``AppBeta`` is ``App`` ``Beta``,
+  ``COMPANYthings`` is ``COMPAN`` ``Ythings``), and every word of the value must begin a word of
+  one field (``a secret`` matches ``an secret``, not ``asecret``). A value with no word (``+``)
+  matches nothing.
+
+Without ``SortBy``/``SortOrder`` secrets come oldest first, as AWS lists them (the recorded
+answers above list secrets in creation order; LocalStack's snapshot test_create_multi_secrets_snapshot
+too).
 """
 
 from __future__ import annotations
@@ -19,6 +36,7 @@ import hashlib
 import hmac
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -32,7 +50,10 @@ from strongroom.store.secrets import SecretRow
 __all__ = ["Lister", "Page"]
 
 _SCAN_LIMIT = 5000
-_WORD_SPLIT = re.compile(r"[/_+=.@\-\s]+")
+_NOT_WORD = re.compile(r"[^A-Za-z0-9]+")
+_CAMEL = re.compile(r"([^a-z][a-z]+)")
+# Keys matched on words, not case-sensitive; the others are prefixes of the whole field.
+_WORD_KEYS = {"description", "all"}
 
 
 def _invalid_token() -> AWSError:
@@ -50,12 +71,43 @@ class Page:
     stages: dict[int, dict[str, list[str]]] = field(default_factory=dict)
 
 
-def _field_matches(text: str | None, value: str) -> bool:
-    if not text:
+@lru_cache(maxsize=65536)
+def _words(text: str) -> str:
+    """The lower-cased words of ``text``, each after a NUL: ``"\0app\0beta"``. A value word
+    begins a word of the text when NUL + it is a substring (one C-level search per word; cached,
+    as a scan meets the same descriptions many times)."""
+    out = []
+    for chunk in _NOT_WORD.split(text):
+        out.extend(w for w in _CAMEL.split(chunk) if w)
+    return "".join("\0" + w for w in out).lower()
+
+
+def _words_match(text: str | None, wanted: tuple[str, ...]) -> bool:
+    if not text or not wanted:
         return False
-    if text.startswith(value):
-        return True
-    return any(word.startswith(value) for word in _WORD_SPLIT.split(text) if word)
+    words = _words(text)
+    return all(w in words for w in wanted)
+
+
+class _Value:
+    """One filter value, ready to test: negated or not, and what it looks for."""
+
+    __slots__ = ("negated", "prefix", "words", "fold")
+
+    def __init__(self, key: str, raw: str) -> None:
+        self.negated = raw.startswith("!")
+        text = raw[1:] if self.negated else raw
+        self.fold = key == "owning-service"
+        self.prefix = text.lower() if self.fold else text
+        # The value's words, each with the NUL that marks the start of a word in _words().
+        self.words = tuple("\0" + w for w in _words(text).split("\0") if w) if key in _WORD_KEYS else None
+
+    def matches(self, texts: list[str | None]) -> bool:
+        if self.words is not None:
+            return any(_words_match(t, self.words) for t in texts)
+        if self.fold:
+            return any(t is not None and t.lower().startswith(self.prefix) for t in texts)
+        return any(t is not None and t.startswith(self.prefix) for t in texts)
 
 
 def _texts(row: SecretRow, key: str) -> list[str | None]:
@@ -71,19 +123,17 @@ def _texts(row: SecretRow, key: str) -> list[str | None]:
         return [row.primary_arn.split(":")[3] if row.primary_arn else (row.region if row.replicas else None)]
     if key == "owning-service":
         return [row.owning_service]
-    # "all": every text field.
-    return [row.name, row.description] + [t["Key"] for t in row.tags] + [t["Value"] for t in row.tags] + \
-        [row.owning_service]
+    # "all": the name, the description and the tags (the user guide's list).
+    return [row.name, row.description] + [t["Key"] for t in row.tags] + [t["Value"] for t in row.tags]
 
 
-def _matches(row: SecretRow, filters: list[tuple[str, list[str]]]) -> bool:
+def _matches(row: SecretRow, filters: list[tuple[str, list[_Value]]]) -> bool:
     for key, values in filters:
         texts = _texts(row, key)
-        positive = [v for v in values if not v.startswith("!")]
-        negative = [v[1:] for v in values if v.startswith("!")]
-        if positive and not any(_field_matches(t, v) for t in texts for v in positive):
+        positive = [v for v in values if not v.negated]
+        if positive and not any(v.matches(texts) for v in positive):
             return False
-        if negative and any(_field_matches(t, v) for t in texts for v in negative):
+        if any(v.matches(texts) for v in values if v.negated):
             return False
     return True
 
@@ -98,12 +148,17 @@ def _check_filters(filters: list[dict[str, Any]] | None) -> list[tuple[str, list
         if not values:
             raise _invalid_filter(f"Invalid filter values for key {key}: at least one value is required.")  # unverified
         for v in values:
-            if not re.fullmatch(r"!?[A-Za-z0-9 :_@/+=.\-]*", v) or v in ("", "!"):
+            # The model's pattern (^\!?[a-zA-Z0-9 :_@\/\+\=\.\-\!]*$): "!" also inside a value.
+            if not re.fullmatch(r"[A-Za-z0-9 :_@/+=.\-!]*", v) or v in ("", "!"):
                 raise _invalid_filter(
                     "Invalid filter values for key " + key + ". Filter values can contain alphanumeric "
                     "characters, spaces and the following: :_@/+=.-!")  # unverified
         out.append((key, list(values)))
     return out
+
+
+def _compile(filters: list[tuple[str, list[str]]]) -> list[tuple[str, list[_Value]]]:
+    return [(key, [_Value(key, v) for v in values]) for key, values in filters]
 
 
 class Lister:
@@ -150,7 +205,7 @@ class Lister:
     async def page(self, ctx: RequestContext, p: dict[str, Any], with_stages: bool) -> Page:
         filters = _check_filters(p.get("Filters"))
         sort_by = p.get("SortBy") or "created-date"
-        descending = (p.get("SortOrder") or "desc") == "desc"
+        descending = (p.get("SortOrder") or "asc") == "desc"  # AWS: oldest first (see above)
         include_deleted = bool(p.get("IncludePlannedDeletion", False))
         limit = p.get("MaxResults") or 100
         query_id = hashlib.sha256(orjson.dumps([ctx.account_id, ctx.region, filters, sort_by, descending,
@@ -161,6 +216,8 @@ class Lister:
             if payload.get("q") != query_id or not isinstance(payload.get("i"), int):
                 raise _invalid_token()
             after = (payload.get("v"), payload["i"])
+
+        compiled = _compile(filters)
 
         def tx_fn(tx: Tx) -> Page:
             rows: list[SecretRow] = []
@@ -178,7 +235,7 @@ class Lister:
                 for row in batch:
                     consumed += 1
                     last = row
-                    if not filters or _matches(row, filters):
+                    if not compiled or _matches(row, compiled):
                         rows.append(row)
                         if len(rows) == limit:
                             break

@@ -25,7 +25,7 @@ __all__ = ["parse_regions", "add", "remove", "sync", "promote", "describe"]
 
 _COPIED = ("description", "kms_key_id", "type", "last_changed_date", "rotation_enabled", "rotation_lambda_arn",
            "rotation_rules", "last_rotated_date", "next_rotation_date", "owning_service", "external_metadata",
-           "external_role_arn", "tags", "deleted_date", "deletion_date")
+           "external_role_arn", "tags", "tags_member", "deleted_date", "deletion_date")
 
 
 def parse_regions(ctx: RequestContext, items: list[dict[str, Any]] | None) -> list[tuple[str, str | None]]:
@@ -50,8 +50,24 @@ def _replica_arn(primary_arn: str, region: str) -> str:
     return ":".join(parts)
 
 
-def _status(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{k: v for k, v in e.items() if v is not None} for e in entries]
+def _status(entries: list[dict[str, Any]], arn: str | None = None,
+            accessed: dict[str, float] | None = None) -> list[dict[str, Any]]:
+    """The ReplicationStatus entries; with ``accessed`` (replica ARN -> last access), each one
+    read in its region carries its LastAccessedDate, which AWS omits for a replica never read
+    (ReplicationStatusType in AWS's API reference)."""
+    out = []
+    for e in entries:
+        entry = {k: v for k, v in e.items() if v is not None}
+        when = None if accessed is None or arn is None else accessed.get(_replica_arn(arn, e["Region"]))
+        if when is not None:
+            entry["LastAccessedDate"] = when
+        out.append(entry)
+    return out
+
+
+def replica_arns(secret: SecretRow) -> list[str]:
+    """The ARNs of a primary's region replicas (those that exist: a Failed entry has none of its own)."""
+    return [_replica_arn(secret.arn, e["Region"]) for e in secret.replicas if e.get("Status") == "InSync"]
 
 
 def add(sm: SecretsManager, tx: Tx, primary: SecretRow, regions: list[tuple[str, str | None]],
@@ -149,9 +165,10 @@ def promote(sm: SecretsManager, tx: Tx, replica: SecretRow) -> None:
     q.update_secret(tx, replica, "primary_arn")
 
 
-def describe(secret: SecretRow) -> dict[str, Any]:
+def describe(secret: SecretRow, accessed: dict[str, float] | None = None) -> dict[str, Any]:
     if secret.primary_arn is not None:
         return {"PrimaryRegion": secret.primary_arn.split(":")[3]}
     if secret.replicas:
-        return {"PrimaryRegion": secret.region, "ReplicationStatus": _status(secret.replicas)}
+        return {"PrimaryRegion": secret.region,
+                "ReplicationStatus": _status(secret.replicas, secret.arn, accessed)}
     return {}

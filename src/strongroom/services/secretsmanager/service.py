@@ -41,6 +41,14 @@ def _midnight(t: float) -> float:
     return math.floor(t / DAY) * DAY
 
 
+def _ms(t: float) -> float:
+    """A date as AWS answers it: epoch seconds to the millisecond (AWS's documentation examples,
+    e.g. "CreatedDate": 1523477145.713 in botocore's examples-1.json; LocalStack's aws-validated
+    test_last_updated_date notes the three fraction digits). Stored dates keep their precision:
+    only answers are cut, so ordering and pagination are unchanged."""
+    return math.floor(t * 1000) / 1000
+
+
 class SecretsManager:
     """All operations of the service, keyed by their AWS names in :attr:`handlers`."""
 
@@ -192,8 +200,7 @@ class SecretsManager:
                                           secret.arn, token, existing.value_kind,
                                           existing.ciphertext or b"", value):
                 # AWS, moto aws_verified test_put_different_secret_value_with_same_token
-                raise M.exists(f"You can't use ClientRequestToken {token} because that value is already in use "
-                               f"for a version of secret {secret.arn}.")
+                raise M.exists(M.token_in_use(token, secret.arn))
             return sorted(s for s, v in q.stages_of(tx, secret.id).items() if v == token)
         version = self._new_version(tx, secret, token, value, now)
         if existing is None:
@@ -274,15 +281,21 @@ class SecretsManager:
                     raise M.invalid_request(M.SCHEDULED_NAME)
                 if token is not None and value is not None:
                     version = q.get_version(tx, existing.id, token)
-                    if version is not None and self.cipher.same_value(
-                            tx, existing.account_id, existing.region, version.key_ref or "", existing.arn,
-                            token, version.value_kind, version.ciphertext or b"", value):
-                        return {"ARN": existing.arn, "Name": existing.name, "VersionId": token}
+                    if version is not None and version.value_kind != 0:
+                        if self.cipher.same_value(
+                                tx, existing.account_id, existing.region, version.key_ref or "", existing.arn,
+                                token, version.value_kind, version.ciphertext or b"", value):
+                            # AWS, moto aws_verified test_create_duplicate_secret_with_same_token
+                            return {"ARN": existing.arn, "Name": existing.name, "VersionId": token}
+                        # AWS, moto aws_verified test_create_different_secret_with_same_token
+                        raise M.exists(M.token_in_use(token, existing.arn))
+                # AWS, moto aws_verified test_create_duplicate_secret_without_specifying_token
                 raise M.exists(f"The operation failed because the secret {name} already exists.")
             row = SecretRow(id=0, account_id=ctx.account_id, region=ctx.region, name=name,
                             arn=new_arn(ctx.partition, ctx.region, ctx.account_id, name),
                             description=p.get("Description"), kms_key_id=p.get("KmsKeyId"),
-                            type=p.get("Type"), created_date=now, last_changed_date=now, tags=new_tags)
+                            type=p.get("Type"), created_date=now, last_changed_date=now, tags=new_tags,
+                            tags_member=int(bool(new_tags)))
             try:
                 q.insert_secret(tx, row)
             except Conflict:
@@ -317,12 +330,9 @@ class SecretsManager:
             if found is None:
                 raise M.not_found()
             secret, version, version_labels, _ = found
-            if owner != ctx.account_id and (secret.kms_key_id in (None, "", "alias/aws/secretsmanager")):
-                # AWS: a secret under the account's default key cannot be read from another account,
-                # whatever the policies say (the managed key's policy cannot be shared).
-                # AWS, LocalStack aws-validated test_cross_account_access
-                raise AWSError("InvalidRequestException", "You can't access a secret from a different AWS account "
-                               "if you encrypt the secret with the default KMS service key.")
+            # AWS: a secret under the account's default key cannot be read from another account,
+            # whatever the policies say (the managed key's policy cannot be shared).
+            cross_account.check_value_access(ctx, secret)
             if secret.deleted_date is not None:
                 raise M.invalid_request(M.MARKED_FOR_DELETION)
             if version is None or version.value_kind == 0:
@@ -340,7 +350,7 @@ class SecretsManager:
                                         secret.arn, version.version_id, version.value_kind,
                                         version.ciphertext or b"")
             out: dict[str, Any] = {"ARN": secret.arn, "Name": secret.name, "VersionId": version.version_id,
-                                   "VersionStages": version_labels, "CreatedDate": version.created_date}
+                                   "VersionStages": version_labels, "CreatedDate": _ms(version.created_date)}
             out["SecretString" if isinstance(value, str) else "SecretBinary"] = value
             today = _midnight(clock.now())
             stale = version.last_accessed_date != today or secret.last_accessed_date != today
@@ -408,6 +418,7 @@ class SecretsManager:
 
         def tx_fn(tx: Tx) -> dict[str, Any]:
             secret = self.find_live(tx, ctx, p["SecretId"])
+            cross_account.check_value_access(ctx, secret)
             labels = self._store_value(tx, secret, token, value, stages, now)
             secret.last_changed_date = now
             q.update_secret(tx, secret, "last_changed_date")
@@ -423,6 +434,8 @@ class SecretsManager:
 
         def tx_fn(tx: Tx) -> dict[str, Any]:
             secret = self.find_live(tx, ctx, p["SecretId"])
+            if value is not None:
+                cross_account.check_value_access(ctx, secret)
             changed = ["last_changed_date"]
             if "Description" in p:
                 secret.description = p["Description"]
@@ -541,13 +554,13 @@ class SecretsManager:
             cross_account.check_deletable(secret)
             if force:
                 q.delete_secret_row(tx, secret.id)
-                return {"ARN": secret.arn, "Name": secret.name, "DeletionDate": now}
+                return {"ARN": secret.arn, "Name": secret.name, "DeletionDate": _ms(now)}
             if secret.deleted_date is not None:
                 raise M.invalid_request(M.MARKED_FOR_DELETION)
             secret.deleted_date = now
             secret.deletion_date = now + window * DAY
             q.update_secret(tx, secret, "deleted_date", "deletion_date")
-            return {"ARN": secret.arn, "Name": secret.name, "DeletionDate": secret.deletion_date}
+            return {"ARN": secret.arn, "Name": secret.name, "DeletionDate": _ms(secret.deletion_date)}
 
         return await self.db.write(tx_fn)
 
@@ -557,10 +570,10 @@ class SecretsManager:
         for, or one made for the name (with a fresh suffix, as a new secret would get)."""
         ref = parse_secret_id(secret_id)
         if ref.arn is not None:
-            return {"ARN": ref.arn, "Name": ref.arn.split(":", 6)[-1].rsplit("-", 1)[0], "DeletionDate": now}
+            return {"ARN": ref.arn, "Name": ref.arn.split(":", 6)[-1].rsplit("-", 1)[0], "DeletionDate": _ms(now)}
         assert ref.name is not None
         return {"ARN": new_arn(ctx.partition, ctx.region, ctx.account_id, ref.name), "Name": ref.name,
-                "DeletionDate": now}
+                "DeletionDate": _ms(now)}
 
     async def restore_secret(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         def tx_fn(tx: Tx) -> dict[str, Any]:
@@ -597,21 +610,25 @@ class SecretsManager:
         by_version: dict[str, list[str]] = {}
         for stage, vid in sorted(stages.items()):
             by_version.setdefault(vid, []).append(stage)
-        out = self.entry(secret, by_version)
-        out["VersionIdsToStages"] = out.pop("SecretVersionsToStages")
+        accessed = q.last_accessed_by_arn(tx, replication.replica_arns(secret)) if secret.replicas else None
+        out = self.entry(secret, by_version, accessed)
+        if by_version:
+            out["VersionIdsToStages"] = out.pop("SecretVersionsToStages")
         out.update(cross_account.describe(secret))
         return out
 
     @staticmethod
-    def entry(secret: SecretRow, by_version: dict[str, list[str]]) -> dict[str, Any]:
+    def entry(secret: SecretRow, by_version: dict[str, list[str]],
+              replica_access: dict[str, float] | None = None) -> dict[str, Any]:
         """The members DescribeSecret and ListSecrets share; only those with a value (set one by
         one: a page of ListSecrets makes 100 of these, and building all nineteen to drop the
-        empty ones cost twice as much)."""
+        empty ones cost twice as much). ``replica_access``: replica ARN -> last access, for a
+        primary's ReplicationStatus."""
         out = Members(ARN=secret.arn, Name=secret.name)  # no None anywhere: serialized without the protocol's walk
         if secret.type is not None:
             out["Type"] = secret.type
-        if secret.description is not None:
-            out["Description"] = secret.description
+        if secret.description:  # AWS answers no Description for "" (LocalStack snapshot
+            out["Description"] = secret.description  # test_create_secret_version_from_empty_secret)
         if secret.kms_key_id is not None:
             out["KmsKeyId"] = secret.kms_key_id
         if secret.rotation_enabled is not None:
@@ -625,24 +642,27 @@ class SecretsManager:
         if secret.external_role_arn is not None:
             out["ExternalSecretRotationRoleArn"] = secret.external_role_arn
         if secret.last_rotated_date is not None:
-            out["LastRotatedDate"] = secret.last_rotated_date
+            out["LastRotatedDate"] = _ms(secret.last_rotated_date)
         if secret.last_changed_date is not None:
-            out["LastChangedDate"] = secret.last_changed_date
+            out["LastChangedDate"] = _ms(secret.last_changed_date)
         if secret.last_accessed_date is not None:
             out["LastAccessedDate"] = secret.last_accessed_date
         if secret.deleted_date is not None and secret.deletion_date is not None:
-            out["DeletedDate"] = secret.deletion_date
+            out["DeletedDate"] = _ms(secret.deletion_date)
         if secret.rotation_enabled and secret.next_rotation_date is not None:
-            out["NextRotationDate"] = secret.next_rotation_date
-        if secret.tags:  # stored as parsed: the protocol drops nulls on the way in
+            out["NextRotationDate"] = _ms(secret.next_rotation_date)
+        if secret.tags or secret.tags_member:  # stored as parsed: the protocol drops nulls on the way in
+            # AWS: no Tags for a secret never tagged, "Tags": [] once its last tag is removed
+            # (LocalStack snapshot test_secret_tags, describe_secret and describe_secret_4).
             out["Tags"] = secret.tags
-        out["SecretVersionsToStages"] = by_version
+        if by_version:  # a secret without a value has none (test_create_secret_version_from_empty_secret)
+            out["SecretVersionsToStages"] = by_version
         if secret.owning_service is not None:
             out["OwningService"] = secret.owning_service
         if secret.created_date is not None:
-            out["CreatedDate"] = secret.created_date
+            out["CreatedDate"] = _ms(secret.created_date)
         if secret.primary_arn is not None or secret.replicas:
-            out.update(replication.describe(secret))
+            out.update(replication.describe(secret, replica_access))
         return out
 
     async def describe_secret(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
@@ -672,13 +692,13 @@ class SecretsManager:
                     continue
                 if version.version_id not in labels and not include_deprecated:
                     continue
-                entry: dict[str, Any] = {"VersionId": version.version_id, "CreatedDate": version.created_date}
+                entry: dict[str, Any] = {"VersionId": version.version_id, "CreatedDate": _ms(version.created_date)}
                 if version.version_id in labels:
                     entry["VersionStages"] = labels[version.version_id]
                 if version.last_accessed_date is not None:
                     entry["LastAccessedDate"] = version.last_accessed_date
-                if secret.kms_key_id is not None and version.key_ref:
-                    entry["KmsKeyIds"] = [secret.kms_key_id]
+                if version.key_ref:
+                    entry["KmsKeyIds"] = [self._version_key_name(secret, version.key_ref)]
                 entries.append(entry)
             out: dict[str, Any] = {"Versions": entries[start:start + limit], "ARN": secret.arn, "Name": secret.name}
             if start + limit < len(entries):
@@ -686,6 +706,18 @@ class SecretsManager:
             return out
 
         return await self.db.read(tx_fn)
+
+    @staticmethod
+    def _version_key_name(secret: SecretRow, key_ref: str) -> str:
+        """A version's key as ListSecretVersionIds names it: AWS says ``DefaultEncryptionKey`` for
+        the account's default key (LocalStack snapshot test_deprecated_secret_version_stage), and
+        the secret's KmsKeyId for its customer key; a version left under another key by a change of
+        KmsKeyId shows that key's ARN."""
+        if key_ref.endswith(":alias/aws/secretsmanager"):
+            return "DefaultEncryptionKey"
+        if secret.kms_key_id and key_ref_for(secret.kms_key_id, "aws", secret.region, secret.account_id) == key_ref:
+            return secret.kms_key_id
+        return key_ref
 
     # ---------------------------------------------------------------------------------- tags
 
@@ -695,8 +727,9 @@ class SecretsManager:
         def tx_fn(tx: Tx) -> dict[str, Any]:
             secret = self.find_live(tx, ctx, p["SecretId"], own_metadata=True)
             secret.tags = tags.merge(secret.tags, new_tags)
+            secret.tags_member = 1  # from now on "Tags" is answered, [] once the last tag is removed
             secret.last_changed_date = clock.now()
-            q.update_secret(tx, secret, "tags", "last_changed_date")
+            q.update_secret(tx, secret, "tags", "tags_member", "last_changed_date")
             replication.sync(self, tx, secret)
             return {}
 
@@ -798,10 +831,9 @@ class SecretsManager:
         if "SecretId" in p:
             await self.db.read(lambda tx: self.find(tx, ctx, p["SecretId"]))
         errors = policies.validation_errors(p["ResourcePolicy"])
-        out: dict[str, Any] = {"PolicyValidationPassed": not errors}
-        if errors:
-            out["ValidationErrors"] = errors
-        return out
+        # AWS sends ValidationErrors also when empty (botocore's examples-1.json, AWS's
+        # documentation example for ValidateResourcePolicy: "ValidationErrors": []).
+        return {"PolicyValidationPassed": not errors, "ValidationErrors": errors}
 
     # --------------------------------------------------------------------------- replication
 
