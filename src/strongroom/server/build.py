@@ -20,6 +20,7 @@ from typing import Any
 from strongroom import config
 from strongroom.audit import AuditTrail
 from strongroom.auth.authorizer import BUILTIN_ROTATION_ROLE, Authorizer
+from strongroom.auth.principal import BUILTIN_ROTATOR
 from strongroom.auth.keys import KeyStore
 from strongroom.auth.sigv4 import SigV4Verifier
 from strongroom.crypto import Keyring, MasterKey
@@ -91,7 +92,8 @@ def build(settings: config.Settings) -> Server:
         _, _, _, region, account, _, name = spec.arn.split(":", 6)
         # A function acts as its role (built-in rotators as strongroom's own rotation role).
         role = spec.role.rsplit("/", 1)[-1] if spec.role else BUILTIN_ROTATION_ROLE
-        credential = keys.temporary(account, f"arn:aws:sts::{account}:assumed-role/{role}/{name}")
+        credential = keys.temporary(account, f"arn:aws:sts::{account}:assumed-role/{role}/{name}",
+                                    privilege=BUILTIN_ROTATOR if spec.role is None else None)
         return {"SECRETS_MANAGER_ENDPOINT": endpoint, "AWS_ENDPOINT_URL": endpoint,
                 "AWS_ENDPOINT_URL_SECRETS_MANAGER": endpoint, "AWS_ENDPOINT_URL_LAMBDA": endpoint,
                 "AWS_REGION": region, "AWS_DEFAULT_REGION": region,
@@ -124,6 +126,7 @@ def build(settings: config.Settings) -> Server:
 
     async def startup() -> None:
         server.tasks.append(asyncio.create_task(_purge_loop(sm, audit, settings.purge_interval_seconds)))
+        server.tasks.append(asyncio.create_task(keys.watch()))  # revocations made on other nodes
         server.tasks.append(asyncio.create_task(rotation.run()))
 
     async def shutdown() -> None:
