@@ -142,8 +142,10 @@ class Authorizer:
                           context={**self.base_context(ctx), **context})
         decision = evaluate(request, identity, resource_parsed)
         if not decision.allowed:
-            raise AWSError("AccessDeniedException",
-                           access_denied_message(ctx.principal_arn, action, resource, decision))
+            message = access_denied_message(ctx.principal_arn, action, resource, decision)
+            if service in ("iam", "sts"):  # the query protocol's services say AccessDenied, with a 403
+                raise AWSError("AccessDenied", message, 403)
+            raise AWSError("AccessDeniedException", message)
 
     def secret_context(self, params: dict[str, Any], secret: Any | None) -> dict[str, Any]:
         context: dict[str, Any] = {}
