@@ -23,8 +23,9 @@ ARN, with its path), ``aws:PrincipalAccount``, ``aws:PrincipalType`` (``Account`
 ``aws:SourceAccount`` exist only when a service calls on a resource's behalf, as on AWS, so they
 are absent from a caller's own requests.
 
-Identity policies are cached per principal for a few seconds (each node re-reads them, so a
-changed policy applies everywhere within ``_TTL``).
+Identity policies are cached per principal for a few seconds (``_TTL``), and dropped at once
+when IAM changes them on this node or another (the key store's revocation counter, read every
+half second, calls :meth:`Authorizer.invalidate`).
 """
 
 from __future__ import annotations
