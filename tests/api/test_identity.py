@@ -432,3 +432,46 @@ def test_revocations_reach_every_node_within_a_second(pg_url):
         # A deleted key stops on node b too.
         iam.delete_access_key(UserName=user, AccessKeyId=key["AccessKeyId"])
         assert _refused_within(1.5, lambda: on_b_user.get_secret_value(SecretId="s")) < 1.5
+
+
+def test_iam_calls_see_tags_and_the_path_of_their_target(server):
+    """IAM authorizes on the user's or role's ARN with its path, with the tag keys AWS sets:
+    a Deny on aws:ResourceTag, aws:RequestTag or aws:TagKeys applies to IAM calls too."""
+    iam = server.client("iam")
+    user, key = make_user(iam, {"Effect": "Allow", "Action": "iam:*", "Resource": "*"},
+                          {"Effect": "Deny", "Action": "iam:*", "Resource": "*",
+                           "Condition": {"StringEquals": {"aws:ResourceTag/tier": "protected"}}},
+                          {"Effect": "Deny", "Action": "iam:CreateUser", "Resource": "*",
+                           "Condition": {"ForAnyValue:StringEquals": {"aws:TagKeys": "owner"}}},
+                          {"Effect": "Deny", "Action": "iam:GetRole", "Resource": f"arn:aws:iam::{ACCOUNT}:role/locked/*"})
+    as_user = client_for(server, "iam", key)
+    protected = unique("p")
+    iam.create_user(UserName=protected, Tags=[{"Key": "tier", "Value": "protected"}])
+    with pytest.raises(ClientError) as exc:
+        as_user.put_user_policy(UserName=protected, PolicyName="x", PolicyDocument=policy(
+            {"Effect": "Allow", "Action": "*", "Resource": "*"}))
+    assert exc.value.response["Error"]["Code"] == "AccessDenied"
+    assert "with an explicit deny in an identity-based policy" in exc.value.response["Error"]["Message"]
+    with pytest.raises(ClientError) as exc:
+        as_user.create_user(UserName=unique("t"), Tags=[{"Key": "owner", "Value": "me"}])
+    assert exc.value.response["Error"]["Code"] == "AccessDenied"
+    as_user.create_user(UserName=unique("t"), Tags=[{"Key": "team", "Value": "me"}])
+    locked = make_role(iam, f"arn:aws:iam::{ACCOUNT}:root", path="/locked/")
+    with pytest.raises(ClientError) as exc:
+        as_user.get_role(RoleName=locked["RoleName"])
+    assert exc.value.response["Error"]["Code"] == "AccessDenied"
+    assert locked["Arn"] in exc.value.response["Error"]["Message"]
+
+
+def test_trust_policies_see_the_roles_tags(server):
+    iam = server.client("iam")
+    user, key = make_user(iam)
+    name = unique("r")
+    iam.create_role(RoleName=name, Tags=[{"Key": "assumable", "Value": "no"}], AssumeRolePolicyDocument=policy(
+        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:user/{user}"}, "Action": "sts:AssumeRole"},
+        {"Effect": "Deny", "Principal": "*", "Action": "sts:AssumeRole",
+         "Condition": {"StringEquals": {"aws:ResourceTag/assumable": "no"}}}))
+    with pytest.raises(ClientError) as exc:
+        client_for(server, "sts", key).assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/{name}",
+                                                   RoleSessionName="s1")
+    assert exc.value.response["Error"]["Code"] == "AccessDenied"

@@ -30,6 +30,7 @@ half second, calls :meth:`Authorizer.invalidate`).
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import replace
 from typing import Any
@@ -208,18 +209,37 @@ class Authorizer:
                                                 f"arn:aws:lambda:{ctx.region}:{ctx.account_id}:function:{name}")
             operation = "InvokeFunction" if operation == "Invoke" else operation
         elif service == "iam":
-            if "UserName" in params:
-                resource = f"arn:aws:iam::{ctx.account_id}:user/{params['UserName']}"
-            elif "RoleName" in params:
-                resource = f"arn:aws:iam::{ctx.account_id}:role/{params['RoleName']}"
-            else:
-                resource = ctx.principal_arn if operation in ("GetUser", "CreateAccessKey", "ListAccessKeys",
-                                                              "UpdateAccessKey", "DeleteAccessKey") else "*"
+            resource, context = self._iam_target(tx, ctx, operation, params)
+            self.decide(tx, ctx, f"iam:{operation}", resource, ctx.account_id, [], context, service)
+            return
         elif service == "sts":
             return  # AssumeRole is decided with the role's trust policy by the service
         else:
             resource = "*"
         self.decide(tx, ctx, f"{service}:{operation}", resource, ctx.account_id, [], {}, service)
+
+    @staticmethod
+    def _iam_target(tx: Tx, ctx: RequestContext, operation: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """An IAM call's resource (the user's or role's ARN, with its path, as IAM authorizes it)
+        and its tag keys: ``aws:ResourceTag/*`` of an existing user or role, ``aws:RequestTag/*``
+        and ``aws:TagKeys`` of the tags a call sets."""
+        context: dict[str, Any] = {}
+        if "Tags" in params:
+            context["aws:TagKeys"] = [t["Key"] for t in params["Tags"]]
+            for tag in params["Tags"]:
+                context[f"aws:RequestTag/{tag['Key']}"] = tag.get("Value", "")
+        kind, name = ("user", params["UserName"]) if "UserName" in params else \
+            ("role", params["RoleName"]) if "RoleName" in params else (None, None)
+        if kind is None:
+            own = operation in ("GetUser", "CreateAccessKey", "ListAccessKeys", "UpdateAccessKey", "DeleteAccessKey")
+            return (ctx.principal_arn if own else "*"), context
+        row = tx.one("SELECT arn, tags FROM iam_principals WHERE account_id = ? AND kind = ? AND name = ?",
+                     (ctx.account_id, kind, name))
+        if row is None:  # to be created (its path is the call's), or absent: the service says which
+            return f"arn:aws:iam::{ctx.account_id}:{kind}{params.get('Path', '/')}{name}", context
+        for tag in json.loads(row[1] or "[]"):
+            context[f"aws:ResourceTag/{tag['Key']}"] = tag.get("Value", "")
+        return row[0], context
 
     async def check_assume_role(self, ctx: RequestContext, role_arn: str, account: str, trust: str,
                                 context: dict[str, Any] | None = None) -> None:

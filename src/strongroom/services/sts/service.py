@@ -10,12 +10,15 @@ model by the protocol layer before this runs (``[\\w+=,.@-]*`` for a session nam
 ``/``, so a session ARN cannot pass for another principal's). A session carries its role's unique
 id (``AROA...:session``): a role deleted and made again under its name is another role, and the
 old sessions are deleted with the old one. A session never carries a privilege, whatever it is
-called. The trust policy sees ``sts:RoleSessionName`` and ``sts:ExternalId`` (when given).
+called. The trust policy sees ``sts:RoleSessionName``, ``sts:ExternalId`` (when given), the role's
+tags (``aws:ResourceTag/*``) and the session tags asked for (``aws:RequestTag/*``,
+``aws:TagKeys``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from typing import Any
 
@@ -48,18 +51,24 @@ class STS:
             raise AWSError("ValidationError", f"{role_arn} is invalid")
         account, name = m.group(1), m.group(2)
 
-        def tx_fn(tx: Tx) -> tuple[str, str, int, str]:
-            row = tx.one("SELECT trust_policy, principal_id, max_session, arn FROM iam_principals "
+        def tx_fn(tx: Tx) -> tuple[str, str, int, str, str]:
+            row = tx.one("SELECT trust_policy, principal_id, max_session, arn, tags FROM iam_principals "
                          "WHERE account_id = ? AND kind = 'role' AND name = ?", (account, name))
             if row is None:
                 raise AWSError("AccessDenied", f"User: {ctx.principal_arn} is not authorized to perform: "
                                f"sts:AssumeRole on resource: {role_arn}", 403)
-            return row[0], row[1], int(row[2] or 3600), row[3]
+            return row[0], row[1], int(row[2] or 3600), row[3], row[4]
 
-        trust, role_id, max_session, own_arn = await self.db.read(tx_fn)
-        context = {"sts:RoleSessionName": session}
+        trust, role_id, max_session, own_arn, tags = await self.db.read(tx_fn)
+        context: dict[str, Any] = {"sts:RoleSessionName": session}
         if "ExternalId" in p:
             context["sts:ExternalId"] = p["ExternalId"]
+        for tag in json.loads(tags or "[]"):  # the role's tags
+            context[f"aws:ResourceTag/{tag['Key']}"] = tag.get("Value", "")
+        if "Tags" in p:  # session tags the caller asks for
+            context["aws:TagKeys"] = [t["Key"] for t in p["Tags"]]
+            for tag in p["Tags"]:
+                context[f"aws:RequestTag/{tag['Key']}"] = tag.get("Value", "")
         await self.authorizer.check_assume_role(ctx, role_arn, account, trust, context)
         duration = int(p.get("DurationSeconds", 3600))
         if duration > max_session:
