@@ -83,10 +83,10 @@ class Authorizer:
         if cached is not None and cached[0] > now:
             return cached[1]
         owner: str | None = principal_arn
-        if role_arn or ":assumed-role/" in principal_arn:
+        if role_arn:  # a role session (from the credential: a user's path may read ":assumed-role/")
             role_id = principal_id.partition(":")[0]
             row = tx.one("SELECT arn FROM iam_principals WHERE account_id = ? AND kind = 'role' AND principal_id = ?",
-                         (role_arn.split(":")[4] if role_arn else "", role_id)) if role_id else None
+                         (role_arn.split(":")[4], role_id)) if role_id else None
             owner = row[0] if row else None
         documents = [] if owner is None else [r[0] for r in tx.all(
             "SELECT document FROM iam_inline_policies WHERE principal_arn = ?", (owner,))]

@@ -68,6 +68,11 @@ def write_credentials_file(path: Path, access_key_id: str, secret_access_key: st
     os.replace(tmp, path)
 
 
+def _read_generation(tx: Tx) -> int:
+    row = tx.one("SELECT generation FROM key_generation WHERE id = 1")
+    return int(row[0]) if row else -1
+
+
 class KeyStore:
     def __init__(self, db: Database, keyring: Keyring) -> None:
         self._db = db
@@ -184,11 +189,13 @@ class KeyStore:
         tx.execute("UPDATE key_generation SET generation = generation + 1 WHERE id = 1")
 
     def refresh(self) -> None:
-        """Read the revocation generation (one small query). When it changed, drop every key
-        cached from the database and tell the listeners (the identity-policy cache)."""
+        """Read the revocation generation now (one small query); see :meth:`_generation_read`."""
         started = clock.now()
-        row = self._db.read_sync(lambda tx: tx.one("SELECT generation FROM key_generation WHERE id = 1"))
-        generation = int(row[0]) if row else -1
+        self._generation_read(started, self._db.read_sync(_read_generation, snapshot=False))
+
+    def _generation_read(self, started: float, generation: int) -> None:
+        """When the generation changed, drop every key cached from the database and tell the
+        listeners (the identity-policy cache); either way, trust the cache for ``_TRUST`` more."""
         changed = False
         with self._lock:
             if generation != self._generation:
@@ -202,11 +209,13 @@ class KeyStore:
                 listener()
 
     async def watch(self) -> None:
-        """Read the revocation generation every ``_POLL`` seconds, for as long as the server runs."""
+        """Read the revocation generation every ``_POLL`` seconds, for as long as the server runs
+        (through the database's own connections: one autocommit statement)."""
         failing = False
         while True:
+            started = clock.now()
             try:
-                await asyncio.to_thread(self.refresh)
+                self._generation_read(started, await self._db.read(_read_generation, snapshot=False))
                 if failing:
                     log.warning("the revocation generation can be read again: cached keys are trusted again")
                 failing = False
