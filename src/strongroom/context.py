@@ -10,7 +10,12 @@ __all__ = ["RequestContext"]
 
 @dataclass(frozen=True, slots=True)
 class RequestContext:
-    """The caller and the namespace: secrets live per account and region."""
+    """The caller and the namespace: secrets live per account and region.
+
+    ``privilege``, ``principal_id`` and ``role_arn`` are copied from the credential the request was
+    signed with (:class:`strongroom.auth.principal.Credential`): privilege is decided from them,
+    never from the text of ``principal_arn``.
+    """
 
     account_id: str
     region: str
@@ -23,3 +28,16 @@ class RequestContext:
     operation: str = ""
     params: dict[str, Any] | None = None
     authz: Any = None  # the Authorizer, when policies are enforced
+    privilege: str | None = None  # "root", "builtin-rotator" or None: set only where credentials are minted
+    principal_id: str = ""  # aws:userid
+    role_arn: str = ""  # a role session's role (with its path)
+
+    @property
+    def principal_type(self) -> str:
+        """``aws:PrincipalType``: ``Account`` (root), ``AssumedRole`` (a role session, a function's
+        credentials) or ``User``, from the credential, never from the text of the ARN."""
+        if self.privilege == "root":
+            return "Account"
+        if self.role_arn or self.privilege == "builtin-rotator":
+            return "AssumedRole"
+        return "User"

@@ -126,7 +126,7 @@ _identities = BoundedCache(4096)
 def _identity(ctx: RequestContext) -> dict[str, Any]:
     """The record's ``userIdentity``: the same for every call of one key, so made once per key
     (records share it; nothing changes a record after it is made)."""
-    key = (ctx.principal_arn, ctx.access_key_id, ctx.account_id)
+    key = (ctx.principal_arn, ctx.access_key_id, ctx.account_id, ctx.privilege)
     identity = _identities.get(key)
     if identity is None:
         identity = _new_identity(ctx)
@@ -135,21 +135,20 @@ def _identity(ctx: RequestContext) -> dict[str, Any]:
 
 
 def _new_identity(ctx: RequestContext) -> dict[str, Any]:
+    """CloudTrail's ``userIdentity``. Its type comes from the credential (its privilege, whether
+    it is a role session), never from the text of the ARN, which a caller partly chooses."""
     arn = ctx.principal_arn
-    if arn.endswith(":root"):
-        kind = "Root"
-    elif ":assumed-role/" in arn:
-        kind = "AssumedRole"
-    elif ":user/" in arn:
-        kind = "IAMUser"
-    else:
-        kind = "Unknown"
-    identity: dict[str, Any] = {"type": kind, "principalId": ctx.access_key_id or ctx.account_id, "arn": arn,
-                                "accountId": ctx.account_id}
+    kind = {"Account": "Root", "AssumedRole": "AssumedRole", "User": "IAMUser"}[ctx.principal_type]
+    identity: dict[str, Any] = {"type": kind, "principalId": ctx.principal_id or ctx.access_key_id or ctx.account_id,
+                                "arn": arn, "accountId": ctx.account_id}
     if ctx.access_key_id:
         identity["accessKeyId"] = ctx.access_key_id
     if kind == "IAMUser":
         identity["userName"] = arn.rsplit("/", 1)[-1]
+    elif kind == "AssumedRole" and ctx.role_arn:
+        identity["sessionContext"] = {"sessionIssuer": {
+            "type": "Role", "principalId": ctx.principal_id.partition(":")[0], "arn": ctx.role_arn,
+            "accountId": ctx.account_id, "userName": ctx.role_arn.rsplit("/", 1)[-1]}}
     return identity
 
 

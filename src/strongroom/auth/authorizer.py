@@ -10,16 +10,33 @@ Who is never refused here:
   explicit ``Deny`` in a secret's resource policy, as on AWS;
 * strongroom's **built-in rotators**, for Secrets Manager calls in their own account.
 
-Identity policies are cached per principal for a few seconds (each node re-reads them, so a
-changed policy applies everywhere within ``_TTL``).
+Both are facts recorded on the credential where it was minted (``RequestContext.privilege``),
+never read from the text of an ARN: a caller chooses parts of that text (a session name, a role
+name), so no name can make a caller privileged.
+
+The request context (:meth:`Authorizer.base_context`) holds every global key the policy parser
+accepts that AWS sets for a direct call: ``aws:PrincipalArn`` (for a role session the role's own
+ARN, with its path), ``aws:PrincipalAccount``, ``aws:PrincipalType`` (``Account``, ``User``,
+``AssumedRole``), ``aws:userid`` (the account id, ``AIDA...``, ``AROA...:session``),
+``aws:username`` (IAM users only), ``aws:SourceIp``, ``aws:SecureTransport``,
+``aws:RequestedRegion``, ``aws:CurrentTime``, ``aws:EpochTime``. ``aws:SourceArn`` and
+``aws:SourceAccount`` exist only when a service calls on a resource's behalf, as on AWS, so they
+are absent from a caller's own requests.
+
+Identity policies are cached per principal for a few seconds (``_TTL``), and dropped at once
+when IAM changes them on this node or another (the key store's revocation counter, read every
+half second, calls :meth:`Authorizer.invalidate`).
 """
 
 from __future__ import annotations
 
+import json
 import threading
+from dataclasses import replace
 from typing import Any
 
 from strongroom import clock
+from strongroom.auth.principal import BUILTIN_ROTATOR, ROOT
 from strongroom.errors import AWSError
 from strongroom.context import RequestContext
 from strongroom.store import Database, Tx
@@ -40,15 +57,6 @@ _SECRET_KEYS = {"Description": "secretsmanager:Description", "KmsKeyId": "secret
                 "BlockPublicPolicy": "secretsmanager:BlockPublicPolicy"}
 
 
-def role_arn_of(principal_arn: str) -> str | None:
-    """``arn:aws:sts::A:assumed-role/R/S`` → ``arn:aws:iam::A:role/R``."""
-    if ":assumed-role/" not in principal_arn:
-        return None
-    account = principal_arn.split(":")[4]
-    role = principal_arn.split(":assumed-role/", 1)[1].split("/")[0]
-    return f"arn:aws:iam::{account}:role/{role}"
-
-
 class Authorizer:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -63,45 +71,56 @@ class Authorizer:
 
     # -------------------------------------------------------------------------- gathering
 
-    def identity_policies(self, tx: Tx, principal_arn: str) -> list[Any]:
+    def identity_policies(self, tx: Tx, principal_arn: str, role_arn: str = "", principal_id: str = "") -> list[Any]:
+        """The caller's inline policies: a user's own, or for a role session (``role_arn`` set,
+        ``principal_id`` ``ROLE-ID:session``) the role's, found by the role's unique id, so a role
+        deleted and made again under the same name gives its old sessions nothing."""
         from strongroom.policy import parse_policy
 
         now = clock.now()
-        cached = self._cache.get(principal_arn)
+        key = f"{principal_arn}\n{principal_id}"
+        cached = self._cache.get(key)
         if cached is not None and cached[0] > now:
             return cached[1]
-        owner = role_arn_of(principal_arn)
-        if owner is None:
-            owner = principal_arn
-        else:  # the role's own ARN may carry a path: match on account and name
-            account, name = owner.split(":")[4], owner.rsplit("/", 1)[-1]
-            row = tx.one("SELECT arn FROM iam_principals WHERE account_id = ? AND kind = 'role' AND name = ?",
-                         (account, name))
-            owner = row[0] if row else owner
-        documents = [r[0] for r in tx.all("SELECT document FROM iam_inline_policies WHERE principal_arn = ?", (owner,))]
+        owner: str | None = principal_arn
+        if role_arn:  # a role session (from the credential: a user's path may read ":assumed-role/")
+            role_id = principal_id.partition(":")[0]
+            row = tx.one("SELECT arn FROM iam_principals WHERE account_id = ? AND kind = 'role' AND principal_id = ?",
+                         (role_arn.split(":")[4], role_id)) if role_id else None
+            owner = row[0] if row else None
+        documents = [] if owner is None else [r[0] for r in tx.all(
+            "SELECT document FROM iam_inline_policies WHERE principal_arn = ?", (owner,))]
         policies = [parse_policy(d) for d in documents]
         with self._lock:
             if len(self._cache) > 10_000:
                 self._cache.clear()
-            self._cache[principal_arn] = (now + _TTL, policies)
+            self._cache[key] = (now + _TTL, policies)
         return policies
 
     @staticmethod
     def base_context(ctx: RequestContext) -> dict[str, Any]:
+        """The global condition keys of a direct call (see the module docstring)."""
         now = clock.now()
         import datetime as dt
 
-        return {"aws:PrincipalArn": role_arn_of(ctx.principal_arn) or ctx.principal_arn,
-                "aws:PrincipalAccount": ctx.account_id, "aws:SourceIp": ctx.source_ip,
-                "aws:SecureTransport": "false", "aws:RequestedRegion": ctx.region,
-                "aws:CurrentTime": dt.datetime.fromtimestamp(now, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "aws:EpochTime": str(int(now))}
+        kind = ctx.principal_type
+        context = {"aws:PrincipalArn": ctx.role_arn or ctx.principal_arn, "aws:PrincipalType": kind,
+                   "aws:PrincipalAccount": ctx.account_id, "aws:SourceIp": ctx.source_ip,
+                   "aws:SecureTransport": "false", "aws:RequestedRegion": ctx.region,
+                   "aws:CurrentTime": dt.datetime.fromtimestamp(now, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                   "aws:EpochTime": str(int(now))}
+        if ctx.principal_id:
+            context["aws:userid"] = ctx.principal_id
+        if kind == "User":
+            context["aws:username"] = ctx.principal_arn.rsplit("/", 1)[-1]
+        return context
 
     @staticmethod
     def privileged(ctx: RequestContext, service: str) -> bool:
-        if ctx.principal_arn.endswith(":root"):
+        """Root, or a built-in rotator calling Secrets Manager: from the credential only."""
+        if ctx.privilege == ROOT:
             return True
-        return service == "secretsmanager" and f":assumed-role/{BUILTIN_ROTATION_ROLE}/" in ctx.principal_arn
+        return service == "secretsmanager" and ctx.privilege == BUILTIN_ROTATOR
 
     # ---------------------------------------------------------------------------- deciding
 
@@ -112,21 +131,23 @@ class Authorizer:
 
         resource_parsed = [parse_policy(d) for d in resource_policies]
         same_account = resource_account == ctx.account_id
-        if self.privileged(ctx, service) and (same_account or ctx.principal_arn.endswith(":root")):
+        if self.privileged(ctx, service) and (same_account or ctx.privilege == ROOT):
             if same_account and not resource_parsed:
                 return
             # The root principal's own side always allows; the resource's policies still decide.
             identity: list[Any] = [parse_policy('{"Version":"2012-10-17","Statement":[{"Effect":"Allow",'
                                                 '"Action":"*","Resource":"*"}]}')]
         else:
-            identity = self.identity_policies(tx, ctx.principal_arn)
+            identity = self.identity_policies(tx, ctx.principal_arn, ctx.role_arn, ctx.principal_id)
         request = Request(principal_arn=ctx.principal_arn, principal_account=ctx.account_id, action=action,
                           resource=resource, resource_account=resource_account,
                           context={**self.base_context(ctx), **context})
         decision = evaluate(request, identity, resource_parsed)
         if not decision.allowed:
-            raise AWSError("AccessDeniedException",
-                           access_denied_message(ctx.principal_arn, action, resource, decision))
+            message = access_denied_message(ctx.principal_arn, action, resource, decision)
+            if service in ("iam", "sts"):  # the query protocol's services say AccessDenied, with a 403
+                raise AWSError("AccessDenied", message, 403)
+            raise AWSError("AccessDeniedException", message)
 
     def secret_context(self, params: dict[str, Any], secret: Any | None) -> dict[str, Any]:
         context: dict[str, Any] = {}
@@ -192,31 +213,62 @@ class Authorizer:
                 self.decide(tx, ctx, action, resource, account, [], keys, service)
             return
         elif service == "iam":
-            if "UserName" in params:
-                resource = f"arn:aws:iam::{ctx.account_id}:user/{params['UserName']}"
-            elif "RoleName" in params:
-                resource = f"arn:aws:iam::{ctx.account_id}:role/{params['RoleName']}"
-            else:
-                resource = ctx.principal_arn if operation in ("GetUser", "CreateAccessKey", "ListAccessKeys",
-                                                              "UpdateAccessKey", "DeleteAccessKey") else "*"
+            resource, context = self._iam_target(tx, ctx, operation, params)
+            self.decide(tx, ctx, f"iam:{operation}", resource, ctx.account_id, [], context, service)
+            return
         elif service == "sts":
             return  # AssumeRole is decided with the role's trust policy by the service
         else:
             resource = "*"
         self.decide(tx, ctx, f"{service}:{operation}", resource, ctx.account_id, [], {}, service)
 
-    async def check_assume_role(self, ctx: RequestContext, role_arn: str, account: str, trust: str) -> None:
+    @staticmethod
+    def _iam_target(tx: Tx, ctx: RequestContext, operation: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """An IAM call's resource (the user's or role's ARN, with its path, as IAM authorizes it)
+        and its tag keys: ``aws:ResourceTag/*`` of an existing user or role, ``aws:RequestTag/*``
+        and ``aws:TagKeys`` of the tags a call sets."""
+        context: dict[str, Any] = {}
+        if "Tags" in params:
+            context["aws:TagKeys"] = [t["Key"] for t in params["Tags"]]
+            for tag in params["Tags"]:
+                context[f"aws:RequestTag/{tag['Key']}"] = tag.get("Value", "")
+        kind, name = ("user", params["UserName"]) if "UserName" in params else \
+            ("role", params["RoleName"]) if "RoleName" in params else (None, None)
+        if kind is None:
+            own = operation in ("GetUser", "CreateAccessKey", "ListAccessKeys", "UpdateAccessKey", "DeleteAccessKey")
+            return (ctx.principal_arn if own else "*"), context
+        row = tx.one("SELECT arn, tags FROM iam_principals WHERE account_id = ? AND kind = ? AND name = ?",
+                     (ctx.account_id, kind, name))
+        if row is None:  # to be created (its path is the call's), or absent: the service says which
+            return f"arn:aws:iam::{ctx.account_id}:{kind}{params.get('Path', '/')}{name}", context
+        for tag in json.loads(row[1] or "[]"):
+            context[f"aws:ResourceTag/{tag['Key']}"] = tag.get("Value", "")
+        return row[0], context
+
+    async def check_assume_role(self, ctx: RequestContext, role_arn: str, account: str, trust: str,
+                                context: dict[str, Any] | None = None) -> None:
         """The trust policy must let the caller in; unless it names the caller itself, the caller's
-        own policies must also allow ``sts:AssumeRole`` on the role (root's always do)."""
+        own policies must also allow ``sts:AssumeRole`` on the role (root's always do).
+        ``context``: the call's own keys (``sts:RoleSessionName``, ``sts:ExternalId``)."""
         from strongroom.policy import Request, access_denied_message, evaluate, parse_policy
 
         def tx_fn(tx: Tx) -> None:
             request = Request(principal_arn=ctx.principal_arn, principal_account=ctx.account_id,
                               action="sts:AssumeRole", resource=role_arn, resource_account=account,
-                              context=self.base_context(ctx))
-            decision = evaluate(request, [], [parse_policy(trust)])
-            if decision.allowed and ctx.principal_arn not in trust and not ctx.principal_arn.endswith(":root"):
-                decision = evaluate(request, self.identity_policies(tx, ctx.principal_arn), [])
+                              context={**self.base_context(ctx), **(context or {})})
+            if ctx.privilege == ROOT:  # its own side always allows; the trust policy still decides
+                identity: list[Any] = [parse_policy('{"Version":"2012-10-17","Statement":[{"Effect":"Allow",'
+                                                    '"Action":"*","Resource":"*"}]}')]
+            else:
+                identity = self.identity_policies(tx, ctx.principal_arn, ctx.role_arn, ctx.principal_id)
+            # A role's trust policy must always let the caller in. Naming the caller itself (or its
+            # role) is enough in the role's account; naming only the caller's account delegates to
+            # the caller's own policies, which must then allow sts:AssumeRole too. Explicit denies
+            # in either always win.
+            trust_policy = [parse_policy(trust)]
+            decision = evaluate(request, identity, trust_policy)
+            if decision.allowed and not evaluate(request, [], trust_policy).allowed:
+                decision = evaluate(replace(request, resource_account=""), identity, trust_policy)
             if not decision.allowed:
                 raise AWSError("AccessDenied", access_denied_message(ctx.principal_arn, "sts:AssumeRole", role_arn,
                                                                      decision), 403)

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Credential", "VerifiedRequest"]
+__all__ = ["BUILTIN_ROTATOR", "Credential", "ROOT", "VerifiedRequest"]
+
+# The two privileges a credential can carry (``Credential.privilege``).
+ROOT = "root"
+BUILTIN_ROTATOR = "builtin-rotator"
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,6 +18,17 @@ class Credential:
     ``session_token`` is set for temporary credentials (STS, rotation functions); a request made
     with such a key must carry the same token in ``X-Amz-Security-Token``. ``expires_at`` is epoch
     seconds, or None for long-term keys.
+
+    ``privilege`` is the only source of privilege: ``"root"`` for an account's root (the keys made
+    by ``ensure_admin``, ``admin create-account`` and a root's own CreateAccessKey),
+    ``"builtin-rotator"`` for the in-memory credentials of strongroom's built-in rotators, None for
+    everyone else. It is set where the credential is minted and stored with it; nothing reads
+    privilege from the text of ``principal_arn`` (a caller chooses parts of that text).
+
+    ``principal_id`` is the caller's unique id, AWS's ``aws:userid``: the account id for root, the
+    user's ``AIDA...`` id, ``AROA...:session-name`` for a role session (the role's id when the
+    session was made: a role deleted and made again has another). ``role_arn`` is the role's own
+    ARN, with its path, for a role session (``aws:PrincipalArn``); ``""`` otherwise.
     """
 
     access_key_id: str
@@ -22,6 +37,9 @@ class Credential:
     principal_arn: str
     session_token: str | None = None
     expires_at: float | None = None
+    privilege: str | None = None
+    principal_id: str = ""
+    role_arn: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -334,11 +334,12 @@ def create_account(account_id: str, data_dir: Path | None, database_url: str | N
     try:
         keys = KeyStore(db, Keyring(_master_key(settings)))
         principal = f"arn:aws:iam::{account_id}:root"
-        exists = db.read_sync(lambda tx: tx.one("SELECT 1 FROM access_keys WHERE principal_arn = ?", (principal,)))
+        exists = db.read_sync(lambda tx: tx.one("SELECT 1 FROM access_keys WHERE principal_arn = ? OR "
+                                                "(account_id = ? AND privilege = 'root')", (principal, account_id)))
         if exists:
             raise click.ClickException(f"account {account_id} already exists")
         access_key_id, secret = new_access_key_id(), new_secret_access_key()
-        keys.add(access_key_id, secret, account_id, principal)
+        keys.add(access_key_id, secret, account_id, principal, account_id, privilege="root")
     finally:
         db.close()
     if credentials_file is not None:

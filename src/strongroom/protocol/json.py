@@ -93,15 +93,19 @@ def _pattern(text: str | None) -> re.Pattern[str] | None:
         return None
 
 
-def _compile(shape: Any, sensitive: bool = False) -> Check:
-    """A function checking one value against ``shape``: returns the parsed value, appends failures."""
+def _compile(shape: Any, sensitive: bool = False, whole: bool = False) -> Check:
+    """A function checking one value against ``shape``: returns the parsed value, appends failures.
+
+    ``whole``: a pattern must match the whole value (the query protocol's services, IAM and STS,
+    validate so: ``x:root`` fails ``[\\w+=,.@-]*``); otherwise it must match somewhere in it.
+    """
     kind = shape.type_name
     meta = shape.metadata
     sensitive = sensitive or bool(meta.get("sensitive"))
     length = _length_checks(meta, sensitive)
 
     if kind == "structure":
-        members = {name: _compile(member, sensitive) for name, member in shape.members.items()}
+        members = {name: _compile(member, sensitive, whole) for name, member in shape.members.items()}
         required = list(meta.get("required", ()))
 
         def structure(value: Any, path: str, errors: list[str]) -> Any:
@@ -123,7 +127,7 @@ def _compile(shape: Any, sensitive: bool = False) -> Check:
         return structure
 
     if kind == "list":
-        item = _compile(shape.member, sensitive)
+        item = _compile(shape.member, sensitive, whole)
 
         def list_(value: Any, path: str, errors: list[str]) -> Any:
             if not isinstance(value, list):
@@ -135,7 +139,7 @@ def _compile(shape: Any, sensitive: bool = False) -> Check:
         return list_
 
     if kind == "map":
-        key, val = _compile(shape.key, sensitive), _compile(shape.value, sensitive)
+        key, val = _compile(shape.key, sensitive, whole), _compile(shape.value, sensitive, whole)
 
         def map_(value: Any, path: str, errors: list[str]) -> Any:
             if not isinstance(value, dict):
@@ -149,6 +153,9 @@ def _compile(shape: Any, sensitive: bool = False) -> Check:
     if kind == "string":
         enum = meta.get("enum")
         pattern = _pattern(meta.get("pattern"))
+        if pattern is not None and whole:  # Java's \w and \d are ASCII: "é" is no IAM name character
+            pattern = re.compile(pattern.pattern, re.ASCII)
+        match = None if pattern is None else (pattern.fullmatch if whole else pattern.search)
         enum_text = f"Member must satisfy enum value set: [{', '.join(enum)}]" if enum else ""
 
         def string(value: Any, path: str, errors: list[str]) -> Any:
@@ -158,7 +165,7 @@ def _compile(shape: Any, sensitive: bool = False) -> Check:
             length(value, len(value), path, errors)
             if enum and value not in enum and len(errors) == before:
                 _fail(errors, value, path, enum_text, sensitive)
-            if pattern is not None and len(errors) == before and pattern.search(value) is None:
+            if pattern is not None and len(errors) == before and match(value) is None:  # type: ignore[misc]
                 _fail(errors, value, path, f"Member must satisfy regular expression pattern: {pattern.pattern}",
                       sensitive)
             return value

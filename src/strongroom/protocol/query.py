@@ -5,6 +5,13 @@ are ``Name.member.N``, maps ``Name.entry.N.key`` / ``.value``, structures ``Name
 decoded parameters are validated with the same rules as JSON 1.1. Answers are
 ``<OpResponse xmlns=...><OpResult>...</OpResult><ResponseMetadata>...`` and errors IAM's
 ``<ErrorResponse>``, with the status the model's error shape declares.
+
+Validation: every member the model constrains (pattern, length, range, enum, required) is
+checked for every operation, patterns against the whole value (IAM and STS are Java services:
+a pattern must match all of a name, so ``x:root`` is no ``RoleSessionName``). A failure is
+``ValidationError`` in AWS's words, e.g. ``1 validation error detected: Value 'x:root' at
+'roleSessionName' failed to satisfy constraint: Member must satisfy regular expression pattern:
+[\\w+=,.@-]*``.
 """
 
 from __future__ import annotations
@@ -126,7 +133,9 @@ class QueryProtocol:
         self.xmlns: str = self.model.metadata.get("xmlNamespace",
                                                   f"https://{service_name}.amazonaws.com/doc/{self.version}/")
         self.operations = set(operations)
-        self._checks = {name: _compile(self.model.operation_model(name).input_shape)
+        # Every member with a pattern, length or range is checked from the model, patterns
+        # against the whole value as IAM and STS do (``x:root`` is no RoleSessionName).
+        self._checks = {name: _compile(self.model.operation_model(name).input_shape, whole=True)
                         for name in operations if self.model.operation_model(name).input_shape is not None}
         self._status = {s: self.model.shape_for(s).metadata.get("error", {}).get("httpStatusCode", 400)
                         for s in self.model.shape_names if self.model.shape_for(s).metadata.get("exception")}

@@ -40,7 +40,7 @@ from strongroom import __version__
 from strongroom.audit import AuditTrail, api_call_record, is_read_only
 from strongroom.audit import new_id as new_request_id
 from strongroom.auth.authorizer import Authorizer
-from strongroom.auth.principal import Credential, VerifiedRequest
+from strongroom.auth.principal import ROOT, Credential, VerifiedRequest
 from strongroom.auth.sigv4 import Headers, PendingRequest, SigV4Verifier, index_headers
 from strongroom.errors import AWSError
 from strongroom.protocol.query import QueryProtocol
@@ -407,7 +407,8 @@ class App:
             params = parse(None)                                                 # 4. parse
             ctx = RequestContext(ctx.account_id, ctx.region, ctx.principal_arn, ctx.request_id, ctx.source_ip,
                                  ctx.partition, ctx.user_agent, ctx.access_key_id, operation, params,
-                                 self.authorizer)  # dataclasses.replace costs several times more
+                                 self.authorizer, ctx.privilege, ctx.principal_id,
+                                 ctx.role_arn)  # dataclasses.replace costs several times more
             if self.audit is not None and not self.audit.healthy and not is_read_only(operation):
                 raise _audit_unavailable(ctx.request_id)
             await self.authorize(ctx, service.signing_name, operation, params)   # 6. authorize
@@ -476,7 +477,9 @@ class App:
         return RequestContext(account_id=verified.credential.account_id, region=verified.region,
                               principal_arn=verified.credential.principal_arn, request_id=request_id,
                               source_ip=(scope.get("client") or ("", 0))[0], user_agent=agent,
-                              access_key_id=verified.credential.access_key_id)
+                              access_key_id=verified.credential.access_key_id,
+                              privilege=verified.credential.privilege,
+                              principal_id=verified.credential.principal_id, role_arn=verified.credential.role_arn)
 
     def pre_authenticate(self, method: str, scope: dict[str, Any], headers: Headers,
                          service: Service) -> PendingRequest | VerifiedRequest:
@@ -485,7 +488,8 @@ class App:
         verified: PendingRequest | VerifiedRequest
         if self.dev:
             access_key_id, region, signing_name = self.verifier.identify(headers)
-            credential = Credential(access_key_id, "", self.account_id, f"arn:aws:iam::{self.account_id}:root")
+            credential = Credential(access_key_id, "", self.account_id, f"arn:aws:iam::{self.account_id}:root",
+                                    privilege=ROOT, principal_id=self.account_id)
             verified = VerifiedRequest(credential, region, signing_name)
             self.verifier.check_region(region)  # a typo is no new namespace in dev mode either
         else:

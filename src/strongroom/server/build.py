@@ -20,6 +20,7 @@ from typing import Any
 from strongroom import config
 from strongroom.audit import AuditTrail
 from strongroom.auth.authorizer import BUILTIN_ROTATION_ROLE, Authorizer
+from strongroom.auth.principal import BUILTIN_ROTATOR
 from strongroom.auth.keys import KeyStore
 from strongroom.auth.sigv4 import SigV4Verifier
 from strongroom.crypto import Keyring, MasterKey
@@ -101,12 +102,13 @@ def build(settings: config.Settings) -> Server:
         # A function acts as its role; only the built-in rotators (no code of their own, a reserved
         # name) act as strongroom's rotation role. An uploaded function never falls back to it.
         if spec.code_dir is None and name in BUILTINS:
-            role = BUILTIN_ROTATION_ROLE
+            role, privilege = BUILTIN_ROTATION_ROLE, BUILTIN_ROTATOR
         elif spec.role and spec.role.rsplit("/", 1)[-1] != BUILTIN_ROTATION_ROLE:
-            role = spec.role.rsplit("/", 1)[-1]
+            role, privilege = spec.role.rsplit("/", 1)[-1], None
         else:
             raise RuntimeError(f"function {spec.arn} has no execution role of its own; it is not run")
-        credential = keys.temporary(account, f"arn:aws:sts::{account}:assumed-role/{role}/{name}")
+        credential = keys.temporary(account, f"arn:aws:sts::{account}:assumed-role/{role}/{name}",
+                                    privilege=privilege)
         return {"SECRETS_MANAGER_ENDPOINT": endpoint, "AWS_ENDPOINT_URL": endpoint,
                 "AWS_ENDPOINT_URL_SECRETS_MANAGER": endpoint, "AWS_ENDPOINT_URL_LAMBDA": endpoint,
                 "AWS_REGION": region, "AWS_DEFAULT_REGION": region,
@@ -143,6 +145,7 @@ def build(settings: config.Settings) -> Server:
 
     async def startup() -> None:
         server.tasks.append(asyncio.create_task(_purge_loop(sm, audit, settings.purge_interval_seconds)))
+        server.tasks.append(asyncio.create_task(keys.watch()))  # revocations made on other nodes
         server.tasks.append(asyncio.create_task(rotation.run()))
 
     async def shutdown() -> None:

@@ -228,4 +228,32 @@ MIGRATIONS: list[list[str]] = [
     [
         "ALTER TABLE secrets ADD COLUMN tags_member INTEGER NOT NULL DEFAULT 0",
     ],
+    # 10: privilege is a fact stored with a credential, never read from the text of its ARN.
+    # ``privilege`` is 'root' for an account's root keys, NULL otherwise; ``principal_id`` is the
+    # caller's unique id (aws:userid); ``role_arn`` a role session's role. Root keys are the ones
+    # whose ARN is exactly the account's root form, long-term (no session token, no expiry): no
+    # user, role or session ARN can have that form (they read ...:user/..., ...:sts::...). STS
+    # sessions made before session names were validated may carry a forged name ("x:root"): they
+    # are all ended, and so are long-term keys that belong to no user (a role session could mint
+    # one for itself with CreateAccessKey).
+    # ``key_generation`` counts revocations (a key deactivated or deleted, a role deleted): nodes
+    # poll it to drop cached credentials at once (strongroom.auth.keys).
+    [
+        "ALTER TABLE access_keys ADD COLUMN privilege TEXT",
+        "ALTER TABLE access_keys ADD COLUMN principal_id TEXT",
+        "ALTER TABLE access_keys ADD COLUMN role_arn TEXT",
+        "DELETE FROM access_keys WHERE session_token_enc IS NOT NULL OR expires_at IS NOT NULL",
+        "UPDATE access_keys SET privilege = 'root', principal_id = account_id "
+        "WHERE principal_arn = 'arn:aws:iam::' || account_id || ':root'",
+        "UPDATE access_keys SET principal_id = (SELECT p.principal_id FROM iam_principals p "
+        "WHERE p.arn = access_keys.principal_arn AND p.kind = 'user' AND p.account_id = access_keys.account_id) "
+        "WHERE privilege IS NULL",
+        "DELETE FROM access_keys WHERE privilege IS NULL AND principal_id IS NULL",
+        "CREATE INDEX access_keys_by_role ON access_keys (role_arn)",
+        """CREATE TABLE key_generation (
+            id INTEGER PRIMARY KEY,
+            generation INTEGER NOT NULL
+        )""",
+        "INSERT INTO key_generation (id, generation) VALUES (1, 0)",
+    ],
 ]

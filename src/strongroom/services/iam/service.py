@@ -5,6 +5,16 @@ once, in CreateAccessKey's answer. Policy documents are checked when stored: a d
 evaluator could not honour exactly (an unknown element, operator or key) is refused with
 ``MalformedPolicyDocument``, so evaluation never silently ignores a condition. As IAM does,
 documents are returned URL-encoded.
+
+Names and identifiers are checked against the model's patterns and lengths by the protocol layer
+(whole-value matches, IAM's ``ValidationError``). Names beginning with ``strongroom-`` (in any
+case: IAM names are unique regardless of case) are strongroom's own and refused for users and
+roles (``InvalidInput``); no name gives any privilege anyway (``Credential.privilege``).
+
+Revocations take effect at once: deactivating or deleting a key, deleting a role (and with it
+every session made from it) bump the key generation in the same transaction, which every node
+reads within half a second (:mod:`strongroom.auth.keys`). Policy changes bump it too, so other
+nodes drop their cached identity policies as fast.
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ from urllib.parse import quote
 
 from strongroom import clock
 from strongroom.auth.keys import KeyStore, new_access_key_id, new_secret_access_key
+from strongroom.auth.principal import ROOT
 from strongroom.errors import AWSError
 from strongroom.context import RequestContext
 from strongroom.policy.limits import INLINE_POLICY_LIMITS, TRUST_POLICY_LIMIT, iam_size
@@ -30,12 +41,19 @@ OPERATIONS = ["CreateUser", "GetUser", "ListUsers", "DeleteUser", "CreateAccessK
               "UpdateAccessKey", "DeleteAccessKey", "PutUserPolicy", "GetUserPolicy", "DeleteUserPolicy",
               "ListUserPolicies", "CreateRole", "GetRole", "ListRoles", "DeleteRole", "PutRolePolicy",
               "GetRolePolicy", "DeleteRolePolicy", "ListRolePolicies"]
+RESERVED_PREFIX = "strongroom-"
 _COLUMNS = ("arn", "account_id", "kind", "name", "path", "principal_id", "created_date", "trust_policy",
             "description", "max_session", "tags")
 
 
 def _no_such(kind: str, name: str) -> AWSError:
     return AWSError("NoSuchEntity", f"The {kind} with name {name} cannot be found.", 404)
+
+
+def _not_reserved(kind: str, name: str) -> None:
+    if name.lower().startswith(RESERVED_PREFIX):
+        raise AWSError("InvalidInput", f"The {kind} name {name} is reserved: names beginning with "
+                       f"'{RESERVED_PREFIX}' belong to strongroom.")
 
 
 def _principal_id(prefix: str) -> str:
@@ -59,6 +77,7 @@ class IAM:
         self.keys = keys
         self.on_policy_change = on_policy_change
         self.handlers = {name: getattr(self, "_".join(_words(name))) for name in OPERATIONS}
+        keys.listeners.append(on_policy_change)  # another node changed a policy or revoked a key
 
     # ------------------------------------------------------------------------------ helpers
 
@@ -120,28 +139,35 @@ class IAM:
         return await self.db.read(tx_fn)  # type: ignore[no-any-return]
 
     async def _delete(self, ctx: RequestContext, kind: str, name: str) -> dict[str, Any]:
-        def tx_fn(tx: Tx) -> None:
+        def tx_fn(tx: Tx) -> str:
             row = self._get(tx, ctx.account_id, kind, name)
             if tx.one("SELECT 1 FROM iam_inline_policies WHERE principal_arn = ?", (row["arn"],)):
                 raise AWSError("DeleteConflict", "Cannot delete entity, must delete policies first.", 409)
             if kind == "user" and tx.one("SELECT 1 FROM access_keys WHERE principal_arn = ?", (row["arn"],)):
                 raise AWSError("DeleteConflict", "Cannot delete entity, must delete access keys first.", 409)
             tx.execute("DELETE FROM iam_principals WHERE arn = ?", (row["arn"],))
+            if kind == "role":  # its sessions end with it, on every node
+                tx.execute("DELETE FROM access_keys WHERE role_arn = ?", (row["arn"],))
+                self.keys.revoked(tx)
+            return row["arn"]  # type: ignore[no-any-return]
 
-        await self.db.write(tx_fn)
+        arn = await self.db.write(tx_fn)
+        if kind == "role":
+            self.keys.forget_role(arn)
         return {}
 
     # ------------------------------------------------------------------------------- users
 
     async def create_user(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        _not_reserved("user", p["UserName"])
         tx_fn = self._create(ctx, "user", p, p["UserName"], {})
         return {"User": await self.db.write(tx_fn)}
 
     async def get_user(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         name = p.get("UserName")
         if name is None:
-            if ":user/" not in ctx.principal_arn:
-                if ctx.principal_arn.endswith(":root"):
+            if ctx.principal_type != "User":
+                if ctx.privilege == ROOT:
                     return {"User": {"Path": "/", "UserName": "root", "UserId": ctx.account_id,
                                      "Arn": ctx.principal_arn, "CreateDate": 0.0}}
                 raise AWSError("ValidationError", "Must specify userName when calling with non-User credentials")
@@ -156,29 +182,37 @@ class IAM:
 
     # ------------------------------------------------------------------------- access keys
 
-    def _user_for_keys(self, tx: Tx, ctx: RequestContext, p: dict[str, Any]) -> tuple[str, str]:
+    def _user_for_keys(self, tx: Tx, ctx: RequestContext, p: dict[str, Any]) -> tuple[str, str, str]:
+        """The user whose keys a call is about: its name, ARN and unique id. Without
+        ``UserName``, the caller itself: a user, or the account's root; a role session has no
+        keys of its own (it must not mint a long-term key acting as its role)."""
         name = p.get("UserName")
         if name is None:
-            if ":user/" in ctx.principal_arn:
-                name = ctx.principal_arn.rsplit("/", 1)[-1]
-            else:
-                return "root", ctx.principal_arn
-        return name, self._get(tx, ctx.account_id, "user", name)["arn"]
+            if ctx.privilege == ROOT:
+                return "root", ctx.principal_arn, ctx.account_id
+            if ctx.principal_type != "User":
+                raise AWSError("ValidationError", "Must specify userName when calling with non-User credentials")
+            name = ctx.principal_arn.rsplit("/", 1)[-1]
+        row = self._get(tx, ctx.account_id, "user", name)
+        return name, row["arn"], row["principal_id"]
 
     async def create_access_key(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        name, arn = await self.db.read(lambda tx: self._user_for_keys(tx, ctx, p))
+        name, arn, principal_id = await self.db.read(lambda tx: self._user_for_keys(tx, ctx, p))
         count = await self.db.read(lambda tx: tx.one("SELECT count(*) FROM access_keys WHERE principal_arn = ? "
                                                      "AND expires_at IS NULL", (arn,)))
         if count and count[0] >= 2:
             raise AWSError("LimitExceeded", "Cannot exceed quota for AccessKeysPerUser: 2", 409)
         access_key_id, secret = new_access_key_id(), new_secret_access_key()
-        await asyncio.to_thread(self.keys.add, access_key_id, secret, ctx.account_id, arn)
+        # A root's own key (no UserName) is root's: the one place besides first start and
+        # `admin create-account` where a root key is minted, and only by root.
+        privilege = ROOT if name == "root" and ctx.privilege == ROOT and "UserName" not in p else None
+        await asyncio.to_thread(self.keys.add, access_key_id, secret, ctx.account_id, arn, principal_id, privilege)
         return {"AccessKey": {"UserName": name, "AccessKeyId": access_key_id, "Status": "Active",
                               "SecretAccessKey": secret, "CreateDate": clock.now()}}
 
     async def list_access_keys(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         def tx_fn(tx: Tx) -> dict[str, Any]:
-            name, arn = self._user_for_keys(tx, ctx, p)
+            name, arn, _ = self._user_for_keys(tx, ctx, p)
             rows = tx.all("SELECT access_key_id, status, created_date FROM access_keys WHERE principal_arn = ? "
                           "AND expires_at IS NULL ORDER BY created_date", (arn,))
             return {"AccessKeyMetadata": [{"UserName": name, "AccessKeyId": r[0], "Status": r[1], "CreateDate": r[2]}
@@ -187,7 +221,7 @@ class IAM:
         return await self.db.read(tx_fn)  # type: ignore[no-any-return]
 
     def _own_key(self, tx: Tx, ctx: RequestContext, p: dict[str, Any]) -> str:
-        _, arn = self._user_for_keys(tx, ctx, p)
+        _, arn, _ = self._user_for_keys(tx, ctx, p)
         key = p["AccessKeyId"]
         if not tx.one("SELECT 1 FROM access_keys WHERE access_key_id = ? AND principal_arn = ?", (key, arn)):
             raise AWSError("NoSuchEntity", f"The Access Key with id {key} cannot be found.", 404)
@@ -197,6 +231,7 @@ class IAM:
         def tx_fn(tx: Tx) -> str:
             key = self._own_key(tx, ctx, p)
             tx.execute("UPDATE access_keys SET status = ? WHERE access_key_id = ?", (p["Status"], key))
+            self.keys.revoked(tx)
             return key
 
         self.keys.forget(await self.db.write(tx_fn))
@@ -206,6 +241,7 @@ class IAM:
         def tx_fn(tx: Tx) -> str:
             key = self._own_key(tx, ctx, p)
             tx.execute("DELETE FROM access_keys WHERE access_key_id = ?", (key,))
+            self.keys.revoked(tx)
             return key
 
         self.keys.forget(await self.db.write(tx_fn))
@@ -230,6 +266,7 @@ class IAM:
             tx.execute("DELETE FROM iam_inline_policies WHERE principal_arn = ? AND policy_name = ?", (arn, policy_name))
             tx.execute("INSERT INTO iam_inline_policies (principal_arn, account_id, policy_name, document) "
                        "VALUES (?, ?, ?, ?)", (arn, ctx.account_id, policy_name, document))
+            self.keys.revoked(tx)  # other nodes drop cached policies at once, too
 
         await self.db.write(tx_fn)
         self.on_policy_change()
@@ -255,6 +292,7 @@ class IAM:
                               (arn, policy_name))
             if not gone.rowcount:
                 raise AWSError("NoSuchEntity", f"The {kind} policy with name {policy_name} cannot be found.", 404)
+            self.keys.revoked(tx)
 
         await self.db.write(tx_fn)
         self.on_policy_change()
@@ -283,6 +321,7 @@ class IAM:
     # ------------------------------------------------------------------------------- roles
 
     async def create_role(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        _not_reserved("role", p["RoleName"])
         if iam_size(p["AssumeRolePolicyDocument"]) > TRUST_POLICY_LIMIT:
             raise AWSError("LimitExceeded", f"Cannot exceed quota for ACLSizePerRole: {TRUST_POLICY_LIMIT}", 409)
         check_policy(p["AssumeRolePolicyDocument"], kind="resource")

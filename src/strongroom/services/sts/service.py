@@ -4,11 +4,21 @@ AssumeRole is allowed when the role's trust policy names the caller (or the call
 the caller's own policies allow ``sts:AssumeRole`` on the role), exactly as IAM evaluates a
 resource policy together with identity policies. The credentials are stored (encrypted) so that
 every node accepts them, and expire after ``DurationSeconds`` (900 to the role's maximum).
+
+``RoleSessionName``, ``ExternalId``, ``DurationSeconds`` and the rest are checked against the
+model by the protocol layer before this runs (``[\\w+=,.@-]*`` for a session name: no ``:`` or
+``/``, so a session ARN cannot pass for another principal's). A session carries its role's unique
+id (``AROA...:session``): a role deleted and made again under its name is another role, and the
+old sessions are deleted with the old one. A session never carries a privilege, whatever it is
+called. The trust policy sees ``sts:RoleSessionName``, ``sts:ExternalId`` (when given), the role's
+tags (``aws:ResourceTag/*``) and the session tags asked for (``aws:RequestTag/*``,
+``aws:TagKeys``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from typing import Any
 
@@ -31,11 +41,8 @@ class STS:
         self.handlers = {"GetCallerIdentity": self.get_caller_identity, "AssumeRole": self.assume_role}
 
     async def get_caller_identity(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        arn = ctx.principal_arn
-        user_id = ctx.account_id if arn.endswith(":root") else ctx.access_key_id
-        if ":assumed-role/" in arn:
-            user_id = f"{ctx.access_key_id}:{arn.rsplit('/', 1)[-1]}"
-        return {"UserId": user_id, "Account": ctx.account_id, "Arn": arn}
+        # UserId is aws:userid: the account id for root, AIDA... for a user, AROA...:session.
+        return {"UserId": ctx.principal_id or ctx.access_key_id, "Account": ctx.account_id, "Arn": ctx.principal_arn}
 
     async def assume_role(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         role_arn, session = p["RoleArn"], p["RoleSessionName"]
@@ -44,22 +51,32 @@ class STS:
             raise AWSError("ValidationError", f"{role_arn} is invalid")
         account, name = m.group(1), m.group(2)
 
-        def tx_fn(tx: Tx) -> tuple[str, str, int]:
-            row = tx.one("SELECT trust_policy, principal_id, max_session FROM iam_principals "
+        def tx_fn(tx: Tx) -> tuple[str, str, int, str, str]:
+            row = tx.one("SELECT trust_policy, principal_id, max_session, arn, tags FROM iam_principals "
                          "WHERE account_id = ? AND kind = 'role' AND name = ?", (account, name))
             if row is None:
                 raise AWSError("AccessDenied", f"User: {ctx.principal_arn} is not authorized to perform: "
                                f"sts:AssumeRole on resource: {role_arn}", 403)
-            return row[0], row[1], int(row[2] or 3600)
+            return row[0], row[1], int(row[2] or 3600), row[3], row[4]
 
-        trust, role_id, max_session = await self.db.read(tx_fn)
-        await self.authorizer.check_assume_role(ctx, role_arn, account, trust)
+        trust, role_id, max_session, own_arn, tags = await self.db.read(tx_fn)
+        context: dict[str, Any] = {"sts:RoleSessionName": session}
+        if "ExternalId" in p:
+            context["sts:ExternalId"] = p["ExternalId"]
+        for tag in json.loads(tags or "[]"):  # the role's tags
+            context[f"aws:ResourceTag/{tag['Key']}"] = tag.get("Value", "")
+        if "Tags" in p:  # session tags the caller asks for
+            context["aws:TagKeys"] = [t["Key"] for t in p["Tags"]]
+            for tag in p["Tags"]:
+                context[f"aws:RequestTag/{tag['Key']}"] = tag.get("Value", "")
+        await self.authorizer.check_assume_role(ctx, role_arn, account, trust, context)
         duration = int(p.get("DurationSeconds", 3600))
         if duration > max_session:
             raise AWSError("ValidationError", "The requested DurationSeconds exceeds the MaxSessionDuration set "
                            "for this role.")
         assumed_arn = f"arn:aws:sts::{account}:assumed-role/{name}/{session}"
-        credential = await asyncio.to_thread(self.keys.add_session, account, assumed_arn, float(duration))
+        credential = await asyncio.to_thread(self.keys.add_session, account, assumed_arn, float(duration),
+                                             f"{role_id}:{session}", own_arn)
         return {"Credentials": {"AccessKeyId": credential.access_key_id,
                                 "SecretAccessKey": credential.secret_access_key,
                                 "SessionToken": credential.session_token,
