@@ -137,7 +137,8 @@ class Keyring:
     ``members`` maps member ids to providers; the ``active`` one wraps every new key; a wrapped
     key is opened by the member its header names. Nodes learn of members added by another process
     through :meth:`learn` (see :mod:`strongroom.crypto.ring`); a wrapped key naming a member not
-    loaded yet raises :class:`UnknownMember` after one attempt to find it (``on_unknown``).
+    loaded yet is tried with the keys ``on_unknown()`` answers (the process's key sources, read
+again) before :class:`UnknownMember` is raised.
     """
 
     # Unwrapped data keys kept for reads (bounded; oldest dropped first). They add no exposure
@@ -146,7 +147,7 @@ class Keyring:
     ACCOUNT_KEY_CACHE = 1024
 
     def __init__(self, members: Any, active: int = 1,
-                 on_unknown: Callable[[int], None] | None = None) -> None:
+                 on_unknown: Callable[[], list[Any]] | None = None) -> None:
         if not isinstance(members, dict):
             members = {1: members}
         self._members: dict[int, Any] = dict(members)
@@ -182,20 +183,30 @@ class Keyring:
 
     def unwrap_key(self, key_ref: str, wrapped: bytes) -> bytes:
         if wrapped[:1] != _WRAP_V2:
-            return self._provider(1).unwrap(wrapped, key_ref)  # before the keyring: member 1, no id bound
+            return self._open_with(1, wrapped, key_ref)  # before the keyring: member 1, no id bound
         if len(wrapped) < 4:
             raise DecryptionError(f"the wrapped key {key_ref} is malformed")
         member = int.from_bytes(wrapped[1:3], "big")
-        return self._provider(member).unwrap(wrapped[3:], _member_name(key_ref, member))
+        return self._open_with(member, wrapped[3:], _member_name(key_ref, member))
 
-    def _provider(self, member: int) -> Any:
+    def _open_with(self, member: int, inner: bytes, name: str) -> bytes:
         provider = self._members.get(member)
-        if provider is None and self._on_unknown is not None:
-            self._on_unknown(member)
-            provider = self._members.get(member)
-        if provider is None:
-            raise UnknownMember(member)
-        return provider
+        if provider is not None:
+            return provider.unwrap(inner, name)  # type: ignore[no-any-return]
+        # A member added since this process last read the keyring: look among the keys it can
+        # reach for one that opens this key. The associated data binds the member id, so a key
+        # that opens it is that member's (authenticated, not guessed).
+        held = {p.fingerprint for p in self._members.values()}
+        for candidate in self._on_unknown() if self._on_unknown is not None else []:
+            if candidate.fingerprint in held:
+                continue
+            try:
+                plain = candidate.unwrap(inner, name)
+            except DecryptionError:
+                continue
+            self.learn({member: candidate}, None)
+            return plain  # type: ignore[no-any-return]
+        raise UnknownMember(member)
 
     def new_key(self, key_ref: str) -> bytes:
         """A fresh random key for ``key_ref``, wrapped by the active member, for the database."""

@@ -44,7 +44,7 @@ __all__ = ["POLL_SECONDS", "Watcher", "activate", "keyring_status", "member_rows
 log = logging.getLogger("strongroom.keyring")
 
 POLL_SECONDS = 1.0
-_RELOAD_SECONDS = 5.0  # at most this often, a node re-reads its key files looking for a member
+_RELOAD_SECONDS = 1.0  # inside requests, a node re-reads its key sources at most this often
 _BATCH = 100
 _HOW = "give it with --master-key-file FILE or the environment variable STRONGROOM_MASTER_KEY"
 
@@ -162,7 +162,7 @@ class Watcher:
     """Keeps a node's keyring in step with the table, and re-wraps in the background.
 
     ``tick()`` (every ``POLL_SECONDS``, off the event loop) reads the table; a member this node
-    does not hold is looked for in the key sources again (at most every ``_RELOAD_SECONDS``); a
+    does not hold is looked for in the key sources again; a
     new active member it holds becomes the one that wraps. Whenever the active member changed
     (and once at start), rows naming older members are re-wrapped, batch by batch.
     """
@@ -173,28 +173,34 @@ class Watcher:
         self.sources = sources
         self._lock = threading.Lock()
         self._reloaded = 0.0
+        self._cached: list[Any] = []
         self._rewrap_due = True
         self._warned: set[tuple[int, str]] = set()
         keyring._on_unknown = self._on_unknown
 
-    def _on_unknown(self, member: int) -> None:
-        try:
-            self.tick(force_reload=True, rewrap_too=False)
-        except Exception:  # noqa: BLE001 - the caller raises UnknownMember
-            log.exception("looking for master key member %d failed", member)
-
-    def tick(self, force_reload: bool = False, rewrap_too: bool = True) -> None:
-        rows = self.db.read_sync(member_rows)
+    def _local(self, force: bool = False) -> list[Any]:
+        """The keys this node can reach, read again at most every ``_RELOAD_SECONDS``. Also called
+        inside requests (a key naming an unknown member), so no database access here."""
         with self._lock:
-            held = self.keyring.members
-            missing = [r for r in rows if r[0] not in held and r[4] != "retired"]
-            found: dict[int, Any] = {}
-            if missing and (force_reload or time.monotonic() - self._reloaded > _RELOAD_SECONDS):
+            if force or time.monotonic() - self._reloaded > _RELOAD_SECONDS:
                 self._reloaded = time.monotonic()
                 try:
-                    found = _match(missing, self.sources.load())
+                    self._cached = self.sources.load()
                 except KeyringError as exc:
                     log.error("reading the master keys: %s", exc)
+            return self._cached
+
+    def _on_unknown(self) -> list[Any]:
+        return self._local()
+
+    def tick(self, rewrap_too: bool = True) -> None:
+        rows = self.db.read_sync(member_rows)
+        held = self.keyring.members
+        missing = [r for r in rows if r[0] not in held and r[4] != "retired"]
+        # While the table names a member this node lacks, its sources are read on every tick: the
+        # operator may be copying the key in right now (a small file, once a second).
+        found = _match(missing, self._local(force=True)) if missing else {}
+        with self._lock:
             active = next((r for r in rows if r[4] == "active"), None)
             before = self.keyring.active
             self.keyring.learn(found, active[0] if active else None)
