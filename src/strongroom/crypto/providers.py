@@ -14,7 +14,8 @@ Built in here:
   every member this node can open. Which line is which member is not written anywhere: the
   database's ``keyring`` table names each member's fingerprint, and a key is the member whose
   fingerprint it has.
-* **env**: ``STRONGROOM_MASTER_KEY``, one base64 key, or several separated by spaces or commas.
+* **env**: ``STRONGROOM_MASTER_KEY``, one base64 key, or several separated by spaces, commas or
+  newlines (``#`` comment lines skipped, so ``"$(cat master.key)"`` works).
 
 :class:`KeySources` is the factory: ``load()`` answers every key this process can reach (the
 environment first, then the file), ``generate()`` makes a new member in the file, and
@@ -143,7 +144,9 @@ class KeySources:
         time: a node learns of a key the operator copied in without a restart."""
         found: list[Any] = []
         if self.env_text is not None:
-            for part in re.split(r"[\s,]+", self.env_text.strip()):
+            # The text of a key file works too ($(cat master.key)): comment lines are skipped.
+            text = "\n".join(line for line in self.env_text.splitlines() if not line.strip().startswith("#"))
+            for part in re.split(r"[\s,]+", text.strip()):
                 if part:
                     found.append(MasterKey(_decode(part, self.ENV), "env", f"environment variable {self.ENV}"))
         if not self.dev:
