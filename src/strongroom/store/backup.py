@@ -132,7 +132,7 @@ def _open_key(source: BinaryIO, providers: list[Any]) -> tuple[AESGCM, bytes]:
         for provider in providers:
             derive = getattr(provider, "derive", None)  # only file and environment keys have bytes to derive from
             if derive is not None:
-                return AESGCM(derive(b"backup")), b"?"
+                return AESGCM(derive(b"backup")), b""  # version 1 bound nothing more
         raise BackupError("this backup predates the keyring: it opens only with a master key file or "
                           "STRONGROOM_MASTER_KEY")
     if magic != MAGIC:
@@ -161,8 +161,6 @@ def _open_key(source: BinaryIO, providers: list[Any]) -> tuple[AESGCM, bytes]:
 
 def _lines(source: BinaryIO, providers: list[Any]) -> Iterator[bytes]:
     aead, bound = _open_key(source, providers)
-    if bound == b"?":
-        bound = b""
     index = 0
     pending: bytes | None = None
     while True:
