@@ -35,6 +35,40 @@ def health(srv: ServerProcess) -> dict:
         return json.loads(r.read())
 
 
+class Creator:
+    """On another thread: secrets under ever-new KmsKeyId aliases made through one node (a key
+    wrapped by whichever member that node has active), each read back at once through another
+    node, which may not have loaded that member yet."""
+
+    def __init__(self, writer: ServerProcess, reader: ServerProcess, prefix: str) -> None:
+        self.write, self.read = writer.client(), reader.client()
+        self.prefix = prefix
+        self.errors: list[str] = []
+        self.made = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            name = f"{self.prefix}{self.made}"
+            try:
+                self.write.create_secret(Name=name, SecretString=name, KmsKeyId=f"alias/{name}")
+                got = self.read.get_secret_value(SecretId=name)["SecretString"]
+                if got != name:
+                    self.errors.append(f"read {got!r}")
+            except Exception as exc:  # noqa: BLE001 - every failure is a finding
+                self.errors.append(repr(exc))
+            self.made += 1
+
+    def __enter__(self) -> Creator:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
 class Reader:
     """GetSecretValue in a loop on another thread, keeping every error it sees."""
 
@@ -116,11 +150,13 @@ def test_two_nodes_on_postgresql_learn_of_the_new_member(tmp_path, pg_url):
         with ServerProcess(data_dir=tmp_path / "a", database_url=url, extra_args=args) as a, \
                 ServerProcess(data_dir=tmp_path / "b", database_url=url, extra_args=args) as b:
             a.client().create_secret(Name="s", SecretString="v")
-            with Reader(a, "s", "v") as ra, Reader(b, "s", "v") as rb:
+            with Reader(a, "s", "v") as ra, Reader(b, "s", "v") as rb, \
+                    Creator(a, b, "ab") as ab, Creator(b, a, "ba") as ba:
                 rotated = cli("master-key", "rotate", "--database-url", url, *args)
                 assert rotated.returncode == 0, rotated.stderr
                 time.sleep(0.5)
-            assert ra.errors == [] and rb.errors == []
+            assert ra.errors == [] and rb.errors == [] and ab.errors == [] and ba.errors == []
+            assert ab.made > 5 and ba.made > 5
             assert health(a)["keyring"]["active"] == 2 and health(b)["keyring"]["active"] == 2
             a.client(region="ap-south-1").create_secret(Name="ra", SecretString="1")
             b.client().create_secret(Name="kb", SecretString="2", KmsKeyId="alias/b")
@@ -129,6 +165,8 @@ def test_two_nodes_on_postgresql_learn_of_the_new_member(tmp_path, pg_url):
         with ServerProcess(data_dir=tmp_path / "b", database_url=url, extra_args=args) as b:
             for region, name, value in (("us-east-1", "s", "v"), ("ap-south-1", "ra", "1"), ("us-east-1", "kb", "2")):
                 assert b.client(region=region).get_secret_value(SecretId=name)["SecretString"] == value
+            for i in range(0, ab.made, max(1, ab.made // 10)):
+                assert b.client().get_secret_value(SecretId=f"ab{i}")["SecretString"] == f"ab{i}"
 
 
 def test_two_phase_rotation_for_nodes_on_several_machines(tmp_path, pg_url):
@@ -224,7 +262,7 @@ def test_a_populated_database_without_its_key_is_refused_and_no_key_is_made(tmp_
     data = tmp_path / "data"
     with ServerProcess(data_dir=data) as srv:
         srv.client().create_secret(Name="s", SecretString="v")
-    expected = json.loads(json.dumps(cli("master-key", "list", "--data-dir", str(data)).stdout))
+    expected = cli("master-key", "list", "--data-dir", str(data)).stdout
     fingerprint = expected.split("fingerprint ")[1].split()[0]
     key = (data / "master.key").read_text()
     (data / "master.key").unlink()
@@ -238,7 +276,8 @@ def test_a_populated_database_without_its_key_is_refused_and_no_key_is_made(tmp_
     from strongroom.crypto import fingerprint_of
 
     line = _one_line_refusal(serve(data))
-    assert f"the master key {fingerprint_of(b'w' * 32)}" in line and f"expects member 1 (fingerprint {fingerprint}" in line
+    assert f"the master key {fingerprint_of(b'w' * 32)}" in line
+    assert f"expects member 1 (fingerprint {fingerprint}" in line
     # The right key through the environment works (and the wrong file beside it does no harm).
     env_key = key.strip()
     (data / "master.key").unlink()

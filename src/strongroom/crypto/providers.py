@@ -79,7 +79,8 @@ def read_key_file(path: Path) -> list[bytes]:
         raise KeyringError(f"the master key file {path} is not a regular file")
     mode = stat.S_IMODE(st.st_mode)
     if mode & 0o077:
-        raise KeyringError(f"the master key file {path} is readable by others (mode {oct(mode)}); run: chmod 600 {path}")
+        raise KeyringError(f"the master key file {path} is readable by others (mode {oct(mode)}); "
+                           f"run: chmod 600 {path}")
     try:
         text = path.read_text()
     except (PermissionError, UnicodeDecodeError) as exc:

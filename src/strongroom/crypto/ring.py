@@ -57,8 +57,8 @@ def crash_point(step: str) -> None:
 
 def member_rows(tx: Tx) -> list[tuple[int, str, str, str, str, float]]:
     """(id, fingerprint, kind, description, state, created_date), by id."""
-    return [tuple(r) for r in tx.all("SELECT id, fingerprint, kind, description, state, created_date "  # type: ignore[misc]
-                                     "FROM keyring ORDER BY id")]
+    rows = tx.all("SELECT id, fingerprint, kind, description, state, created_date FROM keyring ORDER BY id")
+    return [tuple(r) for r in rows]  # type: ignore[misc]
 
 
 def wrap_counts(tx: Tx) -> dict[int, int]:
@@ -80,7 +80,8 @@ def _match(rows: list[tuple[Any, ...]], local: list[Any]) -> dict[int, Any]:
 
 
 def _insert_member(tx: Tx, member: int, provider: Any, state: str) -> None:
-    tx.execute("INSERT INTO keyring (id, fingerprint, kind, description, state, created_date) VALUES (?, ?, ?, ?, ?, ?)",
+    tx.execute("INSERT INTO keyring (id, fingerprint, kind, description, state, created_date) "
+               "VALUES (?, ?, ?, ?, ?, ?)",
                (member, provider.fingerprint, provider.kind, provider.description, state, clock.now()))
 
 
