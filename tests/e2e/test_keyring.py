@@ -338,3 +338,21 @@ def test_a_backup_taken_before_a_rotation_restores_after_it(tmp_path):
     assert cli("restore", str(tmp_path / "new.bak"), "--data-dir", str(bare)).returncode == 0
     with ServerProcess(data_dir=bare) as srv:
         assert srv.client().get_secret_value(SecretId="s")["SecretString"] == "before"
+
+
+def test_a_member_whose_key_is_missing_is_named_with_where_it_was_looked_for(tmp_path):
+    data = tmp_path / "data"
+    with ServerProcess(data_dir=data) as srv:
+        srv.client().create_secret(Name="s", SecretString="v")
+    killed = cli("master-key", "rotate", "--data-dir", str(data), env={"STRONGROOM_TEST_CRASH_AT": "member-added"})
+    assert killed.returncode == -9
+    first, second = key_lines(data / "master.key")
+    (data / "master.key").write_text(first + "\n")  # the new member's key lost: its row names it
+    line = _one_line_refusal(serve(data))
+    assert "expects member 2 (fingerprint" in line and str(data / "master.key") in line
+    (data / "master.key").write_text(second + "\n")  # the old member's key lost while it still wraps keys
+    line = _one_line_refusal(serve(data))
+    assert line.startswith("master key member 1 (fingerprint") and "still wraps 3 keys but was not found" in line
+    (data / "master.key").write_text(first + "\n" + second + "\n")
+    with ServerProcess(data_dir=data) as srv:
+        assert srv.client().get_secret_value(SecretId="s")["SecretString"] == "v"
