@@ -85,7 +85,7 @@ def _insert_member(tx: Tx, member: int, provider: Any, state: str) -> None:
                (member, provider.fingerprint, provider.kind, provider.description, state, clock.now()))
 
 
-def _first_member(db: Database, sources: KeySources, local: list[Any]) -> None:
+def _first_member(db: Database, sources: KeySources, local: list[Any]) -> Any:
     """A database with no keyring yet: a new one (empty database) or one from before the keyring."""
     legacy = db.read_sync(lambda tx: tx.one("SELECT key_ref, wrapped FROM kms_keys LIMIT 1"))
     if legacy is None:
@@ -121,6 +121,7 @@ def _first_member(db: Database, sources: KeySources, local: list[Any]) -> None:
         db.write_sync(tx_fn)
     except Conflict:
         pass  # the caller reads the table again and checks the key against it
+    return provider
 
 
 def _fingerprints(local: list[Any]) -> str:
@@ -137,8 +138,10 @@ def open_keyring(settings: Any, db: Database, sources: KeySources | None = None)
     local = sources.load()
     rows = db.read_sync(member_rows)
     if not rows:
-        _first_member(db, sources, local)
+        made = _first_member(db, sources, local)
         local = sources.load()
+        if made.fingerprint not in {p.fingerprint for p in local}:
+            local.append(made)  # a key held only in memory (--dev)
         rows = db.read_sync(member_rows)
     active = [r for r in rows if r[4] == "active"]
     if len(active) != 1:
