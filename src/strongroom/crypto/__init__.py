@@ -245,6 +245,16 @@ again) before :class:`UnknownMember` is raised.
             raise DecryptionError("the ciphertext does not open under its key and associated data") from None
 
 
+def __getattr__(name: str) -> Any:
+    # ``strongroom.crypto.open_keyring``: the one way a process gets its keyring (it needs the
+    # database, which imports this module, hence the late import).
+    if name == "open_keyring":
+        from strongroom.crypto.ring import open_keyring
+
+        return open_keyring
+    raise AttributeError(name)
+
+
 def harden_process() -> None:
     """Keep secrets out of core dumps and away from other processes' debuggers (Linux)."""
     try:
