@@ -25,6 +25,7 @@ Nodes learn of members through the table: :class:`Watcher` reads it (one small q
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
@@ -165,10 +166,11 @@ def open_keyring(settings: Any, db: Database, sources: KeySources | None = None)
 class Watcher:
     """Keeps a node's keyring in step with the table, and re-wraps in the background.
 
-    ``tick()`` (every ``POLL_SECONDS``, off the event loop) reads the table; a member this node
-    does not hold is looked for in the key sources again; a
-    new active member it holds becomes the one that wraps. Whenever the active member changed
-    (and once at start), rows naming older members are re-wrapped, batch by batch.
+    ``await tick()`` (every ``POLL_SECONDS``) reads the table through the database's own pool (no
+    connection of its own: PostgreSQL connections are per thread); a member this node does not
+    hold is looked for in the key sources again, off the event loop; a new active member it holds
+    becomes the one that wraps. Whenever the active member changed (and once at start), rows
+    naming older members are re-wrapped, batch by batch.
     """
 
     def __init__(self, db: Database, keyring: Keyring, sources: KeySources) -> None:
@@ -197,13 +199,13 @@ class Watcher:
     def _on_unknown(self) -> list[Any]:
         return self._local()
 
-    def tick(self, rewrap_too: bool = True) -> None:
-        rows = self.db.read_sync(member_rows)
+    async def tick(self) -> None:
+        rows = await self.db.read(member_rows)
         held = self.keyring.members
         missing = [r for r in rows if r[0] not in held and r[4] != "retired"]
         # While the table names a member this node lacks, its sources are read on every tick: the
         # operator may be copying the key in right now (a small file, once a second).
-        found = _match(missing, self._local(force=True)) if missing else {}
+        found = _match(missing, await asyncio.to_thread(self._local, True)) if missing else {}
         with self._lock:
             active = next((r for r in rows if r[4] == "active"), None)
             before = self.keyring.active
@@ -218,10 +220,14 @@ class Watcher:
             if self.keyring.active != before:
                 log.info("master key member %d is now active", self.keyring.active)
                 self._rewrap_due = True
-        if rewrap_too and self._rewrap_due:
+        if self._rewrap_due:
             self._rewrap_due = False
             if active is not None and active[0] == self.keyring.active:
-                done = rewrap(self.db, self.keyring)
+                done = 0
+                while (batch := await self.db.write(_rewrap_batch(self.keyring, _BATCH))) > 0:
+                    done += batch
+                    if batch < _BATCH:
+                        break
                 if done:
                     log.info("re-wrapped %d keys with master key member %d", done, self.keyring.active)
 
@@ -235,23 +241,28 @@ def rewrap(db: Database, keyring: Keyring, batch: int = _BATCH,
     """
     total = 0
     while True:
-        def tx_fn(tx: Tx) -> int:
-            rows = tx.all("SELECT account_id, region, key_ref, wrapped FROM kms_keys")
-            todo = [r for r in rows if member_of(bytes(r[3])) != keyring.active][:batch]
-            for account_id, region, key_ref, wrapped in todo:
-                wrapped = bytes(wrapped)
-                fresh = keyring.wrap_key(key_ref, keyring.unwrap_key(key_ref, wrapped))
-                tx.execute("UPDATE kms_keys SET wrapped = ? WHERE account_id = ? AND region = ? AND key_ref = ? "
-                           "AND wrapped = ?", (fresh, account_id, region, key_ref, wrapped))
-            return len(todo)
-
-        done = db.write_sync(tx_fn)
+        done = db.write_sync(_rewrap_batch(keyring, batch))
         total += done
         if progress is not None and done:
             progress(done)
         if done < batch:
             return total
         crash_point("rewrap-batch")
+
+
+def _rewrap_batch(keyring: Keyring, batch: int) -> Callable[[Tx], int]:
+    """One transaction's re-wrap: up to ``batch`` keys not wrapped by the active member."""
+    def tx_fn(tx: Tx) -> int:
+        rows = tx.all("SELECT account_id, region, key_ref, wrapped FROM kms_keys")
+        todo = [r for r in rows if member_of(bytes(r[3])) != keyring.active][:batch]
+        for account_id, region, key_ref, wrapped in todo:
+            wrapped = bytes(wrapped)
+            fresh = keyring.wrap_key(key_ref, keyring.unwrap_key(key_ref, wrapped))
+            tx.execute("UPDATE kms_keys SET wrapped = ? WHERE account_id = ? AND region = ? AND key_ref = ? "
+                       "AND wrapped = ?", (fresh, account_id, region, key_ref, wrapped))
+        return len(todo)
+
+    return tx_fn
 
 
 def rotate(db: Database, sources: KeySources, pending: bool = False, wait: float = 2 * POLL_SECONDS,

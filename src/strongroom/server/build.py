@@ -185,7 +185,7 @@ async def _purge_loop(sm: SecretsManager, audit: AuditTrail, interval: float) ->
 async def _keyring_loop(watcher: Watcher) -> None:
     while True:
         try:
-            await asyncio.to_thread(watcher.tick)
+            await watcher.tick()
         except Exception:  # noqa: BLE001 - look again on the next tick
             log.exception("reading the keyring failed")
         await asyncio.sleep(POLL_SECONDS)
