@@ -155,7 +155,9 @@ class KeySources:
                 found += [MasterKey(key, "file", f"file {self.file}") for key in read_key_file(self.file)]
             elif self.explicit_file and not found:
                 raise KeyringError(f"the master key file {self.file} does not exist (--master-key-file)")
-        # Other providers (PKCS#11, command) add theirs here.
+        # Other providers (PKCS#11, command: one named by the options) are appended here. A key
+        # found here that the keyring does not list becomes the next member at `master-key rotate`,
+        # which is how a keyring moves from one provider to another.
         unique: dict[str, Any] = {}
         for provider in found:
             unique.setdefault(provider.fingerprint, provider)

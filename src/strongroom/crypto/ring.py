@@ -287,7 +287,8 @@ def rotate(db: Database, sources: KeySources, pending: bool = False, wait: float
         return keyring.active
     if adopt:
         provider = adopt[0]
-        say(f"using the key {provider.fingerprint} in {provider.description}, added by an interrupted rotation")
+        say(f"using the key {provider.fingerprint} ({provider.description}), which the keyring does not list yet "
+            f"(added by an interrupted rotation, or given in another provider)")
     else:
         provider = sources.generate()
         crash_point("key-written")
