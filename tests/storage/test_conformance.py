@@ -14,6 +14,15 @@ from strongroom.context import RequestContext
 from strongroom.services.secretsmanager import SecretsManager
 from strongroom.services.secretsmanager.values import ValueCipher
 from strongroom.store import Conflict, Database, open_database
+from strongroom.testing import postgres_schema
+
+
+@pytest.fixture(scope="module")
+def own_pg_url(pg_url: str) -> Iterator[str]:
+    """A schema of this module's own: its keys are wrapped by MASTER, which is no server's key, and
+    a server refuses a database holding keys its keyring cannot open (docs/keys.md)."""
+    with postgres_schema(pg_url.split("?", 1)[0]) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -21,13 +30,13 @@ def db(request: pytest.FixtureRequest, tmp_path) -> Iterator[Database]:  # type:
     if request.param == "sqlite":
         database = open_database(str(tmp_path / "conformance.db"))
     else:
-        database = open_database(request.getfixturevalue("pg_url"))
+        database = open_database(request.getfixturevalue("own_pg_url"))
     yield database
     database.close()
 
 
 # One master key for the run, as one deployment has one: the PostgreSQL schema is shared by the
-# run's tests, and keys it wrapped for one test must unwrap in the next.
+# module's tests, and keys it wrapped for one test must unwrap in the next.
 MASTER = MasterKey.generate()
 
 

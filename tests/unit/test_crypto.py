@@ -61,3 +61,37 @@ def test_bounded_cache_drops_oldest() -> None:
     for i in range(5):
         cache.put(i, str(i))
     assert dict(cache) == {2: "2", 3: "3", 4: "4"}
+
+
+def test_a_wrapped_key_names_its_member_and_only_that_member_opens_it() -> None:
+    one, two = MasterKey.generate(), MasterKey.generate()
+    old = Keyring({1: one}, active=1)
+    ring = Keyring({1: one, 2: two}, active=2)
+    before = old.new_key("k")
+    after = ring.new_key("k")
+    assert ring.member_of(before) == 1 and ring.member_of(after) == 2
+    assert ring.unwrap_key("k", before) == old.unwrap_key("k", before)  # the old member still opens its own
+    with pytest.raises(DecryptionError):
+        old.unwrap_key("k", after)  # member 2 is not loaded there
+    # The member id is bound in the associated data: a header edited to name another member does
+    # not open, even when both members are the same key material.
+    same = Keyring({1: one, 2: one}, active=1)
+    wrapped = same.new_key("k")
+    edited = wrapped[:1] + (2).to_bytes(2, "big") + wrapped[3:]
+    with pytest.raises(DecryptionError):
+        same.unwrap_key("k", edited)
+
+
+def test_keys_wrapped_before_the_keyring_are_member_one() -> None:
+    master = MasterKey.generate()
+    legacy = master.wrap(b"x" * 32, "k")  # the bare layout older databases hold
+    ring = Keyring({1: master, 2: MasterKey.generate()}, active=2)
+    assert ring.member_of(legacy) == 1 and ring.unwrap_key("k", legacy) == b"x" * 32
+
+
+def test_an_unknown_member_is_looked_for_among_the_keys_at_hand() -> None:
+    one, two = MasterKey.generate(), MasterKey.generate()
+    wrapped = Keyring({1: one, 2: two}, active=2).new_key("k")
+    stale = Keyring({1: one}, active=1, on_unknown=lambda: [MasterKey.generate(), two])
+    stale.unwrap_key("k", wrapped)
+    assert stale.members[2] is two and stale.active == 1  # learnt, not made active: the table decides

@@ -268,19 +268,17 @@ def logs(function: str, data_dir: Path | None, database_url: str | None, master_
     """The newest invocations of FUNCTION (name or ARN) with what it printed and logged."""
     import datetime as dt
 
-    from strongroom.crypto import Keyring
     from strongroom.rotation.runtime import FunctionRuntime
-    from strongroom.server.build import _master_key
+    from strongroom.server.build import open_storage
     from strongroom.services.lambda_ import Lambda
     from strongroom.services.secretsmanager.values import ValueCipher
-    from strongroom.store import open_database
 
     settings = _settings(data_dir=data_dir, database_url=database_url, account_id=account_id,
                          master_key_file=master_key_file, master_key_command=master_key_command)
     _prepare_data_dir(settings, "logs", lock=False)
     with _storage_errors(settings):
-        db = open_database(settings.resolved_database_url)
-    functions = Lambda(db, ValueCipher(Keyring(_master_key(settings))), FunctionRuntime(lambda spec: {}), None)
+        db, keyring, _ = open_storage(settings)
+    functions = Lambda(db, ValueCipher(keyring), FunctionRuntime(lambda spec: {}), None)
     try:
         rows = db.read_sync(lambda tx: functions.invocations(tx, settings.account_id, region, function, limit))
     finally:
@@ -319,9 +317,7 @@ def create_account(account_id: str, data_dir: Path | None, database_url: str | N
     import re
 
     from strongroom.auth.keys import KeyStore, new_access_key_id, new_secret_access_key, write_credentials_file
-    from strongroom.crypto import Keyring
-    from strongroom.server.build import _master_key
-    from strongroom.store import open_database
+    from strongroom.server.build import open_storage
 
     if not re.fullmatch(r"\d{12}", account_id):
         raise click.BadParameter("an account id is 12 digits", param_hint="ACCOUNT_ID")
@@ -330,9 +326,9 @@ def create_account(account_id: str, data_dir: Path | None, database_url: str | N
                          master_key_command=master_key_command)
     _prepare_data_dir(settings, "admin create-account", lock=False)  # a running server takes the key at once
     with _storage_errors(settings):
-        db = open_database(settings.resolved_database_url)
+        db, keyring, _ = open_storage(settings)
     try:
-        keys = KeyStore(db, Keyring(_master_key(settings)))
+        keys = KeyStore(db, keyring)
         principal = f"arn:aws:iam::{account_id}:root"
         exists = db.read_sync(lambda tx: tx.one("SELECT 1 FROM access_keys WHERE principal_arn = ? OR "
                                                 "(account_id = ? AND privilege = 'root')", (principal, account_id)))
@@ -358,10 +354,14 @@ def _storage_options(fn: Any) -> Any:
 
 
 def _open_storage(data_dir: Path | None, database_url: str | None, master_key_file: Path | None,
-                  master_key_command: str | None = None, lock_for: str | None = None) -> Any:
-    """(database, master key, lock): the data directory checked first; with ``lock_for`` (a command
-    that writes what a server writes) it is locked, and refused while a server holds it."""
-    from strongroom.server.build import _master_key
+                  master_key_command: str | None = None, lock_for: str | None = None,
+                  keyring: bool = True) -> Any:
+    """(database, keyring, key sources, lock): the data directory checked first; with ``lock_for``
+    (a command that writes what a server writes) it is locked, and refused while a server holds it.
+    ``keyring`` false: the master keys found, unchecked, in place of the keyring, for a restore
+    into an empty database, which has no keyring of its own yet."""
+    from strongroom.crypto.providers import KeySources
+    from strongroom.server.build import open_storage
     from strongroom.store import open_database
 
     os.umask(0o077)
@@ -369,7 +369,15 @@ def _open_storage(data_dir: Path | None, database_url: str | None, master_key_fi
                          master_key_command=master_key_command)
     lock = _prepare_data_dir(settings, lock_for or "", lock=lock_for is not None)
     with _storage_errors(settings):
-        return open_database(settings.resolved_database_url), _master_key(settings), lock
+        if keyring:
+            db, ring, sources = open_storage(settings)
+            return db, ring, sources, lock
+        sources = KeySources(settings)
+        providers = sources.load()
+        if not providers:
+            raise click.ClickException(f"no master key was found (looked in {sources.places()}); give the key the "
+                                       f"backup was made with: --master-key-file FILE or STRONGROOM_MASTER_KEY")
+        return open_database(settings.resolved_database_url), providers, sources, lock
 
 
 @cli.command("status")
@@ -377,7 +385,7 @@ def _open_storage(data_dir: Path | None, database_url: str | None, master_key_fi
               help="The running server to ask for its health.")
 @_storage_options
 def status(endpoint_url: str, data_dir: Path | None, database_url: str | None, master_key_file: Path | None) -> None:
-    """Health, version and storage of the server; accounts, secrets and the rotation queue."""
+    """Health, version and storage of the server; the keyring; accounts, secrets and the rotation queue."""
     import json
     import urllib.error
     import urllib.request
@@ -390,10 +398,13 @@ def status(endpoint_url: str, data_dir: Path | None, database_url: str | None, m
     except (urllib.error.URLError, OSError) as exc:
         click.secho(f"server      {endpoint_url}: not answering ({exc})", fg="red")
     settings = config.from_env(data_dir=data_dir, database_url=database_url, master_key_file=master_key_file)
+    from strongroom.crypto.ring import keyring_status
     from strongroom.store import open_database
 
     db = open_database(settings.resolved_database_url)
     try:
+        members = keyring_status(db)
+
         def tx_fn(tx: Any) -> dict[str, Any]:
             return {
                 "accounts": tx.one("SELECT count(DISTINCT account_id) FROM access_keys WHERE expires_at IS NULL "
@@ -412,6 +423,21 @@ def status(endpoint_url: str, data_dir: Path | None, database_url: str | None, m
         click.echo(f"{key:<11} {facts[key]}" if len(key) < 12 else f"{key}: {facts[key]}")
     queue = facts["rotations"]
     click.echo("rotations   " + (", ".join(f"{n} {state}" for state, n in sorted(queue.items())) or "none yet"))
+    _echo_keyring(members)
+
+
+def _echo_keyring(members: list[dict[str, Any]]) -> None:
+    import datetime as dt
+
+    if not members:
+        click.echo("keyring     none yet (made at the server's first start)")
+        return
+    for i, m in enumerate(members):
+        created = dt.datetime.fromtimestamp(m["created"], dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
+        line = (f"{'keyring' if i == 0 else '':<11} member {m['id']}  {m['state']:<8}  fingerprint {m['fingerprint']}  "
+                f"{m['keys']} keys  {m['description']}  created {created}")
+        stale = m["state"] != "active" and m["keys"]
+        click.secho(line, fg="yellow" if stale else None)
 
 
 @cli.group("db")
@@ -445,51 +471,79 @@ def db_upgrade(data_dir: Path | None, database_url: str | None, master_key_file:
 
 @cli.group("master-key")
 def master_key_group() -> None:
-    """The master key that wraps every other key."""
+    """The keyring of master keys that wrap every other key (docs/keys.md)."""
 
 
 @master_key_group.command("rotate")
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
-              help="The data directory holding master.key [default: ./strongroom-data].")
-@click.option("--database-url", default=None, help="The database, if not under --data-dir.")
-def master_key_rotate(data_dir: Path | None, database_url: str | None) -> None:
-    """A new master key: every stored key re-wrapped in one transaction, then the key file replaced.
+@_storage_options
+@click.option("--pending", is_flag=True, help="Add the new key as pending, not active: for several machines, "
+                                              "copy it to every node, then run `master-key activate ID`.")
+def master_key_rotate(data_dir: Path | None, database_url: str | None, master_key_file: Path | None,
+                      pending: bool) -> None:
+    """A new master key, active at once on every running node; every stored key re-wrapped with it.
 
-    Resumable: the new key is written to master.key.new first; run the command again after an
-    interruption and it finishes what was started. Restart the server(s) afterwards (several
-    nodes: give each the new key). Pagination tokens issued before stop being accepted.
+    Safe while servers run: they learn of the new member through the database within a second,
+    and the old member keeps opening what it wrapped until the re-wrap is done. Interrupted, it is
+    finished by running it again (or by any server, in the background). The old key stays in the
+    key file until you retire it (`master-key retire ID`) and remove it.
     """
-    import base64
-    import os
+    from strongroom.crypto.ring import rotate
 
-    from strongroom.crypto import MasterKey
-    from strongroom.store import open_database
-    from strongroom.store.backup import rewrap_keys
-
-    settings = config.from_env(data_dir=data_dir, database_url=database_url)
-    current_path = settings.data_dir / "master.key"
-    new_path = settings.data_dir / "master.key.new"
-    old = MasterKey.from_file(current_path)
-    if new_path.exists():
-        new = MasterKey.from_file(new_path)
-        click.echo(f"resuming with the key in {new_path}")
-    else:
-        fresh = os.urandom(32)
-        fd = os.open(new_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(base64.b64encode(fresh).decode() + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        new = MasterKey(fresh)
-    db = open_database(settings.resolved_database_url)
+    db, _, sources, _ = _open_storage(data_dir, database_url, master_key_file)
     try:
-        with click.progressbar(length=1, label="re-wrapping keys") as bar:
-            count = rewrap_keys(db, old, new)
-            bar.update(1)
+        rotate(db, sources, pending=pending, say=click.echo)
     finally:
         db.close()
-    os.replace(new_path, current_path)
-    click.echo(f"{count} keys re-wrapped; {current_path} holds the new master key. Restart the server.")
+
+
+@master_key_group.command("activate")
+@click.argument("member", type=int)
+@_storage_options
+def master_key_activate(member: int, data_dir: Path | None, database_url: str | None,
+                        master_key_file: Path | None) -> None:
+    """Make the pending MEMBER active (every node must hold its key first), then re-wrap with it."""
+    from strongroom.crypto.ring import activate
+
+    db, _, sources, _ = _open_storage(data_dir, database_url, master_key_file)
+    try:
+        activate(db, sources, member, say=click.echo)
+    finally:
+        db.close()
+
+
+@master_key_group.command("retire")
+@click.argument("member", type=int)
+@_storage_options
+def master_key_retire(member: int, data_dir: Path | None, database_url: str | None,
+                      master_key_file: Path | None) -> None:
+    """Retire MEMBER: refused while it is active or any wrapped key still names it."""
+    from strongroom.crypto.ring import retire
+    from strongroom.store import open_database
+
+    settings = config.from_env(data_dir=data_dir, database_url=database_url, master_key_file=master_key_file)
+    db = open_database(settings.resolved_database_url)
+    try:
+        retire(db, member)
+    finally:
+        db.close()
+    click.echo(f"member {member} retired; its key opens nothing in the database now. Keep it as long as you keep "
+               f"backups made before the rotation (docs/keys.md)")
+
+
+@master_key_group.command("list")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="The data directory.")
+@click.option("--database-url", default=None, help="The database, if not under --data-dir.")
+def master_key_list(data_dir: Path | None, database_url: str | None) -> None:
+    """The keyring's members: state, fingerprint, how many keys each still wraps, where it lives."""
+    from strongroom.crypto.ring import keyring_status
+    from strongroom.store import open_database
+
+    settings = config.from_env(data_dir=data_dir, database_url=database_url)
+    db = open_database(settings.resolved_database_url)
+    try:
+        _echo_keyring(keyring_status(db))
+    finally:
+        db.close()
 
 
 @master_key_group.command("pkcs11-init")
@@ -528,13 +582,14 @@ def backup_command(file: Path, data_dir: Path | None, database_url: str | None, 
     """A consistent, encrypted snapshot of everything in FILE (mode 0600), while the server runs."""
     from strongroom.store.backup import TABLES, backup_file
 
-    db, master, _ = _open_storage(data_dir, database_url, master_key_file, master_key_command)
+    db, keyring, _, _ = _open_storage(data_dir, database_url, master_key_file, master_key_command)
     try:
         with click.progressbar(length=len(TABLES), label="backing up") as bar:
-            total = backup_file(db, master, file, lambda table, count: bar.update(1))
+            total = backup_file(db, keyring, file, lambda table, count: bar.update(1))
     finally:
         db.close()
-    click.echo(f"{total} rows written to {file}; restoring it needs the same master key")
+    click.echo(f"{total} rows written to {file}; restoring it needs master key member {keyring.active} "
+               f"(fingerprint {keyring.members[keyring.active].fingerprint}) and any key its keyring still used")
 
 
 @cli.command("restore")
@@ -547,10 +602,11 @@ def restore_command(file: Path, data_dir: Path | None, database_url: str | None,
     from strongroom.store.backup import TABLES, BackupError, restore
 
     # A server writing while rows are loaded would mix its writes into the restore: refused.
-    db, master, lock = _open_storage(data_dir, database_url, master_key_file, master_key_command, lock_for="restore")
+    db, providers, _, lock = _open_storage(data_dir, database_url, master_key_file, master_key_command,
+                                           lock_for="restore", keyring=False)
     try:
         with file.open("rb") as source, click.progressbar(length=len(TABLES), label="restoring") as bar:
-            total = restore(db, master, source, lambda table, count: bar.update(1))
+            total = restore(db, providers, source, lambda table, count: bar.update(1))
     except BackupError as exc:
         raise click.ClickException(str(exc)) from None
     finally:

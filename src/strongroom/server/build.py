@@ -1,16 +1,15 @@
 """Wiring: settings in, a ready ASGI application out.
 
-The order matters and is the same on every start: master key, database (migrated), keyring,
+The order matters and is the same on every start: database (migrated), keyring (its master keys
+found and checked against the database: :func:`strongroom.crypto.ring.open_keyring`),
 administrator key, services, verifier, application. Background work (the purge of secrets past
-their recovery window) starts with the application and stops with it.
+their recovery window, the keyring watcher) starts with the application and stops with it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import logging
 import os
 from dataclasses import dataclass, field
@@ -23,8 +22,9 @@ from strongroom.auth.authorizer import BUILTIN_ROTATION_ROLE, Authorizer
 from strongroom.auth.principal import BUILTIN_ROTATOR
 from strongroom.auth.keys import KeyStore
 from strongroom.auth.sigv4 import SigV4Verifier
-from strongroom.crypto import Keyring, MasterKey
-from strongroom.crypto.select import provider_from_settings
+from strongroom.crypto import Keyring
+from strongroom.crypto.providers import KeySources
+from strongroom.crypto.ring import POLL_SECONDS, Watcher, internal_key, open_keyring
 from strongroom.protocol import JSONProtocol
 from strongroom.protocol.query import QueryProtocol
 from strongroom.protocol.rest_json import RestJSONProtocol
@@ -66,16 +66,15 @@ class Server:
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
 
-def _master_key(settings: config.Settings) -> MasterKey:
-    if settings.dev:
-        return MasterKey.generate()
-    if (provider := provider_from_settings(settings)) is not None:  # --master-key-command (crypto/select.py)
-        return provider  # type: ignore[no-any-return]
-    if settings.master_key_env:
-        return MasterKey.from_env(settings.master_key_env)
-    if settings.master_key_file:
-        return MasterKey.from_file(settings.master_key_file)
-    return MasterKey.load_or_create(settings.data_dir / "master.key")
+def open_storage(settings: config.Settings) -> tuple[Database, Keyring, KeySources]:
+    """The database (migrated) and its keyring; a key-related mistake is one line (KeyringError)."""
+    sources = KeySources(settings)
+    db = open_database(settings.resolved_database_url)
+    try:
+        return db, open_keyring(settings, db, sources), sources
+    except BaseException:
+        db.close()
+        raise
 
 
 def build(settings: config.Settings) -> Server:
@@ -83,14 +82,15 @@ def build(settings: config.Settings) -> Server:
         raise SystemExit("--dev keeps state in memory and cannot be used with --database-url")
     if not settings.dev:
         settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    master = _master_key(settings)
-    keyring = Keyring(master)
-    db = open_database(settings.resolved_database_url)
+    db, keyring, sources = open_storage(settings)
+    watcher = Watcher(db, keyring, sources)
     keys = KeyStore(db, keyring)
     credentials_file = None if settings.dev else settings.data_dir / "admin-credentials"
     admin_id, credentials_file = keys.ensure_admin(settings.account_id, settings.admin_access_key_id,
                                                    settings.admin_secret_access_key, credentials_file)
-    token_key = hmac.new(master.token_key_material(), b"strongroom pagination", hashlib.sha256).digest()
+    # Pagination tokens are signed with a random key of strongroom's own (a key in a token
+    # never gives out bytes to derive from); tokens issued by versions before it no longer open.
+    token_key = internal_key(db, keyring, "strongroom:pagination-tokens")
     cipher = ValueCipher(keyring)
     sm = SecretsManager(db, cipher, token_key)
     verifier = SigV4Verifier(keys.lookup)
@@ -147,6 +147,7 @@ def build(settings: config.Settings) -> Server:
         server.tasks.append(asyncio.create_task(_purge_loop(sm, audit, settings.purge_interval_seconds)))
         server.tasks.append(asyncio.create_task(keys.watch()))  # revocations made on other nodes
         server.tasks.append(asyncio.create_task(rotation.run()))
+        server.tasks.append(asyncio.create_task(_keyring_loop(watcher)))
 
     async def shutdown() -> None:
         for task in server.tasks:
@@ -168,7 +169,8 @@ def build(settings: config.Settings) -> Server:
 
     def health() -> dict[str, Any]:
         # Unauthenticated: whether the node serves and what it runs on, never whose it is.
-        return {"storage": db.dialect, "schema": db.schema_version(), "dev": settings.dev}
+        return {"storage": db.dialect, "schema": db.schema_version(), "dev": settings.dev,
+                "keyring": {"active": keyring.active, "loaded": sorted(keyring.members)}}
 
     app = App(services=[Service("secretsmanager", JSONProtocol("secretsmanager"), sm.handlers),
                         Service("lambda", RestJSONProtocol("lambda", LAMBDA_OPERATIONS), functions.handlers,
@@ -217,6 +219,15 @@ def _function_sandbox(settings: config.Settings) -> tuple[function_sandbox.Sandb
                     "bounded (RLIMIT_NPROC does not bind root); run strongroom as an ordinary user",
                     function_sandbox.PIDS_ROOT)
     return sandbox, ""
+
+
+async def _keyring_loop(watcher: Watcher) -> None:
+    while True:
+        try:
+            await watcher.tick()
+        except Exception:  # noqa: BLE001 - look again on the next tick
+            log.exception("reading the keyring failed")
+        await asyncio.sleep(POLL_SECONDS)
 
 
 def _loopback(host: str) -> str:

@@ -256,4 +256,17 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "INSERT INTO key_generation (id, generation) VALUES (1, 0)",
     ],
+    # 11: the master keyring (crypto/ring.py, docs/keys.md): one row per master key, by fingerprint
+    # (never the key). Each wrapped key in kms_keys names its member in its header; keys wrapped
+    # before this migration belong to member 1, registered at the next start.
+    [
+        """CREATE TABLE keyring (
+            id INTEGER PRIMARY KEY,
+            fingerprint TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL,
+            description TEXT NOT NULL,
+            state TEXT NOT NULL,
+            created_date {real} NOT NULL
+        )""",
+    ],
 ]

@@ -1,7 +1,8 @@
 """ListSecrets: filters, sorting and pagination tokens.
 
-Tokens are opaque and tamper-evident: a compact JSON position signed with an HMAC key derived
-from the master key (so every node of one deployment accepts every other node's tokens). A page
+Tokens are opaque and tamper-evident: a compact JSON position signed with an HMAC key from the
+database (random, wrapped by the keyring: every node of one deployment accepts every other node's
+tokens, and a master key rotation keeps them valid). A page
 boundary is a keyset position ``(sort value, row id)``, so tokens stay valid and no secret is
 skipped or repeated while secrets are added. A token only fits the query it came from: other
 filters, another sort or another secret answer ``InvalidNextTokenException``.
