@@ -45,7 +45,7 @@ class Settings:
     master_key_command: str | None = None
     pkcs11_module: str | None = None
     pkcs11_token_label: str | None = None
-    pkcs11_key_label: str | None = None
+    pkcs11_key_labels: tuple[str, ...] = ()  # --pkcs11-key-label, repeatable: the first is the one a keyring starts with
     pkcs11_pin: str | None = field(default=None, repr=False)
 
     @property

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from strongroom.crypto import DecryptionError, MasterKey
+from strongroom.crypto import DecryptionError, MasterKey, fingerprint_of
 from strongroom.crypto.command import CommandProvider
 from strongroom.crypto.select import KeyProviderError, provider_from_options
+from strongroom.testing.softhsm import MODULE, SoftHSM
 
-MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 TOKEN, PIN, SO_PIN = "strongroom-test", "1234", "5678"
 KEY = bytes(range(32))
 
@@ -42,6 +41,8 @@ def test_a_command_key_wraps_exactly_as_the_same_key_in_a_file(tmp_path):
     with pytest.raises(DecryptionError):
         provider.unwrap(wrapped, "another name")
     assert provider.fingerprint == CommandProvider(key_command(tmp_path)).fingerprint
+    # The keyring's fingerprint of the key: one member whether it comes from a file or a command.
+    assert provider.fingerprint == fingerprint_of(KEY) == MasterKey(KEY, "file").fingerprint
     assert provider.fingerprint != CommandProvider(key_command(tmp_path / "..", bytes(32))).fingerprint
     assert KEY.hex() not in provider.fingerprint and len(provider.fingerprint) == 16
 
@@ -87,17 +88,11 @@ def test_options_name_one_provider():
 def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """A SoftHSM2 token of its own (SOFTHSM2_CONF names a temporary token directory). The module
     reads the variable when first loaded, so this process uses this one token throughout."""
-    if not (os.path.exists(MODULE) and shutil.which("softhsm2-util")):
-        pytest.fail("SoftHSM2 is not installed: run scripts/ensure-system-packages (make setup does)", pytrace=False)
-    root = tmp_path_factory.mktemp("softhsm")
-    (root / "tokens").mkdir()
-    conf = root / "softhsm2.conf"
-    conf.write_text(f"directories.tokendir = {root / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n")
-    env = {"SOFTHSM2_CONF": str(conf)}
-    subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", TOKEN, "--pin", PIN, "--so-pin", SO_PIN],
-                   check=True, capture_output=True, env={**os.environ, **env})
+    hsm = SoftHSM(tmp_path_factory.mktemp("softhsm"), PIN, SO_PIN)
+    hsm.init_token(TOKEN)
+    env = {"SOFTHSM2_CONF": hsm.env["SOFTHSM2_CONF"]}
     before = os.environ.get("SOFTHSM2_CONF")
-    os.environ["SOFTHSM2_CONF"] = str(conf)
+    os.environ["SOFTHSM2_CONF"] = env["SOFTHSM2_CONF"]
     yield env
     if before is None:
         os.environ.pop("SOFTHSM2_CONF", None)

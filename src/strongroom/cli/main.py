@@ -38,21 +38,31 @@ def _configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, handlers=[handler])
 
 
-def _master_key_command_option(fn: Any) -> Any:
-    """The master key printed by a command (an external secret store): docs/key-providers.md."""
+_KEY_PROVIDER_OPTIONS = ("master_key_command", "pkcs11_module", "pkcs11_token_label", "pkcs11_key_labels")
+
+
+def _key_provider_options(fn: Any) -> Any:
+    """The options naming a master key held outside the data directory (docs/key-providers.md),
+    for every command that opens the keyring: ``--master-key-command`` (a secret store) or
+    ``--pkcs11-*`` (a token; the PIN only from STRONGROOM_PKCS11_PIN, as a flag would show it to
+    anyone running `ps`). The command receives them as one ``key_options`` dict, given as is to
+    :func:`_settings`."""
+    @functools.wraps(fn)
+    def command(*args: Any, **kwargs: Any) -> Any:
+        kwargs["key_options"] = {name: kwargs.pop(name) for name in _KEY_PROVIDER_OPTIONS}
+        return fn(*args, **kwargs)
+
+    command = click.option("--pkcs11-key-label", "pkcs11_key_labels", multiple=True,
+                           help="Label of the AES key on the token [default: strongroom-master]. Repeat it to "
+                                "reach several keys while moving from one to another.")(command)
+    command = click.option("--pkcs11-token-label", default=None,
+                           help="Label of the PKCS#11 token holding the key.")(command)
+    command = click.option("--pkcs11-module", default=None,
+                           help="PKCS#11 module, e.g. /usr/lib/softhsm/libsofthsm2.so (PIN from "
+                                "STRONGROOM_PKCS11_PIN): the master key stays on the token.")(command)
     return click.option("--master-key-command", default=None,
                         help="A command (run without a shell) whose output is the base64 master key, e.g. a "
-                             "secret store's CLI; instead of DATA_DIR/master.key.")(fn)
-
-
-def _pkcs11_options(fn: Any) -> Any:
-    """A master key on a PKCS#11 token (docs/key-providers.md). The PIN is read from
-    STRONGROOM_PKCS11_PIN only: a flag would show it to anyone running `ps`."""
-    fn = click.option("--pkcs11-key-label", default=None,
-                      help="Label of the AES key on the token [default: strongroom-master].")(fn)
-    fn = click.option("--pkcs11-token-label", default=None, help="Label of the PKCS#11 token holding the key.")(fn)
-    return click.option("--pkcs11-module", default=None,
-                        help="PKCS#11 module, e.g. /usr/lib/softhsm/libsofthsm2.so (PIN from STRONGROOM_PKCS11_PIN).")(fn)
+                             "secret store's CLI; instead of DATA_DIR/master.key.")(command)
 
 
 @click.group()
@@ -73,7 +83,7 @@ def cli() -> None:
                                                  f"[default: {config.DEFAULT_ACCOUNT}].")
 @click.option("--master-key-file", type=click.Path(path_type=Path), default=None,
               help="Read the master key from this file instead of DATA_DIR/master.key.")
-@_master_key_command_option
+@_key_provider_options
 @click.option("--trusted-proxies", default=None, envvar="STRONGROOM_TRUSTED_PROXIES",
               help="Addresses (comma-separated, or *) of reverse proxies whose X-Forwarded-For names the "
                    "client. Unset: the header is ignored and the connection's address is the client's.")
@@ -86,7 +96,7 @@ def cli() -> None:
               help="Run uploaded functions WITHOUT the sandbox, as the server's own user (they can read the "
                    "master key and every secret). Env: STRONGROOM_UNSAFE_FUNCTIONS=1.")
 def serve(host: str, port: int, data_dir: Path | None, database_url: str | None, account_id: str | None,
-          master_key_file: Path | None, master_key_command: str | None, trusted_proxies: str | None,
+          master_key_file: Path | None, key_options: dict[str, Any], trusted_proxies: str | None,
           dev: bool, dev_allow_remote: bool, unsafe_functions: bool) -> None:
     """Run the server.
 
@@ -108,8 +118,8 @@ def serve(host: str, port: int, data_dir: Path | None, database_url: str | None,
         raise click.UsageError("--dev-allow-remote only means something with --dev.")
     harden_process()
     settings = _settings(host=host, port=port, data_dir=data_dir, database_url=database_url, account_id=account_id,
-                         master_key_file=master_key_file, dev=dev or None, master_key_command=master_key_command,
-                         unsafe_functions=unsafe_functions or None)
+                         master_key_file=master_key_file, dev=dev or None, unsafe_functions=unsafe_functions or None,
+                         **key_options)
     lock = None if settings.dev else _prepare_data_dir(settings, "serve")
     try:
         sock = bind(settings.host, settings.port)
@@ -262,9 +272,9 @@ def rotation_history(secret: str, data_dir: Path | None, database_url: str | Non
 @click.option("--account-id", default=None, help="The function's account [default: the server's].")
 @click.option("--region", default="us-east-1", show_default=True, help="The function's region.")
 @click.option("--limit", default=20, show_default=True, help="How many invocations, newest first.")
-@_master_key_command_option
+@_key_provider_options
 def logs(function: str, data_dir: Path | None, database_url: str | None, master_key_file: Path | None,
-         account_id: str | None, region: str, limit: int, master_key_command: str | None) -> None:
+         account_id: str | None, region: str, limit: int, key_options: dict[str, Any]) -> None:
     """The newest invocations of FUNCTION (name or ARN) with what it printed and logged."""
     import datetime as dt
 
@@ -274,7 +284,7 @@ def logs(function: str, data_dir: Path | None, database_url: str | None, master_
     from strongroom.services.secretsmanager.values import ValueCipher
 
     settings = _settings(data_dir=data_dir, database_url=database_url, account_id=account_id,
-                         master_key_file=master_key_file, master_key_command=master_key_command)
+                         master_key_file=master_key_file, **key_options)
     _prepare_data_dir(settings, "logs", lock=False)
     with _storage_errors(settings):
         db, keyring, _ = open_storage(settings)
@@ -309,9 +319,9 @@ def admin() -> None:
               help="The master key, if not DATA_DIR/master.key.")
 @click.option("--credentials-file", type=click.Path(path_type=Path), default=None,
               help="Write the new administrator's key here (mode 0600) instead of printing it.")
-@_master_key_command_option
+@_key_provider_options
 def create_account(account_id: str, data_dir: Path | None, database_url: str | None, master_key_file: Path | None,
-                   credentials_file: Path | None, master_key_command: str | None) -> None:
+                   credentials_file: Path | None, key_options: dict[str, Any]) -> None:
     """A new account (12 digits) and its first administrator key. Each account's secrets, users,
     roles and functions are its own; a running server accepts the key at once."""
     import re
@@ -323,7 +333,7 @@ def create_account(account_id: str, data_dir: Path | None, database_url: str | N
         raise click.BadParameter("an account id is 12 digits", param_hint="ACCOUNT_ID")
     os.umask(0o077)
     settings = _settings(data_dir=data_dir, database_url=database_url, master_key_file=master_key_file,
-                         master_key_command=master_key_command)
+                         **key_options)
     _prepare_data_dir(settings, "admin create-account", lock=False)  # a running server takes the key at once
     with _storage_errors(settings):
         db, keyring, _ = open_storage(settings)
@@ -354,8 +364,7 @@ def _storage_options(fn: Any) -> Any:
 
 
 def _open_storage(data_dir: Path | None, database_url: str | None, master_key_file: Path | None,
-                  master_key_command: str | None = None, lock_for: str | None = None,
-                  keyring: bool = True) -> Any:
+                  key_options: dict[str, Any], lock_for: str | None = None, keyring: bool = True) -> Any:
     """(database, keyring, key sources, lock): the data directory checked first; with ``lock_for``
     (a command that writes what a server writes) it is locked, and refused while a server holds it.
     ``keyring`` false: the master keys found, unchecked, in place of the keyring, for a restore
@@ -366,7 +375,7 @@ def _open_storage(data_dir: Path | None, database_url: str | None, master_key_fi
 
     os.umask(0o077)
     settings = _settings(data_dir=data_dir, database_url=database_url, master_key_file=master_key_file,
-                         master_key_command=master_key_command)
+                         **key_options)
     lock = _prepare_data_dir(settings, lock_for or "", lock=lock_for is not None)
     with _storage_errors(settings):
         if keyring:
@@ -376,7 +385,8 @@ def _open_storage(data_dir: Path | None, database_url: str | None, master_key_fi
         providers = sources.load()
         if not providers:
             raise click.ClickException(f"no master key was found (looked in {sources.places()}); give the key the "
-                                       f"backup was made with: --master-key-file FILE or STRONGROOM_MASTER_KEY")
+                                       f"backup was made with: --master-key-file FILE, STRONGROOM_MASTER_KEY, "
+                                       f"--master-key-command or --pkcs11-*")
         return open_database(settings.resolved_database_url), providers, sources, lock
 
 
@@ -434,8 +444,8 @@ def _echo_keyring(members: list[dict[str, Any]]) -> None:
         return
     for i, m in enumerate(members):
         created = dt.datetime.fromtimestamp(m["created"], dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
-        line = (f"{'keyring' if i == 0 else '':<11} member {m['id']}  {m['state']:<8}  fingerprint {m['fingerprint']}  "
-                f"{m['keys']} keys  {m['description']}  created {created}")
+        line = (f"{'keyring' if i == 0 else '':<11} member {m['id']}  {m['state']:<8}  {m['kind']:<7}  "
+                f"fingerprint {m['fingerprint']}  {m['keys']} keys  {m['description']}  created {created}")
         stale = m["state"] != "active" and m["keys"]
         click.secho(line, fg="yellow" if stale else None)
 
@@ -476,10 +486,11 @@ def master_key_group() -> None:
 
 @master_key_group.command("rotate")
 @_storage_options
+@_key_provider_options
 @click.option("--pending", is_flag=True, help="Add the new key as pending, not active: for several machines, "
                                               "copy it to every node, then run `master-key activate ID`.")
 def master_key_rotate(data_dir: Path | None, database_url: str | None, master_key_file: Path | None,
-                      pending: bool) -> None:
+                      key_options: dict[str, Any], pending: bool) -> None:
     """A new master key, active at once on every running node; every stored key re-wrapped with it.
 
     Safe while servers run: they learn of the new member through the database within a second,
@@ -489,7 +500,7 @@ def master_key_rotate(data_dir: Path | None, database_url: str | None, master_ke
     """
     from strongroom.crypto.ring import rotate
 
-    db, _, sources, _ = _open_storage(data_dir, database_url, master_key_file)
+    db, _, sources, _ = _open_storage(data_dir, database_url, master_key_file, key_options)
     try:
         rotate(db, sources, pending=pending, say=click.echo)
     finally:
@@ -499,12 +510,13 @@ def master_key_rotate(data_dir: Path | None, database_url: str | None, master_ke
 @master_key_group.command("activate")
 @click.argument("member", type=int)
 @_storage_options
+@_key_provider_options
 def master_key_activate(member: int, data_dir: Path | None, database_url: str | None,
-                        master_key_file: Path | None) -> None:
+                        master_key_file: Path | None, key_options: dict[str, Any]) -> None:
     """Make the pending MEMBER active (every node must hold its key first), then re-wrap with it."""
     from strongroom.crypto.ring import activate
 
-    db, _, sources, _ = _open_storage(data_dir, database_url, master_key_file)
+    db, _, sources, _ = _open_storage(data_dir, database_url, master_key_file, key_options)
     try:
         activate(db, sources, member, say=click.echo)
     finally:
@@ -547,7 +559,10 @@ def master_key_list(data_dir: Path | None, database_url: str | None) -> None:
 
 
 @master_key_group.command("pkcs11-init")
-@_pkcs11_options
+@click.option("--pkcs11-module", default=None, help="PKCS#11 module, e.g. /usr/lib/softhsm/libsofthsm2.so "
+                                                    "(PIN from STRONGROOM_PKCS11_PIN).")
+@click.option("--pkcs11-token-label", default=None, help="Label of the PKCS#11 token to make the key on.")
+@click.option("--pkcs11-key-label", default=None, help="Label of the new key [default: strongroom-master].")
 def master_key_pkcs11_init(pkcs11_module: str | None, pkcs11_token_label: str | None,
                            pkcs11_key_label: str | None) -> None:
     """Make the master key on a PKCS#11 token (AES-256, sensitive, not extractable): the token
@@ -576,13 +591,13 @@ def master_key_pkcs11_init(pkcs11_module: str | None, pkcs11_token_label: str | 
 @cli.command("backup")
 @click.argument("file", type=click.Path(path_type=Path))
 @_storage_options
-@_master_key_command_option
+@_key_provider_options
 def backup_command(file: Path, data_dir: Path | None, database_url: str | None, master_key_file: Path | None,
-                   master_key_command: str | None) -> None:
+                   key_options: dict[str, Any]) -> None:
     """A consistent, encrypted snapshot of everything in FILE (mode 0600), while the server runs."""
     from strongroom.store.backup import TABLES, backup_file
 
-    db, keyring, _, _ = _open_storage(data_dir, database_url, master_key_file, master_key_command)
+    db, keyring, _, _ = _open_storage(data_dir, database_url, master_key_file, key_options)
     try:
         with click.progressbar(length=len(TABLES), label="backing up") as bar:
             total = backup_file(db, keyring, file, lambda table, count: bar.update(1))
@@ -595,14 +610,14 @@ def backup_command(file: Path, data_dir: Path | None, database_url: str | None, 
 @cli.command("restore")
 @click.argument("file", type=click.Path(exists=True, path_type=Path))
 @_storage_options
-@_master_key_command_option
+@_key_provider_options
 def restore_command(file: Path, data_dir: Path | None, database_url: str | None, master_key_file: Path | None,
-                    master_key_command: str | None) -> None:
+                    key_options: dict[str, Any]) -> None:
     """Load a backup into a fresh data directory or database (refused if it holds anything)."""
     from strongroom.store.backup import TABLES, BackupError, restore
 
     # A server writing while rows are loaded would mix its writes into the restore: refused.
-    db, providers, _, lock = _open_storage(data_dir, database_url, master_key_file, master_key_command,
+    db, providers, _, lock = _open_storage(data_dir, database_url, master_key_file, key_options,
                                            lock_for="restore", keyring=False)
     try:
         with file.open("rb") as source, click.progressbar(length=len(TABLES), label="restoring") as bar:

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
 import shlex
 import subprocess
 
@@ -42,7 +40,9 @@ class CommandProvider:
     def __init__(self, command: str, timeout: float | None = None) -> None:
         self.description = f"the output of the command {command!r}"
         self._master = MasterKey(_run(command, timeout or self.TIMEOUT))
-        self.fingerprint = _fingerprint(self._master)
+        # The keyring's own fingerprint_of (MasterKey computes it): the same key from a file, the
+        # environment or a command is one member, so a database moves between them unchanged.
+        self.fingerprint = self._master.fingerprint
 
     def wrap(self, key: bytes, name: str) -> bytes:
         return self._master.wrap(key, name)
@@ -56,16 +56,6 @@ class CommandProvider:
 
     def token_key_material(self) -> bytes:
         return self._master.token_key_material()
-
-
-def _fingerprint(master: MasterKey) -> str:
-    """The keyring's public id of key material (``fingerprint_of`` in crypto/__init__.py once the
-    keyring lands): HMAC-SHA256 of a fixed label under the key, 16 hex digits. It reveals nothing
-    of the key and is the same for this key from a file, the environment or a command."""
-    known = getattr(master, "fingerprint", None)
-    if isinstance(known, str):
-        return known
-    return hmac.new(master._key, b"strongroom fingerprint", hashlib.sha256).hexdigest()[:16]  # noqa: SLF001
 
 
 def _run(command: str, timeout: float) -> bytes:

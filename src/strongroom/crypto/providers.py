@@ -18,8 +18,9 @@ Built in here:
   newlines (``#`` comment lines skipped, so ``"$(cat master.key)"`` works).
 
 :class:`KeySources` is the factory: ``load()`` answers every key this process can reach (the
-environment first, then the file), ``generate()`` makes a new member in the file, and
-``places()`` says where it looked, for refusals.
+external providers named by ``--master-key-command`` or ``--pkcs11-*`` first, then the
+environment, then the file), ``generate()`` makes a new member in the file (never while an
+external provider is named), and ``places()`` says where it looked, for refusals.
 """
 
 from __future__ import annotations
@@ -133,16 +134,15 @@ class KeySources:
         self.explicit_file = settings.master_key_file is not None
         self.file: Path = settings.master_key_file or settings.data_dir / "master.key"
         self.env_text: str | None = settings.master_key_env
-        # A key held outside the data directory (--master-key-command, --pkcs11-*): opened once,
+        # Keys held outside the data directory (--master-key-command, --pkcs11-*): opened once,
         # since load() runs every second and must not re-run a command or open a token session.
-        from strongroom.crypto.select import provider_from_settings
+        from strongroom.crypto.select import providers_from_settings
 
-        self.external: Any = None if self.dev else provider_from_settings(settings)
+        self.external: list[Any] = [] if self.dev else providers_from_settings(settings)
 
     def places(self) -> str:
         where = [f"the file {self.file}"]
-        if self.external is not None:
-            where.insert(0, self.external.description)
+        where[:0] = [p.description for p in self.external]
         if self.env_text is not None:
             where.insert(0, f"the environment variable {self.ENV}")
         return " and ".join(where)
@@ -150,7 +150,7 @@ class KeySources:
     def load(self) -> list[Any]:
         """Every key this process can reach, each once (by fingerprint). Reads the file again each
         time: a node learns of a key the operator copied in without a restart."""
-        found: list[Any] = [] if self.external is None else [self.external]
+        found: list[Any] = list(self.external)
         if self.env_text is not None:
             # The text of a key file works too ($(cat master.key)): comment lines are skipped.
             text = "\n".join(line for line in self.env_text.splitlines() if not line.strip().startswith("#"))
@@ -174,8 +174,13 @@ class KeySources:
         """A new random key, made durable where this process keeps keys, before anything uses it.
 
         The file is created (mode 0600) or a line appended; comment lines record when and the
-        fingerprint, so an operator can tell the lines apart.
+        fingerprint, so an operator can tell the lines apart. Refused when the operator named a
+        key held elsewhere (a token, a secret store): a key made in software then would be a key
+        outside the HSM that nobody asked for. Those keys are made in their store and adopted.
         """
+        if self.external:
+            raise KeyringError(f"no new key is made in software while the master key is held in "
+                               f"{self.external[0].description}; {self.new_key_hint()}")
         if self.dev:
             return MasterKey(os.urandom(_KEY), "memory", "in memory (--dev)")
         key = os.urandom(_KEY)
@@ -191,3 +196,14 @@ class KeySources:
         except OSError as exc:
             raise KeyringError(f"cannot write the master key file {self.file}: {exc.strerror or exc}") from None
         return provider
+
+    def new_key_hint(self) -> str:
+        """How to make a new key in the named external store, for refusals."""
+        kind = self.external[0].kind if self.external else "file"
+        if kind == "pkcs11":
+            return ("make a new key on the token first (strongroom master-key pkcs11-init --pkcs11-key-label NEW), "
+                    "then give both labels: --pkcs11-key-label NEW --pkcs11-key-label CURRENT")
+        if kind == "command":
+            return ("store a new key in the secret store and name it with --master-key-command, the current one "
+                    "still reachable (STRONGROOM_MASTER_KEY or the key file) until every key is re-wrapped")
+        return "run it without --master-key-command or --pkcs11-* to add a key to the file"

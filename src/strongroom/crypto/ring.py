@@ -47,7 +47,8 @@ log = logging.getLogger("strongroom.keyring")
 POLL_SECONDS = 1.0
 _RELOAD_SECONDS = 1.0  # inside requests, a node re-reads its key sources at most this often
 _BATCH = 100
-_HOW = "give it with --master-key-file FILE or the environment variable STRONGROOM_MASTER_KEY"
+_HOW = ("give it with --master-key-file FILE, the environment variable STRONGROOM_MASTER_KEY, --master-key-command "
+        "or --pkcs11-* (docs/key-providers.md)")
 
 
 def crash_point(step: str) -> None:
@@ -269,6 +270,11 @@ def rotate(db: Database, sources: KeySources, pending: bool = False, wait: float
            say: Callable[[str], None] = print) -> int:
     """Add a member and make it active (or ``pending``), then re-wrap; answers the member id.
 
+    Which key becomes the member: one this process reaches that the keyring does not list yet (a
+    key of an external provider named with ``--master-key-command`` / ``--pkcs11-*``, or one an
+    interrupted rotation left in the file), adopted; otherwise a new key in the key file. With an
+    external provider named, no key is ever made in software: if every key it names is already a
+    member, the rotate is refused in one line saying to make a new key in that store first.
     An unfinished earlier rotation is finished instead (no second member is added).
     """
     local = sources.load()
@@ -289,6 +295,15 @@ def rotate(db: Database, sources: KeySources, pending: bool = False, wait: float
         provider = adopt[0]
         say(f"using the key {provider.fingerprint} ({provider.description}), which the keyring does not list yet "
             f"(added by an interrupted rotation, or given in another provider)")
+    elif sources.external:
+        # The operator named a key held outside (a token, a secret store) and the keyring lists it
+        # already: a software key made now would defeat the point of naming it. Refused.
+        rows_by_fp = {r[1]: r for r in rows}
+        named = sources.external[0]
+        row = rows_by_fp[named.fingerprint]
+        again = "" if row[4] == "active" else f"make it active again with: strongroom master-key activate {row[0]}; or "
+        raise KeyringError(f"{named.description} (fingerprint {named.fingerprint}) is already member {row[0]} "
+                           f"({row[4]}) of the keyring; {again}{sources.new_key_hint()}")
     else:
         provider = sources.generate()
         crash_point("key-written")

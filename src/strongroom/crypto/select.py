@@ -7,13 +7,19 @@ PKCS11Provider` for ``--pkcs11-module`` (with ``--pkcs11-token-label``, ``--pkcs
 and the PIN from ``STRONGROOM_PKCS11_PIN``, read by strongroom.config). Both at once, a PKCS#11
 option without the module, or no PIN are refused in one line. Modules are imported only when
 named, so a server that uses neither never loads ``pkcs11``.
+
+``providers_from_settings`` answers every external provider the settings name, in order: none,
+the command's, or one PKCS#11 key per ``--pkcs11-key-label`` (the option may be repeated, all
+labels on the one token). Several labels are how a keyring moves from one token key to another:
+the old key must still unwrap while :func:`strongroom.crypto.ring.rotate` re-wraps under the new
+one (docs/key-providers.md).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["DEFAULT_PKCS11_KEY_LABEL", "KeyProviderError", "provider_from_options", "provider_from_settings"]
+__all__ = ["DEFAULT_PKCS11_KEY_LABEL", "KeyProviderError", "provider_from_options", "providers_from_settings"]
 
 DEFAULT_PKCS11_KEY_LABEL = "strongroom-master"
 
@@ -54,8 +60,10 @@ def provider_from_options(*, master_key_command: str | None = None, pkcs11_modul
     return PKCS11Provider(pkcs11_module, pkcs11_token_label, pkcs11_pin, pkcs11_key_label or DEFAULT_PKCS11_KEY_LABEL)
 
 
-def provider_from_settings(settings: Any) -> Any:
-    """:func:`provider_from_options` from a :class:`strongroom.config.Settings`."""
-    return provider_from_options(master_key_command=settings.master_key_command,
-                                 pkcs11_module=settings.pkcs11_module, pkcs11_token_label=settings.pkcs11_token_label,
-                                 pkcs11_key_label=settings.pkcs11_key_label, pkcs11_pin=settings.pkcs11_pin)
+def providers_from_settings(settings: Any) -> list[Any]:
+    """Every external provider a :class:`strongroom.config.Settings` names (see the module's doc)."""
+    labels = list(dict.fromkeys(settings.pkcs11_key_labels)) or [None]
+    found = [provider_from_options(master_key_command=settings.master_key_command,
+                                   pkcs11_module=settings.pkcs11_module, pkcs11_token_label=settings.pkcs11_token_label,
+                                   pkcs11_key_label=label, pkcs11_pin=settings.pkcs11_pin) for label in labels]
+    return [p for p in found if p is not None]
