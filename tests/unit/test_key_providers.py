@@ -56,6 +56,9 @@ def test_a_command_key_wraps_exactly_as_the_same_key_in_a_file(tmp_path):
      "exited with status 3: vault: permission denied"),
     (lambda d: key_command(d, exit_code=1), "exited with status 1 (it wrote nothing on stderr)"),
     (lambda d: "echo not-base64!", "did not print a base64 key"),
+    (lambda d: "true", "printed nothing"),
+    (lambda d: f"printf '{base64.b64encode(bytes(32)).decode()}\\n{base64.b64encode(bytes(32)).decode()}\\n'",
+     "printed 2 keys; it must print one"),
     (lambda d: "echo " + base64.b64encode(b"short").decode(), "printed a key of 5 bytes; a master key is 32 bytes"),
 ])
 def test_command_failures_are_one_line(tmp_path, make, text):
@@ -63,6 +66,13 @@ def test_command_failures_are_one_line(tmp_path, make, text):
         CommandProvider(make(tmp_path))
     assert text in str(caught.value) and "\n" not in str(caught.value)
     assert base64.b64encode(KEY).decode() not in str(caught.value)  # what it printed is never repeated
+
+
+def test_a_command_may_print_a_key_file(tmp_path):
+    """`cat master.key`: the comment line the key file's writer adds is skipped."""
+    key_file = tmp_path / "master.key"
+    key_file.write_text(f"# fingerprint x, added today\n\n{base64.b64encode(KEY).decode()}\n")
+    assert CommandProvider(f"cat {key_file}").fingerprint == fingerprint_of(KEY)
 
 
 def test_a_command_that_hangs_is_stopped(tmp_path):

@@ -2,9 +2,10 @@
 
 ``--master-key-command 'vault kv get -field=key secret/strongroom'`` (any program: a cloud
 secret manager's CLI, ``pass``, ``gpg --decrypt``...) is split like a shell would (``shlex``) and
-run with no shell, no standard input, the server's environment and a timeout. Its standard output,
-stripped, must be the base64 of 32 bytes. The key is then held in memory exactly as a key from
-``master.key`` is: wrapping and unwrapping are :class:`strongroom.crypto.MasterKey`'s own (AES-256-GCM,
+run with no shell, no standard input, the server's environment and a timeout. Its standard output
+must be the base64 of 32 bytes, on one line; blank lines and ``#`` comment lines are skipped, so
+the text of a ``master.key`` with one key works as it is. The key is then held in memory exactly
+as a key from ``master.key`` is: wrapping and unwrapping are :class:`strongroom.crypto.MasterKey`'s own (AES-256-GCM,
 the key's name as associated data, the same wire layout), so a database can move between the file,
 the environment and a command without re-wrapping anything.
 
@@ -80,10 +81,17 @@ def _run(command: str, timeout: float) -> bytes:
         said = done.stderr.decode(errors="replace").strip().splitlines()
         reason = f": {said[0][:200]}" if said else " (it wrote nothing on stderr)"
         raise KeyProviderError(f"{where} exited with status {done.returncode}{reason}")
+    # The text of a key file works too (`cat master.key`): blank and `#` comment lines are skipped.
+    lines = [line.strip() for line in done.stdout.splitlines()]
+    lines = [line for line in lines if line and not line.startswith(b"#")]
+    if len(lines) > 1:
+        raise KeyProviderError(f"{where} printed {len(lines)} keys; it must print one")
     try:
-        key = base64.b64decode(done.stdout.strip(), validate=True)
+        key = base64.b64decode(lines[0] if lines else b"", validate=True)
     except (binascii.Error, ValueError):
         raise KeyProviderError(f"{where} did not print a base64 key") from None
+    if not key:
+        raise KeyProviderError(f"{where} printed nothing")
     if len(key) != _KEY:
         raise KeyProviderError(f"{where} printed a key of {len(key)} bytes; a master key is 32 bytes, base64-encoded")
     return key

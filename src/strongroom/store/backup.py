@@ -151,7 +151,7 @@ def _open_key(source: BinaryIO, providers: list[Any]) -> tuple[AESGCM, bytes]:
         wanted = next((r for r in rows if r.get("id") == member), {})
         raise BackupError(f"the backup does not open with this master key: it was made under member {member} "
                           f"(fingerprint {wanted.get('fingerprint')}, {wanted.get('description')}); give that key "
-                          f"with --master-key-file FILE or STRONGROOM_MASTER_KEY")
+                          f"with --master-key-file FILE, STRONGROOM_MASTER_KEY, --master-key-command or --pkcs11-*")
     try:
         key = Keyring(members, member).unwrap_key(_BACKUP_KEY_REF, wrapped)
     except DecryptionError:
