@@ -301,7 +301,8 @@ def rotate(db: Database, sources: KeySources, pending: bool = False, wait: float
         rows_by_fp = {r[1]: r for r in rows}
         named = sources.external[0]
         row = rows_by_fp[named.fingerprint]
-        again = "" if row[4] == "active" else f"make it active again with: strongroom master-key activate {row[0]}; or "
+        again = {"active": "", "retired": "a retired member is not used again; "}.get(
+            row[4], f"make it active with: strongroom master-key activate {row[0]}; or ")
         raise KeyringError(f"{named.description} (fingerprint {named.fingerprint}) is already member {row[0]} "
                            f"({row[4]}) of the keyring; {again}{sources.new_key_hint()}")
     else:
