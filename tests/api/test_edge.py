@@ -179,10 +179,10 @@ def test_a_byte_a_second_is_cut_off_and_holds_no_one_up(quick_server):
     headers = signed(server, "POST", "/", body, "secretsmanager",
                      {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "secretsmanager.GetSecretValue"})
     stop = threading.Event()
-    slow_head = socket.create_connection(("127.0.0.1", server.port))
-    slow_body = socket.create_connection(("127.0.0.1", server.port))
-    slow_body.sendall(head("POST", "/", headers, server.port))
-    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+    with socket.create_connection(("127.0.0.1", server.port)) as slow_head, \
+            socket.create_connection(("127.0.0.1", server.port)) as slow_body, \
+            concurrent.futures.ThreadPoolExecutor(2) as pool:
+        slow_body.sendall(head("POST", "/", headers, server.port))
         closed_head = pool.submit(_trickle, slow_head, head("POST", "/", headers, server.port), stop)
         closed_body = pool.submit(_trickle, slow_body, body, stop)
         worst = 0.0
@@ -196,8 +196,6 @@ def test_a_byte_a_second_is_cut_off_and_holds_no_one_up(quick_server):
                 break
         stop.set()
         head_after, body_after = closed_head.result(timeout=5), closed_body.result(timeout=5)
-    slow_head.close()
-    slow_body.close()
     assert head_after is not None and 1.5 < head_after < 8, head_after
     assert body_after is not None and 1.5 < body_after < 8, body_after
     assert worst < 1.0, f"a normal request took {worst:.2f}s while the slow ones were open"

@@ -296,7 +296,7 @@ def test_a_database_from_before_the_keyring_registers_its_key_as_member_one(tmp_
     db.commit()
     db.close()  # the last connection: the WAL is checkpointed into the file copied below
     other = tmp_path / "other"
-    other.mkdir()
+    other.mkdir(mode=0o700)
     shutil.copy(data / "strongroom.db", other / "strongroom.db")
     (other / "master.key").write_text(base64.b64encode(b"w" * 32).decode() + "\n")
     (other / "master.key").chmod(0o600)
@@ -317,7 +317,7 @@ def test_a_backup_taken_before_a_rotation_restores_after_it(tmp_path):
     header = (tmp_path / "old.bak").read_bytes()[:600]
     assert b'"keyring":[{"id":1,' in header and b'"member":1' in header
     fresh = tmp_path / "fresh"
-    fresh.mkdir()
+    fresh.mkdir(mode=0o700)
     shutil.copy(data / "master.key", fresh / "master.key")  # both members' keys, as kept after the rotation
     restored = cli("restore", str(tmp_path / "old.bak"), "--data-dir", str(fresh))
     assert restored.returncode == 0, restored.stderr
@@ -325,7 +325,7 @@ def test_a_backup_taken_before_a_rotation_restores_after_it(tmp_path):
         assert srv.client().get_secret_value(SecretId="s")["SecretString"] == "before"
     # With only the new key, the old backup names the key it needs.
     bare = tmp_path / "bare"
-    bare.mkdir()
+    bare.mkdir(mode=0o700)
     (bare / "master.key").write_text(key_lines(data / "master.key")[1] + "\n")
     (bare / "master.key").chmod(0o600)
     refused = cli("restore", str(tmp_path / "old.bak"), "--data-dir", str(bare))
@@ -352,7 +352,7 @@ def test_a_member_whose_key_is_missing_is_named_with_where_it_was_looked_for(tmp
     assert "expects member 2 (fingerprint" in line and str(data / "master.key") in line
     (data / "master.key").write_text(second + "\n")  # the old member's key lost while it still wraps keys
     line = _one_line_refusal(serve(data))
-    assert line.startswith("master key member 1 (fingerprint") and "still wraps 3 keys but was not found" in line
+    assert line.startswith("strongroom: master key member 1 (fingerprint") and "still wraps 3 keys but was not found" in line
     (data / "master.key").write_text(first + "\n" + second + "\n")
     with ServerProcess(data_dir=data) as srv:
         assert srv.client().get_secret_value(SecretId="s")["SecretString"] == "v"
