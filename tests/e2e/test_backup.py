@@ -27,8 +27,12 @@ def snapshot(sm) -> dict:  # type: ignore[no-untyped-def]
                 values[v["VersionId"]] = got.get("SecretString", got.get("SecretBinary"))
             except ClientError as exc:
                 values[v["VersionId"]] = exc.response["Error"]["Code"]
-        out[s["ARN"]] = (sorted((v["VersionId"], tuple(v.get("VersionStages", []))) for v in versions), values,
-                         s.get("Tags"), s.get("DeletedDate") is not None)
+        out[s["ARN"]] = (
+            sorted((v["VersionId"], tuple(v.get("VersionStages", []))) for v in versions),
+            values,
+            s.get("Tags"),
+            s.get("DeletedDate") is not None,
+        )
     return out
 
 

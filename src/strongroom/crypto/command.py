@@ -65,7 +65,7 @@ def _fingerprint(master: MasterKey) -> str:
     known = getattr(master, "fingerprint", None)
     if isinstance(known, str):
         return known
-    return hmac.new(master._key, b"strongroom fingerprint", hashlib.sha256).hexdigest()[:16]  # noqa: SLF001
+    return hmac.new(master._key, b"strongroom fingerprint", hashlib.sha256).hexdigest()[:16]
 
 
 def _run(command: str, timeout: float) -> bytes:

@@ -41,10 +41,11 @@ _KEY = 32
 
 
 class MasterKeyProvider(Protocol):
-    kind: str          # "file" | "env" | "command" | "pkcs11"
-    description: str   # where the key lives, for status and errors (no secret material)
-    fingerprint: str   # stable id of the key material across processes
-    def wrap(self, key: bytes, name: str) -> bytes: ...     # name = associated data binding
+    kind: str  # "file" | "env" | "command" | "pkcs11"
+    description: str  # where the key lives, for status and errors (no secret material)
+    fingerprint: str  # stable id of the key material across processes
+
+    def wrap(self, key: bytes, name: str) -> bytes: ...  # name = associated data binding
     def unwrap(self, wrapped: bytes, name: str) -> bytes: ...  # raises DecryptionError
 
 
@@ -79,8 +80,9 @@ def read_key_file(path: Path) -> list[bytes]:
         raise KeyringError(f"the master key file {path} is not a regular file")
     mode = stat.S_IMODE(st.st_mode)
     if mode & 0o077:
-        raise KeyringError(f"the master key file {path} is readable by others (mode {oct(mode)}); "
-                           f"run: chmod 600 {path}")
+        raise KeyringError(
+            f"the master key file {path} is readable by others (mode {oct(mode)}); run: chmod 600 {path}"
+        )
     try:
         text = path.read_text()
     except (PermissionError, UnicodeDecodeError) as exc:
@@ -180,7 +182,7 @@ class KeySources:
             return MasterKey(os.urandom(_KEY), "memory", "in memory (--dev)")
         key = os.urandom(_KEY)
         provider = MasterKey(key, "file", f"file {self.file}")
-        when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
         line = f"# fingerprint {provider.fingerprint}, added {when}\n{base64.b64encode(key).decode()}\n"
         try:
             if self.file.exists():
