@@ -22,8 +22,13 @@ SOURCE = "import boto3\n\ndef handler(event, context):\n    return event\n"  # A
 def measure(runtime: FunctionRuntime, code_dir: str, runs: int) -> tuple[list[float], list[float]]:
     cold, warm = [], []
     for n in range(runs):
-        spec = FunctionSpec(key=f"arn:aws:lambda:us-east-1:1:function:f#{n}", arn="arn:aws:lambda:us-east-1:1:function:f",
-                            name="f", handler="lambda_function.handler", code_dir=code_dir)
+        spec = FunctionSpec(
+            key=f"arn:aws:lambda:us-east-1:1:function:f#{n}",
+            arn="arn:aws:lambda:us-east-1:1:function:f",
+            name="f",
+            handler="lambda_function.handler",
+            code_dir=code_dir,
+        )
         started = time.perf_counter()
         assert runtime.invoke(spec, {"n": n}).ok
         cold.append((time.perf_counter() - started) * 1000)
@@ -38,12 +43,16 @@ def main() -> None:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 5
     with tempfile.TemporaryDirectory() as code:
         Path(code, "lambda_function.py").write_text(SOURCE)
-        for label, runtime in (("unsandboxed", FunctionRuntime(lambda spec: {}, unsafe=True)),
-                               ("sandboxed", FunctionRuntime(lambda spec: {}, sandbox=sandbox.find()))):
+        for label, runtime in (
+            ("unsandboxed", FunctionRuntime(lambda spec: {}, unsafe=True)),
+            ("sandboxed", FunctionRuntime(lambda spec: {}, sandbox=sandbox.find())),
+        ):
             cold, warm = measure(runtime, code, runs)
             runtime.close()
-            print(f"{label:12} cold start median {statistics.median(cold):6.1f} ms (min {min(cold):.1f}, "
-                  f"max {max(cold):.1f}); warm call median {statistics.median(warm):.2f} ms; {runs} runs")
+            print(
+                f"{label:12} cold start median {statistics.median(cold):6.1f} ms (min {min(cold):.1f}, "
+                f"max {max(cold):.1f}); warm call median {statistics.median(warm):.2f} ms; {runs} runs"
+            )
 
 
 if __name__ == "__main__":

@@ -60,13 +60,19 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.serialize import create_serializer
 
-__all__ = ["Case", "Context", "Outcome", "generate", "execute", "judge", "run_campaign", "Canary", "KINDS"]
+__all__ = ["KINDS", "Canary", "Case", "Context", "Outcome", "execute", "generate", "judge", "run_campaign"]
 
 # --------------------------------------------------------------------------------- the models
 
 _SESSION = botocore.session.get_session()
 MODELS = {name: _SESSION.get_service_model(name) for name in ("secretsmanager", "lambda", "iam", "sts", "cloudtrail")}
-SIGNING = {"secretsmanager": "secretsmanager", "lambda": "lambda", "iam": "iam", "sts": "sts", "cloudtrail": "cloudtrail"}
+SIGNING = {
+    "secretsmanager": "secretsmanager",
+    "lambda": "lambda",
+    "iam": "iam",
+    "sts": "sts",
+    "cloudtrail": "cloudtrail",
+}
 FORMAT = {"secretsmanager": "json", "cloudtrail": "json", "lambda": "rest-json", "iam": "query", "sts": "query"}
 TARGET_PREFIX = {"secretsmanager": "secretsmanager", "cloudtrail": MODELS["cloudtrail"].metadata["targetPrefix"]}
 
@@ -90,15 +96,51 @@ UNSERVED = {
     "lambda": ["ListAliases", "PublishVersion", "GetAccountSettings", "ListTags", "CreateAlias", "ListLayers"],
     "iam": ["ListGroups", "CreateGroup", "GetAccountSummary", "ListPolicies", "CreatePolicy", "TagUser"],
     "sts": ["GetSessionToken", "GetFederationToken", "DecodeAuthorizationMessage", "GetAccessKeyInfo"],
-    "cloudtrail": ["CreateTrail", "DescribeTrails", "GetTrailStatus", "StartLogging", "ListTrails", "PutEventSelectors"],
+    "cloudtrail": [
+        "CreateTrail",
+        "DescribeTrails",
+        "GetTrailStatus",
+        "StartLogging",
+        "ListTrails",
+        "PutEventSelectors",
+    ],
 }
 SERVICE_WEIGHTS = [("secretsmanager", 55), ("lambda", 14), ("iam", 14), ("sts", 6), ("cloudtrail", 11)]
 
 # ------------------------------------------------------------------------------ random values
 
 _PUNCT = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
-_ODD = ["\x00", "\x01", "\x7f", "\u00e9", "\u2028", "\u202e", "\ufeff", "\uffff", "\u0301", "\U0001f511", "\U0010ffff",
-        "\t", "\n", "\r", "%", "\\", "\"", "'", "<", "&", "]]>", "${x}", "..", "/", "*", "?", ",", ";", "="]
+_ODD = [
+    "\x00",
+    "\x01",
+    "\x7f",
+    "\u00e9",
+    "\u2028",
+    "\u202e",
+    "\ufeff",
+    "\uffff",
+    "\u0301",
+    "\U0001f511",
+    "\U0010ffff",
+    "\t",
+    "\n",
+    "\r",
+    "%",
+    "\\",
+    '"',
+    "'",
+    "<",
+    "&",
+    "]]>",
+    "${x}",
+    "..",
+    "/",
+    "*",
+    "?",
+    ",",
+    ";",
+    "=",
+]
 _REGIONS = ["us-east-1", "us-west-2", "eu-west-1", "ap-southeast-2", "x", "us-east-1 ", "US-EAST-1", "moon-1", "a" * 70]
 _LABELS = ["AWSCURRENT", "AWSPENDING", "AWSPREVIOUS", "fuzz", "FUZZ-KEEP", "awscurrent", "x" * 256, ""]
 _ZIP_HANDLERS = ["index.handler", "boom.handler", "missing.handler", "index.nope", "index", ".handler", "a" * 200]
@@ -112,11 +154,25 @@ def _zip(files: dict[str, str]) -> bytes:
     return buf.getvalue()
 
 
-_GOOD_ZIP = _zip({"index.py": "def handler(event, context):\n    return event\n",
-                  "boom.py": "def handler(event, context):\n    raise ValueError('boom')\n"})
-_BLOBS = [_GOOD_ZIP, b"PK\x03\x04", b"PK\x05\x06" + b"\x00" * 18, b"PK\x05\x06" + b"\xff" * 18,
-          _zip({"../escape.py": "x = 1\n"}), _zip({"/abs.py": "x = 1\n"}), b"", b"\x00", b"not a zip",
-          _GOOD_ZIP[:-10], _GOOD_ZIP[:30] + b"\xff" * 40 + _GOOD_ZIP[70:]]
+_GOOD_ZIP = _zip(
+    {
+        "index.py": "def handler(event, context):\n    return event\n",
+        "boom.py": "def handler(event, context):\n    raise ValueError('boom')\n",
+    }
+)
+_BLOBS = [
+    _GOOD_ZIP,
+    b"PK\x03\x04",
+    b"PK\x05\x06" + b"\x00" * 18,
+    b"PK\x05\x06" + b"\xff" * 18,
+    _zip({"../escape.py": "x = 1\n"}),
+    _zip({"/abs.py": "x = 1\n"}),
+    b"",
+    b"\x00",
+    b"not a zip",
+    _GOOD_ZIP[:-10],
+    _GOOD_ZIP[:30] + b"\xff" * 40 + _GOOD_ZIP[70:],
+]
 
 
 def text(rng: random.Random, low: int = 0, high: int = 40, odd: float = 0.2) -> str:
@@ -136,15 +192,19 @@ def text(rng: random.Random, low: int = 0, high: int = 40, odd: float = 0.2) -> 
 
 
 try:
-    from re import _constants as _sre_c, _parser as _sre_p  # Python 3.11+
+    from re import _constants as _sre_c  # Python 3.11+
+    from re import _parser as _sre_p
 except ImportError:  # pragma: no cover
     import sre_constants as _sre_c  # type: ignore[no-redef]
     import sre_parse as _sre_p  # type: ignore[no-redef]
 
 _CATEGORY_CHARS = {
-    _sre_c.CATEGORY_DIGIT: string.digits, _sre_c.CATEGORY_WORD: string.ascii_letters + string.digits + "_",
-    _sre_c.CATEGORY_SPACE: " \t", _sre_c.CATEGORY_NOT_DIGIT: string.ascii_letters + "-_",
-    _sre_c.CATEGORY_NOT_WORD: "-.:/ ", _sre_c.CATEGORY_NOT_SPACE: string.ascii_letters + string.digits + "-_",
+    _sre_c.CATEGORY_DIGIT: string.digits,
+    _sre_c.CATEGORY_WORD: string.ascii_letters + string.digits + "_",
+    _sre_c.CATEGORY_SPACE: " \t",
+    _sre_c.CATEGORY_NOT_DIGIT: string.ascii_letters + "-_",
+    _sre_c.CATEGORY_NOT_WORD: "-.:/ ",
+    _sre_c.CATEGORY_NOT_SPACE: string.ascii_letters + string.digits + "-_",
 }
 _PATTERN_CACHE: dict[str, Any] = {}
 
@@ -155,7 +215,7 @@ def from_regex(rng: random.Random, pattern: str, max_repeat: int = 12) -> str | 
     if parsed is None:
         try:
             parsed = _sre_p.parse(pattern)
-        except Exception:  # noqa: BLE001 - Java-only syntax (\\p{L} ...)
+        except Exception:
             parsed = False
         _PATTERN_CACHE[pattern] = parsed
     if parsed is False:
@@ -231,52 +291,124 @@ class Context:
 
 def _secret_ids(rng: random.Random, ctx: Context) -> str:
     base = f"fz/s{rng.randint(0, 15)}"
-    return rng.choice([
-        base, base, base, f"arn:aws:secretsmanager:us-east-1:{ctx.account_id}:secret:{base}",
-        f"arn:aws:secretsmanager:us-east-1:{ctx.account_id}:secret:{base}-{text(rng, 6, 6, 0)}",
-        f"arn:aws:secretsmanager:us-east-1:210987654321:secret:{base}-AbCdEf",  # another account's
-        f"arn:aws:secretsmanager:eu-west-1:{ctx.account_id}:secret:{base}", f"arn:aws:secretsmanager:{text(rng, 0, 8)}",
-        "arn:", "arn:aws", text(rng, 1, 60), f"{base}-AbCdEf", base + "/", base.upper(),
-    ])
+    return rng.choice(
+        [
+            base,
+            base,
+            base,
+            f"arn:aws:secretsmanager:us-east-1:{ctx.account_id}:secret:{base}",
+            f"arn:aws:secretsmanager:us-east-1:{ctx.account_id}:secret:{base}-{text(rng, 6, 6, 0)}",
+            f"arn:aws:secretsmanager:us-east-1:210987654321:secret:{base}-AbCdEf",  # another account's
+            f"arn:aws:secretsmanager:eu-west-1:{ctx.account_id}:secret:{base}",
+            f"arn:aws:secretsmanager:{text(rng, 0, 8)}",
+            "arn:",
+            "arn:aws",
+            text(rng, 1, 60),
+            f"{base}-AbCdEf",
+            base + "/",
+            base.upper(),
+        ]
+    )
 
 
 def _policy(rng: random.Random, ctx: Context) -> str:
     if rng.random() < 0.4:  # a plain valid one, so the paths behind the parser run too
-        return json.dumps({"Version": "2012-10-17", "Statement": [{
-            "Effect": rng.choice(["Allow", "Deny"]), "Principal": {"AWS": f"arn:aws:iam::{ctx.account_id}:root"},
-            "Action": rng.choice(["secretsmanager:GetSecretValue", "sts:AssumeRole", "secretsmanager:*"]),
-            "Resource": "*"}]})
-    principal = rng.choice([{"AWS": f"arn:aws:iam::{ctx.account_id}:root"}, "*", {"AWS": "*"},
-                            {"Service": "secretsmanager.amazonaws.com"}, {"AWS": "210987654321"}, {"Nope": "x"}])
-    statement = {"Effect": rng.choice(["Allow", "Deny", "Maybe"]), "Principal": principal,
-                 "Action": rng.choice(["secretsmanager:GetSecretValue", "secretsmanager:*", "*", "lambda:InvokeFunction",
-                                       "sts:AssumeRole", ["secretsmanager:Describe*", "iam:*"], 5]),
-                 "Resource": rng.choice(["*", f"arn:aws:secretsmanager:us-east-1:{ctx.account_id}:secret:*", ["*"]])}
+        return json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": rng.choice(["Allow", "Deny"]),
+                        "Principal": {"AWS": f"arn:aws:iam::{ctx.account_id}:root"},
+                        "Action": rng.choice(["secretsmanager:GetSecretValue", "sts:AssumeRole", "secretsmanager:*"]),
+                        "Resource": "*",
+                    }
+                ],
+            }
+        )
+    principal = rng.choice(
+        [
+            {"AWS": f"arn:aws:iam::{ctx.account_id}:root"},
+            "*",
+            {"AWS": "*"},
+            {"Service": "secretsmanager.amazonaws.com"},
+            {"AWS": "210987654321"},
+            {"Nope": "x"},
+        ]
+    )
+    statement = {
+        "Effect": rng.choice(["Allow", "Deny", "Maybe"]),
+        "Principal": principal,
+        "Action": rng.choice(
+            [
+                "secretsmanager:GetSecretValue",
+                "secretsmanager:*",
+                "*",
+                "lambda:InvokeFunction",
+                "sts:AssumeRole",
+                ["secretsmanager:Describe*", "iam:*"],
+                5,
+            ]
+        ),
+        "Resource": rng.choice(["*", f"arn:aws:secretsmanager:us-east-1:{ctx.account_id}:secret:*", ["*"]]),
+    }
     if rng.random() < 0.3:
-        statement["Condition"] = {rng.choice(["StringEquals", "IpAddress", "DateLessThan", "NumericLessThan", "Bogus",
-                                              "ForAnyValue:StringLike", "StringEqualsIfExists"]):
-                                  {rng.choice(["aws:SourceIp", "aws:PrincipalTag/x", "aws:CurrentTime", "x"]):
-                                   rng.choice(["1.2.3.4/32", "2030-01-01T00:00:00Z", "5", ["a", "b"], "::/0", "300.1.1.1"])}}
-    doc: Any = {"Version": rng.choice(["2012-10-17", "2008-10-17", "1999-01-01"]),
-                "Statement": [statement] if rng.random() < 0.7 else statement}
+        statement["Condition"] = {
+            rng.choice(
+                [
+                    "StringEquals",
+                    "IpAddress",
+                    "DateLessThan",
+                    "NumericLessThan",
+                    "Bogus",
+                    "ForAnyValue:StringLike",
+                    "StringEqualsIfExists",
+                ]
+            ): {
+                rng.choice(["aws:SourceIp", "aws:PrincipalTag/x", "aws:CurrentTime", "x"]): rng.choice(
+                    ["1.2.3.4/32", "2030-01-01T00:00:00Z", "5", ["a", "b"], "::/0", "300.1.1.1"]
+                )
+            }
+        }
+    doc: Any = {
+        "Version": rng.choice(["2012-10-17", "2008-10-17", "1999-01-01"]),
+        "Statement": [statement] if rng.random() < 0.7 else statement,
+    }
     choice = rng.random()
     if choice < 0.75:
         return json.dumps(doc)
-    return rng.choice(["{", "[]", "null", '{"Statement": []}', '{"Version": "2012-10-17", "Statement": [{}]}',
-                       '{"Statement": [{"Effect": "Allow", "Effect": "Deny"}]}', '{"a": NaN}',
-                       "[" * 5000 + "]" * 5000, text(rng, 1, 200), json.dumps(doc) * 2])
+    return rng.choice(
+        [
+            "{",
+            "[]",
+            "null",
+            '{"Statement": []}',
+            '{"Version": "2012-10-17", "Statement": [{}]}',
+            '{"Statement": [{"Effect": "Allow", "Effect": "Deny"}]}',
+            '{"a": NaN}',
+            "[" * 5000 + "]" * 5000,
+            text(rng, 1, 200),
+            json.dumps(doc) * 2,
+        ]
+    )
 
 
 def _arn(rng: random.Random, ctx: Context) -> str:
-    return rng.choice([
-        f"arn:aws:lambda:us-east-1:{ctx.account_id}:function:fz-f{rng.randint(0, 4)}",
-        f"arn:aws:lambda:us-east-1:{ctx.account_id}:function:strongroom-mysql-single-user",
-        f"arn:aws:lambda:us-east-1:{ctx.account_id}:function:strongroom-postgresql-multi-user",
-        f"arn:aws:iam::{ctx.account_id}:role/fz-r{rng.randint(0, 4)}", f"arn:aws:iam::{ctx.account_id}:user/fz-u1",
-        f"arn:aws:secretsmanager:eu-west-1:210987654321:secret:fz/x-AbCdEf", "arn:aws:lambda:::function:",
-        "arn:aws:iam::123:role/" + "r" * 80, f"arn:aws:lambda:us-east-1:{ctx.account_id}:function:fz-f1:$LATEST",
-        "arn:" + text(rng, 0, 60), text(rng, 20, 80),
-    ])
+    return rng.choice(
+        [
+            f"arn:aws:lambda:us-east-1:{ctx.account_id}:function:fz-f{rng.randint(0, 4)}",
+            f"arn:aws:lambda:us-east-1:{ctx.account_id}:function:strongroom-mysql-single-user",
+            f"arn:aws:lambda:us-east-1:{ctx.account_id}:function:strongroom-postgresql-multi-user",
+            f"arn:aws:iam::{ctx.account_id}:role/fz-r{rng.randint(0, 4)}",
+            f"arn:aws:iam::{ctx.account_id}:user/fz-u1",
+            "arn:aws:secretsmanager:eu-west-1:210987654321:secret:fz/x-AbCdEf",
+            "arn:aws:lambda:::function:",
+            "arn:aws:iam::123:role/" + "r" * 80,
+            f"arn:aws:lambda:us-east-1:{ctx.account_id}:function:fz-f1:$LATEST",
+            "arn:" + text(rng, 0, 60),
+            text(rng, 20, 80),
+        ]
+    )
 
 
 def _hinted(name: str, rng: random.Random, ctx: Context, service: str) -> Any:
@@ -293,16 +425,28 @@ def _hinted(name: str, rng: random.Random, ctx: Context, service: str) -> Any:
     if n in ("rolearn", "replicationrolearn", "externalsecretrotationrolearn") and rng.random() < 0.8:
         return f"arn:aws:iam::{ctx.account_id}:role/fz-r{rng.randint(0, 4)}"
     if n == "rotationlambdaarn" and rng.random() < 0.7:
-        return rng.choice([f"arn:aws:lambda:us-east-1:{ctx.account_id}:function:fz-f{rng.randint(0, 4)}",
-                           f"arn:aws:lambda:us-east-1:{ctx.account_id}:function:strongroom-postgresql-single-user"])
+        return rng.choice(
+            [
+                f"arn:aws:lambda:us-east-1:{ctx.account_id}:function:fz-f{rng.randint(0, 4)}",
+                f"arn:aws:lambda:us-east-1:{ctx.account_id}:function:strongroom-postgresql-single-user",
+            ]
+        )
     if n.endswith("arn") and n != "functionarn":
         return _arn(rng, ctx)
     if n in ("region",):
         return rng.choice(_REGIONS)
     if n == "functionname":
-        return rng.choice([f"fz-f{rng.randint(0, 4)}", "strongroom-mysql-single-user", "strongroom-postgresql-single-user",
-                           f"arn:aws:lambda:us-east-1:{ctx.account_id}:function:fz-f1", f"{ctx.account_id}:function:fz-f2",
-                           "arn:aws:lambda:eu-west-1:210987654321:function:x", text(rng, 1, 70)])
+        return rng.choice(
+            [
+                f"fz-f{rng.randint(0, 4)}",
+                "strongroom-mysql-single-user",
+                "strongroom-postgresql-single-user",
+                f"arn:aws:lambda:us-east-1:{ctx.account_id}:function:fz-f1",
+                f"{ctx.account_id}:function:fz-f2",
+                "arn:aws:lambda:eu-west-1:210987654321:function:x",
+                text(rng, 1, 70),
+            ]
+        )
     if n == "username":
         return f"fz-u{rng.randint(0, 4)}" if rng.random() < 0.85 else text(rng, 1, 70)
     if n == "rolename":
@@ -321,19 +465,51 @@ def _hinted(name: str, rng: random.Random, ctx: Context, service: str) -> Any:
     if n == "zipfile":
         return rng.choice(_BLOBS)
     if n == "payload":
-        return rng.choice([b"{}", b'{"Step": "createSecret"}', b"[1, 2]", b"null", b'"x"', b"{", b"\xff", b"NaN",
-                           b'{"a": "\\ud800"}', b"[" * 3000 + b"]" * 3000, json.dumps({"k": text(rng)}).encode()])
+        return rng.choice(
+            [
+                b"{}",
+                b'{"Step": "createSecret"}',
+                b"[1, 2]",
+                b"null",
+                b'"x"',
+                b"{",
+                b"\xff",
+                b"NaN",
+                b'{"a": "\\ud800"}',
+                b"[" * 3000 + b"]" * 3000,
+                json.dumps({"k": text(rng)}).encode(),
+            ]
+        )
     if n == "principal":
-        return rng.choice(["secretsmanager.amazonaws.com", "*", ctx.account_id, f"arn:aws:iam::{ctx.account_id}:root",
-                           "s3.amazonaws.com", text(rng, 1, 30)])
+        return rng.choice(
+            [
+                "secretsmanager.amazonaws.com",
+                "*",
+                ctx.account_id,
+                f"arn:aws:iam::{ctx.account_id}:root",
+                "s3.amazonaws.com",
+                text(rng, 1, 30),
+            ]
+        )
     if n == "action" and service == "lambda":
         return rng.choice(["lambda:InvokeFunction", "lambda:*", "*", "lambda:GetFunction", text(rng, 1, 30)])
     if n in ("secretstring",):
-        return rng.choice([text(rng, 1, 80), json.dumps({"username": "u", "password": text(rng, 1, 30)}),
-                           text(rng, 1, 2000, 0.05)])
+        return rng.choice(
+            [text(rng, 1, 80), json.dumps({"username": "u", "password": text(rng, 1, 30)}), text(rng, 1, 2000, 0.05)]
+        )
     if n in ("nexttoken", "marker"):
-        return rng.choice([text(rng, 1, 60), base64.urlsafe_b64encode(rng.randbytes(rng.randint(1, 90))).decode(),
-                           str(rng.randint(-5, 2**70)), "0", "-1", "99999999999999999999999", "eyJ9", "=="])
+        return rng.choice(
+            [
+                text(rng, 1, 60),
+                base64.urlsafe_b64encode(rng.randbytes(rng.randint(1, 90))).decode(),
+                str(rng.randint(-5, 2**70)),
+                "0",
+                "-1",
+                "99999999999999999999999",
+                "eyJ9",
+                "==",
+            ]
+        )
     if n in ("path", "pathprefix"):
         return rng.choice(["/", "/fz/", "/a/b/", "", "fz", "/" + text(rng, 0, 30) + "/"])
     if n == "excludecharacters":
@@ -345,8 +521,20 @@ def _hinted(name: str, rng: random.Random, ctx: Context, service: str) -> Any:
     if n == "kmskeyid":
         return rng.choice(["alias/aws/secretsmanager", "alias/fuzz", _uuid(rng), "", text(rng, 0, 40)])
     if n == "scheduleexpression":
-        return rng.choice(["rate(10 days)", "rate(4 hours)", "cron(0 12 * * ? *)", "cron(0 0 31 2 ? *)", "rate(0 days)",
-                           "rate(1000 days)", "cron(* * * * * *)", "cron(0 0 L * ? *)", "rate(x)", text(rng, 1, 40)])
+        return rng.choice(
+            [
+                "rate(10 days)",
+                "rate(4 hours)",
+                "cron(0 12 * * ? *)",
+                "cron(0 0 31 2 ? *)",
+                "rate(0 days)",
+                "rate(1000 days)",
+                "cron(* * * * * *)",
+                "cron(0 0 L * ? *)",
+                "rate(x)",
+                text(rng, 1, 40),
+            ]
+        )
     if n == "duration":
         return rng.choice(["2h", "24h", "0h", "999h", "h", "3"])
     return None
@@ -418,9 +606,30 @@ class Gen:
 
 # ---------------------------------------------------------------------------- invalid values
 
+
 def _wrong_type(rng: random.Random, value: Any) -> Any:
-    options: list[Any] = [None, True, False, 0, -1, 1.5, 2**63, -2**63 - 1, 2**64 + 7, 1e300, -0.0, "", "x", "12",
-                          "true", [], [1, "a"], {}, {"a": {"b": []}}, "\x00"]
+    options: list[Any] = [
+        None,
+        True,
+        False,
+        0,
+        -1,
+        1.5,
+        2**63,
+        -(2**63) - 1,
+        2**64 + 7,
+        1e300,
+        -0.0,
+        "",
+        "x",
+        "12",
+        "true",
+        [],
+        [1, "a"],
+        {},
+        {"a": {"b": []}},
+        "\x00",
+    ]
     while True:
         new = rng.choice(options)
         if type(new) is not type(value):
@@ -441,7 +650,7 @@ def _refused(member: Any, value: Any) -> bool:
             return True
         if isinstance(value, float):
             return not value.is_integer() or abs(value) >= 2**63
-        return not isinstance(value, int) or not -2**63 <= value < 2**63
+        return not isinstance(value, int) or not -(2**63) <= value < 2**63
     if kind in ("float", "double", "timestamp"):
         return isinstance(value, bool) or not isinstance(value, (int, float))
     if kind == "list":
@@ -457,12 +666,25 @@ def _mutate(rng: random.Random, params: dict[str, Any], shape: Any) -> tuple[dic
     """One targeted change to ``params``, its name, and whether it certainly makes them invalid."""
     params = json.loads(json.dumps(params, default=lambda b: base64.b64encode(b).decode()))
     members = dict(shape.members) if shape is not None else {}
-    how = rng.choice(["wrong-type", "out-of-range", "drop-required", "unknown-member", "null", "enum", "odd-text",
-                      "long-list", "nested-wrong-type", "empty-string"])
+    how = rng.choice(
+        [
+            "wrong-type",
+            "out-of-range",
+            "drop-required",
+            "unknown-member",
+            "null",
+            "enum",
+            "odd-text",
+            "long-list",
+            "nested-wrong-type",
+            "empty-string",
+        ]
+    )
     target = rng.choice(list(members)) if members else None
     if how == "unknown-member" or target is None:
-        params[rng.choice(["Fuzz", "secretId", "SECRETID", "", "\u00e9", "__type", "Action", "x" * 300])] = \
-            rng.choice([1, "x", None, [], {"y": [1]}, "\x00"])
+        params[rng.choice(["Fuzz", "secretId", "SECRETID", "", "\u00e9", "__type", "Action", "x" * 300])] = rng.choice(
+            [1, "x", None, [], {"y": [1]}, "\x00"]
+        )
         return params, "unknown-member", False
     member = members[target]
     meta = member.metadata
@@ -481,9 +703,14 @@ def _mutate(rng: random.Random, params: dict[str, Any], shape: Any) -> tuple[dic
         certain = _refused(member, params[target])
     elif how == "out-of-range":
         if member.type_name in ("integer", "long"):
-            value = rng.choice([(low or 0) - 1, (high or 2**31) + 1, 2**63, -2**63, 2**31])
-            certain = (low is not None and value < low) or (high is not None and value > high) or \
-                not -2**(31 if member.type_name == "integer" else 63) <= value < 2**(31 if member.type_name == "integer" else 63)
+            value = rng.choice([(low or 0) - 1, (high or 2**31) + 1, 2**63, -(2**63), 2**31])
+            certain = (
+                (low is not None and value < low)
+                or (high is not None and value > high)
+                or not -(2 ** (31 if member.type_name == "integer" else 63))
+                <= value
+                < 2 ** (31 if member.type_name == "integer" else 63)
+            )
         elif member.type_name == "string":
             value = "a" * ((high or 2048) + rng.choice([1, 1, 1000])) if rng.random() < 0.7 else ""
             certain = (high is not None and len(value) > high) or (low is not None and len(value) < low)
@@ -492,7 +719,7 @@ def _mutate(rng: random.Random, params: dict[str, Any], shape: Any) -> tuple[dic
             certain = high is not None
         elif member.type_name == "list":
             value = [params[target][0] if params.get(target) else "x"] * ((high or 50) + 1)
-            certain = high is not None and not params.get(target) is None and bool(params.get(target))
+            certain = high is not None and params.get(target) is not None and bool(params.get(target))
         else:
             value = _wrong_type(rng, params.get(target))
             certain = _refused(member, value)
@@ -501,15 +728,39 @@ def _mutate(rng: random.Random, params: dict[str, Any], shape: Any) -> tuple[dic
         params[target] = rng.choice(["", "NOPE", "awscurrent", "asc ", "\u0000"])
         certain = bool(meta.get("enum")) or member.type_name not in ("string", "blob")  # "NOPE" is base64
     elif how == "odd-text":
-        params[target] = rng.choice(["\x00", "\ud800", "\udfff\ud800", "a\u0000b", "\U0001f511" * 300, "\u202e" * 5,
-                                     "' OR 1=1 --", "%s%n", "../../etc/passwd", "<x/>", "\\", "\r\n", " " * 10])
+        params[target] = rng.choice(
+            [
+                "\x00",
+                "\ud800",
+                "\udfff\ud800",
+                "a\u0000b",
+                "\U0001f511" * 300,
+                "\u202e" * 5,
+                "' OR 1=1 --",
+                "%s%n",
+                "../../etc/passwd",
+                "<x/>",
+                "\\",
+                "\r\n",
+                " " * 10,
+            ]
+        )
         certain = member.type_name not in ("string", "blob")
     elif how == "long-list":
         params[target] = ["x"] * rng.choice([21, 1000, 20000])
         certain = member.type_name != "list" or (high is not None and len(params[target]) > high)
     elif how == "nested-wrong-type":
-        params[target] = rng.choice([{"Key": 1}, [{"Key": "k", "Value": ["v"]}], [None], [[[]]], {"Region": None},
-                                     [{"Region": "us-east-1", "Region": 5}], [{"": ""}]])
+        params[target] = rng.choice(
+            [
+                {"Key": 1},
+                [{"Key": "k", "Value": ["v"]}],
+                [None],
+                [[[]]],
+                {"Region": None},
+                [{"Region": "us-east-1", "Region": 5}],
+                [{"": ""}],
+            ]
+        )
     elif how == "empty-string":
         params[target] = ""
         certain = member.type_name not in ("string", "blob") or bool(low) or bool(meta.get("enum"))
@@ -518,6 +769,7 @@ def _mutate(rng: random.Random, params: dict[str, Any], shape: Any) -> tuple[dic
 
 # ---------------------------------------------------------------------------------- requests
 
+
 @dataclasses.dataclass
 class Case:
     """One request, as bytes on a socket, and what its answer must look like."""
@@ -525,20 +777,20 @@ class Case:
     index: int
     kind: str
     detail: str
-    service: str | None      # whose error format the answer must use; None: any AWS format
+    service: str | None  # whose error format the answer must use; None: any AWS format
     operation: str | None
     method: str
-    target: str              # the request-target: path and query, as sent
+    target: str  # the request-target: path and query, as sent
     headers: list[tuple[str, str]]
     body: bytes
-    mode: str = "normal"     # normal | slow | truncate-close | truncate-halfclose | keepalive
-    content_length: int | None = None   # declared length; None: the body's; -1: no header
+    mode: str = "normal"  # normal | slow | truncate-close | truncate-halfclose | keepalive
+    content_length: int | None = None  # declared length; None: the body's; -1: no header
     must_fail: bool = False  # a 2xx would mean the server accepted something it must refuse
     http_layer_ok: bool = False  # uvicorn's own "Invalid HTTP request received." is an acceptable answer
-    reset_ok: bool = False   # the server may close the connection without an answer
+    reset_ok: bool = False  # the server may close the connection without an answer
     timeout: float = 30.0
     follow: Case | None = None  # keepalive: the request sent next on the same connection
-    slow_from: int = 0       # slow: where the byte-at-a-time part starts
+    slow_from: int = 0  # slow: where the byte-at-a-time part starts
 
     def raw(self, close: bool = True) -> bytes:
         lines = [f"{self.method} {self.target} HTTP/1.1".encode("latin-1")]
@@ -553,9 +805,17 @@ class Case:
         return b"\r\n".join(lines) + b"\r\n\r\n" + self.body
 
     def describe(self) -> dict[str, Any]:
-        return {"index": self.index, "kind": self.kind, "detail": self.detail, "service": self.service,
-                "operation": self.operation, "mode": self.mode, "method": self.method, "target": self.target[:300],
-                "raw_base64": base64.b64encode(self.raw(close=self.mode != "keepalive")[:200_000]).decode()}
+        return {
+            "index": self.index,
+            "kind": self.kind,
+            "detail": self.detail,
+            "service": self.service,
+            "operation": self.operation,
+            "mode": self.mode,
+            "method": self.method,
+            "target": self.target[:300],
+            "raw_base64": base64.b64encode(self.raw(close=self.mode != "keepalive")[:200_000]).decode(),
+        }
 
 
 def _json_bytes(value: Any) -> bytes:
@@ -563,9 +823,18 @@ def _json_bytes(value: Any) -> bytes:
     return json.dumps(value, default=lambda b: base64.b64encode(b).decode()).encode()
 
 
-def sign(ctx: Context, method: str, target: str, headers: list[tuple[str, str]], body: bytes, service: str,
-         region: str = "us-east-1", key: str | None = None, secret: str | None = None,
-         when: dt.datetime | None = None) -> list[tuple[str, str]]:
+def sign(
+    ctx: Context,
+    method: str,
+    target: str,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    service: str,
+    region: str = "us-east-1",
+    key: str | None = None,
+    secret: str | None = None,
+    when: dt.datetime | None = None,
+) -> list[tuple[str, str]]:
     """``headers`` plus X-Amz-Date and Authorization, from botocore's own SigV4 signer."""
     request = AWSRequest(method=method, url=f"http://{ctx.authority}{target}", data=body)
     for name, value in headers:
@@ -593,38 +862,59 @@ class _SignedAt(SigV4Auth):
         self._inject_signature_to_request(request, self.signature(string_to_sign, request))
 
 
-def _wire(ctx: Context, service: str, operation: str, params: dict[str, Any], rng: random.Random
-          ) -> tuple[str, str, list[tuple[str, str]], bytes]:
+def _wire(
+    ctx: Context, service: str, operation: str, params: dict[str, Any], rng: random.Random
+) -> tuple[str, str, list[tuple[str, str]], bytes]:
     """method, target, headers (unsigned, no Host) and body as botocore's client would send them."""
     if FORMAT[service] == "json":
-        return "POST", "/", [("Content-Type", "application/x-amz-json-1.1"),
-                             ("X-Amz-Target", f"{TARGET_PREFIX[service]}.{operation}")], _json_bytes(params)
+        return (
+            "POST",
+            "/",
+            [("Content-Type", "application/x-amz-json-1.1"), ("X-Amz-Target", f"{TARGET_PREFIX[service]}.{operation}")],
+            _json_bytes(params),
+        )
     model = MODELS[service]
     op = model.operation_model(operation)
     if FORMAT[service] == "query":
         form = {"Action": operation, "Version": model.metadata["apiVersion"]}
         try:
             form = create_serializer("query", include_validation=False).serialize_to_request(params, op)["body"]
-        except Exception:  # noqa: BLE001 - botocore refuses some values: send them by hand
+        except Exception:
             form.update({k: str(v) for k, v in params.items() if not isinstance(v, (dict, list))})
         # surrogatepass: a lone surrogate goes out as %ED%A0%80, which is not UTF-8
-        return "POST", "/", [("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")], \
-            urlencode(form, errors="surrogatepass").encode()
+        return (
+            "POST",
+            "/",
+            [("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")],
+            urlencode(form, errors="surrogatepass").encode(),
+        )
     try:
         serialized = create_serializer("rest-json", include_validation=False).serialize_to_request(params, op)
-    except Exception:  # noqa: BLE001
-        serialized = {"url_path": op.http["requestUri"].split("?")[0].replace("{FunctionName}", "fz-f1")
-                      .replace("{StatementId}", "p1"), "query_string": {}, "method": op.http["method"],
-                      "headers": {}, "body": _json_bytes(params)}
+    except Exception:
+        serialized = {
+            "url_path": op.http["requestUri"]
+            .split("?")[0]
+            .replace("{FunctionName}", "fz-f1")
+            .replace("{StatementId}", "p1"),
+            "query_string": {},
+            "method": op.http["method"],
+            "headers": {},
+            "body": _json_bytes(params),
+        }
     target = serialized["url_path"]
     if serialized["query_string"]:
         target += "?" + urlencode(serialized["query_string"], errors="surrogatepass")
-    body = serialized["body"] if isinstance(serialized["body"], bytes) else \
-        str(serialized["body"] or "").encode("utf-8", "surrogatepass")
+    body = (
+        serialized["body"]
+        if isinstance(serialized["body"], bytes)
+        else str(serialized["body"] or "").encode("utf-8", "surrogatepass")
+    )
     # No SDK sends control characters in a header (they would end it): drop them, keep the rest
     # (non-ASCII text goes out as UTF-8, signed as such).
-    headers = [(k, "".join(c for c in str(v) if c >= " " and c != "\x7f" and not "\ud800" <= c <= "\udfff"))
-               for k, v in serialized["headers"].items()]
+    headers = [
+        (k, "".join(c for c in str(v) if c >= " " and c != "\x7f" and not "\ud800" <= c <= "\udfff"))
+        for k, v in serialized["headers"].items()
+    ]
     return serialized["method"], target, headers, body
 
 
@@ -638,8 +928,15 @@ def _pick_operation(rng: random.Random, service: str) -> tuple[str, bool]:
     return rng.choice(SERVED[service]), True
 
 
-def _model_case(rng: random.Random, ctx: Context, index: int, kind: str, service: str | None = None,
-                operation: str | None = None, mutate: bool = False) -> tuple[Case, dict[str, Any], Any]:
+def _model_case(
+    rng: random.Random,
+    ctx: Context,
+    index: int,
+    kind: str,
+    service: str | None = None,
+    operation: str | None = None,
+    mutate: bool = False,
+) -> tuple[Case, dict[str, Any], Any]:
     service = service or _pick_service(rng)
     served = True
     if operation is None:
@@ -654,19 +951,32 @@ def _model_case(rng: random.Random, ctx: Context, index: int, kind: str, service
         # coerce them: insist on a 4xx for JSON 1.1 bodies only.
         must_fail = must_fail or (FORMAT[service] == "json" and certain)
     method, target, headers, body = _wire(ctx, service, operation, params, rng)
-    case = Case(index, kind, detail, service, operation, method, target, headers, body, must_fail=must_fail,
-                timeout=90.0 if operation == "Invoke" else 30.0,
-                http_layer_ok=len(target) > 8192)  # a request line that long is the HTTP parser's to refuse
+    case = Case(
+        index,
+        kind,
+        detail,
+        service,
+        operation,
+        method,
+        target,
+        headers,
+        body,
+        must_fail=must_fail,
+        timeout=90.0 if operation == "Invoke" else 30.0,
+        http_layer_ok=len(target) > 8192,
+    )  # a request line that long is the HTTP parser's to refuse
     return case, params, shape
 
 
 def _signed(ctx: Context, case: Case, **kwargs: Any) -> Case:
-    case.headers = sign(ctx, case.method, case.target, case.headers, case.body, SIGNING[case.service or "secretsmanager"],
-                        **kwargs)
+    case.headers = sign(
+        ctx, case.method, case.target, case.headers, case.body, SIGNING[case.service or "secretsmanager"], **kwargs
+    )
     return case
 
 
 # ------------------------------------------------------------------------------- case kinds
+
 
 def kind_valid(rng: random.Random, ctx: Context, index: int) -> Case:
     case, _, _ = _model_case(rng, ctx, index, "valid")
@@ -684,15 +994,53 @@ _BAD_UTF8 = [b"\xff", b"\xfe", b"\xc3\x28", b"\xc0\xaf", b"\xed\xa0\x80", b"\xf4
 def _body_mutation(rng: random.Random, body: bytes, member: str | None) -> tuple[str, bytes, bool]:
     """A broken JSON body (its name, the bytes, whether it must be refused)."""
     key = json.dumps(member or "SecretId").encode()
-    how = rng.choice(["invalid-json", "invalid-utf8", "lone-surrogate", "duplicate-keys", "nan-infinity",
-                      "deep-nesting", "deep-member", "big-numbers", "bom", "top-level", "empty", "control-escapes",
-                      "odd-keys"])
+    how = rng.choice(
+        [
+            "invalid-json",
+            "invalid-utf8",
+            "lone-surrogate",
+            "duplicate-keys",
+            "nan-infinity",
+            "deep-nesting",
+            "deep-member",
+            "big-numbers",
+            "bom",
+            "top-level",
+            "empty",
+            "control-escapes",
+            "odd-keys",
+        ]
+    )
     if how == "invalid-json":
-        return how, rng.choice([body[: rng.randint(0, max(len(body) - 1, 0))], body + b"}", body + b"x",
-                                body.replace(b'"', b"'", 1) if b'"' in body else b"{'a': 1}", b"{,}", b'{"a":}',
-                                b'{"a": 1,}', b"/*c*/{}", b"nul", b"\x00{}", b"{" * 3, rng.randbytes(rng.randint(1, 64)),
-                                b'{"a": "\\x41"}', b'{"a": "unterminated}', b'{"a": 01}', b'{"a": .5}', b'{"a": +1}',
-                                b"{}{}", b'{"a": tru}', b'{"a": "\t"}'])[:200_000] or b"{", True
+        return (
+            how,
+            rng.choice(
+                [
+                    body[: rng.randint(0, max(len(body) - 1, 0))],
+                    body + b"}",
+                    body + b"x",
+                    body.replace(b'"', b"'", 1) if b'"' in body else b"{'a': 1}",
+                    b"{,}",
+                    b'{"a":}',
+                    b'{"a": 1,}',
+                    b"/*c*/{}",
+                    b"nul",
+                    b"\x00{}",
+                    b"{" * 3,
+                    rng.randbytes(rng.randint(1, 64)),
+                    b'{"a": "\\x41"}',
+                    b'{"a": "unterminated}',
+                    b'{"a": 01}',
+                    b'{"a": .5}',
+                    b'{"a": +1}',
+                    b"{}{}",
+                    b'{"a": tru}',
+                    b'{"a": "\t"}',
+                ]
+            )[:200_000]
+            or b"{",
+            True,
+        )
     if how == "invalid-utf8":
         bad = rng.choice(_BAD_UTF8)
         return how, b"{" + key + b': "a' + bad + b'b"}', True
@@ -700,7 +1048,11 @@ def _body_mutation(rng: random.Random, body: bytes, member: str | None) -> tuple
         esc = rng.choice([b"\\ud800", b"\\udfff", b"\\udc00\\ud800", b"\\ud800x", b"\\uD83D", b"\\ud83d\\u0041"])
         return how, b"{" + key + b': "' + esc + b'"}', True
     if how == "duplicate-keys":
-        return how, b"{" + key + b': "fz/s1", ' + key + b': ' + rng.choice([b'"fz/s2"', b"1", b"null", b"[]"]) + b"}", False
+        return (
+            how,
+            b"{" + key + b': "fz/s1", ' + key + b": " + rng.choice([b'"fz/s2"', b"1", b"null", b"[]"]) + b"}",
+            False,
+        )
     if how == "nan-infinity":
         return how, b"{" + key + b": " + rng.choice([b"NaN", b"Infinity", b"-Infinity", b"nan", b"inf"]) + b"}", True
     if how == "deep-nesting":
@@ -711,9 +1063,26 @@ def _body_mutation(rng: random.Random, body: bytes, member: str | None) -> tuple
         depth = rng.choice([1000, 1030, 10_000])
         return how, b"{" + key + b": " + b"[" * depth + b"]" * depth + b"}", depth > 1000
     if how == "big-numbers":
-        return how, b"{" + key + b": " + rng.choice([b"1e400", b"-1e400", b"123456789012345678901234567890",
-                                                       b"1e-400", b"-0", b"0.0000000000000000000001",
-                                                       b"18446744073709551616", b"-9223372036854775809"]) + b"}", False
+        return (
+            how,
+            b"{"
+            + key
+            + b": "
+            + rng.choice(
+                [
+                    b"1e400",
+                    b"-1e400",
+                    b"123456789012345678901234567890",
+                    b"1e-400",
+                    b"-0",
+                    b"0.0000000000000000000001",
+                    b"18446744073709551616",
+                    b"-9223372036854775809",
+                ]
+            )
+            + b"}",
+            False,
+        )
     if how == "bom":
         return how, b"\xef\xbb\xbf" + body, False
     if how == "top-level":
@@ -721,15 +1090,30 @@ def _body_mutation(rng: random.Random, body: bytes, member: str | None) -> tuple
     if how == "empty":
         return how, rng.choice([b"", b" ", b"\r\n\t ", b"{}"]), False
     if how == "control-escapes":
-        return how, b"{" + key + b': "' + rng.choice([b"\\u0000", b"a\\u0000b", b"\\u001f", b"\\b\\f", b"\\/"]) + b'"}', False
-    return how, rng.choice([b'{"": 1}', b'{"\\u0000": 1}', b'{"' + b"k" * 70_000 + b'": 1}', b'{"\xc3\xa9": 1}',
-                            b"{" + b", ".join(b'"k%d": %d' % (i, i) for i in range(20_000)) + b"}"]), False
+        return (
+            how,
+            b"{" + key + b': "' + rng.choice([b"\\u0000", b"a\\u0000b", b"\\u001f", b"\\b\\f", b"\\/"]) + b'"}',
+            False,
+        )
+    return (
+        how,
+        rng.choice(
+            [
+                b'{"": 1}',
+                b'{"\\u0000": 1}',
+                b'{"' + b"k" * 70_000 + b'": 1}',
+                b'{"\xc3\xa9": 1}',
+                b"{" + b", ".join(b'"k%d": %d' % (i, i) for i in range(20_000)) + b"}",
+            ]
+        ),
+        False,
+    )
 
 
 def kind_body(rng: random.Random, ctx: Context, index: int) -> Case:
     """A signed request whose body is broken: it passes authentication and meets the parser."""
     service = rng.choice(["secretsmanager", "secretsmanager", "cloudtrail", "lambda", "iam", "sts"])
-    case, params, shape = _model_case(rng, ctx, index, "body", service=service, operation=rng.choice(SERVED[service]))
+    case, _params, shape = _model_case(rng, ctx, index, "body", service=service, operation=rng.choice(SERVED[service]))
     member = rng.choice(list(shape.members)) if shape is not None and shape.members else None
     if FORMAT[service] == "query":
         how, case.body, case.must_fail = _query_mutation(rng, case.body)
@@ -745,31 +1129,86 @@ def kind_body(rng: random.Random, ctx: Context, index: int) -> Case:
 
 
 def _query_mutation(rng: random.Random, body: bytes) -> tuple[str, bytes, bool]:
-    how = rng.choice(["invalid-utf8", "percent-garbage", "no-action", "unknown-action", "duplicate-action",
-                      "bad-version", "list-index", "bad-number", "separators", "empty"])
+    how = rng.choice(
+        [
+            "invalid-utf8",
+            "percent-garbage",
+            "no-action",
+            "unknown-action",
+            "duplicate-action",
+            "bad-version",
+            "list-index",
+            "bad-number",
+            "separators",
+            "empty",
+        ]
+    )
     if how == "invalid-utf8":
         return how, body + b"&UserName=" + rng.choice(_BAD_UTF8), True
     if how == "percent-garbage":
-        return how, body + rng.choice([b"&UserName=%ff%fe", b"&UserName=%", b"&UserName=%zz", b"&%=%", b"&UserName=%ED%A0%80",
-                                       b"&RoleSessionName=%00", b"&Tags.member.1.Key=%C0%AF"]), False
+        return (
+            how,
+            body
+            + rng.choice(
+                [
+                    b"&UserName=%ff%fe",
+                    b"&UserName=%",
+                    b"&UserName=%zz",
+                    b"&%=%",
+                    b"&UserName=%ED%A0%80",
+                    b"&RoleSessionName=%00",
+                    b"&Tags.member.1.Key=%C0%AF",
+                ]
+            ),
+            False,
+        )
     if how == "no-action":
         return how, re.sub(rb"Action=[^&]*&?", b"", body), True
     if how == "unknown-action":
-        return how, re.sub(rb"Action=[^&]*", b"Action=" + rng.choice([b"Nope", b"", b"listusers", b"%00", b"A" * 300]),
-                           body), True
+        return (
+            how,
+            re.sub(rb"Action=[^&]*", b"Action=" + rng.choice([b"Nope", b"", b"listusers", b"%00", b"A" * 300]), body),
+            True,
+        )
     if how == "duplicate-action":
         return how, body + b"&Action=" + rng.choice([b"ListUsers", b"DeleteUser", b"GetCallerIdentity", b"Nope"]), False
     if how == "bad-version":
         return how, re.sub(rb"Version=[^&]*", b"Version=" + rng.choice([b"", b"1999-01-01", b"x"]), body), False
     if how == "list-index":
-        return how, body + rng.choice([b"&Tags.member.0.Key=a", b"&Tags.member.-1.Key=a",
-                                       b"&Tags.member.99999999999999999999.Key=a", b"&Tags.member.1=x",
-                                       b"&Tags.member.1.Key=a&Tags.member.3.Key=b", b"&Tags.member.\xd9\xa1.Key=a",
-                                       b"&PolicyArns.member.1.arn=" + b"a" * 30, b"&Tags.member.1.Key.Value.x=1"]), False
+        return (
+            how,
+            body
+            + rng.choice(
+                [
+                    b"&Tags.member.0.Key=a",
+                    b"&Tags.member.-1.Key=a",
+                    b"&Tags.member.99999999999999999999.Key=a",
+                    b"&Tags.member.1=x",
+                    b"&Tags.member.1.Key=a&Tags.member.3.Key=b",
+                    b"&Tags.member.\xd9\xa1.Key=a",
+                    b"&PolicyArns.member.1.arn=" + b"a" * 30,
+                    b"&Tags.member.1.Key.Value.x=1",
+                ]
+            ),
+            False,
+        )
     if how == "bad-number":
-        return how, body + rng.choice([b"&DurationSeconds=abc", b"&DurationSeconds=1e3", b"&MaxItems=-1",
-                                       b"&MaxItems=99999999999999999999999", b"&DurationSeconds=", b"&MaxItems=1.5",
-                                       b"&MaxSessionDuration=%00"]), False
+        return (
+            how,
+            body
+            + rng.choice(
+                [
+                    b"&DurationSeconds=abc",
+                    b"&DurationSeconds=1e3",
+                    b"&MaxItems=-1",
+                    b"&MaxItems=99999999999999999999999",
+                    b"&DurationSeconds=",
+                    b"&MaxItems=1.5",
+                    b"&MaxSessionDuration=%00",
+                ]
+            ),
+            False,
+        )
     if how == "separators":
         return how, rng.choice([b"&&&", b"=", b"==&==", b";;", body.replace(b"&", b";"), body + b"&" * 1000]), False
     return how, b"", True
@@ -779,26 +1218,66 @@ def kind_headers(rng: random.Random, ctx: Context, index: int) -> Case:
     """Missing, repeated or wrong headers, on an otherwise good request."""
     service = rng.choice(["secretsmanager", "secretsmanager", "cloudtrail", "lambda", "iam"])
     case, _, _ = _model_case(rng, ctx, index, "headers", service=service, operation=rng.choice(SERVED[service]))
-    how = rng.choice(["two-authorization", "two-authorization-first-bad", "two-targets-signed", "two-targets-after-signing",
-                      "unknown-target", "missing-target", "wrong-content-type", "no-content-type", "huge-header",
-                      "many-headers", "expect-continue", "two-dates", "two-hosts"])
+    how = rng.choice(
+        [
+            "two-authorization",
+            "two-authorization-first-bad",
+            "two-targets-signed",
+            "two-targets-after-signing",
+            "unknown-target",
+            "missing-target",
+            "wrong-content-type",
+            "no-content-type",
+            "huge-header",
+            "many-headers",
+            "expect-continue",
+            "two-dates",
+            "two-hosts",
+        ]
+    )
     json_service = FORMAT[service] == "json"
-    if how in ("two-targets-signed", "two-targets-after-signing", "unknown-target", "missing-target") and not json_service:
+    if (
+        how in ("two-targets-signed", "two-targets-after-signing", "unknown-target", "missing-target")
+        and not json_service
+    ):
         how = "wrong-content-type"
     case.detail = how
     if how == "two-targets-signed":
-        other = rng.choice(["secretsmanager.GetRandomPassword", "secretsmanager.DeleteSecret", case.headers[1][1],
-                            "iam.ListUsers", "secretsmanager.Nope"])
+        other = rng.choice(
+            [
+                "secretsmanager.GetRandomPassword",
+                "secretsmanager.DeleteSecret",
+                case.headers[1][1],
+                "iam.ListUsers",
+                "secretsmanager.Nope",
+            ]
+        )
         case.headers.append(("X-Amz-Target", other))
         case.must_fail = True
         return _signed(ctx, case)
     if how == "unknown-target":
         prefix = TARGET_PREFIX[service]
-        case.headers[1] = ("X-Amz-Target", rng.choice([
-            f"{prefix}.Nope", f"{prefix}.", ".", "", f"{prefix}.{case.operation.lower()}", f"{prefix}.{case.operation} ",
-            f"{prefix}..{case.operation}", f"Lambda.{case.operation}", f"{prefix}.{case.operation}.x", case.operation,
-            f"{prefix}." + "A" * 5000, f"{prefix}.Get\u00e9", "AWSSecurityTokenServiceV20110615.GetCallerIdentity",
-            f"{TARGET_PREFIX['cloudtrail']}.CreateTrail"]))
+        case.headers[1] = (
+            "X-Amz-Target",
+            rng.choice(
+                [
+                    f"{prefix}.Nope",
+                    f"{prefix}.",
+                    ".",
+                    "",
+                    f"{prefix}.{case.operation.lower()}",
+                    f"{prefix}.{case.operation} ",
+                    f"{prefix}..{case.operation}",
+                    f"Lambda.{case.operation}",
+                    f"{prefix}.{case.operation}.x",
+                    case.operation,
+                    f"{prefix}." + "A" * 5000,
+                    f"{prefix}.Get\u00e9",
+                    "AWSSecurityTokenServiceV20110615.GetCallerIdentity",
+                    f"{TARGET_PREFIX['cloudtrail']}.CreateTrail",
+                ]
+            ),
+        )
         case.must_fail = True
         return _signed(ctx, case)
     if how == "missing-target":
@@ -809,16 +1288,32 @@ def kind_headers(rng: random.Random, ctx: Context, index: int) -> Case:
     if how in ("wrong-content-type", "no-content-type"):
         case.headers = [h for h in case.headers if h[0].lower() != "content-type"]
         if how == "wrong-content-type":
-            case.headers.append(("Content-Type", rng.choice([
-                "text/plain", "application/json", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x",
-                "application/x-amz-json-1.0", "application/xml", "", "application/x-amz-json-1.1; charset=latin-1",
-                "\u00e9/\u00e9"])))
+            case.headers.append(
+                (
+                    "Content-Type",
+                    rng.choice(
+                        [
+                            "text/plain",
+                            "application/json",
+                            "application/x-www-form-urlencoded",
+                            "multipart/form-data; boundary=x",
+                            "application/x-amz-json-1.0",
+                            "application/xml",
+                            "",
+                            "application/x-amz-json-1.1; charset=latin-1",
+                            "\u00e9/\u00e9",
+                        ]
+                    ),
+                )
+            )
         if not json_service:
             case.service = None
         return _signed(ctx, case)
     if how == "huge-header":  # added after signing: unsigned headers are the server's to ignore
         case = _signed(ctx, case)
-        case.headers.append((rng.choice(["X-Fuzz", "User-Agent", "X-Amz-Meta"]), "a" * rng.choice([8_000, 65_000, 200_000])))
+        case.headers.append(
+            (rng.choice(["X-Fuzz", "User-Agent", "X-Amz-Meta"]), "a" * rng.choice([8_000, 65_000, 200_000]))
+        )
         case.http_layer_ok = True
         return case
     if how == "many-headers":
@@ -832,8 +1327,19 @@ def kind_headers(rng: random.Random, ctx: Context, index: int) -> Case:
     case = _signed(ctx, case)
     if how == "two-authorization":
         auth = next(v for k, v in case.headers if k == "Authorization")
-        case.headers.append(("Authorization", rng.choice([auth, auth.replace("Signature=", "Signature=0"), "Bearer x",
-                                                          "AWS4-HMAC-SHA256 Credential=AKIAX/20200101/us-east-1/x/aws4_request"])))
+        case.headers.append(
+            (
+                "Authorization",
+                rng.choice(
+                    [
+                        auth,
+                        auth.replace("Signature=", "Signature=0"),
+                        "Bearer x",
+                        "AWS4-HMAC-SHA256 Credential=AKIAX/20200101/us-east-1/x/aws4_request",
+                    ]
+                ),
+            )
+        )
         case.must_fail = True
     elif how == "two-authorization-first-bad":
         case.headers.insert(1, ("Authorization", rng.choice(["Bearer x", "AWS4-HMAC-SHA256 Credential=", "x" * 300])))
@@ -842,7 +1348,7 @@ def kind_headers(rng: random.Random, ctx: Context, index: int) -> Case:
         case.headers.append(("X-Amz-Target", rng.choice(["secretsmanager.DeleteSecret", "secretsmanager.Nope"])))
         case.must_fail = True
     elif how == "two-dates":
-        when = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=rng.choice([1, 3600]))
+        when = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=rng.choice([1, 3600]))
         case.headers.append(("X-Amz-Date", when.strftime("%Y%m%dT%H%M%SZ")))
         case.must_fail = True
     elif how == "two-hosts":
@@ -857,9 +1363,26 @@ def kind_auth(rng: random.Random, ctx: Context, index: int) -> Case:
     case.must_fail = True
     if case.detail == "unserved-operation" and FORMAT[case.service or ""] == "rest-json":
         case.service = None  # no route, and a signature that cannot be read: no way to know the service
-    how = rng.choice(["unsigned", "bad-signature", "wrong-secret", "unknown-key", "expired", "future",
-                      "malformed-authorization", "signed-headers", "wrong-service", "wrong-region", "bad-date",
-                      "http-date", "security-token", "presigned-query", "no-date", "body-changed"])
+    how = rng.choice(
+        [
+            "unsigned",
+            "bad-signature",
+            "wrong-secret",
+            "unknown-key",
+            "expired",
+            "future",
+            "malformed-authorization",
+            "signed-headers",
+            "wrong-service",
+            "wrong-region",
+            "bad-date",
+            "http-date",
+            "security-token",
+            "presigned-query",
+            "no-date",
+            "body-changed",
+        ]
+    )
     case.detail = how
     service = SIGNING[case.service or "secretsmanager"]
     if how == "unsigned":
@@ -870,15 +1393,28 @@ def kind_auth(rng: random.Random, ctx: Context, index: int) -> Case:
     if how == "unknown-key":
         return _signed(ctx, case, key="AKIAFUZZ" + "".join(rng.choice(string.ascii_uppercase) for _ in range(12)))
     if how == "expired":
-        return _signed(ctx, case, when=dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-                       - dt.timedelta(minutes=rng.choice([6, 60, 60 * 24 * 365 * 30])))
+        return _signed(
+            ctx,
+            case,
+            when=dt.datetime.now(dt.UTC).replace(tzinfo=None)
+            - dt.timedelta(minutes=rng.choice([6, 60, 60 * 24 * 365 * 30])),
+        )
     if how == "future":
-        return _signed(ctx, case, when=dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-                       + dt.timedelta(minutes=rng.choice([6, 600])))
+        return _signed(
+            ctx,
+            case,
+            when=dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(minutes=rng.choice([6, 600])),
+        )
     if how == "wrong-service":
         case.service = None  # the signature names another service: its format is as right as this one's
-        case.headers = sign(ctx, case.method, case.target, case.headers, case.body,
-                            rng.choice([s for s in SIGNING.values() if s != service] + ["s3", "", "x" * 100]))
+        case.headers = sign(
+            ctx,
+            case.method,
+            case.target,
+            case.headers,
+            case.body,
+            rng.choice([s for s in SIGNING.values() if s != service] + ["s3", "", "x" * 100]),
+        )
         return case
     if how == "wrong-region":
         region = rng.choice(["US_EAST_1", "a" * 65, "us east 1", "\u00e9", "", "us-east-1/x"])
@@ -891,9 +1427,11 @@ def kind_auth(rng: random.Random, ctx: Context, index: int) -> Case:
         case.body = case.body + b" "
         return case
     if how == "presigned-query":
-        case.target += ("&" if "?" in case.target else "?") + \
-            "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAX%2F20200101%2Fus-east-1%2Fsecretsmanager%2Faws4_request" \
+        case.target += (
+            ("&" if "?" in case.target else "?")
+            + "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAX%2F20200101%2Fus-east-1%2Fsecretsmanager%2Faws4_request"
             "&X-Amz-Signature=00&X-Amz-Date=20200101T000000Z&X-Amz-SignedHeaders=host"
+        )
         case.headers = [("Host", ctx.authority)] + case.headers
         return case
     case = _signed(ctx, case)
@@ -901,34 +1439,91 @@ def kind_auth(rng: random.Random, ctx: Context, index: int) -> Case:
     auth = case.headers[auth_i][1]
     if how == "bad-signature":
         sig = auth.rsplit("=", 1)[1]
-        new = rng.choice([sig[:-1] + ("0" if sig[-1] != "0" else "1"), sig.upper(), sig[:-2], sig + "00", "", "zz" * 32,
-                          sig[1:]])
+        new = rng.choice(
+            [sig[:-1] + ("0" if sig[-1] != "0" else "1"), sig.upper(), sig[:-2], sig + "00", "", "zz" * 32, sig[1:]]
+        )
         case.headers[auth_i] = ("Authorization", auth.rsplit("=", 1)[0] + "=" + new)
     elif how == "malformed-authorization":
-        value, case.must_fail = rng.choice([
-            ("", True), (" ", True), ("AWS4-HMAC-SHA256", True), ("AWS4-HMAC-SHA512 " + auth.split(" ", 1)[1], True),
-            ("Bearer abc", True), ("Basic YTpi", True), (auth.replace("Credential=", "Credential"), True),
-            (auth.replace("SignedHeaders=", "x="), True), (auth.replace("/aws4_request", "/aws4_request/extra"), True),
-            (auth.replace("/aws4_request", "/aws5_request"), True), (auth.replace("Credential=", "Credential=/"), True),
-            (auth.replace(auth.split("/")[1], "2020-01-01"), True),
-            ("AWS4-HMAC-SHA256 " + "Credential=a/b/c/d/e, " * 500, True),
-            (auth.replace("Credential=", "Credential=\u00e9"), True), (auth[: rng.randint(0, len(auth) - 1)], True),
-            # tolerated by a lenient parser: extra separators, spaces, unknown parameters
-            (auth.replace(", ", ",,"), False), (auth + ", Extra=1", False), (auth.replace(" ", "  "), False)])
+        value, case.must_fail = rng.choice(
+            [
+                ("", True),
+                (" ", True),
+                ("AWS4-HMAC-SHA256", True),
+                ("AWS4-HMAC-SHA512 " + auth.split(" ", 1)[1], True),
+                ("Bearer abc", True),
+                ("Basic YTpi", True),
+                (auth.replace("Credential=", "Credential"), True),
+                (auth.replace("SignedHeaders=", "x="), True),
+                (auth.replace("/aws4_request", "/aws4_request/extra"), True),
+                (auth.replace("/aws4_request", "/aws5_request"), True),
+                (auth.replace("Credential=", "Credential=/"), True),
+                (auth.replace(auth.split("/")[1], "2020-01-01"), True),
+                ("AWS4-HMAC-SHA256 " + "Credential=a/b/c/d/e, " * 500, True),
+                (auth.replace("Credential=", "Credential=\u00e9"), True),
+                (auth[: rng.randint(0, len(auth) - 1)], True),
+                # tolerated by a lenient parser: extra separators, spaces, unknown parameters
+                (auth.replace(", ", ",,"), False),
+                (auth + ", Extra=1", False),
+                (auth.replace(" ", "  "), False),
+            ]
+        )
         case.headers[auth_i] = ("Authorization", value)
     elif how == "signed-headers":
         signed = auth.split("SignedHeaders=")[1].split(",")[0]
-        case.headers[auth_i] = ("Authorization", auth.replace(signed, rng.choice([
-            "", "content-type;x-amz-date", signed.upper(), signed + ";x-missing", signed + ";;", ";", "host;host",
-            signed.replace("host", "Host")])))
+        case.headers[auth_i] = (
+            "Authorization",
+            auth.replace(
+                signed,
+                rng.choice(
+                    [
+                        "",
+                        "content-type;x-amz-date",
+                        signed.upper(),
+                        signed + ";x-missing",
+                        signed + ";;",
+                        ";",
+                        "host;host",
+                        signed.replace("host", "Host"),
+                    ]
+                ),
+            ),
+        )
     elif how == "bad-date":
-        case.headers = [(k, rng.choice(["", "2024-01-01", "20241301T000000Z", "20240230T000000Z", "99999999T999999Z",
-                                        "\u00e9", "20240101T250000Z", "2" * 100]) if k == "X-Amz-Date" else v)
-                        for k, v in case.headers]
+        case.headers = [
+            (
+                k,
+                rng.choice(
+                    [
+                        "",
+                        "2024-01-01",
+                        "20241301T000000Z",
+                        "20240230T000000Z",
+                        "99999999T999999Z",
+                        "\u00e9",
+                        "20240101T250000Z",
+                        "2" * 100,
+                    ]
+                )
+                if k == "X-Amz-Date"
+                else v,
+            )
+            for k, v in case.headers
+        ]
     elif how == "http-date":
         case.headers = [(k, v) for k, v in case.headers if k != "X-Amz-Date"]
-        case.headers.append(("Date", rng.choice(["Mon, 01 Jan 2024 00:00:00 GMT", "yesterday", "",
-                                                 dt.datetime.now(dt.timezone.utc).strftime("%a, %d %b %Y %H:%M:%S GMT")])))
+        case.headers.append(
+            (
+                "Date",
+                rng.choice(
+                    [
+                        "Mon, 01 Jan 2024 00:00:00 GMT",
+                        "yesterday",
+                        "",
+                        dt.datetime.now(dt.UTC).strftime("%a, %d %b %Y %H:%M:%S GMT"),
+                    ]
+                ),
+            )
+        )
     elif how == "no-date":
         case.headers = [(k, v) for k, v in case.headers if k != "X-Amz-Date"]
     elif how == "security-token":
@@ -938,12 +1533,27 @@ def kind_auth(rng: random.Random, ctx: Context, index: int) -> Case:
 
 def kind_size(rng: random.Random, ctx: Context, index: int) -> Case:
     """Bodies over the limit, values over their maximum, and many of everything."""
-    how = rng.choice(["over-limit", "over-limit-declared", "near-limit", "value-max", "value-over-max", "many-members",
-                      "long-list", "query-many-members", "query-long-list", "lambda-over-limit", "chunked-over-limit"])
-    service = {"query-many-members": "iam", "query-long-list": "iam", "lambda-over-limit": "lambda"}.get(how,
-                                                                                                        "secretsmanager")
+    how = rng.choice(
+        [
+            "over-limit",
+            "over-limit-declared",
+            "near-limit",
+            "value-max",
+            "value-over-max",
+            "many-members",
+            "long-list",
+            "query-many-members",
+            "query-long-list",
+            "lambda-over-limit",
+            "chunked-over-limit",
+        ]
+    )
+    service = {"query-many-members": "iam", "query-long-list": "iam", "lambda-over-limit": "lambda"}.get(
+        how, "secretsmanager"
+    )
     operation = {"iam": rng.choice(["CreateUser", "CreateRole", "ListUsers"]), "lambda": "Invoke"}.get(
-        service, rng.choice(["CreateSecret", "PutSecretValue", "GetSecretValue", "ListSecrets", "BatchGetSecretValue"]))
+        service, rng.choice(["CreateSecret", "PutSecretValue", "GetSecretValue", "ListSecrets", "BatchGetSecretValue"])
+    )
     case, params, _ = _model_case(rng, ctx, index, "size", service=service, operation=operation)
     case.detail = how
     if how in ("over-limit", "chunked-over-limit"):
@@ -952,7 +1562,7 @@ def kind_size(rng: random.Random, ctx: Context, index: int) -> Case:
         if how == "chunked-over-limit":
             case = _signed(ctx, case)
             body, case.body = case.body, b""
-            chunks = [body[i:i + 65536] for i in range(0, len(body), 65536)]
+            chunks = [body[i : i + 65536] for i in range(0, len(body), 65536)]
             case.body = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks) + b"0\r\n\r\n"
             case.headers.append(("Transfer-Encoding", "chunked"))
             return case
@@ -969,14 +1579,24 @@ def kind_size(rng: random.Random, ctx: Context, index: int) -> Case:
     elif how == "value-max":
         case.body = _json_bytes({**params, "SecretString": "s" * 65536, "SecretId": "fz/s1", "Name": "fz/s1"})
     elif how == "value-over-max":
-        case.body = _json_bytes({**params, "SecretString": "s" * 65537, "SecretId": "x" * 2049,
-                                 "SecretBinary": base64.b64encode(b"b" * 65537).decode()})
+        case.body = _json_bytes(
+            {
+                **params,
+                "SecretString": "s" * 65537,
+                "SecretId": "x" * 2049,
+                "SecretBinary": base64.b64encode(b"b" * 65537).decode(),
+            }
+        )
         case.must_fail = operation not in ("ListSecrets", "BatchGetSecretValue")  # they have none of these
     elif how == "many-members":
         case.body = _json_bytes({f"k{i}": i for i in range(rng.choice([1000, 50_000]))} | params)
     elif how == "long-list":
-        case.body = _json_bytes({"SecretIdList": ["fz/s1"] * rng.choice([21, 10_000, 60_000]),
-                                 "Filters": [{"Key": "name", "Values": ["a"] * 11}] * 11})
+        case.body = _json_bytes(
+            {
+                "SecretIdList": ["fz/s1"] * rng.choice([21, 10_000, 60_000]),
+                "Filters": [{"Key": "name", "Values": ["a"] * 11}] * 11,
+            }
+        )
         case.must_fail = operation == "BatchGetSecretValue"
     elif how == "query-many-members":
         case.body += b"".join(b"&K%d=%d" % (i, i) for i in range(rng.choice([1000, 60_000])))
@@ -996,10 +1616,21 @@ def kind_size(rng: random.Random, ctx: Context, index: int) -> Case:
 
 def kind_method_path(rng: random.Random, ctx: Context, index: int) -> Case:
     """Other methods, other paths, strange paths: signed as the service the path suggests."""
-    how = rng.choice(["method-on-root", "random-path", "lambda-path", "long-path", "admin-path", "query-get",
-                      "query-string-on-json", "lambda-query"])
-    case, _, _ = _model_case(rng, ctx, index, "method-path", service="secretsmanager",
-                             operation=rng.choice(SERVED["secretsmanager"]))
+    how = rng.choice(
+        [
+            "method-on-root",
+            "random-path",
+            "lambda-path",
+            "long-path",
+            "admin-path",
+            "query-get",
+            "query-string-on-json",
+            "lambda-query",
+        ]
+    )
+    case, _, _ = _model_case(
+        rng, ctx, index, "method-path", service="secretsmanager", operation=rng.choice(SERVED["secretsmanager"])
+    )
     case.detail = how
     case.must_fail = how in ("method-on-root", "admin-path")
     if how == "method-on-root":
@@ -1007,8 +1638,24 @@ def kind_method_path(rng: random.Random, ctx: Context, index: int) -> Case:
         case.http_layer_ok = case.method in ("FUZZ", "TRACE")
         return _signed(ctx, case)
     if how == "random-path":
-        case.target = rng.choice(["/x", "//", "/./", "/../", "/%2e%2e/", "/?", "/#x", "/%00", "/%ff", "/;x",
-                                  "/secretsmanager", "/2015-03-31", "/2015-03-31/functions/", "/\u00e9".encode().decode("latin-1")])
+        case.target = rng.choice(
+            [
+                "/x",
+                "//",
+                "/./",
+                "/../",
+                "/%2e%2e/",
+                "/?",
+                "/#x",
+                "/%00",
+                "/%ff",
+                "/;x",
+                "/secretsmanager",
+                "/2015-03-31",
+                "/2015-03-31/functions/",
+                "/\u00e9".encode().decode("latin-1"),
+            ]
+        )
         case.service, case.http_layer_ok = None, True
         return _signed(ctx, case)
     if how == "long-path":
@@ -1016,8 +1663,9 @@ def kind_method_path(rng: random.Random, ctx: Context, index: int) -> Case:
         case.service, case.http_layer_ok = None, True
         return _signed(ctx, case)
     if how == "admin-path":
-        case.target = rng.choice(["/_strongroom/", "/_strongroom/reset", "/_strongroom/health/x", "/_strongroom/../",
-                                  "/_strongroom/%2e%2e"])
+        case.target = rng.choice(
+            ["/_strongroom/", "/_strongroom/reset", "/_strongroom/health/x", "/_strongroom/../", "/_strongroom/%2e%2e"]
+        )
         case.method = rng.choice(["GET", "POST", "DELETE"])
         case.headers = [("Host", ctx.authority)] + case.headers
         case.service = "admin"
@@ -1026,25 +1674,66 @@ def kind_method_path(rng: random.Random, ctx: Context, index: int) -> Case:
         service = rng.choice(["iam", "sts"])
         operation = rng.choice(SERVED[service])
         case.service, case.operation, case.method, case.body = service, operation, "GET", b""
-        case.target = "/?" + urlencode({"Action": operation, "Version": MODELS[service].metadata["apiVersion"],
-                                        rng.choice(["UserName", "RoleName", "X"]): text(rng, 0, 20, 0.3)})
+        case.target = "/?" + urlencode(
+            {
+                "Action": operation,
+                "Version": MODELS[service].metadata["apiVersion"],
+                rng.choice(["UserName", "RoleName", "X"]): text(rng, 0, 20, 0.3),
+            }
+        )
         case.headers = [h for h in case.headers if h[0] == "X"]
         case.must_fail = False
         return _signed(ctx, case)
     if how == "query-string-on-json":
-        case.target = "/?" + rng.choice(["Action=ListUsers&Version=2010-05-08", "x=%ff", "a=1&a=2", "&&", "=%",
-                                         "SecretId=fz/s1"])
+        case.target = "/?" + rng.choice(
+            ["Action=ListUsers&Version=2010-05-08", "x=%ff", "a=1&a=2", "&&", "=%", "SecretId=fz/s1"]
+        )
         case.must_fail = False
         return _signed(ctx, case)
     # Lambda paths: percent-encoding, separators, unknown sub-resources
-    name = rng.choice(["fz-f1", "%2e%2e", "%00", "a%2Fb", "%ff", "a%20b", "\u00e9".encode().decode("latin-1"), "x" * 200,
-                       "arn:aws:lambda:us-east-1:123456789012:function:fz-f1", "..", "%", "a;b"])
-    suffix = rng.choice(["", "/configuration", "/code", "/invocations", "/policy", "/policy/p1", "/policy/", "/x",
-                         "/aliases", "//invocations"])
+    name = rng.choice(
+        [
+            "fz-f1",
+            "%2e%2e",
+            "%00",
+            "a%2Fb",
+            "%ff",
+            "a%20b",
+            "\u00e9".encode().decode("latin-1"),
+            "x" * 200,
+            "arn:aws:lambda:us-east-1:123456789012:function:fz-f1",
+            "..",
+            "%",
+            "a;b",
+        ]
+    )
+    suffix = rng.choice(
+        [
+            "",
+            "/configuration",
+            "/code",
+            "/invocations",
+            "/policy",
+            "/policy/p1",
+            "/policy/",
+            "/x",
+            "/aliases",
+            "//invocations",
+        ]
+    )
     case.target = f"/2015-03-31/functions/{name}{suffix}"
     if how == "lambda-query":
-        case.target += "?" + rng.choice(["Qualifier=%ff", "MaxItems=abc", "MaxItems=-1", "MaxItems=99999999999999999999",
-                                         "Qualifier=" + "q" * 200, "RevisionId=", "Marker=%00"])
+        case.target += "?" + rng.choice(
+            [
+                "Qualifier=%ff",
+                "MaxItems=abc",
+                "MaxItems=-1",
+                "MaxItems=99999999999999999999",
+                "Qualifier=" + "q" * 200,
+                "RevisionId=",
+                "Marker=%00",
+            ]
+        )
     case.method = rng.choice(["GET", "POST", "PUT", "DELETE", "PATCH"])
     case.headers = [h for h in case.headers if h[0] != "X-Amz-Target"]
     case.service = "lambda"  # signed for Lambda: whatever route it meets, Lambda's format
@@ -1058,14 +1747,30 @@ def kind_http(rng: random.Random, ctx: Context, index: int) -> Case:
     case, _, _ = _model_case(rng, ctx, index, "http", service="secretsmanager", operation="GetRandomPassword")
     case = _signed(ctx, case)
     case.http_layer_ok = True
-    how = rng.choice(["cl-and-te", "bad-content-length", "two-content-lengths", "chunked", "bad-chunk", "http10",
-                      "absolute-form", "no-host", "obs-text", "lowercase-method", "no-colon", "negative-length"])
+    how = rng.choice(
+        [
+            "cl-and-te",
+            "bad-content-length",
+            "two-content-lengths",
+            "chunked",
+            "bad-chunk",
+            "http10",
+            "absolute-form",
+            "no-host",
+            "obs-text",
+            "lowercase-method",
+            "no-colon",
+            "negative-length",
+        ]
+    )
     case.detail = how
     if how == "cl-and-te":
         case.headers += [("Content-Length", str(len(case.body))), ("Transfer-Encoding", "chunked")]
         case.must_fail = True
     elif how == "bad-content-length":
-        case.headers.append(("Content-Length", rng.choice(["abc", "1e3", "0x10", " ", "+5", "99999999999999999999999"])))
+        case.headers.append(
+            ("Content-Length", rng.choice(["abc", "1e3", "0x10", " ", "+5", "99999999999999999999999"]))
+        )
         case.must_fail = True
         case.reset_ok = True
     elif how == "two-content-lengths":
@@ -1115,9 +1820,17 @@ def kind_truncated(rng: random.Random, ctx: Context, index: int) -> Case:
 
 def _ping(ctx: Context, index: int) -> Case:
     body = b'{"PasswordLength": 8}'
-    case = Case(index, "ping", "GetRandomPassword", "secretsmanager", "GetRandomPassword", "POST", "/",
-                [("Content-Type", "application/x-amz-json-1.1"), ("X-Amz-Target", "secretsmanager.GetRandomPassword")],
-                body)
+    case = Case(
+        index,
+        "ping",
+        "GetRandomPassword",
+        "secretsmanager",
+        "GetRandomPassword",
+        "POST",
+        "/",
+        [("Content-Type", "application/x-amz-json-1.1"), ("X-Amz-Target", "secretsmanager.GetRandomPassword")],
+        body,
+    )
     return _signed(ctx, case)
 
 
@@ -1138,16 +1851,26 @@ def kind_slow(rng: random.Random, ctx: Context, index: int) -> Case:
     case.kind = "slow"
     case.mode = "slow"
     raw = case.raw()
-    case.slow_from = rng.choice([0, rng.randint(0, len(raw) - 1), max(len(raw) - len(case.body) - 4, 0),
-                                 max(len(raw) - 30, 0)])
+    case.slow_from = rng.choice(
+        [0, rng.randint(0, len(raw) - 1), max(len(raw) - len(case.body) - 4, 0), max(len(raw) - 30, 0)]
+    )
     case.timeout = 40.0
     return case
 
 
-KINDS = [("valid", kind_valid, 30), ("invalid-params", kind_invalid_params, 22), ("body", kind_body, 14),
-         ("headers", kind_headers, 9), ("auth", kind_auth, 9), ("size", kind_size, 2), ("method-path", kind_method_path, 4),
-         ("http", kind_http, 2), ("truncated", kind_truncated, 2), ("keepalive", kind_keepalive, 3),
-         ("slow", kind_slow, 0.3)]
+KINDS = [
+    ("valid", kind_valid, 30),
+    ("invalid-params", kind_invalid_params, 22),
+    ("body", kind_body, 14),
+    ("headers", kind_headers, 9),
+    ("auth", kind_auth, 9),
+    ("size", kind_size, 2),
+    ("method-path", kind_method_path, 4),
+    ("http", kind_http, 2),
+    ("truncated", kind_truncated, 2),
+    ("keepalive", kind_keepalive, 3),
+    ("slow", kind_slow, 0.3),
+]
 _KIND_BY_NAME = {name: fn for name, fn, _ in KINDS}
 
 
@@ -1161,13 +1884,14 @@ def generate(seed: int, index: int, ctx: Context, kind: str | None = None) -> Ca
 
 # --------------------------------------------------------------------------------- transport
 
+
 @dataclasses.dataclass
 class Outcome:
     status: int | None = None
     headers: dict[str, str] = dataclasses.field(default_factory=dict)
     body: bytes = b""
     elapsed: float = 0.0
-    error: str | None = None       # "timeout", "reset", "closed" (no answer), or an exception's name
+    error: str | None = None  # "timeout", "reset", "closed" (no answer), or an exception's name
     follow: Outcome | None = None  # keepalive: the answer to the second request
 
 
@@ -1214,7 +1938,7 @@ def _recv(sock: socket.socket, deadline: float) -> bytes:
     sock.settimeout(remaining)
     try:
         return sock.recv(262144)
-    except socket.timeout:
+    except TimeoutError:
         raise _Timeout() from None
 
 
@@ -1232,10 +1956,10 @@ def execute(case: Case, address: tuple[str, int], slow_interval: float = 0.1, sl
         raw = case.raw(close=case.mode != "keepalive")
         try:
             if case.mode == "slow":
-                sock.sendall(raw[:case.slow_from])
+                sock.sendall(raw[: case.slow_from])
                 slow_end = min(len(raw), case.slow_from + slow_bytes)
                 for i in range(case.slow_from, slow_end):
-                    sock.sendall(raw[i:i + 1])
+                    sock.sendall(raw[i : i + 1])
                     time.sleep(slow_interval)
                 sock.sendall(raw[slow_end:])
             elif case.mode.startswith("truncate"):
@@ -1248,14 +1972,19 @@ def execute(case: Case, address: tuple[str, int], slow_interval: float = 0.1, sl
                 sock.sendall(raw)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the server may answer and close before reading everything: read what it said
-        except socket.timeout:
+        except TimeoutError:
             return Outcome(error="timeout", elapsed=time.monotonic() - started)
         try:
             outcome = _read_response(sock, deadline, head)
         except ConnectionResetError:
             outcome = Outcome(error="reset")
-        if case.mode == "keepalive" and case.follow is not None and outcome.status is not None \
-                and outcome.headers.get("connection", "").lower() != "close" and outcome.error is None:
+        if (
+            case.mode == "keepalive"
+            and case.follow is not None
+            and outcome.status is not None
+            and outcome.headers.get("connection", "").lower() != "close"
+            and outcome.error is None
+        ):
             try:
                 sock.sendall(case.follow.raw(close=True))
                 outcome.follow = _read_response(sock, time.monotonic() + case.follow.timeout)
@@ -1270,6 +1999,7 @@ def execute(case: Case, address: tuple[str, int], slow_interval: float = 0.1, sl
 
 
 # ----------------------------------------------------------------------------------- checks
+
 
 def error_of(outcome: Outcome) -> tuple[str, str, str]:
     """(format, code, message) of an error answer; format is "" when it is no format we know."""
@@ -1320,11 +2050,13 @@ def judge(case: Case, outcome: Outcome) -> list[str]:
         problems.append(f"HTTP {status} for a request that must be refused")
     if status >= 400 and case.method != "HEAD":
         fmt, code, message = error_of(outcome)
-        expected = FORMAT.get(case.service or "", None) if case.service != "admin" else "admin"
+        expected = FORMAT.get(case.service or "") if case.service != "admin" else "admin"
         if fmt == "http-layer" and not case.http_layer_ok:
             problems.append("answered by the HTTP layer, not the service")
         elif fmt == "":
-            problems.append(f"error body in no AWS format: {outcome.headers.get('content-type')} {outcome.body[:200]!r}")
+            problems.append(
+                f"error body in no AWS format: {outcome.headers.get('content-type')} {outcome.body[:200]!r}"
+            )
         elif fmt not in ("http-layer", "admin") and (not code or not message.strip()):
             problems.append(f"error without a code or a message: {fmt} {code!r} {message!r}")
         elif expected and fmt != expected and fmt != "http-layer" and status != 413:
@@ -1339,8 +2071,9 @@ def judge(case: Case, outcome: Outcome) -> list[str]:
         if f.status is None and f.error in ("closed", "reset"):
             pass  # the server may close after an error answer; the request was not taken
         elif f.status != 200:
-            problems.append(f"the good request after it on the same connection got {f.status} {f.error or ''} "
-                            f"{f.body[:200]!r}")
+            problems.append(
+                f"the good request after it on the same connection got {f.status} {f.error or ''} {f.body[:200]!r}"
+            )
     return problems
 
 
@@ -1357,6 +2090,7 @@ def classify(outcome: Outcome) -> str:
 
 # ----------------------------------------------------------------------------- canary, health
 
+
 class Canary:
     """A secret made before the campaign whose versions, labels and values must not change."""
 
@@ -1365,18 +2099,30 @@ class Canary:
         from botocore.config import Config
 
         self.name = name
-        self.client = boto3.client("secretsmanager", endpoint_url=endpoint, region_name="us-east-1",
-                                   aws_access_key_id=access_key_id, aws_secret_access_key=secret_access_key,
-                                   config=Config(retries={"max_attempts": 3}, read_timeout=30, connect_timeout=10))
+        self.client = boto3.client(
+            "secretsmanager",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=access_key_id,
+            aws_secret_access_key=secret_access_key,
+            config=Config(retries={"max_attempts": 3}, read_timeout=30, connect_timeout=10),
+        )
 
     def create(self) -> dict[str, Any]:
         rng = random.Random(self.name)
         c = self.client
-        c.create_secret(Name=self.name, SecretString="canary-" + "".join(rng.choice(string.printable) for _ in range(200)),
-                        Description="fuzz canary: must not change", Tags=[{"Key": "fuzz", "Value": "canary"}])
+        c.create_secret(
+            Name=self.name,
+            SecretString="canary-" + "".join(rng.choice(string.printable) for _ in range(200)),
+            Description="fuzz canary: must not change",
+            Tags=[{"Key": "fuzz", "Value": "canary"}],
+        )
         c.put_secret_value(SecretId=self.name, SecretBinary=rng.randbytes(512))
-        c.put_secret_value(SecretId=self.name, SecretString=json.dumps({"password": "\u00e9\U0001f511" + "p" * 40}),
-                           VersionStages=["FUZZ-KEEP"])
+        c.put_secret_value(
+            SecretId=self.name,
+            SecretString=json.dumps({"password": "\u00e9\U0001f511" + "p" * 40}),
+            VersionStages=["FUZZ-KEEP"],
+        )
         return self.snapshot()
 
     def snapshot(self) -> dict[str, Any]:
@@ -1384,11 +2130,21 @@ class Canary:
         versions = {}
         for version, stages in sorted(d["VersionIdsToStages"].items()):
             v = self.client.get_secret_value(SecretId=self.name, VersionId=version)
-            versions[version] = {"stages": sorted(stages), "string": v.get("SecretString"),
-                                 "binary": base64.b64encode(v["SecretBinary"]).decode() if "SecretBinary" in v else None}
-        return {"arn": d["ARN"], "name": d["Name"], "description": d.get("Description"), "tags": d.get("Tags"),
-                "deleted": "DeletedDate" in d, "rotation": d.get("RotationEnabled", False),
-                "policy": self.client.get_resource_policy(SecretId=self.name).get("ResourcePolicy"), "versions": versions}
+            versions[version] = {
+                "stages": sorted(stages),
+                "string": v.get("SecretString"),
+                "binary": base64.b64encode(v["SecretBinary"]).decode() if "SecretBinary" in v else None,
+            }
+        return {
+            "arn": d["ARN"],
+            "name": d["Name"],
+            "description": d.get("Description"),
+            "tags": d.get("Tags"),
+            "deleted": "DeletedDate" in d,
+            "rotation": d.get("RotationEnabled", False),
+            "policy": self.client.get_resource_policy(SecretId=self.name).get("ResourcePolicy"),
+            "versions": versions,
+        }
 
 
 def healthy(address: tuple[str, int]) -> bool:
@@ -1401,6 +2157,7 @@ def healthy(address: tuple[str, int]) -> bool:
 
 
 # ------------------------------------------------------------------------------------ runner
+
 
 @dataclasses.dataclass
 class Report:
@@ -1425,8 +2182,12 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return self.finding_count == 0 and self.canary_intact is not False and self.healthy_at_end is not False \
+        return (
+            self.finding_count == 0
+            and self.canary_intact is not False
+            and self.healthy_at_end is not False
             and all(c["healthy"] and c.get("canary_intact", True) for c in self.checks)
+        )
 
     def summary(self) -> dict[str, Any]:
         lat = sorted(self.latencies)
@@ -1435,22 +2196,45 @@ class Report:
             return round(lat[min(len(lat) - 1, int(p * len(lat)))] * 1000, 1) if lat else 0.0
 
         return {
-            "seed": self.seed, "requests": self.requests, "duration_seconds": round(self.duration, 1),
+            "seed": self.seed,
+            "requests": self.requests,
+            "duration_seconds": round(self.duration, 1),
             "requests_per_second": round(self.requests / self.duration, 1) if self.duration else None,
-            "findings": self.finding_count, "canary_intact": self.canary_intact, "healthy_at_end": self.healthy_at_end,
-            "generator_errors": dict(self.client_errors), "generator_error_indices": self.client_error_indices[:20],
-            "statuses": dict(sorted(self.statuses.items())), "answers": dict(self.answers.most_common()),
-            "kinds": dict(self.kinds.most_common()), "details": dict(self.details.most_common()),
-            "services": dict(self.services.most_common()), "operations_covered": len(self.operations),
+            "findings": self.finding_count,
+            "canary_intact": self.canary_intact,
+            "healthy_at_end": self.healthy_at_end,
+            "generator_errors": dict(self.client_errors),
+            "generator_error_indices": self.client_error_indices[:20],
+            "statuses": dict(sorted(self.statuses.items())),
+            "answers": dict(self.answers.most_common()),
+            "kinds": dict(self.kinds.most_common()),
+            "details": dict(self.details.most_common()),
+            "services": dict(self.services.most_common()),
+            "operations_covered": len(self.operations),
             "latency_ms": {"p50": pct(0.5), "p99": pct(0.99), "max": pct(1.0)},
-            "checks": self.checks, "server": self.server, "first_findings": self.findings[:50],
+            "checks": self.checks,
+            "server": self.server,
+            "first_findings": self.findings[:50],
         }
 
 
-def run_campaign(ctx: Context, seed: int, requests: int, *, workers: int = 16, slow_workers: int = 48,
-                 canary: Canary | None = None, check_every: int = 10_000, max_seconds: float | None = None,
-                 progress: Any = None, kinds: list[str] | None = None, start: int = 0,
-                 server_pid: int | None = None, on_finding: Any = None, slow_bytes: int = 50) -> Report:
+def run_campaign(
+    ctx: Context,
+    seed: int,
+    requests: int,
+    *,
+    workers: int = 16,
+    slow_workers: int = 48,
+    canary: Canary | None = None,
+    check_every: int = 10_000,
+    max_seconds: float | None = None,
+    progress: Any = None,
+    kinds: list[str] | None = None,
+    start: int = 0,
+    server_pid: int | None = None,
+    on_finding: Any = None,
+    slow_bytes: int = 50,
+) -> Report:
     """Send requests ``start .. start+requests-1`` of ``seed`` with ``workers`` threads; check as they come."""
     address = (ctx.host, ctx.port)
     report = Report(seed)
@@ -1478,10 +2262,14 @@ def run_campaign(ctx: Context, seed: int, requests: int, *, workers: int = 16, s
                 report.latencies.append(outcome.elapsed)
             if problems:
                 report.finding_count += 1
-                finding = {**case.describe(), "problems": problems, "status": outcome.status,
-                           "answer": outcome.body[:500].decode("utf-8", "replace"),
-                           "replay": f"bench/fuzz_campaign.py --seed {seed} --replay {case.index}"
-                                     + (f" --kind {case.kind}" if kinds else "")}
+                finding = {
+                    **case.describe(),
+                    "problems": problems,
+                    "status": outcome.status,
+                    "answer": outcome.body[:500].decode("utf-8", "replace"),
+                    "replay": f"bench/fuzz_campaign.py --seed {seed} --replay {case.index}"
+                    + (f" --kind {case.kind}" if kinds else ""),
+                }
                 if len(report.findings) < 1000:
                     report.findings.append(finding)
                 if on_finding is not None:
@@ -1504,7 +2292,7 @@ def run_campaign(ctx: Context, seed: int, requests: int, *, workers: int = 16, s
             kind = None if not kinds else kinds[i % len(kinds)]
             try:
                 case = generate(seed, i, ctx, kind)
-            except Exception as exc:  # noqa: BLE001 - the generator's bug, not the server's: count, go on
+            except Exception as exc:
                 with lock:
                     report.client_errors[f"{type(exc).__name__}: {str(exc)[:120]}"] += 1
                     report.client_error_indices.append(i)
@@ -1516,12 +2304,15 @@ def run_campaign(ctx: Context, seed: int, requests: int, *, workers: int = 16, s
             record(case, execute(case, address, slow_bytes=slow_bytes))
 
     def check() -> None:
-        entry: dict[str, Any] = {"after": done_count[0], "seconds": round(time.monotonic() - began, 1),
-                                 "healthy": healthy(address)}
+        entry: dict[str, Any] = {
+            "after": done_count[0],
+            "seconds": round(time.monotonic() - began, 1),
+            "healthy": healthy(address),
+        }
         if canary is not None:
             try:
                 entry["canary_intact"] = canary.snapshot() == before
-            except Exception as exc:  # noqa: BLE001 - a failed read is a failed check
+            except Exception as exc:
                 entry["canary_intact"] = False
                 entry["canary_error"] = repr(exc)[:300]
         if server_pid is not None:
@@ -1570,16 +2361,24 @@ def _rss_mb(pid: int) -> float | None:
 
 # --------------------------------------------------------------------------------------- CLI
 
+
 def _main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--requests", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--start", type=int, default=0, help="first request index (to resume or split a campaign)")
     parser.add_argument("--workers", type=int, default=16)
-    parser.add_argument("--endpoint", help="an already running server (default: start one); needs "
-                                           "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY of its administrator")
-    parser.add_argument("--database-url", help="start the server on this database instead of SQLite (PostgreSQL: "
-                                               "in a fresh schema, dropped afterwards)")
+    parser.add_argument(
+        "--endpoint",
+        help="an already running server (default: start one); needs "
+        "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY of its administrator",
+    )
+    parser.add_argument(
+        "--database-url",
+        help="start the server on this database instead of SQLite (PostgreSQL: in a fresh schema, dropped afterwards)",
+    )
     parser.add_argument("--kind", action="append", help="only these kinds: " + ", ".join(k for k, _, _ in KINDS))
     parser.add_argument("--check-every", type=int, default=10_000, help="health and canary check interval (requests)")
     parser.add_argument("--max-seconds", type=float, default=4 * 3600, help="stop after this long whatever the count")
@@ -1606,8 +2405,13 @@ def _main() -> int:
         if database_url and database_url.startswith("postgresql"):  # a fresh schema, dropped afterwards
             database_url = schema.enter_context(postgres_schema(database_url))
         server = ServerProcess(database_url=database_url).start()
-        host, port, key, secret, endpoint = "127.0.0.1", server.port, server.access_key_id, server.secret_access_key, \
-            server.endpoint
+        host, port, key, secret, endpoint = (
+            "127.0.0.1",
+            server.port,
+            server.access_key_id,
+            server.secret_access_key,
+            server.endpoint,
+        )
         print(f"server pid {server.proc.pid} on {endpoint}, log {server.log_path}", flush=True)  # type: ignore[union-attr]
     ctx = Context(host, port, key, secret)
     try:
@@ -1631,26 +2435,46 @@ def _main() -> int:
             if findings_file is not None:
                 findings_file.write(json.dumps(finding) + "\n")
                 findings_file.flush()
-            print(f"FINDING #{finding['index']} {finding['kind']}/{finding['detail']} {finding['service']}."
-                  f"{finding['operation']}: {finding['problems']}  replay: {finding['replay']}", flush=True)
+            print(
+                f"FINDING #{finding['index']} {finding['kind']}/{finding['detail']} {finding['service']}."
+                f"{finding['operation']}: {finding['problems']}  replay: {finding['replay']}",
+                flush=True,
+            )
 
         def progress(report: Report, entry: dict[str, Any]) -> None:
-            print(f"[{entry['seconds']:7.1f}s] {entry['after']:>8} requests, {report.finding_count} findings, "
-                  f"healthy={entry['healthy']} canary={entry.get('canary_intact')} rss={entry.get('server_rss_mb')}MB "
-                  f"statuses={dict(sorted(report.statuses.items()))}", flush=True)
+            print(
+                f"[{entry['seconds']:7.1f}s] {entry['after']:>8} requests, {report.finding_count} findings, "
+                f"healthy={entry['healthy']} canary={entry.get('canary_intact')} rss={entry.get('server_rss_mb')}MB "
+                f"statuses={dict(sorted(report.statuses.items()))}",
+                flush=True,
+            )
 
         pid = server.proc.pid if server is not None and server.proc is not None else None
         rss_before = _rss_mb(pid) if pid else None
-        report = run_campaign(ctx, args.seed, args.requests, workers=args.workers, canary=canary,
-                              check_every=args.check_every, max_seconds=args.max_seconds, progress=progress,
-                              kinds=args.kind, start=args.start, server_pid=pid, on_finding=on_finding)
+        report = run_campaign(
+            ctx,
+            args.seed,
+            args.requests,
+            workers=args.workers,
+            canary=canary,
+            check_every=args.check_every,
+            max_seconds=args.max_seconds,
+            progress=progress,
+            kinds=args.kind,
+            start=args.start,
+            server_pid=pid,
+            on_finding=on_finding,
+        )
         if server is not None:
             log = server.log()
-            report.server = {"alive": server.proc is not None and server.proc.poll() is None,
-                             "rss_mb_before": rss_before, "rss_mb_after": _rss_mb(pid) if pid else None,
-                             "log_internal_errors": log.count("internal error in request"),
-                             "log_tracebacks": log.count("Traceback (most recent call last)"),
-                             "storage": "postgresql" if args.database_url else "sqlite"}
+            report.server = {
+                "alive": server.proc is not None and server.proc.poll() is None,
+                "rss_mb_before": rss_before,
+                "rss_mb_after": _rss_mb(pid) if pid else None,
+                "log_internal_errors": log.count("internal error in request"),
+                "log_tracebacks": log.count("Traceback (most recent call last)"),
+                "storage": "postgresql" if args.database_url else "sqlite",
+            }
         summary = report.summary()
         if args.report:
             args.report.write_text(json.dumps(summary, indent=2, default=str))

@@ -35,9 +35,12 @@ KEY_ID, SECRET = "AKIAPROFILEPROFILE01", "profile/secret/key/0123456789abcdefghi
 
 def _signed(target: str, body: dict[str, Any]) -> tuple[list[tuple[bytes, bytes]], bytes]:
     data = orjson.dumps(body)
-    request = AWSRequest("POST", "http://127.0.0.1:8430/", data=data,
-                         headers={"X-Amz-Target": f"secretsmanager.{target}",
-                                  "Content-Type": "application/x-amz-json-1.1"})
+    request = AWSRequest(
+        "POST",
+        "http://127.0.0.1:8430/",
+        data=data,
+        headers={"X-Amz-Target": f"secretsmanager.{target}", "Content-Type": "application/x-amz-json-1.1"},
+    )
     SigV4Auth(Credentials(KEY_ID, SECRET), "secretsmanager", "us-east-1").add_auth(request)
     headers = [(b"host", b"127.0.0.1:8430"), (b"user-agent", b"Boto3/1.44.5 profile")]
     headers += [(k.lower().encode(), v.encode()) for k, v in request.headers.items()]
@@ -46,8 +49,15 @@ def _signed(target: str, body: dict[str, Any]) -> tuple[list[tuple[bytes, bytes]
 
 
 async def _call(app: Any, headers: list[tuple[bytes, bytes]], body: bytes) -> tuple[int, bytes]:
-    scope = {"type": "http", "method": "POST", "path": "/", "raw_path": b"/", "query_string": b"",
-             "headers": headers, "client": ("127.0.0.1", 50000)}
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/",
+        "raw_path": b"/",
+        "query_string": b"",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+    }
     sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
@@ -90,13 +100,25 @@ async def main() -> None:
         if args.no_audit:
             app.audit = None
         await _lifespan(app, "startup")
-        status, body = await _call(app, *_signed("CreateSecret", {"Name": "profile/db", "SecretString": "x" * 64,
-                                                                   "ClientRequestToken": "a" * 32}))
+        status, body = await _call(
+            app,
+            *_signed("CreateSecret", {"Name": "profile/db", "SecretString": "x" * 64, "ClientRequestToken": "a" * 32}),
+        )
         assert status == 200, body
         for i in range(1, args.secrets):
-            status, answer = await _call(app, *_signed("CreateSecret", {
-                "Name": f"profile/{i:07d}", "SecretString": "y" * 32, "Tags": [{"Key": "team", "Value": "a"}],
-                "Description": "a secret for the benchmark", "ClientRequestToken": f"{i:032d}"}))
+            status, answer = await _call(
+                app,
+                *_signed(
+                    "CreateSecret",
+                    {
+                        "Name": f"profile/{i:07d}",
+                        "SecretString": "y" * 32,
+                        "Tags": [{"Key": "team", "Value": "a"}],
+                        "Description": "a secret for the benchmark",
+                        "ClientRequestToken": f"{i:032d}",
+                    },
+                ),
+            )
             assert status == 200, answer
         request = {"MaxResults": 100} if args.operation == "ListSecrets" else {"SecretId": "profile/db"}
         headers, body = _signed(args.operation, request)
@@ -118,8 +140,10 @@ async def main() -> None:
             profiler.disable()
             pstats.Stats(profiler, stream=sys.stderr).sort_stats(os.environ.get("SORT", "cumulative")).print_stats(45)
         done = per * args.concurrency
-        print(f"{args.operation}: {done} requests in {elapsed:.2f}s: {elapsed / done * 1e6:.0f} µs/request, "
-              f"{done / elapsed:,.0f}/s; CPU {cpu / done * 1e6:.0f} µs/request, all threads (pipeline only, no HTTP)")
+        print(
+            f"{args.operation}: {done} requests in {elapsed:.2f}s: {elapsed / done * 1e6:.0f} µs/request, "
+            f"{done / elapsed:,.0f}/s; CPU {cpu / done * 1e6:.0f} µs/request, all threads (pipeline only, no HTTP)"
+        )
         await server.app.on_shutdown()  # type: ignore[misc]
 
 

@@ -33,9 +33,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-import strongroom.policy as engine  # noqa: E402
-from strongroom.policy import Request, evaluate, parse_policy  # noqa: E402
-from strongroom.policy.limits import INLINE_POLICY_LIMITS, RESOURCE_POLICY_LIMIT, iam_size  # noqa: E402
+import strongroom.policy as engine
+from strongroom.policy import Request, evaluate, parse_policy
+from strongroom.policy.limits import INLINE_POLICY_LIMITS, RESOURCE_POLICY_LIMIT, iam_size
 
 ACCOUNT = "123456789012"
 USER = f"arn:aws:iam::{ACCOUNT}:user/mallory"
@@ -52,6 +52,8 @@ def _old_glob(pattern: str, ignore_case: bool) -> re.Pattern[str]:
 
 def old_like(pattern: str, value: str, ignore_case: bool = False) -> bool:
     return _old_glob(pattern, ignore_case).fullmatch(value) is not None
+
+
 # ------------------------------------------------------------ END OF OLD MATCHER (A/B only) --
 
 
@@ -96,8 +98,12 @@ class Case:
 
 def request(name: str, description: str = "", action: str = "secretsmanager:GetSecretValue") -> Request:
     arn = secret_arn(name)
-    context = {"secretsmanager:SecretId": arn, "aws:SourceArn": arn, "secretsmanager:Name": name,
-               "aws:PrincipalArn": USER}
+    context = {
+        "secretsmanager:SecretId": arn,
+        "aws:SourceArn": arn,
+        "secretsmanager:Name": name,
+        "aws:PrincipalArn": USER,
+    }
     if description:
         context["secretsmanager:Description"] = description
     return Request(USER, ACCOUNT, action, arn, ACCOUNT, context)
@@ -109,21 +115,43 @@ def stars(count: int, last: str = "b") -> str:
 
 def cases() -> list[Case]:
     out = []
-    typical_identity = doc([{"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue",
-                                                          "secretsmanager:DescribeSecret"],
-                             "Resource": secret_arn("prod/db")}])
-    out.append(Case("typical: one user policy, exact ARN (the hot path)", [typical_identity], [],
-                    request("prod/db")))
-    typical_resource = doc([{"Effect": "Allow", "Principal": {"AWS": USER}, "Action": "secretsmanager:Get*",
-                             "Resource": "*"},
-                            {"Effect": "Deny", "Principal": "*", "Action": "secretsmanager:*", "Resource": "*",
-                             "Condition": {"StringNotLike": {"aws:PrincipalArn": f"arn:aws:iam::{ACCOUNT}:*"}}}])
-    out.append(Case("typical: resource policy, Get* and a StringNotLike deny", [], [typical_resource],
-                    request("prod/db")))
+    typical_identity = doc(
+        [
+            {
+                "Effect": "Allow",
+                "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+                "Resource": secret_arn("prod/db"),
+            }
+        ]
+    )
+    out.append(Case("typical: one user policy, exact ARN (the hot path)", [typical_identity], [], request("prod/db")))
+    typical_resource = doc(
+        [
+            {"Effect": "Allow", "Principal": {"AWS": USER}, "Action": "secretsmanager:Get*", "Resource": "*"},
+            {
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "secretsmanager:*",
+                "Resource": "*",
+                "Condition": {"StringNotLike": {"aws:PrincipalArn": f"arn:aws:iam::{ACCOUNT}:*"}},
+            },
+        ]
+    )
+    out.append(
+        Case("typical: resource policy, Get* and a StringNotLike deny", [], [typical_resource], request("prod/db"))
+    )
 
     def one_resource(count: int, name: str) -> Case:
-        policy = doc([{"Effect": "Allow", "Principal": {"AWS": USER}, "Action": "secretsmanager:GetSecretValue",
-                       "Resource": PREFIX + stars(count)}])
+        policy = doc(
+            [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"AWS": USER},
+                    "Action": "secretsmanager:GetSecretValue",
+                    "Resource": PREFIX + stars(count),
+                }
+            ]
+        )
         return Case(f"issue: {count} wildcards, {len(name)}-character name", [], [policy], request(name))
 
     out.append(one_resource(5, "a" * 150))
@@ -133,53 +161,158 @@ def cases() -> list[Case]:
 
     # 20,480 characters of Resource patterns, each with many stars, none matching.
     def resource_patterns(n: int) -> str:
-        return doc([{"Effect": "Allow", "Principal": {"AWS": USER}, "Action": "secretsmanager:GetSecretValue",
-                     "Resource": [PREFIX + stars(8 + i % 40, "bc"[i % 2]) for i in range(n)]}])
-    out.append(Case("worst resource policy: 20,480 chars of star patterns, 512-char name", [],
-                    [fill(resource_patterns, RESOURCE_POLICY_LIMIT)], request(name)))
+        return doc(
+            [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"AWS": USER},
+                    "Action": "secretsmanager:GetSecretValue",
+                    "Resource": [PREFIX + stars(8 + i % 40, "bc"[i % 2]) for i in range(n)],
+                }
+            ]
+        )
+
+    out.append(
+        Case(
+            "worst resource policy: 20,480 chars of star patterns, 512-char name",
+            [],
+            [fill(resource_patterns, RESOURCE_POLICY_LIMIT)],
+            request(name),
+        )
+    )
 
     # 20,480 characters of statements, each with StringLike and ArnLike conditions on long values.
     description = "a" * 2048
 
     def condition_statements(n: int) -> str:
-        return doc([{"Effect": "Deny", "Principal": "*", "Action": "secretsmanager:*", "Resource": "*",
-                     "Condition": {"ArnLike": {"aws:SourceArn": f"arn:aws:*:*:*:secret:{stars(10, 'a')}*"},
-                                   "StringLike": {"secretsmanager:Name": stars(10, "a"),
-                                                  "secretsmanager:Description": stars(12 + i % 20)}}}
-                    for i in range(n)])
-    out.append(Case("worst conditions: 20,480 chars of StringLike/ArnLike, 2,048-char value", [],
-                    [fill(condition_statements, RESOURCE_POLICY_LIMIT)], request(name, description)))
+        return doc(
+            [
+                {
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": "secretsmanager:*",
+                    "Resource": "*",
+                    "Condition": {
+                        "ArnLike": {"aws:SourceArn": f"arn:aws:*:*:*:secret:{stars(10, 'a')}*"},
+                        "StringLike": {
+                            "secretsmanager:Name": stars(10, "a"),
+                            "secretsmanager:Description": stars(12 + i % 20),
+                        },
+                    },
+                }
+                for i in range(n)
+            ]
+        )
+
+    out.append(
+        Case(
+            "worst conditions: 20,480 chars of StringLike/ArnLike, 2,048-char value",
+            [],
+            [fill(condition_statements, RESOURCE_POLICY_LIMIT)],
+            request(name, description),
+        )
+    )
 
     # The new matcher's own worst case: '?'-runs searched at every position of a long value.
     def question_marks(n: int) -> str:
-        return doc([{"Effect": "Deny", "Principal": "*", "Action": "secretsmanager:*", "Resource": "*",
-                     "Condition": {"StringLike": {"secretsmanager:Description": [
-                         "*" + "?a" * (4 + i % 60) + "b*" for i in range(n)]}}}])
-    out.append(Case("worst for the new matcher: 20,480 chars of '?' runs, 2,048-char value", [],
-                    [fill(question_marks, RESOURCE_POLICY_LIMIT)], request(name, description)))
+        return doc(
+            [
+                {
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": "secretsmanager:*",
+                    "Resource": "*",
+                    "Condition": {
+                        "StringLike": {
+                            "secretsmanager:Description": ["*" + "?a" * (4 + i % 60) + "b*" for i in range(n)]
+                        }
+                    },
+                }
+            ]
+        )
+
+    out.append(
+        Case(
+            "worst for the new matcher: 20,480 chars of '?' runs, 2,048-char value",
+            [],
+            [fill(question_marks, RESOURCE_POLICY_LIMIT)],
+            request(name, description),
+        )
+    )
 
     # Many short patterns, each scanning the whole long value once (cost: patterns × n).
     def many_patterns(n: int) -> str:
-        return doc([{"Effect": "Deny", "Principal": "*", "Action": "secretsmanager:*", "Resource": "*",
-                     "Condition": {"StringLike": {"secretsmanager:Description": [
-                         f"*{i % 10}*" for i in range(n)]}}}])
-    out.append(Case("many short patterns: 20,480 chars of '*N*', 2,048-char value", [],
-                    [fill(many_patterns, RESOURCE_POLICY_LIMIT)], request(name, description)))
+        return doc(
+            [
+                {
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": "secretsmanager:*",
+                    "Resource": "*",
+                    "Condition": {"StringLike": {"secretsmanager:Description": [f"*{i % 10}*" for i in range(n)]}},
+                }
+            ]
+        )
+
+    out.append(
+        Case(
+            "many short patterns: 20,480 chars of '*N*', 2,048-char value",
+            [],
+            [fill(many_patterns, RESOURCE_POLICY_LIMIT)],
+            request(name, description),
+        )
+    )
 
     # Long literal segments that almost occur everywhere (str.find's own worst case).
     def long_literals(n: int) -> str:
-        return doc([{"Effect": "Deny", "Principal": "*", "Action": "secretsmanager:*", "Resource": "*",
-                     "Condition": {"StringLike": {"secretsmanager:Description": [
-                         "*" + "a" * (100 + i) + "b" + "a" * (100 + i) + "*" for i in range(n)]}}}])
-    out.append(Case("long literals: 20,480 chars of '*a..ab a..a*', 2,048-char value", [],
-                    [fill(long_literals, RESOURCE_POLICY_LIMIT)], request(name, description)))
+        return doc(
+            [
+                {
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": "secretsmanager:*",
+                    "Resource": "*",
+                    "Condition": {
+                        "StringLike": {
+                            "secretsmanager:Description": [
+                                "*" + "a" * (100 + i) + "b" + "a" * (100 + i) + "*" for i in range(n)
+                            ]
+                        }
+                    },
+                }
+            ]
+        )
+
+    out.append(
+        Case(
+            "long literals: 20,480 chars of '*a..ab a..a*', 2,048-char value",
+            [],
+            [fill(long_literals, RESOURCE_POLICY_LIMIT)],
+            request(name, description),
+        )
+    )
 
     # A user's inline policies at IAM's quota: many statements of wildcard actions and resources.
     def identity_statements(n: int) -> str:
-        return doc([{"Effect": "Allow", "NotAction": f"secretsmanager:*G*e*t*S*e*c*r*e*t*X{i}",
-                     "Resource": PREFIX + stars(8, "b")} for i in range(n)])
-    out.append(Case("worst identity policy: 2,048 chars (IAM's user quota)",
-                    [fill(identity_statements, INLINE_POLICY_LIMITS["user"], iam_size)], [], request(name)))
+        return doc(
+            [
+                {
+                    "Effect": "Allow",
+                    "NotAction": f"secretsmanager:*G*e*t*S*e*c*r*e*t*X{i}",
+                    "Resource": PREFIX + stars(8, "b"),
+                }
+                for i in range(n)
+            ]
+        )
+
+    out.append(
+        Case(
+            "worst identity policy: 2,048 chars (IAM's user quota)",
+            [fill(identity_statements, INLINE_POLICY_LIMITS["user"], iam_size)],
+            [],
+            request(name),
+        )
+    )
     return out
 
 

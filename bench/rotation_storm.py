@@ -67,7 +67,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import KEY, PY, ROOT, SECRET, check, free_port, machine, process, signed, stop, wrk  # noqa: E402
+from bench import KEY, PY, ROOT, SECRET, check, free_port, machine, process, signed, stop, wrk
 
 PG = "postgresql://postgres@127.0.0.1:5432/test"
 FUNCTION = "arn:aws:lambda:us-east-1:123456789012:function:strongroom-postgresql-single-user"
@@ -88,6 +88,7 @@ TICK = os.sysconf("SC_CLK_TCK")
 def cpu_seconds(pid: int) -> dict[str, float]:
     """CPU time (user + system) of the server process and, summed, of its live children (the
     rotation workers: they stay alive, warm, for 15 minutes)."""
+
     def one(p: int) -> float:
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
@@ -104,6 +105,7 @@ def cpu_seconds(pid: int) -> dict[str, float]:
 
 # ------------------------------------------------------------------------------ PostgreSQL roles
 
+
 def create_roles(prefix: str, count: int) -> dict[str, str]:
     """N login roles with random first passwords; {role: password}."""
     import psycopg
@@ -112,8 +114,9 @@ def create_roles(prefix: str, count: int) -> dict[str, str]:
     roles = {f"{prefix}{i:05d}": "first-" + pysecrets.token_urlsafe(18) for i in range(count)}
     with psycopg.connect(PG) as conn:  # one transaction
         for role, password in roles.items():
-            conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role),
-                                                                            sql.Literal(password)))
+            conn.execute(
+                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(password))
+            )
     return roles
 
 
@@ -134,11 +137,13 @@ def verifiers(prefix: str) -> dict[str, str | None]:
 
     pattern = prefix.replace("_", r"\_") + "%"
     with psycopg.connect(PG) as conn:
-        return dict(conn.execute("SELECT rolname, rolpassword FROM pg_authid WHERE rolname LIKE %s",
-                                 (pattern,)).fetchall())
+        return dict(
+            conn.execute("SELECT rolname, rolpassword FROM pg_authid WHERE rolname LIKE %s", (pattern,)).fetchall()
+        )
 
 
 # ------------------------------------------------------------------------------------ the API
+
 
 class Client:
     """Signed JSON calls on one keep-alive connection per thread."""
@@ -172,13 +177,14 @@ def parallel(fn: Any, items: list[Any], threads: int = 64) -> list[Any]:
 
 # -------------------------------------------------------------------------------- progress
 
+
 class Progress(threading.Thread):
     """Reads the rotations table every 0.25 s (read-only) until every secret's rotation ended."""
 
     def __init__(self, db_path: str, count: int, started: float, limit: float) -> None:
         super().__init__(daemon=True)
         self.db_path, self.count, self.started, self.limit = db_path, count, started, limit
-        self.finished: float | None = None   # wall time when the last rotation ended
+        self.finished: float | None = None  # wall time when the last rotation ended
         self.timeline: list[dict[str, Any]] = []
         self.loads: list[list[float]] = []
         self.stop = threading.Event()
@@ -204,8 +210,12 @@ class Progress(threading.Thread):
                 last_sample = now
                 self.timeline.append({"t": round(now - self.started, 2), **counts})
                 self.loads.append(loadavg())
-            ended = counts.get("succeeded", 0) + counts.get("failed", 0) + counts.get("abandoned", 0) \
+            ended = (
+                counts.get("succeeded", 0)
+                + counts.get("failed", 0)
+                + counts.get("abandoned", 0)
                 + counts.get("cancelled", 0)
+            )
             if ended >= self.count and self.finished is None:
                 self.finished = now
                 self.timeline.append({"t": round(now - self.started, 2), **counts})
@@ -216,6 +226,7 @@ class Progress(threading.Thread):
 
 
 # ----------------------------------------------------------------------------------- the run
+
 
 def server(port: int, data_dir: str, concurrency: int, function_cpus: str | None = None) -> Any:
     args = [PY, "-m", "strongroom.cli.main", "serve", "--port", str(port), "--data-dir", data_dir]
@@ -247,19 +258,39 @@ def run(opts: argparse.Namespace, prefix: str, out: dict[str, Any]) -> None:
         stack = contextlib.ExitStack()
         with stack:
             pid = stack.enter_context(server(port, data_dir, opts.concurrency, opts.function_cpus))
-            check(endpoint, signed(endpoint, "secretsmanager.CreateSecret", {
-                "Name": "storm-gsv-target", "SecretString": "x" * 100, "ClientRequestToken": str(uuid.uuid4())}))
+            check(
+                endpoint,
+                signed(
+                    endpoint,
+                    "secretsmanager.CreateSecret",
+                    {"Name": "storm-gsv-target", "SecretString": "x" * 100, "ClientRequestToken": str(uuid.uuid4())},
+                ),
+            )
 
             def create(role: str) -> str:
-                status, body = api.call("CreateSecret", {
-                    "Name": names[role], "ClientRequestToken": str(uuid.uuid4()), "SecretString": json.dumps(
-                        {"engine": "postgres", "host": "127.0.0.1", "port": 5432, "username": role,
-                         "password": roles[role], "dbname": "test", "ssl": False})})
+                status, body = api.call(
+                    "CreateSecret",
+                    {
+                        "Name": names[role],
+                        "ClientRequestToken": str(uuid.uuid4()),
+                        "SecretString": json.dumps(
+                            {
+                                "engine": "postgres",
+                                "host": "127.0.0.1",
+                                "port": 5432,
+                                "username": role,
+                                "password": roles[role],
+                                "dbname": "test",
+                                "ssl": False,
+                            }
+                        ),
+                    },
+                )
                 assert status == 200, (status, body)
                 return str(body["VersionId"])
 
             t = time.monotonic()
-            first_versions = dict(zip(roles, parallel(create, list(roles))))
+            first_versions = dict(zip(roles, parallel(create, list(roles)), strict=False))
             out["setup"]["create_secrets_seconds"] = round(time.monotonic() - t, 1)
             print(f"created {n} secrets in {out['setup']['create_secrets_seconds']} s", flush=True)
 
@@ -268,9 +299,11 @@ def run(opts: argparse.Namespace, prefix: str, out: dict[str, Any]) -> None:
                 due = time.time() + opts.baseline_seconds + 20
                 conn = sqlite3.connect(db_path)
                 with conn:
-                    conn.execute("UPDATE secrets SET rotation_enabled = 1, rotation_lambda_arn = ?, rotation_rules = ?, "
-                                 "rotation_due_at = ?, next_rotation_date = ? WHERE name LIKE 'storm/%'",
-                                 (FUNCTION, json.dumps(RULES), due, due))
+                    conn.execute(
+                        "UPDATE secrets SET rotation_enabled = 1, rotation_lambda_arn = ?, rotation_rules = ?, "
+                        "rotation_due_at = ?, next_rotation_date = ? WHERE name LIKE 'storm/%'",
+                        (FUNCTION, json.dumps(RULES), due, due),
+                    )
                 conn.close()
                 stack = contextlib.ExitStack()  # closed in the finally below
                 pid = stack.enter_context(server(port, data_dir, opts.concurrency, opts.function_cpus))
@@ -297,19 +330,40 @@ def run(opts: argparse.Namespace, prefix: str, out: dict[str, Any]) -> None:
                 cpu_before = cpu_seconds(pid)
                 spy = None
                 if opts.py_spy:  # the server and its rotation workers, for the storm's length
-                    spy = subprocess.Popen([str(Path(PY).parent / "py-spy"), "record", "--subprocesses",
-                                            "-p", str(pid), "-f", "raw" if opts.py_spy.endswith(".txt") else "flamegraph",
-                                            "-o", opts.py_spy, "-d", str(int(opts.seconds_limit) + 5)],
-                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    spy = subprocess.Popen(
+                        [
+                            str(Path(PY).parent / "py-spy"),
+                            "record",
+                            "--subprocesses",
+                            "-p",
+                            str(pid),
+                            "-f",
+                            "raw" if opts.py_spy.endswith(".txt") else "flamegraph",
+                            "-o",
+                            opts.py_spy,
+                            "-d",
+                            str(int(opts.seconds_limit) + 5),
+                        ],
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    )
                 fire: dict[str, Any] = {}
                 if opts.mode == "rotate":
+
                     def rotate(role: str) -> tuple[int, str]:
-                        status, body = api.call("RotateSecret", {
-                            "SecretId": names[role], "ClientRequestToken": str(uuid.uuid4()),
-                            "RotationLambdaARN": FUNCTION, "RotationRules": RULES})
+                        status, body = api.call(
+                            "RotateSecret",
+                            {
+                                "SecretId": names[role],
+                                "ClientRequestToken": str(uuid.uuid4()),
+                                "RotationLambdaARN": FUNCTION,
+                                "RotationRules": RULES,
+                            },
+                        )
                         return status, body.get("__type", "") or body.get("VersionId", "")
 
                     firing = {}
+
                     def fire_all() -> None:
                         results = parallel(rotate, list(roles))
                         firing["seconds"] = round(time.time() - started, 2)
@@ -332,8 +386,11 @@ def run(opts: argparse.Namespace, prefix: str, out: dict[str, Any]) -> None:
                     figure.update({"from_s": round(begin, 1), "to_s": round(end, 1)})
                     windows.append(figure)
                     counts = progress.counts
-                    print(f"  t={end:5.1f}s GSV {figure['rps']:7.1f}/s p99 {figure['p99_ms']} ms  "
-                          f"rotations {counts}  load {loadavg()}", flush=True)
+                    print(
+                        f"  t={end:5.1f}s GSV {figure['rps']:7.1f}/s p99 {figure['p99_ms']} ms  "
+                        f"rotations {counts}  load {loadavg()}",
+                        flush=True,
+                    )
                 progress.join()
                 cpu_after = cpu_seconds(pid)
                 if spy is not None:
@@ -347,22 +404,30 @@ def run(opts: argparse.Namespace, prefix: str, out: dict[str, Any]) -> None:
                     "workers": round(cpu_after["workers"] - cpu_before["workers"], 2),
                     "workers_alive": cpu_after["worker_count"],
                     "note": "over the storm plus up to one wrk window after it; the server's share includes "
-                            "serving wrk's GetSecretValue"}
+                    "serving wrk's GetSecretValue",
+                }
                 print("verifying every secret and its role's stored SCRAM verifier", flush=True)
                 out["verification"] = verify(api, roles, names, first_versions, prefix)
             finally:
                 stack.close()
 
 
-def storm_figures(db_path: str, n: int, started: float, progress: Progress, windows: list[dict[str, Any]],
-                  fire: dict[str, Any]) -> dict[str, Any]:
+def storm_figures(
+    db_path: str, n: int, started: float, progress: Progress, windows: list[dict[str, Any]], fire: dict[str, Any]
+) -> dict[str, Any]:
     conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
-    rows = conn.execute("SELECT r.state, r.attempts, r.finished_date FROM rotations r JOIN secrets s "
-                        "ON s.id = r.secret_id WHERE s.name LIKE 'storm/%'").fetchall()
-    steps = conn.execute("SELECT step, count(*), avg(duration_ms), max(duration_ms), "
-                         "sum(outcome != 'succeeded') FROM rotation_steps GROUP BY step").fetchall()
-    errors = conn.execute("SELECT last_error, count(*) FROM rotations WHERE last_error IS NOT NULL "
-                          "GROUP BY last_error ORDER BY 2 DESC LIMIT 5").fetchall()
+    rows = conn.execute(
+        "SELECT r.state, r.attempts, r.finished_date FROM rotations r JOIN secrets s "
+        "ON s.id = r.secret_id WHERE s.name LIKE 'storm/%'"
+    ).fetchall()
+    steps = conn.execute(
+        "SELECT step, count(*), avg(duration_ms), max(duration_ms), "
+        "sum(outcome != 'succeeded') FROM rotation_steps GROUP BY step"
+    ).fetchall()
+    errors = conn.execute(
+        "SELECT last_error, count(*) FROM rotations WHERE last_error IS NOT NULL "
+        "GROUP BY last_error ORDER BY 2 DESC LIMIT 5"
+    ).fetchall()
     conn.close()
     succeeded = sorted(r[2] - started for r in rows if r[0] == "succeeded")
     all_done = progress.finished is not None
@@ -372,7 +437,7 @@ def storm_figures(db_path: str, n: int, started: float, progress: Progress, wind
         during = windows[:1]  # a storm shorter than one window: the window it was in
     total_time = sum(w["to_s"] - w["from_s"] for w in during) or 1
     gsv_rps = sum(w["rps"] * (w["to_s"] - w["from_s"]) for w in during) / total_time
-    pct = lambda p: round(succeeded[min(len(succeeded) - 1, int(len(succeeded) * p))], 2) if succeeded else None  # noqa: E731
+    pct = lambda p: round(succeeded[min(len(succeeded) - 1, int(len(succeeded) * p))], 2) if succeeded else None
     return {
         "all_ended": all_done,
         "seconds_to_all": round(elapsed, 2) if all_done else None,
@@ -396,8 +461,9 @@ def storm_figures(db_path: str, n: int, started: float, progress: Progress, wind
     }
 
 
-def verify(api: Client, roles: dict[str, str], names: dict[str, str], first: dict[str, str],
-           prefix: str) -> dict[str, Any]:
+def verify(
+    api: Client, roles: dict[str, str], names: dict[str, str], first: dict[str, str], prefix: str
+) -> dict[str, Any]:
     from strongroom.testing.databases import scram_matches
 
     def one(role: str) -> tuple[str, str | None, str]:
@@ -442,19 +508,35 @@ def main() -> None:
     parser.add_argument("--secrets", type=int, default=1000)
     parser.add_argument("--seconds-limit", type=float, default=120, help="stop waiting for the storm after this")
     parser.add_argument("--mode", choices=("rotate", "due"), default="rotate")
-    parser.add_argument("--concurrency", type=int, default=4,
-                        help="STRONGROOM_ROTATION_CONCURRENCY for the server (0: the server's default, 1)")
-    parser.add_argument("--function-cpus", default=None,
-                        help="STRONGROOM_FUNCTION_CPUS for the server, e.g. 1: the rotation workers on the load "
-                             "generator's core instead of the server's (on AWS they run in Lambda, elsewhere)")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=4,
+        help="STRONGROOM_ROTATION_CONCURRENCY for the server (0: the server's default, 1)",
+    )
+    parser.add_argument(
+        "--function-cpus",
+        default=None,
+        help="STRONGROOM_FUNCTION_CPUS for the server, e.g. 1: the rotation workers on the load "
+        "generator's core instead of the server's (on AWS they run in Lambda, elsewhere)",
+    )
     parser.add_argument("--baseline-seconds", type=int, default=10)
     parser.add_argument("--window", type=int, default=5, help="length of each wrk window during the storm")
-    parser.add_argument("--no-reads", action="store_true",
-                        help="no GetSecretValue load during the storm (the rotation engine alone)")
-    parser.add_argument("--py-spy", metavar="FILE", help="record a py-spy flame graph (.svg; .txt: collapsed stacks) of the server and "
-                        "its workers during the storm (it costs CPU: the figures are then not comparable)")
-    parser.add_argument("--hard-timeout", type=float, default=None,
-                        help="end the whole run after this many seconds (default: limit + 240 + N/10)")
+    parser.add_argument(
+        "--no-reads", action="store_true", help="no GetSecretValue load during the storm (the rotation engine alone)"
+    )
+    parser.add_argument(
+        "--py-spy",
+        metavar="FILE",
+        help="record a py-spy flame graph (.svg; .txt: collapsed stacks) of the server and "
+        "its workers during the storm (it costs CPU: the figures are then not comparable)",
+    )
+    parser.add_argument(
+        "--hard-timeout",
+        type=float,
+        default=None,
+        help="end the whole run after this many seconds (default: limit + 240 + N/10)",
+    )
     opts = parser.parse_args()
     hard = opts.hard_timeout or opts.seconds_limit + 240 + opts.secrets / 10
 
@@ -473,17 +555,23 @@ def main() -> None:
         os._exit(3)
 
     threading.Thread(target=watchdog, daemon=True).start()
-    out: dict[str, Any] = {"machine": machine(), "date": dt.datetime.now(dt.timezone.utc).isoformat(),
-                           "secrets": opts.secrets, "mode": opts.mode, "seconds_limit": opts.seconds_limit,
-                           "rotator": FUNCTION.rsplit(":", 1)[1], "storage": "sqlite",
-                           "rotation_concurrency": opts.concurrency or "server default",
-                           "function_cpus": opts.function_cpus or "the server's (core 0)",
-                           "rotation_env": {k: v for k, v in os.environ.items() if k.startswith("STRONGROOM_ROTATION")},
-                           "role_prefix": prefix}
+    out: dict[str, Any] = {
+        "machine": machine(),
+        "date": dt.datetime.now(dt.UTC).isoformat(),
+        "secrets": opts.secrets,
+        "mode": opts.mode,
+        "seconds_limit": opts.seconds_limit,
+        "rotator": FUNCTION.rsplit(":", 1)[1],
+        "storage": "sqlite",
+        "rotation_concurrency": opts.concurrency or "server default",
+        "function_cpus": opts.function_cpus or "the server's (core 0)",
+        "rotation_env": {k: v for k, v in os.environ.items() if k.startswith("STRONGROOM_ROTATION")},
+        "role_prefix": prefix,
+    }
     error = None
     try:
         run(opts, prefix, out)
-    except BaseException as exc:  # noqa: BLE001 - reported, then the roles are dropped all the same
+    except BaseException as exc:
         error = f"{type(exc).__name__}: {exc}"
         out["error"] = error
         print(f"run failed: {error}", file=sys.stderr, flush=True)
@@ -510,20 +598,32 @@ def report(out: dict[str, Any]) -> None:
         ("secrets rotated (mode)", f"{out['secrets']:,} ({out['mode']})"),
         ("rotation concurrency", f"{out['rotation_concurrency']} (STRONGROOM_ROTATION_CONCURRENCY)"),
         ("rotation workers' CPUs", f"{out['function_cpus']} (STRONGROOM_FUNCTION_CPUS)"),
-        ("time until all rotated", f"{s['seconds_to_all']} s" if s["all_ended"]
-         else f"not all within {s['seconds_observed']} s"),
+        (
+            "time until all rotated",
+            f"{s['seconds_to_all']} s" if s["all_ended"] else f"not all within {s['seconds_observed']} s",
+        ),
         ("succeeded / failed / not ended", f"{s['succeeded']} / {s['failed']} / {s['not_ended']}"),
         ("retried rotations", str(s["retried"])),
         ("rotations per second", str(s["rate_per_s"])),
-        ("finished at p50 / p90 / last", f"{s['finished_at_s']['p50']} / {s['finished_at_s']['p90']} / "
-                                         f"{s['finished_at_s']['last']} s"),
-        ("verified (labels + SCRAM verifier)", f"{v['verified']} of {v['of']}" + (f" {v['problems']}" if v and
-                                                                              v["problems"] else "") if v else "-"),
+        (
+            "finished at p50 / p90 / last",
+            f"{s['finished_at_s']['p50']} / {s['finished_at_s']['p90']} / {s['finished_at_s']['last']} s",
+        ),
+        (
+            "verified (labels + SCRAM verifier)",
+            f"{v['verified']} of {v['of']}" + (f" {v['problems']}" if v and v["problems"] else "") if v else "-",
+        ),
         ("GetSecretValue baseline", f"{b['rps']:,.0f}/s (p99 {b['p99_ms']} ms)"),
-        ("GetSecretValue during storm", f"{s['gsv_during_rps']:,.0f}/s ({ratio:.0%}; lowest window "
-                                        f"{s['gsv_during_min_window_rps']:,.0f}/s), non-2xx {s['gsv_during_non2xx']}"),
-        ("CPU during storm: server / workers", f"{s['cpu_seconds']['server']} s / {s['cpu_seconds']['workers']} s "
-                                              f"({s['cpu_seconds']['workers_alive']} workers)"),
+        (
+            "GetSecretValue during storm",
+            f"{s['gsv_during_rps']:,.0f}/s ({ratio:.0%}; lowest window "
+            f"{s['gsv_during_min_window_rps']:,.0f}/s), non-2xx {s['gsv_during_non2xx']}",
+        ),
+        (
+            "CPU during storm: server / workers",
+            f"{s['cpu_seconds']['server']} s / {s['cpu_seconds']['workers']} s "
+            f"({s['cpu_seconds']['workers_alive']} workers)",
+        ),
         ("load average before / after", f"{out.get('load_before')} / {out.get('load_after')}"),
         ("issue 6 target (all ≤ 60 s, GSV ≥ 50%, no failure)", "met" if target else "NOT met"),
     ]

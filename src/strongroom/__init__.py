@@ -1,3 +1,3 @@
 """strongroom: a self-hosted secrets manager that speaks the AWS Secrets Manager API."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

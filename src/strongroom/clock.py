@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as _dt
 import time as _time
 
-__all__ = ["Clock", "FakeClock", "now", "utcnow", "use"]
+__all__ = ["Clock", "FakeClock", "now", "use", "utcnow"]
 
 
 class Clock:
@@ -48,4 +48,4 @@ def now() -> float:
 
 
 def utcnow() -> _dt.datetime:
-    return _dt.datetime.fromtimestamp(_current.now(), _dt.timezone.utc)
+    return _dt.datetime.fromtimestamp(_current.now(), _dt.UTC)

@@ -45,12 +45,13 @@ class Settings:
     master_key_command: str | None = None
     pkcs11_module: str | None = None
     pkcs11_token_label: str | None = None
-    pkcs11_key_labels: tuple[str, ...] = ()  # --pkcs11-key-label, repeatable: the first is the one a keyring starts with
+    pkcs11_key_labels: tuple[str, ...] = ()  # --pkcs11-key-label, repeatable; a new keyring starts with the first
     pkcs11_pin: str | None = field(default=None, repr=False)
 
     @property
     def uses_postgres(self) -> bool:
         return bool(self.database_url) and self.database_url.startswith(("postgresql://", "postgres://"))
+
     read_timeout_seconds: float = 20.0  # a request's time to arrive before MinRate extends it (server/http.py)
 
     @property

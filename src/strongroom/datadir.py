@@ -53,8 +53,10 @@ def prepare(data_dir: Path) -> None:
         raise DataDirError(f"the data directory {data_dir} is not a directory")
     mode = stat.S_IMODE(info.st_mode)
     if mode & 0o077:
-        raise DataDirError(f"the data directory {data_dir} can be entered by group or others (mode {oct(mode)}); "
-                           f"run: chmod 700 {data_dir}")
+        raise DataDirError(
+            f"the data directory {data_dir} can be entered by group or others (mode {oct(mode)}); "
+            f"run: chmod 700 {data_dir}"
+        )
     if not os.access(data_dir, os.W_OK | os.X_OK):
         raise DataDirError(f"the data directory {data_dir} is not writable by this user (uid {os.getuid()})")
     for name in ("strongroom.db", "strongroom.db-wal", "strongroom.db-shm"):
@@ -73,8 +75,9 @@ def _tighten(path: Path) -> None:
     except FileNotFoundError:
         pass
     except PermissionError:
-        raise DataDirError(f"{path} is not this user's (uid {os.getuid()}) and is open to others; "
-                           f"run: chmod 600 {path}") from None
+        raise DataDirError(
+            f"{path} is not this user's (uid {os.getuid()}) and is open to others; run: chmod 600 {path}"
+        ) from None
 
 
 class DataDirLock:

@@ -30,8 +30,9 @@ def test_every_call_is_recorded_and_found_with_lookup_events(server, sm, name):
     assert by_name["GetSecretValue"]["ReadOnly"] == "true"
     for event in events:
         assert marker not in event["CloudTrailEvent"]
-    refused = trail.lookup_events(LookupAttributes=[{"AttributeKey": "ResourceName",
-                                                     "AttributeValue": name + "-missing"}])["Events"]
+    refused = trail.lookup_events(
+        LookupAttributes=[{"AttributeKey": "ResourceName", "AttributeValue": name + "-missing"}]
+    )["Events"]
     record = json.loads(refused[0]["CloudTrailEvent"])
     assert record["errorCode"] == "ResourceNotFoundException"
     assert record["errorMessage"] == "Secrets Manager can't find the specified secret."
@@ -41,16 +42,24 @@ def test_lookup_events_filters_and_pages(server, sm, name):
     for i in range(3):
         sm.create_secret(Name=f"{name}-{i}", SecretString="v")
     trail = server.client("cloudtrail")
-    page = trail.lookup_events(LookupAttributes=[{"AttributeKey": "EventName", "AttributeValue": "CreateSecret"}],
-                               MaxResults=2)
+    page = trail.lookup_events(
+        LookupAttributes=[{"AttributeKey": "EventName", "AttributeValue": "CreateSecret"}], MaxResults=2
+    )
     assert len(page["Events"]) == 2 and "NextToken" in page
     assert all(e["EventName"] == "CreateSecret" for e in page["Events"])
-    following = trail.lookup_events(LookupAttributes=[{"AttributeKey": "EventName", "AttributeValue": "CreateSecret"}],
-                                    MaxResults=2, NextToken=page["NextToken"])
+    following = trail.lookup_events(
+        LookupAttributes=[{"AttributeKey": "EventName", "AttributeValue": "CreateSecret"}],
+        MaxResults=2,
+        NextToken=page["NextToken"],
+    )
     assert not {e["EventId"] for e in page["Events"]} & {e["EventId"] for e in following["Events"]}
     with pytest.raises(ClientError) as exc:
-        trail.lookup_events(LookupAttributes=[{"AttributeKey": "EventName", "AttributeValue": "A"},
-                                              {"AttributeKey": "Username", "AttributeValue": "B"}])
+        trail.lookup_events(
+            LookupAttributes=[
+                {"AttributeKey": "EventName", "AttributeValue": "A"},
+                {"AttributeKey": "Username", "AttributeValue": "B"},
+            ]
+        )
     assert exc.value.response["Error"]["Code"] == "InvalidLookupAttributesException"
 
 
@@ -79,7 +88,8 @@ def _reads_survive_kill_9(srv) -> None:  # type: ignore[no-untyped-def]
         trail = srv.client("cloudtrail")
         found = set()
         for page in trail.get_paginator("lookup_events").paginate(
-                LookupAttributes=[{"AttributeKey": "ResourceName", "AttributeValue": arn}]):
+            LookupAttributes=[{"AttributeKey": "ResourceName", "AttributeValue": arn}]
+        ):
             found |= {json.loads(e["CloudTrailEvent"])["requestID"] for e in page["Events"]}
         assert set(read_ids) <= found
     finally:
@@ -98,8 +108,11 @@ def _source_ip_seen(srv, claimed: str) -> str:  # type: ignore[no-untyped-def]
     sm.meta.events.register("before-send.secrets-manager.GetSecretValue", forwarded)
     request_id = sm.get_secret_value(SecretId=name)["ResponseMetadata"]["RequestId"]
     events = srv.client("cloudtrail").lookup_events(
-        LookupAttributes=[{"AttributeKey": "ResourceName", "AttributeValue": arn}])["Events"]
-    [record] = [json.loads(e["CloudTrailEvent"]) for e in events if json.loads(e["CloudTrailEvent"])["requestID"] == request_id]
+        LookupAttributes=[{"AttributeKey": "ResourceName", "AttributeValue": arn}]
+    )["Events"]
+    [record] = [
+        json.loads(e["CloudTrailEvent"]) for e in events if json.loads(e["CloudTrailEvent"])["requestID"] == request_id
+    ]
     return record["sourceIPAddress"]  # type: ignore[no-any-return]
 
 
@@ -136,12 +149,18 @@ def test_a_burst_larger_than_one_insert_statement_is_recorded_whole(engine, requ
         ctx = RequestContext("123456789012", "us-east-1", "arn:aws:iam::123456789012:root", marker)
 
         async def burst() -> None:  # one turn of the event loop: one batch
-            await asyncio.gather(*(trail.record(api_call_record(ctx, "secretsmanager", "GetSecretValue",
-                                                                 {"SecretId": f"s{i}"}, None, None))
-                                   for i in range(3000)))
+            await asyncio.gather(
+                *(
+                    trail.record(
+                        api_call_record(ctx, "secretsmanager", "GetSecretValue", {"SecretId": f"s{i}"}, None, None)
+                    )
+                    for i in range(3000)
+                )
+            )
 
         asyncio.run(burst())
-        stored = db.read_sync(lambda tx: tx.one("SELECT count(*) FROM audit_events WHERE record LIKE ?",
-                                                (f"%{marker}%",)))[0]
+        stored = db.read_sync(
+            lambda tx: tx.one("SELECT count(*) FROM audit_events WHERE record LIKE ?", (f"%{marker}%",))
+        )[0]
         lines = sum(path.read_text().count(marker) for path in (tmp_path / "audit").rglob("*.jsonl"))
         assert (stored, lines) == (3000, 3000)

@@ -30,8 +30,9 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-DEFAULT_KEY_MESSAGE = ("You can't access a secret from a different AWS account if you encrypt the secret with "
-                       "the default KMS service key.")
+DEFAULT_KEY_MESSAGE = (
+    "You can't access a secret from a different AWS account if you encrypt the secret with the default KMS service key."
+)
 
 
 def _error(exc: pytest.ExceptionInfo[ClientError]) -> dict[str, str]:
@@ -70,8 +71,7 @@ def test_describe_a_secret_created_with_an_empty_description_and_no_value(sm, na
     assert put["VersionStages"] == ["AWSCURRENT"]
     # ListSecrets' entries follow DescribeSecret: no empty Description either.
     listed = _entries(sm, {"Key": "name", "Values": [name]})
-    assert [sorted(e) for e in listed] == [["ARN", "CreatedDate", "LastChangedDate", "Name",
-                                            "SecretVersionsToStages"]]
+    assert [sorted(e) for e in listed] == [["ARN", "CreatedDate", "LastChangedDate", "Name", "SecretVersionsToStages"]]
 
 
 def test_a_value_less_secret_is_listed_without_version_stages(sm, name):
@@ -88,15 +88,19 @@ def test_tags_member_before_tagging_and_after_the_last_tag_is_removed(sm, name):
     assert "Tags" not in sm.describe_secret(SecretId=arn)
     sm.tag_resource(SecretId=arn, Tags=[{"Key": "tag1", "Value": "value1"}])
     sm.tag_resource(SecretId=arn, Tags=[{"Key": "tag2", "Value": "value2"}])
-    assert sm.describe_secret(SecretId=arn)["Tags"] == [{"Key": "tag1", "Value": "value1"},
-                                                        {"Key": "tag2", "Value": "value2"}]
+    assert sm.describe_secret(SecretId=arn)["Tags"] == [
+        {"Key": "tag1", "Value": "value1"},
+        {"Key": "tag2", "Value": "value2"},
+    ]
     sm.untag_resource(SecretId=arn, TagKeys=["tag1"])
     assert sm.describe_secret(SecretId=arn)["Tags"] == [{"Key": "tag2", "Value": "value2"}]
     sm.untag_resource(SecretId=arn, TagKeys=["tag2"])
     assert sm.describe_secret(SecretId=arn)["Tags"] == []
     sm.tag_resource(SecretId=arn, Tags=[{"Key": "tag3", "Value": "value3"}, {"Key": "tag4", "Value": "value4"}])
-    assert sm.describe_secret(SecretId=arn)["Tags"] == [{"Key": "tag3", "Value": "value3"},
-                                                        {"Key": "tag4", "Value": "value4"}]
+    assert sm.describe_secret(SecretId=arn)["Tags"] == [
+        {"Key": "tag3", "Value": "value3"},
+        {"Key": "tag4", "Value": "value4"},
+    ]
     sm.untag_resource(SecretId=arn, TagKeys=["tag3", "tag4"])
     assert sm.describe_secret(SecretId=arn)["Tags"] == []
     listed = _entries(sm, {"Key": "name", "Values": [name]})
@@ -114,7 +118,8 @@ def test_list_secret_version_ids_names_the_default_key(sm, name):
     for v in versions:
         assert v["KmsKeyIds"] == ["DefaultEncryptionKey"]
         assert sorted(v) == ["CreatedDate", "KmsKeyIds", "VersionId"] + (
-            ["VersionStages"] if v["VersionId"] != first else [])
+            ["VersionStages"] if v["VersionId"] != first else []
+        )
 
 
 def test_list_secret_version_ids_names_a_customer_key(sm, name):
@@ -127,9 +132,19 @@ def test_validate_resource_policy_sends_empty_validation_errors(sm, name):
     # AWS's documentation example (botocore's examples-1.json, ValidateResourcePolicy):
     # {"PolicyValidationPassed": true, "ValidationErrors": []}.
     sm.create_secret(Name=name, SecretString="v")
-    policy = json.dumps({"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
-        "Action": "secretsmanager:GetSecretValue", "Resource": "*"}]})
+    policy = json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+                    "Action": "secretsmanager:GetSecretValue",
+                    "Resource": "*",
+                }
+            ],
+        }
+    )
     out = sm.validate_resource_policy(SecretId=name, ResourcePolicy=policy)
     out.pop("ResponseMetadata")
     assert out == {"PolicyValidationPassed": True, "ValidationErrors": []}
@@ -167,16 +182,18 @@ def test_dates_are_sent_to_the_millisecond(sm, name):
     # aws-validated test_last_updated_date ("secretsmanager return a timestamp with 3 fraction
     # digits"): epoch seconds with at most three decimals.
     bodies: list[str] = []
-    sm.meta.events.register("after-call.secretsmanager.*",
-                            lambda http_response, **_: bodies.append(http_response.text))
+    sm.meta.events.register("after-call.secretsmanager.*", lambda http_response, **_: bodies.append(http_response.text))
     sm.create_secret(Name=name, SecretString="v")
     sm.get_secret_value(SecretId=name)
     sm.describe_secret(SecretId=name)
     sm.list_secret_version_ids(SecretId=name)
     _entries(sm, {"Key": "name", "Values": [name]})
     sm.delete_secret(SecretId=name, RecoveryWindowInDays=7)
-    dates = [m for body in bodies
-             for m in re.findall(r'"(?:CreatedDate|LastChangedDate|DeletionDate|DeletedDate)":([0-9.]+)', body)]
+    dates = [
+        m
+        for body in bodies
+        for m in re.findall(r'"(?:CreatedDate|LastChangedDate|DeletionDate|DeletedDate)":([0-9.]+)', body)
+    ]
     assert len(dates) >= 6
     assert [d for d in dates if len(d.partition(".")[2]) > 3] == []
 
@@ -193,26 +210,32 @@ def test_create_with_a_used_token_and_another_value(sm, name):
     assert _error(exc) == {
         "Code": "ResourceExistsException",
         "Message": f"You can't use ClientRequestToken {token} because that value is already in use for a "
-                   f"version of secret {arn}."}
+        f"version of secret {arn}.",
+    }
     # moto aws_verified test_create_duplicate_secret_with_same_token: the same call again is a retry.
     again = sm.create_secret(Name=name, SecretString="Hello", ClientRequestToken=token)
     assert (again["ARN"], again["VersionId"]) == (arn, token)
     # moto aws_verified test_create_duplicate_secret_without_specifying_token.
     with pytest.raises(ClientError) as exc:
         sm.create_secret(Name=name, SecretString="Hello")
-    assert _error(exc) == {"Code": "ResourceExistsException",
-                           "Message": f"The operation failed because the secret {name} already exists."}
+    assert _error(exc) == {
+        "Code": "ResourceExistsException",
+        "Message": f"The operation failed because the secret {name} already exists.",
+    }
     # moto aws_verified test_put_different_secret_value_with_same_token and
     # test_update_different_secret_value_with_same_token: the same message.
     for call in (sm.put_secret_value, sm.update_secret):
         with pytest.raises(ClientError) as exc:
             call(SecretId=arn, SecretString="Hi", ClientRequestToken=token)
-        assert _error(exc)["Message"] == (f"You can't use ClientRequestToken {token} because that value is "
-                                          f"already in use for a version of secret {arn}.")
+        assert _error(exc)["Message"] == (
+            f"You can't use ClientRequestToken {token} because that value is "
+            f"already in use for a version of secret {arn}."
+        )
     # moto aws_verified test_put_same_secret_value_with_same_token and
     # test_update_same_secret_value_with_same_token: a retry.
-    assert sm.put_secret_value(SecretId=arn, SecretString="Hello", ClientRequestToken=token)["VersionStages"] == \
-        ["AWSCURRENT"]
+    assert sm.put_secret_value(SecretId=arn, SecretString="Hello", ClientRequestToken=token)["VersionStages"] == [
+        "AWSCURRENT"
+    ]
     assert sm.update_secret(SecretId=name, SecretString="Hello", ClientRequestToken=token)["VersionId"] == token
 
 
@@ -221,8 +244,12 @@ def test_create_with_a_used_token_and_another_value(sm, name):
 
 def test_list_secrets_filters_as_localstack_recorded_them(sm, name):
     # LocalStack aws-validated test_list_secrets_filtering (every assertion of it, in order).
-    one, two, three, four = (f"{name}-1testing1/one", f"/{name}-2testing2/two", f"{name}-3testing3/three",
-                             f"/{name}-4testing4/four")
+    one, two, three, four = (
+        f"{name}-1testing1/one",
+        f"/{name}-2testing2/two",
+        f"{name}-3testing3/three",
+        f"/{name}-4testing4/four",
+    )
     for n, description in ((one, "a secret"), (two, "an secret"), (three, "asecret"), (four, "thesecret")):
         sm.create_secret(Name=n, SecretString="secret", Description=description)
     ours = {one, two, three, four}
@@ -272,8 +299,15 @@ def test_all_filter_words_case_and_order(sm, name):
 def test_all_filter_special_characters_and_capitals(sm):
     # moto aws_verified test_with_all_filter_special_characters.
     u = uuid.uuid4().hex[:6]
-    special = [f"prod/AppBeta/{u}", f"prod_AppBeta_{u}", f"prod+AppBeta+{u}", f"prod=AppBeta={u}",
-               f"prod.AppBeta.{u}", f"prod@AppBeta@{u}", f"prod-AppBeta-{u}"]
+    special = [
+        f"prod/AppBeta/{u}",
+        f"prod_AppBeta_{u}",
+        f"prod+AppBeta+{u}",
+        f"prod=AppBeta={u}",
+        f"prod.AppBeta.{u}",
+        f"prod@AppBeta@{u}",
+        f"prod-AppBeta-{u}",
+    ]
     full_upper, partial_upper = f"uat/COMPANY/{u}", f"uat/COMPANYthings/{u}"
     for n in special + [full_upper, partial_upper]:
         sm.create_secret(Name=n, SecretString="s")
@@ -298,8 +332,13 @@ def test_description_words_and_duplicate_keys(sm, name):
     # moto aws_verified test_with_filter_with_value_with_multiple_words and
     # test_with_duplicate_filter_keys (two filters with one key: both must match).
     made = {}
-    for suffix, description in (("foo", "one two"), ("bar", "one and two"), ("baz", "one"), ("qux", "two"),
-                                ("none", "unrelated")):
+    for suffix, description in (
+        ("foo", "one two"),
+        ("bar", "one and two"),
+        ("baz", "one"),
+        ("qux", "two"),
+        ("none", "unrelated"),
+    ):
         made[suffix] = f"{name}-{suffix}"
         sm.create_secret(Name=made[suffix], SecretString="secret", Description=description)
 
@@ -309,8 +348,10 @@ def test_description_words_and_duplicate_keys(sm, name):
     assert listed({"Key": "description", "Values": ["one two"]}) == [made["foo"], made["bar"]]
     assert listed({"Key": "description", "Values": ["o t"]}) == [made["foo"], made["bar"]]
     assert listed({"Key": "description", "Values": ["t"]}) == [made["foo"], made["bar"], made["qux"]]
-    assert listed({"Key": "description", "Values": ["one"]}, {"Key": "description", "Values": ["two"]}) == \
-        [made["foo"], made["bar"]]
+    assert listed({"Key": "description", "Values": ["one"]}, {"Key": "description", "Values": ["two"]}) == [
+        made["foo"],
+        made["bar"],
+    ]
     # AWS's user guide: descriptions match "not case-sensitive" ("My Description" matches
     # "my description" and "Description of my secret").
     assert listed({"Key": "description", "Values": ["ONE TWO"]}) == [made["foo"], made["bar"]]
@@ -321,8 +362,12 @@ def test_name_and_tag_filters_match_the_beginning_case_sensitive(sm, name):
     # or MyData"; "Tag key: Prod returns secrets with the tag Production and Prod1, but not secrets
     # with the tag prod or 1 Prod" (and the same for tag values).
     made = {}
-    for suffix, tag in (("DatabaseSecret", "Production"), ("databaseSecret", "Prod1"), ("MyData", "prod"),
-                        ("other", "1 Prod")):
+    for suffix, tag in (
+        ("DatabaseSecret", "Production"),
+        ("databaseSecret", "Prod1"),
+        ("MyData", "prod"),
+        ("other", "1 Prod"),
+    ):
         made[suffix] = f"{name}-{suffix}"
         sm.create_secret(Name=made[suffix], SecretString="s", Tags=[{"Key": tag, "Value": tag}])
     prefix = f"{name}-"
@@ -367,24 +412,48 @@ def test_list_secrets_default_order_is_creation_order(sm, name):
 def _other_account(server: Any, tmp_dir: Any) -> tuple[str, Any]:
     account = "".join(secrets.choice("0123456789") for _ in range(12))
     creds = tmp_dir / f"account-{account}.ini"
-    args = [sys.executable, "-m", "strongroom.cli.main", "admin", "create-account", account,
-            "--data-dir", str(server.data_dir), "--credentials-file", str(creds)]
+    args = [
+        sys.executable,
+        "-m",
+        "strongroom.cli.main",
+        "admin",
+        "create-account",
+        account,
+        "--data-dir",
+        str(server.data_dir),
+        "--credentials-file",
+        str(creds),
+    ]
     if server.database_url:
         args += ["--database-url", server.database_url]
     subprocess.run(args, check=True, capture_output=True)
     parsed = configparser.ConfigParser()
     parsed.read(creds)
-    client = boto3.client("secretsmanager", endpoint_url=server.endpoint, region_name="us-east-1",
-                          aws_access_key_id=parsed["strongroom"]["aws_access_key_id"],
-                          aws_secret_access_key=parsed["strongroom"]["aws_secret_access_key"],
-                          config=Config(retries={"max_attempts": 1}))
+    client = boto3.client(
+        "secretsmanager",
+        endpoint_url=server.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=parsed["strongroom"]["aws_access_key_id"],
+        aws_secret_access_key=parsed["strongroom"]["aws_secret_access_key"],
+        config=Config(retries={"max_attempts": 1}),
+    )
     return account, client
 
 
 def _allow_everything_to(account: str) -> str:
-    return json.dumps({"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account}:root"}, "Action": ["secretsmanager:*"],
-        "Resource": "*"}]})
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+                    "Action": ["secretsmanager:*"],
+                    "Resource": "*",
+                }
+            ],
+        }
+    )
 
 
 def test_another_account_and_the_default_key(server, name, tmp_path):
@@ -410,8 +479,9 @@ def test_another_account_and_the_default_key(server, name, tmp_path):
     assert _error(exc) == {"Code": "InvalidRequestException", "Message": DEFAULT_KEY_MESSAGE}
     batch = theirs.batch_get_secret_value(SecretIdList=[arn])
     assert batch["SecretValues"] == []
-    assert [(e["ErrorCode"], e["Message"]) for e in batch["Errors"]] == [("InvalidRequestException",
-                                                                         DEFAULT_KEY_MESSAGE)]
+    assert [(e["ErrorCode"], e["Message"]) for e in batch["Errors"]] == [
+        ("InvalidRequestException", DEFAULT_KEY_MESSAGE)
+    ]
     assert mine.get_secret_value(SecretId=arn)["SecretString"] == "secret"  # nothing was written
     policy = json.loads(_allow_everything_to(account))
     policy["Statement"][0]["Sid"] = "AllowCrossAccount"

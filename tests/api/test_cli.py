@@ -11,6 +11,8 @@ import pytest
 
 from strongroom.cli.aws import defaults
 from strongroom.testing import ServerProcess
+import functools
+import operator
 
 BIN = Path(sys.executable).parent
 
@@ -27,22 +29,51 @@ def twin_servers(tmp_path):  # type: ignore[no-untyped-def]
     """Two servers prepared alike: the aws CLI runs against one, strongroom's against the other,
     so that commands that change state can be compared."""
     from strongroom.testing.functions import zipped
+
     servers = [ServerProcess(data_dir=tmp_path / f"data{i}").start() for i in (0, 1)]
     try:
         for srv in servers:
             srv.client().create_secret(Name="MyTestDatabaseSecret", SecretString="v")
             lam = srv.client("lambda")
             iam = srv.client("iam")
-            iam.create_role(RoleName="rotation", AssumeRolePolicyDocument=json.dumps({
-                "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
-                                                        "Action": "sts:AssumeRole"}]}))
-            iam.put_role_policy(RoleName="rotation", PolicyName="rotate", PolicyDocument=json.dumps({
-                "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "secretsmanager:*", "Resource": "*"}]}))
-            lam.create_function(FunctionName="SecretsManagerTestRotationLambda", Runtime="python3.11",
-                                Role="arn:aws:iam::123456789012:role/rotation", Handler="lambda_function.lambda_handler",
-                                Code={"ZipFile": zipped()})
-            lam.add_permission(FunctionName="SecretsManagerTestRotationLambda", StatementId="sm",
-                               Action="lambda:InvokeFunction", Principal="secretsmanager.amazonaws.com")
+            iam.create_role(
+                RoleName="rotation",
+                AssumeRolePolicyDocument=json.dumps(
+                    {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Principal": {"Service": "lambda.amazonaws.com"},
+                                "Action": "sts:AssumeRole",
+                            }
+                        ],
+                    }
+                ),
+            )
+            iam.put_role_policy(
+                RoleName="rotation",
+                PolicyName="rotate",
+                PolicyDocument=json.dumps(
+                    {
+                        "Version": "2012-10-17",
+                        "Statement": [{"Effect": "Allow", "Action": "secretsmanager:*", "Resource": "*"}],
+                    }
+                ),
+            )
+            lam.create_function(
+                FunctionName="SecretsManagerTestRotationLambda",
+                Runtime="python3.11",
+                Role="arn:aws:iam::123456789012:role/rotation",
+                Handler="lambda_function.lambda_handler",
+                Code={"ZipFile": zipped()},
+            )
+            lam.add_permission(
+                FunctionName="SecretsManagerTestRotationLambda",
+                StatementId="sm",
+                Action="lambda:InvokeFunction",
+                Principal="secretsmanager.amazonaws.com",
+            )
         yield servers
     finally:
         for srv in servers:
@@ -50,12 +81,19 @@ def twin_servers(tmp_path):  # type: ignore[no-untyped-def]
 
 
 def env_for(srv: ServerProcess, home: Path) -> dict[str, str]:
-    return {"PATH": str(BIN) + ":/usr/bin:/bin", "HOME": str(home), "AWS_ACCESS_KEY_ID": srv.access_key_id,
-            "AWS_SECRET_ACCESS_KEY": srv.secret_access_key, "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_ENDPOINT_URL": srv.endpoint}
+    return {
+        "PATH": str(BIN) + ":/usr/bin:/bin",
+        "HOME": str(home),
+        "AWS_ACCESS_KEY_ID": srv.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": srv.secret_access_key,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": srv.endpoint,
+    }
 
 
-def both(srv: ServerProcess, tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, subprocess.CompletedProcess]:
+def both(
+    srv: ServerProcess, tmp_path: Path, *args: str
+) -> tuple[subprocess.CompletedProcess, subprocess.CompletedProcess]:
     env = env_for(srv, tmp_path)
     aws = subprocess.run([str(BIN / "aws"), *args], capture_output=True, text=True, env=env, timeout=60)
     ours = subprocess.run([str(BIN / "strongroom"), *args], capture_output=True, text=True, env=env, timeout=60)
@@ -63,8 +101,9 @@ def both(srv: ServerProcess, tmp_path: Path, *args: str) -> tuple[subprocess.Com
 
 
 def run_on(srv: ServerProcess, home: Path, program: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / program), *args], capture_output=True, text=True, env=env_for(srv, home),
-                          timeout=60)
+    return subprocess.run(
+        [str(BIN / program), *args], capture_output=True, text=True, env=env_for(srv, home), timeout=60
+    )
 
 
 def settle(srv: ServerProcess) -> None:
@@ -73,7 +112,7 @@ def settle(srv: ServerProcess) -> None:
 
     for _ in range(200):
         stages = srv.client().describe_secret(SecretId="MyTestDatabaseSecret")["VersionIdsToStages"]
-        if "AWSPENDING" not in sum(stages.values(), []):
+        if "AWSPENDING" not in functools.reduce(operator.iadd, stages.values(), []):
             return
         time.sleep(0.1)
     raise AssertionError(stages)
@@ -81,12 +120,23 @@ def settle(srv: ServerProcess) -> None:
 
 def test_rotate_secret_documentation_examples(twin_servers, tmp_path):
     aws_server, our_server = twin_servers
-    example = ("secretsmanager", "rotate-secret", "--secret-id", "MyTestDatabaseSecret", "--rotation-lambda-arn",
-               "arn:aws:lambda:us-west-2:1234566789012:function:SecretsManagerTestRotationLambda",
-               "--rotation-rules", "AutomaticallyAfterDays=10")
+    example = (
+        "secretsmanager",
+        "rotate-secret",
+        "--secret-id",
+        "MyTestDatabaseSecret",
+        "--rotation-lambda-arn",
+        "arn:aws:lambda:us-west-2:1234566789012:function:SecretsManagerTestRotationLambda",
+        "--rotation-rules",
+        "AutomaticallyAfterDays=10",
+    )
     registered = tuple(a.replace("us-west-2:1234566789012", "us-east-1:123456789012") for a in example)
-    for command in (example, registered, ("secretsmanager", "rotate-secret", "--secret-id", "MyTestDatabaseSecret"),
-                    ("secretsmanager", "cancel-rotate-secret", "--secret-id", "MyTestDatabaseSecret")):
+    for command in (
+        example,
+        registered,
+        ("secretsmanager", "rotate-secret", "--secret-id", "MyTestDatabaseSecret"),
+        ("secretsmanager", "cancel-rotate-secret", "--secret-id", "MyTestDatabaseSecret"),
+    ):
         aws = run_on(aws_server, tmp_path, "aws", *command)
         ours = run_on(our_server, tmp_path, "strongroom", *command)
         assert aws.returncode == ours.returncode, (command, aws.stderr, ours.stderr)
@@ -101,14 +151,17 @@ def test_rotate_secret_documentation_examples(twin_servers, tmp_path):
     assert first.returncode == 255 and "AccessDeniedException" in first.stderr
 
 
-@pytest.mark.parametrize("args", [
-    ("secretsmanager", "create-secret", "--generate-cli-skeleton"),
-    ("secretsmanager", "rotate-secret", "--generate-cli-skeleton", "yaml-input"),
-    ("secretsmanager", "get-secret-value", "--secret-id", "nowhere"),
-    ("secretsmanager", "list-secrets", "--max-items", "1", "--query", "SecretList[].Name", "--output", "text"),
-    ("secretsmanager", "describe-secret"),
-    ("sts", "get-caller-identity", "--output", "table"),
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("secretsmanager", "create-secret", "--generate-cli-skeleton"),
+        ("secretsmanager", "rotate-secret", "--generate-cli-skeleton", "yaml-input"),
+        ("secretsmanager", "get-secret-value", "--secret-id", "nowhere"),
+        ("secretsmanager", "list-secrets", "--max-items", "1", "--query", "SecretList[].Name", "--output", "text"),
+        ("secretsmanager", "describe-secret"),
+        ("sts", "get-caller-identity", "--output", "table"),
+    ],
+)
 def test_same_output_and_exit_code_as_the_aws_cli(cli_server, tmp_path, args):
     aws, ours = both(cli_server, tmp_path, *args)
     assert (ours.returncode, ours.stdout, ours.stderr) == (aws.returncode, aws.stdout, aws.stderr)
@@ -118,9 +171,24 @@ def test_shorthand_and_file_values(cli_server, tmp_path):
     value = tmp_path / "value.json"
     value.write_text('{"password": "from a file"}')
     env = env_for(cli_server, tmp_path)
-    created = subprocess.run([str(BIN / "strongroom"), "secretsmanager", "create-secret", "--name", "from-file",
-                              "--secret-string", f"file://{value}", "--tags", "Key=env,Value=prod",
-                              "Key=team,Value=a"], capture_output=True, text=True, env=env, check=True)
+    created = subprocess.run(
+        [
+            str(BIN / "strongroom"),
+            "secretsmanager",
+            "create-secret",
+            "--name",
+            "from-file",
+            "--secret-string",
+            f"file://{value}",
+            "--tags",
+            "Key=env,Value=prod",
+            "Key=team,Value=a",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
     assert json.loads(created.stdout)["Name"] == "from-file"
     described = cli_server.client().describe_secret(SecretId="from-file")
     assert described["Tags"] == [{"Key": "env", "Value": "prod"}, {"Key": "team", "Value": "a"}]
@@ -137,23 +205,34 @@ def test_defaults_for_a_local_server(tmp_path):
     assert env["AWS_SHARED_CREDENTIALS_FILE"] == str((data / "admin-credentials").resolve())
     assert env["AWS_PROFILE"] == "strongroom" and env["AWS_DEFAULT_REGION"] == "us-east-1"
     # What the standard configuration says always wins.
-    _, env = defaults("secretsmanager", ["list-secrets"], {"AWS_ENDPOINT_URL": "http://elsewhere", "AWS_PROFILE": "p",
-                                                           "AWS_REGION": "eu-west-1", "HOME": str(tmp_path)})
+    _, env = defaults(
+        "secretsmanager",
+        ["list-secrets"],
+        {"AWS_ENDPOINT_URL": "http://elsewhere", "AWS_PROFILE": "p", "AWS_REGION": "eu-west-1", "HOME": str(tmp_path)},
+    )
     assert "AWS_ENDPOINT_URL_SECRETS_MANAGER" not in env and "AWS_SHARED_CREDENTIALS_FILE" not in env
     assert "AWS_DEFAULT_REGION" not in env
 
 
-@pytest.mark.parametrize("words, expected", [
-    (["strongroom", "secretsm"], "secretsmanager"),
-    (["strongroom", "secretsmanager", "rotate-sec"], "rotate-secret"),
-    (["strongroom", "secretsmanager", "rotate-secret", "--secret-"], "--secret-id"),
-    (["strongroom", "rotation", "hi"], "history"),
-])
+@pytest.mark.parametrize(
+    "words, expected",
+    [
+        (["strongroom", "secretsm"], "secretsmanager"),
+        (["strongroom", "secretsmanager", "rotate-sec"], "rotate-secret"),
+        (["strongroom", "secretsmanager", "rotate-secret", "--secret-"], "--secret-id"),
+        (["strongroom", "rotation", "hi"], "history"),
+    ],
+)
 def test_shell_completion(words, expected, tmp_path):
     import os
 
-    env = {**os.environ, "_STRONGROOM_COMPLETE": "bash_complete", "COMP_WORDS": " ".join(words),
-           "COMP_CWORD": str(len(words) - 1), "HOME": str(tmp_path)}
+    env = {
+        **os.environ,
+        "_STRONGROOM_COMPLETE": "bash_complete",
+        "COMP_WORDS": " ".join(words),
+        "COMP_CWORD": str(len(words) - 1),
+        "HOME": str(tmp_path),
+    }
     out = subprocess.run([str(BIN / "strongroom")], capture_output=True, text=True, env=env, timeout=60).stdout
     assert f"plain,{expected}" in out.splitlines(), out
     script = subprocess.run([str(BIN / "strongroom"), "completion", "bash"], capture_output=True, text=True).stdout

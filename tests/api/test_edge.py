@@ -36,8 +36,15 @@ def rss_mib(pid: int) -> float:
     raise AssertionError("no VmRSS")
 
 
-def signed(server: ServerProcess, method: str, path: str, body: bytes, service: str,
-           headers: dict[str, str] | None = None, region: str = "us-east-1") -> dict[str, str]:
+def signed(
+    server: ServerProcess,
+    method: str,
+    path: str,
+    body: bytes,
+    service: str,
+    headers: dict[str, str] | None = None,
+    region: str = "us-east-1",
+) -> dict[str, str]:
     """Headers of a request botocore signs with the server's administrator key."""
     request = AWSRequest(method=method, url=server.endpoint + path, data=body, headers=dict(headers or {}))
     SigV4Auth(Credentials(server.access_key_id, server.secret_access_key), service, region).add_auth(request)
@@ -70,6 +77,7 @@ def answer(sock: socket.socket, timeout: float = 10.0) -> tuple[int, dict[str, s
 
 # -- §6 nothing read before it is authenticated ----------------------------------------------------
 
+
 def test_unsigned_uploads_are_answered_after_their_headers_and_cost_no_memory(sqlite_server):
     """Was: six unsigned 70 MB uploads took the server from 62 to 477 MiB (each body read whole
     before the signature was looked at). Now the answer comes after the headers, the body is
@@ -85,8 +93,14 @@ def test_unsigned_uploads_are_answered_after_their_headers_and_cost_no_memory(sq
 
     def upload() -> None:
         with socket.create_connection(("127.0.0.1", server.port)) as sock:
-            sock.sendall(head("POST", "/2015-03-31/functions", {
-                "Content-Type": "application/json", "Content-Length": str(69_000_000)}, server.port))
+            sock.sendall(
+                head(
+                    "POST",
+                    "/2015-03-31/functions",
+                    {"Content-Type": "application/json", "Content-Length": str(69_000_000)},
+                    server.port,
+                )
+            )
             chunk = b"A" * MiB
             for _ in range(sent_each // MiB):
                 sock.sendall(chunk)
@@ -123,21 +137,24 @@ def test_lambda_code_over_aws_limit_is_refused_before_reading(sqlite_server):
         status, fields, answer_body = answer(sock)
     assert status == 413
     assert fields["x-amzn-errortype"].startswith("RequestEntityTooLargeException")
-    assert json.loads(answer_body)["message"] == ("Request must be smaller than 69905067 bytes for the "
-                                                  "CreateFunction operation")
+    assert json.loads(answer_body)["message"] == (
+        "Request must be smaller than 69905067 bytes for the CreateFunction operation"
+    )
 
 
 def test_other_lambda_calls_get_the_general_limit(sqlite_server):
     server = sqlite_server
-    headers = signed(server, "PUT", "/2015-03-31/functions/f/configuration", b"{}", "lambda",
-                     {"Content-Type": "application/json"})
+    headers = signed(
+        server, "PUT", "/2015-03-31/functions/f/configuration", b"{}", "lambda", {"Content-Type": "application/json"}
+    )
     headers["Content-Length"] = str(20 * MiB)  # far over: answered without draining
     with socket.create_connection(("127.0.0.1", server.port)) as sock:
         sock.sendall(head("PUT", "/2015-03-31/functions/f/configuration", headers, server.port))
-        status, fields, answer_body = answer(sock)
+        status, _fields, answer_body = answer(sock)
     assert status == 413
-    assert json.loads(answer_body)["message"] == ("Request must be smaller than 1048576 bytes for the "
-                                                  "UpdateFunctionConfiguration operation")
+    assert json.loads(answer_body)["message"] == (
+        "Request must be smaller than 1048576 bytes for the UpdateFunctionConfiguration operation"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -176,13 +193,21 @@ def test_a_byte_a_second_is_cut_off_and_holds_no_one_up(quick_server):
     client = server.client()
     client.create_secret(Name="edge/slow", SecretString="v")
     body = json.dumps({"SecretId": "edge/slow"}).encode()
-    headers = signed(server, "POST", "/", body, "secretsmanager",
-                     {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "secretsmanager.GetSecretValue"})
+    headers = signed(
+        server,
+        "POST",
+        "/",
+        body,
+        "secretsmanager",
+        {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "secretsmanager.GetSecretValue"},
+    )
     stop = threading.Event()
-    slow_head = socket.create_connection(("127.0.0.1", server.port))
-    slow_body = socket.create_connection(("127.0.0.1", server.port))
-    slow_body.sendall(head("POST", "/", headers, server.port))
-    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+    with (
+        socket.create_connection(("127.0.0.1", server.port)) as slow_head,
+        socket.create_connection(("127.0.0.1", server.port)) as slow_body,
+        concurrent.futures.ThreadPoolExecutor(2) as pool,
+    ):
+        slow_body.sendall(head("POST", "/", headers, server.port))
         closed_head = pool.submit(_trickle, slow_head, head("POST", "/", headers, server.port), stop)
         closed_body = pool.submit(_trickle, slow_body, body, stop)
         worst = 0.0
@@ -196,8 +221,6 @@ def test_a_byte_a_second_is_cut_off_and_holds_no_one_up(quick_server):
                 break
         stop.set()
         head_after, body_after = closed_head.result(timeout=5), closed_body.result(timeout=5)
-    slow_head.close()
-    slow_body.close()
     assert head_after is not None and 1.5 < head_after < 8, head_after
     assert body_after is not None and 1.5 < body_after < 8, body_after
     assert worst < 1.0, f"a normal request took {worst:.2f}s while the slow ones were open"
@@ -228,6 +251,7 @@ def test_health_says_whether_the_node_serves_not_whose_it_is(sqlite_server):
 
 # -- §7 SigV4 as AWS requires it ---------------------------------------------------------------------
 
+
 def _send_json(server: ServerProcess, headers: dict[str, str], body: bytes) -> tuple[int, dict]:
     with socket.create_connection(("127.0.0.1", server.port)) as sock:
         sock.sendall(head("POST", "/", {**headers, "Content-Length": str(len(body))}, server.port) + body)
@@ -254,23 +278,35 @@ def test_unsigned_target_cannot_replay_a_request_as_another_operation(sqlite_ser
 def test_every_x_amz_header_sent_must_be_signed(sqlite_server):
     server = sqlite_server
     body = b"{}"
-    headers = signed(server, "POST", "/", body, "secretsmanager", {"Content-Type": "application/x-amz-json-1.1",
-                                                                    "X-Amz-Target": "secretsmanager.ListSecrets"})
+    headers = signed(
+        server,
+        "POST",
+        "/",
+        body,
+        "secretsmanager",
+        {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "secretsmanager.ListSecrets"},
+    )
     status, _ = _send_json(server, headers, body)
     assert status == 200
     headers["X-Amz-Content-Sha256"] = "UNSIGNED-PAYLOAD"
     status, answer_body = _send_json(server, headers, body)
     assert (status, answer_body["Message"]) == (
-        400, "'x-amz-content-sha256' must be a 'SignedHeader' in the AWS Authorization.")
+        400,
+        "'x-amz-content-sha256' must be a 'SignedHeader' in the AWS Authorization.",
+    )
 
 
 @pytest.mark.parametrize("service", ["secretsmanager", "lambda", "iam"])
 def test_a_region_aws_does_not_have_is_refused(sqlite_server, service):
     """Was: region_name='narnia-1' silently opened an empty namespace."""
-    client = boto3.client(service, endpoint_url=sqlite_server.endpoint, region_name="narnia-1",
-                          aws_access_key_id=sqlite_server.access_key_id,
-                          aws_secret_access_key=sqlite_server.secret_access_key,
-                          config=Config(retries={"max_attempts": 1}))
+    client = boto3.client(
+        service,
+        endpoint_url=sqlite_server.endpoint,
+        region_name="narnia-1",
+        aws_access_key_id=sqlite_server.access_key_id,
+        aws_secret_access_key=sqlite_server.secret_access_key,
+        config=Config(retries={"max_attempts": 1}),
+    )
     call = {"secretsmanager": "list_secrets", "lambda": "list_functions", "iam": "list_users"}[service]
     with pytest.raises(ClientError) as exc:
         getattr(client, call)()
@@ -286,26 +322,44 @@ def test_every_partition_region_is_served(sqlite_server):
 
 # -- §9 no caller starves another ------------------------------------------------------------------
 
+
 def test_a_flood_of_expensive_calls_is_throttled_and_others_are_served(sqlite_server):
     """One principal sends 200 concurrent ListSecrets over 1,000 secrets; another principal's
     GetSecretValue is answered meanwhile within a generous bound, and the flood's surplus gets
     Secrets Manager's throttling answer."""
     server = sqlite_server
-    admin = boto3.client("secretsmanager", endpoint_url=server.endpoint, region_name="ap-south-1",
-                         aws_access_key_id=server.access_key_id, aws_secret_access_key=server.secret_access_key,
-                         config=Config(retries={"max_attempts": 1}, max_pool_connections=200))
+    admin = boto3.client(
+        "secretsmanager",
+        endpoint_url=server.endpoint,
+        region_name="ap-south-1",
+        aws_access_key_id=server.access_key_id,
+        aws_secret_access_key=server.secret_access_key,
+        config=Config(retries={"max_attempts": 1}, max_pool_connections=200),
+    )
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
         list(pool.map(lambda i: admin.create_secret(Name=f"flood/{i:04d}", SecretString="x"), range(1000)))
     iam = server.client("iam")
     user = f"reader-{uuid.uuid4().hex[:8]}"
     iam.create_user(UserName=user)
-    iam.put_user_policy(UserName=user, PolicyName="read", PolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
-                                                "Resource": "*"}]}))
+    iam.put_user_policy(
+        UserName=user,
+        PolicyName="read",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": "*"}],
+            }
+        ),
+    )
     key = iam.create_access_key(UserName=user)["AccessKey"]
-    reader = boto3.client("secretsmanager", endpoint_url=server.endpoint, region_name="ap-south-1",
-                          aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"],
-                          config=Config(retries={"max_attempts": 1}))
+    reader = boto3.client(
+        "secretsmanager",
+        endpoint_url=server.endpoint,
+        region_name="ap-south-1",
+        aws_access_key_id=key["AccessKeyId"],
+        aws_secret_access_key=key["SecretAccessKey"],
+        config=Config(retries={"max_attempts": 1}),
+    )
     assert reader.get_secret_value(SecretId="flood/0007")["SecretString"] == "x"
     barrier = threading.Barrier(200)
     outcomes: list[str] = []

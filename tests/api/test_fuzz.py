@@ -31,16 +31,16 @@ from xml.etree import ElementTree
 import botocore.session
 import pytest
 from botocore.auth import SigV4Auth
-from botocore.exceptions import ClientError
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from strongroom.testing.functions import execution_role
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-import fuzz_campaign as campaign  # noqa: E402 - bench/ is not a package
+import fuzz_campaign as campaign
 
 SEED = 20261122
 SESSION = botocore.session.get_session()
@@ -49,14 +49,21 @@ MODELS = {name: SESSION.get_service_model(name) for name in JSON_SERVICES}
 OPERATIONS = sorted(MODELS["secretsmanager"].operation_names)
 TARGETS = [("secretsmanager", op) for op in OPERATIONS] + [("cloudtrail", "LookupEvents")]
 # the fixed sample CI runs: deterministic (derandomize) and bounded (no deadline: the server is real)
-FIXED = dict(deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow,
-                                                                     HealthCheck.function_scoped_fixture])
+FIXED = {
+    "deadline": None,
+    "derandomize": True,
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+}
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-2**70, max_value=2**70)
-    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=40),
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=40),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
-    max_leaves=12)
+    max_leaves=12,
+)
 
 
 def member_values(service: str, operation: str) -> st.SearchStrategy[dict]:
@@ -76,11 +83,15 @@ class Signer:
 
     def post(self, operation: str, body: bytes, service: str = "secretsmanager") -> int:
         prefix = MODELS[service].metadata["targetPrefix"]
-        request = AWSRequest(method="POST", url=self.server.endpoint + "/", data=body,
-                             headers={"Content-Type": "application/x-amz-json-1.1",
-                                      "X-Amz-Target": f"{prefix}.{operation}"})
-        SigV4Auth(Credentials(self.server.access_key_id, self.server.secret_access_key), JSON_SERVICES[service],
-                  "us-east-1").add_auth(request)
+        request = AWSRequest(
+            method="POST",
+            url=self.server.endpoint + "/",
+            data=body,
+            headers={"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": f"{prefix}.{operation}"},
+        )
+        SigV4Auth(
+            Credentials(self.server.access_key_id, self.server.secret_access_key), JSON_SERVICES[service], "us-east-1"
+        ).add_auth(request)
         conn = http.client.HTTPConnection(*self.address, timeout=30)
         try:
             conn.request("POST", "/", body=body, headers=dict(request.headers))
@@ -111,21 +122,25 @@ def test_no_5xx_for_any_bytes(server, target, body):
 
 # ------------------------------------------------------------------- the campaign's sample
 
+
 def _context(server) -> campaign.Context:  # type: ignore[no-untyped-def]
     return campaign.Context("127.0.0.1", server.port, server.access_key_id, server.secret_access_key)
 
 
 def _canary(server) -> campaign.Canary:  # type: ignore[no-untyped-def]
-    canary = campaign.Canary(server.endpoint, server.access_key_id, server.secret_access_key,
-                             f"fuzz-canary/{uuid.uuid4().hex[:12]}")
+    canary = campaign.Canary(
+        server.endpoint, server.access_key_id, server.secret_access_key, f"fuzz-canary/{uuid.uuid4().hex[:12]}"
+    )
     canary.create()
     return canary
 
 
 def _assert_clean(report: campaign.Report) -> None:
-    shown = "\n".join(f"{f.get('problems')} {f.get('kind')}/{f.get('detail')} {f.get('service')}.{f.get('operation')}"
-                      f"  replay: {f.get('replay')}\n    answer: {str(f.get('answer'))[:300]}"
-                      for f in report.findings[:10])
+    shown = "\n".join(
+        f"{f.get('problems')} {f.get('kind')}/{f.get('detail')} {f.get('service')}.{f.get('operation')}"
+        f"  replay: {f.get('replay')}\n    answer: {str(f.get('answer'))[:300]}"
+        for f in report.findings[:10]
+    )
     assert report.finding_count == 0, f"{report.finding_count} findings:\n{shown}"
     assert not report.client_errors, report.client_errors
     assert report.canary_intact and report.healthy_at_end
@@ -144,8 +159,9 @@ def test_campaign_every_kind(sqlite_server):
     not depend on the storage engine; the sample above runs on both)."""
     server = sqlite_server
     kinds = [name for name, _, _ in campaign.KINDS]
-    report = campaign.run_campaign(_context(server), SEED + 1, 12 * len(kinds), canary=_canary(server),
-                                   check_every=0, kinds=kinds, slow_bytes=20)
+    report = campaign.run_campaign(
+        _context(server), SEED + 1, 12 * len(kinds), canary=_canary(server), check_every=0, kinds=kinds, slow_bytes=20
+    )
     _assert_clean(report)
     assert set(report.kinds) == set(kinds)
 
@@ -164,25 +180,45 @@ def test_campaign_covers_every_secrets_manager_operation():
 
 # ---------------------------------------------------------------- regressions, with reproducers
 
+
 def _send(server, raw: bytes, timeout: float = 20) -> campaign.Outcome:  # type: ignore[no-untyped-def]
     with socket.create_connection(("127.0.0.1", server.port), timeout=timeout) as sock:
         sock.sendall(raw)
         return campaign._read_response(sock, time.monotonic() + timeout)
 
 
-def _signed(server, method: str, path: str, body: bytes, service: str,  # type: ignore[no-untyped-def]
-            headers: list[tuple[str, str]] | None = None) -> bytes:
+def _signed(
+    server,
+    method: str,
+    path: str,
+    body: bytes,
+    service: str,  # type: ignore[no-untyped-def]
+    headers: list[tuple[str, str]] | None = None,
+) -> bytes:
     ctx = _context(server)
     signed = campaign.sign(ctx, method, path, headers or [], body, service)
     case = campaign.Case(0, "regression", "", service, None, method, path, signed, body)
     return case.raw()
 
 
-def _sm(server, operation: str, body: bytes,  # type: ignore[no-untyped-def]
-        extra: list[tuple[str, str]] | None = None) -> bytes:
-    return _signed(server, "POST", "/", body, "secretsmanager",
-                   [("Content-Type", "application/x-amz-json-1.1"), ("X-Amz-Target", f"secretsmanager.{operation}"),
-                    *(extra or [])])
+def _sm(
+    server,
+    operation: str,
+    body: bytes,  # type: ignore[no-untyped-def]
+    extra: list[tuple[str, str]] | None = None,
+) -> bytes:
+    return _signed(
+        server,
+        "POST",
+        "/",
+        body,
+        "secretsmanager",
+        [
+            ("Content-Type", "application/x-amz-json-1.1"),
+            ("X-Amz-Target", f"secretsmanager.{operation}"),
+            *(extra or []),
+        ],
+    )
 
 
 def _json_error(outcome: campaign.Outcome) -> tuple[str, str]:
@@ -233,8 +269,14 @@ def test_cloudtrail_operations_not_served_are_unknown(sqlite_server):
     """Was: 500 (KeyError) for every CloudTrail operation of the model but LookupEvents."""
     server = sqlite_server
     target = f"{campaign.TARGET_PREFIX['cloudtrail']}.CreateTrail"
-    raw = _signed(server, "POST", "/", b'{"Name": "t", "S3BucketName": "b"}', "cloudtrail",
-                  [("Content-Type", "application/x-amz-json-1.1"), ("X-Amz-Target", target)])
+    raw = _signed(
+        server,
+        "POST",
+        "/",
+        b'{"Name": "t", "S3BucketName": "b"}',
+        "cloudtrail",
+        [("Content-Type", "application/x-amz-json-1.1"), ("X-Amz-Target", target)],
+    )
     outcome = _send(server, raw)
     assert outcome.status == 400
     code, message = _json_error(outcome)
@@ -244,8 +286,14 @@ def test_cloudtrail_operations_not_served_are_unknown(sqlite_server):
 def test_lookup_events_token_out_of_range(server):
     """Was: 500 (SQLite: int too large; PostgreSQL: bigint out of range)."""
     target = f"{campaign.TARGET_PREFIX['cloudtrail']}.LookupEvents"
-    raw = _signed(server, "POST", "/", b'{"NextToken": "99999999999999999999999"}', "cloudtrail",
-                  [("Content-Type", "application/x-amz-json-1.1"), ("X-Amz-Target", target)])
+    raw = _signed(
+        server,
+        "POST",
+        "/",
+        b'{"NextToken": "99999999999999999999999"}',
+        "cloudtrail",
+        [("Content-Type", "application/x-amz-json-1.1"), ("X-Amz-Target", target)],
+    )
     outcome = _send(server, raw)
     assert outcome.status == 400 and _json_error(outcome)[0] == "InvalidNextTokenException"
 
@@ -266,8 +314,14 @@ def test_query_list_with_many_members_is_linear(sqlite_server):
     request waited."""
     server = sqlite_server
     tags = b"".join(b"&Tags.member.%d.Key=k" % i for i in range(1, 20_001))  # 430 KB, under the 1 MiB limit
-    raw = _signed(server, "POST", "/", b"Action=CreateUser&Version=2010-05-08&UserName=fz-many" + tags, "iam",
-                  [("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")])
+    raw = _signed(
+        server,
+        "POST",
+        "/",
+        b"Action=CreateUser&Version=2010-05-08&UserName=fz-many" + tags,
+        "iam",
+        [("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")],
+    )
     started = time.monotonic()
     outcome = _send(server, raw, timeout=30)
     assert time.monotonic() - started < 10
@@ -278,23 +332,34 @@ def test_query_list_with_many_members_is_linear(sqlite_server):
 def test_query_errors_are_well_formed_xml(sqlite_server):
     """Was: a value's U+0000 echoed into the XML error, which then parsed nowhere."""
     server = sqlite_server
-    raw = _signed(server, "POST", "/", b"Action=GetUser&Version=2010-05-08&UserName=a%00b", "iam",
-                  [("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")])
+    raw = _signed(
+        server,
+        "POST",
+        "/",
+        b"Action=GetUser&Version=2010-05-08&UserName=a%00b",
+        "iam",
+        [("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")],
+    )
     outcome = _send(server, raw)
     assert outcome.status == 400
     root = ElementTree.fromstring(outcome.body)  # raises on characters XML cannot carry
     assert root.tag.endswith("ErrorResponse")
 
 
-@pytest.mark.parametrize("headers", [
-    [("X-Amz-Target", "secretsmanager.ListSecrets"), ("X-Amz-Target", "secretsmanager.GetRandomPassword")],
-    [("X-Amz-Target", "secretsmanager.GetRandomPassword"), ("X-Amz-Target", "secretsmanager.GetRandomPassword")],
-], ids=["different", "same"])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [("X-Amz-Target", "secretsmanager.ListSecrets"), ("X-Amz-Target", "secretsmanager.GetRandomPassword")],
+        [("X-Amz-Target", "secretsmanager.GetRandomPassword"), ("X-Amz-Target", "secretsmanager.GetRandomPassword")],
+    ],
+    ids=["different", "same"],
+)
 def test_two_targets_are_refused(sqlite_server, headers):
     """Was: the first one ran (correctly signed: the signature covers both, joined)."""
     server = sqlite_server
-    raw = _signed(server, "POST", "/", b"{}", "secretsmanager",
-                  [("Content-Type", "application/x-amz-json-1.1"), *headers])
+    raw = _signed(
+        server, "POST", "/", b"{}", "secretsmanager", [("Content-Type", "application/x-amz-json-1.1"), *headers]
+    )
     outcome = _send(server, raw)
     assert outcome.status == 400
     code, message = _json_error(outcome)
@@ -316,8 +381,9 @@ def test_two_authorization_headers_are_refused(sqlite_server, where):
     assert code == "IncompleteSignatureException" and "more than one" in message
 
 
-@pytest.mark.parametrize("target, method", [("secretsmanager.Nope", "POST"), (None, "POST"),
-                                            ("secretsmanager.ListSecrets", "GET")])
+@pytest.mark.parametrize(
+    "target, method", [("secretsmanager.Nope", "POST"), (None, "POST"), ("secretsmanager.ListSecrets", "GET")]
+)
 def test_unknown_operation_has_a_message(sqlite_server, target, method):
     """Was: ``{"__type": "UnknownOperationException", "Message": ""}``; without a target, an IAM
     XML error for a request signed for Secrets Manager."""
@@ -342,10 +408,16 @@ def test_lambda_routes_match_the_path_as_sent(sqlite_server):
     server = sqlite_server
     lam = server.client("lambda")
     name = f"fz-route-{uuid.uuid4().hex[:8]}"
-    lam.create_function(FunctionName=name, Runtime="python3.12", Role=execution_role(server.client("iam")),
-                        Handler="index.handler", Code={"ZipFile": _zip()})
-    lam.add_permission(FunctionName=name, StatementId="s1", Action="lambda:InvokeFunction",
-                       Principal="secretsmanager.amazonaws.com")
+    lam.create_function(
+        FunctionName=name,
+        Runtime="python3.12",
+        Role=execution_role(server.client("iam")),
+        Handler="index.handler",
+        Code={"ZipFile": _zip()},
+    )
+    lam.add_permission(
+        FunctionName=name, StatementId="s1", Action="lambda:InvokeFunction", Principal="secretsmanager.amazonaws.com"
+    )
     try:
         # Neither name is one Lambda accepts: the answer names the value as decoded once.
         with pytest.raises(ClientError) as exc:
@@ -370,10 +442,12 @@ def test_damaged_zip_is_refused_at_upload(sqlite_server):
     name = f"fz-zip-{uuid.uuid4().hex[:8]}"
     role = execution_role(server.client("iam"))
     with pytest.raises(lam.exceptions.InvalidParameterValueException, match="Could not unzip"):
-        lam.create_function(FunctionName=name, Runtime="python3.12", Role=role,
-                            Handler="index.handler", Code={"ZipFile": damaged})
-    lam.create_function(FunctionName=name, Runtime="python3.12", Role=role,
-                        Handler="index.handler", Code={"ZipFile": good})
+        lam.create_function(
+            FunctionName=name, Runtime="python3.12", Role=role, Handler="index.handler", Code={"ZipFile": damaged}
+        )
+    lam.create_function(
+        FunctionName=name, Runtime="python3.12", Role=role, Handler="index.handler", Code={"ZipFile": good}
+    )
     try:
         with pytest.raises(lam.exceptions.InvalidParameterValueException, match="Could not unzip"):
             lam.update_function_code(FunctionName=name, ZipFile=damaged)
@@ -413,12 +487,16 @@ def test_slow_client_gets_its_answer_and_others_are_not_held(sqlite_server):
     case = campaign.Case(0, "slow", "", "secretsmanager", "GetRandomPassword", "POST", "/", [], b"")
     raw = _sm(server, "GetRandomPassword", b'{"PasswordLength": 12}')
     head, _, body = raw.partition(b"\r\n\r\n")
-    case.headers = [tuple(line.decode().split(": ", 1)) for line in head.split(b"\r\n")[1:]  # type: ignore[misc]
-                    if not line.startswith((b"Content-Length", b"Connection"))]
+    case.headers = [
+        tuple(line.decode().split(": ", 1))
+        for line in head.split(b"\r\n")[1:]  # type: ignore[misc]
+        if not line.startswith((b"Content-Length", b"Connection"))
+    ]
     case.body, case.mode, case.slow_from, case.timeout = body, "slow", len(case.raw()) - 30, 20
     result: list[campaign.Outcome] = []
-    thread = threading.Thread(target=lambda: result.append(campaign.execute(case, ("127.0.0.1", server.port),
-                                                                            slow_bytes=20)))
+    thread = threading.Thread(
+        target=lambda: result.append(campaign.execute(case, ("127.0.0.1", server.port), slow_bytes=20))
+    )
     thread.start()
     started = time.monotonic()
     fast = _send(server, _sm(server, "GetRandomPassword", b"{}"))

@@ -29,15 +29,21 @@ ACCOUNT = "123456789012"
 
 def client_for(server: ServerProcess, service: str, creds: dict[str, Any]) -> Any:
     """A client that sends what it is given: the server, not botocore, must refuse bad input."""
-    return boto3.client(service, endpoint_url=server.endpoint, region_name="us-east-1",
-                        aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
-                        aws_session_token=creds.get("SessionToken"),
-                        config=Config(retries={"max_attempts": 1}, parameter_validation=False))
+    return boto3.client(
+        service,
+        endpoint_url=server.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds.get("SessionToken"),
+        config=Config(retries={"max_attempts": 1}, parameter_validation=False),
+    )
 
 
 def admin(server: ServerProcess, service: str) -> Any:
-    return client_for(server, service, {"AccessKeyId": server.access_key_id,
-                                        "SecretAccessKey": server.secret_access_key})
+    return client_for(
+        server, service, {"AccessKeyId": server.access_key_id, "SecretAccessKey": server.secret_access_key}
+    )
 
 
 def policy(*statements: dict[str, Any]) -> str:
@@ -60,26 +66,33 @@ def make_user(iam: Any, *statements: dict[str, Any]) -> tuple[str, dict[str, Any
     return name, iam.create_access_key(UserName=name)["AccessKey"]
 
 
-def make_role(iam: Any, trusted: str, *statements: dict[str, Any], name: str | None = None,
-              path: str = "/") -> dict[str, Any]:
+def make_role(
+    iam: Any, trusted: str, *statements: dict[str, Any], name: str | None = None, path: str = "/"
+) -> dict[str, Any]:
     name = name or unique("r")
-    role = iam.create_role(RoleName=name, Path=path, AssumeRolePolicyDocument=policy(
-        {"Effect": "Allow", "Principal": {"AWS": trusted}, "Action": "sts:AssumeRole"}))["Role"]
+    role = iam.create_role(
+        RoleName=name,
+        Path=path,
+        AssumeRolePolicyDocument=policy({"Effect": "Allow", "Principal": {"AWS": trusted}, "Action": "sts:AssumeRole"}),
+    )["Role"]
     if statements:
         iam.put_role_policy(RoleName=name, PolicyName="p", PolicyDocument=policy(*statements))
     return role  # type: ignore[no-any-return]
 
 
 def session_name_error(name: str) -> str:
-    return ("1 validation error detected: Value '" + name + "' at 'roleSessionName' failed to satisfy "
-            "constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]*")
+    return (
+        "1 validation error detected: Value '" + name + "' at 'roleSessionName' failed to satisfy "
+        "constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]*"
+    )
 
 
 # ------------------------------------------------------------------ §1: the proven exploits
 
 
-@pytest.mark.parametrize("session", ["x:root", "a:assumed-role/strongroom-builtin-rotation/b", ":root",
-                                     "arn:aws:iam::123456789012:root"])
+@pytest.mark.parametrize(
+    "session", ["x:root", "a:assumed-role/strongroom-builtin-rotation/b", ":root", "arn:aws:iam::123456789012:root"]
+)
 def test_a_session_name_cannot_pass_for_root_or_the_rotator(server, sm, session):
     """The exploit: a user allowed only sts:AssumeRole on a role with no policies named its
     session ``x:root`` and read a root-only secret. The name is now refused as STS refuses it."""
@@ -113,8 +126,9 @@ def test_a_session_of_a_role_without_policies_gets_nothing(server, sm, name):
         assert who["UserId"] == f"{role['RoleId']}:{session}"
 
 
-@pytest.mark.parametrize("role_name", ["strongroom-builtin-rotation", "STRONGROOM-builtin-rotation",
-                                       "strongroom-anything"])
+@pytest.mark.parametrize(
+    "role_name", ["strongroom-builtin-rotation", "STRONGROOM-builtin-rotation", "strongroom-anything"]
+)
 def test_strongroom_names_are_reserved(server, role_name):
     """The exploit: a user with iam:CreateRole and sts:AssumeRole made a role named
     strongroom-builtin-rotation and read every secret."""
@@ -122,8 +136,10 @@ def test_strongroom_names_are_reserved(server, role_name):
     trust = policy({"Effect": "Allow", "Principal": {"AWS": ACCOUNT}, "Action": "sts:AssumeRole"})
     with pytest.raises(ClientError) as exc:
         iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=trust)
-    assert error(exc) == ("InvalidInput", f"The role name {role_name} is reserved: names beginning with "
-                                          "'strongroom-' belong to strongroom.")
+    assert error(exc) == (
+        "InvalidInput",
+        f"The role name {role_name} is reserved: names beginning with 'strongroom-' belong to strongroom.",
+    )
     with pytest.raises(ClientError) as exc:
         iam.create_user(UserName=role_name)
     assert exc.value.response["Error"]["Code"] == "InvalidInput"
@@ -137,14 +153,26 @@ def test_a_role_named_like_the_rotator_gives_no_privilege(tmp_path):
         sm.create_secret(Name="crown-jewels", SecretString="v")
         user, key = make_user(iam)
         with sqlite3.connect(tmp_path / "data" / "strongroom.db") as db:
-            db.execute("INSERT INTO iam_principals (arn, account_id, kind, name, path, principal_id, created_date, "
-                       "trust_policy, max_session, tags) VALUES (?, ?, 'role', ?, '/', ?, 0, ?, 3600, '[]')",
-                       (f"arn:aws:iam::{ACCOUNT}:role/strongroom-builtin-rotation", ACCOUNT,
-                        "strongroom-builtin-rotation", "AROAFORGEDROLE0000001",
-                        policy({"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:user/{user}"},
-                                "Action": "sts:AssumeRole"})))
+            db.execute(
+                "INSERT INTO iam_principals (arn, account_id, kind, name, path, principal_id, created_date, "
+                "trust_policy, max_session, tags) VALUES (?, ?, 'role', ?, '/', ?, 0, ?, 3600, '[]')",
+                (
+                    f"arn:aws:iam::{ACCOUNT}:role/strongroom-builtin-rotation",
+                    ACCOUNT,
+                    "strongroom-builtin-rotation",
+                    "AROAFORGEDROLE0000001",
+                    policy(
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:user/{user}"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ),
+                ),
+            )
         creds = client_for(srv, "sts", key).assume_role(
-            RoleArn=f"arn:aws:iam::{ACCOUNT}:role/strongroom-builtin-rotation", RoleSessionName="s1")["Credentials"]
+            RoleArn=f"arn:aws:iam::{ACCOUNT}:role/strongroom-builtin-rotation", RoleSessionName="s1"
+        )["Credentials"]
         as_role = client_for(srv, "secretsmanager", creds)
         for call in (lambda: as_role.get_secret_value(SecretId="crown-jewels"), as_role.list_secrets):
             with pytest.raises(ClientError) as exc:
@@ -157,14 +185,31 @@ def test_no_name_a_caller_chooses_yields_privilege(server, sm, name):
     ValidationError or gives an identity with no privilege (no secret, no IAM write)."""
     iam = server.client("iam")
     sm.create_secret(Name=name, SecretString="root only")
-    user, key = make_user(iam, {"Effect": "Allow", "Action": ["iam:CreateRole", "iam:CreateUser",
-                                                              "iam:CreateAccessKey", "sts:AssumeRole"],
-                                "Resource": "*"})
+    user, key = make_user(
+        iam,
+        {
+            "Effect": "Allow",
+            "Action": ["iam:CreateRole", "iam:CreateUser", "iam:CreateAccessKey", "sts:AssumeRole"],
+            "Resource": "*",
+        },
+    )
     as_user = {s: client_for(server, s, key) for s in ("iam", "sts")}
     rng = random.Random(11)
     alphabet = string.ascii_letters + string.digits + "+=,.@-_:/*?$ " + "é"
-    hostile = [":root", "x:root", "root", "a:assumed-role/strongroom-builtin-rotation/b", "strongroom-builtin-rotation",
-               "arn:aws:iam::123456789012:root", "a/b", "*", "..", "Root", "x" * 65, "x" * 129]
+    hostile = [
+        ":root",
+        "x:root",
+        "root",
+        "a:assumed-role/strongroom-builtin-rotation/b",
+        "strongroom-builtin-rotation",
+        "arn:aws:iam::123456789012:root",
+        "a/b",
+        "*",
+        "..",
+        "Root",
+        "x" * 65,
+        "x" * 129,
+    ]
     names = hostile + ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 70))) for _ in range(25)]
     role = make_role(iam, f"arn:aws:iam::{ACCOUNT}:user/{user}")
     accepted = 0
@@ -181,14 +226,25 @@ def test_no_name_a_caller_chooses_yields_privilege(server, sm, name):
                     as_user["iam"].create_user(UserName=candidate)
                     identities.append(as_user["iam"].create_access_key(UserName=candidate)["AccessKey"])
                 else:
-                    made = as_user["iam"].create_role(RoleName=candidate, AssumeRolePolicyDocument=policy(
-                        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:user/{user}"},
-                         "Action": "sts:AssumeRole"}))["Role"]
-                    identities.append(as_user["sts"].assume_role(RoleArn=made["Arn"],
-                                                                 RoleSessionName="s1")["Credentials"])
+                    made = as_user["iam"].create_role(
+                        RoleName=candidate,
+                        AssumeRolePolicyDocument=policy(
+                            {
+                                "Effect": "Allow",
+                                "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:user/{user}"},
+                                "Action": "sts:AssumeRole",
+                            }
+                        ),
+                    )["Role"]
+                    identities.append(
+                        as_user["sts"].assume_role(RoleArn=made["Arn"], RoleSessionName="s1")["Credentials"]
+                    )
             except ClientError as refused:
-                assert refused.response["Error"]["Code"] in ("ValidationError", "InvalidInput",
-                                                             "EntityAlreadyExists"), (candidate, refused.response)
+                assert refused.response["Error"]["Code"] in (
+                    "ValidationError",
+                    "InvalidInput",
+                    "EntityAlreadyExists",
+                ), (candidate, refused.response)
         for creds in identities:
             accepted += 1
             as_it = client_for(server, "secretsmanager", creds)
@@ -204,26 +260,36 @@ def test_no_name_a_caller_chooses_yields_privilege(server, sm, name):
 def test_iam_and_sts_names_are_validated_with_iams_words(server):
     iam, sts = admin(server, "iam"), admin(server, "sts")
     cases = [
-        (lambda: iam.create_user(UserName="a:root"),
-         "Value 'a:root' at 'userName' failed to satisfy constraint: Member must satisfy regular expression "
-         "pattern: [\\w+=,.@-]+"),
-        (lambda: iam.create_user(UserName="ok", Path="/no-trailing-slash"),
-         "Value '/no-trailing-slash' at 'path' failed to satisfy constraint: Member must satisfy regular "
-         "expression pattern: (\\u002F)|(\\u002F[\\u0021-\\u007E]+\\u002F)"),
-        (lambda: iam.create_role(RoleName="x" * 65, AssumeRolePolicyDocument="{}"),
-         f"Value '{'x' * 65}' at 'roleName' failed to satisfy constraint: Member must have length less than or "
-         "equal to 64"),
-        (lambda: iam.put_user_policy(UserName="nobody", PolicyName="a/b", PolicyDocument="{}"),
-         "Value 'a/b' at 'policyName' failed to satisfy constraint: Member must satisfy regular expression "
-         "pattern: [\\w+=,.@-]+"),
-        (lambda: sts.assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/r", RoleSessionName="s1",
-                                 DurationSeconds=60),
-         "Value '60' at 'durationSeconds' failed to satisfy constraint: Member must have value greater than or "
-         "equal to 900"),
-        (lambda: sts.assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/r", RoleSessionName="s1",
-                                 ExternalId="a b"),
-         "Value 'a b' at 'externalId' failed to satisfy constraint: Member must satisfy regular expression "
-         "pattern: [\\w+=,.@:\\/-]*"),
+        (
+            lambda: iam.create_user(UserName="a:root"),
+            "Value 'a:root' at 'userName' failed to satisfy constraint: Member must satisfy regular expression "
+            "pattern: [\\w+=,.@-]+",
+        ),
+        (
+            lambda: iam.create_user(UserName="ok", Path="/no-trailing-slash"),
+            "Value '/no-trailing-slash' at 'path' failed to satisfy constraint: Member must satisfy regular "
+            "expression pattern: (\\u002F)|(\\u002F[\\u0021-\\u007E]+\\u002F)",
+        ),
+        (
+            lambda: iam.create_role(RoleName="x" * 65, AssumeRolePolicyDocument="{}"),
+            f"Value '{'x' * 65}' at 'roleName' failed to satisfy constraint: Member must have length less than or "
+            "equal to 64",
+        ),
+        (
+            lambda: iam.put_user_policy(UserName="nobody", PolicyName="a/b", PolicyDocument="{}"),
+            "Value 'a/b' at 'policyName' failed to satisfy constraint: Member must satisfy regular expression "
+            "pattern: [\\w+=,.@-]+",
+        ),
+        (
+            lambda: sts.assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/r", RoleSessionName="s1", DurationSeconds=60),
+            "Value '60' at 'durationSeconds' failed to satisfy constraint: Member must have value greater than or "
+            "equal to 900",
+        ),
+        (
+            lambda: sts.assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/r", RoleSessionName="s1", ExternalId="a b"),
+            "Value 'a b' at 'externalId' failed to satisfy constraint: Member must satisfy regular expression "
+            "pattern: [\\w+=,.@:\\/-]*",
+        ),
     ]
     for call, message in cases:
         with pytest.raises(ClientError) as exc:
@@ -234,8 +300,9 @@ def test_iam_and_sts_names_are_validated_with_iams_words(server):
 def test_a_role_session_cannot_mint_a_long_term_key_for_itself(server):
     iam = server.client("iam")
     user, key = make_user(iam)
-    role = make_role(iam, f"arn:aws:iam::{ACCOUNT}:user/{user}",
-                     {"Effect": "Allow", "Action": "iam:*", "Resource": "*"})
+    role = make_role(
+        iam, f"arn:aws:iam::{ACCOUNT}:user/{user}", {"Effect": "Allow", "Action": "iam:*", "Resource": "*"}
+    )
     creds = client_for(server, "sts", key).assume_role(RoleArn=role["Arn"], RoleSessionName="s1")["Credentials"]
     with pytest.raises(ClientError) as exc:
         client_for(server, "iam", creds).create_access_key()
@@ -298,25 +365,48 @@ def test_identity_condition_keys_are_filled(server, sm, name):
         ({"StringEquals": {"aws:PrincipalAccount": ACCOUNT}}, True, True),
     ]
     for condition, user_denied, session_denied in rows:
-        sm.put_resource_policy(SecretId=name, ResourcePolicy=policy(
-            {"Effect": "Deny", "Principal": "*", "Action": "secretsmanager:GetSecretValue", "Resource": "*",
-             "Condition": condition}))
-        assert (_denied_by(server, key, name), _denied_by(server, session, name)) == \
-            (user_denied, session_denied), condition
+        sm.put_resource_policy(
+            SecretId=name,
+            ResourcePolicy=policy(
+                {
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": "secretsmanager:GetSecretValue",
+                    "Resource": "*",
+                    "Condition": condition,
+                }
+            ),
+        )
+        assert (_denied_by(server, key, name), _denied_by(server, session, name)) == (user_denied, session_denied), (
+            condition
+        )
 
 
 def test_trust_policies_see_the_session_name_and_external_id(server):
     iam = server.client("iam")
     user, key = make_user(iam)
     name = unique("r")
-    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=policy(
-        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:user/{user}"}, "Action": "sts:AssumeRole",
-         "Condition": {"StringEquals": {"sts:ExternalId": "tenant-7"}, "StringLike": {"sts:RoleSessionName": "ci-*"}}}))
+    role = iam.create_role(
+        RoleName=name,
+        AssumeRolePolicyDocument=policy(
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:user/{user}"},
+                "Action": "sts:AssumeRole",
+                "Condition": {
+                    "StringEquals": {"sts:ExternalId": "tenant-7"},
+                    "StringLike": {"sts:RoleSessionName": "ci-*"},
+                },
+            }
+        ),
+    )
     sts = client_for(server, "sts", key)
-    for kwargs, allowed in (({"RoleSessionName": "ci-1", "ExternalId": "tenant-7"}, True),
-                            ({"RoleSessionName": "ci-1"}, False),
-                            ({"RoleSessionName": "ci-1", "ExternalId": "tenant-8"}, False),
-                            ({"RoleSessionName": "dev-1", "ExternalId": "tenant-7"}, False)):
+    for kwargs, allowed in (
+        ({"RoleSessionName": "ci-1", "ExternalId": "tenant-7"}, True),
+        ({"RoleSessionName": "ci-1"}, False),
+        ({"RoleSessionName": "ci-1", "ExternalId": "tenant-8"}, False),
+        ({"RoleSessionName": "dev-1", "ExternalId": "tenant-7"}, False),
+    ):
         if allowed:
             sts.assume_role(RoleArn=role["Role"]["Arn"], **kwargs)
             continue
@@ -350,14 +440,19 @@ def test_audit_identity_comes_from_the_credential(server, sm):
     with pytest.raises(ClientError):
         client_for(server, "secretsmanager", creds).list_secrets()
     trail = server.client("cloudtrail")
-    events = trail.lookup_events(LookupAttributes=[{"AttributeKey": "AccessKeyId",
-                                                    "AttributeValue": creds["AccessKeyId"]}])["Events"]
+    events = trail.lookup_events(
+        LookupAttributes=[{"AttributeKey": "AccessKeyId", "AttributeValue": creds["AccessKeyId"]}]
+    )["Events"]
     identity = json.loads(events[0]["CloudTrailEvent"])["userIdentity"]
     assert identity["type"] == "AssumedRole"
     assert identity["principalId"] == f"{role['RoleId']}:root"
     assert identity["sessionContext"]["sessionIssuer"] == {
-        "type": "Role", "principalId": role["RoleId"], "arn": role["Arn"], "accountId": ACCOUNT,
-        "userName": role["RoleName"]}
+        "type": "Role",
+        "principalId": role["RoleId"],
+        "arn": role["Arn"],
+        "accountId": ACCOUNT,
+        "userName": role["RoleName"],
+    }
 
 
 # -------------------------------------------------------------- §9: rights end at once
@@ -399,8 +494,11 @@ def _refused_within(seconds: float, call: Any) -> float:
 def test_revocations_reach_every_node_within_a_second(pg_url):
     shared = {"STRONGROOM_MASTER_KEY": base64.b64encode(os.urandom(32)).decode()}
     base = pg_url.split("?", 1)[0]
-    with postgres_schema(base) as url, ServerProcess(database_url=url, env=shared) as a, \
-            ServerProcess(database_url=url, env=shared) as b:
+    with (
+        postgres_schema(base) as url,
+        ServerProcess(database_url=url, env=shared) as a,
+        ServerProcess(database_url=url, env=shared) as b,
+    ):
         iam = a.client("iam")
         a.client().create_secret(Name="s", SecretString="v")
         allow = {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": "*"}
@@ -442,18 +540,32 @@ def test_iam_calls_see_tags_and_the_path_of_their_target(server):
     """IAM authorizes on the user's or role's ARN with its path, with the tag keys AWS sets:
     a Deny on aws:ResourceTag, aws:RequestTag or aws:TagKeys applies to IAM calls too."""
     iam = server.client("iam")
-    user, key = make_user(iam, {"Effect": "Allow", "Action": "iam:*", "Resource": "*"},
-                          {"Effect": "Deny", "Action": "iam:*", "Resource": "*",
-                           "Condition": {"StringEquals": {"aws:ResourceTag/tier": "protected"}}},
-                          {"Effect": "Deny", "Action": "iam:CreateUser", "Resource": "*",
-                           "Condition": {"ForAnyValue:StringEquals": {"aws:TagKeys": "owner"}}},
-                          {"Effect": "Deny", "Action": "iam:GetRole", "Resource": f"arn:aws:iam::{ACCOUNT}:role/locked/*"})
+    _user, key = make_user(
+        iam,
+        {"Effect": "Allow", "Action": "iam:*", "Resource": "*"},
+        {
+            "Effect": "Deny",
+            "Action": "iam:*",
+            "Resource": "*",
+            "Condition": {"StringEquals": {"aws:ResourceTag/tier": "protected"}},
+        },
+        {
+            "Effect": "Deny",
+            "Action": "iam:CreateUser",
+            "Resource": "*",
+            "Condition": {"ForAnyValue:StringEquals": {"aws:TagKeys": "owner"}},
+        },
+        {"Effect": "Deny", "Action": "iam:GetRole", "Resource": f"arn:aws:iam::{ACCOUNT}:role/locked/*"},
+    )
     as_user = client_for(server, "iam", key)
     protected = unique("p")
     iam.create_user(UserName=protected, Tags=[{"Key": "tier", "Value": "protected"}])
     with pytest.raises(ClientError) as exc:
-        as_user.put_user_policy(UserName=protected, PolicyName="x", PolicyDocument=policy(
-            {"Effect": "Allow", "Action": "*", "Resource": "*"}))
+        as_user.put_user_policy(
+            UserName=protected,
+            PolicyName="x",
+            PolicyDocument=policy({"Effect": "Allow", "Action": "*", "Resource": "*"}),
+        )
     assert exc.value.response["Error"]["Code"] == "AccessDenied"
     assert "with an explicit deny in an identity-based policy" in exc.value.response["Error"]["Message"]
     with pytest.raises(ClientError) as exc:
@@ -471,13 +583,25 @@ def test_trust_policies_see_the_roles_tags(server):
     iam = server.client("iam")
     user, key = make_user(iam)
     name = unique("r")
-    iam.create_role(RoleName=name, Tags=[{"Key": "assumable", "Value": "no"}], AssumeRolePolicyDocument=policy(
-        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:user/{user}"}, "Action": "sts:AssumeRole"},
-        {"Effect": "Deny", "Principal": "*", "Action": "sts:AssumeRole",
-         "Condition": {"StringEquals": {"aws:ResourceTag/assumable": "no"}}}))
+    iam.create_role(
+        RoleName=name,
+        Tags=[{"Key": "assumable", "Value": "no"}],
+        AssumeRolePolicyDocument=policy(
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:user/{user}"},
+                "Action": "sts:AssumeRole",
+            },
+            {
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"aws:ResourceTag/assumable": "no"}},
+            },
+        ),
+    )
     with pytest.raises(ClientError) as exc:
-        client_for(server, "sts", key).assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/{name}",
-                                                   RoleSessionName="s1")
+        client_for(server, "sts", key).assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/{name}", RoleSessionName="s1")
     assert exc.value.response["Error"]["Code"] == "AccessDenied"
 
 
@@ -486,9 +610,18 @@ def test_a_users_path_that_reads_like_a_session_changes_nothing(server):
     iam = server.client("iam")
     name = unique("u")
     iam.create_user(UserName=name, Path="/x:assumed-role/r/")
-    iam.put_user_policy(UserName=name, PolicyName="p", PolicyDocument=policy(
-        {"Effect": "Allow", "Action": "secretsmanager:GetRandomPassword", "Resource": "*",
-         "Condition": {"StringEquals": {"aws:username": name, "aws:PrincipalType": "User"}}}))
+    iam.put_user_policy(
+        UserName=name,
+        PolicyName="p",
+        PolicyDocument=policy(
+            {
+                "Effect": "Allow",
+                "Action": "secretsmanager:GetRandomPassword",
+                "Resource": "*",
+                "Condition": {"StringEquals": {"aws:username": name, "aws:PrincipalType": "User"}},
+            }
+        ),
+    )
     key = iam.create_access_key(UserName=name)["AccessKey"]
     client_for(server, "secretsmanager", key).get_random_password()
     who = client_for(server, "sts", key).get_caller_identity()

@@ -16,8 +16,9 @@ def error(exc: pytest.ExceptionInfo[ClientError]) -> tuple[str, str, int]:
 
 def test_create_and_get_string(sm, name):
     created = sm.create_secret(Name=name, SecretString='{"password": "hunter2"}', Description="db")
-    assert re.fullmatch(rf"arn:aws:secretsmanager:us-east-1:123456789012:secret:{re.escape(name)}-[A-Za-z0-9]{{6}}",
-                        created["ARN"])
+    assert re.fullmatch(
+        rf"arn:aws:secretsmanager:us-east-1:123456789012:secret:{re.escape(name)}-[A-Za-z0-9]{{6}}", created["ARN"]
+    )
     assert created["Name"] == name
     assert uuid.UUID(created["VersionId"])
     got = sm.get_secret_value(SecretId=name)
@@ -78,7 +79,11 @@ def test_create_existing_name(sm, name):
     sm.create_secret(Name=name, SecretString="a")
     with pytest.raises(ClientError) as exc:
         sm.create_secret(Name=name, SecretString="b")
-    assert error(exc) == ("ResourceExistsException", f"The operation failed because the secret {name} already exists.", 400)
+    assert error(exc) == (
+        "ResourceExistsException",
+        f"The operation failed because the secret {name} already exists.",
+        400,
+    )
 
 
 def test_invalid_name(sm):
@@ -121,8 +126,11 @@ def test_put_is_idempotent_per_token(sm, name):
     with pytest.raises(ClientError) as exc:
         sm.put_secret_value(SecretId=name, SecretString="other", ClientRequestToken=token)
     # AWS's text (moto aws_verified test_put_different_secret_value_with_same_token)
-    assert error(exc) == ("ResourceExistsException", f"You can't use ClientRequestToken {token} because that "
-                          f"value is already in use for a version of secret {arn}.", 400)
+    assert error(exc) == (
+        "ResourceExistsException",
+        f"You can't use ClientRequestToken {token} because that value is already in use for a version of secret {arn}.",
+        400,
+    )
     assert sm.get_secret_value(SecretId=name)["SecretString"] == "two"
 
 
@@ -139,7 +147,7 @@ def test_put_with_custom_stage_does_not_touch_current(sm, name):
     assert listed == {v1, v3}
     deprecated = sm.list_secret_version_ids(SecretId=name, IncludeDeprecated=True)["Versions"]
     assert {v["VersionId"] for v in deprecated} == {v1, v2, v3}
-    assert [v for v in deprecated if v["VersionId"] == v2][0].get("VersionStages") is None
+    assert next(v for v in deprecated if v["VersionId"] == v2).get("VersionStages") is None
 
 
 def test_update_secret_description_and_value(sm, name):
@@ -158,8 +166,7 @@ def test_update_version_stage(sm, name):
     with pytest.raises(ClientError) as exc:
         sm.update_secret_version_stage(SecretId=name, VersionStage="AWSCURRENT", MoveToVersionId=v1)
     assert error(exc)[0] == "InvalidParameterException"
-    sm.update_secret_version_stage(SecretId=name, VersionStage="AWSCURRENT", MoveToVersionId=v1,
-                                   RemoveFromVersionId=v2)
+    sm.update_secret_version_stage(SecretId=name, VersionStage="AWSCURRENT", MoveToVersionId=v1, RemoveFromVersionId=v2)
     assert sm.get_secret_value(SecretId=name)["SecretString"] == "one"
     assert sm.describe_secret(SecretId=name)["VersionIdsToStages"] == {v1: ["AWSCURRENT"], v2: ["AWSPREVIOUS"]}
     sm.update_secret_version_stage(SecretId=name, VersionStage="GREEN", MoveToVersionId=v2)
@@ -194,14 +201,20 @@ def test_delete_restore_and_force(sm, name):
     assert deleted["Name"] == name
     with pytest.raises(ClientError) as exc:
         sm.get_secret_value(SecretId=name)
-    assert error(exc) == ("InvalidRequestException",
-                          "You can't perform this operation on the secret because it was marked for deletion.", 400)
+    assert error(exc) == (
+        "InvalidRequestException",
+        "You can't perform this operation on the secret because it was marked for deletion.",
+        400,
+    )
     described = sm.describe_secret(SecretId=name)
     assert described["DeletedDate"] == deleted["DeletionDate"]
     assert (deleted["DeletionDate"] - described["LastChangedDate"]).days in (6, 7)
     with pytest.raises(ClientError) as exc:
         sm.create_secret(Name=name, SecretString="again")
-    assert error(exc)[1] == "You can't create this secret because a secret with this name is already scheduled for deletion."
+    assert (
+        error(exc)[1]
+        == "You can't create this secret because a secret with this name is already scheduled for deletion."
+    )
     sm.restore_secret(SecretId=name)
     assert sm.get_secret_value(SecretId=name)["SecretString"] == "one"
     assert "DeletedDate" not in sm.describe_secret(SecretId=name)
@@ -265,9 +278,21 @@ def test_tags(sm, name):
 def test_describe_fields_present_only_with_value(sm, name):
     sm.create_secret(Name=name, SecretString="one")
     d = sm.describe_secret(SecretId=name)
-    for absent in ("Description", "KmsKeyId", "RotationEnabled", "RotationLambdaARN", "RotationRules",
-                   "LastRotatedDate", "NextRotationDate", "DeletedDate", "Tags", "PrimaryRegion",
-                   "ReplicationStatus", "OwningService", "LastAccessedDate"):
+    for absent in (
+        "Description",
+        "KmsKeyId",
+        "RotationEnabled",
+        "RotationLambdaARN",
+        "RotationRules",
+        "LastRotatedDate",
+        "NextRotationDate",
+        "DeletedDate",
+        "Tags",
+        "PrimaryRegion",
+        "ReplicationStatus",
+        "OwningService",
+        "LastAccessedDate",
+    ):
         assert absent not in d, absent
     for present in ("ARN", "Name", "LastChangedDate", "CreatedDate", "VersionIdsToStages"):
         assert present in d, present

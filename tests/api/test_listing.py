@@ -22,11 +22,13 @@ def test_filter_by_name_prefix_and_negation(sm, prefix):
         sm.create_secret(Name=f"{prefix}/{suffix}", SecretString="x", Tags=[{"Key": "kind", "Value": suffix}])
     page = sm.list_secrets(Filters=[{"Key": "name", "Values": [prefix]}], SortBy="name", SortOrder="asc")
     assert names(page) == [f"{prefix}/alpha", f"{prefix}/beta", f"{prefix}/gamma"]
-    page = sm.list_secrets(Filters=[{"Key": "name", "Values": [prefix]},
-                                    {"Key": "tag-value", "Values": ["!beta"]}], SortBy="name", SortOrder="asc")
+    page = sm.list_secrets(
+        Filters=[{"Key": "name", "Values": [prefix]}, {"Key": "tag-value", "Values": ["!beta"]}],
+        SortBy="name",
+        SortOrder="asc",
+    )
     assert names(page) == [f"{prefix}/alpha", f"{prefix}/gamma"]
-    page = sm.list_secrets(Filters=[{"Key": "all", "Values": [prefix]},
-                                    {"Key": "tag-value", "Values": ["gam"]}])
+    page = sm.list_secrets(Filters=[{"Key": "all", "Values": [prefix]}, {"Key": "tag-value", "Values": ["gam"]}])
     assert names(page) == [f"{prefix}/gamma"]
     entry = page["SecretList"][0]
     assert list(entry["SecretVersionsToStages"].values()) == [["AWSCURRENT"]]
@@ -39,8 +41,12 @@ def test_pagination_is_stable_while_secrets_are_added(sm, prefix):
     token = None
     pages = 0
     while True:
-        kwargs = {"Filters": [{"Key": "name", "Values": [prefix]}], "MaxResults": 3, "SortBy": "name",
-                  "SortOrder": "asc"}
+        kwargs = {
+            "Filters": [{"Key": "name", "Values": [prefix]}],
+            "MaxResults": 3,
+            "SortBy": "name",
+            "SortOrder": "asc",
+        }
         if token:
             kwargs["NextToken"] = token
         page = sm.list_secrets(**kwargs)
@@ -84,7 +90,9 @@ def test_batch_get_by_ids_reports_per_secret_errors(sm, prefix):
     sm.create_secret(Name=f"{prefix}-b", SecretString="B")
     out = sm.batch_get_secret_value(SecretIdList=[f"{prefix}-a", f"{prefix}-b", f"{prefix}-missing"])
     assert sorted(v["SecretString"] for v in out["SecretValues"]) == ["A", "B"]
-    assert [(e["SecretId"], e["ErrorCode"]) for e in out["Errors"]] == [(f"{prefix}-missing", "ResourceNotFoundException")]
+    assert [(e["SecretId"], e["ErrorCode"]) for e in out["Errors"]] == [
+        (f"{prefix}-missing", "ResourceNotFoundException")
+    ]
 
 
 def test_batch_get_by_filter(sm, prefix):

@@ -22,8 +22,9 @@ def test_random_password_defaults(sm):
 
 
 def test_random_password_options(sm):
-    pw = sm.get_random_password(PasswordLength=64, ExcludePunctuation=True, ExcludeCharacters="abcABC123",
-                                IncludeSpace=True)["RandomPassword"]
+    pw = sm.get_random_password(
+        PasswordLength=64, ExcludePunctuation=True, ExcludeCharacters="abcABC123", IncludeSpace=True
+    )["RandomPassword"]
     assert len(pw) == 64
     assert not set(pw) & set("abcABC123" + PUNCTUATION)
     assert " " in pw
@@ -31,19 +32,36 @@ def test_random_password_options(sm):
 
 def test_random_password_impossible(sm):
     with pytest.raises(ClientError) as exc:
-        sm.get_random_password(ExcludeLowercase=True, ExcludeUppercase=True, ExcludeNumbers=True,
-                               ExcludePunctuation=True)
+        sm.get_random_password(
+            ExcludeLowercase=True, ExcludeUppercase=True, ExcludeNumbers=True, ExcludePunctuation=True
+        )
     assert exc.value.response["Error"]["Code"] == "InvalidParameterException"
     with pytest.raises(ClientError) as exc:
         sm.get_random_password(PasswordLength=4097)
     assert exc.value.response["Error"]["Code"] in ("InvalidParameterException", "ValidationException")
 
 
-POLICY = json.dumps({"Version": "2012-10-17", "Statement": [{
-    "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
-    "Action": "secretsmanager:GetSecretValue", "Resource": "*"}]})
-PUBLIC = json.dumps({"Version": "2012-10-17", "Statement": [{
-    "Effect": "Allow", "Principal": "*", "Action": "secretsmanager:GetSecretValue", "Resource": "*"}]})
+POLICY = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+                "Action": "secretsmanager:GetSecretValue",
+                "Resource": "*",
+            }
+        ],
+    }
+)
+PUBLIC = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": "*", "Action": "secretsmanager:GetSecretValue", "Resource": "*"}
+        ],
+    }
+)
 
 
 def test_resource_policy_round_trip(sm, name):
@@ -95,7 +113,8 @@ def test_replication_keeps_replica_in_step(server, name):
         primary.delete_secret(SecretId=name)
     assert exc.value.response["Error"] == {
         "Code": "InvalidParameterException",
-        "Message": f"You can't delete secret {arn} that still has replica regions [eu-west-1]."}
+        "Message": f"You can't delete secret {arn} that still has replica regions [eu-west-1].",
+    }
     primary.remove_regions_from_replication(SecretId=name, RemoveReplicaRegions=["eu-west-1"])
     with pytest.raises(ClientError) as exc:
         replica.get_secret_value(SecretId=name)

@@ -23,9 +23,14 @@ ACCOUNT = "123456789012"
 
 
 def client_for(server, service: str, key: dict):  # type: ignore[no-untyped-def]
-    return boto3.client(service, endpoint_url=server.endpoint, region_name="us-east-1",
-                        aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"],
-                        config=Config(retries={"max_attempts": 1}, read_timeout=120))
+    return boto3.client(
+        service,
+        endpoint_url=server.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=key["AccessKeyId"],
+        aws_secret_access_key=key["SecretAccessKey"],
+        config=Config(retries={"max_attempts": 1}, read_timeout=120),
+    )
 
 
 def document(*statements: dict, pad: int = 0) -> str:
@@ -35,8 +40,11 @@ def document(*statements: dict, pad: int = 0) -> str:
 
 def grant(n: int) -> dict:
     """An identity-policy statement about ``n`` characters long without white space."""
-    body = {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
-            "Resource": "arn:aws:secretsmanager:us-east-1:123456789012:secret:"}
+    body = {
+        "Effect": "Allow",
+        "Action": "secretsmanager:GetSecretValue",
+        "Resource": "arn:aws:secretsmanager:us-east-1:123456789012:secret:",
+    }
     body["Resource"] += "x" * (n - len(json.dumps(body, separators=(",", ":"))))
     return body
 
@@ -61,6 +69,7 @@ def user(server):  # type: ignore[no-untyped-def]
 
 # ------------------------------------------------------------------------------ size quotas
 
+
 def test_a_users_inline_policies_share_2048_characters(server, user):
     iam, name, _ = user
     iam.put_user_policy(UserName=name, PolicyName="big", PolicyDocument=sized(1500, pad=3000))  # spaces are free
@@ -69,11 +78,11 @@ def test_a_users_inline_policies_share_2048_characters(server, user):
     assert exc.value.response["Error"]["Code"] == "LimitExceeded"
     assert exc.value.response["Error"]["Message"] == f"Maximum policy size of 2048 bytes exceeded for user {name}"
     assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 409
-    iam.put_user_policy(UserName=name, PolicyName="more", PolicyDocument=sized(548))           # 2048 exactly
-    iam.put_user_policy(UserName=name, PolicyName="big", PolicyDocument=sized(1500))           # replaces itself
+    iam.put_user_policy(UserName=name, PolicyName="more", PolicyDocument=sized(548))  # 2048 exactly
+    iam.put_user_policy(UserName=name, PolicyName="big", PolicyDocument=sized(1500))  # replaces itself
     assert iam.list_user_policies(UserName=name)["PolicyNames"] == ["big", "more"]
     iam.delete_user_policy(UserName=name, PolicyName="more")
-    with pytest.raises(ClientError) as exc:                                                    # one alone, too big
+    with pytest.raises(ClientError) as exc:  # one alone, too big
         iam.put_user_policy(UserName=name, PolicyName="huge", PolicyDocument=sized(2049))
     assert exc.value.response["Error"]["Message"] == f"Maximum policy size of 2048 bytes exceeded for user {name}"
     assert iam.list_user_policies(UserName=name)["PolicyNames"] == ["big"]
@@ -102,8 +111,12 @@ def test_a_roles_inline_policies_share_10240_characters_and_its_trust_policy_204
 
 def test_a_secrets_resource_policy_is_at_most_20480_characters(server, sm, name):
     sm.create_secret(Name=name, SecretString="v")
-    statement = {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
-                 "Action": "secretsmanager:GetSecretValue", "Resource": "*"}
+    statement = {
+        "Effect": "Allow",
+        "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+        "Action": "secretsmanager:GetSecretValue",
+        "Resource": "*",
+    }
     exact = document(statement, pad=20480 - len(document(statement)))
     sm.put_resource_policy(SecretId=name, ResourcePolicy=exact)
     assert sm.get_resource_policy(SecretId=name)["ResourcePolicy"] == exact
@@ -111,12 +124,15 @@ def test_a_secrets_resource_policy_is_at_most_20480_characters(server, sm, name)
         sm.put_resource_policy(SecretId=name, ResourcePolicy=exact + " ")
     error = exc.value.response["Error"]
     assert error["Code"] == "ValidationException"
-    assert ("at 'resourcePolicy' failed to satisfy constraint: Member must have length less than or equal to 20480"
-            in error["Message"])
+    assert (
+        "at 'resourcePolicy' failed to satisfy constraint: Member must have length less than or equal to 20480"
+        in error["Message"]
+    )
     assert sm.get_resource_policy(SecretId=name)["ResourcePolicy"] == exact
 
 
 # --------------------------------------------------------------------------- evaluation cost
+
 
 def health_seconds(server) -> float:  # type: ignore[no-untyped-def]
     start = time.perf_counter()
@@ -133,10 +149,18 @@ def test_the_worst_resource_policy_does_not_stall_other_clients(server, sm, user
     sm.create_secret(Name=name, SecretString="decided by the policy")
     arn_prefix = f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:"
     stars = "*a" * 5 + "*b"
-    sm.put_resource_policy(SecretId=name, ResourcePolicy=document(
-        {"Sid": "Worst", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:user/{user_name}"},
-         "Action": "secretsmanager:GetSecretValue",
-         "Resource": [arn_prefix + stars, arn_prefix + stars.replace("b", "c"), arn_prefix + name + "-??????"]}))
+    sm.put_resource_policy(
+        SecretId=name,
+        ResourcePolicy=document(
+            {
+                "Sid": "Worst",
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:user/{user_name}"},
+                "Action": "secretsmanager:GetSecretValue",
+                "Resource": [arn_prefix + stars, arn_prefix + stars.replace("b", "c"), arn_prefix + name + "-??????"],
+            }
+        ),
+    )
     app = client_for(server, "secretsmanager", key)
     baseline = max(health_seconds(server) for _ in range(5))
 

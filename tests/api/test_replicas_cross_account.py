@@ -25,9 +25,14 @@ PRIMARY_ACCOUNT = "123456789012"  # the server's own account: server.client() is
 
 
 def _client(server: Any, service: str, key: dict[str, str], region: str = "us-east-1") -> Any:
-    return boto3.client(service, endpoint_url=server.endpoint, region_name=region,
-                        aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"],
-                        config=Config(retries={"max_attempts": 1}))
+    return boto3.client(
+        service,
+        endpoint_url=server.endpoint,
+        region_name=region,
+        aws_access_key_id=key["AccessKeyId"],
+        aws_secret_access_key=key["SecretAccessKey"],
+        config=Config(retries={"max_attempts": 1}),
+    )
 
 
 def _policy(*statements: dict[str, Any]) -> str:
@@ -44,15 +49,27 @@ class Account:
     def __init__(self, server: Any, tmp_dir: Any) -> None:
         self.id = "".join(secrets.choice("0123456789") for _ in range(12))
         creds = tmp_dir / f"account-{self.id}.ini"
-        args = [sys.executable, "-m", "strongroom.cli.main", "admin", "create-account", self.id,
-                "--data-dir", str(server.data_dir), "--credentials-file", str(creds)]
+        args = [
+            sys.executable,
+            "-m",
+            "strongroom.cli.main",
+            "admin",
+            "create-account",
+            self.id,
+            "--data-dir",
+            str(server.data_dir),
+            "--credentials-file",
+            str(creds),
+        ]
         if server.database_url:
             args += ["--database-url", server.database_url]
         subprocess.run(args, check=True, capture_output=True)
         parsed = configparser.ConfigParser()
         parsed.read(creds)
-        self.key = {"AccessKeyId": parsed["strongroom"]["aws_access_key_id"],
-                    "SecretAccessKey": parsed["strongroom"]["aws_secret_access_key"]}
+        self.key = {
+            "AccessKeyId": parsed["strongroom"]["aws_access_key_id"],
+            "SecretAccessKey": parsed["strongroom"]["aws_secret_access_key"],
+        }
         self.server = server
 
     def client(self, service: str = "secretsmanager", region: str = "us-east-1") -> Any:
@@ -68,8 +85,9 @@ def other(server: Any, tmp_path_factory: pytest.TempPathFactory) -> Account:
 def _pair(server: Any, other: Account, name: str, value: str = "one") -> tuple[str, str]:
     """A primary in the server's account and a replica of it in ``other``: (primary ARN, replica ARN)."""
     primary = server.client().create_secret(Name=name, SecretString=value)["ARN"]
-    replica = other.client().create_secret(Name=name + "-replica", CrossAccountPrimaryARN=primary,
-                                           KmsKeyId="alias/replicas")["ARN"]
+    replica = other.client().create_secret(
+        Name=name + "-replica", CrossAccountPrimaryARN=primary, KmsKeyId="alias/replicas"
+    )["ARN"]
     return primary, replica
 
 
@@ -79,8 +97,12 @@ def _pair(server: Any, other: Account, name: str, value: str = "one") -> tuple[s
 def test_replica_follows_every_new_version_of_its_primary(server, other, name):
     mine, theirs = server.client(), other.client()
     primary = mine.create_secret(Name=name, SecretString="one", Tags=[{"Key": "side", "Value": "primary"}])
-    created = theirs.create_secret(Name=name + "-replica", CrossAccountPrimaryARN=primary["ARN"],
-                                   KmsKeyId="alias/replicas", Tags=[{"Key": "side", "Value": "replica"}])
+    created = theirs.create_secret(
+        Name=name + "-replica",
+        CrossAccountPrimaryARN=primary["ARN"],
+        KmsKeyId="alias/replicas",
+        Tags=[{"Key": "side", "Value": "replica"}],
+    )
     replica = created["ARN"]
     assert replica.startswith(f"arn:aws:secretsmanager:us-east-1:{other.id}:secret:{name}-replica-")
     assert "VersionId" not in created
@@ -94,22 +116,30 @@ def test_replica_follows_every_new_version_of_its_primary(server, other, name):
     assert _error(exc)["Code"] == "ResourceNotFoundException"
     listed = theirs.list_resource_policies(SecretId=replica)["ResourcePolicies"]
     assert [p["PolicyName"] for p in listed] == ["cross-account-replication"]
-    managed = json.loads(theirs.get_resource_policy(SecretId=replica, PolicyName="cross-account-replication")
-                         ["ResourcePolicy"])
+    managed = json.loads(
+        theirs.get_resource_policy(SecretId=replica, PolicyName="cross-account-replication")["ResourcePolicy"]
+    )
     assert managed["Statement"][0]["Principal"] == {"AWS": f"arn:aws:iam::{PRIMARY_ACCOUNT}:root"}
     assert managed["Statement"][0]["Action"] == "secretsmanager:AcceptCrossAccountReplication"
     assert "CrossAccountReplicas" not in mine.describe_secret(SecretId=name)
 
     answer = mine.associate_cross_account_replica(SecretId=name, CrossAccountReplicaARN=replica)
     assert {k: v for k, v in answer.items() if k != "ResponseMetadata"} == {
-        "ARN": primary["ARN"], "CrossAccountReplicaARN": replica, "ReplicationStatus": "InSync"}
+        "ARN": primary["ARN"],
+        "CrossAccountReplicaARN": replica,
+        "ReplicationStatus": "InSync",
+    }
     assert mine.describe_secret(SecretId=name)["CrossAccountReplicas"] == [
-        {"ReplicaSecretARN": replica, "ReplicationStatus": "InSync"}]
+        {"ReplicaSecretARN": replica, "ReplicationStatus": "InSync"}
+    ]
     described = theirs.describe_secret(SecretId=replica)
     assert described["CrossAccountPrimary"] == {"PrimarySecretARN": primary["ARN"], "ReplicationStatus": "InSync"}
     got = theirs.get_secret_value(SecretId=replica)
-    assert (got["SecretString"], got["VersionId"], got["VersionStages"]) == ("one", primary["VersionId"],
-                                                                             ["AWSCURRENT"])
+    assert (got["SecretString"], got["VersionId"], got["VersionStages"]) == (
+        "one",
+        primary["VersionId"],
+        ["AWSCURRENT"],
+    )
 
     # Every new version of the primary reaches the replica, with its labels.
     second = mine.put_secret_value(SecretId=name, SecretString="two")["VersionId"]
@@ -117,13 +147,16 @@ def test_replica_follows_every_new_version_of_its_primary(server, other, name):
     assert theirs.get_secret_value(SecretId=replica, VersionStage="AWSPREVIOUS")["SecretString"] == "one"
     third = mine.update_secret(SecretId=name, SecretString="three")["VersionId"]
     assert theirs.get_secret_value(SecretId=replica)["VersionId"] == third
-    mine.update_secret_version_stage(SecretId=name, VersionStage="AWSCURRENT", MoveToVersionId=second,
-                                     RemoveFromVersionId=third)
+    mine.update_secret_version_stage(
+        SecretId=name, VersionStage="AWSCURRENT", MoveToVersionId=second, RemoveFromVersionId=third
+    )
     assert theirs.get_secret_value(SecretId=replica)["SecretString"] == "two"
     mine.put_secret_value(SecretId=name, SecretBinary=b"\x00\xffbinary")
     assert theirs.get_secret_value(SecretId=replica)["SecretBinary"] == b"\x00\xffbinary"
-    assert theirs.describe_secret(SecretId=replica)["VersionIdsToStages"] == \
-        mine.describe_secret(SecretId=name)["VersionIdsToStages"]
+    assert (
+        theirs.describe_secret(SecretId=replica)["VersionIdsToStages"]
+        == mine.describe_secret(SecretId=name)["VersionIdsToStages"]
+    )
 
     # Only values travel: the replica keeps its own key, tags and policies.
     mine.tag_resource(SecretId=name, Tags=[{"Key": "extra", "Value": "x"}])
@@ -137,21 +170,25 @@ def test_replica_follows_every_new_version_of_its_primary(server, other, name):
     again = mine.associate_cross_account_replica(SecretId=primary["ARN"], CrossAccountReplicaARN=replica)
     assert again["ReplicationStatus"] == "InSync"
     assert mine.describe_secret(SecretId=name)["CrossAccountReplicas"] == [
-        {"ReplicaSecretARN": replica, "ReplicationStatus": "InSync"}]
+        {"ReplicaSecretARN": replica, "ReplicationStatus": "InSync"}
+    ]
 
     # Both calls are in the trail of the account that made them.
-    events = server.client("cloudtrail").lookup_events(LookupAttributes=[
-        {"AttributeKey": "EventName", "AttributeValue": "AssociateCrossAccountReplica"}])["Events"]
+    events = server.client("cloudtrail").lookup_events(
+        LookupAttributes=[{"AttributeKey": "EventName", "AttributeValue": "AssociateCrossAccountReplica"}]
+    )["Events"]
     assert any(replica in e["CloudTrailEvent"] for e in events)
 
 
 def test_a_replication_role_is_shown_on_the_primary(server, other, name):
     primary, replica = _pair(server, other, name)
     role = f"arn:aws:iam::{PRIMARY_ACCOUNT}:role/replicator"
-    server.client().associate_cross_account_replica(SecretId=primary, CrossAccountReplicaARN=replica,
-                                                     ReplicationRoleARN=role, ReplicaRestriction="NoRestriction")
+    server.client().associate_cross_account_replica(
+        SecretId=primary, CrossAccountReplicaARN=replica, ReplicationRoleARN=role, ReplicaRestriction="NoRestriction"
+    )
     assert server.client().describe_secret(SecretId=primary)["CrossAccountReplicas"] == [
-        {"ReplicaSecretARN": replica, "ReplicationRoleARN": role, "ReplicationStatus": "InSync"}]
+        {"ReplicaSecretARN": replica, "ReplicationRoleARN": role, "ReplicationStatus": "InSync"}
+    ]
 
 
 # ---------------------------------------------------------------------- what a replica is
@@ -181,8 +218,12 @@ def test_the_replica_is_read_only_but_keeps_its_own_metadata(server, other, name
     # Its tags and resource policies are its own to change.
     theirs.tag_resource(SecretId=replica, Tags=[{"Key": "team", "Value": "b"}])
     theirs.untag_resource(SecretId=replica, TagKeys=["team"])
-    theirs.put_resource_policy(SecretId=replica, ResourcePolicy=_policy(
-        {"Effect": "Deny", "Principal": {"AWS": "arn:aws:iam::111111111111:root"}, "Action": "*", "Resource": "*"}))
+    theirs.put_resource_policy(
+        SecretId=replica,
+        ResourcePolicy=_policy(
+            {"Effect": "Deny", "Principal": {"AWS": "arn:aws:iam::111111111111:root"}, "Action": "*", "Resource": "*"}
+        ),
+    )
     names = [p["PolicyName"] for p in theirs.list_resource_policies(SecretId=replica)["ResourcePolicies"]]
     assert names == ["default", "cross-account-replication"]
     # The primary cannot be deleted while it has a replica.
@@ -203,15 +244,24 @@ def test_the_default_key_rule_still_holds_across_accounts(server, other, name):
     primary, replica = _pair(server, other, name)
     mine, theirs = server.client(), other.client()
     mine.associate_cross_account_replica(SecretId=primary, CrossAccountReplicaARN=replica)
-    mine.put_resource_policy(SecretId=primary, ResourcePolicy=_policy(
-        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{other.id}:root"},
-         "Action": "secretsmanager:GetSecretValue", "Resource": "*"}))
+    mine.put_resource_policy(
+        SecretId=primary,
+        ResourcePolicy=_policy(
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{other.id}:root"},
+                "Action": "secretsmanager:GetSecretValue",
+                "Resource": "*",
+            }
+        ),
+    )
     with pytest.raises(ClientError) as exc:
         theirs.get_secret_value(SecretId=primary)
     assert _error(exc) == {
         "Code": "InvalidRequestException",
         "Message": "You can't access a secret from a different AWS account if you encrypt the secret with "
-                   "the default KMS service key."}
+        "the default KMS service key.",
+    }
     assert theirs.get_secret_value(SecretId=replica)["SecretString"] == "one"
 
 
@@ -223,7 +273,10 @@ def test_create_replica_refusals(server, other, name):
     theirs = other.client()
     base = {"Name": name + "-replica", "CrossAccountPrimaryARN": primary, "KmsKeyId": "alias/replicas"}
     wrong: list[dict[str, Any]] = [
-        {"SecretString": "v"}, {"SecretBinary": b"v"}, {"Description": "d"}, {"Type": "t"},
+        {"SecretString": "v"},
+        {"SecretBinary": b"v"},
+        {"Description": "d"},
+        {"Type": "t"},
         {"AddReplicaRegions": [{"Region": "eu-west-1"}]},
         {"KmsKeyId": None},  # no customer managed key
         {"KmsKeyId": "alias/aws/secretsmanager"},
@@ -251,8 +304,9 @@ def test_associate_refusals(server, other, name):
     primary, replica = _pair(server, other, name)
     standalone = theirs.create_secret(Name=name + "-plain", SecretString="v", KmsKeyId="alias/replicas")["ARN"]
     other_primary = mine.create_secret(Name=name + "-2", SecretString="v")["ARN"]
-    of_other = theirs.create_secret(Name=name + "-of-2", CrossAccountPrimaryARN=other_primary,
-                                    KmsKeyId="alias/replicas")["ARN"]
+    of_other = theirs.create_secret(
+        Name=name + "-of-2", CrossAccountPrimaryARN=other_primary, KmsKeyId="alias/replicas"
+    )["ARN"]
 
     def refused(secret_id: str, replica_arn: str) -> dict[str, str]:
         with pytest.raises(ClientError) as exc:
@@ -272,14 +326,16 @@ def test_associate_refusals(server, other, name):
     assert refused(primary, other_primary)["Code"] == "InvalidParameterException"
     # At most one cross-account replica per primary.
     mine.associate_cross_account_replica(SecretId=primary, CrossAccountReplicaARN=replica)
-    second = theirs.create_secret(Name=name + "-second", CrossAccountPrimaryARN=primary,
-                                  KmsKeyId="alias/replicas")["ARN"]
+    second = theirs.create_secret(Name=name + "-second", CrossAccountPrimaryARN=primary, KmsKeyId="alias/replicas")[
+        "ARN"
+    ]
     assert refused(primary, second)["Code"] == "LimitExceededException"
     # A primary scheduled for deletion.
     mine.delete_secret(SecretId=other_primary, RecoveryWindowInDays=7)
     assert refused(other_primary, of_other) == {
         "Code": "InvalidRequestException",
-        "Message": "You can't perform this operation on the secret because it was marked for deletion."}
+        "Message": "You can't perform this operation on the secret because it was marked for deletion.",
+    }
     # Disassociating what is not associated.
     with pytest.raises(ClientError) as exc:
         mine.disassociate_cross_account_replica(SecretId=primary, CrossAccountReplicaARN=second)
@@ -297,10 +353,14 @@ def test_disassociate_detaches_and_stop_makes_the_replica_standalone(server, oth
     # From the primary's side: the replica stays, Detached, still a replica, no longer updated.
     answer = mine.disassociate_cross_account_replica(SecretId=name, CrossAccountReplicaARN=replica)
     assert {k: v for k, v in answer.items() if k != "ResponseMetadata"} == {
-        "ARN": primary, "CrossAccountReplicaARN": replica}
+        "ARN": primary,
+        "CrossAccountReplicaARN": replica,
+    }
     assert "CrossAccountReplicas" not in mine.describe_secret(SecretId=name)
     assert theirs.describe_secret(SecretId=replica)["CrossAccountPrimary"] == {
-        "PrimarySecretARN": primary, "ReplicationStatus": "Detached"}
+        "PrimarySecretARN": primary,
+        "ReplicationStatus": "Detached",
+    }
     mine.put_secret_value(SecretId=name, SecretString="two")
     assert theirs.get_secret_value(SecretId=replica)["SecretString"] == "one"
     with pytest.raises(ClientError) as exc:
@@ -321,7 +381,8 @@ def test_disassociate_detaches_and_stop_makes_the_replica_standalone(server, oth
     assert "CrossAccountPrimary" not in described
     assert theirs.list_resource_policies(SecretId=replica)["ResourcePolicies"] == []
     assert mine.describe_secret(SecretId=name)["CrossAccountReplicas"] == [
-        {"ReplicaSecretARN": replica, "ReplicationStatus": "Detached"}]
+        {"ReplicaSecretARN": replica, "ReplicationStatus": "Detached"}
+    ]
     mine.put_secret_value(SecretId=name, SecretString="three")
     assert theirs.get_secret_value(SecretId=replica)["SecretString"] == "two"
     theirs.put_secret_value(SecretId=replica, SecretString="its own now")
@@ -342,13 +403,15 @@ def test_stop_before_association_and_by_partial_arn(server, other, name):
     mine, theirs = server.client(), other.client()
     primary = mine.create_secret(Name=name, SecretString="v")["ARN"]
     partial = primary[:-7]  # the ARN without its random suffix
-    replica = theirs.create_secret(Name=name + "-replica", CrossAccountPrimaryARN=partial,
-                                   KmsKeyId="alias/replicas")["ARN"]
+    replica = theirs.create_secret(Name=name + "-replica", CrossAccountPrimaryARN=partial, KmsKeyId="alias/replicas")[
+        "ARN"
+    ]
     mine.associate_cross_account_replica(SecretId=name, CrossAccountReplicaARN=replica[:-7])
     assert theirs.describe_secret(SecretId=replica)["CrossAccountPrimary"]["PrimarySecretARN"] == primary
     mine.disassociate_cross_account_replica(SecretId=name, CrossAccountReplicaARN=replica[:-7])
-    pending = theirs.create_secret(Name=name + "-pending", CrossAccountPrimaryARN=primary,
-                                   KmsKeyId="alias/replicas")["ARN"]
+    pending = theirs.create_secret(Name=name + "-pending", CrossAccountPrimaryARN=primary, KmsKeyId="alias/replicas")[
+        "ARN"
+    ]
     theirs.stop_replication_to_replica(SecretId=pending)
     assert "CrossAccountPrimary" not in theirs.describe_secret(SecretId=pending)
     theirs.delete_secret(SecretId=pending, ForceDeleteWithoutRecovery=True)
@@ -370,8 +433,9 @@ def test_both_accounts_must_allow(server, other, name):
     mine, theirs = server.client(), other.client()
     primary, replica = _pair(server, other, name)
     iam = server.client("iam")
-    user, app = _user(server, iam, {"Effect": "Allow", "Action": "secretsmanager:AssociateCrossAccountReplica",
-                                    "Resource": primary})
+    user, app = _user(
+        server, iam, {"Effect": "Allow", "Action": "secretsmanager:AssociateCrossAccountReplica", "Resource": primary}
+    )
 
     def denied(call: Any) -> str:
         with pytest.raises(ClientError) as exc:
@@ -384,17 +448,33 @@ def test_both_accounts_must_allow(server, other, name):
 
     # The primary's side: AssociateCrossAccountReplica and GetSecretValue on the primary ...
     assert "secretsmanager:GetSecretValue on resource: " + primary in denied(associate)
-    iam.put_user_policy(UserName=user, PolicyName="p", PolicyDocument=_policy(
-        {"Effect": "Allow", "Action": ["secretsmanager:AssociateCrossAccountReplica",
-                                       "secretsmanager:GetSecretValue"], "Resource": primary}))
+    iam.put_user_policy(
+        UserName=user,
+        PolicyName="p",
+        PolicyDocument=_policy(
+            {
+                "Effect": "Allow",
+                "Action": ["secretsmanager:AssociateCrossAccountReplica", "secretsmanager:GetSecretValue"],
+                "Resource": primary,
+            }
+        ),
+    )
     # ... and AcceptCrossAccountReplication on the replica, in the caller's own policies ...
     message = denied(associate)
     assert f"secretsmanager:AcceptCrossAccountReplication on resource: {replica}" in message
     assert "because no identity-based policy allows" in message
-    iam.put_user_policy(UserName=user, PolicyName="p", PolicyDocument=_policy(
-        {"Effect": "Allow", "Action": ["secretsmanager:AssociateCrossAccountReplica",
-                                       "secretsmanager:GetSecretValue"], "Resource": primary},
-        {"Effect": "Allow", "Action": "secretsmanager:AcceptCrossAccountReplication", "Resource": replica}))
+    iam.put_user_policy(
+        UserName=user,
+        PolicyName="p",
+        PolicyDocument=_policy(
+            {
+                "Effect": "Allow",
+                "Action": ["secretsmanager:AssociateCrossAccountReplica", "secretsmanager:GetSecretValue"],
+                "Resource": primary,
+            },
+            {"Effect": "Allow", "Action": "secretsmanager:AcceptCrossAccountReplication", "Resource": replica},
+        ),
+    )
     # ... and in the replica's resource policy: the replica account withdraws its consent.
     theirs.delete_resource_policy(SecretId=replica, PolicyName="cross-account-replication")
     message = denied(lambda: mine.associate_cross_account_replica(SecretId=primary, CrossAccountReplicaARN=replica))
@@ -402,14 +482,26 @@ def test_both_accounts_must_allow(server, other, name):
     assert "CrossAccountPrimary" in theirs.describe_secret(SecretId=replica)  # nothing changed
     assert "CrossAccountReplicas" not in mine.describe_secret(SecretId=primary)
     # Both sides allow again: the user may associate.
-    theirs.put_resource_policy(SecretId=replica, PolicyName="cross-account-replication", ResourcePolicy=_policy(
-        {"Effect": "Allow", "Principal": {"AWS": PRIMARY_ACCOUNT},
-         "Action": "secretsmanager:AcceptCrossAccountReplication", "Resource": "*"}))
-    assert app.associate_cross_account_replica(SecretId=primary, CrossAccountReplicaARN=replica)[
-        "ReplicationStatus"] == "InSync"
+    theirs.put_resource_policy(
+        SecretId=replica,
+        PolicyName="cross-account-replication",
+        ResourcePolicy=_policy(
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": PRIMARY_ACCOUNT},
+                "Action": "secretsmanager:AcceptCrossAccountReplication",
+                "Resource": "*",
+            }
+        ),
+    )
+    assert (
+        app.associate_cross_account_replica(SecretId=primary, CrossAccountReplicaARN=replica)["ReplicationStatus"]
+        == "InSync"
+    )
     # Disassociating needs its own permission.
     assert "secretsmanager:DisassociateCrossAccountReplica" in denied(
-        lambda: app.disassociate_cross_account_replica(SecretId=primary, CrossAccountReplicaARN=replica))
+        lambda: app.disassociate_cross_account_replica(SecretId=primary, CrossAccountReplicaARN=replica)
+    )
     mine.disassociate_cross_account_replica(SecretId=primary, CrossAccountReplicaARN=replica)
 
 
@@ -422,20 +514,34 @@ def test_the_replica_account_needs_the_policy_permissions(server, other, name):
         creator.create_secret(Name=name + "-replica", CrossAccountPrimaryARN=primary, KmsKeyId="alias/replicas")
     assert _error(exc)["Code"] == "AccessDeniedException"
     assert "secretsmanager:PutResourcePolicy" in _error(exc)["Message"]
-    _, creator = _user(server, iam, {"Effect": "Allow", "Action": ["secretsmanager:CreateSecret",
-                                                                   "secretsmanager:PutResourcePolicy"],
-                                     "Resource": "*"})
-    replica = creator.create_secret(Name=name + "-replica", CrossAccountPrimaryARN=primary,
-                                    KmsKeyId="alias/replicas")["ARN"]
+    _, creator = _user(
+        server,
+        iam,
+        {
+            "Effect": "Allow",
+            "Action": ["secretsmanager:CreateSecret", "secretsmanager:PutResourcePolicy"],
+            "Resource": "*",
+        },
+    )
+    replica = creator.create_secret(Name=name + "-replica", CrossAccountPrimaryARN=primary, KmsKeyId="alias/replicas")[
+        "ARN"
+    ]
     # Stopping replication removes it: StopReplicationToReplica alone is not enough.
-    _, stopper = _user(server, iam, {"Effect": "Allow", "Action": "secretsmanager:StopReplicationToReplica",
-                                     "Resource": "*"})
+    _, stopper = _user(
+        server, iam, {"Effect": "Allow", "Action": "secretsmanager:StopReplicationToReplica", "Resource": "*"}
+    )
     with pytest.raises(ClientError) as exc:
         stopper.stop_replication_to_replica(SecretId=replica)
     assert "secretsmanager:DeleteResourcePolicy" in _error(exc)["Message"]
     assert "CrossAccountPrimary" in other.client().describe_secret(SecretId=replica)
-    _, stopper = _user(server, iam, {"Effect": "Allow", "Action": ["secretsmanager:StopReplicationToReplica",
-                                                                   "secretsmanager:DeleteResourcePolicy"],
-                                     "Resource": "*"})
+    _, stopper = _user(
+        server,
+        iam,
+        {
+            "Effect": "Allow",
+            "Action": ["secretsmanager:StopReplicationToReplica", "secretsmanager:DeleteResourcePolicy"],
+            "Resource": "*",
+        },
+    )
     stopper.stop_replication_to_replica(SecretId=replica)
     assert "CrossAccountPrimary" not in other.client().describe_secret(SecretId=replica)

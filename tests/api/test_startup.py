@@ -22,14 +22,20 @@ from strongroom.testing.functions import execution_role, zipped
 UNPRIVILEGED = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--"]
 
 
-def strongroom(*args: str, env: dict[str, str] | None = None,
-               unprivileged: bool = False) -> subprocess.CompletedProcess[str]:
+def strongroom(
+    *args: str, env: dict[str, str] | None = None, unprivileged: bool = False
+) -> subprocess.CompletedProcess[str]:
     """The command line in a subprocess; a server that does start fails the test after 5 s.
     ``unprivileged``: as root (CI), without the capabilities that let root write any file."""
     prefix = UNPRIVILEGED if unprivileged and os.geteuid() == 0 else []
     try:
-        return subprocess.run([*prefix, sys.executable, "-m", "strongroom.cli.main", *args], capture_output=True,
-                              text=True, env={**os.environ, **(env or {})}, timeout=5)
+        return subprocess.run(
+            [*prefix, sys.executable, "-m", "strongroom.cli.main", *args],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **(env or {})},
+            timeout=5,
+        )
     except subprocess.TimeoutExpired as exc:
         raise AssertionError(f"still running (it started):\n{exc.stdout!r}\n{exc.stderr!r}") from None
 
@@ -50,8 +56,7 @@ def serve(data_dir: Path, *args: str, **kwargs: object) -> subprocess.CompletedP
 def test_a_data_dir_that_is_a_file(tmp_path):
     (tmp_path / "data").write_text("not a directory")
     refused(serve(tmp_path / "data"), f"strongroom: the data directory {tmp_path / 'data'} is not a directory")
-    refused(strongroom("backup", str(tmp_path / "b.bak"), "--data-dir", str(tmp_path / "data")),
-            "is not a directory")
+    refused(strongroom("backup", str(tmp_path / "b.bak"), "--data-dir", str(tmp_path / "data")), "is not a directory")
 
 
 def test_a_data_dir_others_can_enter_is_refused_with_the_chmod_to_run(tmp_path):
@@ -76,15 +81,22 @@ def test_a_taken_port_is_refused_before_anything_is_printed(tmp_path):
     assert not (tmp_path / "data" / "strongroom.db").exists()  # refused before storage was opened
 
 
-@pytest.mark.parametrize("args, env, code, text", [
-    (["--port", "99999"], {}, 2, "strongroom serve: Invalid value for '--port': 99999 is not in the range"),
-    (["--port", "http"], {}, 2, "Invalid value for '--port': 'http' is not a valid integer"),
-    (["--host", "no-such-host.invalid"], {}, 1, "cannot listen on no-such-host.invalid:"),
-    (["--no-such-option"], {}, 2, "No such option '--no-such-option'"),
-    ([], {"STRONGROOM_AUDIT_RETENTION_DAYS": "a year"}, 1,
-     "strongroom: STRONGROOM_AUDIT_RETENTION_DAYS must be a number (got 'a year')"),
-    ([], {"STRONGROOM_AUDIT_RETENTION_DAYS": "-1"}, 1, "STRONGROOM_AUDIT_RETENTION_DAYS must be a positive number"),
-])
+@pytest.mark.parametrize(
+    "args, env, code, text",
+    [
+        (["--port", "99999"], {}, 2, "strongroom serve: Invalid value for '--port': 99999 is not in the range"),
+        (["--port", "http"], {}, 2, "Invalid value for '--port': 'http' is not a valid integer"),
+        (["--host", "no-such-host.invalid"], {}, 1, "cannot listen on no-such-host.invalid:"),
+        (["--no-such-option"], {}, 2, "No such option '--no-such-option'"),
+        (
+            [],
+            {"STRONGROOM_AUDIT_RETENTION_DAYS": "a year"},
+            1,
+            "strongroom: STRONGROOM_AUDIT_RETENTION_DAYS must be a number (got 'a year')",
+        ),
+        ([], {"STRONGROOM_AUDIT_RETENTION_DAYS": "-1"}, 1, "STRONGROOM_AUDIT_RETENTION_DAYS must be a positive number"),
+    ],
+)
 def test_bad_option_values_are_one_line(tmp_path, args, env, code, text):
     refused(serve(tmp_path / "data", *args, env=env), text, code)
 
@@ -94,8 +106,10 @@ def test_a_read_only_database_is_refused_before_listening(tmp_path):
     with ServerProcess(data_dir=data) as srv:
         srv.client().create_secret(Name="kept", SecretString="v")
     (data / "strongroom.db").chmod(0o400)
-    line = refused(serve(data, unprivileged=True),
-                   f"strongroom: the database file {data / 'strongroom.db'} is read-only for this user")
+    line = refused(
+        serve(data, unprivileged=True),
+        f"strongroom: the database file {data / 'strongroom.db'} is read-only for this user",
+    )
     assert "(uid" in line
 
 
@@ -115,8 +129,10 @@ def test_a_file_that_is_not_a_database(tmp_path):
 
 def test_an_unreachable_postgresql_is_one_line(tmp_path):
     port = free_port()  # nothing listens there
-    refused(serve(tmp_path / "data", "--database-url", f"postgresql://postgres@127.0.0.1:{port}/x"),
-            "strongroom: the database postgresql://")
+    refused(
+        serve(tmp_path / "data", "--database-url", f"postgresql://postgres@127.0.0.1:{port}/x"),
+        "strongroom: the database postgresql://",
+    )
 
 
 def test_one_server_per_sqlite_data_dir(tmp_path):
@@ -125,10 +141,11 @@ def test_one_server_per_sqlite_data_dir(tmp_path):
         pid = first.proc.pid  # type: ignore[union-attr]
         refused(serve(data), f"strongroom: the data directory {data} is in use by another server (PID {pid})")
         # Offline commands that write what the server writes wait for it to stop...
-        refused(strongroom("restore", "/dev/null", "--data-dir", str(data)),
-                f"in use by another server (PID {pid}); stop it before running `strongroom restore`")
-        refused(strongroom("db", "upgrade", "--data-dir", str(data)),
-                "stop it before running `strongroom db upgrade`")
+        refused(
+            strongroom("restore", "/dev/null", "--data-dir", str(data)),
+            f"in use by another server (PID {pid}); stop it before running `strongroom restore`",
+        )
+        refused(strongroom("db", "upgrade", "--data-dir", str(data)), "stop it before running `strongroom db upgrade`")
         # ... those that read, or that a running server is built to see, run beside it.
         backup = strongroom("backup", str(tmp_path / "b.bak"), "--data-dir", str(data))
         assert backup.returncode == 0, backup.stderr
@@ -154,16 +171,27 @@ def test_postgresql_nodes_share_a_data_dir_without_a_lock(tmp_path, pg_url):
 
 
 def test_dev_listens_on_loopback_only_and_refuses_a_data_dir(tmp_path):
-    refused(strongroom("serve", "--dev", "--host", "0.0.0.0"),
-            "strongroom serve: --dev listens on loopback only (it checks no signature); --host 0.0.0.0 needs "
-            "--dev-allow-remote as well.", code=2)
-    refused(strongroom("serve", "--dev", "--data-dir", str(tmp_path)),
-            "--dev keeps state in memory and cannot be used with --data-dir", code=2)
-    refused(strongroom("serve", "--dev-allow-remote", "--data-dir", str(tmp_path / "d")),
-            "--dev-allow-remote only means something with --dev", code=2)
+    refused(
+        strongroom("serve", "--dev", "--host", "0.0.0.0"),
+        "strongroom serve: --dev listens on loopback only (it checks no signature); --host 0.0.0.0 needs "
+        "--dev-allow-remote as well.",
+        code=2,
+    )
+    refused(
+        strongroom("serve", "--dev", "--data-dir", str(tmp_path)),
+        "--dev keeps state in memory and cannot be used with --data-dir",
+        code=2,
+    )
+    refused(
+        strongroom("serve", "--dev-allow-remote", "--data-dir", str(tmp_path / "d")),
+        "--dev-allow-remote only means something with --dev",
+        code=2,
+    )
     # With the opt-in the address check is passed (this one then fails to bind: nothing is exposed).
-    refused(strongroom("serve", "--dev", "--dev-allow-remote", "--host", "no-such-host.invalid"),
-            "cannot listen on no-such-host.invalid:")
+    refused(
+        strongroom("serve", "--dev", "--dev-allow-remote", "--host", "no-such-host.invalid"),
+        "cannot listen on no-such-host.invalid:",
+    )
     with ServerProcess(dev=True, extra_args=["--host", "127.0.0.1"]) as srv:
         assert srv.healthy()
 
@@ -173,14 +201,18 @@ def test_what_the_server_writes_is_its_own(tmp_path):
     with ServerProcess(data_dir=data) as srv:
         srv.client().create_secret(Name="s", SecretString="v")
         srv.client("lambda").create_function(
-            FunctionName="f", Runtime="python3.11", Role=execution_role(srv.client("iam"), "r", None),
-            Handler="lambda_function.lambda_handler", Code={"ZipFile": zipped()})
+            FunctionName="f",
+            Runtime="python3.11",
+            Role=execution_role(srv.client("iam"), "r", None),
+            Handler="lambda_function.lambda_handler",
+            Code={"ZipFile": zipped()},
+        )
         srv.client("lambda").invoke(FunctionName="f", Payload=b"{}")
     seen = {p.relative_to(data).parts[0] for p in data.rglob("*")}
     assert {"strongroom.db", "master.key", "audit", "functions", "strongroom.lock"} <= seen, seen
     for path in [data, *data.rglob("*")]:
         mode = stat.S_IMODE(path.lstat().st_mode)
-        if path.is_dir() and path.relative_to(data).parts[:1] != ("functions",) or path == data / "functions":
+        if (path.is_dir() and path.relative_to(data).parts[:1] != ("functions",)) or path == data / "functions":
             assert mode == 0o700, (path, oct(mode))
         elif path.is_file():
             assert mode & 0o077 == 0, (path, oct(mode))
@@ -210,18 +242,26 @@ def test_a_master_key_from_a_command(tmp_path):
     assert backup.returncode == 0, backup.stderr
     with ServerProcess(data_dir=data, extra_args=command) as srv:
         assert srv.client().get_secret_value(SecretId="from-a-store")["SecretString"] == "v"
-    refused(serve(data, "--master-key-command", "false"),
-            "strongroom: the master key command 'false' exited with status 1 (it wrote nothing on stderr)")
-    refused(serve(data, "--master-key-command", str(tmp_path / "nothing-here")),
-            f"strongroom: the master key command '{tmp_path / 'nothing-here'}' cannot be run: ")
+    refused(
+        serve(data, "--master-key-command", "false"),
+        "strongroom: the master key command 'false' exited with status 1 (it wrote nothing on stderr)",
+    )
+    refused(
+        serve(data, "--master-key-command", str(tmp_path / "nothing-here")),
+        f"strongroom: the master key command '{tmp_path / 'nothing-here'}' cannot be run: ",
+    )
 
 
 def test_the_banner_names_a_bound_port_even_when_the_kernel_chose_it():
     import re
     import urllib.request
 
-    proc = subprocess.Popen([sys.executable, "-m", "strongroom.cli.main", "serve", "--dev", "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "strongroom.cli.main", "serve", "--dev", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         first = proc.stdout.readline()  # type: ignore[union-attr]
         port = int(re.fullmatch(r"strongroom \(DEV MODE\) listening on http://127\.0\.0\.1:(\d+)\n", first)[1])  # type: ignore[index]

@@ -16,12 +16,23 @@ from botocore.exceptions import ClientError
 from strongroom.testing import ServerProcess
 
 
-def raw(server: ServerProcess, body: bytes, target: str = "secretsmanager.ListSecrets",
-        headers: dict[str, str] | None = None, sign: bool = True, key: str | None = None,
-        secret: str | None = None, region: str = "us-east-1", when: dt.datetime | None = None) -> tuple[int, dict]:
-    request = AWSRequest(method="POST", url=server.endpoint + "/", data=body,
-                         headers={"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": target,
-                                  **(headers or {})})
+def raw(
+    server: ServerProcess,
+    body: bytes,
+    target: str = "secretsmanager.ListSecrets",
+    headers: dict[str, str] | None = None,
+    sign: bool = True,
+    key: str | None = None,
+    secret: str | None = None,
+    region: str = "us-east-1",
+    when: dt.datetime | None = None,
+) -> tuple[int, dict]:
+    request = AWSRequest(
+        method="POST",
+        url=server.endpoint + "/",
+        data=body,
+        headers={"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": target, **(headers or {})},
+    )
     if sign:
         creds = Credentials(key or server.access_key_id, secret or server.secret_access_key)
         signer = SigV4Auth(creds, "secretsmanager", region)
@@ -69,15 +80,16 @@ def test_missing_authentication(server):
 
 
 def test_expired_signature(server):
-    old = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(minutes=6)
+    old = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(minutes=6)
     status, body = raw(server, b"{}", when=old)
     assert status == 400
     assert body["__type"].endswith("InvalidSignatureException")
     assert "Signature expired" in body.get("Message", body.get("message", ""))
 
 
-@pytest.mark.parametrize("body", [b"{", b"\xff\xfe", b"[1, 2]", b'{"SecretId": NaN}',
-                                  b'{"SecretId": "a", "SecretId": "b"}', b"[" * 100_000])
+@pytest.mark.parametrize(
+    "body", [b"{", b"\xff\xfe", b"[1, 2]", b'{"SecretId": NaN}', b'{"SecretId": "a", "SecretId": "b"}', b"[" * 100_000]
+)
 def test_malformed_json_is_a_4xx(server, body):
     status, answer = raw(server, body, target="secretsmanager.GetSecretValue")
     assert 400 <= status < 500, (status, answer)
@@ -95,28 +107,37 @@ def test_validation_exception_message(sm):
     e = exc.value.response["Error"]
     assert e["Code"] == "ValidationException"
     assert e["Message"].startswith("1 validation error detected: Value '")
-    assert "at 'secretId' failed to satisfy constraint: Member must have length less than or equal to 2048" in e["Message"]
+    assert (
+        "at 'secretId' failed to satisfy constraint: Member must have length less than or equal to 2048" in e["Message"]
+    )
 
 
 def test_raw_put_without_token(server, name):
     server.client().create_secret(Name=name)
-    status, body = raw(server, json.dumps({"SecretId": name, "SecretString": "v"}).encode(),
-                       target="secretsmanager.PutSecretValue")
+    status, body = raw(
+        server, json.dumps({"SecretId": name, "SecretString": "v"}).encode(), target="secretsmanager.PutSecretValue"
+    )
     assert status == 400
     assert body["__type"].endswith(("InvalidRequestException", "InvalidParameterException"))
 
 
 def test_oversized_body(server):
-    status, body = raw(server, b'{"SecretId": "' + b"a" * (2 * 1024 * 1024) + b'"}',
-                       target="secretsmanager.GetSecretValue")
+    status, _body = raw(
+        server, b'{"SecretId": "' + b"a" * (2 * 1024 * 1024) + b'"}', target="secretsmanager.GetSecretValue"
+    )
     assert status == 413
 
 
 def test_dev_mode_accepts_any_credentials_and_resets():
     with ServerProcess(dev=True) as srv:
         client = srv.client()
-        other = __import__("boto3").client("secretsmanager", endpoint_url=srv.endpoint, region_name="us-east-1",
-                                           aws_access_key_id="anything", aws_secret_access_key="whatever")
+        other = __import__("boto3").client(
+            "secretsmanager",
+            endpoint_url=srv.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="anything",
+            aws_secret_access_key="whatever",
+        )
         other.create_secret(Name="dev-secret", SecretString="v")
         assert client.get_secret_value(SecretId="dev-secret")["SecretString"] == "v"
         req = urllib.request.Request(srv.endpoint + "/_strongroom/reset", method="POST", data=b"")

@@ -30,7 +30,7 @@ def test_no_value_in_clear_on_disk_or_in_logs(tmp_path):
         sm.update_secret(SecretId="plain", SecretString=marker + "-v3")
         try:
             sm.create_secret(Name="bad name", SecretString=marker + "-rejected")
-        except Exception:  # noqa: BLE001 - the refusal is expected; its log must not carry the value
+        except Exception:
             pass
         assert sm.get_secret_value(SecretId="plain")["SecretString"] == marker + "-v3"
         # Inspect while the server runs: the WAL still holds the recent writes.
@@ -78,8 +78,13 @@ def test_generated_credentials_work_and_survive_restart(tmp_path):
     srv2 = ServerProcess(data_dir=data_dir, access_key_id=key, secret_access_key=secret)
     srv2.extra_env = {"STRONGROOM_ADMIN_ACCESS_KEY_ID": "", "STRONGROOM_ADMIN_SECRET_ACCESS_KEY": ""}
     with srv2:
-        sm = boto3.client("secretsmanager", endpoint_url=srv2.endpoint, region_name="us-east-1",
-                          aws_access_key_id=key, aws_secret_access_key=secret)
+        sm = boto3.client(
+            "secretsmanager",
+            endpoint_url=srv2.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=key,
+            aws_secret_access_key=secret,
+        )
         sm.create_secret(Name="kept", SecretString="v")
     srv3 = ServerProcess(data_dir=data_dir, access_key_id=key, secret_access_key=secret)
     srv3.extra_env = srv2.extra_env
@@ -105,5 +110,7 @@ def test_acknowledged_writes_survive_kill_9(tmp_path):
     with ServerProcess(data_dir=data_dir) as again:
         sm = again.client()
         assert sm.get_secret_value(SecretId="durable")["SecretString"] == "v29"
-        listed = {v["VersionId"] for v in sm.list_secret_version_ids(SecretId="durable", IncludeDeprecated=True)["Versions"]}
+        listed = {
+            v["VersionId"] for v in sm.list_secret_version_ids(SecretId="durable", IncludeDeprecated=True)["Versions"]
+        }
         assert set(acknowledged) <= listed

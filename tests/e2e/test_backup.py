@@ -27,8 +27,12 @@ def snapshot(sm) -> dict:  # type: ignore[no-untyped-def]
                 values[v["VersionId"]] = got.get("SecretString", got.get("SecretBinary"))
             except ClientError as exc:
                 values[v["VersionId"]] = exc.response["Error"]["Code"]
-        out[s["ARN"]] = (sorted((v["VersionId"], tuple(v.get("VersionStages", []))) for v in versions), values,
-                         s.get("Tags"), s.get("DeletedDate") is not None)
+        out[s["ARN"]] = (
+            sorted((v["VersionId"], tuple(v.get("VersionStages", []))) for v in versions),
+            values,
+            s.get("Tags"),
+            s.get("DeletedDate") is not None,
+        )
     return out
 
 
@@ -76,7 +80,7 @@ def test_a_backup_does_not_open_with_another_master_key(tmp_path):
     assert nokey.returncode == 1 and "no master key was found" in nokey.stderr  # never a key made up for it
     assert not (tmp_path / "elsewhere" / "master.key").exists()
     wrong = tmp_path / "wrong"
-    wrong.mkdir()
+    wrong.mkdir(mode=0o700)
     (wrong / "master.key").write_text(__import__("base64").b64encode(b"w" * 32).decode() + "\n")
     (wrong / "master.key").chmod(0o600)
     other = cli("restore", str(tmp_path / "snap.bak"), "--data-dir", str(wrong))

@@ -15,8 +15,11 @@ from botocore.exceptions import ClientError
 from strongroom.testing.databases import maria, maria_logs_in, scram_matches, stored_verifier
 
 PG = "postgresql://postgres@127.0.0.1:5432/test"
-FAST = {"STRONGROOM_ROTATION_RETRY_BASE_SECONDS": "0.3", "STRONGROOM_ROTATION_MAX_ATTEMPTS": "2",
-        "STRONGROOM_ROTATION_POLL_SECONDS": "0.2"}
+FAST = {
+    "STRONGROOM_ROTATION_RETRY_BASE_SECONDS": "0.3",
+    "STRONGROOM_ROTATION_MAX_ATTEMPTS": "2",
+    "STRONGROOM_ROTATION_POLL_SECONDS": "0.2",
+}
 
 
 def builtin(name: str) -> str:
@@ -54,6 +57,7 @@ def rotate_and_wait(sm, name: str, function: str) -> dict:  # type: ignore[no-un
 
 # ------------------------------------------------------------------------------------ MariaDB
 
+
 @pytest.fixture
 def maria_user():  # type: ignore[no-untyped-def]
     name = "r" + uuid.uuid4().hex[:8]
@@ -74,9 +78,21 @@ def maria_user():  # type: ignore[no-untyped-def]
 def test_mysql_single_user(srv, maria_user):
     sm, (user, _) = srv.client(), maria_user
     name = f"maria-{user}"
-    sm.create_secret(Name=name, SecretString=json.dumps(
-        {"engine": "mariadb", "host": "127.0.0.1", "port": 3306, "username": user, "password": "first-Password-1",
-         "dbname": "test", "ssl": False, "note": "kept"}))
+    sm.create_secret(
+        Name=name,
+        SecretString=json.dumps(
+            {
+                "engine": "mariadb",
+                "host": "127.0.0.1",
+                "port": 3306,
+                "username": user,
+                "password": "first-Password-1",
+                "dbname": "test",
+                "ssl": False,
+                "note": "kept",
+            }
+        ),
+    )
     for _ in range(2):
         old = json.loads(sm.get_secret_value(SecretId=name)["SecretString"])
         new = rotate_and_wait(sm, name, builtin("mysql-single-user"))
@@ -89,12 +105,25 @@ def test_mysql_single_user(srv, maria_user):
 
 def test_mysql_multi_user_alternates_with_the_same_privileges(srv, maria_user):
     sm, (user, table) = srv.client(), maria_user
-    master = sm.create_secret(Name=f"maria-master-{user}", SecretString=json.dumps(
-        {"engine": "mysql", "host": "127.0.0.1", "username": "root", "password": ""}))["ARN"]
+    master = sm.create_secret(
+        Name=f"maria-master-{user}",
+        SecretString=json.dumps({"engine": "mysql", "host": "127.0.0.1", "username": "root", "password": ""}),
+    )["ARN"]
     name = f"maria-multi-{user}"
-    sm.create_secret(Name=name, SecretString=json.dumps(
-        {"engine": "mysql", "host": "127.0.0.1", "port": "3306", "username": user, "password": "first-Password-1",
-         "dbname": "test", "masterarn": master}))
+    sm.create_secret(
+        Name=name,
+        SecretString=json.dumps(
+            {
+                "engine": "mysql",
+                "host": "127.0.0.1",
+                "port": "3306",
+                "username": user,
+                "password": "first-Password-1",
+                "dbname": "test",
+                "masterarn": master,
+            }
+        ),
+    )
     first = rotate_and_wait(sm, name, builtin("mysql-multi-user"))
     assert first["username"] == user + "_clone"
     clone = maria(first["username"], first["password"])
@@ -112,8 +141,12 @@ def test_mysql_multi_user_alternates_with_the_same_privileges(srv, maria_user):
 def test_wrong_engine_fails_the_rotation_and_keeps_pending(srv, maria_user):
     sm, (user, _) = srv.client(), maria_user
     name = f"maria-wrong-{user}"
-    first = sm.create_secret(Name=name, SecretString=json.dumps(
-        {"engine": "oracle", "host": "127.0.0.1", "username": user, "password": "first-Password-1"}))["VersionId"]
+    first = sm.create_secret(
+        Name=name,
+        SecretString=json.dumps(
+            {"engine": "oracle", "host": "127.0.0.1", "username": user, "password": "first-Password-1"}
+        ),
+    )["VersionId"]
     token = sm.rotate_secret(SecretId=name, RotationLambdaARN=builtin("mysql-single-user"))["VersionId"]
     time.sleep(2.5)
     stages = sm.describe_secret(SecretId=name)["VersionIdsToStages"]
@@ -121,22 +154,42 @@ def test_wrong_engine_fails_the_rotation_and_keeps_pending(srv, maria_user):
     assert maria_logs_in(user, "first-Password-1")
 
 
-@pytest.mark.parametrize(("function", "engine"), [
-    ("mysql-single-user", "postgres"), ("mysql-multi-user", "oracle"),
-    ("postgresql-single-user", "mysql"), ("postgresql-multi-user", "mariadb")])
+@pytest.mark.parametrize(
+    ("function", "engine"),
+    [
+        ("mysql-single-user", "postgres"),
+        ("mysql-multi-user", "oracle"),
+        ("postgresql-single-user", "mysql"),
+        ("postgresql-multi-user", "mariadb"),
+    ],
+)
 def test_each_builtin_refuses_a_wrong_engine_with_a_clear_error(srv, function, engine):
     sm, lam = srv.client(), srv.client("lambda")
     name = f"wrong-{function}-{uuid.uuid4().hex[:8]}"
-    arn = sm.create_secret(Name=name, SecretString=json.dumps(
-        {"engine": engine, "host": "127.0.0.1", "username": "nobody", "password": "first-Password-1"}))["ARN"]
+    arn = sm.create_secret(
+        Name=name,
+        SecretString=json.dumps(
+            {"engine": engine, "host": "127.0.0.1", "username": "nobody", "password": "first-Password-1"}
+        ),
+    )["ARN"]
     token = str(uuid.uuid4())
     # A pending version, as the engine would leave it: the handler must refuse before any database work.
-    sm.put_secret_value(SecretId=name, ClientRequestToken=token, SecretString=json.dumps(
-        {"engine": engine, "host": "127.0.0.1", "username": "nobody", "password": "second-Password-2"}),
-        VersionStages=["AWSPENDING"])
+    sm.put_secret_value(
+        SecretId=name,
+        ClientRequestToken=token,
+        SecretString=json.dumps(
+            {"engine": engine, "host": "127.0.0.1", "username": "nobody", "password": "second-Password-2"}
+        ),
+        VersionStages=["AWSPENDING"],
+    )
     for step in ("createSecret", "setSecret", "testSecret"):
-        out = lam.invoke(FunctionName=builtin(function), LogType="Tail", Payload=json.dumps(
-            {"Step": step, "SecretId": arn, "ClientRequestToken": token, "RotationToken": str(uuid.uuid4())}))
+        out = lam.invoke(
+            FunctionName=builtin(function),
+            LogType="Tail",
+            Payload=json.dumps(
+                {"Step": step, "SecretId": arn, "ClientRequestToken": token, "RotationToken": str(uuid.uuid4())}
+            ),
+        )
         assert out.get("FunctionError") == "Unhandled", step
         error = json.loads(out["Payload"].read())
         assert error["errorType"] == "KeyError"
@@ -150,15 +203,30 @@ def test_steps_driven_one_by_one_never_log_a_password(srv, maria_user):
     names users and ARNs, never a password; a repeated step is harmless."""
     sm, lam, (user, _) = srv.client(), srv.client("lambda"), maria_user
     name = f"maria-steps-{user}"
-    secret = {"engine": "mariadb", "host": "127.0.0.1", "port": "3306", "username": user,
-              "password": "first-Password-1", "dbname": "test"}
+    secret = {
+        "engine": "mariadb",
+        "host": "127.0.0.1",
+        "port": "3306",
+        "username": user,
+        "password": "first-Password-1",
+        "dbname": "test",
+    }
     arn = sm.create_secret(Name=name, SecretString=json.dumps(secret))["ARN"]
     token = str(uuid.uuid4())
-    sm.put_secret_value(SecretId=name, ClientRequestToken=token, VersionStages=["AWSPENDING"],
-                        SecretString=json.dumps({**secret, "password": "second-Password-2"}))
+    sm.put_secret_value(
+        SecretId=name,
+        ClientRequestToken=token,
+        VersionStages=["AWSPENDING"],
+        SecretString=json.dumps({**secret, "password": "second-Password-2"}),
+    )
     for step in ("createSecret", "setSecret", "setSecret", "testSecret", "finishSecret", "finishSecret"):
-        out = lam.invoke(FunctionName=builtin("mysql-single-user"), LogType="Tail", Payload=json.dumps(
-            {"Step": step, "SecretId": arn, "ClientRequestToken": token, "RotationToken": str(uuid.uuid4())}))
+        out = lam.invoke(
+            FunctionName=builtin("mysql-single-user"),
+            LogType="Tail",
+            Payload=json.dumps(
+                {"Step": step, "SecretId": arn, "ClientRequestToken": token, "RotationToken": str(uuid.uuid4())}
+            ),
+        )
         assert "FunctionError" not in out, (step, out["Payload"].read())
         logs = base64.b64decode(out.get("LogResult", "")).decode()
         assert "first-Password-1" not in logs and "second-Password-2" not in logs
@@ -168,6 +236,7 @@ def test_steps_driven_one_by_one_never_log_a_password(srv, maria_user):
 
 
 # --------------------------------------------------------------------------------- PostgreSQL
+
 
 @pytest.fixture
 def pg_user():  # type: ignore[no-untyped-def]
@@ -187,9 +256,20 @@ def pg_user():  # type: ignore[no-untyped-def]
 def test_postgresql_single_user(srv, pg_user):
     sm = srv.client()
     name = f"pg-{pg_user}"
-    sm.create_secret(Name=name, SecretString=json.dumps(
-        {"engine": "postgres", "host": "127.0.0.1", "port": 5432, "username": pg_user,
-         "password": "first-Password-1", "dbname": "test", "ssl": "false"}))
+    sm.create_secret(
+        Name=name,
+        SecretString=json.dumps(
+            {
+                "engine": "postgres",
+                "host": "127.0.0.1",
+                "port": 5432,
+                "username": pg_user,
+                "password": "first-Password-1",
+                "dbname": "test",
+                "ssl": "false",
+            }
+        ),
+    )
     old = "first-Password-1"
     for _ in range(2):
         new = rotate_and_wait(sm, name, builtin("postgresql-single-user"))
@@ -202,13 +282,32 @@ def test_postgresql_single_user(srv, pg_user):
 
 def test_postgresql_multi_user(srv, pg_user):
     sm = srv.client()
-    master = sm.create_secret(Name=f"pg-master-{pg_user}", SecretString=json.dumps(
-        {"engine": "postgres", "host": "127.0.0.1", "username": pg_user + "_master",
-         "password": "master-Password-1", "dbname": "test"}))["ARN"]
+    master = sm.create_secret(
+        Name=f"pg-master-{pg_user}",
+        SecretString=json.dumps(
+            {
+                "engine": "postgres",
+                "host": "127.0.0.1",
+                "username": pg_user + "_master",
+                "password": "master-Password-1",
+                "dbname": "test",
+            }
+        ),
+    )["ARN"]
     name = f"pg-multi-{pg_user}"
-    sm.create_secret(Name=name, SecretString=json.dumps(
-        {"engine": "postgres", "host": "127.0.0.1", "username": pg_user, "password": "first-Password-1",
-         "dbname": "test", "masterarn": master}))
+    sm.create_secret(
+        Name=name,
+        SecretString=json.dumps(
+            {
+                "engine": "postgres",
+                "host": "127.0.0.1",
+                "username": pg_user,
+                "password": "first-Password-1",
+                "dbname": "test",
+                "masterarn": master,
+            }
+        ),
+    )
     first = rotate_and_wait(sm, name, builtin("postgresql-multi-user"))
     assert first["username"] == pg_user + "_clone"
     assert scram_matches(stored_verifier(pg_user + "_clone") or "", first["password"])

@@ -23,8 +23,13 @@ TOKEN = "strongroom-e2e"
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "strongroom.cli.main", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "strongroom.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+    )
 
 
 def health(srv: ServerProcess) -> dict:
@@ -75,7 +80,7 @@ class Reader:
                     got = self.clients[region].get_secret_value(SecretId=name)["SecretString"]
                     if got != value:
                         self.errors.append(f"{name}: read {got!r}")
-                except Exception as exc:  # noqa: BLE001 - every failure is a finding
+                except Exception as exc:
                     self.errors.append(f"{name}: {exc!r}")
                 self.reads += 1
 
@@ -90,8 +95,11 @@ class Reader:
 
 def populate(srv: ServerProcess, prefix: str) -> dict[tuple[str, str], str]:
     """Secrets in two regions, one under a KmsKeyId alias of its own: three wrapped keys."""
-    made = {("us-east-1", f"{prefix}-a"): "va", ("eu-west-1", f"{prefix}-b"): "vb",
-            ("us-east-1", f"{prefix}-alias"): "vc"}
+    made = {
+        ("us-east-1", f"{prefix}-a"): "va",
+        ("eu-west-1", f"{prefix}-b"): "vb",
+        ("us-east-1", f"{prefix}-alias"): "vc",
+    }
     for (region, name), value in made.items():
         extra = {"KmsKeyId": f"alias/{prefix}"} if name.endswith("alias") else {}
         srv.client(region=region).create_secret(Name=name, SecretString=value, **extra)
@@ -118,23 +126,32 @@ def test_a_server_whose_master_key_is_on_a_token(tmp_path, hsm):
     with ServerProcess(data_dir=data, extra_args=SoftHSM.options(TOKEN), env=hsm.env) as srv:
         all_readable(srv, secrets)
         # The storage commands take the same options; without them the database is not opened.
-        backup = cli("backup", str(tmp_path / "b.bak"), "--data-dir", str(data), *SoftHSM.options(TOKEN),
-                     env=hsm.env)
+        backup = cli("backup", str(tmp_path / "b.bak"), "--data-dir", str(data), *SoftHSM.options(TOKEN), env=hsm.env)
         assert backup.returncode == 0, backup.stderr
         assert f"fingerprint {fingerprint})" in backup.stdout
-        one_line_refusal(cli("backup", str(tmp_path / "c.bak"), "--data-dir", str(data)),
-                         "this database's active key is member 1")
-        account = cli("admin", "create-account", "210987654321", "--data-dir", str(data),
-                      *SoftHSM.options(TOKEN), env=hsm.env)
+        one_line_refusal(
+            cli("backup", str(tmp_path / "c.bak"), "--data-dir", str(data)), "this database's active key is member 1"
+        )
+        account = cli(
+            "admin", "create-account", "210987654321", "--data-dir", str(data), *SoftHSM.options(TOKEN), env=hsm.env
+        )
         assert account.returncode == 0, account.stderr
         # A rotate naming the key that is already active makes no software key: refused.
-        one_line_refusal(cli("master-key", "rotate", "--data-dir", str(data), *SoftHSM.options(TOKEN), env=hsm.env),
-                         f"is already member 1 (active) of the keyring; make a new key on the token first "
-                         f"(strongroom master-key pkcs11-init --pkcs11-key-label NEW)")
+        one_line_refusal(
+            cli("master-key", "rotate", "--data-dir", str(data), *SoftHSM.options(TOKEN), env=hsm.env),
+            "is already member 1 (active) of the keyring; make a new key on the token first "
+            "(strongroom master-key pkcs11-init --pkcs11-key-label NEW)",
+        )
         assert not (data / "master.key").exists()
     # Restored into a new data directory: the token opens it there too.
-    restored = cli("restore", str(tmp_path / "b.bak"), "--data-dir", str(tmp_path / "restored"),
-                   *SoftHSM.options(TOKEN), env=hsm.env)
+    restored = cli(
+        "restore",
+        str(tmp_path / "b.bak"),
+        "--data-dir",
+        str(tmp_path / "restored"),
+        *SoftHSM.options(TOKEN),
+        env=hsm.env,
+    )
     assert restored.returncode == 0, restored.stderr
     with ServerProcess(data_dir=tmp_path / "restored", extra_args=SoftHSM.options(TOKEN), env=hsm.env) as srv:
         all_readable(srv, secrets)
@@ -147,21 +164,43 @@ def serve(data: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedPr
 def test_token_mistakes_at_start_are_one_line(tmp_path, hsm):
     pkcs11_init(hsm, "strongroom-master")
     data = tmp_path / "data"
-    one_line_refusal(serve(data, *SoftHSM.options(TOKEN), env={**hsm.env, "STRONGROOM_PKCS11_PIN": "0000"}),
-                     f"strongroom: the PIN in STRONGROOM_PKCS11_PIN is wrong for the token '{TOKEN}'")
-    one_line_refusal(serve(data, *SoftHSM.options("no-such-token"), env=hsm.env),
-                     f"strongroom: the PKCS#11 module {MODULE} has no token labelled 'no-such-token'")
-    one_line_refusal(serve(data, *SoftHSM.options(TOKEN, "no-such-key"), env=hsm.env),
-                     f"strongroom: the token '{TOKEN}' holds no AES key labelled 'no-such-key'; make one with: "
-                     f"strongroom master-key pkcs11-init")
+    one_line_refusal(
+        serve(data, *SoftHSM.options(TOKEN), env={**hsm.env, "STRONGROOM_PKCS11_PIN": "0000"}),
+        f"strongroom: the PIN in STRONGROOM_PKCS11_PIN is wrong for the token '{TOKEN}'",
+    )
+    one_line_refusal(
+        serve(data, *SoftHSM.options("no-such-token"), env=hsm.env),
+        f"strongroom: the PKCS#11 module {MODULE} has no token labelled 'no-such-token'",
+    )
+    one_line_refusal(
+        serve(data, *SoftHSM.options(TOKEN, "no-such-key"), env=hsm.env),
+        f"strongroom: the token '{TOKEN}' holds no AES key labelled 'no-such-key'; make one with: "
+        f"strongroom master-key pkcs11-init",
+    )
     no_pin = {k: v for k, v in hsm.env.items() if k != "STRONGROOM_PKCS11_PIN"}
     env = {k: v for k, v in os.environ.items() if k != "STRONGROOM_PKCS11_PIN"}
-    done = subprocess.run([sys.executable, "-m", "strongroom.cli.main", "serve", "--port", "0", "--data-dir",
-                           str(data), *SoftHSM.options(TOKEN)], capture_output=True, text=True,
-                          env={**env, **no_pin}, timeout=60)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "strongroom.cli.main",
+            "serve",
+            "--port",
+            "0",
+            "--data-dir",
+            str(data),
+            *SoftHSM.options(TOKEN),
+        ],
+        capture_output=True,
+        text=True,
+        env={**env, **no_pin},
+        timeout=60,
+    )
     one_line_refusal(done, "STRONGROOM_PKCS11_PIN, which is not set")
-    one_line_refusal(serve(data, "--pkcs11-module", "/no/such/module.so", "--pkcs11-token-label", TOKEN, env=hsm.env),
-                     "the PKCS#11 module /no/such/module.so does not exist")
+    one_line_refusal(
+        serve(data, "--pkcs11-module", "/no/such/module.so", "--pkcs11-token-label", TOKEN, env=hsm.env),
+        "the PKCS#11 module /no/such/module.so does not exist",
+    )
     # No start made a key anywhere.
     assert not (data / "master.key").exists()
 
@@ -213,8 +252,10 @@ def test_the_online_move_from_one_token_key_to_another(tmp_path, hsm):
         assert f"using the key {new} (key 'key-2026'" in rotated.stdout
         assert cli("master-key", "retire", "1", "--data-dir", str(data)).returncode == 0
         # Only the new label: the active key again, so a further rotate is refused in one line.
-        one_line_refusal(cli("master-key", "rotate", "--data-dir", str(data), *SoftHSM.options(TOKEN, "key-2026"),
-                             env=hsm.env), "is already member 2 (active) of the keyring")
+        one_line_refusal(
+            cli("master-key", "rotate", "--data-dir", str(data), *SoftHSM.options(TOKEN, "key-2026"), env=hsm.env),
+            "is already member 2 (active) of the keyring",
+        )
     with ServerProcess(data_dir=data, extra_args=SoftHSM.options(TOKEN, "key-2026"), env=hsm.env) as srv:
         all_readable(srv, secrets)
     assert not (data / "master.key").exists()
@@ -242,6 +283,8 @@ def test_a_key_from_a_command_is_the_same_member_as_that_key_in_a_file(tmp_path)
         all_readable(srv, secrets)
     # A rotate naming the command whose key is already active is refused: it makes no file key.
     (data / "master.key").unlink()
-    one_line_refusal(cli("master-key", "rotate", "--data-dir", str(data), *command),
-                     "is already member 1 (active) of the keyring; store a new key in the secret store")
+    one_line_refusal(
+        cli("master-key", "rotate", "--data-dir", str(data), *command),
+        "is already member 1 (active) of the keyring; store a new key in the secret store",
+    )
     assert not (data / "master.key").exists()

@@ -45,11 +45,15 @@ def client_for(server: ServerProcess, service: str = "secretsmanager", **config:
     import boto3
     from botocore.config import Config
 
-    config = Config(retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=30,
-                    **config)
-    return boto3.client(service, endpoint_url=server.endpoint, region_name="us-east-1",
-                        aws_access_key_id=server.access_key_id, aws_secret_access_key=server.secret_access_key,
-                        config=config)
+    config = Config(retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=30, **config)
+    return boto3.client(
+        service,
+        endpoint_url=server.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=server.access_key_id,
+        aws_secret_access_key=server.secret_access_key,
+        config=config,
+    )
 
 
 # ------------------------------------------------------------------ PostgreSQL: cuts and restarts
@@ -73,14 +77,14 @@ class Writer:
 
     server: ServerProcess
     secret: str
-    values: dict[str, str] = field(default_factory=dict)   # every token sent -> its value
+    values: dict[str, str] = field(default_factory=dict)  # every token sent -> its value
     acknowledged: list[str] = field(default_factory=list)  # tokens whose put answered 200, in order
-    successes: list[float] = field(default_factory=list)   # monotonic times of answered calls
+    successes: list[float] = field(default_factory=list)  # monotonic times of answered calls
     failures: list[Failure] = field(default_factory=list)
-    retried: list[str] = field(default_factory=list)       # tokens sent more than once
+    retried: list[str] = field(default_factory=list)  # tokens sent more than once
     wrong_reads: list[str] = field(default_factory=list)
-    surprises: list[str] = field(default_factory=list)     # anything that is not an AWS error answer
-    slowest: float = 0.0                                   # the longest call, answered or refused
+    surprises: list[str] = field(default_factory=list)  # anything that is not an AWS error answer
+    slowest: float = 0.0  # the longest call, answered or refused
 
     def run(self, stop: threading.Event) -> None:
         sm = client_for(self.server)
@@ -93,8 +97,10 @@ class Writer:
             for attempt in range(200):  # retried with the same token until acknowledged
                 if attempt == 1:
                     self.retried.append(token)
-                if self._call("PutSecretValue", lambda: sm.put_secret_value(
-                        SecretId=self.secret, ClientRequestToken=token, SecretString=value)):
+                if self._call(
+                    "PutSecretValue",
+                    lambda: sm.put_secret_value(SecretId=self.secret, ClientRequestToken=token, SecretString=value),
+                ):
                     self.acknowledged.append(token)
                     break
                 time.sleep(0.02)
@@ -114,11 +120,18 @@ class Writer:
         except ClientError as exc:
             self.slowest = max(self.slowest, time.monotonic() - started)
             meta = exc.response.get("ResponseMetadata", {})
-            self.failures.append(Failure(time.monotonic(), operation, exc.response["Error"].get("Code", ""),
-                                         meta.get("HTTPStatusCode", 0), exc.response["Error"].get("Message", ""),
-                                         meta.get("RequestId", "")))
+            self.failures.append(
+                Failure(
+                    time.monotonic(),
+                    operation,
+                    exc.response["Error"].get("Code", ""),
+                    meta.get("HTTPStatusCode", 0),
+                    exc.response["Error"].get("Message", ""),
+                    meta.get("RequestId", ""),
+                )
+            )
             return None
-        except Exception as exc:  # noqa: BLE001 - a dropped HTTP connection, a timeout: recorded
+        except Exception as exc:
             self.surprises.append(f"{operation}: {type(exc).__name__}: {exc}")
             time.sleep(0.05)
             return None
@@ -128,8 +141,7 @@ class Writer:
 
 
 def app_backends(admin: psycopg.Connection[Any], application_name: str) -> list[int]:
-    rows = admin.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s",
-                         (application_name,)).fetchall()
+    rows = admin.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s", (application_name,)).fetchall()
     return [r[0] for r in rows]
 
 
@@ -137,15 +149,17 @@ def app_backends(admin: psycopg.Connection[Any], application_name: str) -> list[
 def test_postgresql_cut_terminated_and_restarted_under_load(pg_url: str) -> None:
     base = pg_url.split("?", 1)[0]
     application_name = f"strongroom-faults-{uuid.uuid4().hex[:8]}"  # this run's backends, and only them
-    with postgres_schema(base) as direct_url, TCPProxy("127.0.0.1", 5432) as proxy, \
-            psycopg.connect(base, autocommit=True) as admin:
+    with (
+        postgres_schema(base) as direct_url,
+        TCPProxy("127.0.0.1", 5432) as proxy,
+        psycopg.connect(base, autocommit=True) as admin,
+    ):
         url = via_proxy(direct_url, proxy, application_name=application_name)
         with ServerProcess(database_url=url) as srv:
             pid = srv.proc.pid  # type: ignore[union-attr]
             sm = client_for(srv)
             writers = [Writer(srv, f"faults/pg/{i}") for i in range(4)]
-            initial = {w.secret: sm.create_secret(Name=w.secret, SecretString="initial")["VersionId"]
-                       for w in writers}
+            initial = {w.secret: sm.create_secret(Name=w.secret, SecretString="initial")["VersionId"] for w in writers}
             stop = threading.Event()
             threads = [threading.Thread(target=w.run, args=(stop,), daemon=True) for w in writers]
             for t in threads:
@@ -155,18 +169,18 @@ def test_postgresql_cut_terminated_and_restarted_under_load(pg_url: str) -> None
                 time.sleep(1.0)
                 assert proxy.connections > 0
 
-                faults.append(("cut", time.monotonic()))                      # (a) every connection reset
+                faults.append(("cut", time.monotonic()))  # (a) every connection reset
                 assert proxy.cut() > 0
                 time.sleep(1.5)
 
-                backends = app_backends(admin, application_name)               # pg_terminate_backend
+                backends = app_backends(admin, application_name)  # pg_terminate_backend
                 assert backends
                 faults.append(("terminate", time.monotonic()))
                 admin.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", (backends,))
                 time.sleep(1.5)
 
-                began = time.monotonic()                                      # (b) a restart: reset,
-                proxy.outage(2.0)                                             # refused for 2 s, back
+                began = time.monotonic()  # (b) a restart: reset,
+                proxy.outage(2.0)  # refused for 2 s, back
                 faults.append(("restart", time.monotonic()))
                 outage = (began, time.monotonic())
                 time.sleep(2.5)
@@ -189,8 +203,11 @@ def test_postgresql_cut_terminated_and_restarted_under_load(pg_url: str) -> None
             # cut may fail (a write whose COMMIT was cut, an audit record: writes are then refused
             # until the trail writes again), and only then.
             cuts = [at for _, at in faults[:2]]
-            assert [f for f in failures if not outage[0] <= f.at <= outage[1] + 1.0
-                    and not any(at <= f.at <= at + 1.0 for at in cuts)] == [], report
+            assert [
+                f
+                for f in failures
+                if not outage[0] <= f.at <= outage[1] + 1.0 and not any(at <= f.at <= at + 1.0 for at in cuts)
+            ] == [], report
             # Nothing hangs: a call is answered or refused in a few seconds, also while PostgreSQL is away.
             assert max(w.slowest for w in writers) < 5.0, report
             # After each fault, every client is answered again within a few seconds.
@@ -225,14 +242,17 @@ def test_postgresql_cut_terminated_and_restarted_under_load(pg_url: str) -> None
                     token, value = str(uuid.uuid4()), f"{target} cut at COMMIT, delivered: {delivered}"
                     client = client_for(srv, user_agent_extra=f"fault/{mark}")
                     before = set(_versions(sm, secret))
-                    fired = proxy.cut_at_commit((token if target == "PutSecretValue" else mark).encode(),
-                                                delivered=delivered)
+                    fired = proxy.cut_at_commit(
+                        (token if target == "PutSecretValue" else mark).encode(), delivered=delivered
+                    )
                     try:
                         client.put_secret_value(SecretId=secret, ClientRequestToken=token, SecretString=value)
                         outcomes.append(f"{value}: 200")
                     except ClientError as exc:
-                        assert (exc.response["ResponseMetadata"]["HTTPStatusCode"], exc.response["Error"]["Code"]) \
-                            == (500, "InternalServiceError"), value
+                        assert (exc.response["ResponseMetadata"]["HTTPStatusCode"], exc.response["Error"]["Code"]) == (
+                            500,
+                            "InternalServiceError",
+                        ), value
                         outcomes.append(f"{value}: 500, then 200 when retried")
                     assert fired.wait(5), f"no COMMIT cut: {value}"
                     assert wait_for(lambda: _put(sm, secret, token, value), timeout=5)["VersionId"] == token
@@ -248,8 +268,11 @@ def test_postgresql_cut_terminated_and_restarted_under_load(pg_url: str) -> None
 
 def _put(sm: Any, secret: str, token: str, value: str) -> dict[str, Any] | None:
     try:
-        return sm.put_secret_value(SecretId=secret, ClientRequestToken=token,  # type: ignore[no-any-return]
-                                   SecretString=value)
+        return sm.put_secret_value(
+            SecretId=secret,
+            ClientRequestToken=token,  # type: ignore[no-any-return]
+            SecretString=value,
+        )
     except ClientError:
         return None
 
@@ -270,8 +293,10 @@ def _load_report(writers: list[Writer], faults: list[tuple[str, float]]) -> str:
     outage_end = faults[-1][1]
     lines = [f"faults at {[(n, round(t, 2)) for n, t in faults]} (the restart's is when it ended)"]
     for w in writers:
-        lines.append(f"{w.secret}: {len(w.acknowledged)} puts acknowledged, {len(w.successes)} answers, "
-                     f"{len(w.failures)} errors, slowest call {w.slowest:.2f}s, surprises {w.surprises[:3]}")
+        lines.append(
+            f"{w.secret}: {len(w.acknowledged)} puts acknowledged, {len(w.successes)} answers, "
+            f"{len(w.failures)} errors, slowest call {w.slowest:.2f}s, surprises {w.surprises[:3]}"
+        )
         for f in w.failures:
             if not outage_end - 2.5 < f.at <= outage_end + 1:
                 lines.append(f"   {f.at:.2f} {f.operation} {f.status} {f.code}: {f.message[:120]}")
@@ -312,8 +337,9 @@ def small_disk(kind: str, tmp_path: Path) -> Iterator[Disk]:
         return
     # A real file system (tmpfs, 8 MiB): writes fail with ENOSPC. A ballast file takes most of it;
     # deleting the ballast is the operator freeing space.
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", str(data_dir)],
-                             capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", str(data_dir)], capture_output=True, text=True
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
     try:
@@ -374,8 +400,9 @@ def test_sqlite_disk_full_refuses_writes_cleanly_and_recovers(kind: str, tmp_pat
                     acknowledged.append(token)
                 except ClientError as exc:
                     meta = exc.response["ResponseMetadata"]
-                    refused.append((token, meta["HTTPStatusCode"], exc.response["Error"]["Code"],
-                                    exc.response["Error"]["Message"]))
+                    refused.append(
+                        (token, meta["HTTPStatusCode"], exc.response["Error"]["Code"], exc.response["Error"]["Message"])
+                    )
                     assert meta["RequestId"] in exc.response["Error"]["Message"]
                     try:
                         got = sm.get_secret_value(SecretId="full")
@@ -388,11 +415,13 @@ def test_sqlite_disk_full_refuses_writes_cleanly_and_recovers(kind: str, tmp_pat
             assert slowest < 5, f"a call took {slowest:.1f}s while the disk was full"
             assert srv.proc is not None and srv.proc.poll() is None  # not crashed
 
-            disk.free(srv.proc.pid)                                        # space returns
+            disk.free(srv.proc.pid)  # space returns
             freed = time.monotonic()
             wait_for(lambda: _put_ok(sm, values), timeout=5, what="a write after space returned")
-            print(f"{kind}: {len(acknowledged)} writes, then refused; writable again "
-                  f"{time.monotonic() - freed:.2f}s after space returned")
+            print(
+                f"{kind}: {len(acknowledged)} writes, then refused; writable again "
+                f"{time.monotonic() - freed:.2f}s after space returned"
+            )
 
             # A refused put may have been applied (its JSON line was what failed), but never without
             # its record: that commits in the write's own transaction. Retried with its token, as an
@@ -459,11 +488,14 @@ def _exists(sm: Any, token: str) -> bool:
 
 # ------------------------------------------------- rotation functions that hang, crash or flood
 
-ROTATION_FAST = {"STRONGROOM_ROTATION_RETRY_BASE_SECONDS": "0.3", "STRONGROOM_ROTATION_MAX_ATTEMPTS": "2",
-                 "STRONGROOM_ROTATION_POLL_SECONDS": "0.2"}
+ROTATION_FAST = {
+    "STRONGROOM_ROTATION_RETRY_BASE_SECONDS": "0.3",
+    "STRONGROOM_ROTATION_MAX_ATTEMPTS": "2",
+    "STRONGROOM_ROTATION_POLL_SECONDS": "0.2",
+}
 
 # AWS's generic template (strongroom.testing.functions) behind a wrapper that misbehaves at one step.
-FAULTY = '''
+FAULTY = """
 import os, signal, subprocess, time
 import generic
 
@@ -484,7 +516,7 @@ def lambda_handler(event, context):
         elif fault == "subprocess_output":  # a child process writing to the inherited stdout
             subprocess.run(["seq", "1", "300000"], check=True)
     return generic.lambda_handler(event, context)
-'''
+"""
 
 # fault -> (Timeout, does the rotation succeed?, the error text each failed attempt records)
 FAULTS = {
@@ -528,21 +560,61 @@ def test_rotation_functions_that_hang_crash_or_flood(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     with ServerProcess(data_dir=data_dir, env=ROTATION_FAST) as srv:
         sm, lam, iam = client_for(srv), client_for(srv, "lambda"), client_for(srv, "iam")
-        role = iam.create_role(RoleName="rotation", AssumeRolePolicyDocument=json.dumps({
-            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
-                                                   "Action": "sts:AssumeRole"}]}))["Role"]["Arn"]
-        iam.put_role_policy(RoleName="rotation", PolicyName="rotate", PolicyDocument=json.dumps({
-            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": "*", "Action": [
-                "secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue",
-                "secretsmanager:UpdateSecretVersionStage", "secretsmanager:GetRandomPassword"]}]}))
+        role = iam.create_role(
+            RoleName="rotation",
+            AssumeRolePolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "lambda.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
+        )["Role"]["Arn"]
+        iam.put_role_policy(
+            RoleName="rotation",
+            PolicyName="rotate",
+            PolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Resource": "*",
+                            "Action": [
+                                "secretsmanager:DescribeSecret",
+                                "secretsmanager:GetSecretValue",
+                                "secretsmanager:PutSecretValue",
+                                "secretsmanager:UpdateSecretVersionStage",
+                                "secretsmanager:GetRandomPassword",
+                            ],
+                        }
+                    ],
+                }
+            ),
+        )
         code = faulty_zip()
         first: dict[str, str] = {}
         for fault, (timeout, _, _) in FAULTS.items():
-            lam.create_function(FunctionName=f"faulty-{fault}", Runtime="python3.11", Role=role, Timeout=timeout,
-                                Handler="lambda_function.lambda_handler", Code={"ZipFile": code},
-                                Environment={"Variables": {"FAULT": fault, "FAULT_STEP": "setSecret"}})
-            lam.add_permission(FunctionName=f"faulty-{fault}", StatementId="sm", Action="lambda:InvokeFunction",
-                               Principal="secretsmanager.amazonaws.com")
+            lam.create_function(
+                FunctionName=f"faulty-{fault}",
+                Runtime="python3.11",
+                Role=role,
+                Timeout=timeout,
+                Handler="lambda_function.lambda_handler",
+                Code={"ZipFile": code},
+                Environment={"Variables": {"FAULT": fault, "FAULT_STEP": "setSecret"}},
+            )
+            lam.add_permission(
+                FunctionName=f"faulty-{fault}",
+                StatementId="sm",
+                Action="lambda:InvokeFunction",
+                Principal="secretsmanager.amazonaws.com",
+            )
             first[fault] = sm.create_secret(Name=f"rot/{fault}", SecretString=f"first {fault}")["VersionId"]
         sm.create_secret(Name="bystander", SecretString="still here")
 
@@ -561,7 +633,7 @@ def test_rotation_functions_that_hang_crash_or_flood(tmp_path: Path) -> None:
                     try:
                         client.get_secret_value(SecretId=name)
                         reads.append(time.monotonic() - started)
-                    except Exception as exc:  # noqa: BLE001 - recorded, asserted on below
+                    except Exception as exc:
                         read_errors.append(f"{name}: {exc}")
                 time.sleep(0.05)
 
@@ -570,15 +642,18 @@ def test_rotation_functions_that_hang_crash_or_flood(tmp_path: Path) -> None:
         tokens = {}
         try:
             for fault in FAULTS:
-                tokens[fault] = sm.rotate_secret(SecretId=f"rot/{fault}",
-                                                 RotationLambdaARN=f"arn:aws:lambda:us-east-1:123456789012:function:"
-                                                                   f"faulty-{fault}")["VersionId"]
+                tokens[fault] = sm.rotate_secret(
+                    SecretId=f"rot/{fault}",
+                    RotationLambdaARN=f"arn:aws:lambda:us-east-1:123456789012:function:faulty-{fault}",
+                )["VersionId"]
             db = open_database(str(data_dir / "strongroom.db"))  # what `strongroom rotation history` reads
             try:
                 deadline = time.monotonic() + 60
                 while True:
-                    history = {fault: db.read_sync(lambda tx: history_of(tx, "123456789012", "us-east-1",
-                                                                         f"rot/{fault}"))[0] for fault in FAULTS}
+                    history = {
+                        fault: db.read_sync(lambda tx: history_of(tx, "123456789012", "us-east-1", f"rot/{fault}"))[0]
+                        for fault in FAULTS
+                    }
                     if all(h["State"] in ("succeeded", "failed") for h in history.values()):
                         break
                     assert time.monotonic() < deadline, f"rotations not settled in 60 s: {_states(history)}"
@@ -609,13 +684,29 @@ def test_rotation_functions_that_hang_crash_or_flood(tmp_path: Path) -> None:
         assert not read_errors, read_errors[:5]
         assert reads and max(reads) < 2.0, f"slowest read while functions misbehaved: {max(reads):.2f}s"
         grown = (after["VmHWM"] - before["VmHWM"]) // 1024
-        print(f"rotation faults: {len(reads)} reads, slowest {max(reads):.3f}s; server peak memory "
-              f"{before['VmHWM'] // 1024} -> {after['VmHWM'] // 1024} MiB\n{report}")
+        print(
+            f"rotation faults: {len(reads)} reads, slowest {max(reads):.3f}s; server peak memory "
+            f"{before['VmHWM'] // 1024} -> {after['VmHWM'] // 1024} MiB\n{report}"
+        )
         assert grown < 40, f"the server's peak memory grew by {grown} MiB while functions flooded their output"
 
     # What a flooding function printed is kept, capped, with the runtime's own lines after it.
-    out = subprocess.run([sys.executable, "-m", "strongroom.cli.main", "logs", "faulty-print_lines", "--data-dir",
-                          str(data_dir), "--limit", "4"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "strongroom.cli.main",
+            "logs",
+            "faulty-print_lines",
+            "--data-dir",
+            str(data_dir),
+            "--limit",
+            "4",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "flood " in out
     assert "truncated" in out and "REPORT RequestId" in out
     assert len(out) < 4 * 70_000

@@ -22,20 +22,51 @@ import pytest
 
 from strongroom.testing import ServerProcess, postgres_schema, wait_for
 from strongroom.testing.functions import zipped
-from strongroom.testing.history import (ROTATION_ENV, ROTATION_FUNCTION, History, Op, Workload, check, client_for,
-                                        read_final_state, rotation_value)
+from strongroom.testing.history import (
+    ROTATION_ENV,
+    ROTATION_FUNCTION,
+    History,
+    Op,
+    Workload,
+    check,
+    client_for,
+    read_final_state,
+    rotation_value,
+)
 
 SECONDS = float(os.environ.get("STRONGROOM_HISTORY_SECONDS", "3"))
-FAST = {"STRONGROOM_ROTATION_RETRY_BASE_SECONDS": "0.3", "STRONGROOM_ROTATION_MAX_ATTEMPTS": "2",
-        "STRONGROOM_ROTATION_POLL_SECONDS": "0.2"}
+FAST = {
+    "STRONGROOM_ROTATION_RETRY_BASE_SECONDS": "0.3",
+    "STRONGROOM_ROTATION_MAX_ATTEMPTS": "2",
+    "STRONGROOM_ROTATION_POLL_SECONDS": "0.2",
+}
 SECRETS = ["h/a", "h/b", "h/c"]
 
-ROTATION_POLICY = json.dumps({"Version": "2012-10-17", "Statement": [{
-    "Effect": "Allow", "Action": ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue",
-                                  "secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage"],
-    "Resource": "*"}]})
-TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{
-    "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+ROTATION_POLICY = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": [
+                    "secretsmanager:DescribeSecret",
+                    "secretsmanager:GetSecretValue",
+                    "secretsmanager:PutSecretValue",
+                    "secretsmanager:UpdateSecretVersionStage",
+                ],
+                "Resource": "*",
+            }
+        ],
+    }
+)
+TRUST = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+)
 
 
 def rotation_function(server: ServerProcess, name: str, env: dict[str, str] | None = None) -> str:
@@ -43,11 +74,18 @@ def rotation_function(server: ServerProcess, name: str, env: dict[str, str] | No
     iam, lam = client_for(server, "iam"), client_for(server, "lambda")
     role = iam.create_role(RoleName=f"rotation-{name}", AssumeRolePolicyDocument=TRUST)["Role"]["Arn"]
     iam.put_role_policy(RoleName=f"rotation-{name}", PolicyName="rotate", PolicyDocument=ROTATION_POLICY)
-    arn = lam.create_function(FunctionName=name, Runtime="python3.11", Role=role,
-                              Handler="lambda_function.lambda_handler", Code={"ZipFile": zipped(ROTATION_FUNCTION)},
-                              Timeout=30, Environment={"Variables": {**ROTATION_ENV, **(env or {})}})["FunctionArn"]
-    lam.add_permission(FunctionName=name, StatementId="sm", Action="lambda:InvokeFunction",
-                       Principal="secretsmanager.amazonaws.com")
+    arn = lam.create_function(
+        FunctionName=name,
+        Runtime="python3.11",
+        Role=role,
+        Handler="lambda_function.lambda_handler",
+        Code={"ZipFile": zipped(ROTATION_FUNCTION)},
+        Timeout=30,
+        Environment={"Variables": {**ROTATION_ENV, **(env or {})}},
+    )["FunctionArn"]
+    lam.add_permission(
+        FunctionName=name, StatementId="sm", Action="lambda:InvokeFunction", Principal="secretsmanager.amazonaws.com"
+    )
     return arn  # type: ignore[no-any-return]
 
 
@@ -70,7 +108,7 @@ def assert_correct(history: History, final: dict[str, Any]) -> None:
 
 def sqlite_integrity(data_dir: Path, read_only: bool = False) -> None:
     """SQLite's own checks on the server's database file, from outside the server."""
-    [path] = [p for p in data_dir.glob("*.db")]
+    [path] = list(data_dir.glob("*.db"))
     uri = f"file:{path}?mode=ro" if read_only else f"file:{path}"
     conn = sqlite3.connect(uri, uri=True)
     try:
@@ -93,8 +131,15 @@ def tally(history: History) -> dict[tuple[str, str], int]:
 V1, V2, V3 = "11111111-v1", "22222222-v2", "33333333-v3"
 
 
-def _op(i: int, f: str, args: dict[str, Any], span: tuple[float, float | None], outcome: str = "ok",
-        response: dict[str, Any] | None = None, error: str | None = None) -> Op:
+def _op(
+    i: int,
+    f: str,
+    args: dict[str, Any],
+    span: tuple[float, float | None],
+    outcome: str = "ok",
+    response: dict[str, Any] | None = None,
+    error: str | None = None,
+) -> Op:
     return Op(i, f"p{i}", 0, f, "s", {"SecretId": "s", **args}, span[0], span[1], outcome, response, error)
 
 
@@ -104,8 +149,13 @@ def _write(i: int, f: str, token: str, span: tuple[float, float | None], outcome
 
 
 def _get(i: int, token: str, span: tuple[float, float], stages: list[str] | None = None, **args: Any) -> Op:
-    return _op(i, "GetSecretValue", args, span, response={"VersionId": token, "SecretString": f"value of {token}",
-                                                         "VersionStages": stages or ["AWSCURRENT"]})
+    return _op(
+        i,
+        "GetSecretValue",
+        args,
+        span,
+        response={"VersionId": token, "SecretString": f"value of {token}", "VersionStages": stages or ["AWSCURRENT"]},
+    )
 
 
 def _describe(i: int, stages: dict[str, list[str]], span: tuple[float, float]) -> Op:
@@ -113,8 +163,14 @@ def _describe(i: int, stages: dict[str, list[str]], span: tuple[float, float]) -
 
 
 def _final(versions: dict[str, list[str]], values: dict[str, str] | None = None) -> dict[str, Any]:
-    return {"s": {"listed": list(versions), "versions": {
-        v: {"stages": sorted(st), "value": (values or {}).get(v, f"value of {v}")} for v, st in versions.items()}}}
+    return {
+        "s": {
+            "listed": list(versions),
+            "versions": {
+                v: {"stages": sorted(st), "value": (values or {}).get(v, f"value of {v}")} for v, st in versions.items()
+            },
+        }
+    }
 
 
 def _base() -> list[Op]:
@@ -125,12 +181,20 @@ GOOD_FINAL = _final({V1: ["AWSPREVIOUS"], V2: ["AWSCURRENT"]})
 
 
 def test_checker_accepts_histories_a_correct_server_can_produce() -> None:
-    ops = _base() + [_describe(2, {V2: ["AWSCURRENT"], V1: ["AWSPREVIOUS"]}, (4, 5)), _get(3, V2, (6, 7)),
-                     _get(4, V1, (6, 7), ["AWSPREVIOUS"], VersionId=V1)]
+    ops = _base() + [
+        _describe(2, {V2: ["AWSCURRENT"], V1: ["AWSPREVIOUS"]}, (4, 5)),
+        _get(3, V2, (6, 7)),
+        _get(4, V1, (6, 7), ["AWSPREVIOUS"], VersionId=V1),
+    ]
     assert check(ops, GOOD_FINAL) == []
     # A read concurrent with a write may see either side of it.
-    ops = [_write(0, "CreateSecret", V1, (0, 1)), _write(1, "PutSecretValue", V2, (2, 10)),
-           _get(2, V1, (3, 4)), _get(3, V2, (5, 6)), _get(4, V2, (11, 12))]
+    ops = [
+        _write(0, "CreateSecret", V1, (0, 1)),
+        _write(1, "PutSecretValue", V2, (2, 10)),
+        _get(2, V1, (3, 4)),
+        _get(3, V2, (5, 6)),
+        _get(4, V2, (11, 12)),
+    ]
     assert check(ops, GOOD_FINAL) == []
     # An indeterminate write (the connection dropped) may have happened, or not.
     lost = _write(2, "PutSecretValue", V3, (4, None), outcome="info")
@@ -138,37 +202,97 @@ def test_checker_accepts_histories_a_correct_server_can_produce() -> None:
     assert check(_base() + [lost], GOOD_FINAL) == []
     assert check(_base() + [lost], _final({V1: [], V2: ["AWSPREVIOUS"], V3: ["AWSCURRENT"]})) == []
     # A stage move refused because another writer moved the label first.
-    refused = _op(2, "UpdateSecretVersionStage", {"VersionStage": "AWSCURRENT", "MoveToVersionId": V1,
-                                                  "RemoveFromVersionId": V1}, (4, 5), "fail",
-                  error="InvalidParameterException")
+    refused = _op(
+        2,
+        "UpdateSecretVersionStage",
+        {"VersionStage": "AWSCURRENT", "MoveToVersionId": V1, "RemoveFromVersionId": V1},
+        (4, 5),
+        "fail",
+        error="InvalidParameterException",
+    )
     assert check(_base() + [refused], GOOD_FINAL) == []
 
 
 CASES: list[tuple[str, list[Op], dict[str, Any], str]] = [
     ("a stale read after an acknowledged write", [_get(2, V1, (4, 5))], GOOD_FINAL, "not linearizable"),
-    ("AWSPREVIOUS not moved to the version AWSCURRENT left", [_describe(2, {V2: ["AWSCURRENT"]}, (4, 5))],
-     GOOD_FINAL, "not linearizable"),
-    ("two versions hold AWSCURRENT", [_describe(2, {V2: ["AWSCURRENT"], V1: ["AWSCURRENT"]}, (4, 5))],
-     GOOD_FINAL, "staging label AWSCURRENT is on 2 versions"),
-    ("a value nobody wrote", [_op(2, "GetSecretValue", {}, (4, 5), response={
-        "VersionId": V2, "SecretString": "forged", "VersionStages": ["AWSCURRENT"]})], GOOD_FINAL,
-     "which was written as"),
-    ("a version nobody asked for", [], _final({V1: ["AWSPREVIOUS"], V2: ["AWSCURRENT"], V3: []}),
-     "never asked for"),
+    (
+        "AWSPREVIOUS not moved to the version AWSCURRENT left",
+        [_describe(2, {V2: ["AWSCURRENT"]}, (4, 5))],
+        GOOD_FINAL,
+        "not linearizable",
+    ),
+    (
+        "two versions hold AWSCURRENT",
+        [_describe(2, {V2: ["AWSCURRENT"], V1: ["AWSCURRENT"]}, (4, 5))],
+        GOOD_FINAL,
+        "staging label AWSCURRENT is on 2 versions",
+    ),
+    (
+        "a value nobody wrote",
+        [
+            _op(
+                2,
+                "GetSecretValue",
+                {},
+                (4, 5),
+                response={"VersionId": V2, "SecretString": "forged", "VersionStages": ["AWSCURRENT"]},
+            )
+        ],
+        GOOD_FINAL,
+        "which was written as",
+    ),
+    ("a version nobody asked for", [], _final({V1: ["AWSPREVIOUS"], V2: ["AWSCURRENT"], V3: []}), "never asked for"),
     ("an acknowledged write lost", [], _final({V1: ["AWSCURRENT"]}), "acknowledged write lost"),
-    ("an acknowledged write with another value", [],
-     _final({V1: ["AWSPREVIOUS"], V2: ["AWSCURRENT"]}, {V2: "other"}), "reads 'other'"),
+    (
+        "an acknowledged write with another value",
+        [],
+        _final({V1: ["AWSPREVIOUS"], V2: ["AWSCURRENT"]}, {V2: "other"}),
+        "reads 'other'",
+    ),
     ("no AWSPREVIOUS after two current versions", [], _final({V1: [], V2: ["AWSCURRENT"]}), "no version holds"),
-    ("a stage move acknowledged though RemoveFromVersionId did not hold the label",
-     [_op(2, "UpdateSecretVersionStage", {"VersionStage": "AWSCURRENT", "MoveToVersionId": V1,
-                                          "RemoveFromVersionId": V1}, (4, 5), response={})],
-     _final({V1: ["AWSCURRENT"], V2: ["AWSPREVIOUS"]}), "not linearizable"),
-    ("an acknowledged stage move undone", [_op(2, "UpdateSecretVersionStage", {
-        "VersionStage": "AWSCURRENT", "MoveToVersionId": V1, "RemoveFromVersionId": V2}, (4, 5), response={})],
-     GOOD_FINAL, "not linearizable"),
-    ("an error a user should not see", [_op(2, "PutSecretValue", {"ClientRequestToken": V3, "SecretString": "x"},
-                                            (4, 5), "fail", error="ResourceExistsException")],
-     GOOD_FINAL, "unexpected error"),
+    (
+        "a stage move acknowledged though RemoveFromVersionId did not hold the label",
+        [
+            _op(
+                2,
+                "UpdateSecretVersionStage",
+                {"VersionStage": "AWSCURRENT", "MoveToVersionId": V1, "RemoveFromVersionId": V1},
+                (4, 5),
+                response={},
+            )
+        ],
+        _final({V1: ["AWSCURRENT"], V2: ["AWSPREVIOUS"]}),
+        "not linearizable",
+    ),
+    (
+        "an acknowledged stage move undone",
+        [
+            _op(
+                2,
+                "UpdateSecretVersionStage",
+                {"VersionStage": "AWSCURRENT", "MoveToVersionId": V1, "RemoveFromVersionId": V2},
+                (4, 5),
+                response={},
+            )
+        ],
+        GOOD_FINAL,
+        "not linearizable",
+    ),
+    (
+        "an error a user should not see",
+        [
+            _op(
+                2,
+                "PutSecretValue",
+                {"ClientRequestToken": V3, "SecretString": "x"},
+                (4, 5),
+                "fail",
+                error="ResourceExistsException",
+            )
+        ],
+        GOOD_FINAL,
+        "unexpected error",
+    ),
 ]
 
 
@@ -192,8 +316,14 @@ def test_concurrent_clients_on_one_server(engine: str, request: pytest.FixtureRe
         workload.setup()
         # One rotation alone first, recorded like the rest: it works, and its function is warm.
         sm = client_for(srv)
-        history.invoke(sm, "RotateSecret", process="setup", SecretId="h/rotated", RotationLambdaARN=arn,
-                       ClientRequestToken=str(uuid.uuid4()))
+        history.invoke(
+            sm,
+            "RotateSecret",
+            process="setup",
+            SecretId="h/rotated",
+            RotationLambdaARN=arn,
+            ClientRequestToken=str(uuid.uuid4()),
+        )
         wait_for(lambda: "LastRotatedDate" in sm.describe_secret(SecretId="h/rotated"), what="the first rotation")
         workload.run(SECONDS)
         final = read_final_state(history, sm, workload.secrets)
@@ -205,8 +335,11 @@ def test_concurrent_clients_on_one_server(engine: str, request: pytest.FixtureRe
     assert counts.get(("PutSecretValue", "ok"), 0) >= 20, counts
     assert counts.get(("UpdateSecretVersionStage", "ok"), 0) >= 3, counts
     assert counts.get(("UpdateSecretVersionStage", "fail InvalidParameterException"), 0) >= 1, counts
-    rotations = {op.args["ClientRequestToken"] for op in history.snapshot()
-                 if op.f == "RotateSecret" and op.outcome == "ok" and op.process.startswith("client-")}
+    rotations = {
+        op.args["ClientRequestToken"]
+        for op in history.snapshot()
+        if op.f == "RotateSecret" and op.outcome == "ok" and op.process.startswith("client-")
+    }
     assert rotations & set(final["h/rotated"]["versions"]), counts
 
 
@@ -214,8 +347,9 @@ def test_concurrent_clients_on_one_server(engine: str, request: pytest.FixtureRe
 
 
 @pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
-def test_kill_9_mid_workload_loses_nothing_acknowledged(engine: str, request: pytest.FixtureRequest,
-                                                        tmp_path: Path) -> None:
+def test_kill_9_mid_workload_loses_nothing_acknowledged(
+    engine: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
     data_dir = tmp_path / "data"
     with storage(engine, request) as kwargs, ExitStack() as stack:
         srv = ServerProcess(data_dir=data_dir, **kwargs).start()
@@ -226,8 +360,11 @@ def test_kill_9_mid_workload_loses_nothing_acknowledged(engine: str, request: py
         workload.start()
         stack.callback(workload.stop)
         started = history.now()
-        wait_for(lambda: len(history.acknowledged_writes()) >= 40 and history.now() - started >= SECONDS / 2,
-                 timeout=30 + SECONDS, what="40 acknowledged writes")
+        wait_for(
+            lambda: len(history.acknowledged_writes()) >= 40 and history.now() - started >= SECONDS / 2,
+            timeout=30 + SECONDS,
+            what="40 acknowledged writes",
+        )
         srv.kill()
         killed_at = history.now()
         before_kill = history.acknowledged_writes(before=killed_at)
@@ -236,9 +373,14 @@ def test_kill_9_mid_workload_loses_nothing_acknowledged(engine: str, request: py
         again = ServerProcess(data_dir=data_dir, port=srv.port, **kwargs).start()  # same port: clients go on
         stack.callback(again.stop)
         restarted_at = history.now()
-        wait_for(lambda: sum(op.invoke > restarted_at for op in history.acknowledged_writes()) >= 40
-                 and history.now() - restarted_at >= SECONDS / 2,
-                 timeout=30 + SECONDS, what="40 acknowledged writes after the restart")
+        wait_for(
+            lambda: (
+                sum(op.invoke > restarted_at for op in history.acknowledged_writes()) >= 40
+                and history.now() - restarted_at >= SECONDS / 2
+            ),
+            timeout=30 + SECONDS,
+            what="40 acknowledged writes after the restart",
+        )
         workload.stop()
         final = read_final_state(history, client_for(again), SECRETS)
         again.stop()
@@ -246,8 +388,9 @@ def test_kill_9_mid_workload_loses_nothing_acknowledged(engine: str, request: py
     for op in before_kill:  # explicitly: what was acknowledged before SIGKILL is there, with its value
         assert final[op.secret]["versions"][op.args["ClientRequestToken"]]["value"] == op.args["SecretString"]
     counts = tally(history)
-    assert sum(n for (f, outcome), n in counts.items() if outcome in ("info", "fail Unavailable")) >= 1, \
+    assert sum(n for (f, outcome), n in counts.items() if outcome in ("info", "fail Unavailable")) >= 1, (
         "no request met the dead server: the kill was not mid-workload"
+    )
     if engine == "sqlite":
         sqlite_integrity(data_dir)  # and after a clean stop of the restarted server
 
@@ -274,8 +417,11 @@ def _worker_children(pid: int) -> list[int]:
 
 
 def test_three_nodes_on_one_postgresql(pg_url: str) -> None:
-    shared = {**FAST, "STRONGROOM_MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
-              "STRONGROOM_ROTATION_LEASE_SECONDS": "3"}
+    shared = {
+        **FAST,
+        "STRONGROOM_MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
+        "STRONGROOM_ROTATION_LEASE_SECONDS": "3",
+    }
     with postgres_schema(pg_url.split("?", 1)[0]) as url, ExitStack() as stack:
         nodes = [stack.enter_context(ServerProcess(database_url=url, env=shared)) for _ in range(3)]
         clients = [client_for(n) for n in nodes]
@@ -289,29 +435,50 @@ def test_three_nodes_on_one_postgresql(pg_url: str) -> None:
         # 2. Read your writes across nodes: a change made on one node is seen at once on the others.
         name = "h/read-your-writes"
         token = str(uuid.uuid4())
-        history.invoke(clients[0], "CreateSecret", process="ryw", Name=name, SecretString=f"{name}|{token}",
-                       ClientRequestToken=token)
+        history.invoke(
+            clients[0],
+            "CreateSecret",
+            process="ryw",
+            Name=name,
+            SecretString=f"{name}|{token}",
+            ClientRequestToken=token,
+        )
         versions = [token]
         for i in range(30):
             writer = i % 3
             token = str(uuid.uuid4())
-            op = history.invoke(clients[writer], "PutSecretValue", process="ryw", node=writer, SecretId=name,
-                                SecretString=f"{name}|{token}", ClientRequestToken=token)
+            op = history.invoke(
+                clients[writer],
+                "PutSecretValue",
+                process="ryw",
+                node=writer,
+                SecretId=name,
+                SecretString=f"{name}|{token}",
+                ClientRequestToken=token,
+            )
             assert op.outcome == "ok", op.describe()
             for reader in {0, 1, 2} - {writer}:
                 read = history.invoke(clients[reader], "GetSecretValue", process="ryw", node=reader, SecretId=name)
                 assert (read.response or {}).get("VersionId") == token, read.describe()
                 assert read.response["SecretString"] == f"{name}|{token}"  # type: ignore[index]
             if i % 3 == 2:  # and a stage move back to the version before, seen by the others at once
-                moved = history.invoke(clients[writer], "UpdateSecretVersionStage", process="ryw", node=writer,
-                                       SecretId=name, VersionStage="AWSCURRENT", MoveToVersionId=versions[-1],
-                                       RemoveFromVersionId=token)
+                moved = history.invoke(
+                    clients[writer],
+                    "UpdateSecretVersionStage",
+                    process="ryw",
+                    node=writer,
+                    SecretId=name,
+                    VersionStage="AWSCURRENT",
+                    MoveToVersionId=versions[-1],
+                    RemoveFromVersionId=token,
+                )
                 assert moved.outcome == "ok", moved.describe()
                 for reader in {0, 1, 2} - {writer}:
-                    seen = history.invoke(clients[reader], "DescribeSecret", process="ryw", node=reader,
-                                          SecretId=name)
+                    seen = history.invoke(clients[reader], "DescribeSecret", process="ryw", node=reader, SecretId=name)
                     assert seen.response["VersionIdsToStages"] == {  # type: ignore[index]
-                        versions[-1]: ["AWSCURRENT"], token: ["AWSPREVIOUS"]}, seen.describe()
+                        versions[-1]: ["AWSCURRENT"],
+                        token: ["AWSPREVIOUS"],
+                    }, seen.describe()
             versions.append(token)
         final = read_final_state(history, clients[1], SECRETS + [name])
         assert_correct(history, final)
@@ -327,8 +494,11 @@ def test_three_nodes_on_one_postgresql(pg_url: str) -> None:
 
         def step_records() -> list[tuple[Any, ...]]:
             with psycopg.connect(url) as conn:
-                return conn.execute("SELECT s.attempt, s.step, s.outcome FROM rotation_steps s JOIN rotations r "
-                                    "ON r.id = s.rotation_id WHERE r.token = %s ORDER BY s.id", (token,)).fetchall()
+                return conn.execute(
+                    "SELECT s.attempt, s.step, s.outcome FROM rotation_steps s JOIN rotations r "
+                    "ON r.id = s.rotation_id WHERE r.token = %s ORDER BY s.id",
+                    (token,),
+                ).fetchall()
 
         wait_for(step_records, what="createSecret")  # createSecret is done: now setSecret sleeps, on one node
         pending = clients[1].get_secret_value(SecretId="h/rotation", VersionStage="AWSPENDING")
@@ -341,8 +511,11 @@ def test_three_nodes_on_one_postgresql(pg_url: str) -> None:
         survivor = clients[(running + 1) % 3]
         stages = survivor.describe_secret(SecretId="h/rotation")["VersionIdsToStages"]
         assert stages == {first: ["AWSCURRENT"], token: ["AWSPENDING"]}  # the kill was mid-rotation
-        wait_for(lambda: "LastRotatedDate" in survivor.describe_secret(SecretId="h/rotation"), timeout=30,
-                 what="the rotation finished by another node")
+        wait_for(
+            lambda: "LastRotatedDate" in survivor.describe_secret(SecretId="h/rotation"),
+            timeout=30,
+            what="the rotation finished by another node",
+        )
         listed = survivor.list_secret_version_ids(SecretId="h/rotation", IncludeDeprecated=True)["Versions"]
         assert {v["VersionId"]: v["VersionStages"] for v in listed} == {token: ["AWSCURRENT"], first: ["AWSPREVIOUS"]}
         assert survivor.get_secret_value(SecretId="h/rotation")["SecretString"] == rotation_value(token)
@@ -351,6 +524,10 @@ def test_three_nodes_on_one_postgresql(pg_url: str) -> None:
             jobs = conn.execute("SELECT r.state FROM rotations r WHERE r.token = %s", (token,)).fetchall()
         assert jobs == [("succeeded",)]
         # Attempt 1 (the killed node) got as far as createSecret; attempt 2 (another node) ran all four.
-        assert step_records() == [(1, "createSecret", "succeeded"), (2, "createSecret", "succeeded"),
-                         (2, "setSecret", "succeeded"), (2, "testSecret", "succeeded"),
-                         (2, "finishSecret", "succeeded")]
+        assert step_records() == [
+            (1, "createSecret", "succeeded"),
+            (2, "createSecret", "succeeded"),
+            (2, "setSecret", "succeeded"),
+            (2, "testSecret", "succeeded"),
+            (2, "finishSecret", "succeeded"),
+        ]

@@ -16,14 +16,18 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from botocore.exceptions import ClientError
 
 from strongroom.testing import ServerProcess, postgres_schema, wait_for
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "strongroom.cli.main", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "strongroom.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+    )
 
 
 def key_lines(path: Path) -> list[str]:
@@ -56,7 +60,7 @@ class Creator:
                 got = self.read.get_secret_value(SecretId=name)["SecretString"]
                 if got != name:
                     self.errors.append(f"read {got!r}")
-            except Exception as exc:  # noqa: BLE001 - every failure is a finding
+            except Exception as exc:
                 self.errors.append(repr(exc))
             self.made += 1
 
@@ -86,7 +90,7 @@ class Reader:
                 got = self.sm.get_secret_value(SecretId=self.secret_id)["SecretString"]
                 if got != self.expected:
                     self.errors.append(f"read {got!r}")
-            except Exception as exc:  # noqa: BLE001 - every failure is a finding
+            except Exception as exc:
                 self.errors.append(repr(exc))
             self.reads += 1
 
@@ -147,11 +151,17 @@ def test_two_nodes_on_postgresql_learn_of_the_new_member(tmp_path, pg_url):
     key_file.chmod(0o600)
     with postgres_schema(pg_url.split("?")[0]) as url:
         args = ["--master-key-file", str(key_file)]
-        with ServerProcess(data_dir=tmp_path / "a", database_url=url, extra_args=args) as a, \
-                ServerProcess(data_dir=tmp_path / "b", database_url=url, extra_args=args) as b:
+        with (
+            ServerProcess(data_dir=tmp_path / "a", database_url=url, extra_args=args) as a,
+            ServerProcess(data_dir=tmp_path / "b", database_url=url, extra_args=args) as b,
+        ):
             a.client().create_secret(Name="s", SecretString="v")
-            with Reader(a, "s", "v") as ra, Reader(b, "s", "v") as rb, \
-                    Creator(a, b, "ab") as ab, Creator(b, a, "ba") as ba:
+            with (
+                Reader(a, "s", "v") as ra,
+                Reader(b, "s", "v") as rb,
+                Creator(a, b, "ab") as ab,
+                Creator(b, a, "ba") as ba,
+            ):
                 rotated = cli("master-key", "rotate", "--database-url", url, *args)
                 assert rotated.returncode == 0, rotated.stderr
                 time.sleep(0.5)
@@ -176,26 +186,27 @@ def test_two_phase_rotation_for_nodes_on_several_machines(tmp_path, pg_url):
         (tmp_path / node).mkdir(mode=0o700)
         (tmp_path / node / "master.key").write_text(first)
         (tmp_path / node / "master.key").chmod(0o600)
-    with postgres_schema(pg_url.split("?")[0]) as url:
-        with ServerProcess(data_dir=tmp_path / "a", database_url=url) as a, \
-                ServerProcess(data_dir=tmp_path / "b", database_url=url) as b:
-            a.client().create_secret(Name="s", SecretString="v")
-            added = cli("master-key", "rotate", "--pending", "--data-dir", str(tmp_path / "a"), "--database-url", url)
-            assert added.returncode == 0, added.stderr
-            assert "added as pending" in added.stdout and "master-key activate 2" in added.stdout
-            assert health(a)["keyring"]["active"] == 1
-            wait_for(lambda: health(a)["keyring"]["loaded"] == [1, 2], timeout=5)
-            assert health(b)["keyring"]["loaded"] == [1]
-            shutil.copy(tmp_path / "a" / "master.key", tmp_path / "b" / "master.key")  # the operator's copy
-            wait_for(lambda: health(b)["keyring"]["loaded"] == [1, 2], timeout=5)
-            with Reader(b, "s", "v") as rb:
-                activated = cli("master-key", "activate", "2", "--data-dir", str(tmp_path / "a"),
-                                "--database-url", url)
-                assert activated.returncode == 0, activated.stderr
-            assert rb.errors == []
-            assert health(b)["keyring"]["active"] == 2
-            b.client(region="sa-east-1").create_secret(Name="later", SecretString="w")
-            assert a.client(region="sa-east-1").get_secret_value(SecretId="later")["SecretString"] == "w"
+    with (
+        postgres_schema(pg_url.split("?")[0]) as url,
+        ServerProcess(data_dir=tmp_path / "a", database_url=url) as a,
+        ServerProcess(data_dir=tmp_path / "b", database_url=url) as b,
+    ):
+        a.client().create_secret(Name="s", SecretString="v")
+        added = cli("master-key", "rotate", "--pending", "--data-dir", str(tmp_path / "a"), "--database-url", url)
+        assert added.returncode == 0, added.stderr
+        assert "added as pending" in added.stdout and "master-key activate 2" in added.stdout
+        assert health(a)["keyring"]["active"] == 1
+        wait_for(lambda: health(a)["keyring"]["loaded"] == [1, 2], timeout=5)
+        assert health(b)["keyring"]["loaded"] == [1]
+        shutil.copy(tmp_path / "a" / "master.key", tmp_path / "b" / "master.key")  # the operator's copy
+        wait_for(lambda: health(b)["keyring"]["loaded"] == [1, 2], timeout=5)
+        with Reader(b, "s", "v") as rb:
+            activated = cli("master-key", "activate", "2", "--data-dir", str(tmp_path / "a"), "--database-url", url)
+            assert activated.returncode == 0, activated.stderr
+        assert rb.errors == []
+        assert health(b)["keyring"]["active"] == 2
+        b.client(region="sa-east-1").create_secret(Name="later", SecretString="w")
+        assert a.client(region="sa-east-1").get_secret_value(SecretId="later")["SecretString"] == "w"
 
 
 @pytest.fixture(scope="module")
@@ -241,8 +252,9 @@ def test_a_server_finishes_a_rewrap_the_rotate_command_left(tmp_path, populated)
     killed = cli("master-key", "rotate", "--data-dir", str(data), env={"STRONGROOM_TEST_CRASH_AT": "member-added"})
     assert killed.returncode == -9
     with ServerProcess(data_dir=data) as srv:
-        wait_for(lambda: " 0 keys " in cli("master-key", "list", "--data-dir", str(data)).stdout.split("\n")[0],
-                 timeout=10)
+        wait_for(
+            lambda: " 0 keys " in cli("master-key", "list", "--data-dir", str(data)).stdout.split("\n")[0], timeout=10
+        )
         assert srv.client().get_secret_value(SecretId="s3")["SecretString"] == "v3"
 
 
@@ -296,7 +308,7 @@ def test_a_database_from_before_the_keyring_registers_its_key_as_member_one(tmp_
     db.commit()
     db.close()  # the last connection: the WAL is checkpointed into the file copied below
     other = tmp_path / "other"
-    other.mkdir()
+    other.mkdir(mode=0o700)
     shutil.copy(data / "strongroom.db", other / "strongroom.db")
     (other / "master.key").write_text(base64.b64encode(b"w" * 32).decode() + "\n")
     (other / "master.key").chmod(0o600)
@@ -317,7 +329,7 @@ def test_a_backup_taken_before_a_rotation_restores_after_it(tmp_path):
     header = (tmp_path / "old.bak").read_bytes()[:600]
     assert b'"keyring":[{"id":1,' in header and b'"member":1' in header
     fresh = tmp_path / "fresh"
-    fresh.mkdir()
+    fresh.mkdir(mode=0o700)
     shutil.copy(data / "master.key", fresh / "master.key")  # both members' keys, as kept after the rotation
     restored = cli("restore", str(tmp_path / "old.bak"), "--data-dir", str(fresh))
     assert restored.returncode == 0, restored.stderr
@@ -325,7 +337,7 @@ def test_a_backup_taken_before_a_rotation_restores_after_it(tmp_path):
         assert srv.client().get_secret_value(SecretId="s")["SecretString"] == "before"
     # With only the new key, the old backup names the key it needs.
     bare = tmp_path / "bare"
-    bare.mkdir()
+    bare.mkdir(mode=0o700)
     (bare / "master.key").write_text(key_lines(data / "master.key")[1] + "\n")
     (bare / "master.key").chmod(0o600)
     refused = cli("restore", str(tmp_path / "old.bak"), "--data-dir", str(bare))
@@ -352,7 +364,10 @@ def test_a_member_whose_key_is_missing_is_named_with_where_it_was_looked_for(tmp
     assert "expects member 2 (fingerprint" in line and str(data / "master.key") in line
     (data / "master.key").write_text(second + "\n")  # the old member's key lost while it still wraps keys
     line = _one_line_refusal(serve(data))
-    assert line.startswith("master key member 1 (fingerprint") and "still wraps 3 keys but was not found" in line
+    assert (
+        line.startswith("strongroom: master key member 1 (fingerprint")
+        and "still wraps 3 keys but was not found" in line
+    )
     (data / "master.key").write_text(first + "\n" + second + "\n")
     with ServerProcess(data_dir=data) as srv:
         assert srv.client().get_secret_value(SecretId="s")["SecretString"] == "v"

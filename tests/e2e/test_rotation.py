@@ -10,21 +10,45 @@ import uuid
 import pytest
 from botocore.exceptions import ClientError
 
-from strongroom.testing import ServerProcess, wait_for
 from strongroom.rotation.runtime import parse_cpus
+from strongroom.testing import ServerProcess, wait_for
 from strongroom.testing.functions import zipped
+import functools
+import operator
 
-FAST = {"STRONGROOM_ROTATION_RETRY_BASE_SECONDS": "0.3", "STRONGROOM_ROTATION_MAX_ATTEMPTS": "2",
-        "STRONGROOM_ROTATION_POLL_SECONDS": "0.2"}
+FAST = {
+    "STRONGROOM_ROTATION_RETRY_BASE_SECONDS": "0.3",
+    "STRONGROOM_ROTATION_MAX_ATTEMPTS": "2",
+    "STRONGROOM_ROTATION_POLL_SECONDS": "0.2",
+}
 
 
-ROTATION_POLICY = json.dumps({"Version": "2012-10-17", "Statement": [{
-    "Effect": "Allow", "Action": ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue",
-                                  "secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage",
-                                  "secretsmanager:GetRandomPassword"],
-    "Resource": "*"}]})
-TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{
-    "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+ROTATION_POLICY = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": [
+                    "secretsmanager:DescribeSecret",
+                    "secretsmanager:GetSecretValue",
+                    "secretsmanager:PutSecretValue",
+                    "secretsmanager:UpdateSecretVersionStage",
+                    "secretsmanager:GetRandomPassword",
+                ],
+                "Resource": "*",
+            }
+        ],
+    }
+)
+TRUST = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+)
 
 
 def rotation_role(iam) -> str:
@@ -39,12 +63,22 @@ def rotation_role(iam) -> str:
 
 def make_function(lam, name: str, env: dict[str, str] | None = None, allow: bool = True) -> str:
     role = rotation_role(lam._strongroom_iam)
-    arn = lam.create_function(FunctionName=name, Runtime="python3.11", Role=role,
-                              Handler="lambda_function.lambda_handler", Code={"ZipFile": zipped()}, Timeout=30,
-                              Environment={"Variables": env or {}})["FunctionArn"]
+    arn = lam.create_function(
+        FunctionName=name,
+        Runtime="python3.11",
+        Role=role,
+        Handler="lambda_function.lambda_handler",
+        Code={"ZipFile": zipped()},
+        Timeout=30,
+        Environment={"Variables": env or {}},
+    )["FunctionArn"]
     if allow:
-        lam.add_permission(FunctionName=name, StatementId="sm", Action="lambda:InvokeFunction",
-                           Principal="secretsmanager.amazonaws.com")
+        lam.add_permission(
+            FunctionName=name,
+            StatementId="sm",
+            Action="lambda:InvokeFunction",
+            Principal="secretsmanager.amazonaws.com",
+        )
     return arn
 
 
@@ -112,24 +146,31 @@ def test_refusals(clients):
     sm.create_secret(Name=name, SecretString="v")
     with pytest.raises(ClientError) as exc:
         sm.rotate_secret(SecretId=name)
-    assert exc.value.response["Error"] == {"Code": "InvalidRequestException",
-                                           "Message": "No Lambda rotation function ARN is associated with this secret."}
+    assert exc.value.response["Error"] == {
+        "Code": "InvalidRequestException",
+        "Message": "No Lambda rotation function ARN is associated with this secret.",
+    }
     fn = make_function(lam, name, allow=False)
     with pytest.raises(ClientError) as exc:
         sm.rotate_secret(SecretId=name, RotationLambdaARN=fn)
     assert exc.value.response["Error"]["Code"] == "AccessDeniedException"
     assert exc.value.response["Error"]["Message"] == (
         "Secrets Manager cannot invoke the specified Lambda function. Ensure that the function policy grants "
-        "access to the principal secretsmanager.amazonaws.com.")
+        "access to the principal secretsmanager.amazonaws.com."
+    )
     with pytest.raises(ClientError) as exc:
         sm.rotate_secret(SecretId=name, RotationLambdaARN="arn:aws:lambda:us-west-2:1234566789012:function:Nope")
     assert exc.value.response["Error"]["Code"] == "AccessDeniedException"
     with pytest.raises(ClientError) as exc:
-        sm.rotate_secret(SecretId=name, RotationLambdaARN=fn,
-                         RotationRules={"AutomaticallyAfterDays": 2, "ScheduleExpression": "rate(10 days)"})
+        sm.rotate_secret(
+            SecretId=name,
+            RotationLambdaARN=fn,
+            RotationRules={"AutomaticallyAfterDays": 2, "ScheduleExpression": "rate(10 days)"},
+        )
     assert exc.value.response["Error"] == {
         "Code": "InvalidParameterException",
-        "Message": "You cannot specify both rotation frequency and schedule expression together."}
+        "Message": "You cannot specify both rotation frequency and schedule expression together.",
+    }
     # A refused call persists nothing.
     described = sm.describe_secret(SecretId=name)
     assert "RotationEnabled" not in described and "RotationLambdaARN" not in described
@@ -151,7 +192,8 @@ def test_failing_rotation_keeps_pending_and_blocks_a_new_one_until_a_manual_valu
         sm.rotate_secret(SecretId=name)
     assert exc.value.response["Error"] == {
         "Code": "InvalidRequestException",
-        "Message": "A previous rotation isn't complete. That rotation will be reattempted."}
+        "Message": "A previous rotation isn't complete. That rotation will be reattempted.",
+    }
     manual = sm.put_secret_value(SecretId=name, SecretString="by hand")["VersionId"]
     stages = sm.describe_secret(SecretId=name)["VersionIdsToStages"]
     assert stages[manual] == ["AWSCURRENT"] and "AWSPENDING" not in stages.get(token, [])
@@ -170,8 +212,11 @@ def test_value_set_by_hand_during_create_secret_leaves_no_stuck_pending_label(cl
 
     def function_started() -> bool:  # its DescribeSecret is in the trail: it now sleeps before its put
         events = trail.lookup_events(LookupAttributes=[{"AttributeKey": "ResourceName", "AttributeValue": arn}])
-        return any(e["EventName"] == "DescribeSecret" and "assumed-role" in json.loads(e["CloudTrailEvent"])
-                   ["userIdentity"]["arn"] for e in events["Events"])
+        return any(
+            e["EventName"] == "DescribeSecret"
+            and "assumed-role" in json.loads(e["CloudTrailEvent"])["userIdentity"]["arn"]
+            for e in events["Events"]
+        )
 
     wait_for(function_started)
     manual = sm.put_secret_value(SecretId=name, SecretString="by hand")["VersionId"]
@@ -183,7 +228,9 @@ def test_value_set_by_hand_during_create_secret_leaves_no_stuck_pending_label(cl
             return False
 
     wait_for(function_put_landed)
-    wait_for(lambda: all("AWSPENDING" not in s for s in sm.describe_secret(SecretId=name)["VersionIdsToStages"].values()))
+    wait_for(
+        lambda: all("AWSPENDING" not in s for s in sm.describe_secret(SecretId=name)["VersionIdsToStages"].values())
+    )
     stages = sm.describe_secret(SecretId=name)["VersionIdsToStages"]
     assert stages[manual] == ["AWSCURRENT"]
     assert sm.rotate_secret(SecretId=name)["VersionId"] != token
@@ -194,8 +241,12 @@ def test_cancel_keeps_configuration_and_drops_the_next_date(clients):
     name = f"rot-{uuid.uuid4().hex[:8]}"
     fn = make_function(lam, name)
     sm.create_secret(Name=name, SecretString="v")
-    sm.rotate_secret(SecretId=name, RotationLambdaARN=fn, RotationRules={"ScheduleExpression": "rate(10 days)"},
-                     RotateImmediately=False)
+    sm.rotate_secret(
+        SecretId=name,
+        RotationLambdaARN=fn,
+        RotationRules={"ScheduleExpression": "rate(10 days)"},
+        RotateImmediately=False,
+    )
     assert "NextRotationDate" in sm.describe_secret(SecretId=name)
     answer = sm.cancel_rotate_secret(SecretId=name)
     assert {"ARN", "Name"} <= set(answer)
@@ -211,8 +262,9 @@ def test_rotate_immediately_false_only_tests(clients):
     name = f"rot-{uuid.uuid4().hex[:8]}"
     fn = make_function(lam, name)
     first = sm.create_secret(Name=name, SecretString="v")["VersionId"]
-    token = sm.rotate_secret(SecretId=name, RotationLambdaARN=fn, RotationRules={"AutomaticallyAfterDays": 7},
-                             RotateImmediately=False)["VersionId"]
+    token = sm.rotate_secret(
+        SecretId=name, RotationLambdaARN=fn, RotationRules={"AutomaticallyAfterDays": 7}, RotateImmediately=False
+    )["VersionId"]
     wait_for(lambda: token not in sm.describe_secret(SecretId=name)["VersionIdsToStages"])
     described = sm.describe_secret(SecretId=name)
     assert described["VersionIdsToStages"] == {first: ["AWSCURRENT"]}
@@ -221,12 +273,19 @@ def test_rotate_immediately_false_only_tests(clients):
 
 
 def test_lambda_invoke_and_logs(clients):
-    sm, lam = clients
+    _sm, lam = clients
     name = f"fn-{uuid.uuid4().hex[:8]}"
-    source = "def handler(event, context):\n    print('hello', event['x'])\n    if event.get('boom'):\n" \
-             "        raise ValueError('boom')\n    return {'twice': event['x'] * 2}\n"
-    lam.create_function(FunctionName=name, Runtime="python3.11", Role=rotation_role(lam._strongroom_iam),
-                        Handler="lambda_function.handler", Code={"ZipFile": zipped(source)})
+    source = (
+        "def handler(event, context):\n    print('hello', event['x'])\n    if event.get('boom'):\n"
+        "        raise ValueError('boom')\n    return {'twice': event['x'] * 2}\n"
+    )
+    lam.create_function(
+        FunctionName=name,
+        Runtime="python3.11",
+        Role=rotation_role(lam._strongroom_iam),
+        Handler="lambda_function.handler",
+        Code={"ZipFile": zipped(source)},
+    )
     out = lam.invoke(FunctionName=name, Payload=json.dumps({"x": 21}), LogType="Tail")
     assert json.loads(out["Payload"].read()) == {"twice": 42}
     assert "hello 21" in __import__("base64").b64decode(out["LogResult"]).decode()
@@ -258,16 +317,21 @@ def test_kill_9_mid_rotation_resumes_exactly_once(tmp_path):
         sm = again.client()
         wait_for(lambda: "LastRotatedDate" in sm.describe_secret(SecretId="crashy"), timeout=40)
         versions = sm.list_secret_version_ids(SecretId="crashy", IncludeDeprecated=True)["Versions"]
-        assert {v["VersionId"]: v["VersionStages"] for v in versions} == {token: ["AWSCURRENT"],
-                                                                          first: ["AWSPREVIOUS"]}
+        assert {v["VersionId"]: v["VersionStages"] for v in versions} == {token: ["AWSCURRENT"], first: ["AWSPREVIOUS"]}
 
 
 def test_function_timeout_kills_the_worker(clients):
     _, lam = clients
     name = f"slow-{uuid.uuid4().hex[:8]}"
     source = "import time\ndef handler(event, context):\n    time.sleep(30)\n"
-    lam.create_function(FunctionName=name, Runtime="python3.11", Role=rotation_role(lam._strongroom_iam),
-                        Handler="lambda_function.handler", Code={"ZipFile": zipped(source)}, Timeout=1)
+    lam.create_function(
+        FunctionName=name,
+        Runtime="python3.11",
+        Role=rotation_role(lam._strongroom_iam),
+        Handler="lambda_function.handler",
+        Code={"ZipFile": zipped(source)},
+        Timeout=1,
+    )
     started = time.monotonic()
     out = lam.invoke(FunctionName=name, Payload=b"{}")
     assert time.monotonic() - started < 10
@@ -283,8 +347,11 @@ def test_two_nodes_on_one_postgresql_rotate_once(pg_url):
 
     shared = {**FAST, "STRONGROOM_MASTER_KEY": base64.b64encode(os.urandom(32)).decode()}
     base = pg_url.split("?", 1)[0]  # a schema of its own: this deployment has its own master key
-    with postgres_schema(base) as url, ServerProcess(database_url=url, env=shared) as a, \
-            ServerProcess(database_url=url, env=shared) as b:
+    with (
+        postgres_schema(base) as url,
+        ServerProcess(database_url=url, env=shared) as a,
+        ServerProcess(database_url=url, env=shared) as b,
+    ):
         pg_url = url
         sm_a, sm_b, lam = a.client(), b.client(), lambda_client(a)
         name = f"two-{uuid.uuid4().hex[:8]}"
@@ -293,18 +360,27 @@ def test_two_nodes_on_one_postgresql_rotate_once(pg_url):
         tokens = []
         for _ in range(3):
             tokens.append(sm_b.rotate_secret(SecretId=name, RotationLambdaARN=fn)["VersionId"])
-            wait_for(lambda: "AWSPENDING" not in sum(sm_a.describe_secret(SecretId=name)["VersionIdsToStages"]
-                                                      .values(), []))
+            wait_for(
+                lambda: (
+                    "AWSPENDING"
+                    not in functools.reduce(
+                        operator.iadd, sm_a.describe_secret(SecretId=name)["VersionIdsToStages"].values(), []
+                    )
+                )
+            )
         versions = sm_a.list_secret_version_ids(SecretId=name, IncludeDeprecated=True)["Versions"]
         assert {v["VersionId"] for v in versions} == {first, *tokens}
         assert sm_b.get_secret_value(SecretId=name)["VersionId"] == tokens[-1]
         import psycopg
 
         with psycopg.connect(pg_url) as conn:
-            steps = conn.execute("SELECT r.token, count(*) FROM rotation_steps s JOIN rotations r "
-                                 "ON r.id = s.rotation_id JOIN secrets x ON x.id = r.secret_id WHERE x.name = %s "
-                                 "GROUP BY r.token", (name,)).fetchall()
-        assert dict(steps) == {t: 4 for t in tokens}  # each step ran once, on one node
+            steps = conn.execute(
+                "SELECT r.token, count(*) FROM rotation_steps s JOIN rotations r "
+                "ON r.id = s.rotation_id JOIN secrets x ON x.id = r.secret_id WHERE x.name = %s "
+                "GROUP BY r.token",
+                (name,),
+            ).fetchall()
+        assert dict(steps) == dict.fromkeys(tokens, 4)  # each step ran once, on one node
 
 
 def test_history_from_the_command_line(tmp_path):
@@ -317,11 +393,32 @@ def test_history_from_the_command_line(tmp_path):
         fn = make_function(lam, "hist", env={"FAIL_STEP": "testSecret"})
         sm.create_secret(Name="hist", SecretString="v")
         token = sm.rotate_secret(SecretId="hist", RotationLambdaARN=fn)["VersionId"]
-        wait_for(lambda: subprocess.run(
-            [sys.executable, "-m", "strongroom.cli.main", "rotation", "history", "hist", "--data-dir", str(data_dir),
-             "--json"], capture_output=True, text=True).stdout.count('"State": "failed"') == 1)
-    out = subprocess.run([sys.executable, "-m", "strongroom.cli.main", "rotation", "history", "hist", "--data-dir",
-                          str(data_dir)], capture_output=True, text=True, check=True).stdout
+        wait_for(
+            lambda: (
+                subprocess.run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "strongroom.cli.main",
+                        "rotation",
+                        "history",
+                        "hist",
+                        "--data-dir",
+                        str(data_dir),
+                        "--json",
+                    ],
+                    capture_output=True,
+                    text=True,
+                ).stdout.count('"State": "failed"')
+                == 1
+            )
+        )
+    out = subprocess.run(
+        [sys.executable, "-m", "strongroom.cli.main", "rotation", "history", "hist", "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert token in out and "failed" in out
     assert "testSecret" in out and "failing on purpose in testSecret" in out
     assert "#2 finishSecret" not in out  # an attempt stops at its failed step
@@ -337,15 +434,24 @@ def test_invocation_logs_are_kept_encrypted_and_read_back(tmp_path):
         lam = srv.client("lambda")
         # The code holds the marker reversed (code is stored as uploaded); only the output has it.
         source = f"def handler(event, context):\n    print('{marker[::-1]}'[::-1], event.get('n'))\n    return 1\n"
-        lam.create_function(FunctionName="talker", Runtime="python3.11", Role=rotation_role(srv.client("iam")),
-                            Handler="lambda_function.handler", Code={"ZipFile": zipped(source)})
+        lam.create_function(
+            FunctionName="talker",
+            Runtime="python3.11",
+            Role=rotation_role(srv.client("iam")),
+            Handler="lambda_function.handler",
+            Code={"ZipFile": zipped(source)},
+        )
         for n in range(3):
             lam.invoke(FunctionName="talker", Payload=json.dumps({"n": n}))
         for path in data_dir.rglob("*"):  # what functions print is stored, but never in clear
             if path.is_file():
                 assert marker.encode() not in path.read_bytes(), path
-    out = subprocess.run([sys.executable, "-m", "strongroom.cli.main", "logs", "talker", "--data-dir", str(data_dir)],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "strongroom.cli.main", "logs", "talker", "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert out.count(marker) == 3 and f"{marker} 2" in out
     assert out.count("succeeded") == 3
 
@@ -369,8 +475,13 @@ def test_function_workers_run_on_the_cpus_named(tmp_path):
     cpus = sorted(os.sched_getaffinity(0))
     with ServerProcess(env={"STRONGROOM_FUNCTION_CPUS": str(cpus[-1])}) as srv:
         lam = srv.client("lambda")
-        lam.create_function(FunctionName="where", Runtime="python3.11", Role=rotation_role(srv.client("iam")),
-                            Handler="lambda_function.handler", Code={"ZipFile": zipped(source)})
+        lam.create_function(
+            FunctionName="where",
+            Runtime="python3.11",
+            Role=rotation_role(srv.client("iam")),
+            Handler="lambda_function.handler",
+            Code={"ZipFile": zipped(source)},
+        )
         assert json.loads(lam.invoke(FunctionName="where")["Payload"].read()) == [cpus[-1]]
     with pytest.raises(RuntimeError) as exc:
         ServerProcess(env={"STRONGROOM_FUNCTION_CPUS": "0-4096"}).start()

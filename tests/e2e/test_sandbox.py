@@ -32,10 +32,11 @@ from strongroom.rotation import sandbox as sandbox_module
 from strongroom.testing import ServerProcess, wait_for
 from strongroom.testing.functions import execution_role, zipped
 
-pytestmark = pytest.mark.skipif(not shutil.which("bwrap"),
-                                reason="bubblewrap is installed by `make setup` (scripts/ensure-system-packages)")
+pytestmark = pytest.mark.skipif(
+    not shutil.which("bwrap"), reason="bubblewrap is installed by `make setup` (scripts/ensure-system-packages)"
+)
 
-HOSTILE = r'''
+HOSTILE = r"""
 import os, sys, time, subprocess, resource
 
 def attempt(fn):
@@ -144,20 +145,40 @@ def handler(event, context):
         def inner():
             raise ValueError("hostile failure")
         inner()
-'''
+"""
 
 LAMBDA_VARIABLES = {
     # Lambda's documented ("defined runtime environment") variables this runtime sets.
-    "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_VERSION", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-    "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME", "AWS_EXECUTION_ENV", "AWS_REGION",
-    "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "LAMBDA_TASK_ROOT",
-    "LAMBDA_RUNTIME_DIR", "_HANDLER", "AWS_LAMBDA_INITIALIZATION_TYPE", "TZ", "LANG", "PATH", "HOME",
-    "PYTHONUNBUFFERED", "PWD",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_LOG_GROUP_NAME",
+    "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_EXECUTION_ENV",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "LAMBDA_TASK_ROOT",
+    "LAMBDA_RUNTIME_DIR",
+    "_HANDLER",
+    "AWS_LAMBDA_INITIALIZATION_TYPE",
+    "TZ",
+    "LANG",
+    "PATH",
+    "HOME",
+    "PYTHONUNBUFFERED",
+    "PWD",
     # strongroom's: where this server is (the function calls it back), and the function's ARN.
-    "SECRETS_MANAGER_ENDPOINT", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL_LAMBDA",
+    "SECRETS_MANAGER_ENDPOINT",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+    "AWS_ENDPOINT_URL_LAMBDA",
     "STRONGROOM_FUNCTION_ARN",
     # The function's own.
-    "MINE"}
+    "MINE",
+}
 
 
 UNPRIVILEGED_USER = "strongroom-test"
@@ -169,8 +190,11 @@ def _unprivileged_server(data_root: Path) -> ServerProcess:
     if os.geteuid() != 0:
         pytest.skip("already unprivileged: the server-user variant covers it")
     if subprocess.run(["id", UNPRIVILEGED_USER], capture_output=True).returncode != 0:
-        made = subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                               UNPRIVILEGED_USER], capture_output=True, text=True)
+        made = subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", UNPRIVILEGED_USER],
+            capture_output=True,
+            text=True,
+        )
         if made.returncode != 0:
             pytest.skip(f"cannot create {UNPRIVILEGED_USER}: {made.stderr.strip()}")
     entry = pwd.getpwnam(UNPRIVILEGED_USER)
@@ -181,9 +205,24 @@ def _unprivileged_server(data_root: Path) -> ServerProcess:
     env = {"HOME": "/tmp", "PYTHONPATH": f"{packages}:{source}", "PATH": "/usr/local/bin:/usr/bin:/bin"}
 
     def runs(candidate: str) -> bool:
-        return subprocess.run(["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--clear-groups",
-                               "env", "-i", *[f"{k}={v}" for k, v in env.items()], candidate, "-c",
-                               "import strongroom.cli.main, boto3"], capture_output=True).returncode == 0
+        return (
+            subprocess.run(
+                [
+                    "setpriv",
+                    f"--reuid={entry.pw_uid}",
+                    f"--regid={entry.pw_gid}",
+                    "--clear-groups",
+                    "env",
+                    "-i",
+                    *[f"{k}={v}" for k, v in env.items()],
+                    candidate,
+                    "-c",
+                    "import strongroom.cli.main, boto3",
+                ],
+                capture_output=True,
+            ).returncode
+            == 0
+        )
 
     if not runs(python):
         python = f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"
@@ -224,13 +263,24 @@ def hostile(request, tmp_path_factory):  # type: ignore[no-untyped-def]
         data_dir = srv.data_dir
         lam = srv.client("lambda")
         name = f"hostile-{uuid.uuid4().hex[:8]}"
-        lam.create_function(FunctionName=name, Runtime="python3.11", Role=execution_role(srv.client("iam"), "r", None), Handler="lambda_function.handler",
-                            Code={"ZipFile": zipped(HOSTILE)}, Timeout=30, MemorySize=128,
-                            Environment={"Variables": {"MINE": "own"}})
+        lam.create_function(
+            FunctionName=name,
+            Runtime="python3.11",
+            Role=execution_role(srv.client("iam"), "r", None),
+            Handler="lambda_function.handler",
+            Code={"ZipFile": zipped(HOSTILE)},
+            Timeout=30,
+            MemorySize=128,
+            Environment={"Variables": {"MINE": "own"}},
+        )
         other_marker = f"other-function-{uuid.uuid4().hex}"
-        lam.create_function(FunctionName=name + "-other", Runtime="python3.11", Role=execution_role(srv.client("iam"), "r", None),
-                            Handler="lambda_function.handler", Code={"ZipFile": zipped(
-                                f"def handler(event, context):\n    return '{other_marker}'\n")})
+        lam.create_function(
+            FunctionName=name + "-other",
+            Runtime="python3.11",
+            Role=execution_role(srv.client("iam"), "r", None),
+            Handler="lambda_function.handler",
+            Code={"ZipFile": zipped(f"def handler(event, context):\n    return '{other_marker}'\n")},
+        )
         assert json.loads(lam.invoke(FunctionName=name + "-other")["Payload"].read()) == other_marker  # unpacked
         yield srv, lam, name, data_dir, other_marker
     finally:
@@ -247,7 +297,7 @@ def call(lam, name: str, **event):  # type: ignore[no-untyped-def]
 
 
 def test_not_root_no_capabilities_and_lambdas_paths(hostile):
-    srv, lam, name, _, _ = hostile
+    _srv, lam, name, _, _ = hostile
     me = call(lam, name, attack="identity")
     assert me["uid"] == me["euid"] == me["gid"] == sandbox_module.SANDBOX_UID != 0
     assert me["id"].startswith("uid=993(sbx_user1051) gid=993(sbx_user1051)")
@@ -259,7 +309,7 @@ def test_not_root_no_capabilities_and_lambdas_paths(hostile):
 
 
 def test_master_key_database_and_data_dir_unreachable(hostile):
-    srv, lam, name, data_dir, _ = hostile
+    _srv, lam, name, data_dir, _ = hostile
     assert (data_dir / "master.key").exists() and (data_dir / "strongroom.db").exists()
     for path in (data_dir / "master.key", data_dir / "strongroom.db", data_dir / "admin-credentials"):
         got = call(lam, name, attack="read", path=str(path))
@@ -284,30 +334,40 @@ def test_server_environment_and_proc_unreachable(hostile):
 
 
 def test_other_functions_code_unreachable(hostile):
-    srv, lam, name, data_dir, other_marker = hostile
+    _srv, lam, name, _data_dir, other_marker = hostile
     assert call(lam, name, attack="scan", needle=other_marker) == []
     assert call(lam, name, attack="list", path="/var/task")["value"] == ["lambda_function.py"]
 
 
-@pytest.mark.parametrize("path", ["/var/task/lambda_function.py", "/var/task/new.py", "/etc/passwd", "/usr/evil",
-                                  "/var/runtime/boto3/evil.py", "/evil", "/var/rapid/bootstrap.py"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/var/task/lambda_function.py",
+        "/var/task/new.py",
+        "/etc/passwd",
+        "/usr/evil",
+        "/var/runtime/boto3/evil.py",
+        "/evil",
+        "/var/rapid/bootstrap.py",
+    ],
+)
 def test_writes_outside_tmp_fail(hostile, path):
-    srv, lam, name, _, _ = hostile
+    _srv, lam, name, _, _ = hostile
     got = call(lam, name, attack="write", path=path)
     assert not got["ok"], got
     assert got["error"].split(":")[0] in ("OSError", "PermissionError", "FileNotFoundError"), got
 
 
 def test_tmp_is_writable_and_private(hostile):
-    srv, lam, name, _, _ = hostile
+    _srv, lam, name, _, _ = hostile
     marker = f"private-{uuid.uuid4().hex}"
     assert call(lam, name, attack="write", path=f"/tmp/{marker}")["ok"]
     assert not Path(f"/tmp/{marker}").exists()  # the host's /tmp is not the function's
 
 
 def test_memory_is_capped(hostile):
-    srv, lam, name, _, _ = hostile
-    got = call(lam, name, attack="memory", bytes=4 * 1024 ** 3)  # MemorySize 128 + headroom is far below
+    _srv, lam, name, _, _ = hostile
+    got = call(lam, name, attack="memory", bytes=4 * 1024**3)  # MemorySize 128 + headroom is far below
     assert not got["ok"] and got["error"].startswith("MemoryError"), got
 
 
@@ -320,7 +380,7 @@ def test_fork_bomb_is_bounded(hostile):
 
 
 def test_open_files_are_capped(hostile):
-    srv, lam, name, _, _ = hostile
+    _srv, lam, name, _, _ = hostile
     got = call(lam, name, attack="files")
     assert got["opened"] < 1024 and got["error"] == "OSError", got
 
@@ -328,17 +388,19 @@ def test_open_files_are_capped(hostile):
 def test_database_drivers_and_loopback_network_are_there(hostile):
     """What AWS's rotation templates need: pymysql / psycopg importable (read-only, /var/runtime),
     and the databases reachable on loopback (the network is not unshared)."""
-    srv, lam, name, _, _ = hostile
+    _srv, lam, name, _, _ = hostile
     got = call(lam, name, attack="databases")
     assert got["mysql"] == got["postgres"] == 1 and got["pymysql"].startswith("/var/runtime/pymysql/")
 
 
 def test_error_answers_show_only_var_task_frames(hostile):
-    srv, lam, name, data_dir, _ = hostile
+    _srv, lam, name, data_dir, _ = hostile
     out = lam.invoke(FunctionName=name, Payload=json.dumps({"attack": "raise"}), LogType="Tail")
     error = json.loads(out["Payload"].read())
     assert out["FunctionError"] == "Unhandled" and error["errorMessage"] == "hostile failure"
-    assert error["stackTrace"] and all(f.startswith('  File "/var/task/lambda_function.py"') for f in error["stackTrace"])
+    assert error["stackTrace"] and all(
+        f.startswith('  File "/var/task/lambda_function.py"') for f in error["stackTrace"]
+    )
     text = json.dumps(error) + base64.b64decode(out["LogResult"]).decode()
     assert str(data_dir) not in text and "strongroom" not in text and "bootstrap" not in text
 
@@ -360,8 +422,13 @@ def test_no_process_outlives_its_worker(hostile):
     and nothing it started survives on the host."""
     srv, lam, _, _, _ = hostile
     name = f"leaver-{uuid.uuid4().hex[:8]}"
-    lam.create_function(FunctionName=name, Runtime="python3.11", Role=execution_role(srv.client("iam"), "r", None), Handler="lambda_function.handler",
-                        Code={"ZipFile": zipped(HOSTILE)})
+    lam.create_function(
+        FunctionName=name,
+        Runtime="python3.11",
+        Role=execution_role(srv.client("iam"), "r", None),
+        Handler="lambda_function.handler",
+        Code={"ZipFile": zipped(HOSTILE)},
+    )
     marker = f"left-behind-{uuid.uuid4().hex}"
     assert call(lam, name, attack="leave", marker=marker) == "left"
     assert _processes_with(marker), "the sleeper should run while its worker lives"
@@ -372,13 +439,23 @@ def test_no_process_outlives_its_worker(hostile):
 def test_a_deleted_functions_credentials_stop_at_once(hostile):
     srv, lam, _, _, _ = hostile
     name = f"creds-{uuid.uuid4().hex[:8]}"
-    lam.create_function(FunctionName=name, Runtime="python3.11", Role=execution_role(srv.client("iam"), "r", None), Handler="lambda_function.handler",
-                        Code={"ZipFile": zipped(HOSTILE)})
+    lam.create_function(
+        FunctionName=name,
+        Runtime="python3.11",
+        Role=execution_role(srv.client("iam"), "r", None),
+        Handler="lambda_function.handler",
+        Code={"ZipFile": zipped(HOSTILE)},
+    )
     creds = call(lam, name, attack="credentials")
-    stolen = boto3.client("secretsmanager", region_name="us-east-1", endpoint_url=srv.endpoint,
-                          aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
-                          aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"],
-                          aws_session_token=creds["AWS_SESSION_TOKEN"], config=Config(retries={"max_attempts": 1}))
+    stolen = boto3.client(
+        "secretsmanager",
+        region_name="us-east-1",
+        endpoint_url=srv.endpoint,
+        aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=creds["AWS_SESSION_TOKEN"],
+        config=Config(retries={"max_attempts": 1}),
+    )
     try:
         stolen.list_secrets()
     except ClientError as exc:  # the role may not allow it, but the key itself was known
@@ -395,13 +472,24 @@ def test_a_hanging_function_cannot_starve_iam():
     default executor on 2 cores and CreateAccessKey waited for them)."""
     with ServerProcess(env={"STRONGROOM_FUNCTION_CONCURRENCY": "2"}, data_dir=None) as srv:
         lam = srv.client("lambda")
-        lam = boto3.client("lambda", region_name="us-east-1", endpoint_url=srv.endpoint,
-                           aws_access_key_id=srv.access_key_id, aws_secret_access_key=srv.secret_access_key,
-                           config=Config(retries={"max_attempts": 1}, read_timeout=60))
+        lam = boto3.client(
+            "lambda",
+            region_name="us-east-1",
+            endpoint_url=srv.endpoint,
+            aws_access_key_id=srv.access_key_id,
+            aws_secret_access_key=srv.secret_access_key,
+            config=Config(retries={"max_attempts": 1}, read_timeout=60),
+        )
         iam = srv.client("iam")
         name = f"hang-{uuid.uuid4().hex[:8]}"
-        lam.create_function(FunctionName=name, Runtime="python3.11", Role=execution_role(srv.client("iam"), "r", None), Handler="lambda_function.handler",
-                            Code={"ZipFile": zipped(HOSTILE)}, Timeout=20)
+        lam.create_function(
+            FunctionName=name,
+            Runtime="python3.11",
+            Role=execution_role(srv.client("iam"), "r", None),
+            Handler="lambda_function.handler",
+            Code={"ZipFile": zipped(HOSTILE)},
+            Timeout=20,
+        )
         codes: list[str] = []
 
         def hang() -> None:
@@ -434,19 +522,34 @@ def test_idle_workers_are_reaped_and_their_credentials_revoked(tmp_path):
     with ServerProcess(data_dir=tmp_path / "data", env={"STRONGROOM_FUNCTION_IDLE_SECONDS": "1"}) as srv:
         lam = srv.client("lambda")
         name = f"idle-{uuid.uuid4().hex[:8]}"
-        lam.create_function(FunctionName=name, Runtime="python3.11", Role=execution_role(srv.client("iam"), "r", None), Handler="lambda_function.handler",
-                            Code={"ZipFile": zipped(HOSTILE)})
+        lam.create_function(
+            FunctionName=name,
+            Runtime="python3.11",
+            Role=execution_role(srv.client("iam"), "r", None),
+            Handler="lambda_function.handler",
+            Code={"ZipFile": zipped(HOSTILE)},
+        )
         creds = call(lam, name, attack="credentials")
         code_root = str(tmp_path / "data" / "functions")
         assert _processes_with(code_root), "a warm worker (bwrap binds its code from DATA_DIR/functions)"
         wait_for(lambda: not _processes_with(code_root), timeout=10)
-        stolen = boto3.client("sts", region_name="us-east-1", endpoint_url=srv.endpoint,
-                              aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
-                              aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"],
-                              aws_session_token=creds["AWS_SESSION_TOKEN"])
-        with pytest.raises(ClientError) as exc:
-            stolen.get_caller_identity()
-        assert exc.value.response["Error"]["Code"] in ("InvalidClientTokenId", "UnrecognizedClientException")
+        stolen = boto3.client(
+            "sts",
+            region_name="us-east-1",
+            endpoint_url=srv.endpoint,
+            aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"],
+            aws_session_token=creds["AWS_SESSION_TOKEN"],
+        )
+
+        def refused() -> str | None:  # the reaper revokes right after the worker's processes are gone
+            try:
+                stolen.get_caller_identity()
+            except ClientError as exc:
+                return exc.response["Error"]["Code"]  # type: ignore[no-any-return]
+            return None
+
+        assert wait_for(refused, timeout=5) in ("InvalidClientTokenId", "UnrecognizedClientException")
         assert call(lam, name, attack="identity")["uid"] == 993  # a new worker starts on demand
 
 
@@ -459,28 +562,42 @@ def test_without_a_sandbox_uploaded_code_is_refused_but_builtins_run(tmp_path):
         assert len(lines) == 1 and "/nonexistent/bwrap not found" in lines[0] and "Traceback" not in srv.log()
         lam, sm = srv.client("lambda"), srv.client()
         name = f"refused-{uuid.uuid4().hex[:8]}"
-        lam.create_function(FunctionName=name, Runtime="python3.11", Role=execution_role(srv.client("iam"), "r", None), Handler="lambda_function.handler",
-                            Code={"ZipFile": zipped(HOSTILE)})
+        lam.create_function(
+            FunctionName=name,
+            Runtime="python3.11",
+            Role=execution_role(srv.client("iam"), "r", None),
+            Handler="lambda_function.handler",
+            Code={"ZipFile": zipped(HOSTILE)},
+        )
         out = lam.invoke(FunctionName=name, Payload=json.dumps({"attack": "identity"}))
         error = json.loads(out["Payload"].read())
         assert out["FunctionError"] == "Unhandled" and error["errorType"] == "Runtime.SandboxUnavailable"
         assert "without its sandbox" in error["errorMessage"] and "--unsafe-functions" in error["errorMessage"]
         # A built-in rotator (strongroom's own code) still runs: it refuses the wrong engine itself.
-        arn = sm.create_secret(Name="db", SecretString=json.dumps({"engine": "oracle", "username": "u",
-                                                                   "password": "p", "host": "h"}))["ARN"]
+        arn = sm.create_secret(
+            Name="db", SecretString=json.dumps({"engine": "oracle", "username": "u", "password": "p", "host": "h"})
+        )["ARN"]
         sm.put_secret_value(SecretId=arn, ClientRequestToken="t" * 32, SecretString="{}", VersionStages=["AWSPENDING"])
-        out = lam.invoke(FunctionName="strongroom-mysql-single-user",
-                         Payload=json.dumps({**BUILTIN_EVENT, "Step": "setSecret", "SecretId": arn}))
+        out = lam.invoke(
+            FunctionName="strongroom-mysql-single-user",
+            Payload=json.dumps({**BUILTIN_EVENT, "Step": "setSecret", "SecretId": arn}),
+        )
         assert "Database engine must be set to" in json.loads(out["Payload"].read())["errorMessage"]
 
 
 def test_unsafe_functions_runs_unsandboxed_with_a_loud_warning(tmp_path):
-    with ServerProcess(data_dir=tmp_path / "data", extra_args=["--unsafe-functions"],
-                       env={"STRONGROOM_BWRAP": "/nonexistent/bwrap"}) as srv:
+    with ServerProcess(
+        data_dir=tmp_path / "data", extra_args=["--unsafe-functions"], env={"STRONGROOM_BWRAP": "/nonexistent/bwrap"}
+    ) as srv:
         assert "WARNING: --unsafe-functions: uploaded functions run WITHOUT a sandbox" in srv.log()
         lam = srv.client("lambda")
         name = f"unsafe-{uuid.uuid4().hex[:8]}"
-        lam.create_function(FunctionName=name, Runtime="python3.11", Role=execution_role(srv.client("iam"), "r", None), Handler="lambda_function.handler",
-                            Code={"ZipFile": zipped(HOSTILE)})
+        lam.create_function(
+            FunctionName=name,
+            Runtime="python3.11",
+            Role=execution_role(srv.client("iam"), "r", None),
+            Handler="lambda_function.handler",
+            Code={"ZipFile": zipped(HOSTILE)},
+        )
         me = call(lam, name, attack="identity")
         assert me["uid"] == os.getuid() and me["file"].startswith(str(tmp_path / "data"))

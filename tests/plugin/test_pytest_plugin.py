@@ -10,15 +10,18 @@ import textwrap
 
 def test_a_project_swaps_its_mock_for_strongroom(tmp_path):
     """A separate pytest run, in its own directory, with nothing but the plugin's fixtures."""
-    (tmp_path / "app.py").write_text(textwrap.dedent('''
+    (tmp_path / "app.py").write_text(
+        textwrap.dedent("""
         import json
         import boto3
 
         def load_config():
             sm = boto3.client("secretsmanager")   # no endpoint here: the environment says where
             return json.loads(sm.get_secret_value(SecretId="app/config")["SecretString"])
-    '''))
-    (tmp_path / "test_app.py").write_text(textwrap.dedent('''
+    """)
+    )
+    (tmp_path / "test_app.py").write_text(
+        textwrap.dedent("""
         import json
         import app
 
@@ -28,9 +31,16 @@ def test_a_project_swaps_its_mock_for_strongroom(tmp_path):
 
         def test_each_test_starts_empty(strongroom):
             assert strongroom.client().list_secrets()["SecretList"] == []
-    '''))
+    """)
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PYTEST_"))}
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
-                            cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 passed" in result.stdout

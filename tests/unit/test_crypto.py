@@ -52,8 +52,9 @@ def test_caches_stay_bounded_and_evicted_keys_still_open(keyring: Keyring, monke
     for ref, wrapped, blob in sealed:
         keyring.decrypt(ref, wrapped, blob, AAD)
     assert len(keyring._open) <= 4 and len(keyring._data_keys) <= 8
-    assert [keyring.decrypt(ref, wrapped, blob, AAD) for ref, wrapped, blob in sealed] == \
-        [f"v{i}".encode() for i in range(40)]
+    assert [keyring.decrypt(ref, wrapped, blob, AAD) for ref, wrapped, blob in sealed] == [
+        f"v{i}".encode() for i in range(40)
+    ]
 
 
 def test_bounded_cache_drops_oldest() -> None:

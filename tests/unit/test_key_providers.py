@@ -23,13 +23,17 @@ KEY = bytes(range(32))
 
 def key_command(tmp_path: Path, key: bytes = KEY, *, exit_code: int = 0, stderr: str = "") -> str:
     script = tmp_path / "print-key"
-    script.write_text(f"#!/bin/sh\necho {base64.b64encode(key).decode()}\n"
-                      + (f"echo '{stderr}' >&2\n" if stderr else "") + f"exit {exit_code}\n")
+    script.write_text(
+        f"#!/bin/sh\necho {base64.b64encode(key).decode()}\n"
+        + (f"echo '{stderr}' >&2\n" if stderr else "")
+        + f"exit {exit_code}\n"
+    )
     script.chmod(0o700)
     return str(script)
 
 
 # --- the command provider -----------------------------------------------------------------------
+
 
 def test_a_command_key_wraps_exactly_as_the_same_key_in_a_file(tmp_path):
     provider = CommandProvider(key_command(tmp_path) + " --some 'quoted arg'")
@@ -47,20 +51,29 @@ def test_a_command_key_wraps_exactly_as_the_same_key_in_a_file(tmp_path):
     assert KEY.hex() not in provider.fingerprint and len(provider.fingerprint) == 16
 
 
-@pytest.mark.parametrize("make, text", [
-    (lambda d: "/no/such/program", "the master key command '/no/such/program' cannot be run: /no/such/program "
-                                   "was not found"),
-    (lambda d: "", "the master key command is empty"),
-    (lambda d: "'unclosed", "cannot be parsed: No closing quotation"),
-    (lambda d: key_command(d, exit_code=3, stderr="vault: permission denied\nmore"),
-     "exited with status 3: vault: permission denied"),
-    (lambda d: key_command(d, exit_code=1), "exited with status 1 (it wrote nothing on stderr)"),
-    (lambda d: "echo not-base64!", "did not print a base64 key"),
-    (lambda d: "true", "printed nothing"),
-    (lambda d: f"printf '{base64.b64encode(bytes(32)).decode()}\\n{base64.b64encode(bytes(32)).decode()}\\n'",
-     "printed 2 keys; it must print one"),
-    (lambda d: "echo " + base64.b64encode(b"short").decode(), "printed a key of 5 bytes; a master key is 32 bytes"),
-])
+@pytest.mark.parametrize(
+    "make, text",
+    [
+        (
+            lambda d: "/no/such/program",
+            "the master key command '/no/such/program' cannot be run: /no/such/program was not found",
+        ),
+        (lambda d: "", "the master key command is empty"),
+        (lambda d: "'unclosed", "cannot be parsed: No closing quotation"),
+        (
+            lambda d: key_command(d, exit_code=3, stderr="vault: permission denied\nmore"),
+            "exited with status 3: vault: permission denied",
+        ),
+        (lambda d: key_command(d, exit_code=1), "exited with status 1 (it wrote nothing on stderr)"),
+        (lambda d: "echo not-base64!", "did not print a base64 key"),
+        (lambda d: "true", "printed nothing"),
+        (
+            lambda d: f"printf '{base64.b64encode(bytes(32)).decode()}\\n{base64.b64encode(bytes(32)).decode()}\\n'",
+            "printed 2 keys; it must print one",
+        ),
+        (lambda d: "echo " + base64.b64encode(b"short").decode(), "printed a key of 5 bytes; a master key is 32 bytes"),
+    ],
+)
 def test_command_failures_are_one_line(tmp_path, make, text):
     with pytest.raises(KeyProviderError) as caught:
         CommandProvider(make(tmp_path))
@@ -94,6 +107,7 @@ def test_options_name_one_provider():
 
 # --- the PKCS#11 provider on SoftHSM2 --------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """A SoftHSM2 token of its own (SOFTHSM2_CONF names a temporary token directory). The module
@@ -111,8 +125,7 @@ def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
 
 
 def pkcs11_provider(label: str) -> object:
-    return provider_from_options(pkcs11_module=MODULE, pkcs11_token_label=TOKEN, pkcs11_key_label=label,
-                                 pkcs11_pin=PIN)
+    return provider_from_options(pkcs11_module=MODULE, pkcs11_token_label=TOKEN, pkcs11_key_label=label, pkcs11_pin=PIN)
 
 
 def test_pkcs11_round_trip_bound_to_the_name(softhsm):
@@ -149,7 +162,7 @@ def test_pkcs11_key_never_leaves_the_token(softhsm):
 
     create_key(MODULE, TOKEN, PIN, "sealed")
     provider = pkcs11_provider("sealed")
-    key = provider._key  # noqa: SLF001 - the token's own object, to ask it directly
+    key = provider._key
     assert key[Attribute.SENSITIVE] is True and key[Attribute.EXTRACTABLE] is False
     assert key[Attribute.TOKEN] is True and key[Attribute.VALUE_LEN] == 32
     with pytest.raises(p11.AttributeSensitive):
@@ -163,12 +176,15 @@ def test_pkcs11_fingerprint_and_wrapped_keys_survive_another_process(softhsm, tm
 
     fingerprint = create_key(MODULE, TOKEN, PIN, "lasting")
     wrapped = pkcs11_provider("lasting").wrap(b"v" * 32, "name")
-    script = (f"from strongroom.crypto.select import provider_from_options as p\n"
-              f"k = p(pkcs11_module={MODULE!r}, pkcs11_token_label={TOKEN!r}, pkcs11_key_label='lasting', "
-              f"pkcs11_pin={PIN!r})\n"
-              f"print(k.fingerprint, k.unwrap(bytes.fromhex({wrapped.hex()!r}), 'name').hex())")
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
-                         env={**os.environ, **softhsm})
+    script = (
+        f"from strongroom.crypto.select import provider_from_options as p\n"
+        f"k = p(pkcs11_module={MODULE!r}, pkcs11_token_label={TOKEN!r}, pkcs11_key_label='lasting', "
+        f"pkcs11_pin={PIN!r})\n"
+        f"print(k.fingerprint, k.unwrap(bytes.fromhex({wrapped.hex()!r}), 'name').hex())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, env={**os.environ, **softhsm}
+    )
     assert out.stdout.split() == [fingerprint, (b"v" * 32).hex()]
 
 
@@ -179,8 +195,9 @@ def test_pkcs11_mistakes_are_one_line(softhsm, tmp_path):
         provider_from_options(pkcs11_module=MODULE, pkcs11_token_label="nope", pkcs11_pin=PIN)
     with pytest.raises(KeyProviderError, match="the PKCS#11 module /no/such.so does not exist"):
         provider_from_options(pkcs11_module="/no/such.so", pkcs11_token_label=TOKEN, pkcs11_pin=PIN)
-    with pytest.raises(KeyProviderError, match="holds no AES key labelled 'missing'; make one with: strongroom "
-                                               "master-key pkcs11-init"):
+    with pytest.raises(
+        KeyProviderError, match="holds no AES key labelled 'missing'; make one with: strongroom master-key pkcs11-init"
+    ):
         pkcs11_provider("missing")
     create_key(MODULE, TOKEN, PIN, "twice")
     with pytest.raises(KeyProviderError, match="already holds a key labelled 'twice'"):
@@ -188,25 +205,42 @@ def test_pkcs11_mistakes_are_one_line(softhsm, tmp_path):
 
 
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "strongroom.cli.main", *args], capture_output=True, text=True,
-                          env={**os.environ, **env}, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "strongroom.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=60,
+    )
 
 
 def test_pkcs11_init_command_and_a_wrong_pin(softhsm):
     token = ["--pkcs11-module", MODULE, "--pkcs11-token-label", TOKEN]
-    made = run_cli("master-key", "pkcs11-init", *token, "--pkcs11-key-label", "from-cli",
-                   env={**softhsm, "STRONGROOM_PKCS11_PIN": PIN})
+    made = run_cli(
+        "master-key",
+        "pkcs11-init",
+        *token,
+        "--pkcs11-key-label",
+        "from-cli",
+        env={**softhsm, "STRONGROOM_PKCS11_PIN": PIN},
+    )
     assert made.returncode == 0, made.stderr
     assert made.stdout.startswith(f"master key 'from-cli' made on PKCS#11 token '{TOKEN}'; fingerprint ")
     assert made.stdout.split()[-1] == pkcs11_provider("from-cli").fingerprint
-    wrong = run_cli("master-key", "pkcs11-init", *token, "--pkcs11-key-label", "x",
-                    env={**softhsm, "STRONGROOM_PKCS11_PIN": "0000"})
+    wrong = run_cli(
+        "master-key", "pkcs11-init", *token, "--pkcs11-key-label", "x", env={**softhsm, "STRONGROOM_PKCS11_PIN": "0000"}
+    )
     assert wrong.returncode == 1 and "Traceback" not in wrong.stderr
     assert wrong.stderr == f"strongroom: the PIN in STRONGROOM_PKCS11_PIN is wrong for the token '{TOKEN}'\n"
     no_pin = run_cli("master-key", "pkcs11-init", *token, env={**softhsm, "STRONGROOM_PKCS11_PIN": ""})
     assert no_pin.returncode == 1  # an empty PIN is a wrong PIN, not a missing one
     env = {k: v for k, v in {**os.environ, **softhsm}.items() if k != "STRONGROOM_PKCS11_PIN"}
-    unset = subprocess.run([sys.executable, "-m", "strongroom.cli.main", "master-key", "pkcs11-init", *token],
-                           capture_output=True, text=True, env=env, timeout=60)
+    unset = subprocess.run(
+        [sys.executable, "-m", "strongroom.cli.main", "master-key", "pkcs11-init", *token],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert unset.returncode == 1
     assert unset.stderr == "strongroom: the token's user PIN is read from STRONGROOM_PKCS11_PIN, which is not set\n"

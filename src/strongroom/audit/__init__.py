@@ -48,22 +48,42 @@ import orjson
 
 from strongroom import clock
 from strongroom.cache import BoundedCache
-from strongroom.errors import AWSError
 from strongroom.context import RequestContext
+from strongroom.errors import AWSError
 from strongroom.store import Database, Tx
 
-__all__ = ["AuditTrail", "api_call_record", "service_event_record", "REDACTED_MEMBERS"]
+__all__ = ["REDACTED_MEMBERS", "AuditTrail", "api_call_record", "service_event_record"]
 
 log = logging.getLogger("strongroom.audit")
 
-REDACTED_MEMBERS = frozenset({
-    "SecretString", "SecretBinary", "RandomPassword", "SecretAccessKey", "SessionToken", "Credentials",
-    "ZipFile", "Code", "Payload", "Environment", "Password", "NewPassword", "OldPassword", "RotationToken",
-    "SecretValues", "PrivateKey",
-})
+REDACTED_MEMBERS = frozenset(
+    {
+        "SecretString",
+        "SecretBinary",
+        "RandomPassword",
+        "SecretAccessKey",
+        "SessionToken",
+        "Credentials",
+        "ZipFile",
+        "Code",
+        "Payload",
+        "Environment",
+        "Password",
+        "NewPassword",
+        "OldPassword",
+        "RotationToken",
+        "SecretValues",
+        "PrivateKey",
+    }
+)
 _READ_PREFIXES = ("Get", "List", "Describe", "Lookup", "Validate", "BatchGet")
-_SOURCES = {"secretsmanager": "secretsmanager.amazonaws.com", "lambda": "lambda.amazonaws.com",
-            "iam": "iam.amazonaws.com", "sts": "sts.amazonaws.com", "cloudtrail": "cloudtrail.amazonaws.com"}
+_SOURCES = {
+    "secretsmanager": "secretsmanager.amazonaws.com",
+    "lambda": "lambda.amazonaws.com",
+    "iam": "iam.amazonaws.com",
+    "sts": "sts.amazonaws.com",
+    "cloudtrail": "cloudtrail.amazonaws.com",
+}
 
 
 _ids = random.Random(os.urandom(32))
@@ -82,7 +102,9 @@ def new_event_id() -> str:
     (about 40% of a read's audit insert)."""
     ms = time.time_ns() // 1_000_000
     rand = _ids.getrandbits(74)
-    return _uuid_text((ms & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | (rand >> 62) << 64 | 0x2 << 62 | rand & ((1 << 62) - 1))
+    return _uuid_text(
+        (ms & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | (rand >> 62) << 64 | 0x2 << 62 | rand & ((1 << 62) - 1)
+    )
 
 
 def _uuid_text(value: int) -> str:
@@ -112,7 +134,7 @@ def _iso(t: float) -> str:
     global _last_iso
     second = int(t)
     if _last_iso[0] != second:
-        _last_iso = (second, dt.datetime.fromtimestamp(second, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        _last_iso = (second, dt.datetime.fromtimestamp(second, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
     return _last_iso[1]
 
 
@@ -139,20 +161,32 @@ def _new_identity(ctx: RequestContext) -> dict[str, Any]:
     it is a role session), never from the text of the ARN, which a caller partly chooses."""
     arn = ctx.principal_arn
     kind = {"Account": "Root", "AssumedRole": "AssumedRole", "User": "IAMUser"}[ctx.principal_type]
-    identity: dict[str, Any] = {"type": kind, "principalId": ctx.principal_id or ctx.access_key_id or ctx.account_id,
-                                "arn": arn, "accountId": ctx.account_id}
+    identity: dict[str, Any] = {
+        "type": kind,
+        "principalId": ctx.principal_id or ctx.access_key_id or ctx.account_id,
+        "arn": arn,
+        "accountId": ctx.account_id,
+    }
     if ctx.access_key_id:
         identity["accessKeyId"] = ctx.access_key_id
     if kind == "IAMUser":
         identity["userName"] = arn.rsplit("/", 1)[-1]
     elif kind == "AssumedRole" and ctx.role_arn:
-        identity["sessionContext"] = {"sessionIssuer": {
-            "type": "Role", "principalId": ctx.principal_id.partition(":")[0], "arn": ctx.role_arn,
-            "accountId": ctx.account_id, "userName": ctx.role_arn.rsplit("/", 1)[-1]}}
+        identity["sessionContext"] = {
+            "sessionIssuer": {
+                "type": "Role",
+                "principalId": ctx.principal_id.partition(":")[0],
+                "arn": ctx.role_arn,
+                "accountId": ctx.account_id,
+                "userName": ctx.role_arn.rsplit("/", 1)[-1],
+            }
+        }
     return identity
 
 
-def _resources(ctx: RequestContext, service: str, params: dict[str, Any], result: dict[str, Any] | None) -> list[dict[str, str]]:
+def _resources(
+    ctx: RequestContext, service: str, params: dict[str, Any], result: dict[str, Any] | None
+) -> list[dict[str, str]]:
     if service == "secretsmanager":
         arn = (result or {}).get("ARN") or params.get("SecretId")
         if isinstance(arn, str):
@@ -164,8 +198,14 @@ def _resources(ctx: RequestContext, service: str, params: dict[str, Any], result
     return []
 
 
-def api_call_record(ctx: RequestContext, service: str, operation: str, params: dict[str, Any],
-                    result: dict[str, Any] | None, error: AWSError | None) -> dict[str, Any]:
+def api_call_record(
+    ctx: RequestContext,
+    service: str,
+    operation: str,
+    params: dict[str, Any],
+    result: dict[str, Any] | None,
+    error: AWSError | None,
+) -> dict[str, Any]:
     now = clock.now()
     read_only = is_read_only(operation)
     record: dict[str, Any] = {
@@ -194,8 +234,14 @@ def api_call_record(ctx: RequestContext, service: str, operation: str, params: d
     return record
 
 
-def service_event_record(account_id: str, region: str, service: str, event_name: str,
-                         details: dict[str, Any], resource_arn: str | None = None) -> dict[str, Any]:
+def service_event_record(
+    account_id: str,
+    region: str,
+    service: str,
+    event_name: str,
+    details: dict[str, Any],
+    resource_arn: str | None = None,
+) -> dict[str, Any]:
     record: dict[str, Any] = {
         "eventVersion": "1.08",
         "userIdentity": {"accountId": account_id, "invokedBy": _SOURCES.get(service, service)},
@@ -210,8 +256,9 @@ def service_event_record(account_id: str, region: str, service: str, event_name:
         "additionalEventData": _redact(details),
         "eventID": new_event_id(),
         "readOnly": False,
-        "resources": [] if resource_arn is None else
-        [{"accountId": account_id, "type": "AWS::SecretsManager::Secret", "ARN": resource_arn}],
+        "resources": []
+        if resource_arn is None
+        else [{"accountId": account_id, "type": "AWS::SecretsManager::Secret", "ARN": resource_arn}],
         "eventType": "AwsServiceEvent",
         "managementEvent": True,
         "recipientAccountId": account_id,
@@ -222,8 +269,11 @@ def service_event_record(account_id: str, region: str, service: str, event_name:
 
 @functools.lru_cache(maxsize=64)  # records made in one second share their eventTime
 def _epoch(iso: str) -> float:
-    return float(calendar.timegm((int(iso[0:4]), int(iso[5:7]), int(iso[8:10]), int(iso[11:13]), int(iso[14:16]),
-                                  int(iso[17:19]), 0, 0, 0)))
+    return float(
+        calendar.timegm(
+            (int(iso[0:4]), int(iso[5:7]), int(iso[8:10]), int(iso[11:13]), int(iso[14:16]), int(iso[17:19]), 0, 0, 0)
+        )
+    )
 
 
 def _line(record: dict[str, Any]) -> bytes:
@@ -236,10 +286,20 @@ def _row(record: dict[str, Any], line: bytes | None = None) -> tuple[Any, ...]:
     resources = record.get("resources") or []
     first = resources[0] if resources else {}
     when = _epoch(record["eventTime"])
-    return (record["eventID"], record["recipientAccountId"], record["awsRegion"], when, record["eventName"],
-            record["eventSource"], 1 if record["readOnly"] else 0,
-            _text(identity.get("userName") or identity.get("arn")), _text(identity.get("accessKeyId")),
-            _text(first.get("ARN")), first.get("type"), (line or _line(record))[:-1].decode())
+    return (
+        record["eventID"],
+        record["recipientAccountId"],
+        record["awsRegion"],
+        when,
+        record["eventName"],
+        record["eventSource"],
+        1 if record["readOnly"] else 0,
+        _text(identity.get("userName") or identity.get("arn")),
+        _text(identity.get("accessKeyId")),
+        _text(first.get("ARN")),
+        first.get("type"),
+        (line or _line(record))[:-1].decode(),
+    )
 
 
 def _text(value: Any) -> Any:
@@ -261,8 +321,10 @@ def _append_whole(fd: int, data: bytes) -> None:
         raise
 
 
-_INSERT = ("INSERT INTO audit_events (event_id, account_id, region, event_time, event_name, event_source, "
-           "read_only, username, access_key_id, resource_name, resource_type, record) VALUES ")
+_INSERT = (
+    "INSERT INTO audit_events (event_id, account_id, region, event_time, event_name, event_source, "
+    "read_only, username, access_key_id, resource_name, resource_type, record) VALUES "
+)
 _ROW_MARKS = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _ROWS_PER_STATEMENT = 500  # 6,000 parameters: within SQLite's 32,766 and PostgreSQL's 65,535
 
@@ -272,7 +334,7 @@ def _insert(tx: Tx, rows: list[tuple[Any, ...]]) -> None:
     write runs each statement on its own. (A batch larger than that, a burst of thousands of
     calls in one turn of the event loop, is a few statements; each record is whole either way.)"""
     for start in range(0, len(rows), _ROWS_PER_STATEMENT):
-        chunk = rows[start:start + _ROWS_PER_STATEMENT]
+        chunk = rows[start : start + _ROWS_PER_STATEMENT]
         tx.execute(_INSERT + ", ".join([_ROW_MARKS] * len(chunk)), [value for row in chunk for value in row])
 
 
@@ -288,8 +350,9 @@ class AuditTrail:
         if self.directory is not None:
             self._append_files([record])
 
-    def __init__(self, db: Database, directory: Path | None = None, retention_days: float = 365.0,
-                 durable_reads: bool = False) -> None:
+    def __init__(
+        self, db: Database, directory: Path | None = None, retention_days: float = 365.0, durable_reads: bool = False
+    ) -> None:
         self.db = db
         self.durable_reads = durable_reads
         self.directory = directory
@@ -327,7 +390,7 @@ class AuditTrail:
             # A record that cannot be serialized fails its batch closed instead of leaving every
             # call in the batch waiting forever on its future.
             lines = [_line(r) for r in records]
-            rows = [_row(r, line) for r, line in zip(records, lines)]
+            rows = [_row(r, line) for r, line in zip(records, lines, strict=False)]
         except Exception as exc:  # noqa: BLE001 - every waiting call fails closed
             self._finish(batch, exc)
             return
@@ -407,9 +470,16 @@ class AuditTrail:
     # ------------------------------------------------------------------ CloudTrail LookupEvents
 
     async def lookup_events(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        columns = {"EventId": "event_id", "EventName": "event_name", "ReadOnly": "read_only", "Username": "username",
-                   "ResourceType": "resource_type", "ResourceName": "resource_name", "EventSource": "event_source",
-                   "AccessKeyId": "access_key_id"}
+        columns = {
+            "EventId": "event_id",
+            "EventName": "event_name",
+            "ReadOnly": "read_only",
+            "Username": "username",
+            "ResourceType": "resource_type",
+            "ResourceName": "resource_name",
+            "EventSource": "event_source",
+            "AccessKeyId": "access_key_id",
+        }
         where = ["account_id = ?", "region = ?"]
         args: list[Any] = [ctx.account_id, ctx.region]
         attributes = p.get("LookupAttributes", [])
@@ -443,19 +513,29 @@ class AuditTrail:
             args.append(before)
 
         def tx_fn(tx: Tx) -> dict[str, Any]:
-            rows = tx.all(f"SELECT id, record FROM audit_events WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?",
-                          [*args, limit + 1])
+            rows = tx.all(
+                f"SELECT id, record FROM audit_events WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?",
+                [*args, limit + 1],
+            )
             events = []
             for _, text in rows[:limit]:
                 r = json.loads(text)
                 identity = r.get("userIdentity", {})
-                events.append({
-                    "EventId": r["eventID"], "EventName": r["eventName"], "ReadOnly": str(r["readOnly"]).lower(),
-                    "AccessKeyId": identity.get("accessKeyId"), "EventSource": r["eventSource"],
-                    "EventTime": _epoch(r["eventTime"]),
-                    "Username": identity.get("userName") or identity.get("arn"),
-                    "Resources": [{"ResourceType": x["type"], "ResourceName": x["ARN"]} for x in r.get("resources", [])],
-                    "CloudTrailEvent": text})
+                events.append(
+                    {
+                        "EventId": r["eventID"],
+                        "EventName": r["eventName"],
+                        "ReadOnly": str(r["readOnly"]).lower(),
+                        "AccessKeyId": identity.get("accessKeyId"),
+                        "EventSource": r["eventSource"],
+                        "EventTime": _epoch(r["eventTime"]),
+                        "Username": identity.get("userName") or identity.get("arn"),
+                        "Resources": [
+                            {"ResourceType": x["type"], "ResourceName": x["ARN"]} for x in r.get("resources", [])
+                        ],
+                        "CloudTrailEvent": text,
+                    }
+                )
             out: dict[str, Any] = {"Events": events}
             if len(rows) > limit:
                 out["NextToken"] = str(rows[limit - 1][0])

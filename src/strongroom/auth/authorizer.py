@@ -37,24 +37,36 @@ from typing import Any
 
 from strongroom import clock
 from strongroom.auth.principal import BUILTIN_ROTATOR, ROOT
-from strongroom.errors import AWSError
 from strongroom.context import RequestContext
+from strongroom.errors import AWSError
 from strongroom.store import Database, Tx
 
-__all__ = ["Authorizer", "BUILTIN_ROTATION_ROLE"]
+__all__ = ["BUILTIN_ROTATION_ROLE", "Authorizer"]
 
 BUILTIN_ROTATION_ROLE = "strongroom-builtin-rotation"
 _TTL = 5.0
 # Operations that act on no particular resource, and those that need no permission at all.
-_RESOURCE_LESS = {"ListSecrets", "GetRandomPassword", "BatchGetSecretValue", "ValidateResourcePolicy",
-                  "ListFunctions", "LookupEvents", "ListUsers", "ListRoles"}
+_RESOURCE_LESS = {
+    "ListSecrets",
+    "GetRandomPassword",
+    "BatchGetSecretValue",
+    "ValidateResourcePolicy",
+    "ListFunctions",
+    "LookupEvents",
+    "ListUsers",
+    "ListRoles",
+}
 _FREE = {("sts", "GetCallerIdentity")}
-_SECRET_KEYS = {"Description": "secretsmanager:Description", "KmsKeyId": "secretsmanager:KmsKeyId",
-                "VersionId": "secretsmanager:VersionId", "VersionStage": "secretsmanager:VersionStage",
-                "RotationLambdaARN": "secretsmanager:RotationLambdaARN",
-                "ForceDeleteWithoutRecovery": "secretsmanager:ForceDeleteWithoutRecovery",
-                "RecoveryWindowInDays": "secretsmanager:RecoveryWindowInDays",
-                "BlockPublicPolicy": "secretsmanager:BlockPublicPolicy"}
+_SECRET_KEYS = {
+    "Description": "secretsmanager:Description",
+    "KmsKeyId": "secretsmanager:KmsKeyId",
+    "VersionId": "secretsmanager:VersionId",
+    "VersionStage": "secretsmanager:VersionStage",
+    "RotationLambdaARN": "secretsmanager:RotationLambdaARN",
+    "ForceDeleteWithoutRecovery": "secretsmanager:ForceDeleteWithoutRecovery",
+    "RecoveryWindowInDays": "secretsmanager:RecoveryWindowInDays",
+    "BlockPublicPolicy": "secretsmanager:BlockPublicPolicy",
+}
 
 
 class Authorizer:
@@ -85,11 +97,20 @@ class Authorizer:
         owner: str | None = principal_arn
         if role_arn:  # a role session (from the credential: a user's path may read ":assumed-role/")
             role_id = principal_id.partition(":")[0]
-            row = tx.one("SELECT arn FROM iam_principals WHERE account_id = ? AND kind = 'role' AND principal_id = ?",
-                         (role_arn.split(":")[4], role_id)) if role_id else None
+            row = (
+                tx.one(
+                    "SELECT arn FROM iam_principals WHERE account_id = ? AND kind = 'role' AND principal_id = ?",
+                    (role_arn.split(":")[4], role_id),
+                )
+                if role_id
+                else None
+            )
             owner = row[0] if row else None
-        documents = [] if owner is None else [r[0] for r in tx.all(
-            "SELECT document FROM iam_inline_policies WHERE principal_arn = ?", (owner,))]
+        documents = (
+            []
+            if owner is None
+            else [r[0] for r in tx.all("SELECT document FROM iam_inline_policies WHERE principal_arn = ?", (owner,))]
+        )
         policies = [parse_policy(d) for d in documents]
         with self._lock:
             if len(self._cache) > 10_000:
@@ -104,11 +125,16 @@ class Authorizer:
         import datetime as dt
 
         kind = ctx.principal_type
-        context = {"aws:PrincipalArn": ctx.role_arn or ctx.principal_arn, "aws:PrincipalType": kind,
-                   "aws:PrincipalAccount": ctx.account_id, "aws:SourceIp": ctx.source_ip,
-                   "aws:SecureTransport": "false", "aws:RequestedRegion": ctx.region,
-                   "aws:CurrentTime": dt.datetime.fromtimestamp(now, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                   "aws:EpochTime": str(int(now))}
+        context = {
+            "aws:PrincipalArn": ctx.role_arn or ctx.principal_arn,
+            "aws:PrincipalType": kind,
+            "aws:PrincipalAccount": ctx.account_id,
+            "aws:SourceIp": ctx.source_ip,
+            "aws:SecureTransport": "false",
+            "aws:RequestedRegion": ctx.region,
+            "aws:CurrentTime": dt.datetime.fromtimestamp(now, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "aws:EpochTime": str(int(now)),
+        }
         if ctx.principal_id:
             context["aws:userid"] = ctx.principal_id
         if kind == "User":
@@ -124,8 +150,17 @@ class Authorizer:
 
     # ---------------------------------------------------------------------------- deciding
 
-    def decide(self, tx: Tx, ctx: RequestContext, action: str, resource: str, resource_account: str,
-               resource_policies: list[str], context: dict[str, Any], service: str) -> None:
+    def decide(
+        self,
+        tx: Tx,
+        ctx: RequestContext,
+        action: str,
+        resource: str,
+        resource_account: str,
+        resource_policies: list[str],
+        context: dict[str, Any],
+        service: str,
+    ) -> None:
         """Raise ``AccessDeniedException`` in AWS's words unless the call is allowed."""
         from strongroom.policy import Request, access_denied_message, evaluate, parse_policy
 
@@ -135,13 +170,19 @@ class Authorizer:
             if same_account and not resource_parsed:
                 return
             # The root principal's own side always allows; the resource's policies still decide.
-            identity: list[Any] = [parse_policy('{"Version":"2012-10-17","Statement":[{"Effect":"Allow",'
-                                                '"Action":"*","Resource":"*"}]}')]
+            identity: list[Any] = [
+                parse_policy('{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}')
+            ]
         else:
             identity = self.identity_policies(tx, ctx.principal_arn, ctx.role_arn, ctx.principal_id)
-        request = Request(principal_arn=ctx.principal_arn, principal_account=ctx.account_id, action=action,
-                          resource=resource, resource_account=resource_account,
-                          context={**self.base_context(ctx), **context})
+        request = Request(
+            principal_arn=ctx.principal_arn,
+            principal_account=ctx.account_id,
+            action=action,
+            resource=resource,
+            resource_account=resource_account,
+            context={**self.base_context(ctx), **context},
+        )
         decision = evaluate(request, identity, resource_parsed)
         if not decision.allowed:
             message = access_denied_message(ctx.principal_arn, action, resource, decision)
@@ -173,19 +214,35 @@ class Authorizer:
                 context["secretsmanager:resource/AllowRotationLambdaArn"] = secret.rotation_lambda_arn
         return context
 
-    def check_secret(self, tx: Tx, ctx: RequestContext, secret: Any | None, resource: str,
-                     has_policy: bool | None = None) -> None:
+    def check_secret(
+        self, tx: Tx, ctx: RequestContext, secret: Any | None, resource: str, has_policy: bool | None = None
+    ) -> None:
         """Secrets Manager's check, once the secret (or its absence) is known. ``has_policy``
         spares a query when the caller read it with the secret."""
         if self.privileged(ctx, "secretsmanager") and (
-                secret is None or (secret.account_id == ctx.account_id
-                                   and not (self._has_policy(tx, secret.id) if has_policy is None else has_policy))):
+            secret is None
+            or (
+                secret.account_id == ctx.account_id
+                and not (self._has_policy(tx, secret.id) if has_policy is None else has_policy)
+            )
+        ):
             return
-        policies = [] if secret is None or has_policy is False else [r[0] for r in tx.all(
-            "SELECT document FROM policies WHERE secret_id = ?", (secret.id,))]
+        policies = (
+            []
+            if secret is None or has_policy is False
+            else [r[0] for r in tx.all("SELECT document FROM policies WHERE secret_id = ?", (secret.id,))]
+        )
         account = resource.split(":")[4] if resource.count(":") >= 5 else ctx.account_id
-        self.decide(tx, ctx, f"secretsmanager:{ctx.operation}", resource, account, policies,
-                    self.secret_context(ctx.params or {}, secret), "secretsmanager")
+        self.decide(
+            tx,
+            ctx,
+            f"secretsmanager:{ctx.operation}",
+            resource,
+            account,
+            policies,
+            self.secret_context(ctx.params or {}, secret),
+            "secretsmanager",
+        )
 
     @staticmethod
     def _has_policy(tx: Tx, secret_id: int) -> bool:
@@ -208,8 +265,9 @@ class Authorizer:
             # iam:PassRole on a role handed to the function; see services/lambda_/names.py.
             from strongroom.services.lambda_.names import authorization_requests
 
-            for action, resource, account, keys in authorization_requests(ctx.account_id, ctx.region, ctx.partition,
-                                                                          operation, params):
+            for action, resource, account, keys in authorization_requests(
+                ctx.account_id, ctx.region, ctx.partition, operation, params
+            ):
                 self.decide(tx, ctx, action, resource, account, [], keys, service)
             return
         elif service == "iam":
@@ -232,33 +290,49 @@ class Authorizer:
             context["aws:TagKeys"] = [t["Key"] for t in params["Tags"]]
             for tag in params["Tags"]:
                 context[f"aws:RequestTag/{tag['Key']}"] = tag.get("Value", "")
-        kind, name = ("user", params["UserName"]) if "UserName" in params else \
-            ("role", params["RoleName"]) if "RoleName" in params else (None, None)
+        kind, name = (
+            ("user", params["UserName"])
+            if "UserName" in params
+            else ("role", params["RoleName"])
+            if "RoleName" in params
+            else (None, None)
+        )
         if kind is None:
             own = operation in ("GetUser", "CreateAccessKey", "ListAccessKeys", "UpdateAccessKey", "DeleteAccessKey")
             return (ctx.principal_arn if own else "*"), context
-        row = tx.one("SELECT arn, tags FROM iam_principals WHERE account_id = ? AND kind = ? AND name = ?",
-                     (ctx.account_id, kind, name))
+        row = tx.one(
+            "SELECT arn, tags FROM iam_principals WHERE account_id = ? AND kind = ? AND name = ?",
+            (ctx.account_id, kind, name),
+        )
         if row is None:  # to be created (its path is the call's), or absent: the service says which
             return f"arn:aws:iam::{ctx.account_id}:{kind}{params.get('Path', '/')}{name}", context
         for tag in json.loads(row[1] or "[]"):
             context[f"aws:ResourceTag/{tag['Key']}"] = tag.get("Value", "")
         return row[0], context
 
-    async def check_assume_role(self, ctx: RequestContext, role_arn: str, account: str, trust: str,
-                                context: dict[str, Any] | None = None) -> None:
+    async def check_assume_role(
+        self, ctx: RequestContext, role_arn: str, account: str, trust: str, context: dict[str, Any] | None = None
+    ) -> None:
         """The trust policy must let the caller in; unless it names the caller itself, the caller's
         own policies must also allow ``sts:AssumeRole`` on the role (root's always do).
         ``context``: the call's own keys (``sts:RoleSessionName``, ``sts:ExternalId``)."""
         from strongroom.policy import Request, access_denied_message, evaluate, parse_policy
 
         def tx_fn(tx: Tx) -> None:
-            request = Request(principal_arn=ctx.principal_arn, principal_account=ctx.account_id,
-                              action="sts:AssumeRole", resource=role_arn, resource_account=account,
-                              context={**self.base_context(ctx), **(context or {})})
+            request = Request(
+                principal_arn=ctx.principal_arn,
+                principal_account=ctx.account_id,
+                action="sts:AssumeRole",
+                resource=role_arn,
+                resource_account=account,
+                context={**self.base_context(ctx), **(context or {})},
+            )
             if ctx.privilege == ROOT:  # its own side always allows; the trust policy still decides
-                identity: list[Any] = [parse_policy('{"Version":"2012-10-17","Statement":[{"Effect":"Allow",'
-                                                    '"Action":"*","Resource":"*"}]}')]
+                identity: list[Any] = [
+                    parse_policy(
+                        '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}'
+                    )
+                ]
             else:
                 identity = self.identity_policies(tx, ctx.principal_arn, ctx.role_arn, ctx.principal_id)
             # A role's trust policy must always let the caller in. Naming the caller itself (or its
@@ -270,7 +344,8 @@ class Authorizer:
             if decision.allowed and not evaluate(request, [], trust_policy).allowed:
                 decision = evaluate(replace(request, resource_account=""), identity, trust_policy)
             if not decision.allowed:
-                raise AWSError("AccessDenied", access_denied_message(ctx.principal_arn, "sts:AssumeRole", role_arn,
-                                                                     decision), 403)
+                raise AWSError(
+                    "AccessDenied", access_denied_message(ctx.principal_arn, "sts:AssumeRole", role_arn, decision), 403
+                )
 
         await self.db.read(tx_fn)

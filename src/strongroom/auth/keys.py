@@ -41,8 +41,8 @@ log = logging.getLogger("strongroom.keys")
 
 _KEY_REF = "strongroom:access-keys"
 _NEGATIVE_TTL = 1.0
-_POLL = 0.5    # seconds between two reads of the revocation generation
-_TRUST = 2.0   # cached keys are trusted this long after the generation was last read
+_POLL = 0.5  # seconds between two reads of the revocation generation
+_TRUST = 2.0  # cached keys are trusted this long after the generation was last read
 
 
 def new_access_key_id() -> str:
@@ -60,8 +60,7 @@ def write_credentials_file(path: Path, access_key_id: str, secret_access_key: st
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "w") as f:
-        f.write(f"[strongroom]\naws_access_key_id = {access_key_id}\n"
-                f"aws_secret_access_key = {secret_access_key}\n")
+        f.write(f"[strongroom]\naws_access_key_id = {access_key_id}\naws_secret_access_key = {secret_access_key}\n")
         f.flush()
         os.fsync(f.fileno())
     os.chmod(tmp, 0o600)
@@ -89,8 +88,9 @@ class KeyStore:
 
     def _internal_key(self, tx: Tx) -> bytes:
         if self._wrapped is None:
-            row = tx.one("SELECT wrapped FROM kms_keys WHERE account_id = '-' AND region = '-' AND key_ref = ?",
-                         (_KEY_REF,))
+            row = tx.one(
+                "SELECT wrapped FROM kms_keys WHERE account_id = '-' AND region = '-' AND key_ref = ?", (_KEY_REF,)
+            )
             if row is None:
                 raise LookupError("the access-key encryption key does not exist yet")
             self._wrapped = bytes(row[0])
@@ -101,13 +101,22 @@ class KeyStore:
             return self._internal_key(tx)
         except LookupError:
             wrapped = self._keyring.new_key(_KEY_REF)
-            tx.execute("INSERT INTO kms_keys (account_id, region, key_ref, wrapped, created_date) "
-                       "VALUES ('-', '-', ?, ?, ?)", (_KEY_REF, wrapped, clock.now()))
+            tx.execute(
+                "INSERT INTO kms_keys (account_id, region, key_ref, wrapped, created_date) VALUES ('-', '-', ?, ?, ?)",
+                (_KEY_REF, wrapped, clock.now()),
+            )
             self._wrapped = wrapped
             return wrapped
 
-    def add(self, access_key_id: str, secret_access_key: str, account_id: str, principal_arn: str,
-            principal_id: str, privilege: str | None = None) -> Credential:
+    def add(
+        self,
+        access_key_id: str,
+        secret_access_key: str,
+        account_id: str,
+        principal_arn: str,
+        principal_id: str,
+        privilege: str | None = None,
+    ) -> Credential:
         """A long-term key. ``privilege`` is ``ROOT`` only where an account's root key is minted
         (``ensure_admin``, ``admin create-account``, a root's own CreateAccessKey)."""
         if privilege not in (None, ROOT):
@@ -116,13 +125,16 @@ class KeyStore:
         def tx_fn(tx: Tx) -> None:
             wrapped = self._ensure_internal_key(tx)
             blob = self._keyring.encrypt(_KEY_REF, wrapped, secret_access_key.encode(), access_key_id.encode())
-            tx.execute("INSERT INTO access_keys (access_key_id, account_id, principal_arn, secret_enc, status, "
-                       "created_date, privilege, principal_id) VALUES (?, ?, ?, ?, 'Active', ?, ?, ?)",
-                       (access_key_id, account_id, principal_arn, blob, clock.now(), privilege, principal_id))
+            tx.execute(
+                "INSERT INTO access_keys (access_key_id, account_id, principal_arn, secret_enc, status, "
+                "created_date, privilege, principal_id) VALUES (?, ?, ?, ?, 'Active', ?, ?, ?)",
+                (access_key_id, account_id, principal_arn, blob, clock.now(), privilege, principal_id),
+            )
 
         self._db.write_sync(tx_fn)
-        credential = Credential(access_key_id, secret_access_key, account_id, principal_arn,
-                                privilege=privilege, principal_id=principal_id)
+        credential = Credential(
+            access_key_id, secret_access_key, account_id, principal_arn, privilege=privilege, principal_id=principal_id
+        )
         with self._lock:
             self._known[access_key_id] = credential
             self._missing.pop(access_key_id, None)
@@ -130,19 +142,31 @@ class KeyStore:
 
     def _load(self, access_key_id: str) -> Credential | None:
         def tx_fn(tx: Tx) -> Credential | None:
-            row = tx.one("SELECT account_id, principal_arn, secret_enc, status, session_token_enc, expires_at, "
-                         "privilege, principal_id, role_arn FROM access_keys WHERE access_key_id = ?",
-                         (access_key_id,))
+            row = tx.one(
+                "SELECT account_id, principal_arn, secret_enc, status, session_token_enc, expires_at, "
+                "privilege, principal_id, role_arn FROM access_keys WHERE access_key_id = ?",
+                (access_key_id,),
+            )
             if row is None or row[3] != "Active":
                 return None
             key = self._internal_key(tx)
             secret = self._keyring.decrypt(_KEY_REF, key, bytes(row[2]), access_key_id.encode())
             token = None
             if row[4] is not None:
-                token = self._keyring.decrypt(_KEY_REF, key, bytes(row[4]), b"session:" + access_key_id.encode()).decode()
-            return Credential(access_key_id, secret.decode(), row[0], row[1], session_token=token, expires_at=row[5],
-                              privilege=ROOT if row[6] == ROOT and token is None else None,
-                              principal_id=row[7] or "", role_arn=row[8] or "")
+                token = self._keyring.decrypt(
+                    _KEY_REF, key, bytes(row[4]), b"session:" + access_key_id.encode()
+                ).decode()
+            return Credential(
+                access_key_id,
+                secret.decode(),
+                row[0],
+                row[1],
+                session_token=token,
+                expires_at=row[5],
+                privilege=ROOT if row[6] == ROOT and token is None else None,
+                principal_id=row[7] or "",
+                role_arn=row[8] or "",
+            )
 
         return self._db.read_sync(tx_fn)
 
@@ -221,13 +245,16 @@ class KeyStore:
                 failing = False
             except Exception as exc:  # noqa: BLE001 - keys are then checked in the database
                 if not failing:
-                    log.warning("cannot read the revocation generation (%s): every key is checked in the database",
-                                type(exc).__name__)
+                    log.warning(
+                        "cannot read the revocation generation (%s): every key is checked in the database",
+                        type(exc).__name__,
+                    )
                 failing = True
             await asyncio.sleep(_POLL)
 
-    def add_session(self, account_id: str, principal_arn: str, ttl: float, principal_id: str,
-                    role_arn: str) -> Credential:
+    def add_session(
+        self, account_id: str, principal_arn: str, ttl: float, principal_id: str, role_arn: str
+    ) -> Credential:
         """Temporary credentials (STS AssumeRole), stored so that every node accepts them. They
         never carry a privilege; ``principal_id`` is ``ROLE-ID:session-name``."""
         access_key_id = "ASIA" + new_access_key_id()[4:]
@@ -236,22 +263,41 @@ class KeyStore:
 
         def tx_fn(tx: Tx) -> None:
             wrapped = self._ensure_internal_key(tx)
-            tx.execute("INSERT INTO access_keys (access_key_id, account_id, principal_arn, secret_enc, status, "
-                       "created_date, session_token_enc, expires_at, principal_id, role_arn) "
-                       "VALUES (?, ?, ?, ?, 'Active', ?, ?, ?, ?, ?)",
-                       (access_key_id, account_id, principal_arn,
-                        self._keyring.encrypt(_KEY_REF, wrapped, secret.encode(), access_key_id.encode()),
-                        clock.now(),
-                        self._keyring.encrypt(_KEY_REF, wrapped, token.encode(), b"session:" + access_key_id.encode()),
-                        expires_at, principal_id, role_arn))
-            tx.execute("DELETE FROM access_keys WHERE expires_at IS NOT NULL AND expires_at < ?", (clock.now() - 86400,))
+            tx.execute(
+                "INSERT INTO access_keys (access_key_id, account_id, principal_arn, secret_enc, status, "
+                "created_date, session_token_enc, expires_at, principal_id, role_arn) "
+                "VALUES (?, ?, ?, ?, 'Active', ?, ?, ?, ?, ?)",
+                (
+                    access_key_id,
+                    account_id,
+                    principal_arn,
+                    self._keyring.encrypt(_KEY_REF, wrapped, secret.encode(), access_key_id.encode()),
+                    clock.now(),
+                    self._keyring.encrypt(_KEY_REF, wrapped, token.encode(), b"session:" + access_key_id.encode()),
+                    expires_at,
+                    principal_id,
+                    role_arn,
+                ),
+            )
+            tx.execute(
+                "DELETE FROM access_keys WHERE expires_at IS NOT NULL AND expires_at < ?", (clock.now() - 86400,)
+            )
 
         self._db.write_sync(tx_fn)
-        return Credential(access_key_id, secret, account_id, principal_arn, session_token=token, expires_at=expires_at,
-                          principal_id=principal_id, role_arn=role_arn)
+        return Credential(
+            access_key_id,
+            secret,
+            account_id,
+            principal_arn,
+            session_token=token,
+            expires_at=expires_at,
+            principal_id=principal_id,
+            role_arn=role_arn,
+        )
 
-    def temporary(self, account_id: str, principal_arn: str, ttl: float = 3600.0,
-                  privilege: str | None = None) -> Credential:
+    def temporary(
+        self, account_id: str, principal_arn: str, ttl: float = 3600.0, privilege: str | None = None
+    ) -> Credential:
         """Short-lived credentials with a session token, known to this node only (in memory), for
         ``principal_arn`` (``arn:aws:sts::A:assumed-role/ROLE/SESSION``, made by the server).
 
@@ -265,15 +311,25 @@ class KeyStore:
         role, _, session = principal_arn.split(":assumed-role/", 1)[-1].partition("/")
         principal_id, role_arn = f"{role}:{session}", f"arn:aws:iam::{account_id}:role/{role}"
         if privilege is None:
-            row = self._db.read_sync(lambda tx: tx.one(
-                "SELECT principal_id, arn FROM iam_principals WHERE account_id = ? AND kind = 'role' AND name = ?",
-                (account_id, role)))
+            row = self._db.read_sync(
+                lambda tx: tx.one(
+                    "SELECT principal_id, arn FROM iam_principals WHERE account_id = ? AND kind = 'role' AND name = ?",
+                    (account_id, role),
+                )
+            )
             # No such role: no role id, so no policy is ever found for it.
             principal_id, role_arn = (f"{row[0]}:{session}", row[1]) if row is not None else ("", role_arn)
-        credential = Credential("ASIA" + new_access_key_id()[4:], new_secret_access_key(), account_id,
-                                principal_arn, session_token=_random.token_urlsafe(48),
-                                expires_at=clock.now() + ttl, privilege=privilege, principal_id=principal_id,
-                                role_arn=role_arn)
+        credential = Credential(
+            "ASIA" + new_access_key_id()[4:],
+            new_secret_access_key(),
+            account_id,
+            principal_arn,
+            session_token=_random.token_urlsafe(48),
+            expires_at=clock.now() + ttl,
+            privilege=privilege,
+            principal_id=principal_id,
+            role_arn=role_arn,
+        )
         with self._lock:
             expired = [k for k, c in self._known.items() if c.expires_at is not None and c.expires_at < clock.now()]
             for key in expired:
@@ -291,8 +347,9 @@ class KeyStore:
                 self._local.discard(access_key_id)
                 self._known.pop(access_key_id, None)
 
-    def ensure_admin(self, account_id: str, access_key_id: str | None, secret_access_key: str | None,
-                     credentials_file: Path | None) -> tuple[str, Path | None]:
+    def ensure_admin(
+        self, account_id: str, access_key_id: str | None, secret_access_key: str | None, credentials_file: Path | None
+    ) -> tuple[str, Path | None]:
         """Make sure the account's administrator key exists; answer its id and the file holding it.
 
         With both environment values given, that key is the administrator's. Otherwise the key
@@ -310,9 +367,13 @@ class KeyStore:
             elif existing.secret_access_key != secret_access_key:
                 raise SystemExit(f"access key {access_key_id} already exists with another secret key")
             return access_key_id, None
-        row = self._db.read_sync(lambda tx: tx.one(
-            "SELECT access_key_id FROM access_keys WHERE account_id = ? AND privilege = ? AND expires_at IS NULL "
-            "ORDER BY created_date LIMIT 1", (account_id, ROOT)))
+        row = self._db.read_sync(
+            lambda tx: tx.one(
+                "SELECT access_key_id FROM access_keys WHERE account_id = ? AND privilege = ? AND expires_at IS NULL "
+                "ORDER BY created_date LIMIT 1",
+                (account_id, ROOT),
+            )
+        )
         if row is None:
             access_key_id = new_access_key_id()
             credential = self.add(access_key_id, new_secret_access_key(), account_id, principal, account_id, ROOT)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["BUILTIN_ROTATOR", "Credential", "ROOT", "VerifiedRequest"]
+__all__ = ["BUILTIN_ROTATOR", "ROOT", "Credential", "VerifiedRequest"]
 
 # The two privileges a credential can carry (``Credential.privilege``).
 ROOT = "root"

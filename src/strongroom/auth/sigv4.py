@@ -103,23 +103,34 @@ def _unrecognized() -> AWSError:
     return AWSError("UnrecognizedClientException", "The security token included in the request is invalid.")
 
 
-_MISMATCH = ("The request signature we calculated does not match the signature you provided. "
-             "Check your AWS Secret Access Key and signing method. Consult the service documentation for details.")
+_MISMATCH = (
+    "The request signature we calculated does not match the signature you provided. "
+    "Check your AWS Secret Access Key and signing method. Consult the service documentation for details."
+)
 
 
-_CANONICAL_AUTH = re.compile(r"^AWS4-HMAC-SHA256 Credential=([^/,\s]+)/(\d{8})/([^/,\s]+)/([^/,\s]+)/([^/,\s]+), ?"
-                             r"SignedHeaders=([^,\s]+), ?Signature=([0-9a-f]+)$")
+_CANONICAL_AUTH = re.compile(
+    r"^AWS4-HMAC-SHA256 Credential=([^/,\s]+)/(\d{8})/([^/,\s]+)/([^/,\s]+)/([^/,\s]+), ?"
+    r"SignedHeaders=([^,\s]+), ?Signature=([0-9a-f]+)$"
+)
 
 
 class _Authorization:
-    __slots__ = ("raw", "access_key_id", "date", "region", "service", "terminator", "signed_headers", "signature")
+    __slots__ = ("access_key_id", "date", "raw", "region", "service", "signature", "signed_headers", "terminator")
 
     def __init__(self, raw: str) -> None:
         self.raw = raw
         m = _CANONICAL_AUTH.match(raw)
         if m is not None:  # the form every SDK sends: one regular expression instead of a parse
-            (self.access_key_id, self.date, self.region, self.service, self.terminator, self.signed_headers,
-             self.signature) = m.groups()
+            (
+                self.access_key_id,
+                self.date,
+                self.region,
+                self.service,
+                self.terminator,
+                self.signed_headers,
+                self.signature,
+            ) = m.groups()
             return
         algorithm, _, rest = raw.strip().partition(" ")
         if algorithm != ALGORITHM:
@@ -129,14 +140,19 @@ class _Authorization:
             key, eq, value = item.strip().partition("=")
             if eq:
                 parts[key.strip()] = value.strip()
-        missing = [f"Authorization header requires '{k}' parameter." for k in ("Credential", "Signature",
-                                                                                "SignedHeaders") if not parts.get(k)]
+        missing = [
+            f"Authorization header requires '{k}' parameter."
+            for k in ("Credential", "Signature", "SignedHeaders")
+            if not parts.get(k)
+        ]
         if missing:
             raise _incomplete(" ".join(missing) + f" Authorization={raw}")
         scope = parts["Credential"].split("/")
         if len(scope) != 5 or not all(scope):
-            raise _incomplete(f"Authorization header requires a 'Credential' of the form "
-                              f"'AKID/date/region/service/aws4_request'. Authorization={raw}")
+            raise _incomplete(
+                f"Authorization header requires a 'Credential' of the form "
+                f"'AKID/date/region/service/aws4_request'. Authorization={raw}"
+            )
         self.access_key_id, self.date, self.region, self.service, self.terminator = scope
         self.signed_headers = parts["SignedHeaders"]
         self.signature = parts["Signature"]
@@ -188,8 +204,12 @@ def canonical_query(query_string: str) -> str:
             continue
         key, _, value = item.partition("=")
         # The text is the latin-1 reading of the bytes on the wire; work on those bytes.
-        pairs.append((quote(unquote_to_bytes(key.encode("latin-1")), safe=_UNRESERVED),
-                      quote(unquote_to_bytes(value.encode("latin-1")), safe=_UNRESERVED)))
+        pairs.append(
+            (
+                quote(unquote_to_bytes(key.encode("latin-1")), safe=_UNRESERVED),
+                quote(unquote_to_bytes(value.encode("latin-1")), safe=_UNRESERVED),
+            )
+        )
     pairs.sort()
     return "&".join(f"{k}={v}" for k, v in pairs)
 
@@ -236,8 +256,13 @@ def canonical_headers(headers: Headers, signed: list[str]) -> str:
 
 
 class SigV4Verifier:
-    def __init__(self, lookup: Lookup, now: Callable[[], float] = clock.now, skew_seconds: int = 300,
-                 extra_regions: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        lookup: Lookup,
+        now: Callable[[], float] = clock.now,
+        skew_seconds: int = 300,
+        extra_regions: Iterable[str] = (),
+    ) -> None:
         """``extra_regions``: names accepted besides AWS's own (an air-gapped site's)."""
         self._lookup = lookup
         self._regions = aws_regions() | frozenset(extra_regions)
@@ -278,45 +303,60 @@ class SigV4Verifier:
         if amz_date is None:
             http_date = _find(headers, "date")
             if http_date is None:
-                raise _incomplete("Authorization header requires existence of either a 'X-Amz-Date' or a "
-                                  f"'Date' header. Authorization={auth.raw}")
+                raise _incomplete(
+                    "Authorization header requires existence of either a 'X-Amz-Date' or a "
+                    f"'Date' header. Authorization={auth.raw}"
+                )
             try:
                 when = dt.datetime.strptime(http_date.strip(), "%a, %d %b %Y %H:%M:%S GMT")
             except ValueError:
-                raise _incomplete(f"Date must be in ISO-8601 'basic format'. Got '{http_date}'. "
-                                  "See http://en.wikipedia.org/wiki/ISO_8601") from None
+                raise _incomplete(
+                    f"Date must be in ISO-8601 'basic format'. Got '{http_date}'. "
+                    "See http://en.wikipedia.org/wiki/ISO_8601"
+                ) from None
             amz_date = when.strftime(_AMZ_DATE)
         else:
             signed_at = _amz_epoch(amz_date)
             if signed_at is None:
-                raise _incomplete(f"Date must be in ISO-8601 'basic format'. Got '{amz_date}'. "
-                                  "See http://en.wikipedia.org/wiki/ISO_8601")
+                raise _incomplete(
+                    f"Date must be in ISO-8601 'basic format'. Got '{amz_date}'. "
+                    "See http://en.wikipedia.org/wiki/ISO_8601"
+                )
             return self._check_window(auth, amz_date, signed_at), "x-amz-date"
-        return self._check_window(auth, amz_date, when.replace(tzinfo=dt.timezone.utc).timestamp()), "date"
+        return self._check_window(auth, amz_date, when.replace(tzinfo=dt.UTC).timestamp()), "date"
 
     def _check_window(self, auth: _Authorization, amz_date: str, signed_at: float) -> str:
         if auth.date != amz_date[:8]:
-            raise _invalid(f"Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date "
-                           f"from HTTP: '{auth.date}' != '{amz_date[:8]}', from '{amz_date}'.")
+            raise _invalid(
+                f"Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date "
+                f"from HTTP: '{auth.date}' != '{amz_date[:8]}', from '{amz_date}'."
+            )
         now = self._now()
         if signed_at < now - self._skew:
-            raise _invalid(f"Signature expired: {amz_date} is now earlier than {_fmt(now - self._skew)} "
-                           f"({_fmt(now)} - {self._skew // 60} min.)")
+            raise _invalid(
+                f"Signature expired: {amz_date} is now earlier than {_fmt(now - self._skew)} "
+                f"({_fmt(now)} - {self._skew // 60} min.)"
+            )
         if signed_at > now + self._skew:
-            raise _invalid(f"Signature not yet current: {amz_date} is still later than {_fmt(now + self._skew)} "
-                           f"({_fmt(now)} + {self._skew // 60} min.)")
+            raise _invalid(
+                f"Signature not yet current: {amz_date} is still later than {_fmt(now + self._skew)} "
+                f"({_fmt(now)} + {self._skew // 60} min.)"
+            )
         return amz_date
 
-    def prepare(self, method: str, raw_path: str, query_string: str,
-                headers: list[tuple[str, str]] | Headers) -> PendingRequest:
+    def prepare(
+        self, method: str, raw_path: str, query_string: str, headers: list[tuple[str, str]] | Headers
+    ) -> PendingRequest:
         """Every check the headers allow, before the body is read: a request that fails here is
         answered without reading its body. ``headers``: as received, or :func:`index_headers`-ed."""
         headers = _indexed(headers)
         raw = _only(headers, "authorization")
         if raw is None:
             if "X-Amz-Signature=" in query_string or "X-Amz-Credential=" in query_string:
-                raise _incomplete("Query-string authentication is not supported by this endpoint; "
-                                  "sign the request with the Authorization header.")
+                raise _incomplete(
+                    "Query-string authentication is not supported by this endpoint; "
+                    "sign the request with the Authorization header."
+                )
             raise AWSError("MissingAuthenticationTokenException", "Missing Authentication Token")
         auth = _Authorization(raw)
         signed = auth.signed_headers.split(";")
@@ -325,8 +365,9 @@ class SigV4Verifier:
         amz_date, date_header = self._check_time(auth, headers)
         _check_signed_headers(headers, signed, date_header)
         if auth.terminator != _TERMINATOR:
-            raise _invalid(f"Credential should be scoped with a valid terminator: '{_TERMINATOR}', "
-                           f"not '{auth.terminator}'. ")
+            raise _invalid(
+                f"Credential should be scoped with a valid terminator: '{_TERMINATOR}', not '{auth.terminator}'. "
+            )
         self.check_region(auth.region)
         credential = self._lookup(auth.access_key_id)
         if credential is None:
@@ -348,14 +389,16 @@ class SigV4Verifier:
         declared = headers.get("x-amz-content-sha256")
         if declared is not None and declared != [payload_hash]:  # signed (prepare checked): must be the truth
             raise _invalid(_MISMATCH)
-        canonical = "\n".join((
-            pending.method,
-            canonical_path(pending.raw_path),
-            canonical_query(pending.query_string),
-            canonical_headers(headers, pending.signed),
-            auth.signed_headers,
-            payload_hash,
-        ))
+        canonical = "\n".join(
+            (
+                pending.method,
+                canonical_path(pending.raw_path),
+                canonical_query(pending.query_string),
+                canonical_headers(headers, pending.signed),
+                auth.signed_headers,
+                payload_hash,
+            )
+        )
         scope = f"{auth.date}/{auth.region}/{auth.service}/{_TERMINATOR}"
         digest = hashlib.sha256(canonical.encode("latin-1")).hexdigest()
         string_to_sign = f"{ALGORITHM}\n{pending.amz_date}\n{scope}\n{digest}"
@@ -366,8 +409,9 @@ class SigV4Verifier:
             raise _invalid(_MISMATCH)
         return VerifiedRequest(pending.credential, auth.region, auth.service)
 
-    def verify(self, method: str, raw_path: str, query_string: str, headers: list[tuple[str, str]] | Headers,
-               body: bytes) -> VerifiedRequest:
+    def verify(
+        self, method: str, raw_path: str, query_string: str, headers: list[tuple[str, str]] | Headers, body: bytes
+    ) -> VerifiedRequest:
         """:meth:`prepare` then :meth:`finish`, for a request whose body is already at hand."""
         return self.finish(self.prepare(method, raw_path, query_string, headers), body)
 
@@ -376,10 +420,19 @@ class PendingRequest:
     """A request whose headers passed :meth:`SigV4Verifier.prepare`: its body is still to be read
     and the signature still to be checked. ``service`` is the scope's, for routing checks."""
 
-    __slots__ = ("auth", "credential", "amz_date", "signed", "method", "raw_path", "query_string", "headers")
+    __slots__ = ("amz_date", "auth", "credential", "headers", "method", "query_string", "raw_path", "signed")
 
-    def __init__(self, auth: _Authorization, credential: Credential, amz_date: str, signed: list[str], method: str,
-                 raw_path: str, query_string: str, headers: Headers) -> None:
+    def __init__(
+        self,
+        auth: _Authorization,
+        credential: Credential,
+        amz_date: str,
+        signed: list[str],
+        method: str,
+        raw_path: str,
+        query_string: str,
+        headers: Headers,
+    ) -> None:
         self.auth = auth
         self.credential = credential
         self.amz_date = amz_date
@@ -414,4 +467,4 @@ def _amz_epoch(text: str) -> float | None:
 
 
 def _fmt(t: float) -> str:
-    return dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime(_AMZ_DATE)
+    return dt.datetime.fromtimestamp(t, dt.UTC).strftime(_AMZ_DATE)

@@ -27,8 +27,13 @@ from strongroom import config
 __all__ = ["SERVICES", "run"]
 
 # The services strongroom serves, as the aws CLI names them, and their endpoint variable suffix.
-SERVICES = {"secretsmanager": "SECRETS_MANAGER", "lambda": "LAMBDA", "iam": "IAM", "sts": "STS",
-            "cloudtrail": "CLOUDTRAIL"}
+SERVICES = {
+    "secretsmanager": "SECRETS_MANAGER",
+    "lambda": "LAMBDA",
+    "iam": "IAM",
+    "sts": "STS",
+    "cloudtrail": "CLOUDTRAIL",
+}
 
 
 def _configured_credentials(env: dict[str, str]) -> bool:
@@ -41,8 +46,7 @@ def defaults(service: str, args: Sequence[str], env: dict[str, str]) -> tuple[li
     """The arguments and environment the aws CLI driver runs with."""
     args, env = list(args), dict(env)
     suffix = SERVICES.get(service, service.upper())
-    if "--endpoint-url" not in args and not env.get("AWS_ENDPOINT_URL") \
-            and not env.get(f"AWS_ENDPOINT_URL_{suffix}"):
+    if "--endpoint-url" not in args and not env.get("AWS_ENDPOINT_URL") and not env.get(f"AWS_ENDPOINT_URL_{suffix}"):
         env[f"AWS_ENDPOINT_URL_{suffix}"] = f"http://127.0.0.1:{config.DEFAULT_PORT}"
     if "--profile" not in args and not _configured_credentials(env):
         data_dir = Path(env.get("STRONGROOM_DATA_DIR", "strongroom-data"))
@@ -50,8 +54,12 @@ def defaults(service: str, args: Sequence[str], env: dict[str, str]) -> tuple[li
         if credentials.exists():
             env["AWS_SHARED_CREDENTIALS_FILE"] = str(credentials.resolve())
             env["AWS_PROFILE"] = "strongroom"
-    if "--region" not in args and not env.get("AWS_REGION") and not env.get("AWS_DEFAULT_REGION") \
-            and not (Path.home() / ".aws" / "config").exists():
+    if (
+        "--region" not in args
+        and not env.get("AWS_REGION")
+        and not env.get("AWS_DEFAULT_REGION")
+        and not (Path.home() / ".aws" / "config").exists()
+    ):
         env["AWS_DEFAULT_REGION"] = "us-east-1"
     return [service, *args], env
 

@@ -25,9 +25,9 @@ class OneLineFormatter(logging.Formatter):
     a rotation function's error text) are escaped, so no one can forge a log line. Tracebacks
     appended after the message keep their lines."""
 
-    _ESCAPES = {i: f"\\x{i:02x}" for i in (*range(0x20), 0x7f, 0x85)} | {0x2028: "\\u2028", 0x2029: "\\u2029"}
+    _ESCAPES = {i: f"\\x{i:02x}" for i in (*range(0x20), 0x7F, 0x85)} | {0x2028: "\\u2028", 0x2029: "\\u2029"}
 
-    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+    def formatMessage(self, record: logging.LogRecord) -> str:
         record.message = record.message.translate(self._ESCAPES)
         return super().formatMessage(record)
 
@@ -47,22 +47,34 @@ def _key_provider_options(fn: Any) -> Any:
     ``--pkcs11-*`` (a token; the PIN only from STRONGROOM_PKCS11_PIN, as a flag would show it to
     anyone running `ps`). The command receives them as one ``key_options`` dict, given as is to
     :func:`_settings`."""
+
     @functools.wraps(fn)
     def command(*args: Any, **kwargs: Any) -> Any:
         kwargs["key_options"] = {name: kwargs.pop(name) for name in _KEY_PROVIDER_OPTIONS}
         return fn(*args, **kwargs)
 
-    command = click.option("--pkcs11-key-label", "pkcs11_key_labels", multiple=True,
-                           help="Label of the AES key on the token [default: strongroom-master]. Repeat it to "
-                                "reach several keys while moving from one to another.")(command)
-    command = click.option("--pkcs11-token-label", default=None,
-                           help="Label of the PKCS#11 token holding the key.")(command)
-    command = click.option("--pkcs11-module", default=None,
-                           help="PKCS#11 module, e.g. /usr/lib/softhsm/libsofthsm2.so (PIN from "
-                                "STRONGROOM_PKCS11_PIN): the master key stays on the token.")(command)
-    return click.option("--master-key-command", default=None,
-                        help="A command (run without a shell) whose output is the base64 master key, e.g. a "
-                             "secret store's CLI; instead of DATA_DIR/master.key.")(command)
+    command = click.option(
+        "--pkcs11-key-label",
+        "pkcs11_key_labels",
+        multiple=True,
+        help="Label of the AES key on the token [default: strongroom-master]. Repeat it to "
+        "reach several keys while moving from one to another.",
+    )(command)
+    command = click.option("--pkcs11-token-label", default=None, help="Label of the PKCS#11 token holding the key.")(
+        command
+    )
+    command = click.option(
+        "--pkcs11-module",
+        default=None,
+        help="PKCS#11 module, e.g. /usr/lib/softhsm/libsofthsm2.so (PIN from "
+        "STRONGROOM_PKCS11_PIN): the master key stays on the token.",
+    )(command)
+    return click.option(
+        "--master-key-command",
+        default=None,
+        help="A command (run without a shell) whose output is the base64 master key, e.g. a "
+        "secret store's CLI; instead of DATA_DIR/master.key.",
+    )(command)
 
 
 @click.group()
@@ -73,31 +85,69 @@ def cli() -> None:
 
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=config.DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535),
-              help="Port to listen on.")
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
-              help="Where the database, master key and credentials live [default: ./strongroom-data].")
-@click.option("--database-url", default=None,
-              help="A SQLite path, or postgresql://... to share one database between several nodes.")
-@click.option("--account-id", default=None, help=f"The account the administrator key belongs to "
-                                                 f"[default: {config.DEFAULT_ACCOUNT}].")
-@click.option("--master-key-file", type=click.Path(path_type=Path), default=None,
-              help="Read the master key from this file instead of DATA_DIR/master.key.")
+@click.option(
+    "--port", default=config.DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on."
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where the database, master key and credentials live [default: ./strongroom-data].",
+)
+@click.option(
+    "--database-url",
+    default=None,
+    help="A SQLite path, or postgresql://... to share one database between several nodes.",
+)
+@click.option(
+    "--account-id",
+    default=None,
+    help=f"The account the administrator key belongs to [default: {config.DEFAULT_ACCOUNT}].",
+)
+@click.option(
+    "--master-key-file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Read the master key from this file instead of DATA_DIR/master.key.",
+)
 @_key_provider_options
-@click.option("--trusted-proxies", default=None, envvar="STRONGROOM_TRUSTED_PROXIES",
-              help="Addresses (comma-separated, or *) of reverse proxies whose X-Forwarded-For names the "
-                   "client. Unset: the header is ignored and the connection's address is the client's.")
-@click.option("--dev", is_flag=True, help="In-memory state, signatures not checked, POST /_strongroom/reset. "
-                                          "For tests only; listens on loopback only.")
-@click.option("--dev-allow-remote", is_flag=True,
-              help="Let --dev listen on an address other machines can reach (a container's 0.0.0.0). "
-                   "Anyone who reaches it can do anything: its signatures are not checked.")
-@click.option("--unsafe-functions", is_flag=True,
-              help="Run uploaded functions WITHOUT the sandbox, as the server's own user (they can read the "
-                   "master key and every secret). Env: STRONGROOM_UNSAFE_FUNCTIONS=1.")
-def serve(host: str, port: int, data_dir: Path | None, database_url: str | None, account_id: str | None,
-          master_key_file: Path | None, key_options: dict[str, Any], trusted_proxies: str | None,
-          dev: bool, dev_allow_remote: bool, unsafe_functions: bool) -> None:
+@click.option(
+    "--trusted-proxies",
+    default=None,
+    envvar="STRONGROOM_TRUSTED_PROXIES",
+    help="Addresses (comma-separated, or *) of reverse proxies whose X-Forwarded-For names the "
+    "client. Unset: the header is ignored and the connection's address is the client's.",
+)
+@click.option(
+    "--dev",
+    is_flag=True,
+    help="In-memory state, signatures not checked, POST /_strongroom/reset. For tests only; listens on loopback only.",
+)
+@click.option(
+    "--dev-allow-remote",
+    is_flag=True,
+    help="Let --dev listen on an address other machines can reach (a container's 0.0.0.0). "
+    "Anyone who reaches it can do anything: its signatures are not checked.",
+)
+@click.option(
+    "--unsafe-functions",
+    is_flag=True,
+    help="Run uploaded functions WITHOUT the sandbox, as the server's own user (they can read the "
+    "master key and every secret). Env: STRONGROOM_UNSAFE_FUNCTIONS=1.",
+)
+def serve(
+    host: str,
+    port: int,
+    data_dir: Path | None,
+    database_url: str | None,
+    account_id: str | None,
+    master_key_file: Path | None,
+    key_options: dict[str, Any],
+    trusted_proxies: str | None,
+    dev: bool,
+    dev_allow_remote: bool,
+    unsafe_functions: bool,
+) -> None:
     """Run the server.
 
     Start-up order: the data directory is checked and locked, the address bound, storage opened,
@@ -117,9 +167,17 @@ def serve(host: str, port: int, data_dir: Path | None, database_url: str | None,
     elif dev_allow_remote:
         raise click.UsageError("--dev-allow-remote only means something with --dev.")
     harden_process()
-    settings = _settings(host=host, port=port, data_dir=data_dir, database_url=database_url, account_id=account_id,
-                         master_key_file=master_key_file, dev=dev or None, unsafe_functions=unsafe_functions or None,
-                         **key_options)
+    settings = _settings(
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        database_url=database_url,
+        account_id=account_id,
+        master_key_file=master_key_file,
+        dev=dev or None,
+        unsafe_functions=unsafe_functions or None,
+        **key_options,
+    )
     lock = None if settings.dev else _prepare_data_dir(settings, "serve")
     try:
         sock = bind(settings.host, settings.port)
@@ -128,12 +186,21 @@ def serve(host: str, port: int, data_dir: Path | None, database_url: str | None,
     if settings.port == 0:  # the port the kernel chose is the one to print and to give functions
         settings = dataclasses.replace(settings, port=sock.getsockname()[1])
     if settings.dev:
-        click.secho("WARNING: --dev mode: state is in memory and lost on exit, request signatures are NOT "
-                    "checked, and POST /_strongroom/reset wipes everything. Never use it for real secrets.",
-                    fg="red", bold=True, err=True)
+        click.secho(
+            "WARNING: --dev mode: state is in memory and lost on exit, request signatures are NOT "
+            "checked, and POST /_strongroom/reset wipes everything. Never use it for real secrets.",
+            fg="red",
+            bold=True,
+            err=True,
+        )
         if not is_loopback(settings.host):
-            click.secho(f"WARNING: --dev-allow-remote: anyone who can reach {settings.host}:{settings.port} can "
-                        "read and change everything.", fg="red", bold=True, err=True)
+            click.secho(
+                f"WARNING: --dev-allow-remote: anyone who can reach {settings.host}:{settings.port} can "
+                "read and change everything.",
+                fg="red",
+                bold=True,
+                err=True,
+            )
     with _storage_errors(settings):
         server = build(settings)
     click.echo(describe_endpoint(server))
@@ -144,10 +211,21 @@ def serve(host: str, port: int, data_dir: Path | None, database_url: str | None,
     from strongroom.server.http import WholeAnswerHttpToolsProtocol
 
     protocol = functools.partial(WholeAnswerHttpToolsProtocol, read_timeout=settings.read_timeout_seconds)
-    uv_config = uvicorn.Config(server.app, host=settings.host, port=settings.port, loop="uvloop",
-                               http=protocol, lifespan="on", access_log=False, log_level="warning",
-                               timeout_graceful_shutdown=30, server_header=False, date_header=False,
-                               proxy_headers=bool(trusted_proxies), forwarded_allow_ips=trusted_proxies or None)
+    uv_config = uvicorn.Config(
+        server.app,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http=protocol,
+        lifespan="on",
+        access_log=False,
+        log_level="warning",
+        timeout_graceful_shutdown=30,
+        server_header=False,
+        date_header=False,
+        proxy_headers=bool(trusted_proxies),
+        forwarded_allow_ips=trusted_proxies or None,
+    )
     # uvicorn drains in-flight requests on SIGTERM/SIGINT, then re-raises the signal to the handler
     # that was there before it. Make that handler a clean exit, so a drained stop exits 0.
     signal.signal(signal.SIGTERM, _exit_cleanly)
@@ -168,8 +246,9 @@ def _check_dev(host: str, data_dir: Path | None, database_url: str | None, allow
     if data_dir is not None:
         raise click.UsageError("--dev keeps state in memory and cannot be used with --data-dir.")
     if not is_loopback(host) and not allow_remote:
-        raise click.UsageError(f"--dev listens on loopback only (it checks no signature); --host {host} needs "
-                               "--dev-allow-remote as well.")
+        raise click.UsageError(
+            f"--dev listens on loopback only (it checks no signature); --host {host} needs --dev-allow-remote as well."
+        )
 
 
 def _settings(**options: Any) -> config.Settings:
@@ -205,13 +284,15 @@ def _storage_errors(settings: config.Settings) -> Iterator[None]:
     try:
         yield
     except sqlite3.Error as exc:
-        raise click.ClickException(f"the database {_redact(settings.resolved_database_url)} cannot be used: "
-                                   f"{exc}") from None
-    except Exception as exc:  # noqa: BLE001 - psycopg is imported only in PostgreSQL mode
+        raise click.ClickException(
+            f"the database {_redact(settings.resolved_database_url)} cannot be used: {exc}"
+        ) from None
+    except Exception as exc:
         if type(exc).__module__.startswith("psycopg") and type(exc).__name__ == "OperationalError":
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise click.ClickException(f"the database {_redact(settings.resolved_database_url)} cannot be "
-                                       f"reached: {first}") from None
+            raise click.ClickException(
+                f"the database {_redact(settings.resolved_database_url)} cannot be reached: {first}"
+            ) from None
         raise
 
 
@@ -227,8 +308,9 @@ def rotation() -> None:
 @click.option("--account-id", default=None, help="The secret's account [default: the server's].")
 @click.option("--region", default="us-east-1", show_default=True, help="The secret's region.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def rotation_history(secret: str, data_dir: Path | None, database_url: str | None, account_id: str | None,
-                     region: str, as_json: bool) -> None:
+def rotation_history(
+    secret: str, data_dir: Path | None, database_url: str | None, account_id: str | None, region: str, as_json: bool
+) -> None:
     """Every rotation of SECRET (a name or an ARN): attempts, steps, durations, errors. No values."""
     import datetime as dt
     import json
@@ -251,11 +333,14 @@ def rotation_history(secret: str, data_dir: Path | None, database_url: str | Non
         return
 
     def when(t: float | None) -> str:
-        return "-" if t is None else dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        return "-" if t is None else dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
     for r in rotations:
-        click.secho(f"{r['VersionId']}  {r['State']:<10} attempts {r['Attempts']}  started {when(r['Started'])}"
-                    f"  finished {when(r['Finished'])}", bold=True)
+        click.secho(
+            f"{r['VersionId']}  {r['State']:<10} attempts {r['Attempts']}  started {when(r['Started'])}"
+            f"  finished {when(r['Finished'])}",
+            bold=True,
+        )
         for step in r["Steps"]:
             line = f"    #{step['Attempt']} {step['Step']:<13} {step['Outcome']:<9} {step['DurationMs']:>7} ms"
             click.echo(line + (f"  {step['Error']}" if step["Error"] else ""))
@@ -267,14 +352,26 @@ def rotation_history(secret: str, data_dir: Path | None, database_url: str | Non
 @click.argument("function")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="The server's data directory.")
 @click.option("--database-url", default=None, help="The server's database, if not under --data-dir.")
-@click.option("--master-key-file", type=click.Path(path_type=Path), default=None,
-              help="The master key, if not DATA_DIR/master.key (function logs are stored encrypted).")
+@click.option(
+    "--master-key-file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The master key, if not DATA_DIR/master.key (function logs are stored encrypted).",
+)
 @click.option("--account-id", default=None, help="The function's account [default: the server's].")
 @click.option("--region", default="us-east-1", show_default=True, help="The function's region.")
 @click.option("--limit", default=20, show_default=True, help="How many invocations, newest first.")
 @_key_provider_options
-def logs(function: str, data_dir: Path | None, database_url: str | None, master_key_file: Path | None,
-         account_id: str | None, region: str, limit: int, key_options: dict[str, Any]) -> None:
+def logs(
+    function: str,
+    data_dir: Path | None,
+    database_url: str | None,
+    master_key_file: Path | None,
+    account_id: str | None,
+    region: str,
+    limit: int,
+    key_options: dict[str, Any],
+) -> None:
     """The newest invocations of FUNCTION (name or ARN) with what it printed and logged."""
     import datetime as dt
 
@@ -283,8 +380,13 @@ def logs(function: str, data_dir: Path | None, database_url: str | None, master_
     from strongroom.services.lambda_ import Lambda
     from strongroom.services.secretsmanager.values import ValueCipher
 
-    settings = _settings(data_dir=data_dir, database_url=database_url, account_id=account_id,
-                         master_key_file=master_key_file, **key_options)
+    settings = _settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        account_id=account_id,
+        master_key_file=master_key_file,
+        **key_options,
+    )
     _prepare_data_dir(settings, "logs", lock=False)
     with _storage_errors(settings):
         db, keyring, _ = open_storage(settings)
@@ -297,9 +399,12 @@ def logs(function: str, data_dir: Path | None, database_url: str | None, master_
     if not rows:
         click.echo(f"no invocations of {function} recorded")
     for row in rows:
-        when = dt.datetime.fromtimestamp(row["Started"], dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-        click.secho(f"{when}  {row['Step'] or '-':<13} {row['Outcome']:<9} {row['DurationMs']:>7} ms  "
-                    f"{row['RequestId']}", bold=True, fg=None if row["Outcome"] == "succeeded" else "red")
+        when = dt.datetime.fromtimestamp(row["Started"], dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        click.secho(
+            f"{when}  {row['Step'] or '-':<13} {row['Outcome']:<9} {row['DurationMs']:>7} ms  {row['RequestId']}",
+            bold=True,
+            fg=None if row["Outcome"] == "succeeded" else "red",
+        )
         if row["Error"]:
             click.echo(f"  {row['Error']}")
         for line in row["Logs"].splitlines():
@@ -315,13 +420,27 @@ def admin() -> None:
 @click.argument("account_id")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="The server's data directory.")
 @click.option("--database-url", default=None, help="The server's database, if not under --data-dir.")
-@click.option("--master-key-file", type=click.Path(path_type=Path), default=None,
-              help="The master key, if not DATA_DIR/master.key.")
-@click.option("--credentials-file", type=click.Path(path_type=Path), default=None,
-              help="Write the new administrator's key here (mode 0600) instead of printing it.")
+@click.option(
+    "--master-key-file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The master key, if not DATA_DIR/master.key.",
+)
+@click.option(
+    "--credentials-file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write the new administrator's key here (mode 0600) instead of printing it.",
+)
 @_key_provider_options
-def create_account(account_id: str, data_dir: Path | None, database_url: str | None, master_key_file: Path | None,
-                   credentials_file: Path | None, key_options: dict[str, Any]) -> None:
+def create_account(
+    account_id: str,
+    data_dir: Path | None,
+    database_url: str | None,
+    master_key_file: Path | None,
+    credentials_file: Path | None,
+    key_options: dict[str, Any],
+) -> None:
     """A new account (12 digits) and its first administrator key. Each account's secrets, users,
     roles and functions are its own; a running server accepts the key at once."""
     import re
@@ -332,16 +451,19 @@ def create_account(account_id: str, data_dir: Path | None, database_url: str | N
     if not re.fullmatch(r"\d{12}", account_id):
         raise click.BadParameter("an account id is 12 digits", param_hint="ACCOUNT_ID")
     os.umask(0o077)
-    settings = _settings(data_dir=data_dir, database_url=database_url, master_key_file=master_key_file,
-                         **key_options)
+    settings = _settings(data_dir=data_dir, database_url=database_url, master_key_file=master_key_file, **key_options)
     _prepare_data_dir(settings, "admin create-account", lock=False)  # a running server takes the key at once
     with _storage_errors(settings):
         db, keyring, _ = open_storage(settings)
     try:
         keys = KeyStore(db, keyring)
         principal = f"arn:aws:iam::{account_id}:root"
-        exists = db.read_sync(lambda tx: tx.one("SELECT 1 FROM access_keys WHERE principal_arn = ? OR "
-                                                "(account_id = ? AND privilege = 'root')", (principal, account_id)))
+        exists = db.read_sync(
+            lambda tx: tx.one(
+                "SELECT 1 FROM access_keys WHERE principal_arn = ? OR (account_id = ? AND privilege = 'root')",
+                (principal, account_id),
+            )
+        )
         if exists:
             raise click.ClickException(f"account {account_id} already exists")
         access_key_id, secret = new_access_key_id(), new_secret_access_key()
@@ -356,15 +478,29 @@ def create_account(account_id: str, data_dir: Path | None, database_url: str | N
 
 
 def _storage_options(fn: Any) -> Any:
-    fn = click.option("--master-key-file", type=click.Path(path_type=Path), default=None,
-                      help="The master key, if not DATA_DIR/master.key.")(fn)
+    fn = click.option(
+        "--master-key-file",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="The master key, if not DATA_DIR/master.key.",
+    )(fn)
     fn = click.option("--database-url", default=None, help="The database, if not under --data-dir.")(fn)
-    return click.option("--data-dir", type=click.Path(path_type=Path), default=None,
-                        help="The data directory [default: ./strongroom-data].")(fn)
+    return click.option(
+        "--data-dir",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="The data directory [default: ./strongroom-data].",
+    )(fn)
 
 
-def _open_storage(data_dir: Path | None, database_url: str | None, master_key_file: Path | None,
-                  key_options: dict[str, Any], lock_for: str | None = None, keyring: bool = True) -> Any:
+def _open_storage(
+    data_dir: Path | None,
+    database_url: str | None,
+    master_key_file: Path | None,
+    key_options: dict[str, Any],
+    lock_for: str | None = None,
+    keyring: bool = True,
+) -> Any:
     """(database, keyring, key sources, lock): the data directory checked first; with ``lock_for``
     (a command that writes what a server writes) it is locked, and refused while a server holds it.
     ``keyring`` false: the master keys found, unchecked, in place of the keyring, for a restore
@@ -374,8 +510,7 @@ def _open_storage(data_dir: Path | None, database_url: str | None, master_key_fi
     from strongroom.store import open_database
 
     os.umask(0o077)
-    settings = _settings(data_dir=data_dir, database_url=database_url, master_key_file=master_key_file,
-                         **key_options)
+    settings = _settings(data_dir=data_dir, database_url=database_url, master_key_file=master_key_file, **key_options)
     lock = _prepare_data_dir(settings, lock_for or "", lock=lock_for is not None)
     with _storage_errors(settings):
         if keyring:
@@ -384,15 +519,21 @@ def _open_storage(data_dir: Path | None, database_url: str | None, master_key_fi
         sources = KeySources(settings)
         providers = sources.load()
         if not providers:
-            raise click.ClickException(f"no master key was found (looked in {sources.places()}); give the key the "
-                                       f"backup was made with: --master-key-file FILE, STRONGROOM_MASTER_KEY, "
-                                       f"--master-key-command or --pkcs11-*")
+            raise click.ClickException(
+                f"no master key was found (looked in {sources.places()}); give the key the "
+                f"backup was made with: --master-key-file FILE, STRONGROOM_MASTER_KEY, "
+                f"--master-key-command or --pkcs11-*"
+            )
         return open_database(settings.resolved_database_url), providers, sources, lock
 
 
 @cli.command("status")
-@click.option("--endpoint-url", default=f"http://127.0.0.1:{config.DEFAULT_PORT}", show_default=True,
-              help="The running server to ask for its health.")
+@click.option(
+    "--endpoint-url",
+    default=f"http://127.0.0.1:{config.DEFAULT_PORT}",
+    show_default=True,
+    help="The running server to ask for its health.",
+)
 @_storage_options
 def status(endpoint_url: str, data_dir: Path | None, database_url: str | None, master_key_file: Path | None) -> None:
     """Health, version and storage of the server; the keyring; accounts, secrets and the rotation queue."""
@@ -403,8 +544,10 @@ def status(endpoint_url: str, data_dir: Path | None, database_url: str | None, m
     try:
         with urllib.request.urlopen(endpoint_url.rstrip("/") + "/_strongroom/health", timeout=5) as r:
             health = json.loads(r.read())
-        click.echo(f"server      {endpoint_url}: {health.get('status')} (version {health.get('version')}, "
-                   f"{health.get('storage')}, schema {health.get('schema')})")
+        click.echo(
+            f"server      {endpoint_url}: {health.get('status')} (version {health.get('version')}, "
+            f"{health.get('storage')}, schema {health.get('schema')})"
+        )
     except (urllib.error.URLError, OSError) as exc:
         click.secho(f"server      {endpoint_url}: not answering ({exc})", fg="red")
     settings = config.from_env(data_dir=data_dir, database_url=database_url, master_key_file=master_key_file)
@@ -417,8 +560,9 @@ def status(endpoint_url: str, data_dir: Path | None, database_url: str | None, m
 
         def tx_fn(tx: Any) -> dict[str, Any]:
             return {
-                "accounts": tx.one("SELECT count(DISTINCT account_id) FROM access_keys WHERE expires_at IS NULL "
-                                   "AND account_id <> '-'")[0],
+                "accounts": tx.one(
+                    "SELECT count(DISTINCT account_id) FROM access_keys WHERE expires_at IS NULL AND account_id <> '-'"
+                )[0],
                 "secrets": tx.one("SELECT count(*) FROM secrets WHERE deleted_date IS NULL")[0],
                 "scheduled for deletion": tx.one("SELECT count(*) FROM secrets WHERE deleted_date IS NOT NULL")[0],
                 "functions": tx.one("SELECT count(*) FROM functions")[0],
@@ -443,9 +587,11 @@ def _echo_keyring(members: list[dict[str, Any]]) -> None:
         click.echo("keyring     none yet (made at the server's first start)")
         return
     for i, m in enumerate(members):
-        created = dt.datetime.fromtimestamp(m["created"], dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
-        line = (f"{'keyring' if i == 0 else '':<11} member {m['id']}  {m['state']:<8}  {m['kind']:<7}  "
-                f"fingerprint {m['fingerprint']}  {m['keys']} keys  {m['description']}  created {created}")
+        created = dt.datetime.fromtimestamp(m["created"], dt.UTC).strftime("%Y-%m-%d %H:%M")
+        line = (
+            f"{'keyring' if i == 0 else '':<11} member {m['id']}  {m['state']:<8}  {m['kind']:<7}  "
+            f"fingerprint {m['fingerprint']}  {m['keys']} keys  {m['description']}  created {created}"
+        )
         stale = m["state"] != "active" and m["keys"]
         click.secho(line, fg="yellow" if stale else None)
 
@@ -487,10 +633,19 @@ def master_key_group() -> None:
 @master_key_group.command("rotate")
 @_storage_options
 @_key_provider_options
-@click.option("--pending", is_flag=True, help="Add the new key as pending, not active: for several machines, "
-                                              "copy it to every node, then run `master-key activate ID`.")
-def master_key_rotate(data_dir: Path | None, database_url: str | None, master_key_file: Path | None,
-                      key_options: dict[str, Any], pending: bool) -> None:
+@click.option(
+    "--pending",
+    is_flag=True,
+    help="Add the new key as pending, not active: for several machines, "
+    "copy it to every node, then run `master-key activate ID`.",
+)
+def master_key_rotate(
+    data_dir: Path | None,
+    database_url: str | None,
+    master_key_file: Path | None,
+    key_options: dict[str, Any],
+    pending: bool,
+) -> None:
     """A new master key, active at once on every running node; every stored key re-wrapped with it.
 
     Safe while servers run: they learn of the new member through the database within a second,
@@ -511,8 +666,13 @@ def master_key_rotate(data_dir: Path | None, database_url: str | None, master_ke
 @click.argument("member", type=int)
 @_storage_options
 @_key_provider_options
-def master_key_activate(member: int, data_dir: Path | None, database_url: str | None,
-                        master_key_file: Path | None, key_options: dict[str, Any]) -> None:
+def master_key_activate(
+    member: int,
+    data_dir: Path | None,
+    database_url: str | None,
+    master_key_file: Path | None,
+    key_options: dict[str, Any],
+) -> None:
     """Make the pending MEMBER active (every node must hold its key first), then re-wrap with it."""
     from strongroom.crypto.ring import activate
 
@@ -526,8 +686,9 @@ def master_key_activate(member: int, data_dir: Path | None, database_url: str | 
 @master_key_group.command("retire")
 @click.argument("member", type=int)
 @_storage_options
-def master_key_retire(member: int, data_dir: Path | None, database_url: str | None,
-                      master_key_file: Path | None) -> None:
+def master_key_retire(
+    member: int, data_dir: Path | None, database_url: str | None, master_key_file: Path | None
+) -> None:
     """Retire MEMBER: refused while it is active or any wrapped key still names it."""
     from strongroom.crypto.ring import retire
     from strongroom.store import open_database
@@ -538,8 +699,10 @@ def master_key_retire(member: int, data_dir: Path | None, database_url: str | No
         retire(db, member)
     finally:
         db.close()
-    click.echo(f"member {member} retired; its key opens nothing in the database now. Keep it as long as you keep "
-               f"backups made before the rotation (docs/keys.md)")
+    click.echo(
+        f"member {member} retired; its key opens nothing in the database now. Keep it as long as you keep "
+        f"backups made before the rotation (docs/keys.md)"
+    )
 
 
 @master_key_group.command("list")
@@ -559,12 +722,16 @@ def master_key_list(data_dir: Path | None, database_url: str | None) -> None:
 
 
 @master_key_group.command("pkcs11-init")
-@click.option("--pkcs11-module", default=None, help="PKCS#11 module, e.g. /usr/lib/softhsm/libsofthsm2.so "
-                                                    "(PIN from STRONGROOM_PKCS11_PIN).")
+@click.option(
+    "--pkcs11-module",
+    default=None,
+    help="PKCS#11 module, e.g. /usr/lib/softhsm/libsofthsm2.so (PIN from STRONGROOM_PKCS11_PIN).",
+)
 @click.option("--pkcs11-token-label", default=None, help="Label of the PKCS#11 token to make the key on.")
 @click.option("--pkcs11-key-label", default=None, help="Label of the new key [default: strongroom-master].")
-def master_key_pkcs11_init(pkcs11_module: str | None, pkcs11_token_label: str | None,
-                           pkcs11_key_label: str | None) -> None:
+def master_key_pkcs11_init(
+    pkcs11_module: str | None, pkcs11_token_label: str | None, pkcs11_key_label: str | None
+) -> None:
     """Make the master key on a PKCS#11 token (AES-256, sensitive, not extractable): the token
     generates it and never lets it out. Refused if the token already holds a key by that label."""
     from strongroom.crypto.pkcs11 import create_key
@@ -579,8 +746,12 @@ def master_key_pkcs11_init(pkcs11_module: str | None, pkcs11_token_label: str | 
     try:
         fingerprint = create_key(pkcs11_module, pkcs11_token_label, settings.pkcs11_pin, label)
         # Opened again as a server opens it: what was made is what will be found.
-        provider = provider_from_options(pkcs11_module=pkcs11_module, pkcs11_token_label=pkcs11_token_label,
-                                         pkcs11_key_label=label, pkcs11_pin=settings.pkcs11_pin)
+        provider = provider_from_options(
+            pkcs11_module=pkcs11_module,
+            pkcs11_token_label=pkcs11_token_label,
+            pkcs11_key_label=label,
+            pkcs11_pin=settings.pkcs11_pin,
+        )
     except KeyProviderError as exc:
         raise click.ClickException(str(exc)) from None
     assert provider.fingerprint == fingerprint
@@ -592,8 +763,13 @@ def master_key_pkcs11_init(pkcs11_module: str | None, pkcs11_token_label: str | 
 @click.argument("file", type=click.Path(path_type=Path))
 @_storage_options
 @_key_provider_options
-def backup_command(file: Path, data_dir: Path | None, database_url: str | None, master_key_file: Path | None,
-                   key_options: dict[str, Any]) -> None:
+def backup_command(
+    file: Path,
+    data_dir: Path | None,
+    database_url: str | None,
+    master_key_file: Path | None,
+    key_options: dict[str, Any],
+) -> None:
     """A consistent, encrypted snapshot of everything in FILE (mode 0600), while the server runs."""
     from strongroom.store.backup import TABLES, backup_file
 
@@ -603,22 +779,30 @@ def backup_command(file: Path, data_dir: Path | None, database_url: str | None, 
             total = backup_file(db, keyring, file, lambda table, count: bar.update(1))
     finally:
         db.close()
-    click.echo(f"{total} rows written to {file}; restoring it needs master key member {keyring.active} "
-               f"(fingerprint {keyring.members[keyring.active].fingerprint}) and any key its keyring still used")
+    click.echo(
+        f"{total} rows written to {file}; restoring it needs master key member {keyring.active} "
+        f"(fingerprint {keyring.members[keyring.active].fingerprint}) and any key its keyring still used"
+    )
 
 
 @cli.command("restore")
 @click.argument("file", type=click.Path(exists=True, path_type=Path))
 @_storage_options
 @_key_provider_options
-def restore_command(file: Path, data_dir: Path | None, database_url: str | None, master_key_file: Path | None,
-                    key_options: dict[str, Any]) -> None:
+def restore_command(
+    file: Path,
+    data_dir: Path | None,
+    database_url: str | None,
+    master_key_file: Path | None,
+    key_options: dict[str, Any],
+) -> None:
     """Load a backup into a fresh data directory or database (refused if it holds anything)."""
     from strongroom.store.backup import TABLES, BackupError, restore
 
     # A server writing while rows are loaded would mix its writes into the restore: refused.
-    db, providers, _, lock = _open_storage(data_dir, database_url, master_key_file, key_options,
-                                           lock_for="restore", keyring=False)
+    db, providers, _, lock = _open_storage(
+        data_dir, database_url, master_key_file, key_options, lock_for="restore", keyring=False
+    )
     try:
         with file.open("rb") as source, click.progressbar(length=len(TABLES), label="restoring") as bar:
             total = restore(db, providers, source, lambda table, count: bar.update(1))
@@ -633,6 +817,7 @@ def restore_command(file: Path, data_dir: Path | None, database_url: str | None,
 
 def _aws_completion(service: str) -> Any:
     """Complete service commands with the aws CLI's own completer."""
+
     def complete(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
         from awscli.completer import Completer
         from click.shell_completion import CompletionItem
@@ -662,12 +847,14 @@ class _ServiceCommand(click.Command):
 
 
 def _service_command(service: str) -> None:
-    @cli.command(service, cls=_ServiceCommand,
-                 context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
-                                   "help_option_names": []},
-                 short_help=f"The aws CLI's {service} commands, against strongroom.",
-                 help=f"aws {service} ..., against this strongroom (the aws CLI's own commands). "
-                      f"`strongroom {service} help` shows them.")
+    @cli.command(
+        service,
+        cls=_ServiceCommand,
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []},
+        short_help=f"The aws CLI's {service} commands, against strongroom.",
+        help=f"aws {service} ..., against this strongroom (the aws CLI's own commands). "
+        f"`strongroom {service} help` shows them.",
+    )
     @click.argument("args", nargs=-1, type=click.UNPROCESSED, shell_complete=_aws_completion(service))
     def command(args: tuple[str, ...]) -> None:
         from strongroom.cli.aws import run

@@ -48,7 +48,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from strongroom.cache import BoundedCache
 
-__all__ = ["DecryptionError", "Keyring", "MasterKey", "UnknownMember", "fingerprint_of", "member_of", "harden_process"]
+__all__ = ["DecryptionError", "Keyring", "MasterKey", "UnknownMember", "fingerprint_of", "harden_process", "member_of"]
 
 _VERSION = b"\x01"
 _WRAP_V2 = b"\x02"
@@ -81,7 +81,7 @@ class MasterKey:
     """A master key held in this process's memory: the file and environment providers of
     :class:`strongroom.crypto.providers.MasterKeyProvider`. Its bytes never leave this object."""
 
-    __slots__ = ("_key", "_aead", "kind", "description", "fingerprint")
+    __slots__ = ("_aead", "_key", "description", "fingerprint", "kind")
 
     def __init__(self, key: bytes, kind: str = "memory", description: str = "in memory") -> None:
         if len(key) != _KEY:
@@ -110,10 +110,12 @@ class MasterKey:
         if len(wrapped) != 1 + _NONCE + _WRAPPED_DK or wrapped[:1] != _VERSION:
             raise DecryptionError(f"the wrapped key {name} is malformed")
         try:
-            return self._aead.decrypt(wrapped[1:1 + _NONCE], wrapped[1 + _NONCE:], _wrap_aad(name))
+            return self._aead.decrypt(wrapped[1 : 1 + _NONCE], wrapped[1 + _NONCE :], _wrap_aad(name))
         except InvalidTag:
-            raise DecryptionError(f"the key {name} does not unwrap: the master key does not match "
-                                  "this database, or the stored key was altered") from None
+            raise DecryptionError(
+                f"the key {name} does not unwrap: the master key does not match "
+                "this database, or the stored key was altered"
+            ) from None
 
 
 def member_of(wrapped: bytes) -> int:
@@ -134,11 +136,11 @@ def _wrap_aad(name: str) -> bytes:
 class Keyring:
     """Seals and opens values under named keys wrapped by the keyring's members. Thread-safe.
 
-    ``members`` maps member ids to providers; the ``active`` one wraps every new key; a wrapped
-    key is opened by the member its header names. Nodes learn of members added by another process
-    through :meth:`learn` (see :mod:`strongroom.crypto.ring`); a wrapped key naming a member not
-    loaded yet is tried with the keys ``on_unknown()`` answers (the process's key sources, read
-again) before :class:`UnknownMember` is raised.
+        ``members`` maps member ids to providers; the ``active`` one wraps every new key; a wrapped
+        key is opened by the member its header names. Nodes learn of members added by another process
+        through :meth:`learn` (see :mod:`strongroom.crypto.ring`); a wrapped key naming a member not
+        loaded yet is tried with the keys ``on_unknown()`` answers (the process's key sources, read
+    again) before :class:`UnknownMember` is raised.
     """
 
     # Unwrapped data keys kept for reads (bounded; oldest dropped first). They add no exposure
@@ -146,8 +148,7 @@ again) before :class:`UnknownMember` is raised.
     DATA_KEY_CACHE = 8192
     ACCOUNT_KEY_CACHE = 1024
 
-    def __init__(self, members: Any, active: int = 1,
-                 on_unknown: Callable[[], list[Any]] | None = None) -> None:
+    def __init__(self, members: Any, active: int = 1, on_unknown: Callable[[], list[Any]] | None = None) -> None:
         if not isinstance(members, dict):
             members = {1: members}
         self._members: dict[int, Any] = dict(members)
@@ -233,14 +234,14 @@ again) before :class:`UnknownMember` is raised.
         # The cache is keyed by the key's name, the wrapped data key *and* the associated data, so
         # a data key copied into another row, or a row pointed at another key, still has to unwrap
         # under that row's key, ARN and version first.
-        cache_key = (key_ref, blob[:_HEADER - _NONCE], aad)
+        cache_key = (key_ref, blob[: _HEADER - _NONCE], aad)
         try:
             aead = self._data_keys.get(cache_key)
             if aead is None:
                 kek = self._aead(key_ref, wrapped)
-                aead = AESGCM(kek.decrypt(blob[1:1 + _NONCE], blob[1 + _NONCE:1 + _NONCE + _WRAPPED_DK], aad))
+                aead = AESGCM(kek.decrypt(blob[1 : 1 + _NONCE], blob[1 + _NONCE : 1 + _NONCE + _WRAPPED_DK], aad))
                 self._data_keys.put(cache_key, aead)
-            return aead.decrypt(blob[_HEADER - _NONCE:_HEADER], blob[_HEADER:], aad)
+            return aead.decrypt(blob[_HEADER - _NONCE : _HEADER], blob[_HEADER:], aad)
         except InvalidTag:
             raise DecryptionError("the ciphertext does not open under its key and associated data") from None
 

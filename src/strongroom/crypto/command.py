@@ -5,9 +5,10 @@ secret manager's CLI, ``pass``, ``gpg --decrypt``...) is split like a shell woul
 run with no shell, no standard input, the server's environment and a timeout. Its standard output
 must be the base64 of 32 bytes, on one line; blank lines and ``#`` comment lines are skipped, so
 the text of a ``master.key`` with one key works as it is. The key is then held in memory exactly
-as a key from ``master.key`` is: wrapping and unwrapping are :class:`strongroom.crypto.MasterKey`'s own (AES-256-GCM,
-the key's name as associated data, the same wire layout), so a database can move between the file,
-the environment and a command without re-wrapping anything.
+as a key from ``master.key`` is: wrapping and unwrapping are :class:`strongroom.crypto.MasterKey`'s
+own (AES-256-GCM, the key's name as associated data, the same wire layout), and its fingerprint is
+the keyring's ``fingerprint_of``, so a database can move between the file, the environment and a
+command without re-wrapping anything: the same key is the same keyring member.
 
 The command runs once, when the provider is made (at start-up, or when an operator command opens
 storage): a secret store that is down then is a start-up refusal, never a failed request later.

@@ -59,8 +59,9 @@ def _library(module_path: str) -> Any:
     try:
         return pkcs11.lib(module_path)
     except Exception as exc:  # noqa: BLE001 - a bad .so raises RuntimeError, OSError or a PKCS11Error
-        raise KeyProviderError(f"the PKCS#11 module {module_path} cannot be loaded: {exc or type(exc).__name__}") \
-            from None
+        raise KeyProviderError(
+            f"the PKCS#11 module {module_path} cannot be loaded: {exc or type(exc).__name__}"
+        ) from None
 
 
 def _open_session(module_path: str, token_label: str, pin: str, rw: bool = False) -> tuple[Any, Any]:
@@ -73,8 +74,9 @@ def _open_session(module_path: str, token_label: str, pin: str, rw: bool = False
     except p11.NoSuchToken:
         raise KeyProviderError(f"the PKCS#11 module {module_path} has no token labelled {token_label!r}") from None
     except p11.MultipleTokensReturned:
-        raise KeyProviderError(f"the PKCS#11 module {module_path} has several tokens labelled {token_label!r}") \
-            from None
+        raise KeyProviderError(
+            f"the PKCS#11 module {module_path} has several tokens labelled {token_label!r}"
+        ) from None
     try:
         return token, token.open(user_pin=pin, rw=rw)
     except p11.UserAlreadyLoggedIn:
@@ -117,11 +119,24 @@ def create_key(module_path: str, token_label: str, pin: str, key_label: str) -> 
             raise KeyProviderError(f"the token {token_label!r} already holds keys labelled {key_label!r}") from None
         try:
             key = session.generate_key(
-                KeyType.AES, 256, label=key_label, id=os.urandom(16), store=True,
+                KeyType.AES,
+                256,
+                label=key_label,
+                id=os.urandom(16),
+                store=True,
                 capabilities=MechanismFlag.ENCRYPT | MechanismFlag.DECRYPT,
-                template={Attribute.TOKEN: True, Attribute.PRIVATE: True, Attribute.SENSITIVE: True,
-                          Attribute.EXTRACTABLE: False, Attribute.WRAP: False, Attribute.UNWRAP: False,
-                          Attribute.SIGN: False, Attribute.VERIFY: False, Attribute.DERIVE: False})
+                template={
+                    Attribute.TOKEN: True,
+                    Attribute.PRIVATE: True,
+                    Attribute.SENSITIVE: True,
+                    Attribute.EXTRACTABLE: False,
+                    Attribute.WRAP: False,
+                    Attribute.UNWRAP: False,
+                    Attribute.SIGN: False,
+                    Attribute.VERIFY: False,
+                    Attribute.DERIVE: False,
+                },
+            )
         except pkcs11.PKCS11Error as exc:
             raise KeyProviderError(f"the token {token_label!r} did not make the key: {type(exc).__name__}") from None
         return _fingerprint(token, key, key_label)
@@ -154,12 +169,15 @@ class PKCS11Provider:
             key = session.get_key(object_class=ObjectClass.SECRET_KEY, key_type=KeyType.AES, label=self._key_label)
         except p11.NoSuchKey:
             session.close()
-            raise KeyProviderError(f"the token {token_label!r} holds no AES key labelled {self._key_label!r}; make one "
-                                   f"with: strongroom master-key pkcs11-init") from None
+            raise KeyProviderError(
+                f"the token {token_label!r} holds no AES key labelled {self._key_label!r}; make one "
+                f"with: strongroom master-key pkcs11-init"
+            ) from None
         except p11.MultipleObjectsReturned:
             session.close()
-            raise KeyProviderError(f"the token {token_label!r} holds several keys labelled {self._key_label!r}") \
-                from None
+            raise KeyProviderError(
+                f"the token {token_label!r} holds several keys labelled {self._key_label!r}"
+            ) from None
         self._session, self._key = session, key
 
     def _call(self, fn: Any) -> Any:
@@ -169,8 +187,15 @@ class PKCS11Provider:
         with self._lock:
             try:
                 return fn(self._key)
-            except (p11.SessionClosed, p11.SessionHandleInvalid, p11.DeviceRemoved, p11.TokenNotPresent,
-                    p11.KeyHandleInvalid, p11.ObjectHandleInvalid, p11.UserNotLoggedIn):
+            except (
+                p11.SessionClosed,
+                p11.SessionHandleInvalid,
+                p11.DeviceRemoved,
+                p11.TokenNotPresent,
+                p11.KeyHandleInvalid,
+                p11.ObjectHandleInvalid,
+                p11.UserNotLoggedIn,
+            ):
                 self._open()
                 return fn(self._key)
 
@@ -178,8 +203,9 @@ class PKCS11Provider:
         from pkcs11 import GCMParams, Mechanism
 
         iv = os.urandom(_NONCE)
-        sealed = self._call(lambda k: k.encrypt(key, mechanism=Mechanism.AES_GCM,
-                                                mechanism_param=GCMParams(iv, _aad(name), _TAG * 8)))
+        sealed = self._call(
+            lambda k: k.encrypt(key, mechanism=Mechanism.AES_GCM, mechanism_param=GCMParams(iv, _aad(name), _TAG * 8))
+        )
         return _VERSION + iv + bytes(sealed)
 
     def unwrap(self, wrapped: bytes, name: str) -> bytes:
@@ -188,15 +214,22 @@ class PKCS11Provider:
 
         if len(wrapped) != 1 + _NONCE + _KEY + _TAG or wrapped[:1] != _VERSION:
             raise DecryptionError(f"the wrapped key {name} is malformed")
-        iv, sealed = wrapped[1:1 + _NONCE], wrapped[1 + _NONCE:]
+        iv, sealed = wrapped[1 : 1 + _NONCE], wrapped[1 + _NONCE :]
         try:
-            return bytes(self._call(lambda k: k.decrypt(sealed, mechanism=Mechanism.AES_GCM,
-                                                        mechanism_param=GCMParams(iv, _aad(name), _TAG * 8))))
+            return bytes(
+                self._call(
+                    lambda k: k.decrypt(
+                        sealed, mechanism=Mechanism.AES_GCM, mechanism_param=GCMParams(iv, _aad(name), _TAG * 8)
+                    )
+                )
+            )
         except pkcs11.PKCS11Error:
             # The token says only that the tag does not verify (EncryptedDataInvalid on SoftHSM2,
             # FunctionFailed on some HSMs): another key, another name, or altered bytes.
-            raise DecryptionError(f"the key {name} does not unwrap under {self.description}: the master key does not "
-                                  "match this database, or the stored key was altered") from None
+            raise DecryptionError(
+                f"the key {name} does not unwrap under {self.description}: the master key does not "
+                "match this database, or the stored key was altered"
+            ) from None
 
     def close(self) -> None:
         with self._lock:

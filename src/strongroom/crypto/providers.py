@@ -42,10 +42,11 @@ _KEY = 32
 
 
 class MasterKeyProvider(Protocol):
-    kind: str          # "file" | "env" | "command" | "pkcs11"
-    description: str   # where the key lives, for status and errors (no secret material)
-    fingerprint: str   # stable id of the key material across processes
-    def wrap(self, key: bytes, name: str) -> bytes: ...     # name = associated data binding
+    kind: str  # "file" | "env" | "command" | "pkcs11"
+    description: str  # where the key lives, for status and errors (no secret material)
+    fingerprint: str  # stable id of the key material across processes
+
+    def wrap(self, key: bytes, name: str) -> bytes: ...  # name = associated data binding
     def unwrap(self, wrapped: bytes, name: str) -> bytes: ...  # raises DecryptionError
 
 
@@ -80,8 +81,9 @@ def read_key_file(path: Path) -> list[bytes]:
         raise KeyringError(f"the master key file {path} is not a regular file")
     mode = stat.S_IMODE(st.st_mode)
     if mode & 0o077:
-        raise KeyringError(f"the master key file {path} is readable by others (mode {oct(mode)}); "
-                           f"run: chmod 600 {path}")
+        raise KeyringError(
+            f"the master key file {path} is readable by others (mode {oct(mode)}); run: chmod 600 {path}"
+        )
     try:
         text = path.read_text()
     except (PermissionError, UnicodeDecodeError) as exc:
@@ -179,13 +181,15 @@ class KeySources:
         outside the HSM that nobody asked for. Those keys are made in their store and adopted.
         """
         if self.external:
-            raise KeyringError(f"no new key is made in software while the master key is held in "
-                               f"{self.external[0].description}; {self.new_key_hint()}")
+            raise KeyringError(
+                f"no new key is made in software while the master key is held in "
+                f"{self.external[0].description}; {self.new_key_hint()}"
+            )
         if self.dev:
             return MasterKey(os.urandom(_KEY), "memory", "in memory (--dev)")
         key = os.urandom(_KEY)
         provider = MasterKey(key, "file", f"file {self.file}")
-        when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
         line = f"# fingerprint {provider.fingerprint}, added {when}\n{base64.b64encode(key).decode()}\n"
         try:
             if self.file.exists():
@@ -201,9 +205,13 @@ class KeySources:
         """How to make a new key in the named external store, for refusals."""
         kind = self.external[0].kind if self.external else "file"
         if kind == "pkcs11":
-            return ("make a new key on the token first (strongroom master-key pkcs11-init --pkcs11-key-label NEW), "
-                    "then give both labels: --pkcs11-key-label NEW --pkcs11-key-label CURRENT")
+            return (
+                "make a new key on the token first (strongroom master-key pkcs11-init --pkcs11-key-label NEW), "
+                "then give both labels: --pkcs11-key-label NEW --pkcs11-key-label CURRENT"
+            )
         if kind == "command":
-            return ("store a new key in the secret store and name it with --master-key-command, the current one "
-                    "still reachable (STRONGROOM_MASTER_KEY or the key file) until every key is re-wrapped")
+            return (
+                "store a new key in the secret store and name it with --master-key-command, the current one "
+                "still reachable (STRONGROOM_MASTER_KEY or the key file) until every key is re-wrapped"
+            )
         return "run it without --master-key-command or --pkcs11-* to add a key to the file"

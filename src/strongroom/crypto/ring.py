@@ -39,16 +39,28 @@ from strongroom.crypto import DecryptionError, Keyring, member_of
 from strongroom.crypto.providers import KeyringError, KeySources
 from strongroom.store import Conflict, Database, Tx
 
-__all__ = ["POLL_SECONDS", "Watcher", "activate", "keyring_status", "member_rows", "open_keyring", "retire",
-           "rewrap", "rotate", "wrap_counts"]
+__all__ = [
+    "POLL_SECONDS",
+    "Watcher",
+    "activate",
+    "keyring_status",
+    "member_rows",
+    "open_keyring",
+    "retire",
+    "rewrap",
+    "rotate",
+    "wrap_counts",
+]
 
 log = logging.getLogger("strongroom.keyring")
 
 POLL_SECONDS = 1.0
 _RELOAD_SECONDS = 1.0  # inside requests, a node re-reads its key sources at most this often
 _BATCH = 100
-_HOW = ("give it with --master-key-file FILE, the environment variable STRONGROOM_MASTER_KEY, --master-key-command "
-        "or --pkcs11-* (docs/key-providers.md)")
+_HOW = (
+    "give it with --master-key-file FILE, the environment variable STRONGROOM_MASTER_KEY, --master-key-command "
+    "or --pkcs11-* (docs/key-providers.md)"
+)
 
 
 def crash_point(step: str) -> None:
@@ -82,9 +94,10 @@ def _match(rows: list[tuple[Any, ...]], local: list[Any]) -> dict[int, Any]:
 
 
 def _insert_member(tx: Tx, member: int, provider: Any, state: str) -> None:
-    tx.execute("INSERT INTO keyring (id, fingerprint, kind, description, state, created_date) "
-               "VALUES (?, ?, ?, ?, ?, ?)",
-               (member, provider.fingerprint, provider.kind, provider.description, state, clock.now()))
+    tx.execute(
+        "INSERT INTO keyring (id, fingerprint, kind, description, state, created_date) VALUES (?, ?, ?, ?, ?, ?)",
+        (member, provider.fingerprint, provider.kind, provider.description, state, clock.now()),
+    )
 
 
 def _first_member(db: Database, sources: KeySources, local: list[Any]) -> Any:
@@ -97,8 +110,9 @@ def _first_member(db: Database, sources: KeySources, local: list[Any]) -> Any:
             provider = sources.load()[0]
     else:
         if not local:
-            raise KeyringError(f"this database holds keys but no master key was found (looked in {sources.places()}); "
-                               f"{_HOW}")
+            raise KeyringError(
+                f"this database holds keys but no master key was found (looked in {sources.places()}); {_HOW}"
+            )
         key_ref, wrapped = legacy[0], bytes(legacy[1])
         provider = None
         for candidate in local:
@@ -109,8 +123,10 @@ def _first_member(db: Database, sources: KeySources, local: list[Any]) -> Any:
             except DecryptionError:
                 continue
         if provider is None:
-            raise KeyringError(f"the master key {_fingerprints(local)} does not open this database's keys "
-                               f"(the database predates the keyring and records no fingerprint); {_HOW}")
+            raise KeyringError(
+                f"the master key {_fingerprints(local)} does not open this database's keys "
+                f"(the database predates the keyring and records no fingerprint); {_HOW}"
+            )
 
     def tx_fn(tx: Tx) -> None:
         if tx.one("SELECT 1 FROM keyring LIMIT 1") is not None:
@@ -151,15 +167,20 @@ def open_keyring(settings: Any, db: Database, sources: KeySources | None = None)
     members = _match(rows, local)
     if active[0][0] not in members:
         if not local:
-            raise KeyringError(f"no master key was found (looked in {sources.places()}); this database's active key "
-                               f"is {_describe(active[0])}; {_HOW}")
-        raise KeyringError(f"the master key {_fingerprints(local)} is not this database's: it expects "
-                           f"{_describe(active[0])}; {_HOW}")
+            raise KeyringError(
+                f"no master key was found (looked in {sources.places()}); this database's active key "
+                f"is {_describe(active[0])}; {_HOW}"
+            )
+        raise KeyringError(
+            f"the master key {_fingerprints(local)} is not this database's: it expects {_describe(active[0])}; {_HOW}"
+        )
     counts = db.read_sync(lambda tx: wrap_counts(tx))
     for row in rows:
         if row[0] not in members and counts.get(row[0], 0):
-            raise KeyringError(f"master key {_describe(row)} still wraps {counts[row[0]]} keys but was not found "
-                               f"(looked in {sources.places()}); {_HOW}")
+            raise KeyringError(
+                f"master key {_describe(row)} still wraps {counts[row[0]]} keys but was not found "
+                f"(looked in {sources.places()}); {_HOW}"
+            )
     keyring = Keyring(members, active[0][0])
     return keyring
 
@@ -215,9 +236,14 @@ class Watcher:
                 if r[0] not in found and (r[0], r[4]) not in self._warned:
                     self._warned.add((r[0], r[4]))
                     level = logging.ERROR if r[4] == "active" else logging.WARNING
-                    log.log(level, "master key %s is %s in the keyring but not found in %s%s", _describe(r), r[4],
-                            self.sources.places(),
-                            "; this node keeps wrapping new keys with member %d" % before if r[4] == "active" else "")
+                    log.log(
+                        level,
+                        "master key %s is %s in the keyring but not found in %s%s",
+                        _describe(r),
+                        r[4],
+                        self.sources.places(),
+                        "; this node keeps wrapping new keys with member %d" % before if r[4] == "active" else "",
+                    )
             if self.keyring.active != before:
                 log.info("master key member %d is now active", self.keyring.active)
                 self._rewrap_due = True
@@ -233,8 +259,7 @@ class Watcher:
                     log.info("re-wrapped %d keys with master key member %d", done, self.keyring.active)
 
 
-def rewrap(db: Database, keyring: Keyring, batch: int = _BATCH,
-           progress: Callable[[int], None] | None = None) -> int:
+def rewrap(db: Database, keyring: Keyring, batch: int = _BATCH, progress: Callable[[int], None] | None = None) -> int:
     """Re-wrap every key not wrapped by the active member, ``batch`` per transaction; answers how many.
 
     Each row is updated only if it still holds the wrapping that was read, so nodes doing it at
@@ -253,21 +278,29 @@ def rewrap(db: Database, keyring: Keyring, batch: int = _BATCH,
 
 def _rewrap_batch(keyring: Keyring, batch: int) -> Callable[[Tx], int]:
     """One transaction's re-wrap: up to ``batch`` keys not wrapped by the active member."""
+
     def tx_fn(tx: Tx) -> int:
         rows = tx.all("SELECT account_id, region, key_ref, wrapped FROM kms_keys")
         todo = [r for r in rows if member_of(bytes(r[3])) != keyring.active][:batch]
         for account_id, region, key_ref, wrapped in todo:
             wrapped = bytes(wrapped)
             fresh = keyring.wrap_key(key_ref, keyring.unwrap_key(key_ref, wrapped))
-            tx.execute("UPDATE kms_keys SET wrapped = ? WHERE account_id = ? AND region = ? AND key_ref = ? "
-                       "AND wrapped = ?", (fresh, account_id, region, key_ref, wrapped))
+            tx.execute(
+                "UPDATE kms_keys SET wrapped = ? WHERE account_id = ? AND region = ? AND key_ref = ? AND wrapped = ?",
+                (fresh, account_id, region, key_ref, wrapped),
+            )
         return len(todo)
 
     return tx_fn
 
 
-def rotate(db: Database, sources: KeySources, pending: bool = False, wait: float = 2 * POLL_SECONDS,
-           say: Callable[[str], None] = print) -> int:
+def rotate(
+    db: Database,
+    sources: KeySources,
+    pending: bool = False,
+    wait: float = 2 * POLL_SECONDS,
+    say: Callable[[str], None] = print,
+) -> int:
     """Add a member and make it active (or ``pending``), then re-wrap; answers the member id.
 
     Which key becomes the member: one this process reaches that the keyring does not list yet (a
@@ -293,8 +326,10 @@ def rotate(db: Database, sources: KeySources, pending: bool = False, wait: float
         return keyring.active
     if adopt:
         provider = adopt[0]
-        say(f"using the key {provider.fingerprint} ({provider.description}), which the keyring does not list yet "
-            f"(added by an interrupted rotation, or given in another provider)")
+        say(
+            f"using the key {provider.fingerprint} ({provider.description}), which the keyring does not list yet "
+            f"(added by an interrupted rotation, or given in another provider)"
+        )
     elif sources.external:
         # The operator named a key held outside (a token, a secret store) and the keyring lists it
         # already: a software key made now would defeat the point of naming it. Refused.
@@ -302,9 +337,12 @@ def rotate(db: Database, sources: KeySources, pending: bool = False, wait: float
         named = sources.external[0]
         row = rows_by_fp[named.fingerprint]
         again = {"active": "", "retired": "a retired member is not used again; "}.get(
-            row[4], f"make it active with: strongroom master-key activate {row[0]}; or ")
-        raise KeyringError(f"{named.description} (fingerprint {named.fingerprint}) is already member {row[0]} "
-                           f"({row[4]}) of the keyring; {again}{sources.new_key_hint()}")
+            row[4], f"make it active with: strongroom master-key activate {row[0]}; or "
+        )
+        raise KeyringError(
+            f"{named.description} (fingerprint {named.fingerprint}) is already member {row[0]} "
+            f"({row[4]}) of the keyring; {again}{sources.new_key_hint()}"
+        )
     else:
         provider = sources.generate()
         crash_point("key-written")
@@ -318,16 +356,19 @@ def rotate(db: Database, sources: KeySources, pending: bool = False, wait: float
     db.write_sync(tx_fn)
     crash_point("member-added")
     if pending:
-        say(f"member {member} (fingerprint {provider.fingerprint}, {provider.description}) added as pending; give "
-            f"every node this key, then run: strongroom master-key activate {member}")
+        say(
+            f"member {member} (fingerprint {provider.fingerprint}, {provider.description}) added as pending; give "
+            f"every node this key, then run: strongroom master-key activate {member}"
+        )
         return member
     keyring.learn({member: provider}, member)
     _finish(db, keyring, wait, say)
     return member
 
 
-def activate(db: Database, sources: KeySources, member: int, wait: float = 2 * POLL_SECONDS,
-             say: Callable[[str], None] = print) -> None:
+def activate(
+    db: Database, sources: KeySources, member: int, wait: float = 2 * POLL_SECONDS, say: Callable[[str], None] = print
+) -> None:
     """Make a pending (or previous) member active, then re-wrap every key with it."""
     keyring = open_keyring(sources.settings, db, sources)
     rows = {r[0]: r for r in db.read_sync(member_rows)}
@@ -336,8 +377,7 @@ def activate(db: Database, sources: KeySources, member: int, wait: float = 2 * P
     if rows[member][4] == "retired":
         raise KeyringError(f"member {member} is retired")
     if member not in keyring.members:
-        raise KeyringError(f"master key {_describe(rows[member])} was not found (looked in {sources.places()}); "
-                           f"{_HOW}")
+        raise KeyringError(f"master key {_describe(rows[member])} was not found (looked in {sources.places()}); {_HOW}")
 
     def tx_fn(tx: Tx) -> None:
         tx.execute("UPDATE keyring SET state = 'previous' WHERE state = 'active' AND id <> ?", (member,))
@@ -354,12 +394,15 @@ def _finish(db: Database, keyring: Keyring, wait: float, say: Callable[[str], No
     # has loaded the new member (a node that still meets one looks for it at once anyway).
     time.sleep(wait)
     done = rewrap(db, keyring)
-    say(f"member {keyring.active} is active; {done} keys re-wrapped. Running servers picked it up; "
-        f"nothing needs a restart")
+    say(
+        f"member {keyring.active} is active; {done} keys re-wrapped. Running servers picked it up; "
+        f"nothing needs a restart"
+    )
 
 
 def retire(db: Database, member: int) -> None:
     """Mark a member retired: refused for the active member and while any wrapped key names it."""
+
     def tx_fn(tx: Tx) -> None:
         row = tx.one("SELECT state FROM keyring WHERE id = ?", (member,))
         if row is None:
@@ -368,8 +411,10 @@ def retire(db: Database, member: int) -> None:
             raise KeyringError(f"member {member} is the active member; rotate to another one first")
         still = wrap_counts(tx).get(member, 0)
         if still:
-            raise KeyringError(f"member {member} still wraps {still} keys; run `strongroom master-key rotate` to "
-                               f"finish re-wrapping them first")
+            raise KeyringError(
+                f"member {member} still wraps {still} keys; run `strongroom master-key rotate` to "
+                f"finish re-wrapping them first"
+            )
         tx.execute("UPDATE keyring SET state = 'retired' WHERE id = ?", (member,))
 
     db.write_sync(tx_fn)
@@ -377,10 +422,21 @@ def retire(db: Database, member: int) -> None:
 
 def keyring_status(db: Database) -> list[dict[str, Any]]:
     """Each member with how many wrapped keys still name it, for ``strongroom status``."""
+
     def tx_fn(tx: Tx) -> list[dict[str, Any]]:
         counts = wrap_counts(tx)
-        return [{"id": r[0], "fingerprint": r[1], "kind": r[2], "description": r[3], "state": r[4],
-                 "created": r[5], "keys": counts.get(r[0], 0)} for r in member_rows(tx)]
+        return [
+            {
+                "id": r[0],
+                "fingerprint": r[1],
+                "kind": r[2],
+                "description": r[3],
+                "state": r[4],
+                "created": r[5],
+                "keys": counts.get(r[0], 0),
+            }
+            for r in member_rows(tx)
+        ]
 
     return db.read_sync(tx_fn)  # type: ignore[no-any-return]
 
@@ -389,9 +445,9 @@ def internal_key(db: Database, keyring: Keyring, key_ref: str) -> bytes:
     """A random 32-byte key of strongroom's own (``key_ref``), stored wrapped in ``kms_keys`` under
     account and region ``-``, made on first use. Replaces keys once derived from the master key
     bytes, which a key held in a token does not give out."""
+
     def read(tx: Tx) -> bytes | None:
-        row = tx.one("SELECT wrapped FROM kms_keys WHERE account_id = '-' AND region = '-' AND key_ref = ?",
-                     (key_ref,))
+        row = tx.one("SELECT wrapped FROM kms_keys WHERE account_id = '-' AND region = '-' AND key_ref = ?", (key_ref,))
         return None if row is None else bytes(row[0])
 
     wrapped = db.read_sync(read)
@@ -402,8 +458,10 @@ def internal_key(db: Database, keyring: Keyring, key_ref: str) -> bytes:
             existing = read(tx)
             if existing is not None:
                 return existing
-            tx.execute("INSERT INTO kms_keys (account_id, region, key_ref, wrapped, created_date) "
-                       "VALUES ('-', '-', ?, ?, ?)", (key_ref, fresh, clock.now()))
+            tx.execute(
+                "INSERT INTO kms_keys (account_id, region, key_ref, wrapped, created_date) VALUES ('-', '-', ?, ?, ?)",
+                (key_ref, fresh, clock.now()),
+            )
             return fresh
 
         try:

@@ -35,9 +35,14 @@ class KeyProviderError(SystemExit):
         return self.message
 
 
-def provider_from_options(*, master_key_command: str | None = None, pkcs11_module: str | None = None,
-                          pkcs11_token_label: str | None = None, pkcs11_key_label: str | None = None,
-                          pkcs11_pin: str | None = None) -> Any:
+def provider_from_options(
+    *,
+    master_key_command: str | None = None,
+    pkcs11_module: str | None = None,
+    pkcs11_token_label: str | None = None,
+    pkcs11_key_label: str | None = None,
+    pkcs11_pin: str | None = None,
+) -> Any:
     """The provider the options name, or None for the file / environment key."""
     pkcs11_named = any(v is not None for v in (pkcs11_module, pkcs11_token_label, pkcs11_key_label))
     if master_key_command is not None and pkcs11_named:
@@ -49,8 +54,9 @@ def provider_from_options(*, master_key_command: str | None = None, pkcs11_modul
     if not pkcs11_named:
         return None
     if not pkcs11_module:
-        raise KeyProviderError("--pkcs11-token-label and --pkcs11-key-label need --pkcs11-module "
-                               "(e.g. /usr/lib/softhsm/libsofthsm2.so)")
+        raise KeyProviderError(
+            "--pkcs11-token-label and --pkcs11-key-label need --pkcs11-module (e.g. /usr/lib/softhsm/libsofthsm2.so)"
+        )
     if not pkcs11_token_label:
         raise KeyProviderError("--pkcs11-module needs --pkcs11-token-label: the token holding the master key")
     if pkcs11_pin is None:
@@ -63,7 +69,14 @@ def provider_from_options(*, master_key_command: str | None = None, pkcs11_modul
 def providers_from_settings(settings: Any) -> list[Any]:
     """Every external provider a :class:`strongroom.config.Settings` names (see the module's doc)."""
     labels = list(dict.fromkeys(settings.pkcs11_key_labels)) or [None]
-    found = [provider_from_options(master_key_command=settings.master_key_command,
-                                   pkcs11_module=settings.pkcs11_module, pkcs11_token_label=settings.pkcs11_token_label,
-                                   pkcs11_key_label=label, pkcs11_pin=settings.pkcs11_pin) for label in labels]
+    found = [
+        provider_from_options(
+            master_key_command=settings.master_key_command,
+            pkcs11_module=settings.pkcs11_module,
+            pkcs11_token_label=settings.pkcs11_token_label,
+            pkcs11_key_label=label,
+            pkcs11_pin=settings.pkcs11_pin,
+        )
+        for label in labels
+    ]
     return [p for p in found if p is not None]

@@ -21,12 +21,12 @@ import string
 from dataclasses import dataclass
 
 __all__ = [
+    "ARN_SUFFIX_ALPHABET",
+    "INVALID_NAME_MESSAGE",
     "SecretRef",
     "is_valid_name",
     "new_arn",
     "parse_secret_id",
-    "ARN_SUFFIX_ALPHABET",
-    "INVALID_NAME_MESSAGE",
 ]
 
 ARN_SUFFIX_ALPHABET = string.ascii_letters + string.digits
@@ -36,8 +36,7 @@ _SUFFIX_RE = re.compile(r"-[A-Za-z0-9]{6}$")
 # AWS's text for a name outside the allowed characters (AWS answers it as a ValidationException:
 # LocalStack's recorded snapshot test_invalid_secret_name).
 INVALID_NAME_MESSAGE = (
-    "Invalid name. Must be a valid name containing alphanumeric characters, "
-    "or any of the following: -/_+=.@!"
+    "Invalid name. Must be a valid name containing alphanumeric characters, or any of the following: -/_+=.@!"
 )
 
 

@@ -6,7 +6,7 @@ import secrets as _random
 import string
 from dataclasses import dataclass
 
-__all__ = ["PasswordRules", "PasswordError", "generate_password", "PUNCTUATION"]
+__all__ = ["PUNCTUATION", "PasswordError", "PasswordRules", "generate_password"]
 
 # AWS's punctuation set: ! " # $ % & ' ( ) * + , - . / : ; < = > ? @ [ \ ] ^ _ ` { | } ~
 PUNCTUATION = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
@@ -52,8 +52,7 @@ def generate_password(rules: PasswordRules) -> str:
     required = [cls for cls in classes if cls] if rules.require_each_included_type else []
     if rules.require_each_included_type and any(not cls for cls in classes):
         raise PasswordError(
-            "Password requirements can't be satisfied: a required character type has all of its "
-            "characters excluded."
+            "Password requirements can't be satisfied: a required character type has all of its characters excluded."
         )
     if len(required) > rules.length:
         raise PasswordError(

@@ -22,8 +22,9 @@ import random
 import re
 from dataclasses import dataclass
 from typing import Any
+import itertools
 
-__all__ = ["Schedule", "ScheduleError", "parse_rules", "next_window", "pick_moment"]
+__all__ = ["Schedule", "ScheduleError", "next_window", "parse_rules", "pick_moment"]
 
 HOUR = 3600.0
 DAY = 86400.0
@@ -35,8 +36,8 @@ class ScheduleError(ValueError):
 
 @dataclass(frozen=True)
 class Schedule:
-    days: int | None = None          # AutomaticallyAfterDays, or rate(N days)
-    hours: int | None = None         # rate(N hours)
+    days: int | None = None  # AutomaticallyAfterDays, or rate(N days)
+    hours: int | None = None  # rate(N hours)
     cron: _Cron | None = None
     duration_hours: int | None = None
 
@@ -174,7 +175,7 @@ class _Cron:
             raise bad from None
         if len(parsed.hours) > 1:
             ordered = sorted(parsed.hours)
-            gaps = [b - a for a, b in zip(ordered, ordered[1:])] + [24 - ordered[-1] + ordered[0]]
+            gaps = [b - a for a, b in itertools.pairwise(ordered)] + [24 - ordered[-1] + ordered[0]]
             if min(gaps) < 4:
                 raise ScheduleError("A rotation schedule expression must not rotate more often than every 4 hours.")
         return parsed
@@ -188,12 +189,12 @@ class _Cron:
 
     def next_after(self, t: float) -> float:
         """The first matching hour strictly after ``t``."""
-        moment = dt.datetime.fromtimestamp(t, dt.timezone.utc)
+        moment = dt.datetime.fromtimestamp(t, dt.UTC)
         day = moment.date()
         for _ in range(366 * 5):
             if self.matches_day(day):
                 for hour in sorted(self.hours):
-                    when = dt.datetime(day.year, day.month, day.day, hour, tzinfo=dt.timezone.utc).timestamp()
+                    when = dt.datetime(day.year, day.month, day.day, hour, tzinfo=dt.UTC).timestamp()
                     if when > t:
                         return when
             day += dt.timedelta(days=1)

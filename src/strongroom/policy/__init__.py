@@ -55,8 +55,18 @@ from typing import Any
 
 from strongroom.policy.wildcard import like
 
-__all__ = ["Condition", "Decision", "Policy", "PolicyError", "Request", "Statement", "access_denied_message",
-           "evaluate", "load_json", "parse_policy"]
+__all__ = [
+    "Condition",
+    "Decision",
+    "Policy",
+    "PolicyError",
+    "Request",
+    "Statement",
+    "access_denied_message",
+    "evaluate",
+    "load_json",
+    "parse_policy",
+]
 
 
 class PolicyError(ValueError):
@@ -64,27 +74,92 @@ class PolicyError(ValueError):
 
 
 _TOP = {"Version", "Id", "Statement"}
-_ELEMENTS = {"Sid", "Effect", "Action", "NotAction", "Resource", "NotResource", "Principal", "NotPrincipal",
-             "Condition"}
+_ELEMENTS = {
+    "Sid",
+    "Effect",
+    "Action",
+    "NotAction",
+    "Resource",
+    "NotResource",
+    "Principal",
+    "NotPrincipal",
+    "Condition",
+}
 _BASE_OPERATORS = {
-    "StringEquals", "StringNotEquals", "StringEqualsIgnoreCase", "StringNotEqualsIgnoreCase", "StringLike",
-    "StringNotLike", "NumericEquals", "NumericNotEquals", "NumericLessThan", "NumericLessThanEquals",
-    "NumericGreaterThan", "NumericGreaterThanEquals", "DateEquals", "DateNotEquals", "DateLessThan",
-    "DateLessThanEquals", "DateGreaterThan", "DateGreaterThanEquals", "Bool", "BinaryEquals", "IpAddress",
-    "NotIpAddress", "ArnEquals", "ArnLike", "ArnNotEquals", "ArnNotLike", "Null"}
-_KEYS = {k.lower() for k in (
-    "aws:PrincipalArn", "aws:PrincipalAccount", "aws:SourceIp", "aws:SecureTransport", "aws:CurrentTime",
-    "aws:EpochTime", "aws:RequestedRegion", "aws:TagKeys", "aws:username", "aws:userid", "aws:SourceArn",
-    "aws:SourceAccount", "aws:PrincipalType", "secretsmanager:SecretId", "secretsmanager:Name",
-    "secretsmanager:Description", "secretsmanager:KmsKeyId", "secretsmanager:VersionId",
-    "secretsmanager:VersionStage", "secretsmanager:RotationLambdaARN",
-    "secretsmanager:resource/AllowRotationLambdaArn", "secretsmanager:BlockPublicPolicy",
-    "secretsmanager:ForceDeleteWithoutRecovery", "secretsmanager:RecoveryWindowInDays",
-    "secretsmanager:AddReplicaRegions", "secretsmanager:SecretPrimaryRegion", "lambda:FunctionArn",
-    "iam:PassedToService", "sts:ExternalId", "sts:RoleSessionName")}
+    "StringEquals",
+    "StringNotEquals",
+    "StringEqualsIgnoreCase",
+    "StringNotEqualsIgnoreCase",
+    "StringLike",
+    "StringNotLike",
+    "NumericEquals",
+    "NumericNotEquals",
+    "NumericLessThan",
+    "NumericLessThanEquals",
+    "NumericGreaterThan",
+    "NumericGreaterThanEquals",
+    "DateEquals",
+    "DateNotEquals",
+    "DateLessThan",
+    "DateLessThanEquals",
+    "DateGreaterThan",
+    "DateGreaterThanEquals",
+    "Bool",
+    "BinaryEquals",
+    "IpAddress",
+    "NotIpAddress",
+    "ArnEquals",
+    "ArnLike",
+    "ArnNotEquals",
+    "ArnNotLike",
+    "Null",
+}
+_KEYS = {
+    k.lower()
+    for k in (
+        "aws:PrincipalArn",
+        "aws:PrincipalAccount",
+        "aws:SourceIp",
+        "aws:SecureTransport",
+        "aws:CurrentTime",
+        "aws:EpochTime",
+        "aws:RequestedRegion",
+        "aws:TagKeys",
+        "aws:username",
+        "aws:userid",
+        "aws:SourceArn",
+        "aws:SourceAccount",
+        "aws:PrincipalType",
+        "secretsmanager:SecretId",
+        "secretsmanager:Name",
+        "secretsmanager:Description",
+        "secretsmanager:KmsKeyId",
+        "secretsmanager:VersionId",
+        "secretsmanager:VersionStage",
+        "secretsmanager:RotationLambdaARN",
+        "secretsmanager:resource/AllowRotationLambdaArn",
+        "secretsmanager:BlockPublicPolicy",
+        "secretsmanager:ForceDeleteWithoutRecovery",
+        "secretsmanager:RecoveryWindowInDays",
+        "secretsmanager:AddReplicaRegions",
+        "secretsmanager:SecretPrimaryRegion",
+        "lambda:FunctionArn",
+        "iam:PassedToService",
+        "sts:ExternalId",
+        "sts:RoleSessionName",
+    )
+}
 _KEY_PREFIXES = ("aws:resourcetag/", "aws:requesttag/", "secretsmanager:resourcetag/")
-_NEGATED = {"StringNotEquals", "StringNotEqualsIgnoreCase", "StringNotLike", "NumericNotEquals", "DateNotEquals",
-            "NotIpAddress", "ArnNotEquals", "ArnNotLike"}
+_NEGATED = {
+    "StringNotEquals",
+    "StringNotEqualsIgnoreCase",
+    "StringNotLike",
+    "NumericNotEquals",
+    "DateNotEquals",
+    "NotIpAddress",
+    "ArnNotEquals",
+    "ArnNotLike",
+}
 _PRINCIPAL_TYPES = ("AWS", "Service", "Federated")
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _VENDOR = re.compile(r"[A-Za-z0-9-]+")
@@ -94,10 +169,10 @@ _ACCOUNT_ROOT = re.compile(r"arn:[a-z-]+:iam::(\d{12}):root")
 
 @dataclass(frozen=True)
 class Condition:
-    operator: str       # the base operator, e.g. StringLike (no qualifier, no IfExists)
-    qualifier: str      # "", "ForAnyValue" or "ForAllValues"
+    operator: str  # the base operator, e.g. StringLike (no qualifier, no IfExists)
+    qualifier: str  # "", "ForAnyValue" or "ForAllValues"
     if_exists: bool
-    key: str            # lower-cased
+    key: str  # lower-cased
     values: tuple[str, ...]
 
 
@@ -120,8 +195,17 @@ class Statement:
 # the ones Secrets Manager's documentation names (aws:SourceArn, aws:SourceVpc, aws:SourceVpce,
 # aws:SourceAccount), the further ones S3's definition of "public" names (aws:SourceOwner,
 # aws:userid, an aws:SourceIp range), and the caller-pinning keys Access Analyzer honours.
-_PINNING_KEYS = {"aws:sourcearn", "aws:sourcevpc", "aws:sourcevpce", "aws:sourceaccount", "aws:sourceowner",
-                 "aws:userid", "aws:principalaccount", "aws:principalarn", "aws:principalorgid"}
+_PINNING_KEYS = {
+    "aws:sourcearn",
+    "aws:sourcevpc",
+    "aws:sourcevpce",
+    "aws:sourceaccount",
+    "aws:sourceowner",
+    "aws:userid",
+    "aws:principalaccount",
+    "aws:principalarn",
+    "aws:principalorgid",
+}
 _ARN_KEYS = {"aws:sourcearn", "aws:principalarn"}
 _PINNING_OPERATORS = {"StringEquals", "StringEqualsIgnoreCase", "StringLike", "ArnEquals", "ArnLike"}
 
@@ -199,27 +283,35 @@ def _action(value: str) -> str:
         return value
     vendor, colon, name = value.partition(":")
     if not colon or not name or not _VENDOR.fullmatch(vendor):
-        raise PolicyError(f"Action {value} must be \"*\" or a service prefix and an action, such as "
-                          "secretsmanager:GetSecretValue.")
+        raise PolicyError(
+            f'Action {value} must be "*" or a service prefix and an action, such as secretsmanager:GetSecretValue.'
+        )
     return value
 
 
 def _resource(value: str) -> str:
     if value == "*" or (value.startswith("arn:") and len(value.split(":", 5)) == 6):
         return value
-    raise PolicyError(f"Resource {value} must be in ARN format or \"*\".")
+    raise PolicyError(f'Resource {value} must be in ARN format or "*".')
 
 
 def _principal_entry(kind: str, value: str) -> str:
     if value == "*" and kind == "AWS":
         return value
     if not value or _has_wildcard(value):
-        raise PolicyError(f"Invalid principal {value}: a principal is \"*\" or names one entity exactly "
-                          "(wildcards cannot match part of a principal).")
+        raise PolicyError(
+            f'Invalid principal {value}: a principal is "*" or names one entity exactly '
+            "(wildcards cannot match part of a principal)."
+        )
     if kind == "AWS" and not _ACCOUNT_ID.fullmatch(value):
         parts = value.split(":", 5)
-        if len(parts) != 6 or parts[0] != "arn" or parts[2] not in ("iam", "sts") \
-                or not _ACCOUNT_ID.fullmatch(parts[4]) or not parts[5]:
+        if (
+            len(parts) != 6
+            or parts[0] != "arn"
+            or parts[2] not in ("iam", "sts")
+            or not _ACCOUNT_ID.fullmatch(parts[4])
+            or not parts[5]
+        ):
             raise PolicyError(f"Invalid principal {value}: expected an account ID or an IAM/STS ARN.")
     return value
 
@@ -228,8 +320,7 @@ def _principal(value: Any, element: str) -> dict[str, tuple[str, ...]]:
     if value == "*":
         return {"*": ("*",)}
     if not isinstance(value, dict) or not value:
-        raise PolicyError(f"{element} must be \"*\" or an object such as "
-                          "{\"AWS\": \"arn:aws:iam::123456789012:root\"}.")
+        raise PolicyError(f'{element} must be "*" or an object such as {{"AWS": "arn:aws:iam::123456789012:root"}}.')
     out = {}
     for kind, items in value.items():
         if kind not in _PRINCIPAL_TYPES:
@@ -262,7 +353,7 @@ def _date(text: str) -> float | None:
     except ValueError:
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)
+        when = when.replace(tzinfo=dt.UTC)
     try:
         return when.timestamp()
     except (OverflowError, ValueError, OSError):  # pragma: no cover - years 1..9999 all convert
@@ -439,16 +530,19 @@ def _parse(text: str, kind: str | None) -> Policy:
                 return None
             return tuple(check(v) for v in _strings(item[name], name))
 
-        statements.append(Statement(
-            effect=item["Effect"],
-            actions=strings("Action", _action),
-            not_actions=strings("NotAction", _action),
-            resources=strings("Resource", _resource),
-            not_resources=strings("NotResource", _resource),
-            principals=_principal(item["Principal"], "Principal") if "Principal" in item else None,
-            not_principals=_principal(item["NotPrincipal"], "NotPrincipal") if "NotPrincipal" in item else None,
-            conditions=_conditions(item["Condition"]) if "Condition" in item else (),
-            sid=sid))
+        statements.append(
+            Statement(
+                effect=item["Effect"],
+                actions=strings("Action", _action),
+                not_actions=strings("NotAction", _action),
+                resources=strings("Resource", _resource),
+                not_resources=strings("NotResource", _resource),
+                principals=_principal(item["Principal"], "Principal") if "Principal" in item else None,
+                not_principals=_principal(item["NotPrincipal"], "NotPrincipal") if "NotPrincipal" in item else None,
+                conditions=_conditions(item["Condition"]) if "Condition" in item else (),
+                sid=sid,
+            )
+        )
     return Policy(tuple(statements), text)
 
 
@@ -468,7 +562,7 @@ def _arn_like(pattern: str, value: str) -> bool:
     p = pattern.split(":", 5)
     if len(p) != 6:
         return _like(pattern, value)  # e.g. "*": matches any ARN
-    return all(_like(a, b) for a, b in zip(p, v))
+    return all(_like(a, b) for a, b in zip(p, v, strict=False))
 
 
 _SPECIFIC, _ACCOUNT = 2, 1
@@ -477,6 +571,7 @@ _SPECIFIC, _ACCOUNT = 2, 1
 @dataclass(frozen=True)
 class _Caller:
     """The identities AWS checks a caller as: its account, its role (for a role session), itself."""
+
     arn: str
     account: str
     role_name: str | None  # for arn:...:sts::A:assumed-role/ROLE/SESSION
@@ -500,8 +595,13 @@ class _Caller:
         if self.role_name is None:
             return False
         parts = entry.split(":", 5)
-        return (len(parts) == 6 and parts[2] == "iam" and parts[4] == self.account
-                and parts[5].startswith("role/") and parts[5].rsplit("/", 1)[-1] == self.role_name)
+        return (
+            len(parts) == 6
+            and parts[2] == "iam"
+            and parts[4] == self.account
+            and parts[5].startswith("role/")
+            and parts[5].rsplit("/", 1)[-1] == self.role_name
+        )
 
 
 def _principal_matches(principals: dict[str, tuple[str, ...]], caller: _Caller) -> int:
@@ -557,7 +657,7 @@ def _text(value: Any) -> str:
 
 
 def _compare(base: str, a: float, b: float) -> bool:
-    suffix = base[len("Numeric"):] if base.startswith("Numeric") else base[len("Date"):]
+    suffix = base[len("Numeric") :] if base.startswith("Numeric") else base[len("Date") :]
     if suffix == "Equals":
         return a == b
     if suffix == "LessThan":
@@ -614,8 +714,12 @@ def _condition_holds(c: Condition, context: dict[str, Any]) -> bool:
         return c.if_exists or negated
     assert actual is not None
     # For each request value: does it match any policy value (OR)? Negated operators invert that (NOR).
-    hits = [(not any(_one(c.operator, e, a) for e in c.values)) if negated
-            else any(_one(c.operator, e, a) for e in c.values) for a in actual]
+    hits = [
+        (not any(_one(c.operator, e, a) for e in c.values))
+        if negated
+        else any(_one(c.operator, e, a) for e in c.values)
+        for a in actual
+    ]
     if c.qualifier == "ForAllValues":
         return all(hits)
     if c.qualifier == "ForAnyValue":

@@ -46,8 +46,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Any
 from re._casefix import _EXTRA_CASES  # the table re.IGNORECASE itself uses (Python >= 3.11)
+from typing import Any
 
 __all__ = ["fold", "like", "matcher"]
 
@@ -103,15 +103,16 @@ def _literal_search(text: str) -> Callable[[str, int, int], Any] | None:
 class _Segment:
     """A run of the pattern between stars: fixed length, ``?`` matching any one character."""
 
-    __slots__ = ("text", "size", "regex", "fixed", "kmp")
+    __slots__ = ("fixed", "kmp", "regex", "size", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
         self.size = len(text)
         self.kmp = _literal_search(text) if "?" not in text else None
         # Literals and "." only: no quantifier, no alternation, so nothing to backtrack into.
-        self.regex = re.compile("".join("." if c == "?" else re.escape(c) for c in text), re.DOTALL) \
-            if "?" in text else None
+        self.regex = (
+            re.compile("".join("." if c == "?" else re.escape(c) for c in text), re.DOTALL) if "?" in text else None
+        )
         self.fixed = tuple((offset, c) for offset, c in enumerate(text) if c != "?")
 
     def at(self, value: str, pos: int) -> bool:

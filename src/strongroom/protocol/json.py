@@ -120,8 +120,9 @@ def _compile(shape: Any, sensitive: bool = False, whole: bool = False) -> Check:
                 out[name] = check(v, prefix + _label(name), errors)
             for name in required:
                 if name not in out:
-                    errors.append(f"Value null at '{prefix}{_label(name)}' failed to satisfy constraint: "
-                                  "Member must not be null")
+                    errors.append(
+                        f"Value null at '{prefix}{_label(name)}' failed to satisfy constraint: Member must not be null"
+                    )
             return out
 
         return structure
@@ -166,13 +167,15 @@ def _compile(shape: Any, sensitive: bool = False, whole: bool = False) -> Check:
             if enum and value not in enum and len(errors) == before:
                 _fail(errors, value, path, enum_text, sensitive)
             if pattern is not None and len(errors) == before and match(value) is None:  # type: ignore[misc]
-                _fail(errors, value, path, f"Member must satisfy regular expression pattern: {pattern.pattern}",
-                      sensitive)
+                _fail(
+                    errors, value, path, f"Member must satisfy regular expression pattern: {pattern.pattern}", sensitive
+                )
             return value
 
         return string
 
     if kind == "blob":
+
         def blob(value: Any, path: str, errors: list[str]) -> Any:
             if not isinstance(value, str):
                 raise _serialization(f"Expected base64 text at '{path}'.")
@@ -210,6 +213,7 @@ def _compile(shape: Any, sensitive: bool = False, whole: bool = False) -> Check:
         return number
 
     if kind == "boolean":
+
         def boolean(value: Any, path: str, errors: list[str]) -> Any:
             if not isinstance(value, bool):
                 raise _serialization(f"Expected a boolean at '{path}'.")
@@ -218,6 +222,7 @@ def _compile(shape: Any, sensitive: bool = False, whole: bool = False) -> Check:
         return boolean
 
     if kind in ("float", "double"):
+
         def real(value: Any, path: str, errors: list[str]) -> Any:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise _serialization(f"Expected a number at '{path}'.")
@@ -226,6 +231,7 @@ def _compile(shape: Any, sensitive: bool = False, whole: bool = False) -> Check:
         return real
 
     if kind == "timestamp":
+
         def timestamp(value: Any, path: str, errors: list[str]) -> Any:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise _serialization(f"Expected epoch seconds at '{path}'.")
@@ -303,8 +309,9 @@ class JSONProtocol:
     def operation_for_target(self, target: str) -> str:
         operation = self._targets.get(target)
         if operation is None:
-            raise AWSError("UnknownOperationException", f"The operation '{target[:200]}' is not supported "
-                           f"by this endpoint.")
+            raise AWSError(
+                "UnknownOperationException", f"The operation '{target[:200]}' is not supported by this endpoint."
+            )
         return operation
 
     def parse(self, operation: str, body: bytes) -> dict[str, Any]:

@@ -31,7 +31,7 @@ __all__ = ["QueryProtocol"]
 
 
 class _Response:
-    __slots__ = ("status", "headers", "body")
+    __slots__ = ("body", "headers", "status")
 
     def __init__(self, status: int, body: bytes) -> None:
         self.status = status
@@ -58,7 +58,7 @@ def _decode(shape: Any, form: dict[str, str], prefix: str) -> Any:
         present = set()
         for k in form:
             if k.startswith(head):
-                index = k[len(head):].partition(".")[0]
+                index = k[len(head) :].partition(".")[0]
                 if index.isascii() and index.isdigit():
                     present.add(int(index))
         items, i = [], 1
@@ -116,10 +116,11 @@ def _xml(shape: Any, value: Any) -> str:
         tag = shape.member.serialization.get("name", "member")
         return "".join(f"<{tag}>{_xml(shape.member, v)}</{tag}>" for v in value)
     if kind == "map":
-        return "".join(f"<entry><key>{escape(str(k))}</key><value>{_xml(shape.value, v)}</value></entry>"
-                       for k, v in value.items())
+        return "".join(
+            f"<entry><key>{escape(str(k))}</key><value>{_xml(shape.value, v)}</value></entry>" for k, v in value.items()
+        )
     if kind == "timestamp":
-        return dt.datetime.fromtimestamp(float(value), dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return dt.datetime.fromtimestamp(float(value), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     if kind == "boolean":
         return "true" if value else "false"
     return escape(str(value))
@@ -130,17 +131,23 @@ class QueryProtocol:
         self.model = botocore.session.get_session().get_service_model(service_name)
         self.signing_name: str = self.model.metadata.get("signingName", service_name)
         self.version: str = self.model.metadata["apiVersion"]
-        self.xmlns: str = self.model.metadata.get("xmlNamespace",
-                                                  f"https://{service_name}.amazonaws.com/doc/{self.version}/")
+        self.xmlns: str = self.model.metadata.get(
+            "xmlNamespace", f"https://{service_name}.amazonaws.com/doc/{self.version}/"
+        )
         self.operations = set(operations)
         # Every member with a pattern, length or range is checked from the model, patterns
         # against the whole value as IAM and STS do (``x:root`` is no RoleSessionName).
-        self._checks = {name: _compile(self.model.operation_model(name).input_shape, whole=True)
-                        for name in operations if self.model.operation_model(name).input_shape is not None}
-        self._status = {s: self.model.shape_for(s).metadata.get("error", {}).get("httpStatusCode", 400)
-                        for s in self.model.shape_names if self.model.shape_for(s).metadata.get("exception")}
-        self._codes = {s: self.model.shape_for(s).metadata.get("error", {}).get("code", s)
-                       for s in self._status}
+        self._checks = {
+            name: _compile(self.model.operation_model(name).input_shape, whole=True)
+            for name in operations
+            if self.model.operation_model(name).input_shape is not None
+        }
+        self._status = {
+            s: self.model.shape_for(s).metadata.get("error", {}).get("httpStatusCode", 400)
+            for s in self.model.shape_names
+            if self.model.shape_for(s).metadata.get("exception")
+        }
+        self._codes = {s: self.model.shape_for(s).metadata.get("error", {}).get("code", s) for s in self._status}
 
     @staticmethod
     def form(body: bytes, query: str) -> dict[str, str]:
@@ -156,8 +163,10 @@ class QueryProtocol:
         if action is None:
             return None
         if action not in self.operations:
-            raise AWSError("InvalidAction", f"Could not find operation {action} for version "
-                           f"{form.get('Version', 'NO_VERSION_SPECIFIED')}")
+            raise AWSError(
+                "InvalidAction",
+                f"Could not find operation {action} for version {form.get('Version', 'NO_VERSION_SPECIFIED')}",
+            )
         return action
 
     def parse(self, operation: str, form: dict[str, str]) -> dict[str, Any]:
@@ -169,15 +178,19 @@ class QueryProtocol:
     def serialize(self, operation: str, result: dict[str, Any], request_id: str) -> _Response:
         shape = self.model.operation_model(operation).output_shape
         inner = "" if shape is None else f"<{operation}Result>{_xml(shape, result)}</{operation}Result>"
-        body = (f'<{operation}Response xmlns="{self.xmlns}">{inner}<ResponseMetadata><RequestId>{request_id}'
-                f"</RequestId></ResponseMetadata></{operation}Response>")
+        body = (
+            f'<{operation}Response xmlns="{self.xmlns}">{inner}<ResponseMetadata><RequestId>{request_id}'
+            f"</RequestId></ResponseMetadata></{operation}Response>"
+        )
         return _Response(200, body.encode())
 
     def serialize_error(self, error: AWSError, request_id: str = "") -> _Response:
         status = error.status if error.status != 400 else self._status.get(error.code, 400)
         code = self._codes.get(error.code, error.code)
         kind = "Receiver" if status >= 500 else "Sender"
-        body = (f'<ErrorResponse xmlns="{self.xmlns}"><Error><Type>{kind}</Type><Code>{escape(code)}</Code>'
-                f"<Message>{escape(error.message)}</Message></Error><RequestId>{request_id}</RequestId>"
-                "</ErrorResponse>")
+        body = (
+            f'<ErrorResponse xmlns="{self.xmlns}"><Error><Type>{kind}</Type><Code>{escape(code)}</Code>'
+            f"<Message>{escape(error.message)}</Message></Error><RequestId>{request_id}</RequestId>"
+            "</ErrorResponse>"
+        )
         return _Response(status, body.encode())

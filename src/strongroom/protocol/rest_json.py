@@ -23,14 +23,23 @@ import botocore.session
 import orjson
 
 from strongroom.errors import AWSError
-from strongroom.protocol.json import _clean, _compile, _default, _fail, _label, _pattern, _serialization, checked, \
-    load_object
+from strongroom.protocol.json import (
+    _clean,
+    _compile,
+    _default,
+    _fail,
+    _label,
+    _pattern,
+    _serialization,
+    checked,
+    load_object,
+)
 
-__all__ = ["RestJSONProtocol", "Response"]
+__all__ = ["Response", "RestJSONProtocol"]
 
 
 class Response:
-    __slots__ = ("status", "headers", "body")
+    __slots__ = ("body", "headers", "status")
 
     def __init__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
         self.status = status
@@ -40,8 +49,9 @@ class Response:
 
 def _template(uri: str) -> re.Pattern[str]:
     path = uri.split("?", 1)[0]
-    pattern = re.sub(r"\\\{(\w+)(\\\+)?\\\}", lambda m: f"(?P<{m.group(1)}>{'.+' if m.group(2) else '[^/]+'})",
-                     re.escape(path))
+    pattern = re.sub(
+        r"\\\{(\w+)(\\\+)?\\\}", lambda m: f"(?P<{m.group(1)}>{'.+' if m.group(2) else '[^/]+'})", re.escape(path)
+    )
     return re.compile(f"^{pattern}$")
 
 
@@ -59,8 +69,9 @@ def _whole(shape: Any, sensitive: bool = False) -> Whole | None:
 
         def string(value: Any, path: str, errors: list[str]) -> None:
             if pattern.fullmatch(value) is None:
-                _fail(errors, value, path, f"Member must satisfy regular expression pattern: {pattern.pattern}",
-                      sensitive)
+                _fail(
+                    errors, value, path, f"Member must satisfy regular expression pattern: {pattern.pattern}", sensitive
+                )
 
         return string
     if kind == "structure":
@@ -124,8 +135,11 @@ class RestJSONProtocol:
             self._routes.append((op.http["method"], _template(op.http["requestUri"]), name))
             self._checks[name] = _compile(op.input_shape) if op.input_shape is not None else None
             self._whole[name] = _whole(op.input_shape) if op.input_shape is not None else None
-        self._errors = {s: self.model.shape_for(s).metadata.get("error", {}).get("httpStatusCode", 400)
-                        for s in self.model.shape_names if self.model.shape_for(s).metadata.get("exception")}
+        self._errors = {
+            s: self.model.shape_for(s).metadata.get("error", {}).get("httpStatusCode", 400)
+            for s in self.model.shape_names
+            if self.model.shape_for(s).metadata.get("exception")
+        }
 
     def route(self, method: str, path: str) -> tuple[str, dict[str, str]] | None:
         allowed = False
@@ -139,8 +153,9 @@ class RestJSONProtocol:
             raise AWSError("MethodNotAllowedException", "The method is not allowed for this resource.", 405)
         return None
 
-    def parse(self, operation: str, path_params: dict[str, str], query: str, headers: list[tuple[str, str]],
-              body: bytes) -> dict[str, Any]:
+    def parse(
+        self, operation: str, path_params: dict[str, str], query: str, headers: list[tuple[str, str]], body: bytes
+    ) -> dict[str, Any]:
         op = self.model.operation_model(operation)
         shape = op.input_shape
         if shape is None:
@@ -170,8 +185,10 @@ class RestJSONProtocol:
             whole(params, "", errors)
             if errors:
                 count = len(errors)
-                raise AWSError("ValidationException", f"{count} validation error{'s' if count > 1 else ''} "
-                                                      "detected: " + "; ".join(errors))
+                raise AWSError(
+                    "ValidationException",
+                    f"{count} validation error{'s' if count > 1 else ''} detected: " + "; ".join(errors),
+                )
         return params
 
     def serialize(self, operation: str, result: dict[str, Any]) -> Response:
@@ -205,5 +222,6 @@ class RestJSONProtocol:
     def serialize_error(self, error: AWSError) -> Response:
         status = error.status if error.status != 400 else self._errors.get(error.code, 400)
         body = orjson.dumps({"Type": "User", "message": error.message})
-        return Response(status, [(b"x-amzn-errortype", error.code.encode()),
-                                 (b"content-type", b"application/json")], body)
+        return Response(
+            status, [(b"x-amzn-errortype", error.code.encode()), (b"content-type", b"application/json")], body
+        )

@@ -32,17 +32,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from strongroom import clock
+from strongroom.context import RequestContext
 from strongroom.domain import labels as L
-from strongroom.domain.schedule import ScheduleError, Schedule, next_window, parse_rules, pick_moment
+from strongroom.domain.schedule import Schedule, ScheduleError, next_window, parse_rules, pick_moment
 from strongroom.errors import AWSError
 from strongroom.rotation.runtime import FunctionRuntime, FunctionSpec
-from strongroom.context import RequestContext
 from strongroom.services.secretsmanager import messages as M
 from strongroom.store import Database, Tx
 from strongroom.store import secrets as q
 from strongroom.store.secrets import SecretRow, VersionRow
 
-__all__ = ["RotationEngine", "RotationSettings", "STEPS"]
+__all__ = ["STEPS", "RotationEngine", "RotationSettings"]
 
 log = logging.getLogger("strongroom.rotation")
 
@@ -51,8 +51,10 @@ ACTIVE = ("queued", "running")
 
 NO_FUNCTION = "No Lambda rotation function ARN is associated with this secret."
 PREVIOUS_INCOMPLETE = "A previous rotation isn't complete. That rotation will be reattempted."
-CANNOT_INVOKE = ("Secrets Manager cannot invoke the specified Lambda function. Ensure that the function "
-                 "policy grants access to the principal secretsmanager.amazonaws.com.")
+CANNOT_INVOKE = (
+    "Secrets Manager cannot invoke the specified Lambda function. Ensure that the function "
+    "policy grants access to the principal secretsmanager.amazonaws.com."
+)
 
 
 @dataclass(frozen=True)
@@ -67,12 +69,14 @@ class RotationSettings:
     @classmethod
     def from_env(cls) -> RotationSettings:
         env = os.environ
-        return cls(max_attempts=int(env.get("STRONGROOM_ROTATION_MAX_ATTEMPTS", cls.max_attempts)),
-                   retry_base=float(env.get("STRONGROOM_ROTATION_RETRY_BASE_SECONDS", cls.retry_base)),
-                   retry_cap=float(env.get("STRONGROOM_ROTATION_RETRY_CAP_SECONDS", cls.retry_cap)),
-                   poll_interval=float(env.get("STRONGROOM_ROTATION_POLL_SECONDS", cls.poll_interval)),
-                   lease=float(env.get("STRONGROOM_ROTATION_LEASE_SECONDS", cls.lease)),
-                   concurrency=int(env.get("STRONGROOM_ROTATION_CONCURRENCY", cls.concurrency)))
+        return cls(
+            max_attempts=int(env.get("STRONGROOM_ROTATION_MAX_ATTEMPTS", cls.max_attempts)),
+            retry_base=float(env.get("STRONGROOM_ROTATION_RETRY_BASE_SECONDS", cls.retry_base)),
+            retry_cap=float(env.get("STRONGROOM_ROTATION_RETRY_CAP_SECONDS", cls.retry_cap)),
+            poll_interval=float(env.get("STRONGROOM_ROTATION_POLL_SECONDS", cls.poll_interval)),
+            lease=float(env.get("STRONGROOM_ROTATION_LEASE_SECONDS", cls.lease)),
+            concurrency=int(env.get("STRONGROOM_ROTATION_CONCURRENCY", cls.concurrency)),
+        )
 
 
 @dataclass
@@ -94,9 +98,16 @@ Resolver = Callable[[Tx, str, str, str, str], "FunctionSpec | None"]
 class RotationEngine:
     """Installs itself as ``SecretsManager.rotation``; its loop runs with the server."""
 
-    def __init__(self, sm: Any, db: Database, runtime: FunctionRuntime, resolve: Resolver,
-                 settings: RotationSettings | None = None, node_id: str | None = None,
-                 audit: Any = None) -> None:
+    def __init__(
+        self,
+        sm: Any,
+        db: Database,
+        runtime: FunctionRuntime,
+        resolve: Resolver,
+        settings: RotationSettings | None = None,
+        node_id: str | None = None,
+        audit: Any = None,
+    ) -> None:
         self.audit = audit
         self._loop: asyncio.AbstractEventLoop | None = None
         self.sm = sm
@@ -166,7 +177,7 @@ class RotationEngine:
 
     @staticmethod
     def _check_invoke(tx: Tx, ctx: RequestContext, function_arn: str) -> None:
-        """"To run this command, you must have secretsmanager:RotateSecret permissions and
+        """ "To run this command, you must have secretsmanager:RotateSecret permissions and
         lambda:InvokeFunction permissions on the function" (AWS's RotateSecret reference): the
         caller's own right to invoke, decided on every ARN the reference resolves to, as a Lambda
         Invoke call would be. Root is allowed (the authorizer's rule); without an authorizer
@@ -177,8 +188,9 @@ class RotationEngine:
         if authz is None:
             return
         try:
-            checks = authorization_requests(ctx.account_id, ctx.region, ctx.partition, "Invoke",
-                                            {"FunctionName": function_arn})
+            checks = authorization_requests(
+                ctx.account_id, ctx.region, ctx.partition, "Invoke", {"FunctionName": function_arn}
+            )
         except AWSError:
             raise AWSError("AccessDeniedException", CANNOT_INVOKE) from None  # not a function Lambda knows
         for action, resource, account, keys in checks:
@@ -186,10 +198,14 @@ class RotationEngine:
 
     async def _reattempt(self, secret_id: int) -> None:
         """A rotation that gave up is tried again when someone asks for a new one, as AWS says."""
+
         def tx_fn(tx: Tx) -> None:
             pending = q.stages_of(tx, secret_id).get(L.AWSPENDING)
-            tx.execute("UPDATE rotations SET state = 'queued', attempts = 0, next_attempt_at = ?, finished_date = NULL "
-                       "WHERE secret_id = ? AND token = ? AND state = 'failed'", (clock.now(), secret_id, pending))
+            tx.execute(
+                "UPDATE rotations SET state = 'queued', attempts = 0, next_attempt_at = ?, finished_date = NULL "
+                "WHERE secret_id = ? AND token = ? AND state = 'failed'",
+                (clock.now(), secret_id, pending),
+            )
 
         await self.db.write(tx_fn)
         self._wake.set()
@@ -202,8 +218,11 @@ class RotationEngine:
             secret.next_rotation_date = None
             secret.rotation_due_at = None
             q.update_secret(tx, secret, "rotation_enabled", "next_rotation_date", "rotation_due_at")
-            tx.execute("UPDATE rotations SET state = 'cancelled', finished_date = ? WHERE secret_id = ? "
-                       "AND state IN ('queued', 'running')", (clock.now(), secret.id))
+            tx.execute(
+                "UPDATE rotations SET state = 'cancelled', finished_date = ? WHERE secret_id = ? "
+                "AND state IN ('queued', 'running')",
+                (clock.now(), secret.id),
+            )
             out = {"ARN": secret.arn, "Name": secret.name}
             if pending is not None:
                 out["VersionId"] = pending
@@ -213,14 +232,16 @@ class RotationEngine:
 
     def abandoned(self, tx: Tx, secret: SecretRow, pending_version: str) -> None:
         """A manual new AWSCURRENT ended the rotation whose pending version was ``pending_version``."""
-        tx.execute("UPDATE rotations SET state = 'abandoned', finished_date = ? WHERE secret_id = ? AND token = ? "
-                   "AND state IN ('queued', 'running', 'failed')", (clock.now(), secret.id, pending_version))
+        tx.execute(
+            "UPDATE rotations SET state = 'abandoned', finished_date = ? WHERE secret_id = ? AND token = ? "
+            "AND state IN ('queued', 'running', 'failed')",
+            (clock.now(), secret.id, pending_version),
+        )
         self._event(secret, "RotationAbandoned", {"versionId": pending_version})
 
     def value_changed(self, tx: Tx, secret: SecretRow, now: float) -> None:
         """A new current value set by hand counts as a rotation for ``AutomaticallyAfterDays``."""
-        if secret.rotation_enabled and secret.rotation_rules and \
-                "AutomaticallyAfterDays" in secret.rotation_rules:
+        if secret.rotation_enabled and secret.rotation_rules and "AutomaticallyAfterDays" in secret.rotation_rules:
             self._schedule(secret, now, now)
             q.update_secret(tx, secret, "next_rotation_date", "rotation_due_at")
 
@@ -242,18 +263,21 @@ class RotationEngine:
         except Exception:  # noqa: BLE001 - the trail reports its own failure
             log.error("service event %s could not be audited", record["eventName"])
 
-    def _enqueue(self, tx: Tx, secret: SecretRow, token: str, function_arn: str, immediate: bool,
-                 now: float) -> None:
+    def _enqueue(self, tx: Tx, secret: SecretRow, token: str, function_arn: str, immediate: bool, now: float) -> None:
         stages = q.stages_of(tx, secret.id)
         if q.get_version(tx, secret.id, token) is None:
             q.insert_version(tx, secret.id, VersionRow(token, now, None, 0, None, None))
         if stages.get(L.AWSPENDING) != token:
             q.set_stage(tx, secret.id, L.AWSPENDING, token)
-        tx.execute("DELETE FROM rotations WHERE secret_id = ? AND token = ? AND state NOT IN ('queued', 'running')",
-                   (secret.id, token))
-        tx.execute("INSERT INTO rotations (secret_id, token, rotation_token, function_arn, immediate, state, "
-                   "attempts, next_attempt_at, created_date) VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, ?)",
-                   (secret.id, token, str(uuid.uuid4()), function_arn, 1 if immediate else 0, now, now))
+        tx.execute(
+            "DELETE FROM rotations WHERE secret_id = ? AND token = ? AND state NOT IN ('queued', 'running')",
+            (secret.id, token),
+        )
+        tx.execute(
+            "INSERT INTO rotations (secret_id, token, rotation_token, function_arn, immediate, state, "
+            "attempts, next_attempt_at, created_date) VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, ?)",
+            (secret.id, token, str(uuid.uuid4()), function_arn, 1 if immediate else 0, now, now),
+        )
         self._event(secret, "RotationStarted", {"versionId": token, "rotationLambdaARN": function_arn})
 
     def _schedule(self, secret: SecretRow, last: float, now: float) -> None:
@@ -271,19 +295,22 @@ class RotationEngine:
         self._loop = asyncio.get_running_loop()
         if self.db.dialect == "sqlite":
             # One node owns a SQLite file: whatever it held when it stopped is its own to resume.
-            await self.db.write(lambda tx: tx.execute(
-                "UPDATE rotations SET claimed_by = NULL, claimed_until = NULL WHERE state IN ('queued', 'running')"))
+            await self.db.write(
+                lambda tx: tx.execute(
+                    "UPDATE rotations SET claimed_by = NULL, claimed_until = NULL WHERE state IN ('queued', 'running')"
+                )
+            )
         while True:
             try:
                 await self.run_once()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - the loop must outlive any one failure
+            except Exception:
                 log.exception("rotation loop error")
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     async def run_once(self) -> int:
@@ -325,22 +352,25 @@ class RotationEngine:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max(1, self.settings.concurrency), thread_name_prefix="rotation")
         context = contextvars.copy_context()
-        return asyncio.get_running_loop().run_in_executor(self._executor, context.run, self.runtime.invoke, spec,
-                                                          event)
+        return asyncio.get_running_loop().run_in_executor(self._executor, context.run, self.runtime.invoke, spec, event)
 
     async def _start_scheduled(self) -> bool:
         """Queue the due scheduled rotations, 50 at most; answer whether there may be more."""
         now = clock.now()
 
         def tx_fn(tx: Tx) -> bool:
-            rows = tx.all("SELECT id FROM secrets WHERE rotation_enabled = 1 AND rotation_due_at <= ? "
-                          "AND deleted_date IS NULL LIMIT 50", (now,))
+            rows = tx.all(
+                "SELECT id FROM secrets WHERE rotation_enabled = 1 AND rotation_due_at <= ? "
+                "AND deleted_date IS NULL LIMIT 50",
+                (now,),
+            )
             for (secret_id,) in rows:
                 secret = q.get_secret_by_id(tx, secret_id, lock=True)
                 if secret is None or not secret.rotation_lambda_arn:
                     continue
-                active = tx.one("SELECT 1 FROM rotations WHERE secret_id = ? AND state IN ('queued', 'running')",
-                                (secret_id,))
+                active = tx.one(
+                    "SELECT 1 FROM rotations WHERE secret_id = ? AND state IN ('queued', 'running')", (secret_id,)
+                )
                 secret.rotation_due_at = None
                 q.update_secret(tx, secret, "rotation_due_at")
                 stages = q.stages_of(tx, secret_id)
@@ -354,15 +384,19 @@ class RotationEngine:
         now = clock.now()
 
         def tx_fn(tx: Tx) -> _Job | None:
-            row = tx.one("SELECT id, secret_id, token, rotation_token, function_arn, immediate, attempts "
-                         "FROM rotations WHERE state IN ('queued', 'running') AND next_attempt_at <= ? "
-                         "AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY next_attempt_at LIMIT 1",
-                         (now, now))
+            row = tx.one(
+                "SELECT id, secret_id, token, rotation_token, function_arn, immediate, attempts "
+                "FROM rotations WHERE state IN ('queued', 'running') AND next_attempt_at <= ? "
+                "AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY next_attempt_at LIMIT 1",
+                (now, now),
+            )
             if row is None:
                 return None
-            claimed = tx.execute("UPDATE rotations SET claimed_by = ?, claimed_until = ?, state = 'running' "
-                                 "WHERE id = ? AND (claimed_until IS NULL OR claimed_until < ?)",
-                                 (self.node_id, now + self.settings.lease, row[0], now))
+            claimed = tx.execute(
+                "UPDATE rotations SET claimed_by = ?, claimed_until = ?, state = 'running' "
+                "WHERE id = ? AND (claimed_until IS NULL OR claimed_until < ?)",
+                (self.node_id, now + self.settings.lease, row[0], now),
+            )
             if claimed.rowcount != 1:
                 return None
             return _Job(row[0], row[1], row[2], row[3], row[4], bool(row[5]), row[6])
@@ -373,7 +407,7 @@ class RotationEngine:
         """The secret and function for the next step, or None when the job must stop here."""
         now = clock.now()
 
-        def tx_fn(tx: Tx) -> tuple[SecretRow, FunctionSpec] | None | str:
+        def tx_fn(tx: Tx) -> tuple[SecretRow, FunctionSpec] | str | None:
             state = tx.one("SELECT state FROM rotations WHERE id = ?", (job.id,))
             secret = q.get_secret_by_id(tx, job.secret_id)
             if state is None or state[0] != "running" or secret is None or secret.deleted_date is not None:
@@ -405,16 +439,27 @@ class RotationEngine:
                     await self._release(job)
                     return
                 secret, spec = wanted
-                event = {"Step": step, "SecretId": secret.arn, "ClientRequestToken": job.token,
-                         "RotationToken": job.rotation_token}
+                event = {
+                    "Step": step,
+                    "SecretId": secret.arn,
+                    "ClientRequestToken": job.token,
+                    "RotationToken": job.rotation_token,
+                }
                 started = clock.now()
                 renewing = asyncio.create_task(self._keep_lease(job))
                 try:
                     result = await self._invoke_in_thread(spec, event)
                 finally:
                     renewing.cancel()
-                await self._record(job, attempt, step, started, result.duration_ms,
-                                   "succeeded" if result.ok else "failed", result.error_text or None)
+                await self._record(
+                    job,
+                    attempt,
+                    step,
+                    started,
+                    result.duration_ms,
+                    "succeeded" if result.ok else "failed",
+                    result.error_text or None,
+                )
                 if not result.ok:
                     raise _StepFailed(f"{step} failed: {result.error_text}")
             await self._finish(job)
@@ -428,13 +473,17 @@ class RotationEngine:
             await asyncio.sleep(self.settings.lease / 3)
             until = clock.now() + self.settings.lease
             try:
-                await self.db.write(lambda tx: tx.execute(
-                    "UPDATE rotations SET claimed_until = ? WHERE id = ? AND state = 'running'", (until, job.id)))
+                await self.db.write(
+                    lambda tx: tx.execute(
+                        "UPDATE rotations SET claimed_until = ? WHERE id = ? AND state = 'running'", (until, job.id)
+                    )
+                )
             except Exception:  # noqa: BLE001 - a missed renewal is retried on the next tick
                 log.warning("could not renew the lease of rotation %s", job.token)
 
     async def _copy_current_to_pending(self, job: _Job) -> None:
         """RotateImmediately=false: testSecret runs against a pending copy of the current value."""
+
         def tx_fn(tx: Tx) -> None:
             secret = q.get_secret_by_id(tx, job.secret_id, lock=True)
             if secret is None:
@@ -445,18 +494,30 @@ class RotationEngine:
                 return
             old = q.get_version(tx, job.secret_id, current)
             assert old is not None
-            value = self.sm.cipher.decrypt(tx, secret.account_id, secret.region, old.key_ref or "", secret.arn,
-                                           current, old.value_kind, old.ciphertext or b"")
+            value = self.sm.cipher.decrypt(
+                tx,
+                secret.account_id,
+                secret.region,
+                old.key_ref or "",
+                secret.arn,
+                current,
+                old.value_kind,
+                old.ciphertext or b"",
+            )
             q.fill_version(tx, job.secret_id, self.sm._new_version(tx, secret, job.token, value, version.created_date))
 
         await self.db.write(tx_fn)
 
-    async def _record(self, job: _Job, attempt: int, step: str, started: float, duration_ms: int, outcome: str,
-                      error: str | None) -> None:
-        await self.db.write(lambda tx: tx.execute(
-            "INSERT INTO rotation_steps (rotation_id, attempt, step, started_date, duration_ms, outcome, error) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)", (job.id, attempt, step, started, duration_ms, outcome,
-                                             (error or "")[:2000] or None)))
+    async def _record(
+        self, job: _Job, attempt: int, step: str, started: float, duration_ms: int, outcome: str, error: str | None
+    ) -> None:
+        await self.db.write(
+            lambda tx: tx.execute(
+                "INSERT INTO rotation_steps (rotation_id, attempt, step, started_date, duration_ms, outcome, error) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (job.id, attempt, step, started, duration_ms, outcome, (error or "")[:2000] or None),
+            )
+        )
 
     async def _finish(self, job: _Job) -> None:
         now = clock.now()
@@ -477,8 +538,11 @@ class RotationEngine:
                 if secret.rotation_enabled and secret.rotation_rules:
                     self._schedule(secret, now, now)
                 q.update_secret(tx, secret, "last_rotated_date", "next_rotation_date", "rotation_due_at")
-            tx.execute("UPDATE rotations SET state = 'succeeded', finished_date = ?, claimed_until = NULL, "
-                       "last_error = NULL WHERE id = ?", (now, job.id))
+            tx.execute(
+                "UPDATE rotations SET state = 'succeeded', finished_date = ?, claimed_until = NULL, "
+                "last_error = NULL WHERE id = ?",
+                (now, job.id),
+            )
             self._event(secret, "RotationSucceeded", {"versionId": job.token})
 
         try:
@@ -493,29 +557,42 @@ class RotationEngine:
         delay = min(s.retry_cap, s.retry_base * 2 ** (attempt - 1)) * random.uniform(0.9, 1.1)
 
         def tx_fn(tx: Tx) -> None:
-            tx.execute("UPDATE rotations SET state = ?, next_attempt_at = ?, claimed_until = NULL, last_error = ?, "
-                       "finished_date = ? WHERE id = ? AND state = 'running'",
-                       ("failed" if final else "running", now + delay, error[:2000], now if final else None, job.id))
+            tx.execute(
+                "UPDATE rotations SET state = ?, next_attempt_at = ?, claimed_until = NULL, last_error = ?, "
+                "finished_date = ? WHERE id = ? AND state = 'running'",
+                ("failed" if final else "running", now + delay, error[:2000], now if final else None, job.id),
+            )
 
         await self.db.write(tx_fn)
         log.warning("rotation %s attempt %d failed: %s", job.token, attempt, error[:500])
         secret = await self.db.read(lambda tx: q.get_secret_by_id(tx, job.secret_id))
         if secret is not None:
-            self._event(secret, "RotationFailed", {"versionId": job.token, "attempt": attempt, "final": final,
-                                                   "error": error[:1000]})
+            self._event(
+                secret,
+                "RotationFailed",
+                {"versionId": job.token, "attempt": attempt, "final": final, "error": error[:1000]},
+            )
 
     async def _release(self, job: _Job) -> None:
         """Stop a job that is no longer wanted. An abandoned one (a new AWSCURRENT was set by hand)
         also loses the AWSPENDING label its function may have put back after the abandonment:
         left there, it would refuse every later RotateSecret with "A previous rotation isn't
         complete" while no rotation is left to complete. A cancelled one keeps it, as on AWS."""
+
         def tx_fn(tx: Tx) -> None:
-            tx.execute("UPDATE rotations SET claimed_until = NULL, state = CASE WHEN state = 'running' "
-                       "THEN 'abandoned' ELSE state END, finished_date = ? WHERE id = ?", (clock.now(), job.id))
+            tx.execute(
+                "UPDATE rotations SET claimed_until = NULL, state = CASE WHEN state = 'running' "
+                "THEN 'abandoned' ELSE state END, finished_date = ? WHERE id = ?",
+                (clock.now(), job.id),
+            )
             state = tx.one("SELECT state FROM rotations WHERE id = ?", (job.id,))
             stages = q.stages_of(tx, job.secret_id)
-            if state is not None and state[0] == "abandoned" and stages.get(L.AWSPENDING) == job.token \
-                    and stages.get(L.AWSCURRENT) != job.token:
+            if (
+                state is not None
+                and state[0] == "abandoned"
+                and stages.get(L.AWSPENDING) == job.token
+                and stages.get(L.AWSCURRENT) != job.token
+            ):
                 q.remove_stage(tx, job.secret_id, L.AWSPENDING)
 
         await self.db.write(tx_fn)
@@ -538,14 +615,31 @@ def history_of(tx: Tx, account_id: str, region: str, secret_id: str) -> list[dic
 def _history(tx: Tx, secret_id: int) -> list[dict[str, Any]]:
     """Every rotation of a secret, newest first, with its steps. No values, ever."""
     out = []
-    for row in tx.all("SELECT id, token, state, attempts, created_date, finished_date, last_error, function_arn "
-                      "FROM rotations WHERE secret_id = ? ORDER BY id DESC", (secret_id,)):
-        steps = [{"Attempt": s[0], "Step": s[1], "Started": s[2], "DurationMs": s[3], "Outcome": s[4],
-                  "Error": s[5]}
-                 for s in tx.all("SELECT attempt, step, started_date, duration_ms, outcome, error "
-                                 "FROM rotation_steps WHERE rotation_id = ? ORDER BY id", (row[0],))]
-        out.append({"VersionId": row[1], "State": row[2], "Attempts": row[3], "Started": row[4],
-                    "Finished": row[5], "LastError": row[6], "RotationLambdaARN": row[7], "Steps": steps})
+    for row in tx.all(
+        "SELECT id, token, state, attempts, created_date, finished_date, last_error, function_arn "
+        "FROM rotations WHERE secret_id = ? ORDER BY id DESC",
+        (secret_id,),
+    ):
+        steps = [
+            {"Attempt": s[0], "Step": s[1], "Started": s[2], "DurationMs": s[3], "Outcome": s[4], "Error": s[5]}
+            for s in tx.all(
+                "SELECT attempt, step, started_date, duration_ms, outcome, error "
+                "FROM rotation_steps WHERE rotation_id = ? ORDER BY id",
+                (row[0],),
+            )
+        ]
+        out.append(
+            {
+                "VersionId": row[1],
+                "State": row[2],
+                "Attempts": row[3],
+                "Started": row[4],
+                "Finished": row[5],
+                "LastError": row[6],
+                "RotationLambdaARN": row[7],
+                "Steps": steps,
+            }
+        )
     return out
 
 

@@ -49,7 +49,7 @@ from typing import Any
 from strongroom.errors import AWSError
 from strongroom.rotation.sandbox import Sandbox, close_fds, pids_cgroup, remove_cgroup
 
-__all__ = ["FunctionSpec", "FunctionRuntime", "InvokeResult"]
+__all__ = ["FunctionRuntime", "FunctionSpec", "InvokeResult"]
 
 # An answer line longer than this (the function's result and its capped logs) kills the worker.
 MAX_ANSWER_BYTES = 32 * 1024 * 1024
@@ -66,7 +66,7 @@ POOL_SIZE = 32
 
 @dataclass(frozen=True)
 class FunctionSpec:
-    key: str                         # changes whenever code or configuration changes
+    key: str  # changes whenever code or configuration changes
     arn: str
     name: str
     handler: str
@@ -74,7 +74,7 @@ class FunctionSpec:
     timeout: float = 30.0
     memory_mb: int = 512
     environment: dict[str, str] = field(default_factory=dict)
-    role: str | None = None          # the function's execution role; None for built-in rotators
+    role: str | None = None  # the function's execution role; None for built-in rotators
 
 
 @dataclass
@@ -103,8 +103,11 @@ def parse_cpus(text: str) -> frozenset[int]:
         raise ValueError(f"not a CPU list: {text!r} (examples: 1, 2-3, 0,2-3)") from None
     unknown = {c for c in cpus if not 0 <= c < (os.cpu_count() or 1)}
     if not cpus or unknown:
-        raise ValueError(f"CPU list {text!r} names no CPU" if not cpus else
-                         f"CPU list {text!r} names CPUs this machine does not have: {sorted(unknown)}")
+        raise ValueError(
+            f"CPU list {text!r} names no CPU"
+            if not cpus
+            else f"CPU list {text!r} names CPUs this machine does not have: {sorted(unknown)}"
+        )
     return frozenset(cpus)
 
 
@@ -115,8 +118,14 @@ class _Worker:
     access_key_id = ""
     _revoke: Callable[[str], None] | None = None
 
-    def __init__(self, spec: FunctionSpec, env: dict[str, str], cpus: frozenset[int] | None = None,
-                 sandbox: Sandbox | None = None, revoke: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        spec: FunctionSpec,
+        env: dict[str, str],
+        cpus: frozenset[int] | None = None,
+        sandbox: Sandbox | None = None,
+        revoke: Callable[[str], None] | None = None,
+    ) -> None:
         fds: tuple[int, ...] = ()
         if sandbox is not None and spec.code_dir:
             args, fds = sandbox.command(spec.code_dir, spec.handler)
@@ -141,9 +150,17 @@ class _Worker:
         # bwrap's --die-with-parent is PR_SET_PDEATHSIG, which fires when the *thread* that started
         # it exits: workers are started from long-lived pool threads (the runtime's, the engine's).
         try:
-            self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=subprocess.DEVNULL, env=env, preexec_fn=limits,
-                                         cwd=spec.code_dir or None, start_new_session=True, pass_fds=fds)
+            self.proc = subprocess.Popen(
+                args,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env=env,
+                preexec_fn=limits,
+                cwd=spec.code_dir or None,
+                start_new_session=True,
+                pass_fds=fds,
+            )
         finally:
             close_fds(fds)
         self.arn = spec.arn
@@ -208,7 +225,7 @@ class _Worker:
                 self.failure = "too large"
                 self.kill()
                 return None
-        line, self._unread = buffer[:end + 1], buffer[end + 1:]
+        line, self._unread = buffer[: end + 1], buffer[end + 1 :]
         try:
             answer = json.loads(line)
         except ValueError:
@@ -264,12 +281,20 @@ def _runtime_error(worker: _Worker, spec: FunctionSpec) -> dict[str, str]:
     if worker.failure == "timeout":
         return {"errorType": "Sandbox.Timedout", "errorMessage": f"Task timed out after {spec.timeout:.2f} seconds"}
     if worker.failure == "init timeout":
-        return {"errorType": "Sandbox.Timedout", "errorMessage": f"Init timed out after {worker.init_limit:.2f} seconds"}
+        return {
+            "errorType": "Sandbox.Timedout",
+            "errorMessage": f"Init timed out after {worker.init_limit:.2f} seconds",
+        }
     if worker.failure == "too large":
-        return {"errorType": "Function.ResponseSizeTooLarge",
-                "errorMessage": f"Response payload size exceeded maximum allowed payload size ({MAX_ANSWER_BYTES} bytes)."}
+        return {
+            "errorType": "Function.ResponseSizeTooLarge",
+            "errorMessage": f"Response payload size exceeded maximum allowed payload size ({MAX_ANSWER_BYTES} bytes).",
+        }
     if worker.failure == "invalid":
-        return {"errorType": "Runtime.InvalidResponse", "errorMessage": "The runtime answered with an unreadable response."}
+        return {
+            "errorType": "Runtime.InvalidResponse",
+            "errorMessage": "The runtime answered with an unreadable response.",
+        }
     if worker.sandboxed and code is not None and 128 < code < 128 + signal.NSIG:
         code = 128 - code  # bwrap exits 128 + N when what it ran was killed by signal N
     if code is not None and code < 0:  # killed by a signal: the OOM killer, or the function itself
@@ -279,11 +304,19 @@ def _runtime_error(worker: _Worker, spec: FunctionSpec) -> dict[str, str]:
 
 
 class FunctionRuntime:
-    def __init__(self, base_env: Callable[[FunctionSpec], dict[str, str]], max_age: float = 900.0,
-                 on_invoke: Callable[[FunctionSpec, Any, InvokeResult, float], None] | None = None,
-                 cpus: frozenset[int] | None = None, sandbox: Sandbox | None = None, unsafe: bool = False,
-                 refusal: str = "", revoke: Callable[[str], None] | None = None,
-                 idle_timeout: float = IDLE_TIMEOUT, concurrency: int = CONCURRENCY) -> None:
+    def __init__(
+        self,
+        base_env: Callable[[FunctionSpec], dict[str, str]],
+        max_age: float = 900.0,
+        on_invoke: Callable[[FunctionSpec, Any, InvokeResult, float], None] | None = None,
+        cpus: frozenset[int] | None = None,
+        sandbox: Sandbox | None = None,
+        unsafe: bool = False,
+        refusal: str = "",
+        revoke: Callable[[str], None] | None = None,
+        idle_timeout: float = IDLE_TIMEOUT,
+        concurrency: int = CONCURRENCY,
+    ) -> None:
         """``cpus``: the CPUs function workers run on (default: the server's). On AWS a rotation
         function runs in Lambda, not on Secrets Manager's hosts; here it can at least be kept off
         the cores that serve requests (``STRONGROOM_FUNCTION_CPUS``).
@@ -317,7 +350,11 @@ class FunctionRuntime:
                     self._busy.add(worker)
                     return worker
                 worker.kill()
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "HOME": os.environ.get("HOME", "/tmp")}
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "LANG": "C.UTF-8",
+            "HOME": os.environ.get("HOME", "/tmp"),
+        }
         if self.sandbox is not None and spec.code_dir:  # nothing of the server's own environment
             env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/tmp", "TZ": ":UTC"}
         env.update(self._base_env(spec))
@@ -351,7 +388,7 @@ class FunctionRuntime:
         if self.on_invoke is not None:
             try:
                 self.on_invoke(spec, event, result, began)
-            except Exception:  # noqa: BLE001 - a lost log line must not fail the invocation
+            except Exception:
                 logging.getLogger("strongroom.rotation").exception("invocation log of %s not kept", spec.name)
         return result
 
@@ -400,15 +437,20 @@ class FunctionRuntime:
 
     def _invoke(self, spec: FunctionSpec, event: Any) -> InvokeResult:
         if spec.code_dir and self.sandbox is None and not self.unsafe:
-            return InvokeResult(False, error={
-                "errorType": "Runtime.SandboxUnavailable",
-                "errorMessage": f"strongroom runs no uploaded code without its sandbox: {self.refusal or 'no sandbox'}. "
-                                "Install bubblewrap, or start the server with --unsafe-functions."})
+            return InvokeResult(
+                False,
+                error={
+                    "errorType": "Runtime.SandboxUnavailable",
+                    "errorMessage": f"strongroom runs no uploaded code without its sandbox: {self.refusal or 'no sandbox'}. "
+                    "Install bubblewrap, or start the server with --unsafe-functions.",
+                },
+            )
         started = time.monotonic()
         worker = self._take(spec)
         try:
-            answer = worker.call({"event": event, "timeout": spec.timeout, "request_id": str(uuid.uuid4())},
-                                 spec.timeout)
+            answer = worker.call(
+                {"event": event, "timeout": spec.timeout, "request_id": str(uuid.uuid4())}, spec.timeout
+            )
         finally:
             if not worker.alive():
                 with self._lock:
@@ -418,8 +460,9 @@ class FunctionRuntime:
             worker.kill()  # revokes its credentials
             return InvokeResult(False, error=_runtime_error(worker, spec), duration_ms=duration)
         self._give_back(spec, worker)
-        return InvokeResult(bool(answer.get("ok")), answer.get("result"), answer.get("error"),
-                            answer.get("logs", ""), duration)
+        return InvokeResult(
+            bool(answer.get("ok")), answer.get("result"), answer.get("error"), answer.get("logs", ""), duration
+        )
 
     def forget(self, arn: str) -> None:
         """The function's code or configuration changed: its idle workers are killed (running
@@ -470,7 +513,7 @@ class FunctionRuntime:
         while not self._closed.wait(interval):
             try:
                 self.reap()
-            except Exception:  # noqa: BLE001 - keep reaping on the next tick
+            except Exception:
                 logging.getLogger("strongroom.rotation").exception("reaping idle function workers failed")
 
     def close(self) -> None:

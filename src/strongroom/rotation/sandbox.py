@@ -38,18 +38,34 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Sandbox", "SandboxUnavailable", "probe", "SANDBOX_UID", "TASK_ROOT"]
+__all__ = ["SANDBOX_UID", "TASK_ROOT", "Sandbox", "SandboxUnavailable", "probe"]
 
-SANDBOX_UID = 993          # Lambda's sbx_user1051
-TASK_ROOT = "/var/task"    # Lambda's LAMBDA_TASK_ROOT
+SANDBOX_UID = 993  # Lambda's sbx_user1051
+TASK_ROOT = "/var/task"  # Lambda's LAMBDA_TASK_ROOT
 RUNTIME_DIR = "/var/runtime"
 BOOTSTRAP = "/var/rapid/bootstrap.py"
 WORKER_SOURCE = Path(__file__).with_name("worker.py")
 
 # From /etc, only what resolving names and verifying TLS need (each bound only if present; pki:
 # AWS's rotation templates read Amazon Linux's CA bundle, /etc/pki/tls/cert.pem).
-_ETC = ("ssl", "pki", "ca-certificates", "ca-certificates.conf", "resolv.conf", "hosts", "nsswitch.conf", "host.conf",
-        "gai.conf", "localtime", "protocols", "services", "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives")
+_ETC = (
+    "ssl",
+    "pki",
+    "ca-certificates",
+    "ca-certificates.conf",
+    "resolv.conf",
+    "hosts",
+    "nsswitch.conf",
+    "host.conf",
+    "gai.conf",
+    "localtime",
+    "protocols",
+    "services",
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "alternatives",
+)
 _PASSWD = f"root:x:0:0:root:/root:/sbin/nologin\nsbx_user1051:x:{SANDBOX_UID}:{SANDBOX_UID}::/tmp:/sbin/nologin\n"
 _GROUP = f"root:x:0:\nsbx_user1051:x:{SANDBOX_UID}:\n"
 
@@ -74,10 +90,27 @@ class Sandbox:
         return os.path.realpath(sys.executable)
 
     def _mounts(self, extra: list[str] | None = None) -> tuple[list[str], tuple[int, ...]]:
-        args = [self.bwrap, "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-                "--unshare-cgroup-try", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
-                "--hostname", "sandbox", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
-                "--ro-bind", "/usr", "/usr"]
+        args = [
+            self.bwrap,
+            "--unshare-user",
+            "--unshare-pid",
+            "--unshare-ipc",
+            "--unshare-uts",
+            "--unshare-cgroup-try",
+            "--uid",
+            str(SANDBOX_UID),
+            "--gid",
+            str(SANDBOX_UID),
+            "--hostname",
+            "sandbox",
+            "--die-with-parent",
+            "--new-session",
+            "--cap-drop",
+            "ALL",
+            "--ro-bind",
+            "/usr",
+            "/usr",
+        ]
         for top in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
             path = Path("/") / top
             if path.is_symlink():
@@ -93,8 +126,19 @@ class Sandbox:
             args += ["--ro-bind", prefix, prefix]
         for packages in _site_packages():
             args += ["--ro-bind", packages, RUNTIME_DIR]
-        args += ["--ro-bind", str(WORKER_SOURCE), BOOTSTRAP,
-                 "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--dir", "/var/tmp"]
+        args += [
+            "--ro-bind",
+            str(WORKER_SOURCE),
+            BOOTSTRAP,
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--tmpfs",
+            "/tmp",
+            "--dir",
+            "/var/tmp",
+        ]
         fds = []
         for data, target in ((_PASSWD, "/etc/passwd"), (_GROUP, "/etc/group")):
             fd = _data_fd(data)
@@ -181,8 +225,9 @@ def find(bwrap: str | None = None) -> Sandbox:
     ``bwrap``: the program (``STRONGROOM_BWRAP``; default: ``bwrap`` on PATH)."""
     program = shutil.which(bwrap or "bwrap")
     if program is None:
-        raise SandboxUnavailable(f"{bwrap or 'bwrap'} not found (install the Debian package bubblewrap: "
-                                 f"apt-get install -y bubblewrap)")
+        raise SandboxUnavailable(
+            f"{bwrap or 'bwrap'} not found (install the Debian package bubblewrap: apt-get install -y bubblewrap)"
+        )
     sandbox = Sandbox(program)
     probe(sandbox)
     return sandbox
@@ -191,12 +236,19 @@ def find(bwrap: str | None = None) -> Sandbox:
 def probe(sandbox: Sandbox) -> None:
     """Run the sandbox's interpreter once inside it, checking it is not root and sees no host /proc."""
     args, fds = sandbox._mounts()
-    check = ("import os; assert os.getuid() != 0 and os.geteuid() != 0, 'root inside'; "
-             "assert os.getpid() < 10, 'host PID namespace'; import boto3; print('ok')")
+    check = (
+        "import os; assert os.getuid() != 0 and os.geteuid() != 0, 'root inside'; "
+        "assert os.getpid() < 10, 'host PID namespace'; import boto3; print('ok')"
+    )
     try:
-        done = subprocess.run([*args, "--", sandbox.python, "-s", "-c",
-                               f"import site; site.addsitedir({RUNTIME_DIR!r}); {check}"],
-                              capture_output=True, text=True, timeout=30, pass_fds=fds, env={"PATH": "/usr/bin:/bin"})
+        done = subprocess.run(
+            [*args, "--", sandbox.python, "-s", "-c", f"import site; site.addsitedir({RUNTIME_DIR!r}); {check}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            pass_fds=fds,
+            env={"PATH": "/usr/bin:/bin"},
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise SandboxUnavailable(f"{sandbox.bwrap} could not run: {exc}") from None
     finally:

@@ -151,8 +151,11 @@ def main() -> None:
         load_error = None
     except Exception as exc:  # noqa: BLE001 - reported on every invocation, as Lambda does
         function = None
-        load_error = {"errorType": "Runtime.ImportModuleError",
-                      "errorMessage": f"Unable to import module '{sys.argv[1]}': {exc}", "stackTrace": []}
+        load_error = {
+            "errorType": "Runtime.ImportModuleError",
+            "errorMessage": f"Unable to import module '{sys.argv[1]}': {exc}",
+            "stackTrace": [],
+        }
     protocol_out.write('{"ready": true}\n')
     for line in sys.stdin:
         request = json.loads(line)
@@ -167,8 +170,14 @@ def main() -> None:
                 json.dumps(result)
                 answer = {"ok": True, "result": result}
             except Exception as exc:  # noqa: BLE001 - the function's failure is the answer
-                answer = {"ok": False, "error": {"errorType": type(exc).__name__, "errorMessage": str(exc),
-                                                 "stackTrace": _function_frames(exc)}}
+                answer = {
+                    "ok": False,
+                    "error": {
+                        "errorType": type(exc).__name__,
+                        "errorMessage": str(exc),
+                        "stackTrace": _function_frames(exc),
+                    },
+                }
                 capture.note(f"[ERROR] {type(exc).__name__}: {exc}")
         capture.note(f"END RequestId: {request_id}")
         capture.note(f"REPORT RequestId: {request_id}\tDuration: {(time.time() - started) * 1000:.2f} ms")

@@ -42,11 +42,11 @@ from strongroom.audit import new_id as new_request_id
 from strongroom.auth.authorizer import Authorizer
 from strongroom.auth.principal import ROOT, Credential, VerifiedRequest
 from strongroom.auth.sigv4 import Headers, PendingRequest, SigV4Verifier, index_headers
+from strongroom.context import RequestContext
 from strongroom.errors import AWSError
 from strongroom.protocol.query import QueryProtocol
-from strongroom.store import Unstorable, WriteHook, write_hook
 from strongroom.protocol.rest_json import RestJSONProtocol
-from strongroom.context import RequestContext
+from strongroom.store import Unstorable, WriteHook, write_hook
 
 __all__ = ["App", "PrincipalLimiter", "Service"]
 
@@ -80,8 +80,11 @@ def _audit_unavailable(request_id: str) -> AWSError:
 
 def _too_large(limit: int, service: Service | None = None, operation: str | None = None) -> AWSError:
     if service is not None and service.rest and operation is not None:  # Lambda's own words
-        return AWSError("RequestEntityTooLargeException",
-                        f"Request must be smaller than {limit} bytes for the {operation} operation", 413)
+        return AWSError(
+            "RequestEntityTooLargeException",
+            f"Request must be smaller than {limit} bytes for the {operation} operation",
+            413,
+        )
     return AWSError("RequestEntityTooLargeException", f"Request body is larger than {limit} bytes.", 413)
 
 
@@ -123,7 +126,7 @@ class PrincipalLimiter:
     A refused call costs its authentication only. No await, no lock (one event loop).
     """
 
-    __slots__ = ("limit", "rate", "_state", "_clock")
+    __slots__ = ("_clock", "_state", "limit", "rate")
 
     def __init__(self, limit: int, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.limit = limit
@@ -154,8 +157,14 @@ class PrincipalLimiter:
 class Service:
     """An AWS service served at this endpoint: its protocol and its operation handlers."""
 
-    def __init__(self, signing_name: str, protocol: Any, handlers: dict[str, Handler],
-                 max_body_bytes: int | None = None, body_limits: dict[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        signing_name: str,
+        protocol: Any,
+        handlers: dict[str, Handler],
+        max_body_bytes: int | None = None,
+        body_limits: dict[str, int] | None = None,
+    ) -> None:
         """``body_limits``: the largest request body per operation (AWS's); others get
         ``max_body_bytes``, or the application's limit."""
         self.signing_name = signing_name
@@ -169,13 +178,21 @@ class Service:
 
 
 class App:
-    def __init__(self, *, services: list[Service], verifier: SigV4Verifier, dev: bool = False,
-                 account_id: str, max_body_bytes: int = 1024 * 1024,
-                 on_startup: Callable[[], Awaitable[None]] | None = None,
-                 on_shutdown: Callable[[], Awaitable[None]] | None = None,
-                 on_reset: Callable[[], Awaitable[None]] | None = None,
-                 health: Callable[[], dict[str, Any]] | None = None, audit: AuditTrail | None = None,
-                 authorizer: Authorizer | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        services: list[Service],
+        verifier: SigV4Verifier,
+        dev: bool = False,
+        account_id: str,
+        max_body_bytes: int = 1024 * 1024,
+        on_startup: Callable[[], Awaitable[None]] | None = None,
+        on_shutdown: Callable[[], Awaitable[None]] | None = None,
+        on_reset: Callable[[], Awaitable[None]] | None = None,
+        health: Callable[[], dict[str, Any]] | None = None,
+        audit: AuditTrail | None = None,
+        authorizer: Authorizer | None = None,
+    ) -> None:
         self.audit = audit
         self.authorizer = authorizer
         self.by_prefix = {s.protocol.target_prefix: s for s in services if not s.rest and not s.query}
@@ -188,7 +205,7 @@ class App:
         self.on_startup = on_startup
         self.on_shutdown = on_shutdown
         self.on_reset = on_reset
-        self.health = health or (lambda: {})
+        self.health = health or (dict)
         self.ready = False
         self._default = services[0]
         # Requests no route or target claims are read as the query protocol; these answer instead
@@ -216,7 +233,7 @@ class App:
                 try:
                     if self.on_startup is not None:
                         await self.on_startup()
-                except Exception as exc:  # noqa: BLE001 - reported to the server, which exits
+                except Exception as exc:
                     log.exception("start-up failed")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
@@ -268,8 +285,9 @@ class App:
             headers = _headers(scope)
             _, _, signing_name = self.verifier.identify(headers)
             if signing_name not in self.query_services and signing_name in self._by_signing_name:
-                await self.respond_unrouted(send, self._by_signing_name[signing_name], method, scope["path"],
-                                            request_id)
+                await self.respond_unrouted(
+                    send, self._by_signing_name[signing_name], method, scope["path"], request_id
+                )
                 return
             service = self.query_services.get(signing_name, service)
             pending = self.pre_authenticate(method, scope, headers, service)
@@ -284,7 +302,7 @@ class App:
             response = service.protocol.serialize(operation, result, request_id)
         except AWSError as err:
             response = service.protocol.serialize_error(err, request_id)
-        except Exception:  # noqa: BLE001 - the one place that turns surprises into a 500
+        except Exception:
             log.exception("internal error in request %s", request_id)
             err = AWSError("ServiceFailure", f"An internal error occurred. Request id: {request_id}", 500)
             response = service.protocol.serialize_error(err, request_id)
@@ -302,33 +320,54 @@ class App:
                 raise AWSError("UnknownOperationException", "The request has more than one X-Amz-Target header.")
             target = None if targets is None else targets[0]
             if method != "POST":
-                raise AWSError("UnknownOperationException", f"The method {method[:20]} is not supported: requests are "
-                               "POST with an X-Amz-Target header naming the operation.")
+                raise AWSError(
+                    "UnknownOperationException",
+                    f"The method {method[:20]} is not supported: requests are "
+                    "POST with an X-Amz-Target header naming the operation.",
+                )
             if target is None:
-                raise AWSError("UnknownOperationException", "The request has no X-Amz-Target header naming the operation.")
+                raise AWSError(
+                    "UnknownOperationException", "The request has no X-Amz-Target header naming the operation."
+                )
             prefix = target.rpartition(".")[0]
             service = self.by_prefix.get(prefix, service)
-            operation = service.protocol.operation_for_target(target)            # 1. route
-            pending = self.pre_authenticate(method, scope, headers, service)     # 2. authenticate headers
-            raw = await self.read_body(scope, receive, self.max_body_bytes)     # 3. read
-            verified = self.authenticated(pending, raw)                          # 4. signature
+            operation = service.protocol.operation_for_target(target)  # 1. route
+            pending = self.pre_authenticate(method, scope, headers, service)  # 2. authenticate headers
+            raw = await self.read_body(scope, receive, self.max_body_bytes)  # 3. read
+            verified = self.authenticated(pending, raw)  # 4. signature
             ctx = self.context(verified, request_id, scope, headers)
-            result = await self.audited(ctx, service, operation,                # 8. audit, around:
-                                        lambda p: service.protocol.parse(operation, raw))  # 5. parse
-            status, body = 200, service.protocol.serialize(operation, result)   # 8. serialize
+            result = await self.audited(
+                ctx,
+                service,
+                operation,  # 8. audit, around:
+                lambda p: service.protocol.parse(operation, raw),
+            )  # 5. parse
+            status, body = 200, service.protocol.serialize(operation, result)  # 8. serialize
         except AWSError as err:
             status, body = err.status, service.protocol.serialize_error(err)
-        except Exception:  # noqa: BLE001 - the one place that turns surprises into a 500
+        except Exception:
             log.exception("internal error in request %s", request_id)
             err = AWSError("InternalServiceError", f"An internal error occurred. Request id: {request_id}", 500)
             status, body = 500, service.protocol.serialize_error(err)
-        await send({"type": "http.response.start", "status": status,
-                    "headers": _JSON_HEADERS + [(b"x-amzn-requestid", request_id.encode()),
-                                                (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": _JSON_HEADERS
+                + [(b"x-amzn-requestid", request_id.encode()), (b"content-length", str(len(body)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
-    async def http_rest(self, scope: dict[str, Any], receive: Receive, send: Send, service: Service,
-                        operation: str, path_params: dict[str, str]) -> None:
+    async def http_rest(
+        self,
+        scope: dict[str, Any],
+        receive: Receive,
+        send: Send,
+        service: Service,
+        operation: str,
+        path_params: dict[str, str],
+    ) -> None:
         """The same pipeline for a REST-JSON service (Lambda): routed by method and path."""
         request_id = new_request_id()
         method = scope["method"]
@@ -341,13 +380,14 @@ class App:
             verified = self.authenticated(pending, raw)
             query = scope.get("query_string", b"").decode("latin-1")
             ctx = self.context(verified, request_id, scope, headers)
-            result = await self.audited(ctx, service, operation,
-                                        lambda p: service.protocol.parse(operation, path_params, query, pairs, raw))
+            result = await self.audited(
+                ctx, service, operation, lambda p: service.protocol.parse(operation, path_params, query, pairs, raw)
+            )
             response = service.protocol.serialize(operation, result)
         except AWSError as err:
             await self.respond_rest(send, service, err, request_id)
             return
-        except Exception:  # noqa: BLE001 - the one place that turns surprises into a 500
+        except Exception:
             log.exception("internal error in request %s", request_id)
             err = AWSError("ServiceException", f"An internal error occurred. Request id: {request_id}", 500)
             await self.respond_rest(send, service, err, request_id)
@@ -356,8 +396,9 @@ class App:
 
     async def respond_unrouted(self, send: Send, service: Service, method: str, path: str, request_id: str) -> None:
         """UnknownOperationException in the wire format of the service the request was signed for."""
-        err = AWSError("UnknownOperationException", f"No {service.signing_name} operation matches "
-                       f"{method[:20]} {path[:200]}.")
+        err = AWSError(
+            "UnknownOperationException", f"No {service.signing_name} operation matches {method[:20]} {path[:200]}."
+        )
         if service.rest:
             await self.respond_rest(send, service, err, request_id)
         else:
@@ -368,15 +409,22 @@ class App:
         await self.send_response(send, response.status, response.headers, response.body, request_id)
 
     @staticmethod
-    async def send_response(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes,
-                            request_id: str) -> None:
-        await send({"type": "http.response.start", "status": status,
-                    "headers": headers + [(b"x-amzn-requestid", request_id.encode()),
-                                          (b"content-length", str(len(body)).encode())]})
+    async def send_response(
+        send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes, request_id: str
+    ) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": headers
+                + [(b"x-amzn-requestid", request_id.encode()), (b"content-length", str(len(body)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
-    async def audited(self, ctx: RequestContext, service: Service, operation: str,
-                      parse: Callable[[None], dict[str, Any]]) -> dict[str, Any]:
+    async def audited(
+        self, ctx: RequestContext, service: Service, operation: str, parse: Callable[[None], dict[str, Any]]
+    ) -> dict[str, Any]:
         """:meth:`_audited`, within its principal's share when the call is an expensive one.
 
         A throttled call is refused before it is parsed and is not recorded in the trail (a
@@ -384,7 +432,7 @@ class App:
         """
         if operation not in service.expensive:
             return await self._audited(ctx, service, operation, parse)
-        principal = ctx.principal_arn                                            # 5. fair share
+        principal = ctx.principal_arn  # 5. fair share
         if not self.limiter.acquire(principal):
             raise _throttled(service)
         try:
@@ -392,8 +440,9 @@ class App:
         finally:
             self.limiter.release(principal)
 
-    async def _audited(self, ctx: RequestContext, service: Service, operation: str,
-                       parse: Callable[[None], dict[str, Any]]) -> dict[str, Any]:
+    async def _audited(
+        self, ctx: RequestContext, service: Service, operation: str, parse: Callable[[None], dict[str, Any]]
+    ) -> dict[str, Any]:
         """Parse, authorize and dispatch one call, and record it in the audit trail (fail closed).
 
         The answer leaves only after its record is committed: a read whose record cannot be
@@ -404,35 +453,49 @@ class App:
         error: AWSError | None = None
         committed: list[dict[str, Any]] = []  # a record written with the call's write transaction
         try:
-            params = parse(None)                                                 # 4. parse
-            ctx = RequestContext(ctx.account_id, ctx.region, ctx.principal_arn, ctx.request_id, ctx.source_ip,
-                                 ctx.partition, ctx.user_agent, ctx.access_key_id, operation, params,
-                                 self.authorizer, ctx.privilege, ctx.principal_id,
-                                 ctx.role_arn)  # dataclasses.replace costs several times more
+            params = parse(None)  # 4. parse
+            ctx = RequestContext(
+                ctx.account_id,
+                ctx.region,
+                ctx.principal_arn,
+                ctx.request_id,
+                ctx.source_ip,
+                ctx.partition,
+                ctx.user_agent,
+                ctx.access_key_id,
+                operation,
+                params,
+                self.authorizer,
+                ctx.privilege,
+                ctx.principal_id,
+                ctx.role_arn,
+            )  # dataclasses.replace costs several times more
             if self.audit is not None and not self.audit.healthy and not is_read_only(operation):
                 raise _audit_unavailable(ctx.request_id)
-            await self.authorize(ctx, service.signing_name, operation, params)   # 6. authorize
+            await self.authorize(ctx, service.signing_name, operation, params)  # 6. authorize
             hook = None
             if self.audit is not None and service.signing_name == "secretsmanager" and not is_read_only(operation):
                 # A Secrets Manager write's record goes into the write's own transaction.
                 hook = write_hook.set(self._record_in_tx(ctx, operation, params, committed))
             try:
-                result = await service.handlers[operation](ctx, params)          # 7. dispatch
+                result = await service.handlers[operation](ctx, params)  # 7. dispatch
             except Unstorable:
-                raise AWSError("InvalidParameterException",
-                               "The request contains a character (U+0000) that cannot be stored.") from None
+                raise AWSError(
+                    "InvalidParameterException", "The request contains a character (U+0000) that cannot be stored."
+                ) from None
             finally:
                 if hook is not None:
                     write_hook.reset(hook)
         except AWSError as err:
             error = err
-        if self.audit is not None:                                               # 8. audit
+        if self.audit is not None:  # 8. audit
             try:
                 if error is None and committed:  # in the database with the write; now its JSON line
                     self.audit.append_file(committed[0])
                 else:
-                    await self.audit.record(api_call_record(ctx, service.signing_name, operation, params, result,
-                                                            error))
+                    await self.audit.record(
+                        api_call_record(ctx, service.signing_name, operation, params, result, error)
+                    )
             except Exception:  # noqa: BLE001 - fail closed: no record, no answer
                 log.error("audit record for request %s could not be written; answer withheld", ctx.request_id)
                 raise _audit_unavailable(ctx.request_id) from None
@@ -441,8 +504,9 @@ class App:
         assert result is not None
         return result
 
-    def _record_in_tx(self, ctx: RequestContext, operation: str, params: dict[str, Any],
-                      committed: list[dict[str, Any]]) -> WriteHook:
+    def _record_in_tx(
+        self, ctx: RequestContext, operation: str, params: dict[str, Any], committed: list[dict[str, Any]]
+    ) -> WriteHook:
         """The step that adds this call's record to its write transaction. The answer members come
         from what the transaction returned (a Secrets Manager write returns its answer there)."""
         audit = self.audit
@@ -450,8 +514,9 @@ class App:
 
         class Record(WriteHook):
             def __call__(self, tx: Any, returned: Any) -> None:
-                record = api_call_record(ctx, "secretsmanager", operation, params,
-                                         returned if isinstance(returned, dict) else None, None)
+                record = api_call_record(
+                    ctx, "secretsmanager", operation, params, returned if isinstance(returned, dict) else None, None
+                )
                 audit.insert(tx, record)
                 committed[:] = [record]  # PostgreSQL may run the transaction again: the last one counts
 
@@ -470,35 +535,50 @@ class App:
         await authorizer.db.read(lambda tx: authorizer.check_call(tx, ctx, service, operation, params))
 
     @staticmethod
-    def context(verified: VerifiedRequest, request_id: str, scope: dict[str, Any],
-                headers: Headers) -> RequestContext:
+    def context(verified: VerifiedRequest, request_id: str, scope: dict[str, Any], headers: Headers) -> RequestContext:
         agents = headers.get("user-agent")
         agent = "" if agents is None else agents[0][:1024]
-        return RequestContext(account_id=verified.credential.account_id, region=verified.region,
-                              principal_arn=verified.credential.principal_arn, request_id=request_id,
-                              source_ip=(scope.get("client") or ("", 0))[0], user_agent=agent,
-                              access_key_id=verified.credential.access_key_id,
-                              privilege=verified.credential.privilege,
-                              principal_id=verified.credential.principal_id, role_arn=verified.credential.role_arn)
+        return RequestContext(
+            account_id=verified.credential.account_id,
+            region=verified.region,
+            principal_arn=verified.credential.principal_arn,
+            request_id=request_id,
+            source_ip=(scope.get("client") or ("", 0))[0],
+            user_agent=agent,
+            access_key_id=verified.credential.access_key_id,
+            privilege=verified.credential.privilege,
+            principal_id=verified.credential.principal_id,
+            role_arn=verified.credential.role_arn,
+        )
 
-    def pre_authenticate(self, method: str, scope: dict[str, Any], headers: Headers,
-                         service: Service) -> PendingRequest | VerifiedRequest:
+    def pre_authenticate(
+        self, method: str, scope: dict[str, Any], headers: Headers, service: Service
+    ) -> PendingRequest | VerifiedRequest:
         """Everything the headers prove, before a byte of body is read (the signature waits for
         the body). In dev mode signatures are not checked: the request is verified already."""
         verified: PendingRequest | VerifiedRequest
         if self.dev:
             access_key_id, region, signing_name = self.verifier.identify(headers)
-            credential = Credential(access_key_id, "", self.account_id, f"arn:aws:iam::{self.account_id}:root",
-                                    privilege=ROOT, principal_id=self.account_id)
+            credential = Credential(
+                access_key_id,
+                "",
+                self.account_id,
+                f"arn:aws:iam::{self.account_id}:root",
+                privilege=ROOT,
+                principal_id=self.account_id,
+            )
             verified = VerifiedRequest(credential, region, signing_name)
             self.verifier.check_region(region)  # a typo is no new namespace in dev mode either
         else:
             raw_path = scope.get("raw_path") or scope["path"].encode()
-            verified = self.verifier.prepare(method, raw_path.decode("latin-1"),
-                                             scope.get("query_string", b"").decode("latin-1"), headers)
+            verified = self.verifier.prepare(
+                method, raw_path.decode("latin-1"), scope.get("query_string", b"").decode("latin-1"), headers
+            )
         if verified.service != service.signing_name:
-            raise AWSError("InvalidSignatureException",
-                           f"Credential should be scoped to correct service: '{service.signing_name}'. ")
+            raise AWSError(
+                "InvalidSignatureException",
+                f"Credential should be scoped to correct service: '{service.signing_name}'. ",
+            )
         return verified
 
     def authenticated(self, pending: PendingRequest | VerifiedRequest, body: bytes) -> VerifiedRequest:
@@ -506,8 +586,14 @@ class App:
             return pending
         return self.verifier.finish(pending, body)
 
-    async def read_body(self, scope: dict[str, Any], receive: Receive, limit: int,
-                        service: Service | None = None, operation: str | None = None) -> bytes:
+    async def read_body(
+        self,
+        scope: dict[str, Any],
+        receive: Receive,
+        limit: int,
+        service: Service | None = None,
+        operation: str | None = None,
+    ) -> bytes:
         """The request's body, at most ``limit`` bytes. A body that may exceed ``LARGE_BODY`` is
         read only while it holds one of ``LARGE_BODY_SLOTS``; until then its bytes stay in the
         kernel (uvicorn stops reading a connection past 64 KiB the application has not taken)."""
@@ -529,8 +615,11 @@ class App:
         try:
             await asyncio.wait_for(slots.acquire(), LARGE_BODY_WAIT_SECONDS)
         except TimeoutError:
-            raise (AWSError("TooManyRequestsException", "Rate exceeded", 429) if service is not None and service.rest
-                   else AWSError("ThrottlingException", "Rate exceeded", 400)) from None
+            raise (
+                AWSError("TooManyRequestsException", "Rate exceeded", 429)
+                if service is not None and service.rest
+                else AWSError("ThrottlingException", "Rate exceeded", 400)
+            ) from None
         try:
             return await self._read(receive, limit, service, operation)
         finally:
@@ -578,7 +667,11 @@ class App:
         else:
             status, payload = 404, {"message": "Not found"}
         body = orjson.dumps(payload)
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": body})

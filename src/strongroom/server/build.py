@@ -19,8 +19,8 @@ from typing import Any
 from strongroom import config
 from strongroom.audit import AuditTrail
 from strongroom.auth.authorizer import BUILTIN_ROTATION_ROLE, Authorizer
-from strongroom.auth.principal import BUILTIN_ROTATOR
 from strongroom.auth.keys import KeyStore
+from strongroom.auth.principal import BUILTIN_ROTATOR
 from strongroom.auth.sigv4 import SigV4Verifier
 from strongroom.crypto import Keyring
 from strongroom.crypto.providers import KeySources
@@ -28,18 +28,18 @@ from strongroom.crypto.ring import POLL_SECONDS, Watcher, internal_key, open_key
 from strongroom.protocol import JSONProtocol
 from strongroom.protocol.query import QueryProtocol
 from strongroom.protocol.rest_json import RestJSONProtocol
-from strongroom.rotation.engine import RotationEngine, RotationSettings
 from strongroom.rotation import sandbox as function_sandbox
+from strongroom.rotation.engine import RotationEngine, RotationSettings
 from strongroom.rotation.runtime import FunctionRuntime, FunctionSpec, parse_cpus
 from strongroom.server.app import App, Service
-from strongroom.services.lambda_ import OPERATIONS as LAMBDA_OPERATIONS
-from strongroom.services.lambda_ import BUILTINS, Lambda
-from strongroom.services.iam import OPERATIONS as IAM_OPERATIONS
 from strongroom.services.iam import IAM
+from strongroom.services.iam import OPERATIONS as IAM_OPERATIONS
+from strongroom.services.lambda_ import BUILTINS, Lambda
+from strongroom.services.lambda_ import OPERATIONS as LAMBDA_OPERATIONS
 from strongroom.services.secretsmanager import SecretsManager
+from strongroom.services.secretsmanager.values import ValueCipher
 from strongroom.services.sts import OPERATIONS as STS_OPERATIONS
 from strongroom.services.sts import STS
-from strongroom.services.secretsmanager.values import ValueCipher
 from strongroom.store import Database, open_database
 
 __all__ = ["Server", "build"]
@@ -86,8 +86,9 @@ def build(settings: config.Settings) -> Server:
     watcher = Watcher(db, keyring, sources)
     keys = KeyStore(db, keyring)
     credentials_file = None if settings.dev else settings.data_dir / "admin-credentials"
-    admin_id, credentials_file = keys.ensure_admin(settings.account_id, settings.admin_access_key_id,
-                                                   settings.admin_secret_access_key, credentials_file)
+    admin_id, credentials_file = keys.ensure_admin(
+        settings.account_id, settings.admin_access_key_id, settings.admin_secret_access_key, credentials_file
+    )
     # Pagination tokens are signed with a random key of strongroom's own (a key in a token
     # never gives out bytes to derive from); tokens issued by versions before it no longer open.
     token_key = internal_key(db, keyring, "strongroom:pagination-tokens")
@@ -107,28 +108,41 @@ def build(settings: config.Settings) -> Server:
             role, privilege = spec.role.rsplit("/", 1)[-1], None
         else:
             raise RuntimeError(f"function {spec.arn} has no execution role of its own; it is not run")
-        credential = keys.temporary(account, f"arn:aws:sts::{account}:assumed-role/{role}/{name}",
-                                    privilege=privilege)
-        return {"SECRETS_MANAGER_ENDPOINT": endpoint, "AWS_ENDPOINT_URL": endpoint,
-                "AWS_ENDPOINT_URL_SECRETS_MANAGER": endpoint, "AWS_ENDPOINT_URL_LAMBDA": endpoint,
-                "AWS_REGION": region, "AWS_DEFAULT_REGION": region,
-                "AWS_ACCESS_KEY_ID": credential.access_key_id,
-                "AWS_SECRET_ACCESS_KEY": credential.secret_access_key,
-                "AWS_SESSION_TOKEN": credential.session_token or "",
-                "AWS_LAMBDA_FUNCTION_NAME": name, "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
-                "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name}",
-                "AWS_LAMBDA_LOG_STREAM_NAME": "strongroom", "AWS_EXECUTION_ENV": "AWS_Lambda_python3",
-                "LAMBDA_TASK_ROOT": spec.code_dir or "", "STRONGROOM_FUNCTION_ARN": spec.arn,
-                "PYTHONUNBUFFERED": "1"}
+        credential = keys.temporary(account, f"arn:aws:sts::{account}:assumed-role/{role}/{name}", privilege=privilege)
+        return {
+            "SECRETS_MANAGER_ENDPOINT": endpoint,
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ENDPOINT_URL_SECRETS_MANAGER": endpoint,
+            "AWS_ENDPOINT_URL_LAMBDA": endpoint,
+            "AWS_REGION": region,
+            "AWS_DEFAULT_REGION": region,
+            "AWS_ACCESS_KEY_ID": credential.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": credential.secret_access_key,
+            "AWS_SESSION_TOKEN": credential.session_token or "",
+            "AWS_LAMBDA_FUNCTION_NAME": name,
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name}",
+            "AWS_LAMBDA_LOG_STREAM_NAME": "strongroom",
+            "AWS_EXECUTION_ENV": "AWS_Lambda_python3",
+            "LAMBDA_TASK_ROOT": spec.code_dir or "",
+            "STRONGROOM_FUNCTION_ARN": spec.arn,
+            "PYTHONUNBUFFERED": "1",
+        }
 
     cpus = os.environ.get("STRONGROOM_FUNCTION_CPUS")
     sandbox, refusal = _function_sandbox(settings)
     try:
-        runtime = FunctionRuntime(function_env, cpus=parse_cpus(cpus) if cpus else None, sandbox=sandbox,
-                                  unsafe=settings.unsafe_functions, refusal=refusal, revoke=keys.revoke,
-                                  idle_timeout=settings.function_idle_seconds,
-                                  concurrency=settings.function_concurrency)
+        runtime = FunctionRuntime(
+            function_env,
+            cpus=parse_cpus(cpus) if cpus else None,
+            sandbox=sandbox,
+            unsafe=settings.unsafe_functions,
+            refusal=refusal,
+            revoke=keys.revoke,
+            idle_timeout=settings.function_idle_seconds,
+            concurrency=settings.function_concurrency,
+        )
     except ValueError as exc:
         raise SystemExit(f"STRONGROOM_FUNCTION_CPUS: {exc}") from None
     functions = Lambda(db, cipher, runtime, None if settings.dev else settings.data_dir / "functions")
@@ -138,8 +152,12 @@ def build(settings: config.Settings) -> Server:
     authorizer = Authorizer(db)
     iam = IAM(db, keys, authorizer.invalidate)
     sts = STS(db, keys, authorizer)
-    audit = AuditTrail(db, None if settings.dev else settings.data_dir / "audit", settings.audit_retention_days,
-                       durable_reads=settings.audit_durable_reads)
+    audit = AuditTrail(
+        db,
+        None if settings.dev else settings.data_dir / "audit",
+        settings.audit_retention_days,
+        durable_reads=settings.audit_durable_reads,
+    )
     rotation = RotationEngine(sm, db, runtime, functions.resolve, RotationSettings.from_env(), audit=audit)
     server: Server
 
@@ -161,27 +179,54 @@ def build(settings: config.Settings) -> Server:
 
     async def reset() -> None:
         def wipe(tx: Any) -> None:
-            for table in ("rotation_steps", "rotations", "stages", "versions", "policies", "secrets", "functions",
-                          "audit_events", "function_invocations"):
+            for table in (
+                "rotation_steps",
+                "rotations",
+                "stages",
+                "versions",
+                "policies",
+                "secrets",
+                "functions",
+                "audit_events",
+                "function_invocations",
+            ):
                 tx.execute(f"DELETE FROM {table}")
 
         await db.write(wipe)
 
     def health() -> dict[str, Any]:
         # Unauthenticated: whether the node serves and what it runs on, never whose it is.
-        return {"storage": db.dialect, "schema": db.schema_version(), "dev": settings.dev,
-                "keyring": {"active": keyring.active, "loaded": sorted(keyring.members)}}
+        return {
+            "storage": db.dialect,
+            "schema": db.schema_version(),
+            "dev": settings.dev,
+            "keyring": {"active": keyring.active, "loaded": sorted(keyring.members)},
+        }
 
-    app = App(services=[Service("secretsmanager", JSONProtocol("secretsmanager"), sm.handlers),
-                        Service("lambda", RestJSONProtocol("lambda", LAMBDA_OPERATIONS), functions.handlers,
-                                body_limits=LAMBDA_BODY_LIMITS),
-                        Service("cloudtrail", JSONProtocol("cloudtrail", ["LookupEvents"]),
-                                {"LookupEvents": audit.lookup_events}),
-                        Service("iam", QueryProtocol("iam", IAM_OPERATIONS), iam.handlers),
-                        Service("sts", QueryProtocol("sts", STS_OPERATIONS), sts.handlers)],
-              verifier=verifier, dev=settings.dev, account_id=settings.account_id,
-              max_body_bytes=settings.max_body_bytes, on_startup=startup, on_shutdown=shutdown,
-              on_reset=reset, health=health, audit=audit, authorizer=authorizer)
+    app = App(
+        services=[
+            Service("secretsmanager", JSONProtocol("secretsmanager"), sm.handlers),
+            Service(
+                "lambda",
+                RestJSONProtocol("lambda", LAMBDA_OPERATIONS),
+                functions.handlers,
+                body_limits=LAMBDA_BODY_LIMITS,
+            ),
+            Service("cloudtrail", JSONProtocol("cloudtrail", ["LookupEvents"]), {"LookupEvents": audit.lookup_events}),
+            Service("iam", QueryProtocol("iam", IAM_OPERATIONS), iam.handlers),
+            Service("sts", QueryProtocol("sts", STS_OPERATIONS), sts.handlers),
+        ],
+        verifier=verifier,
+        dev=settings.dev,
+        account_id=settings.account_id,
+        max_body_bytes=settings.max_body_bytes,
+        on_startup=startup,
+        on_shutdown=shutdown,
+        on_reset=reset,
+        health=health,
+        audit=audit,
+        authorizer=authorizer,
+    )
     server = Server(settings, app, db, sm, functions, rotation, keys, admin_id, credentials_file)
     return server
 
@@ -193,10 +238,18 @@ async def _purge_loop(sm: SecretsManager, audit: AuditTrail, interval: float) ->
         try:
             while gone := await sm.purge_due():
                 for secret in gone:  # the deletion itself is a service event in the trail
-                    await audit.record(service_event_record(secret.account_id, secret.region, "secretsmanager",
-                                                            "DeleteSecret", {"deletionCompleted": True}, secret.arn))
+                    await audit.record(
+                        service_event_record(
+                            secret.account_id,
+                            secret.region,
+                            "secretsmanager",
+                            "DeleteSecret",
+                            {"deletionCompleted": True},
+                            secret.arn,
+                        )
+                    )
             await audit.purge_expired()
-        except Exception:  # noqa: BLE001 - keep purging on the next tick
+        except Exception:
             log.exception("purge of deleted secrets failed")
         await asyncio.sleep(interval)
 
@@ -204,20 +257,27 @@ async def _purge_loop(sm: SecretsManager, audit: AuditTrail, interval: float) ->
 def _function_sandbox(settings: config.Settings) -> tuple[function_sandbox.Sandbox | None, str]:
     """The sandbox uploaded functions run in, or None and why; one line at start-up either way."""
     if settings.unsafe_functions:
-        log.warning("WARNING: --unsafe-functions: uploaded functions run WITHOUT a sandbox, as this server's "
-                    "own user; any function can read the master key, the database and every secret")
+        log.warning(
+            "WARNING: --unsafe-functions: uploaded functions run WITHOUT a sandbox, as this server's "
+            "own user; any function can read the master key, the database and every secret"
+        )
         return None, "--unsafe-functions"
     try:
         sandbox = function_sandbox.find(settings.bwrap)
     except function_sandbox.SandboxUnavailable as exc:
-        log.error("uploaded functions will NOT run: the function sandbox is unavailable: %s "
-                  "(built-in rotators still run; --unsafe-functions runs uploaded code unsandboxed)", exc)
+        log.error(
+            "uploaded functions will NOT run: the function sandbox is unavailable: %s "
+            "(built-in rotators still run; --unsafe-functions runs uploaded code unsandboxed)",
+            exc,
+        )
         return None, str(exc)
     log.info("functions run in a sandbox: %s (uid %d, code at /var/task)", sandbox.bwrap, function_sandbox.SANDBOX_UID)
     if not function_sandbox.processes_bounded():
-        log.warning("running as root without a writable pids cgroup (%s): a function's process count is not "
-                    "bounded (RLIMIT_NPROC does not bind root); run strongroom as an ordinary user",
-                    function_sandbox.PIDS_ROOT)
+        log.warning(
+            "running as root without a writable pids cgroup (%s): a function's process count is not "
+            "bounded (RLIMIT_NPROC does not bind root); run strongroom as an ordinary user",
+            function_sandbox.PIDS_ROOT,
+        )
     return sandbox, ""
 
 
@@ -225,7 +285,7 @@ async def _keyring_loop(watcher: Watcher) -> None:
     while True:
         try:
             await watcher.tick()
-        except Exception:  # noqa: BLE001 - look again on the next tick
+        except Exception:
             log.exception("reading the keyring failed")
         await asyncio.sleep(POLL_SECONDS)
 
@@ -236,8 +296,10 @@ def _loopback(host: str) -> str:
 
 def describe_endpoint(server: Server) -> str:
     s = server.settings
-    lines = [f"strongroom {'(DEV MODE) ' if s.dev else ''}listening on http://{s.host}:{s.port}",
-             f"  storage: {server.db.dialect} ({'memory' if s.dev else _redact(server.db.url)})"]
+    lines = [
+        f"strongroom {'(DEV MODE) ' if s.dev else ''}listening on http://{s.host}:{s.port}",
+        f"  storage: {server.db.dialect} ({'memory' if s.dev else _redact(server.db.url)})",
+    ]
     if server.credentials_file is not None:
         lines.append(f"  administrator credentials: {server.credentials_file} (profile [strongroom])")
     else:

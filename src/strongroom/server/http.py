@@ -44,7 +44,7 @@ __all__ = ["CoalescingTransport", "WholeAnswerHttpToolsProtocol"]
 class CoalescingTransport:
     """A transport whose writes in one turn of the event loop reach the socket as one write."""
 
-    __slots__ = ("_transport", "_loop", "_pending")
+    __slots__ = ("_loop", "_pending", "_transport")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
@@ -89,7 +89,7 @@ class WholeAnswerHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self.read_timeout = read_timeout
         self._since: float | None = None  # when the request being read began (loop time)
-        self._received = 0                # its bytes so far
+        self._received = 0  # its bytes so far
         self._in_headers = False
         self._timer: asyncio.TimerHandle | None = None
 
@@ -143,7 +143,9 @@ class WholeAnswerHttpToolsProtocol(HttpToolsProtocol):
 
     def _refuse_headers(self) -> None:
         body = b"Request header fields too large."
-        self.transport.write(b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8"
-                             b"\r\nconnection: close\r\ncontent-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        self.transport.write(
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8"
+            b"\r\nconnection: close\r\ncontent-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+        )
         self.transport.close()
         self._since = None

@@ -45,8 +45,22 @@ MAGIC = b"STRONGROOM-BACKUP-2\n"
 _BACKUP_KEY_REF = "strongroom:backup"
 FRAME = 1 << 20
 # Parents before children, so foreign keys hold while rows go back in.
-TABLES = ["keyring", "kms_keys", "access_keys", "secrets", "versions", "stages", "policies", "functions", "rotations",
-          "rotation_steps", "audit_events", "iam_principals", "iam_inline_policies", "function_invocations"]
+TABLES = [
+    "keyring",
+    "kms_keys",
+    "access_keys",
+    "secrets",
+    "versions",
+    "stages",
+    "policies",
+    "functions",
+    "rotations",
+    "rotation_steps",
+    "audit_events",
+    "iam_principals",
+    "iam_inline_policies",
+    "function_invocations",
+]
 _IDENTITY = {"secrets", "rotations", "rotation_steps", "audit_events", "function_invocations"}
 
 
@@ -71,15 +85,22 @@ def _aad(index: int, last: bool, bound: bytes = b"") -> bytes:
 
 
 def _keyring_rows(tx: Tx) -> list[dict[str, Any]]:
-    return [{"id": r[0], "fingerprint": r[1], "kind": r[2], "description": r[3], "state": r[4]}
-            for r in tx.all("SELECT id, fingerprint, kind, description, state FROM keyring ORDER BY id")]
+    return [
+        {"id": r[0], "fingerprint": r[1], "kind": r[2], "description": r[3], "state": r[4]}
+        for r in tx.all("SELECT id, fingerprint, kind, description, state FROM keyring ORDER BY id")
+    ]
 
 
 def backup(db: Database, keyring: Keyring, out: BinaryIO, progress: Callable[[str, int], None] | None = None) -> int:
     """Write a snapshot of ``db`` to ``out``; answers the number of rows."""
     key = AESGCM.generate_key(256)
-    header = orjson.dumps({"keyring": db.read_sync(_keyring_rows), "member": keyring.active,
-                           "wrapped_key": base64.b64encode(keyring.wrap_key(_BACKUP_KEY_REF, key)).decode()})
+    header = orjson.dumps(
+        {
+            "keyring": db.read_sync(_keyring_rows),
+            "member": keyring.active,
+            "wrapped_key": base64.b64encode(keyring.wrap_key(_BACKUP_KEY_REF, key)).decode(),
+        }
+    )
     bound = hashlib.sha256(header).digest()
     aead = AESGCM(key)
     out.write(MAGIC + struct.pack(">I", len(header)) + header)
@@ -133,8 +154,9 @@ def _open_key(source: BinaryIO, providers: list[Any]) -> tuple[AESGCM, bytes]:
             derive = getattr(provider, "derive", None)  # only file and environment keys have bytes to derive from
             if derive is not None:
                 return AESGCM(derive(b"backup")), b""  # version 1 bound nothing more
-        raise BackupError("this backup predates the keyring: it opens only with a master key file or "
-                          "STRONGROOM_MASTER_KEY")
+        raise BackupError(
+            "this backup predates the keyring: it opens only with a master key file or STRONGROOM_MASTER_KEY"
+        )
     if magic != MAGIC:
         raise BackupError("not a strongroom backup")
     raw = source.read(4)
@@ -149,9 +171,11 @@ def _open_key(source: BinaryIO, providers: list[Any]) -> tuple[AESGCM, bytes]:
     members = {int(r["id"]): by_fp[r["fingerprint"]] for r in rows if r.get("fingerprint") in by_fp}
     if member not in members:
         wanted = next((r for r in rows if r.get("id") == member), {})
-        raise BackupError(f"the backup does not open with this master key: it was made under member {member} "
-                          f"(fingerprint {wanted.get('fingerprint')}, {wanted.get('description')}); give that key "
-                          f"with --master-key-file FILE, STRONGROOM_MASTER_KEY, --master-key-command or --pkcs11-*")
+        raise BackupError(
+            f"the backup does not open with this master key: it was made under member {member} "
+            f"(fingerprint {wanted.get('fingerprint')}, {wanted.get('description')}); give that key "
+            f"with --master-key-file FILE, STRONGROOM_MASTER_KEY, --master-key-command or --pkcs11-*"
+        )
     try:
         key = Keyring(members, member).unwrap_key(_BACKUP_KEY_REF, wrapped)
     except DecryptionError:
@@ -189,8 +213,9 @@ def _lines(source: BinaryIO, providers: list[Any]) -> Iterator[bytes]:
             return
 
 
-def restore(db: Database, providers: list[Any], source: BinaryIO,
-            progress: Callable[[str, int], None] | None = None) -> int:
+def restore(
+    db: Database, providers: list[Any], source: BinaryIO, progress: Callable[[str, int], None] | None = None
+) -> int:
     """Load a snapshot into an empty database (same schema version); answers the number of rows.
 
     ``providers``: the master keys this process can reach (the backup's keyring picks by
@@ -226,8 +251,10 @@ def restore(db: Database, providers: list[Any], source: BinaryIO,
             progress(table, count)
         if tx.dialect == "postgresql":
             for name in _IDENTITY:
-                tx.execute(f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
-                           f"COALESCE((SELECT max(id) FROM {name}), 0) + 1, false)")
+                tx.execute(
+                    f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
+                    f"COALESCE((SELECT max(id) FROM {name}), 0) + 1, false)"
+                )
         return total
 
     return db.write_sync(tx_fn)  # type: ignore[no-any-return]

@@ -17,18 +17,18 @@ from strongroom.store.database import Tx
 __all__ = [
     "SecretRow",
     "VersionRow",
+    "delete_secret_row",
     "find_secret",
     "get_secret_by_id",
-    "insert_secret",
-    "update_secret",
-    "delete_secret_row",
-    "versions_of",
-    "stages_of",
     "get_version",
+    "insert_secret",
     "insert_version",
-    "set_stage",
     "remove_stage",
+    "set_stage",
+    "stages_of",
+    "update_secret",
     "value_for",
+    "versions_of",
 ]
 
 
@@ -66,8 +66,14 @@ class SecretRow:
 
 SECRET_COLUMNS = [f.name for f in fields(SecretRow)]
 _SELECT = "SELECT " + ", ".join(SECRET_COLUMNS) + " FROM secrets"
-_JSON_COLUMNS = {"rotation_rules", "external_metadata", "tags", "replicas", "cross_account_primary",
-                 "cross_account_replicas"}
+_JSON_COLUMNS = {
+    "rotation_rules",
+    "external_metadata",
+    "tags",
+    "replicas",
+    "cross_account_primary",
+    "cross_account_replicas",
+}
 _JSON_INDEXES = [i for i, name in enumerate(SECRET_COLUMNS) if name in _JSON_COLUMNS]
 
 
@@ -89,14 +95,17 @@ def _dump(name: str, value: Any) -> Any:
     return value
 
 
-def find_secret(tx: Tx, account_id: str, region: str, *, name: str | None = None,
-                arn: str | None = None, lock: bool = False) -> SecretRow | None:
+def find_secret(
+    tx: Tx, account_id: str, region: str, *, name: str | None = None, arn: str | None = None, lock: bool = False
+) -> SecretRow | None:
     lock_sql = tx.lock_clause if lock else ""
     if arn is not None:
-        return _secret(tx.one(f"{_SELECT} WHERE arn = ? AND account_id = ? AND region = ?{lock_sql}",
-                              (arn, account_id, region)))
-    return _secret(tx.one(f"{_SELECT} WHERE account_id = ? AND region = ? AND name = ?{lock_sql}",
-                          (account_id, region, name)))
+        return _secret(
+            tx.one(f"{_SELECT} WHERE arn = ? AND account_id = ? AND region = ?{lock_sql}", (arn, account_id, region))
+        )
+    return _secret(
+        tx.one(f"{_SELECT} WHERE account_id = ? AND region = ? AND name = ?{lock_sql}", (account_id, region, name))
+    )
 
 
 def get_secret_by_id(tx: Tx, secret_id: int, lock: bool = False) -> SecretRow | None:
@@ -109,8 +118,7 @@ def secret_by_arn(tx: Tx, arn: str) -> SecretRow | None:
 
 def insert_secret(tx: Tx, row: SecretRow) -> int:
     names = [n for n in SECRET_COLUMNS if n != "id"]
-    sql = (f"INSERT INTO secrets ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)}) "
-           "RETURNING id")
+    sql = f"INSERT INTO secrets ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)}) RETURNING id"
     new_id = tx.one(sql, [_dump(n, getattr(row, n)) for n in names])
     assert new_id is not None
     row.id = int(new_id[0])
@@ -120,8 +128,7 @@ def insert_secret(tx: Tx, row: SecretRow) -> int:
 def update_secret(tx: Tx, row: SecretRow, *columns: str) -> None:
     """Write the named columns of ``row`` back."""
     sets = ", ".join(f"{c} = ?" for c in columns)
-    tx.execute(f"UPDATE secrets SET {sets} WHERE id = ?",
-               [_dump(c, getattr(row, c)) for c in columns] + [row.id])
+    tx.execute(f"UPDATE secrets SET {sets} WHERE id = ?", [_dump(c, getattr(row, c)) for c in columns] + [row.id])
 
 
 def delete_secret_row(tx: Tx, secret_id: int) -> None:
@@ -156,28 +163,40 @@ def _version(row: tuple[Any, ...] | None) -> VersionRow | None:
 
 
 def versions_of(tx: Tx, secret_id: int) -> list[VersionRow]:
-    rows = tx.all(f"SELECT {_VERSION_COLS} FROM versions WHERE secret_id = ? "
-                  "ORDER BY created_date DESC, version_id", (secret_id,))
+    rows = tx.all(
+        f"SELECT {_VERSION_COLS} FROM versions WHERE secret_id = ? ORDER BY created_date DESC, version_id", (secret_id,)
+    )
     return [v for v in map(_version, rows) if v is not None]
 
 
 def get_version(tx: Tx, secret_id: int, version_id: str) -> VersionRow | None:
-    return _version(tx.one(f"SELECT {_VERSION_COLS} FROM versions WHERE secret_id = ? AND version_id = ?",
-                           (secret_id, version_id)))
+    return _version(
+        tx.one(f"SELECT {_VERSION_COLS} FROM versions WHERE secret_id = ? AND version_id = ?", (secret_id, version_id))
+    )
 
 
 def insert_version(tx: Tx, secret_id: int, version: VersionRow) -> None:
-    tx.execute(f"INSERT INTO versions (secret_id, {_VERSION_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-               (secret_id, version.version_id, version.created_date, version.last_accessed_date,
-                version.value_kind, version.key_ref, version.ciphertext))
+    tx.execute(
+        f"INSERT INTO versions (secret_id, {_VERSION_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            secret_id,
+            version.version_id,
+            version.created_date,
+            version.last_accessed_date,
+            version.value_kind,
+            version.key_ref,
+            version.ciphertext,
+        ),
+    )
 
 
 def fill_version(tx: Tx, secret_id: int, version: VersionRow) -> None:
     """Give a value-less version (a rotation's placeholder) its value."""
-    tx.execute("UPDATE versions SET value_kind = ?, key_ref = ?, ciphertext = ?, created_date = ? "
-               "WHERE secret_id = ? AND version_id = ?",
-               (version.value_kind, version.key_ref, version.ciphertext, version.created_date,
-                secret_id, version.version_id))
+    tx.execute(
+        "UPDATE versions SET value_kind = ?, key_ref = ?, ciphertext = ?, created_date = ? "
+        "WHERE secret_id = ? AND version_id = ?",
+        (version.value_kind, version.key_ref, version.ciphertext, version.created_date, secret_id, version.version_id),
+    )
 
 
 def delete_version(tx: Tx, secret_id: int, version_id: str) -> None:
@@ -191,8 +210,7 @@ def stages_of(tx: Tx, secret_id: int) -> dict[str, str]:
 
 def set_stage(tx: Tx, secret_id: int, stage: str, version_id: str) -> None:
     tx.execute("DELETE FROM stages WHERE secret_id = ? AND stage = ?", (secret_id, stage))
-    tx.execute("INSERT INTO stages (secret_id, stage, version_id) VALUES (?, ?, ?)",
-               (secret_id, stage, version_id))
+    tx.execute("INSERT INTO stages (secret_id, stage, version_id) VALUES (?, ?, ?)", (secret_id, stage, version_id))
 
 
 def remove_stage(tx: Tx, secret_id: int, stage: str) -> None:
@@ -209,19 +227,27 @@ def _value_sql(dialect: str, by_version: bool, by_arn: bool) -> str:
         version_cols = ", ".join("v." + c.strip() for c in _VERSION_COLS.split(","))
         concat = "group_concat(l.stage, ',')" if dialect == "sqlite" else "string_agg(l.stage, ',')"
         labels = f"(SELECT {concat} FROM stages l WHERE l.secret_id = s.id AND l.version_id = v.version_id)"
-        join = ("LEFT JOIN versions v ON v.secret_id = s.id AND v.version_id = ?" if by_version else
-                "LEFT JOIN stages st ON st.secret_id = s.id AND st.stage = ? "
-                "LEFT JOIN versions v ON v.secret_id = s.id AND v.version_id = st.version_id")
-        where = ("s.arn = ? AND s.account_id = ? AND s.region = ?" if by_arn else
-                 "s.account_id = ? AND s.region = ? AND s.name = ?")
+        join = (
+            "LEFT JOIN versions v ON v.secret_id = s.id AND v.version_id = ?"
+            if by_version
+            else "LEFT JOIN stages st ON st.secret_id = s.id AND st.stage = ? "
+            "LEFT JOIN versions v ON v.secret_id = s.id AND v.version_id = st.version_id"
+        )
+        where = (
+            "s.arn = ? AND s.account_id = ? AND s.region = ?"
+            if by_arn
+            else "s.account_id = ? AND s.region = ? AND s.name = ?"
+        )
         sql = _VALUE_SQL[(dialect, by_version, by_arn)] = (
             f"SELECT {secret_cols}, {version_cols}, {labels}, "
-            f"EXISTS (SELECT 1 FROM policies p WHERE p.secret_id = s.id) FROM secrets s {join} WHERE {where}")
+            f"EXISTS (SELECT 1 FROM policies p WHERE p.secret_id = s.id) FROM secrets s {join} WHERE {where}"
+        )
     return sql
 
 
-def value_for(tx: Tx, account_id: str, region: str, name: str | None, arn: str | None,
-              version_id: str | None, stage: str | None) -> tuple[SecretRow, VersionRow | None, list[str], bool] | None:
+def value_for(
+    tx: Tx, account_id: str, region: str, name: str | None, arn: str | None, version_id: str | None, stage: str | None
+) -> tuple[SecretRow, VersionRow | None, list[str], bool] | None:
     """The hot read in one query: a secret, the version asked for, that version's labels, and
     whether the secret has a resource policy (so the authorizer needs no query of its own when
     it has none).
@@ -239,7 +265,7 @@ def value_for(tx: Tx, account_id: str, region: str, name: str | None, arn: str |
     has_policy = bool(row[n + 7])
     if row[n] is None:
         return secret, None, [], has_policy
-    version = _version(row[n:n + 6])
+    version = _version(row[n : n + 6])
     assert version is not None
     return secret, version, sorted(row[n + 6].split(",")) if row[n + 6] else [], has_policy
 
@@ -255,8 +281,10 @@ def policies_of(tx: Tx, secret_id: int) -> list[tuple[str, str]]:
 
 def put_policy(tx: Tx, secret_id: int, name: str, document: str, now: float) -> None:
     tx.execute("DELETE FROM policies WHERE secret_id = ? AND policy_name = ?", (secret_id, name))
-    tx.execute("INSERT INTO policies (secret_id, policy_name, document, created_date) VALUES (?, ?, ?, ?)",
-               (secret_id, name, document, now))
+    tx.execute(
+        "INSERT INTO policies (secret_id, policy_name, document, created_date) VALUES (?, ?, ?, ?)",
+        (secret_id, name, document, now),
+    )
 
 
 def delete_policy(tx: Tx, secret_id: int, name: str | None) -> None:
@@ -277,8 +305,16 @@ ORDER_EXPRESSIONS = {
 }
 
 
-def list_secrets(tx: Tx, account_id: str, region: str, sort_by: str, descending: bool,
-                 after: tuple[Any, int] | None, limit: int, include_deleted: bool) -> list[SecretRow]:
+def list_secrets(
+    tx: Tx,
+    account_id: str,
+    region: str,
+    sort_by: str,
+    descending: bool,
+    after: tuple[Any, int] | None,
+    limit: int,
+    include_deleted: bool,
+) -> list[SecretRow]:
     """A page in keyset order ``(sort key, id)``; ``after`` is the last row of the page before.
 
     Keyset pagination keeps tokens stable while secrets are added: a new secret never shifts a
@@ -316,8 +352,9 @@ def all_stages(tx: Tx, secret_ids: list[int]) -> dict[int, dict[str, list[str]]]
     if not secret_ids:
         return out
     marks = ", ".join("?" for _ in secret_ids)
-    for sid, stage, vid in tx.all(f"SELECT secret_id, stage, version_id FROM stages WHERE secret_id IN ({marks}) "
-                                  "ORDER BY stage", secret_ids):
+    for sid, stage, vid in tx.all(
+        f"SELECT secret_id, stage, version_id FROM stages WHERE secret_id IN ({marks}) ORDER BY stage", secret_ids
+    ):
         out[sid].setdefault(vid, []).append(stage)
     return out
 
@@ -328,11 +365,18 @@ def last_accessed_by_arn(tx: Tx, arns: list[str]) -> dict[str, float]:
     if not arns:
         return {}
     marks = ", ".join("?" for _ in arns)
-    return {arn: when for arn, when in tx.all(
-        f"SELECT arn, last_accessed_date FROM secrets WHERE arn IN ({marks}) AND last_accessed_date IS NOT NULL",
-        arns)}
+    return dict(
+        tx.all(
+            f"SELECT arn, last_accessed_date FROM secrets WHERE arn IN ({marks}) AND last_accessed_date IS NOT NULL",
+            arns,
+        )
+    )
 
 
 def due_for_purge(tx: Tx, now: float, limit: int = 100) -> list[int]:
-    return [r[0] for r in tx.all("SELECT id FROM secrets WHERE deletion_date IS NOT NULL AND deletion_date <= ? "
-                                 "LIMIT ?", (now, limit))]
+    return [
+        r[0]
+        for r in tx.all(
+            "SELECT id FROM secrets WHERE deletion_date IS NOT NULL AND deletion_date <= ? LIMIT ?", (now, limit)
+        )
+    ]

@@ -40,8 +40,9 @@ def maria(user: str = "root", password: str = "") -> Any:
     """A connection to the machine's MariaDB, database ``test``."""
     import pymysql
 
-    return pymysql.connect(host="127.0.0.1", port=3306, user=user, password=password, database="test",
-                           autocommit=True, connect_timeout=5)
+    return pymysql.connect(
+        host="127.0.0.1", port=3306, user=user, password=password, database="test", autocommit=True, connect_timeout=5
+    )
 
 
 def maria_logs_in(user: str, password: str) -> bool:

@@ -51,8 +51,8 @@ class TCPProxy:
         self.upstream = (upstream_host, upstream_port)
         self.host = host
         self.port = port
-        self.accepted = 0          # connections accepted since start
-        self.resets = 0            # connections reset by cut() / refuse()
+        self.accepted = 0  # connections accepted since start
+        self.resets = 0  # connections reset by cut() / refuse()
         self._sel = selectors.DefaultSelector()
         self._listener: socket.socket | None = None
         self._peers: dict[socket.socket, socket.socket] = {}

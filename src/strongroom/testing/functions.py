@@ -12,7 +12,7 @@ __all__ = ["GENERIC_ROTATION", "LAMBDA_TRUST", "ROTATION_POLICY", "create_functi
 # A rotation function in the shape of AWS's generic template: createSecret stores a new random
 # value on AWSPENDING, finishSecret moves AWSCURRENT. Environment variables make it fail or stall
 # (FAIL_STEP, SLEEP_STEP + SLEEP_SECONDS), or write the predictable value VALUE_PREFIX + token.
-GENERIC_ROTATION = '''
+GENERIC_ROTATION = """
 import os, time, boto3
 
 def lambda_handler(event, context):
@@ -44,7 +44,7 @@ def lambda_handler(event, context):
         current = next(v for v, s in stages.items() if "AWSCURRENT" in s)
         sm.update_secret_version_stage(SecretId=arn, VersionStage="AWSCURRENT", MoveToVersionId=token,
                                        RemoveFromVersionId=current)
-'''
+"""
 
 
 def zipped(source: str = GENERIC_ROTATION, name: str = "lambda_function.py") -> bytes:
@@ -57,13 +57,32 @@ def zipped(source: str = GENERIC_ROTATION, name: str = "lambda_function.py") -> 
 
 # What a rotation function needs on AWS, and so here: an execution role Lambda may assume, with
 # the Secrets Manager rights the function uses (docs/rotation.md).
-LAMBDA_TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{
-    "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
-ROTATION_POLICY = json.dumps({"Version": "2012-10-17", "Statement": [{
-    "Effect": "Allow", "Action": ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue",
-                                  "secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage",
-                                  "secretsmanager:GetRandomPassword"],
-    "Resource": "*"}]})
+LAMBDA_TRUST = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+)
+ROTATION_POLICY = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": [
+                    "secretsmanager:DescribeSecret",
+                    "secretsmanager:GetSecretValue",
+                    "secretsmanager:PutSecretValue",
+                    "secretsmanager:UpdateSecretVersionStage",
+                    "secretsmanager:GetRandomPassword",
+                ],
+                "Resource": "*",
+            }
+        ],
+    }
+)
 
 
 def execution_role(iam: Any, name: str = "rotation", policy: str | None = ROTATION_POLICY) -> str:
@@ -77,14 +96,30 @@ def execution_role(iam: Any, name: str = "rotation", policy: str | None = ROTATI
         return arn  # type: ignore[no-any-return]
 
 
-def create_function(lam: Any, iam: Any, name: str, source: str = GENERIC_ROTATION, role: str = "rotation",
-                    allow_secretsmanager: bool = True, **config: Any) -> str:
+def create_function(
+    lam: Any,
+    iam: Any,
+    name: str,
+    source: str = GENERIC_ROTATION,
+    role: str = "rotation",
+    allow_secretsmanager: bool = True,
+    **config: Any,
+) -> str:
     """Create function ``name`` as a user on AWS would: with an execution role Lambda may assume and,
     for rotation, the function policy statement letting Secrets Manager invoke it. Returns its ARN."""
-    arn = lam.create_function(FunctionName=name, Runtime=config.pop("Runtime", "python3.11"),
-                              Role=execution_role(iam, role), Handler=config.pop("Handler", "lambda_function.lambda_handler"),
-                              Code={"ZipFile": zipped(source)}, **config)["FunctionArn"]
+    arn = lam.create_function(
+        FunctionName=name,
+        Runtime=config.pop("Runtime", "python3.11"),
+        Role=execution_role(iam, role),
+        Handler=config.pop("Handler", "lambda_function.lambda_handler"),
+        Code={"ZipFile": zipped(source)},
+        **config,
+    )["FunctionArn"]
     if allow_secretsmanager:
-        lam.add_permission(FunctionName=name, StatementId="secretsmanager", Action="lambda:InvokeFunction",
-                           Principal="secretsmanager.amazonaws.com")
+        lam.add_permission(
+            FunctionName=name,
+            StatementId="secretsmanager",
+            Action="lambda:InvokeFunction",
+            Principal="secretsmanager.amazonaws.com",
+        )
     return arn  # type: ignore[no-any-return]

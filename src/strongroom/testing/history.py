@@ -49,13 +49,22 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from strongroom.testing.functions import GENERIC_ROTATION
 
-__all__ = ["History", "Op", "ROTATION_ENV", "ROTATION_FUNCTION", "Workload", "check", "client_for", "read_final_state",
-           "rotation_value"]
+__all__ = [
+    "ROTATION_ENV",
+    "ROTATION_FUNCTION",
+    "History",
+    "Op",
+    "Workload",
+    "check",
+    "client_for",
+    "read_final_state",
+    "rotation_value",
+]
 
 CURRENT, PREVIOUS, PENDING = "AWSCURRENT", "AWSPREVIOUS", "AWSPENDING"
 WRITES = ("CreateSecret", "PutSecretValue", "UpdateSecret")
@@ -81,19 +90,33 @@ def rotation_value(token: str) -> str:
     return "rotated-" + token
 
 
-def client_for(server: Any, service: str = "secretsmanager", connect_timeout: float = 2.0,
-               read_timeout: float = 15.0, max_pool_connections: int = 10) -> Any:
+def client_for(
+    server: Any,
+    service: str = "secretsmanager",
+    connect_timeout: float = 2.0,
+    read_timeout: float = 15.0,
+    max_pool_connections: int = 10,
+) -> Any:
     """A boto3 client for ``server`` (a :class:`~strongroom.testing.ServerProcess`) that never
     retries: ``total_max_attempts=1`` (``max_attempts=1`` would still allow one retry, and a
     retried stage move would be recorded with the second attempt's answer)."""
     import boto3
     from botocore.config import Config
 
-    config = Config(retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=connect_timeout,
-                    read_timeout=read_timeout, max_pool_connections=max_pool_connections)
-    return boto3.client(service, endpoint_url=server.endpoint, region_name="us-east-1",
-                        aws_access_key_id=server.access_key_id, aws_secret_access_key=server.secret_access_key,
-                        config=config)
+    config = Config(
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        max_pool_connections=max_pool_connections,
+    )
+    return boto3.client(
+        service,
+        endpoint_url=server.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=server.access_key_id,
+        aws_secret_access_key=server.secret_access_key,
+        config=config,
+    )
 
 
 def _snake(name: str) -> str:
@@ -124,8 +147,11 @@ class Op:
         what = f"#{self.index} {self.f}({self.secret}, {shown}) by {self.process} on node {self.node}"
         span = f"[{self.invoke:.3f}s, {'?' if self.complete is None else f'{self.complete:.3f}s'}]"
         if self.outcome == "ok":
-            answer = {k: v for k, v in (self.response or {}).items()
-                      if k in ("VersionId", "SecretString", "VersionStages", "VersionIdsToStages")}
+            answer = {
+                k: v
+                for k, v in (self.response or {}).items()
+                if k in ("VersionId", "SecretString", "VersionStages", "VersionIdsToStages")
+            }
             if "Versions" in (self.response or {}):
                 listed = (self.response or {})["Versions"]
                 answer["Versions"] = {v["VersionId"]: v["VersionStages"] for v in listed if v.get("VersionStages")}
@@ -175,8 +201,13 @@ class History:
 
     def acknowledged_writes(self, before: float | None = None) -> list[Op]:
         """Writes that answered ok (before ``before``, when given)."""
-        return [op for op in self.snapshot() if op.f in WRITES and op.outcome == "ok"
-                and (before is None or (op.complete is not None and op.complete < before))]
+        return [
+            op
+            for op in self.snapshot()
+            if op.f in WRITES
+            and op.outcome == "ok"
+            and (before is None or (op.complete is not None and op.complete < before))
+        ]
 
     def indeterminate(self) -> list[Op]:
         return [op for op in self.snapshot() if op.outcome == "info"]
@@ -192,8 +223,16 @@ class Workload:
     with ``rotation_arn`` (a function in the shape of :data:`ROTATION_FUNCTION`).
     """
 
-    def __init__(self, history: History, servers: Sequence[Any], secrets: Sequence[str], threads: int = 8,
-                 seed: int | None = None, rotated: Iterable[str] = (), rotation_arn: str | None = None) -> None:
+    def __init__(
+        self,
+        history: History,
+        servers: Sequence[Any],
+        secrets: Sequence[str],
+        threads: int = 8,
+        seed: int | None = None,
+        rotated: Iterable[str] = (),
+        rotation_arn: str | None = None,
+    ) -> None:
         self.history = history
         self.servers = list(servers)
         self.secrets = list(secrets)
@@ -214,8 +253,14 @@ class Workload:
         client = self._clients[0]
         for name in self.secrets:
             token = str(uuid.uuid4())
-            op = self.history.invoke(client, "CreateSecret", process="setup", Name=name,
-                                     SecretString=f"{name}|{token}|setup", ClientRequestToken=token)
+            op = self.history.invoke(
+                client,
+                "CreateSecret",
+                process="setup",
+                Name=name,
+                SecretString=f"{name}|{token}|setup",
+                ClientRequestToken=token,
+            )
             if op.outcome != "ok":
                 raise RuntimeError(f"setup failed: {op.describe()}")
             self._known[name].append(token)
@@ -288,11 +333,22 @@ class Workload:
                 with self._known_lock:
                     known = list(self._known[secret])
                 if seen.outcome == "ok" and known:
-                    holder = next((v for v, s in seen.response["VersionIdsToStages"].items()  # type: ignore[index]
-                                   if CURRENT in s), None)
+                    holder = next(
+                        (
+                            v
+                            for v, s in seen.response["VersionIdsToStages"].items()  # type: ignore[index]
+                            if CURRENT in s
+                        ),
+                        None,
+                    )
                     if holder is not None:
-                        call("UpdateSecretVersionStage", SecretId=secret, VersionStage=CURRENT,
-                             MoveToVersionId=rng.choice(known), RemoveFromVersionId=holder)
+                        call(
+                            "UpdateSecretVersionStage",
+                            SecretId=secret,
+                            VersionStage=CURRENT,
+                            MoveToVersionId=rng.choice(known),
+                            RemoveFromVersionId=holder,
+                        )
             elif r < 0.70:
                 call("GetSecretValue", SecretId=secret)
             elif r < 0.78:
@@ -343,8 +399,12 @@ def read_final_state(history: History, client: Any, secrets: Iterable[str]) -> d
 # --------------------------------------------------------------------------------------- checks
 
 
-def check(history: History | Sequence[Op], final: dict[str, dict[str, Any]] | None = None,
-          expected_errors: dict[str, set[str]] | None = None, max_steps: int = 2_000_000) -> list[str]:
+def check(
+    history: History | Sequence[Op],
+    final: dict[str, dict[str, Any]] | None = None,
+    expected_errors: dict[str, set[str]] | None = None,
+    max_steps: int = 2_000_000,
+) -> list[str]:
     """The violations of the rules in this module's docstring, one readable sentence each."""
     ops = history.snapshot() if isinstance(history, History) else list(history)
     expected = EXPECTED_ERRORS if expected_errors is None else expected_errors
@@ -371,8 +431,13 @@ def _written(ops: Sequence[Op]) -> dict[str, tuple[str, Op]]:
     return out
 
 
-def _check_snapshot(where: str, stages_by_version: dict[str, list[str]], known: dict[str, tuple[str, Op]],
-                    invoked_before: float | None, has_value: bool) -> list[str]:
+def _check_snapshot(
+    where: str,
+    stages_by_version: dict[str, list[str]],
+    known: dict[str, tuple[str, Op]],
+    invoked_before: float | None,
+    has_value: bool,
+) -> list[str]:
     """The rules every consistent snapshot of one secret's labels obeys."""
     out = []
     holders: dict[str, list[str]] = {}
@@ -391,8 +456,9 @@ def _check_snapshot(where: str, stages_by_version: dict[str, list[str]], known: 
     return out
 
 
-def _check_secret(secret: str, ops: list[Op], final: dict[str, Any] | None, expected: dict[str, set[str]],
-                  max_steps: int) -> list[str]:
+def _check_secret(
+    secret: str, ops: list[Op], final: dict[str, Any] | None, expected: dict[str, set[str]], max_steps: int
+) -> list[str]:
     out: list[str] = []
     written = _written(ops)
     bad: set[int] = set()  # operations whose answer is wrong on its own: kept out of the search
@@ -411,22 +477,30 @@ def _check_secret(secret: str, ops: list[Op], final: dict[str, Any] | None, expe
                 out.append(f"{secret}: a read returned version {vid}, which no write had sent: {op.describe()}")
                 bad.add(op.index)
             elif source[0] != value:
-                out.append(f"{secret}: a read returned {value!r} for version {vid}, which was written as "
-                           f"{source[0]!r}: {op.describe()}")
+                out.append(
+                    f"{secret}: a read returned {value!r} for version {vid}, which was written as "
+                    f"{source[0]!r}: {op.describe()}"
+                )
                 bad.add(op.index)
             elif "VersionId" in op.args and vid != op.args["VersionId"]:
                 out.append(f"{secret}: a read by VersionId answered another version: {op.describe()}")
                 bad.add(op.index)
         elif op.f == "DescribeSecret":
-            problems = _check_snapshot(f"{secret}: DescribeSecret #{op.index}", r.get("VersionIdsToStages", {}),
-                                       written, op.complete, True)
+            problems = _check_snapshot(
+                f"{secret}: DescribeSecret #{op.index}", r.get("VersionIdsToStages", {}), written, op.complete, True
+            )
             out += problems
             if problems:
                 bad.add(op.index)
         elif op.f == "ListSecretVersionIds":
             stages = {v["VersionId"]: v.get("VersionStages", []) for v in r.get("Versions", [])}
-            problems = _check_snapshot(f"{secret}: ListSecretVersionIds #{op.index}", stages, written,
-                                       op.complete, not r.get("NextToken") and op.args.get("NextToken") is None)
+            problems = _check_snapshot(
+                f"{secret}: ListSecretVersionIds #{op.index}",
+                stages,
+                written,
+                op.complete,
+                not r.get("NextToken") and op.args.get("NextToken") is None,
+            )
             if len(stages) != len(r.get("Versions", [])):
                 problems.append(f"{secret}: ListSecretVersionIds #{op.index} lists a version twice")
             out += problems
@@ -434,10 +508,14 @@ def _check_secret(secret: str, ops: list[Op], final: dict[str, Any] | None, expe
                 bad.add(op.index)
         elif op.f == "PutSecretValue":
             first = written.get(op.args["ClientRequestToken"])
-            if first is not None and first[1] is op and r.get("VersionStages") != sorted(
-                    op.args.get("VersionStages") or [CURRENT]):
-                out.append(f"{secret}: a PutSecretValue with a new token did not answer the labels asked for: "
-                           f"{op.describe()}")
+            if (
+                first is not None
+                and first[1] is op
+                and r.get("VersionStages") != sorted(op.args.get("VersionStages") or [CURRENT])
+            ):
+                out.append(
+                    f"{secret}: a PutSecretValue with a new token did not answer the labels asked for: {op.describe()}"
+                )
                 bad.add(op.index)
             if r.get("VersionId") != op.args["ClientRequestToken"]:
                 out.append(f"{secret}: PutSecretValue answered another VersionId: {op.describe()}")
@@ -453,8 +531,20 @@ def _check_secret(secret: str, ops: list[Op], final: dict[str, Any] | None, expe
         if final is not None:  # the final state is one more read, after everything else
             end = max((op.complete or op.invoke) for op in ops) + 1
             versions = [{"VersionId": v, "VersionStages": d["stages"]} for v, d in final["versions"].items()]
-            searched.append(Op(-1, "final", 0, "ListSecretVersionIds", secret, {"SecretId": secret}, end, end,
-                               "ok", {"Versions": versions}))
+            searched.append(
+                Op(
+                    -1,
+                    "final",
+                    0,
+                    "ListSecretVersionIds",
+                    secret,
+                    {"SecretId": secret},
+                    end,
+                    end,
+                    "ok",
+                    {"Versions": versions},
+                )
+            )
         out += _linearizable(secret, searched, written, max_steps)
     return out
 
@@ -481,10 +571,14 @@ def _check_final(secret: str, ops: list[Op], final: dict[str, Any], written: dic
     # A token sent several times made one version: versions are listed once each, and each is a
     # token some caller sent (both checked above).
     # AWSPREVIOUS exists once two versions have been current.
-    ever_current = {op.args["ClientRequestToken"] for op in ops if op.f in WRITES and op.outcome == "ok"
-                    and CURRENT in op.args.get("VersionStages", [CURRENT])}
-    ever_current |= {op.args["MoveToVersionId"] for op in ops
-                     if op.f == "UpdateSecretVersionStage" and op.outcome == "ok"}
+    ever_current = {
+        op.args["ClientRequestToken"]
+        for op in ops
+        if op.f in WRITES and op.outcome == "ok" and CURRENT in op.args.get("VersionStages", [CURRENT])
+    }
+    ever_current |= {
+        op.args["MoveToVersionId"] for op in ops if op.f == "UpdateSecretVersionStage" and op.outcome == "ok"
+    }
     ever_current |= {v for v, d in versions.items() if CURRENT in d["stages"]}
     if len(ever_current) > 1 and not any(PREVIOUS in d["stages"] for d in versions.values()):
         out.append(f"{where}: {len(ever_current)} versions have been current, yet no version holds AWSPREVIOUS")
@@ -496,8 +590,9 @@ def _check_final(secret: str, ops: list[Op], final: dict[str, Any], written: dic
 _State = tuple[int, int, int]  # (versions as a bit set over token numbers, current, previous); -1: none
 
 
-def _step_fn(op: Op, number: Callable[[str | None], int], value_of: dict[str, str]
-             ) -> Callable[[_State], _State | None] | None:
+def _step_fn(
+    op: Op, number: Callable[[str | None], int], value_of: dict[str, str]
+) -> Callable[[_State], _State | None] | None:
     """The model's transition for ``op``: the state after it, or None when ``op``'s answer is not
     what the model answers in that state. None (no function) for operations that tell nothing."""
     if op.outcome == "info" and op.f not in WRITES + ("UpdateSecretVersionStage",):
@@ -533,7 +628,7 @@ def _step_fn(op: Op, number: Callable[[str | None], int], value_of: dict[str, st
         refused = op.outcome == "fail"
 
         def stage(state: _State) -> _State | None:
-            versions, current, previous = state
+            versions, current, _previous = state
             can = current == remove_from and move_to >= 0 and bool(versions >> move_to & 1)
             if refused:
                 return state if not can else None
@@ -598,7 +693,7 @@ def _step_fn(op: Op, number: Callable[[str | None], int], value_of: dict[str, st
 
 
 class _Entry:
-    __slots__ = ("op", "call", "time", "match", "prev", "next", "id")
+    __slots__ = ("call", "id", "match", "next", "op", "prev", "time")
 
     def __init__(self, op: Op | None, call: bool, t: float, id_: int) -> None:
         self.op, self.call, self.time, self.id = op, call, t, id_
@@ -699,9 +794,11 @@ def _linearizable(secret: str, ops: list[Op], written: dict[str, tuple[str, Op]]
     def name(n: int) -> str:
         return names.get(n, "none")
 
-    lines = [f"{secret}: no order of the {len(steps)} operations explains the answers (not linearizable).",
-             f"  At best {best[0]} operations fit; then {culprit.describe() if culprit else '?'} could not,",
-             f"  with AWSCURRENT on {name(at[1])} and AWSPREVIOUS on {name(at[2])}, "
-             f"{bin(at[0]).count('1')} versions, after:"]
+    lines = [
+        f"{secret}: no order of the {len(steps)} operations explains the answers (not linearizable).",
+        f"  At best {best[0]} operations fit; then {culprit.describe() if culprit else '?'} could not,",
+        f"  with AWSCURRENT on {name(at[1])} and AWSPREVIOUS on {name(at[2])}, "
+        f"{bin(at[0]).count('1')} versions, after:",
+    ]
     lines += [f"    {op.describe()}" for op in last]
     return ["\n".join(lines)]

@@ -48,10 +48,19 @@ def postgres_schema(base_url: str = "postgresql://postgres@127.0.0.1:5432/test")
 class ServerProcess:
     """``strongroom serve`` on loopback. Use as a context manager, or call start() / stop()."""
 
-    def __init__(self, *, database_url: str | None = None, dev: bool = False, data_dir: Path | None = None,
-                 access_key_id: str = TEST_ACCESS_KEY_ID, secret_access_key: str = TEST_SECRET_ACCESS_KEY,
-                 extra_args: list[str] | None = None, env: dict[str, str] | None = None,
-                 port: int | None = None, preexec_fn: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        database_url: str | None = None,
+        dev: bool = False,
+        data_dir: Path | None = None,
+        access_key_id: str = TEST_ACCESS_KEY_ID,
+        secret_access_key: str = TEST_SECRET_ACCESS_KEY,
+        extra_args: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        port: int | None = None,
+        preexec_fn: Callable[[], None] | None = None,
+    ) -> None:
         self._tmp = None if data_dir is not None else tempfile.TemporaryDirectory(prefix="strongroom-")
         self.data_dir = data_dir or Path(self._tmp.name)  # type: ignore[union-attr]
         self.database_url = database_url
@@ -79,12 +88,14 @@ class ServerProcess:
             args += ["--database-url", self.database_url]
         args += self.extra_args
         env = dict(os.environ)
-        env.update(STRONGROOM_ADMIN_ACCESS_KEY_ID=self.access_key_id,
-                   STRONGROOM_ADMIN_SECRET_ACCESS_KEY=self.secret_access_key)
+        env.update(
+            STRONGROOM_ADMIN_ACCESS_KEY_ID=self.access_key_id, STRONGROOM_ADMIN_SECRET_ACCESS_KEY=self.secret_access_key
+        )
         env.update(self.extra_env)
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, env=env,
-                                     preexec_fn=self.preexec_fn)
+        self.proc = subprocess.Popen(
+            args, stdout=self._log, stderr=subprocess.STDOUT, env=env, preexec_fn=self.preexec_fn
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -135,23 +146,34 @@ class ServerProcess:
         import boto3
         from botocore.config import Config
 
-        return boto3.client(service, endpoint_url=self.endpoint, region_name=region,
-                            aws_access_key_id=self.access_key_id, aws_secret_access_key=self.secret_access_key,
-                            config=Config(retries={"max_attempts": 1}), **kwargs)
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name=region,
+            aws_access_key_id=self.access_key_id,
+            aws_secret_access_key=self.secret_access_key,
+            config=Config(retries={"max_attempts": 1}),
+            **kwargs,
+        )
 
     def aws_environment(self) -> dict[str, str]:
         """The variables that point any AWS SDK or tool at this server."""
-        return {"AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": self.access_key_id,
-                "AWS_SECRET_ACCESS_KEY": self.secret_access_key, "AWS_DEFAULT_REGION": "us-east-1",
-                "AWS_REGION": "us-east-1"}
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": self.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": self.secret_access_key,
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_REGION": "us-east-1",
+        }
 
     def session(self, region: str = "us-east-1") -> Any:
         """A boto3 session whose clients reach this server (pass ``endpoint_url``, or set
         ``AWS_ENDPOINT_URL`` from :meth:`aws_environment`)."""
         import boto3
 
-        return boto3.Session(aws_access_key_id=self.access_key_id, aws_secret_access_key=self.secret_access_key,
-                             region_name=region)
+        return boto3.Session(
+            aws_access_key_id=self.access_key_id, aws_secret_access_key=self.secret_access_key, region_name=region
+        )
 
     def __enter__(self) -> ServerProcess:
         return self.start()

@@ -30,16 +30,18 @@ class SoftHSM:
         self.root, self.pin, self.so_pin = root, pin, so_pin
         (root / "tokens").mkdir(parents=True, exist_ok=True)
         self.conf = root / "softhsm2.conf"
-        self.conf.write_text(f"directories.tokendir = {root / 'tokens'}\nobjectstore.backend = file\n"
-                             "log.level = ERROR\n")
+        self.conf.write_text(
+            f"directories.tokendir = {root / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n"
+        )
 
     @staticmethod
     def require() -> None:
         if not (os.path.exists(MODULE) and shutil.which("softhsm2-util")):
             import pytest
 
-            pytest.fail("SoftHSM2 is not installed: run scripts/ensure-system-packages (make setup does)",
-                        pytrace=False)
+            pytest.fail(
+                "SoftHSM2 is not installed: run scripts/ensure-system-packages (make setup does)", pytrace=False
+            )
 
     @property
     def env(self) -> dict[str, str]:
@@ -47,9 +49,12 @@ class SoftHSM:
         return {"SOFTHSM2_CONF": str(self.conf), "STRONGROOM_PKCS11_PIN": self.pin}
 
     def init_token(self, label: str) -> None:
-        subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", label, "--pin", self.pin,
-                        "--so-pin", self.so_pin], check=True, capture_output=True,
-                       env={**os.environ, "SOFTHSM2_CONF": str(self.conf)})
+        subprocess.run(
+            ["softhsm2-util", "--init-token", "--free", "--label", label, "--pin", self.pin, "--so-pin", self.so_pin],
+            check=True,
+            capture_output=True,
+            env={**os.environ, "SOFTHSM2_CONF": str(self.conf)},
+        )
 
     @staticmethod
     def options(token: str, *key_labels: str) -> list[str]:

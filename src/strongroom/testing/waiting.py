@@ -9,8 +9,9 @@ from typing import Any
 __all__ = ["wait_for"]
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition",
-             interval: float = 0.05) -> Any:
+def wait_for(
+    predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition", interval: float = 0.05
+) -> Any:
     """Call ``predicate`` until it returns something true, and return that; AssertionError after
     ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

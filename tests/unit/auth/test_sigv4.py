@@ -14,9 +14,10 @@ from strongroom.errors import AWSError
 SUITE = Path(__file__).resolve().parents[4] / "shared" / "vectors" / "sigv4"
 if not SUITE.exists():  # the checkout sits beside ../shared; CI clones elsewhere
     SUITE = Path("/work/shared/vectors/sigv4")
-KEY = Credential("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "123456789012",
-                 "arn:aws:iam::123456789012:root")
-SIGNED_AT = dt.datetime(2015, 8, 30, 12, 36, tzinfo=dt.timezone.utc).timestamp()
+KEY = Credential(
+    "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "123456789012", "arn:aws:iam::123456789012:root"
+)
+SIGNED_AT = dt.datetime(2015, 8, 30, 12, 36, tzinfo=dt.UTC).timestamp()
 
 # Cases a real HTTP server never hands over as written: a request line with a raw space in the
 # path, and an obsolete folded header line (HTTP/1.1 servers reject both before any verifier).
@@ -67,8 +68,7 @@ def verifier(now: float = SIGNED_AT, known: Credential = KEY) -> SigV4Verifier:
 def with_token(case: Path) -> Credential:
     _, _, _, headers, _ = load(case)
     token = next((v for n, v in headers if n.lower() == "x-amz-security-token"), None)
-    return Credential(KEY.access_key_id, KEY.secret_access_key, KEY.account_id, KEY.principal_arn,
-                      session_token=token)
+    return Credential(KEY.access_key_id, KEY.secret_access_key, KEY.account_id, KEY.principal_arn, session_token=token)
 
 
 @pytest.mark.parametrize("case", cases(), ids=lambda p: p.stem)
@@ -91,8 +91,13 @@ def _mutations(method, path, query, headers, body):
             changed = list(headers)
             changed[i] = (name, value + "1" if name.lower() != "x-amz-date" else value.replace("36", "37"))
             yield f"header:{name.lower()}", (method, path, query, changed, body)
-    for old, new in (("/20150830/", "/20150831/"), ("/us-east-1/", "/us-west-2/"), ("/service/", "/other/"),
-                     ("AKIDEXAMPLE/", "AKIDEXAMPLF/"), ("Signature=", "Signature=0")):
+    for old, new in (
+        ("/20150830/", "/20150831/"),
+        ("/us-east-1/", "/us-west-2/"),
+        ("/service/", "/other/"),
+        ("AKIDEXAMPLE/", "AKIDEXAMPLF/"),
+        ("Signature=", "Signature=0"),
+    ):
         changed = [(n, v.replace(old, new)) if n.lower() == "authorization" else (n, v) for n, v in headers]
         yield f"authorization:{new}", (method, path, query, changed, body)
 
@@ -105,8 +110,11 @@ def test_every_single_field_mutation_is_rejected(case):
     for what, mutated in _mutations(*original):
         with pytest.raises(AWSError) as exc:
             v.verify(*mutated)
-        assert exc.value.code in ("InvalidSignatureException", "UnrecognizedClientException",
-                                  "IncompleteSignatureException"), what
+        assert exc.value.code in (
+            "InvalidSignatureException",
+            "UnrecognizedClientException",
+            "IncompleteSignatureException",
+        ), what
         assert exc.value.status == 400
         count += 1
     assert count >= 8
@@ -120,8 +128,13 @@ def test_wrong_signature_never_reveals_the_expected_one():
     assert "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31" not in exc.value.message
 
 
-@pytest.mark.parametrize("offset, fragment", [(301, "Signature expired: 20150830T123600Z is now earlier than"),
-                                              (-301, "Signature not yet current: 20150830T123600Z is still later")])
+@pytest.mark.parametrize(
+    "offset, fragment",
+    [
+        (301, "Signature expired: 20150830T123600Z is now earlier than"),
+        (-301, "Signature not yet current: 20150830T123600Z is still later"),
+    ],
+)
 def test_clock_skew_window(offset, fragment):
     method, path, query, headers, body = load(SUITE / "get-vanilla" / "get-vanilla.authz")
     verifier(now=SIGNED_AT + 299).verify(method, path, query, headers, body)
@@ -137,8 +150,10 @@ def test_unknown_key_is_unrecognized():
     v = SigV4Verifier(lambda akid: None, now=lambda: SIGNED_AT)
     with pytest.raises(AWSError) as exc:
         v.verify(method, path, query, headers, body)
-    assert (exc.value.code, exc.value.message) == ("UnrecognizedClientException",
-                                                   "The security token included in the request is invalid.")
+    assert (exc.value.code, exc.value.message) == (
+        "UnrecognizedClientException",
+        "The security token included in the request is invalid.",
+    )
 
 
 def test_missing_and_malformed_headers():
@@ -146,12 +161,16 @@ def test_missing_and_malformed_headers():
     with pytest.raises(AWSError) as exc:
         v.verify("GET", "/", "", [("Host", "example.amazonaws.com")], b"")
     assert exc.value.code == "MissingAuthenticationTokenException"
-    for header in ("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request",
-                   "AWS4-HMAC-SHA256 SignedHeaders=host, Signature=00", "Bearer abc",
-                   "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/x, SignedHeaders=host, Signature=00"):
+    for header in (
+        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request",
+        "AWS4-HMAC-SHA256 SignedHeaders=host, Signature=00",
+        "Bearer abc",
+        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/x, SignedHeaders=host, Signature=00",
+    ):
         with pytest.raises(AWSError) as exc:
-            v.verify("GET", "/", "", [("Host", "h"), ("X-Amz-Date", "20150830T123600Z"),
-                                      ("Authorization", header)], b"")
+            v.verify(
+                "GET", "/", "", [("Host", "h"), ("X-Amz-Date", "20150830T123600Z"), ("Authorization", header)], b""
+            )
         assert exc.value.code == "IncompleteSignatureException", header
 
 
@@ -159,9 +178,13 @@ def test_session_token_must_match_temporary_credentials():
     case = SUITE / "get-vanilla-with-session-token" / "get-vanilla-with-session-token.authz"
     method, path, query, headers, body = load(case)
     temporary = with_token(case)
-    expired = Credential(*[getattr(temporary, f) for f in ("access_key_id", "secret_access_key", "account_id",
-                                                            "principal_arn", "session_token")],
-                         expires_at=SIGNED_AT - 1)
+    expired = Credential(
+        *[
+            getattr(temporary, f)
+            for f in ("access_key_id", "secret_access_key", "account_id", "principal_arn", "session_token")
+        ],
+        expires_at=SIGNED_AT - 1,
+    )
     with pytest.raises(AWSError) as exc:
         verifier(known=expired).verify(method, path, query, headers, body)
     assert exc.value.code == "ExpiredTokenException"
@@ -173,8 +196,10 @@ def test_session_token_must_match_temporary_credentials():
 
 # -- What must be signed, and where the scope may point (issue 11 §7) ------------------------------
 
-def _botocore_signed(headers: dict[str, str], body: bytes = b"{}", region: str = "us-east-1",
-                     service: str = "secretsmanager") -> list[tuple[str, str]]:
+
+def _botocore_signed(
+    headers: dict[str, str], body: bytes = b"{}", region: str = "us-east-1", service: str = "secretsmanager"
+) -> list[tuple[str, str]]:
     """A request botocore signs now with KEY: its headers as the server receives them."""
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
@@ -195,7 +220,9 @@ def test_an_unsigned_x_amz_header_added_to_any_vector_is_refused(case):
     with pytest.raises(AWSError) as exc:
         verifier(known=with_token(case)).verify(method, path, query, headers + [("X-Amz-Target", "x.Delete")], body)
     assert (exc.value.code, exc.value.message) == (
-        "InvalidSignatureException", "'x-amz-target' must be a 'SignedHeader' in the AWS Authorization.")
+        "InvalidSignatureException",
+        "'x-amz-target' must be a 'SignedHeader' in the AWS Authorization.",
+    )
 
 
 def test_the_date_header_used_must_be_signed():
@@ -213,11 +240,13 @@ def test_a_signed_request_verifies_and_a_declared_payload_hash_must_be_the_bodys
 
     good = _botocore_signed({"X-Amz-Target": "secretsmanager.ListSecrets"})
     assert _now_verifier().verify("POST", "/", "", good, b"{}").region == "us-east-1"
-    declared = _botocore_signed({"X-Amz-Target": "secretsmanager.ListSecrets",
-                                 "X-Amz-Content-SHA256": hashlib.sha256(b"{}").hexdigest()})
+    declared = _botocore_signed(
+        {"X-Amz-Target": "secretsmanager.ListSecrets", "X-Amz-Content-SHA256": hashlib.sha256(b"{}").hexdigest()}
+    )
     _now_verifier().verify("POST", "/", "", declared, b"{}")
-    lying = _botocore_signed({"X-Amz-Target": "secretsmanager.ListSecrets",
-                              "X-Amz-Content-SHA256": hashlib.sha256(b"other").hexdigest()})
+    lying = _botocore_signed(
+        {"X-Amz-Target": "secretsmanager.ListSecrets", "X-Amz-Content-SHA256": hashlib.sha256(b"other").hexdigest()}
+    )
     with pytest.raises(AWSError) as exc:
         _now_verifier().verify("POST", "/", "", lying, b"{}")
     assert exc.value.code == "InvalidSignatureException"
@@ -228,7 +257,9 @@ def test_a_region_aws_does_not_have_is_refused_unless_the_server_adds_it():
     with pytest.raises(AWSError) as exc:
         _now_verifier().verify("POST", "/", "", headers, b"{}")
     assert (exc.value.code, exc.value.message) == (
-        "InvalidSignatureException", "Credential should be scoped to a valid region, not 'narnia-1'. ")
+        "InvalidSignatureException",
+        "Credential should be scoped to a valid region, not 'narnia-1'. ",
+    )
     assert _now_verifier(extra_regions=["narnia-1"]).verify("POST", "/", "", headers, b"{}").region == "narnia-1"
 
 

@@ -17,14 +17,24 @@ def test_default_has_every_type() -> None:
 
 
 def test_punctuation_is_awss_set() -> None:
-    assert PUNCTUATION == string.punctuation
+    assert string.punctuation == PUNCTUATION
 
 
-@given(length=st.integers(4, 200), exclude=st.text(alphabet=string.printable, max_size=20),
-       no_digits=st.booleans(), no_punct=st.booleans(), space=st.booleans())
+@given(
+    length=st.integers(4, 200),
+    exclude=st.text(alphabet=string.printable, max_size=20),
+    no_digits=st.booleans(),
+    no_punct=st.booleans(),
+    space=st.booleans(),
+)
 def test_rules_hold(length: int, exclude: str, no_digits: bool, no_punct: bool, space: bool) -> None:
-    rules = PasswordRules(length=length, exclude_characters=exclude, exclude_numbers=no_digits,
-                          exclude_punctuation=no_punct, include_space=space)
+    rules = PasswordRules(
+        length=length,
+        exclude_characters=exclude,
+        exclude_numbers=no_digits,
+        exclude_punctuation=no_punct,
+        include_space=space,
+    )
     try:
         pw = generate_password(rules)
     except PasswordError:
@@ -41,8 +51,11 @@ def test_rules_hold(length: int, exclude: str, no_digits: bool, no_punct: bool, 
 
 def test_everything_excluded() -> None:
     with pytest.raises(PasswordError):
-        generate_password(PasswordRules(exclude_lowercase=True, exclude_uppercase=True, exclude_numbers=True,
-                                        exclude_punctuation=True))
+        generate_password(
+            PasswordRules(
+                exclude_lowercase=True, exclude_uppercase=True, exclude_numbers=True, exclude_punctuation=True
+            )
+        )
 
 
 def test_too_short_for_every_type() -> None:

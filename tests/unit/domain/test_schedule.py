@@ -13,28 +13,33 @@ DAY, HOUR = 86400.0, 3600.0
 
 
 def at(text: str) -> float:
-    return dt.datetime.fromisoformat(text).replace(tzinfo=dt.timezone.utc).timestamp()
+    return dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC).timestamp()
 
 
 def iso(t: float) -> str:
-    return dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%d %H:%M")
 
 
-@pytest.mark.parametrize("rules, message", [
-    ({"AutomaticallyAfterDays": 2, "ScheduleExpression": "rate(2 days)"},
-     "You cannot specify both rotation frequency and schedule expression together."),
-    ({"ScheduleExpression": "rate(3 hours)"}, "at least 4 hours"),
-    ({"ScheduleExpression": "rate(1000 days)"}, "between 1 and 999 days"),
-    ({"ScheduleExpression": "cron(30 10 * * ? *)"}, "minutes field"),
-    ({"ScheduleExpression": "cron(0 10 * * ? 2027)"}, "year field"),
-    ({"ScheduleExpression": "cron(0 10 * * MON *)"}, "not valid"),
-    ({"ScheduleExpression": "cron(0 */2 * * ? *)"}, "every 4 hours"),
-    ({"ScheduleExpression": "cron(0 25 * * ? *)"}, "not valid"),
-    ({"ScheduleExpression": "cron(0 8 ? * SAT-SUN *)"}, "not valid"),
-    ({"ScheduleExpression": "every day"}, "not valid"),
-    ({"AutomaticallyAfterDays": 5, "Duration": "25h"}, "between 1 and 24 hours"),
-    ({"AutomaticallyAfterDays": 5, "Duration": "0h"}, "between 1 and 24 hours"),
-])
+@pytest.mark.parametrize(
+    "rules, message",
+    [
+        (
+            {"AutomaticallyAfterDays": 2, "ScheduleExpression": "rate(2 days)"},
+            "You cannot specify both rotation frequency and schedule expression together.",
+        ),
+        ({"ScheduleExpression": "rate(3 hours)"}, "at least 4 hours"),
+        ({"ScheduleExpression": "rate(1000 days)"}, "between 1 and 999 days"),
+        ({"ScheduleExpression": "cron(30 10 * * ? *)"}, "minutes field"),
+        ({"ScheduleExpression": "cron(0 10 * * ? 2027)"}, "year field"),
+        ({"ScheduleExpression": "cron(0 10 * * MON *)"}, "not valid"),
+        ({"ScheduleExpression": "cron(0 */2 * * ? *)"}, "every 4 hours"),
+        ({"ScheduleExpression": "cron(0 25 * * ? *)"}, "not valid"),
+        ({"ScheduleExpression": "cron(0 8 ? * SAT-SUN *)"}, "not valid"),
+        ({"ScheduleExpression": "every day"}, "not valid"),
+        ({"AutomaticallyAfterDays": 5, "Duration": "25h"}, "between 1 and 24 hours"),
+        ({"AutomaticallyAfterDays": 5, "Duration": "0h"}, "between 1 and 24 hours"),
+    ],
+)
 def test_invalid_rules_are_refused(rules, message):
     with pytest.raises(ScheduleError) as exc:
         parse_rules(rules)
@@ -59,14 +64,17 @@ def test_hourly_rate_window_is_one_hour():
     assert (iso(start), iso(end)) == ("2026-01-10 07:00", "2026-01-10 08:00")
 
 
-@pytest.mark.parametrize("expression, first, second", [
-    ("cron(0 8 L * ? *)", "2026-01-31 08:00", "2026-02-28 08:00"),               # last day of the month
-    ("cron(0 8 ? * MON#1 *)", "2026-02-02 08:00", "2026-03-02 08:00"),           # first Monday
-    ("cron(0 8 ? * FRIL *)", "2026-01-30 08:00", "2026-02-27 08:00"),            # last Friday
-    ("cron(0 8 15W * ? *)", "2026-01-15 08:00", "2026-02-16 08:00"),             # nearest weekday to the 15th
-    ("cron(0 8 1 JAN,JUL ? *)", "2026-07-01 08:00", "2027-01-01 08:00"),         # month names
-    ("cron(0 4,16 ? * SUN,SAT *)", "2026-01-10 16:00", "2026-01-11 04:00"),      # lists and ranges
-])
+@pytest.mark.parametrize(
+    "expression, first, second",
+    [
+        ("cron(0 8 L * ? *)", "2026-01-31 08:00", "2026-02-28 08:00"),  # last day of the month
+        ("cron(0 8 ? * MON#1 *)", "2026-02-02 08:00", "2026-03-02 08:00"),  # first Monday
+        ("cron(0 8 ? * FRIL *)", "2026-01-30 08:00", "2026-02-27 08:00"),  # last Friday
+        ("cron(0 8 15W * ? *)", "2026-01-15 08:00", "2026-02-16 08:00"),  # nearest weekday to the 15th
+        ("cron(0 8 1 JAN,JUL ? *)", "2026-07-01 08:00", "2027-01-01 08:00"),  # month names
+        ("cron(0 4,16 ? * SUN,SAT *)", "2026-01-10 16:00", "2026-01-11 04:00"),  # lists and ranges
+    ],
+)
 def test_cron_grammar(expression, first, second):
     schedule = parse_rules({"ScheduleExpression": expression})
     now = at("2026-01-10T09:00:00")

@@ -25,14 +25,19 @@ def allow_if(condition: dict) -> str:
     return doc({"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": "*", "Condition": condition})
 
 
-def request(context: dict | None = None, action: str = "secretsmanager:GetSecretValue", resource: str = SECRET,
-            principal: str = USER, account: str = ACCOUNT, resource_account: str = ACCOUNT) -> Request:
+def request(
+    context: dict | None = None,
+    action: str = "secretsmanager:GetSecretValue",
+    resource: str = SECRET,
+    principal: str = USER,
+    account: str = ACCOUNT,
+    resource_account: str = ACCOUNT,
+) -> Request:
     return Request(principal, account, action, resource, resource_account, context or {})
 
 
 def allowed(document: str, req: Request | None = None, resource_policies: tuple[str, ...] = ()) -> bool:
-    return evaluate(req or request(), [parse_policy(document)],
-                    [parse_policy(d) for d in resource_policies]).allowed
+    return evaluate(req or request(), [parse_policy(document)], [parse_policy(d) for d in resource_policies]).allowed
 
 
 RW = "secretsmanager:RecoveryWindowInDays"
@@ -82,8 +87,7 @@ CONDITIONS = [
     ("DateGreaterThan", {"aws:CurrentTime": "2020-01-01"}, {"aws:CurrentTime": NOW}, True),
     ("DateEquals", {"aws:EpochTime": "1700000000"}, {"aws:EpochTime": "1700000000"}, True),
     ("DateEquals", {"aws:CurrentTime": "2023-11-14T22:13:20Z"}, {"aws:CurrentTime": "1700000000"}, True),
-    ("DateEquals", {"aws:CurrentTime": "2023-11-14T23:13:20+01:00"}, {"aws:CurrentTime": "2023-11-14T22:13:20Z"},
-     True),
+    ("DateEquals", {"aws:CurrentTime": "2023-11-14T23:13:20+01:00"}, {"aws:CurrentTime": "2023-11-14T22:13:20Z"}, True),
     ("DateEquals", {"aws:CurrentTime": "2026-11-22"}, {"aws:CurrentTime": "2026-11-22T00:00:00Z"}, True),  # UTC
     ("DateEquals", {"aws:EpochTime": "1700000000"}, {"aws:EpochTime": "not a date"}, False),
     ("DateNotEquals", {"aws:EpochTime": "1700000000"}, {"aws:EpochTime": "1700000001"}, True),
@@ -152,15 +156,31 @@ CONDITIONS = [
     # --- several values for one key: any of them (OR); for negated operators none of them (NOR)
     ("StringEquals", {"aws:RequestedRegion": ["eu-west-1", "us-east-1"]}, {"aws:RequestedRegion": "us-east-1"}, True),
     ("StringEquals", {"aws:RequestedRegion": ["eu-west-1", "us-west-2"]}, {"aws:RequestedRegion": "us-east-1"}, False),
-    ("StringNotEquals", {"aws:RequestedRegion": ["eu-west-1", "us-east-1"]}, {"aws:RequestedRegion": "us-east-1"},
-     False),
-    ("StringNotEquals", {"aws:RequestedRegion": ["eu-west-1", "us-east-1"]}, {"aws:RequestedRegion": "ap-south-1"},
-     True),
+    (
+        "StringNotEquals",
+        {"aws:RequestedRegion": ["eu-west-1", "us-east-1"]},
+        {"aws:RequestedRegion": "us-east-1"},
+        False,
+    ),
+    (
+        "StringNotEquals",
+        {"aws:RequestedRegion": ["eu-west-1", "us-east-1"]},
+        {"aws:RequestedRegion": "ap-south-1"},
+        True,
+    ),
     # --- several keys under one operator: all of them (AND)
-    ("StringEquals", {"aws:RequestedRegion": "us-east-1", "aws:PrincipalAccount": ACCOUNT},
-     {"aws:RequestedRegion": "us-east-1", "aws:PrincipalAccount": ACCOUNT}, True),
-    ("StringEquals", {"aws:RequestedRegion": "us-east-1", "aws:PrincipalAccount": ACCOUNT},
-     {"aws:RequestedRegion": "us-east-1", "aws:PrincipalAccount": OTHER}, False),
+    (
+        "StringEquals",
+        {"aws:RequestedRegion": "us-east-1", "aws:PrincipalAccount": ACCOUNT},
+        {"aws:RequestedRegion": "us-east-1", "aws:PrincipalAccount": ACCOUNT},
+        True,
+    ),
+    (
+        "StringEquals",
+        {"aws:RequestedRegion": "us-east-1", "aws:PrincipalAccount": ACCOUNT},
+        {"aws:RequestedRegion": "us-east-1", "aws:PrincipalAccount": OTHER},
+        False,
+    ),
     # --- multi-valued keys
     ("ForAnyValue:StringEquals", {"aws:TagKeys": ["env"]}, {"aws:TagKeys": ["team", "env"]}, True),
     ("ForAnyValue:StringEquals", {"aws:TagKeys": ["env"]}, {"aws:TagKeys": ["team"]}, False),
@@ -181,10 +201,18 @@ CONDITIONS = [
     ("ForAllValues:StringNotLike", {"aws:TagKeys": "key1*"}, {"aws:TagKeys": ["key1:hr", "key1:personnel"]}, False),
     ("ForAllValues:StringNotLike", {"aws:TagKeys": "key1*"}, {"aws:TagKeys": ["key2:audit"]}, True),
     ("ForAllValues:StringNotLike", {"aws:TagKeys": "key1*"}, {}, True),
-    ("ForAnyValue:StringEquals", {"secretsmanager:AddReplicaRegions": "eu-west-1"},
-     {"secretsmanager:AddReplicaRegions": ["us-west-2", "eu-west-1"]}, True),
-    ("ForAllValues:StringEquals", {"secretsmanager:AddReplicaRegions": "eu-west-1"},
-     {"secretsmanager:AddReplicaRegions": ["us-west-2", "eu-west-1"]}, False),
+    (
+        "ForAnyValue:StringEquals",
+        {"secretsmanager:AddReplicaRegions": "eu-west-1"},
+        {"secretsmanager:AddReplicaRegions": ["us-west-2", "eu-west-1"]},
+        True,
+    ),
+    (
+        "ForAllValues:StringEquals",
+        {"secretsmanager:AddReplicaRegions": "eu-west-1"},
+        {"secretsmanager:AddReplicaRegions": ["us-west-2", "eu-west-1"]},
+        False,
+    ),
     # --- condition keys compare case-insensitively (tag keys too); values per operator
     ("StringEquals", {"AWS:REQUESTEDREGION": "us-east-1"}, {"aws:RequestedRegion": "us-east-1"}, True),
     ("StringEquals", {"aws:RequestedRegion": "us-east-1"}, {"AWS:requestedregion": "us-east-1"}, True),
@@ -202,53 +230,99 @@ def test_condition_operators(operator, values, context, expected):
 @pytest.mark.parametrize("operator, values, context, expected", CONDITIONS)
 def test_condition_operators_in_deny(operator, values, context, expected):
     """The same condition on a Deny: it denies exactly when it holds."""
-    policies = [parse_policy(doc({"Effect": "Allow", "Action": "*", "Resource": "*"})),
-                parse_policy(doc({"Effect": "Deny", "Action": "*", "Resource": "*", "Condition": {operator: values}}))]
+    policies = [
+        parse_policy(doc({"Effect": "Allow", "Action": "*", "Resource": "*"})),
+        parse_policy(doc({"Effect": "Deny", "Action": "*", "Resource": "*", "Condition": {operator: values}})),
+    ]
     assert evaluate(request(context), policies, []).allowed is not expected
 
 
 def test_conditions_and_together():
-    document = allow_if({"StringEquals": {"aws:RequestedRegion": "us-east-1"},
-                         "IpAddress": {"aws:SourceIp": "10.0.0.0/8"}})
+    document = allow_if(
+        {"StringEquals": {"aws:RequestedRegion": "us-east-1"}, "IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}
+    )
     assert allowed(document, request({"aws:RequestedRegion": "us-east-1", "aws:SourceIp": "10.0.0.1"}))
     assert not allowed(document, request({"aws:RequestedRegion": "us-east-1", "aws:SourceIp": "11.0.0.1"}))
     assert not allowed(document, request({"aws:SourceIp": "10.0.0.1"}))
 
 
-@pytest.mark.parametrize("statement, action, resource, expected", [
-    ({"Action": "*", "Resource": "*"}, "secretsmanager:GetSecretValue", SECRET, True),
-    ({"Action": "secretsmanager:*", "Resource": "*"}, "secretsmanager:GetSecretValue", SECRET, True),
-    ({"Action": "secretsmanager:*", "Resource": "*"}, "iam:GetUser", SECRET, False),
-    ({"Action": "SecretsManager:getsecretvalue", "Resource": "*"}, "secretsmanager:GetSecretValue", SECRET, True),
-    ({"Action": "secretsmanager:Get*", "Resource": "*"}, "secretsmanager:PutSecretValue", SECRET, False),
-    ({"Action": "secretsmanager:?etSecretValue", "Resource": "*"}, "secretsmanager:GetSecretValue", SECRET, True),
-    ({"Action": "secretsmanager:?SecretValue", "Resource": "*"}, "secretsmanager:GetSecretValue", SECRET, False),
-    ({"Action": ["secretsmanager:Describe*", "secretsmanager:GetSecretValue"], "Resource": "*"},
-     "secretsmanager:GetSecretValue", SECRET, True),
-    ({"Action": "secretsmanager:GetSecret", "Resource": "*"}, "secretsmanager:GetSecretValue", SECRET, False),
-    ({"NotAction": "secretsmanager:Delete*", "Resource": "*"}, "secretsmanager:GetSecretValue", SECRET, True),
-    ({"NotAction": "secretsmanager:Delete*", "Resource": "*"}, "secretsmanager:DeleteSecret", SECRET, False),
-    ({"NotAction": "SECRETSMANAGER:delete*", "Resource": "*"}, "secretsmanager:DeleteSecret", SECRET, False),
-    ({"Action": "*", "Resource": SECRET}, "secretsmanager:GetSecretValue", SECRET, True),
-    ({"Action": "*", "Resource": f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:prod/db-??????"},
-     "secretsmanager:GetSecretValue", SECRET, True),
-    ({"Action": "*", "Resource": f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:prod/db-?????"},
-     "secretsmanager:GetSecretValue", SECRET, False),
-    ({"Action": "*", "Resource": f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:PROD/*"},
-     "secretsmanager:GetSecretValue", SECRET, False),  # resources are case-sensitive
-    ({"Action": "*", "Resource": "arn:aws:secretsmanager:*:*:secret:*"}, "secretsmanager:GetSecretValue", SECRET,
-     True),
-    ({"Action": "*", "Resource": [f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:dev/*", SECRET]},
-     "secretsmanager:GetSecretValue", SECRET, True),
-    ({"Action": "*", "NotResource": "arn:aws:secretsmanager:*:*:secret:prod/*"},
-     "secretsmanager:GetSecretValue", SECRET, False),
-    ({"Action": "*", "NotResource": "arn:aws:secretsmanager:*:*:secret:dev/*"},
-     "secretsmanager:GetSecretValue", SECRET, True),
-    ({"Action": "*", "Resource": "arn:aws:secretsmanager:us-east-1:*:secret:prod/db.AbCdEf"},
-     "secretsmanager:GetSecretValue", SECRET, False),  # "." is literal
-    ({"Action": "*", "Resource": "arn:aws:secretsmanager:us-east-1:*:secret:prod/db-(AbCdEf)"},
-     "secretsmanager:GetSecretValue", SECRET, False),  # so are regex groups
-])
+@pytest.mark.parametrize(
+    "statement, action, resource, expected",
+    [
+        ({"Action": "*", "Resource": "*"}, "secretsmanager:GetSecretValue", SECRET, True),
+        ({"Action": "secretsmanager:*", "Resource": "*"}, "secretsmanager:GetSecretValue", SECRET, True),
+        ({"Action": "secretsmanager:*", "Resource": "*"}, "iam:GetUser", SECRET, False),
+        ({"Action": "SecretsManager:getsecretvalue", "Resource": "*"}, "secretsmanager:GetSecretValue", SECRET, True),
+        ({"Action": "secretsmanager:Get*", "Resource": "*"}, "secretsmanager:PutSecretValue", SECRET, False),
+        ({"Action": "secretsmanager:?etSecretValue", "Resource": "*"}, "secretsmanager:GetSecretValue", SECRET, True),
+        ({"Action": "secretsmanager:?SecretValue", "Resource": "*"}, "secretsmanager:GetSecretValue", SECRET, False),
+        (
+            {"Action": ["secretsmanager:Describe*", "secretsmanager:GetSecretValue"], "Resource": "*"},
+            "secretsmanager:GetSecretValue",
+            SECRET,
+            True,
+        ),
+        ({"Action": "secretsmanager:GetSecret", "Resource": "*"}, "secretsmanager:GetSecretValue", SECRET, False),
+        ({"NotAction": "secretsmanager:Delete*", "Resource": "*"}, "secretsmanager:GetSecretValue", SECRET, True),
+        ({"NotAction": "secretsmanager:Delete*", "Resource": "*"}, "secretsmanager:DeleteSecret", SECRET, False),
+        ({"NotAction": "SECRETSMANAGER:delete*", "Resource": "*"}, "secretsmanager:DeleteSecret", SECRET, False),
+        ({"Action": "*", "Resource": SECRET}, "secretsmanager:GetSecretValue", SECRET, True),
+        (
+            {"Action": "*", "Resource": f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:prod/db-??????"},
+            "secretsmanager:GetSecretValue",
+            SECRET,
+            True,
+        ),
+        (
+            {"Action": "*", "Resource": f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:prod/db-?????"},
+            "secretsmanager:GetSecretValue",
+            SECRET,
+            False,
+        ),
+        (
+            {"Action": "*", "Resource": f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:PROD/*"},
+            "secretsmanager:GetSecretValue",
+            SECRET,
+            False,
+        ),  # resources are case-sensitive
+        (
+            {"Action": "*", "Resource": "arn:aws:secretsmanager:*:*:secret:*"},
+            "secretsmanager:GetSecretValue",
+            SECRET,
+            True,
+        ),
+        (
+            {"Action": "*", "Resource": [f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:dev/*", SECRET]},
+            "secretsmanager:GetSecretValue",
+            SECRET,
+            True,
+        ),
+        (
+            {"Action": "*", "NotResource": "arn:aws:secretsmanager:*:*:secret:prod/*"},
+            "secretsmanager:GetSecretValue",
+            SECRET,
+            False,
+        ),
+        (
+            {"Action": "*", "NotResource": "arn:aws:secretsmanager:*:*:secret:dev/*"},
+            "secretsmanager:GetSecretValue",
+            SECRET,
+            True,
+        ),
+        (
+            {"Action": "*", "Resource": "arn:aws:secretsmanager:us-east-1:*:secret:prod/db.AbCdEf"},
+            "secretsmanager:GetSecretValue",
+            SECRET,
+            False,
+        ),  # "." is literal
+        (
+            {"Action": "*", "Resource": "arn:aws:secretsmanager:us-east-1:*:secret:prod/db-(AbCdEf)"},
+            "secretsmanager:GetSecretValue",
+            SECRET,
+            False,
+        ),  # so are regex groups
+    ],
+)
 def test_action_and_resource_matching(statement, action, resource, expected):
     assert allowed(doc({"Effect": "Allow", **statement}), request(action=action, resource=resource)) is expected
 
@@ -263,24 +337,51 @@ NO_ID = "because no identity-based policy allows the secretsmanager:GetSecretVal
 NO_RP = "because no resource-based policy allows the secretsmanager:GetSecretValue action"
 
 
-@pytest.mark.parametrize("identity, resource, expected", [
-    ([ALLOW_ALL], [], Decision(True)),
-    ([], [], Decision(False, NO_ID)),
-    ([ALLOW_ALL, DENY_GET], [], Decision(False, ID_DENY)),
-    ([DENY_GET, ALLOW_ALL], [], Decision(False, ID_DENY)),
-    ([DENY_GET], [RP_ALLOW_USER], Decision(False, ID_DENY)),        # a deny beats a resource policy's allow
-    ([ALLOW_ALL], [RP_DENY_ALL], Decision(False, RP_DENY)),        # and a resource deny an identity allow
-    ([], [RP_ALLOW_USER], Decision(True)),
-    ([doc({"Effect": "Deny", "NotAction": "secretsmanager:Describe*", "Resource": "*"}), ALLOW_ALL], [],
-     Decision(False, ID_DENY)),
-    ([doc({"Effect": "Deny", "NotAction": "secretsmanager:Get*", "Resource": "*"}), ALLOW_ALL], [], Decision(True)),
-    ([doc({"Effect": "Deny", "Action": "*", "NotResource": SECRET}), ALLOW_ALL], [], Decision(True)),
-    ([doc({"Effect": "Deny", "Action": "*", "Resource": "*", "Condition": {"Bool": {"aws:SecureTransport": "false"}}}),
-      ALLOW_ALL], [], Decision(True)),  # a deny whose condition fails does not apply
-    ([doc({"Effect": "Deny", "Action": "secretsmanager:Delete*", "Resource": "*"}, {"Effect": "Allow", "Action": "*",
-                                                                                    "Resource": "*"})], [],
-     Decision(True)),
-], ids=lambda v: None)
+@pytest.mark.parametrize(
+    "identity, resource, expected",
+    [
+        ([ALLOW_ALL], [], Decision(True)),
+        ([], [], Decision(False, NO_ID)),
+        ([ALLOW_ALL, DENY_GET], [], Decision(False, ID_DENY)),
+        ([DENY_GET, ALLOW_ALL], [], Decision(False, ID_DENY)),
+        ([DENY_GET], [RP_ALLOW_USER], Decision(False, ID_DENY)),  # a deny beats a resource policy's allow
+        ([ALLOW_ALL], [RP_DENY_ALL], Decision(False, RP_DENY)),  # and a resource deny an identity allow
+        ([], [RP_ALLOW_USER], Decision(True)),
+        (
+            [doc({"Effect": "Deny", "NotAction": "secretsmanager:Describe*", "Resource": "*"}), ALLOW_ALL],
+            [],
+            Decision(False, ID_DENY),
+        ),
+        ([doc({"Effect": "Deny", "NotAction": "secretsmanager:Get*", "Resource": "*"}), ALLOW_ALL], [], Decision(True)),
+        ([doc({"Effect": "Deny", "Action": "*", "NotResource": SECRET}), ALLOW_ALL], [], Decision(True)),
+        (
+            [
+                doc(
+                    {
+                        "Effect": "Deny",
+                        "Action": "*",
+                        "Resource": "*",
+                        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                    }
+                ),
+                ALLOW_ALL,
+            ],
+            [],
+            Decision(True),
+        ),  # a deny whose condition fails does not apply
+        (
+            [
+                doc(
+                    {"Effect": "Deny", "Action": "secretsmanager:Delete*", "Resource": "*"},
+                    {"Effect": "Allow", "Action": "*", "Resource": "*"},
+                )
+            ],
+            [],
+            Decision(True),
+        ),
+    ],
+    ids=lambda v: None,
+)
 def test_same_account_decisions(identity, resource, expected):
     d = evaluate(request(), [parse_policy(p) for p in identity], [parse_policy(p) for p in resource])
     assert d == expected
@@ -291,45 +392,62 @@ def test_aws_message():
     assert not d.allowed
     assert access_denied_message(USER, "secretsmanager:GetSecretValue", SECRET, d) == (
         f"User: {USER} is not authorized to perform: secretsmanager:GetSecretValue on resource: {SECRET} "
-        "because no identity-based policy allows the secretsmanager:GetSecretValue action")
+        "because no identity-based policy allows the secretsmanager:GetSecretValue action"
+    )
     d = evaluate(request(), [parse_policy(DENY_GET)], [])
     assert access_denied_message(USER, "secretsmanager:GetSecretValue", SECRET, d).endswith(
-        f"on resource: {SECRET} with an explicit deny in an identity-based policy")
+        f"on resource: {SECRET} with an explicit deny in an identity-based policy"
+    )
 
 
 SESSION = f"arn:aws:sts::{ACCOUNT}:assumed-role/reader/s1"
 
 
-@pytest.mark.parametrize("caller, principal, expected", [
-    # Naming the account (or its root) delegates to the account's identity policies: by itself it
-    # grants nothing to a user of the same account.
-    (USER, {"AWS": USER}, True), (USER, {"AWS": ACCOUNT}, False),
-    (USER, {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, False),
-    (USER, {"AWS": "*"}, True), (USER, "*", True), (USER, {"AWS": f"arn:aws:iam::{OTHER}:root"}, False),
-    (USER, {"AWS": f"arn:aws:iam::{ACCOUNT}:user/other"}, False), (USER, {"Service": "lambda.amazonaws.com"}, False),
-    (USER, {"AWS": [f"arn:aws:iam::{ACCOUNT}:user/other", USER]}, True),
-    (USER, {"AWS": f"arn:aws:iam::{ACCOUNT}:user/App"}, False),  # ARNs compare exactly
-    # role sessions match their role, whatever the role's path, and their own session ARN
-    (SESSION, {"AWS": f"arn:aws:iam::{ACCOUNT}:role/reader"}, True),
-    (SESSION, {"AWS": f"arn:aws:iam::{ACCOUNT}:role/team/reader"}, True),
-    (SESSION, {"AWS": SESSION}, True),
-    (SESSION, {"AWS": f"arn:aws:sts::{ACCOUNT}:assumed-role/reader/s2"}, False),
-    (SESSION, {"AWS": f"arn:aws:iam::{ACCOUNT}:role/writer"}, False),
-    (SESSION, {"AWS": f"arn:aws:iam::{OTHER}:role/reader"}, False),
-    (SESSION, {"AWS": f"arn:aws:iam::{ACCOUNT}:user/reader"}, False),
-])
+@pytest.mark.parametrize(
+    "caller, principal, expected",
+    [
+        # Naming the account (or its root) delegates to the account's identity policies: by itself it
+        # grants nothing to a user of the same account.
+        (USER, {"AWS": USER}, True),
+        (USER, {"AWS": ACCOUNT}, False),
+        (USER, {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, False),
+        (USER, {"AWS": "*"}, True),
+        (USER, "*", True),
+        (USER, {"AWS": f"arn:aws:iam::{OTHER}:root"}, False),
+        (USER, {"AWS": f"arn:aws:iam::{ACCOUNT}:user/other"}, False),
+        (USER, {"Service": "lambda.amazonaws.com"}, False),
+        (USER, {"AWS": [f"arn:aws:iam::{ACCOUNT}:user/other", USER]}, True),
+        (USER, {"AWS": f"arn:aws:iam::{ACCOUNT}:user/App"}, False),  # ARNs compare exactly
+        # role sessions match their role, whatever the role's path, and their own session ARN
+        (SESSION, {"AWS": f"arn:aws:iam::{ACCOUNT}:role/reader"}, True),
+        (SESSION, {"AWS": f"arn:aws:iam::{ACCOUNT}:role/team/reader"}, True),
+        (SESSION, {"AWS": SESSION}, True),
+        (SESSION, {"AWS": f"arn:aws:sts::{ACCOUNT}:assumed-role/reader/s2"}, False),
+        (SESSION, {"AWS": f"arn:aws:iam::{ACCOUNT}:role/writer"}, False),
+        (SESSION, {"AWS": f"arn:aws:iam::{OTHER}:role/reader"}, False),
+        (SESSION, {"AWS": f"arn:aws:iam::{ACCOUNT}:user/reader"}, False),
+    ],
+)
 def test_resource_policy_principals_same_account(caller, principal, expected):
     req = request(principal=caller)
     resource = doc({"Effect": "Allow", "Principal": principal, "Action": "secretsmanager:*", "Resource": "*"})
     assert evaluate(req, [], [parse_policy(resource)]).allowed is expected
 
 
-@pytest.mark.parametrize("principal, denied", [
-    # ...while an explicit deny naming the account applies to everyone in it.
-    ({"AWS": USER}, True), ({"AWS": ACCOUNT}, True), ({"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, True),
-    ({"AWS": "*"}, True), ("*", True), ({"AWS": f"arn:aws:iam::{OTHER}:root"}, False),
-    ({"AWS": f"arn:aws:iam::{ACCOUNT}:user/other"}, False), ({"Service": "lambda.amazonaws.com"}, False),
-])
+@pytest.mark.parametrize(
+    "principal, denied",
+    [
+        # ...while an explicit deny naming the account applies to everyone in it.
+        ({"AWS": USER}, True),
+        ({"AWS": ACCOUNT}, True),
+        ({"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, True),
+        ({"AWS": "*"}, True),
+        ("*", True),
+        ({"AWS": f"arn:aws:iam::{OTHER}:root"}, False),
+        ({"AWS": f"arn:aws:iam::{ACCOUNT}:user/other"}, False),
+        ({"Service": "lambda.amazonaws.com"}, False),
+    ],
+)
 def test_resource_policy_deny_principals(principal, denied):
     deny = doc({"Effect": "Deny", "Principal": principal, "Action": "secretsmanager:*", "Resource": "*"})
     d = evaluate(request(), [parse_policy(ALLOW_ALL)], [parse_policy(deny)])
@@ -342,35 +460,45 @@ ROOT = f"arn:aws:iam::{ACCOUNT}:root"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/reader"
 
 
-@pytest.mark.parametrize("caller, not_principal, spared", [
-    # With Deny, the caller is spared only when each of its identities is listed (AWS: "you must
-    # also specify the account ARN"; for a session also the role).
-    (USER, [USER, ROOT], True),
-    (USER, [USER, ACCOUNT], True),
-    (USER, [USER], False),
-    (USER, [ROOT], False),
-    (USER, [f"arn:aws:iam::{ACCOUNT}:user/other", ROOT], False),
-    (SESSION, [SESSION, ROLE, ROOT], True),
-    (SESSION, [SESSION, f"arn:aws:iam::{ACCOUNT}:role/path/reader", ROOT], True),
-    (SESSION, [SESSION, ROOT], False),
-    (SESSION, [ROLE, ROOT], False),
-    (SESSION, [SESSION, ROLE], False),
-    (USER, ["*"], True),
-])
+@pytest.mark.parametrize(
+    "caller, not_principal, spared",
+    [
+        # With Deny, the caller is spared only when each of its identities is listed (AWS: "you must
+        # also specify the account ARN"; for a session also the role).
+        (USER, [USER, ROOT], True),
+        (USER, [USER, ACCOUNT], True),
+        (USER, [USER], False),
+        (USER, [ROOT], False),
+        (USER, [f"arn:aws:iam::{ACCOUNT}:user/other", ROOT], False),
+        (SESSION, [SESSION, ROLE, ROOT], True),
+        (SESSION, [SESSION, f"arn:aws:iam::{ACCOUNT}:role/path/reader", ROOT], True),
+        (SESSION, [SESSION, ROOT], False),
+        (SESSION, [ROLE, ROOT], False),
+        (SESSION, [SESSION, ROLE], False),
+        (USER, ["*"], True),
+    ],
+)
 def test_not_principal_with_deny(caller, not_principal, spared):
-    resource = doc({"Effect": "Deny", "NotPrincipal": {"AWS": not_principal}, "Action": "*", "Resource": "*"},
-                   {"Effect": "Allow", "Principal": "*", "Action": "*", "Resource": "*"})
+    resource = doc(
+        {"Effect": "Deny", "NotPrincipal": {"AWS": not_principal}, "Action": "*", "Resource": "*"},
+        {"Effect": "Allow", "Principal": "*", "Action": "*", "Resource": "*"},
+    )
     d = evaluate(request(principal=caller), [], [parse_policy(resource)])
     assert d.allowed is spared
     if not spared:
         assert d.reason == RP_DENY
 
 
-@pytest.mark.parametrize("not_principal, expected", [
-    # With Allow, everyone but the listed principals: listing any of the caller's identities excludes it.
-    ([f"arn:aws:iam::{ACCOUNT}:user/other"], True), ([USER], False), ([ROOT], False),
-    ([f"arn:aws:iam::{OTHER}:root"], True),
-])
+@pytest.mark.parametrize(
+    "not_principal, expected",
+    [
+        # With Allow, everyone but the listed principals: listing any of the caller's identities excludes it.
+        ([f"arn:aws:iam::{ACCOUNT}:user/other"], True),
+        ([USER], False),
+        ([ROOT], False),
+        ([f"arn:aws:iam::{OTHER}:root"], True),
+    ],
+)
 def test_not_principal_with_allow(not_principal, expected):
     resource = doc({"Effect": "Allow", "NotPrincipal": {"AWS": not_principal}, "Action": "*", "Resource": "*"})
     assert evaluate(request(), [], [parse_policy(resource)]).allowed is expected
@@ -388,21 +516,25 @@ def grant(principal: object, effect: str = "Allow") -> str:
     return doc({"Effect": effect, "Principal": principal, "Action": "secretsmanager:GetSecretValue", "Resource": "*"})
 
 
-@pytest.mark.parametrize("identity, resource, expected", [
-    ([ALLOW_ALL], [grant({"AWS": OTHER})], Decision(True)),
-    ([ALLOW_ALL], [grant({"AWS": f"arn:aws:iam::{OTHER}:root"})], Decision(True)),
-    ([ALLOW_ALL], [grant({"AWS": CALLER})], Decision(True)),
-    ([ALLOW_ALL], [grant("*")], Decision(True)),
-    ([ALLOW_ALL], [], Decision(False, NO_RP)),
-    ([], [grant({"AWS": OTHER})], Decision(False, NO_ID)),
-    ([], [grant({"AWS": CALLER})], Decision(False, NO_ID)),  # naming the caller exactly is still one side
-    ([], [], Decision(False, NO_RP)),
-    ([ALLOW_ALL], [grant({"AWS": ACCOUNT})], Decision(False, NO_RP)),  # names the owner's account, not the caller's
-    ([ALLOW_ALL], [grant({"AWS": f"arn:aws:iam::{OTHER}:user/y"})], Decision(False, NO_RP)),
-    ([ALLOW_ALL, DENY_GET], [grant({"AWS": OTHER})], Decision(False, ID_DENY)),
-    ([ALLOW_ALL], [grant({"AWS": OTHER}), grant({"AWS": OTHER}, "Deny")], Decision(False, RP_DENY)),
-    ([ALLOW_ALL], [grant("*"), grant({"AWS": OTHER}, "Deny")], Decision(False, RP_DENY)),
-], ids=lambda v: None)
+@pytest.mark.parametrize(
+    "identity, resource, expected",
+    [
+        ([ALLOW_ALL], [grant({"AWS": OTHER})], Decision(True)),
+        ([ALLOW_ALL], [grant({"AWS": f"arn:aws:iam::{OTHER}:root"})], Decision(True)),
+        ([ALLOW_ALL], [grant({"AWS": CALLER})], Decision(True)),
+        ([ALLOW_ALL], [grant("*")], Decision(True)),
+        ([ALLOW_ALL], [], Decision(False, NO_RP)),
+        ([], [grant({"AWS": OTHER})], Decision(False, NO_ID)),
+        ([], [grant({"AWS": CALLER})], Decision(False, NO_ID)),  # naming the caller exactly is still one side
+        ([], [], Decision(False, NO_RP)),
+        ([ALLOW_ALL], [grant({"AWS": ACCOUNT})], Decision(False, NO_RP)),  # names the owner's account, not the caller's
+        ([ALLOW_ALL], [grant({"AWS": f"arn:aws:iam::{OTHER}:user/y"})], Decision(False, NO_RP)),
+        ([ALLOW_ALL, DENY_GET], [grant({"AWS": OTHER})], Decision(False, ID_DENY)),
+        ([ALLOW_ALL], [grant({"AWS": OTHER}), grant({"AWS": OTHER}, "Deny")], Decision(False, RP_DENY)),
+        ([ALLOW_ALL], [grant("*"), grant({"AWS": OTHER}, "Deny")], Decision(False, RP_DENY)),
+    ],
+    ids=lambda v: None,
+)
 def test_cross_account_needs_both_sides(identity, resource, expected):
     assert cross(identity, resource) == expected
 
@@ -414,8 +546,15 @@ def test_cross_account_role_session():
 
 
 def test_resource_policy_conditions_apply():
-    rp = doc({"Effect": "Allow", "Principal": {"AWS": USER}, "Action": "*", "Resource": "*",
-              "Condition": {"StringEquals": {"aws:PrincipalAccount": ACCOUNT}}})
+    rp = doc(
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": USER},
+            "Action": "*",
+            "Resource": "*",
+            "Condition": {"StringEquals": {"aws:PrincipalAccount": ACCOUNT}},
+        }
+    )
     assert evaluate(request({"aws:PrincipalAccount": ACCOUNT}), [], [parse_policy(rp)]).allowed
     assert not evaluate(request(), [], [parse_policy(rp)]).allowed
 
@@ -433,22 +572,61 @@ def test_resource_policy_statement_without_principal_never_applies():
 
 # ------------------------------------------------------------------------------ never raises
 
-_KEY_NAMES = ["aws:SourceIp", "aws:CurrentTime", "aws:EpochTime", "aws:TagKeys", "aws:PrincipalArn",
-              "aws:SecureTransport", "aws:SourceArn", "secretsmanager:RecoveryWindowInDays",
-              "secretsmanager:Description", "aws:ResourceTag/team", "AWS:SOURCEIP"]
-_values = st.one_of(st.text(max_size=30), st.lists(st.text(max_size=12), max_size=4), st.none(),
-                    st.integers().map(str), st.integers(), st.floats(), st.booleans(),
-                    st.sampled_from(["10.0.0.1", "::1", "2026-01-01T00:00:00Z", "1e999", "nan", "-0", "true",
-                                     "arn:aws:iam::1:user/x", "arn:::::", "0.0.0.0/0", "9999-12-31T23:59:59+14:00"]))
-_EVERYTHING = allow_if({
-    "IpAddress": {"aws:SourceIp": "10.0.0.0/8"}, "NotIpAddressIfExists": {"aws:SourceIp": "::/0"},
-    "DateLessThan": {"aws:CurrentTime": "2030-01-01"}, "DateGreaterThanEquals": {"aws:EpochTime": "0"},
-    "ForAllValues:StringLike": {"aws:TagKeys": "a*"}, "ForAnyValue:StringNotEquals": {"aws:TagKeys": "b"},
-    "ArnLike": {"aws:PrincipalArn": "arn:*"}, "ArnNotEqualsIfExists": {"aws:SourceArn": "arn:aws:*:*:*:*"},
-    "NumericLessThanIfExists": {RW: "10"}, "NumericNotEquals": {RW: "-1.5"},
-    "Null": {"aws:ResourceTag/team": "false"}, "BoolIfExists": {"aws:SecureTransport": "true"},
-    "BinaryEquals": {"secretsmanager:Description": "QUJD"},
-    "StringEqualsIgnoreCase": {"aws:ResourceTag/team": "x"}})
+_KEY_NAMES = [
+    "aws:SourceIp",
+    "aws:CurrentTime",
+    "aws:EpochTime",
+    "aws:TagKeys",
+    "aws:PrincipalArn",
+    "aws:SecureTransport",
+    "aws:SourceArn",
+    "secretsmanager:RecoveryWindowInDays",
+    "secretsmanager:Description",
+    "aws:ResourceTag/team",
+    "AWS:SOURCEIP",
+]
+_values = st.one_of(
+    st.text(max_size=30),
+    st.lists(st.text(max_size=12), max_size=4),
+    st.none(),
+    st.integers().map(str),
+    st.integers(),
+    st.floats(),
+    st.booleans(),
+    st.sampled_from(
+        [
+            "10.0.0.1",
+            "::1",
+            "2026-01-01T00:00:00Z",
+            "1e999",
+            "nan",
+            "-0",
+            "true",
+            "arn:aws:iam::1:user/x",
+            "arn:::::",
+            "0.0.0.0/0",
+            "9999-12-31T23:59:59+14:00",
+        ]
+    ),
+)
+_EVERYTHING = allow_if(
+    {
+        "IpAddress": {"aws:SourceIp": "10.0.0.0/8"},
+        "NotIpAddressIfExists": {"aws:SourceIp": "::/0"},
+        "DateLessThan": {"aws:CurrentTime": "2030-01-01"},
+        "DateGreaterThanEquals": {"aws:EpochTime": "0"},
+        "ForAllValues:StringLike": {"aws:TagKeys": "a*"},
+        "ForAnyValue:StringNotEquals": {"aws:TagKeys": "b"},
+        "ArnLike": {"aws:PrincipalArn": "arn:*"},
+        "ArnNotEqualsIfExists": {"aws:SourceArn": "arn:aws:*:*:*:*"},
+        "NumericLessThanIfExists": {RW: "10"},
+        "NumericNotEquals": {RW: "-1.5"},
+        "Null": {"aws:ResourceTag/team": "false"},
+        "BoolIfExists": {"aws:SecureTransport": "true"},
+        "BinaryEquals": {"secretsmanager:Description": "QUJD"},
+        "StringEqualsIgnoreCase": {"aws:ResourceTag/team": "x"},
+    }
+)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -459,8 +637,7 @@ def test_evaluation_never_raises_on_any_context(context):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.dictionaries(st.text(max_size=20), _values), st.text(max_size=40), st.text(max_size=40),
-       st.text(max_size=40))
+@given(st.dictionaries(st.text(max_size=20), _values), st.text(max_size=40), st.text(max_size=40), st.text(max_size=40))
 def test_evaluation_never_raises_on_any_request(context, principal, action, resource):
     req = Request(principal, "1", action, resource, "2", context)
     evaluate(req, [parse_policy(_EVERYTHING)], [parse_policy(RP_ALLOW_USER), parse_policy(RP_DENY_ALL)])

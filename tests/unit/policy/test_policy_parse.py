@@ -31,64 +31,136 @@ def cond(condition: dict) -> str:
 
 # ------------------------------------------------------------------------------------ accepted
 
+
 def test_statement_fields():
-    policy = parse_policy(json.dumps({"Version": "2012-10-17", "Id": "p1", "Statement": {
-        "Sid": "One", "Effect": "Deny", "NotAction": ["secretsmanager:Delete*"], "NotResource": "*",
-        "NotPrincipal": {"AWS": [USER, ACCOUNT]},
-        "Condition": {"ForAnyValue:StringLikeIfExists": {"AWS:TagKeys": ["a*", "b"]}}}}))
+    policy = parse_policy(
+        json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Id": "p1",
+                "Statement": {
+                    "Sid": "One",
+                    "Effect": "Deny",
+                    "NotAction": ["secretsmanager:Delete*"],
+                    "NotResource": "*",
+                    "NotPrincipal": {"AWS": [USER, ACCOUNT]},
+                    "Condition": {"ForAnyValue:StringLikeIfExists": {"AWS:TagKeys": ["a*", "b"]}},
+                },
+            }
+        )
+    )
     assert isinstance(policy, Policy)
     (s,) = policy.statements
-    assert s == Statement(effect="Deny", actions=None, not_actions=("secretsmanager:Delete*",), resources=None,
-                          not_resources=("*",), principals=None, not_principals={"AWS": (USER, ACCOUNT)},
-                          conditions=(Condition("StringLike", "ForAnyValue", True, "aws:tagkeys", ("a*", "b")),),
-                          sid="One")
+    assert s == Statement(
+        effect="Deny",
+        actions=None,
+        not_actions=("secretsmanager:Delete*",),
+        resources=None,
+        not_resources=("*",),
+        principals=None,
+        not_principals={"AWS": (USER, ACCOUNT)},
+        conditions=(Condition("StringLike", "ForAnyValue", True, "aws:tagkeys", ("a*", "b")),),
+        sid="One",
+    )
 
 
-@pytest.mark.parametrize("document", [
-    doc(stmt()),
-    doc(stmt(), version="2008-10-17"),
-    doc(stmt(), version=None),                                            # Version may be left out
-    json.dumps({"Version": "2012-10-17", "Statement": stmt()}),           # a lone statement object
-    doc(stmt(Sid="a"), stmt(Sid="b"), stmt()),
-    doc(stmt(Action="*")), doc(stmt(Action=["secretsmanager:Get*", "kms:Decrypt"])),
-    doc(stmt(Resource=["arn:aws:secretsmanager:*:*:secret:prod/*", "arn:aws:s3:::bucket"])),
-    doc({"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"Service": "lambda.amazonaws.com"}}),
-    doc(stmt(Principal="*")), doc(stmt(Principal={"AWS": "*"})), doc(stmt(Principal={"AWS": ACCOUNT})),
-    doc(stmt(Principal={"AWS": f"arn:aws:iam::{ACCOUNT}:root"})),
-    doc(stmt(Principal={"AWS": [USER, f"arn:aws:sts::{ACCOUNT}:assumed-role/r/s",
-                                f"arn:aws:iam::{ACCOUNT}:role/p/r"]})),
-    doc(stmt(Principal={"Federated": "cognito-identity.amazonaws.com"})),
-    doc(stmt(Principal={"AWS": USER, "Service": ["lambda.amazonaws.com"]})),
-    doc(stmt(Principal={"AWS": f"arn:aws-cn:iam::{ACCOUNT}:root"})),
-    cond({"NumericLessThan": {"secretsmanager:RecoveryWindowInDays": 10}}),    # JSON numbers and booleans
-    cond({"Bool": {"aws:SecureTransport": True}}),
-    cond({"Null": {"aws:ResourceTag/team": ["true"]}}),
-    cond({"DateLessThan": {"aws:CurrentTime": ["2030-01-01", "2030-01-01T00:00:00Z", "2030-01-01T00:00:00+02:00",
-                                                "1893456000"]}}),
-    cond({"IpAddress": {"aws:SourceIp": ["10.0.0.0/8", "10.1.2.3", "2001:db8::/32"]}}),
-    cond({"StringEquals": {"aws:ResourceTag/Team Name": "x", "aws:RequestTag/a.b:c": "y"}}),
-])
+@pytest.mark.parametrize(
+    "document",
+    [
+        doc(stmt()),
+        doc(stmt(), version="2008-10-17"),
+        doc(stmt(), version=None),  # Version may be left out
+        json.dumps({"Version": "2012-10-17", "Statement": stmt()}),  # a lone statement object
+        doc(stmt(Sid="a"), stmt(Sid="b"), stmt()),
+        doc(stmt(Action="*")),
+        doc(stmt(Action=["secretsmanager:Get*", "kms:Decrypt"])),
+        doc(stmt(Resource=["arn:aws:secretsmanager:*:*:secret:prod/*", "arn:aws:s3:::bucket"])),
+        doc({"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"Service": "lambda.amazonaws.com"}}),
+        doc(stmt(Principal="*")),
+        doc(stmt(Principal={"AWS": "*"})),
+        doc(stmt(Principal={"AWS": ACCOUNT})),
+        doc(stmt(Principal={"AWS": f"arn:aws:iam::{ACCOUNT}:root"})),
+        doc(
+            stmt(
+                Principal={
+                    "AWS": [USER, f"arn:aws:sts::{ACCOUNT}:assumed-role/r/s", f"arn:aws:iam::{ACCOUNT}:role/p/r"]
+                }
+            )
+        ),
+        doc(stmt(Principal={"Federated": "cognito-identity.amazonaws.com"})),
+        doc(stmt(Principal={"AWS": USER, "Service": ["lambda.amazonaws.com"]})),
+        doc(stmt(Principal={"AWS": f"arn:aws-cn:iam::{ACCOUNT}:root"})),
+        cond({"NumericLessThan": {"secretsmanager:RecoveryWindowInDays": 10}}),  # JSON numbers and booleans
+        cond({"Bool": {"aws:SecureTransport": True}}),
+        cond({"Null": {"aws:ResourceTag/team": ["true"]}}),
+        cond(
+            {
+                "DateLessThan": {
+                    "aws:CurrentTime": ["2030-01-01", "2030-01-01T00:00:00Z", "2030-01-01T00:00:00+02:00", "1893456000"]
+                }
+            }
+        ),
+        cond({"IpAddress": {"aws:SourceIp": ["10.0.0.0/8", "10.1.2.3", "2001:db8::/32"]}}),
+        cond({"StringEquals": {"aws:ResourceTag/Team Name": "x", "aws:RequestTag/a.b:c": "y"}}),
+    ],
+)
 def test_accepted(document):
     parse_policy(document)
 
 
-SAMPLE = {"String": "x", "Numeric": "7", "Date": "2030-01-01T00:00:00Z", "Bool": "true", "BinaryEquals": "QUJD",
-          "IpAddress": "10.0.0.0/8", "NotIpAddress": "10.0.0.0/8", "Arn": "arn:aws:iam::*:user/*", "Null": "true"}
+SAMPLE = {
+    "String": "x",
+    "Numeric": "7",
+    "Date": "2030-01-01T00:00:00Z",
+    "Bool": "true",
+    "BinaryEquals": "QUJD",
+    "IpAddress": "10.0.0.0/8",
+    "NotIpAddress": "10.0.0.0/8",
+    "Arn": "arn:aws:iam::*:user/*",
+    "Null": "true",
+}
 BASE_OPERATORS = [
-    "StringEquals", "StringNotEquals", "StringEqualsIgnoreCase", "StringNotEqualsIgnoreCase", "StringLike",
-    "StringNotLike", "NumericEquals", "NumericNotEquals", "NumericLessThan", "NumericLessThanEquals",
-    "NumericGreaterThan", "NumericGreaterThanEquals", "DateEquals", "DateNotEquals", "DateLessThan",
-    "DateLessThanEquals", "DateGreaterThan", "DateGreaterThanEquals", "Bool", "BinaryEquals", "IpAddress",
-    "NotIpAddress", "ArnEquals", "ArnLike", "ArnNotEquals", "ArnNotLike", "Null"]
+    "StringEquals",
+    "StringNotEquals",
+    "StringEqualsIgnoreCase",
+    "StringNotEqualsIgnoreCase",
+    "StringLike",
+    "StringNotLike",
+    "NumericEquals",
+    "NumericNotEquals",
+    "NumericLessThan",
+    "NumericLessThanEquals",
+    "NumericGreaterThan",
+    "NumericGreaterThanEquals",
+    "DateEquals",
+    "DateNotEquals",
+    "DateLessThan",
+    "DateLessThanEquals",
+    "DateGreaterThan",
+    "DateGreaterThanEquals",
+    "Bool",
+    "BinaryEquals",
+    "IpAddress",
+    "NotIpAddress",
+    "ArnEquals",
+    "ArnLike",
+    "ArnNotEquals",
+    "ArnNotLike",
+    "Null",
+]
 
 
 def sample(operator: str) -> str:
     return next(v for k, v in SAMPLE.items() if operator.startswith(k))
 
 
-FORMS = [(operator, qualifier, if_exists) for operator in BASE_OPERATORS
-         for qualifier in ("", "ForAnyValue:", "ForAllValues:") for if_exists in (False, True)
-         if operator != "Null" or (not qualifier and not if_exists)]  # NullIfExists: refused (MALFORMED)
+FORMS = [
+    (operator, qualifier, if_exists)
+    for operator in BASE_OPERATORS
+    for qualifier in ("", "ForAnyValue:", "ForAllValues:")
+    for if_exists in (False, True)
+    if operator != "Null" or (not qualifier and not if_exists)
+]  # NullIfExists: refused (MALFORMED)
 
 
 @pytest.mark.parametrize("operator, qualifier, if_exists", FORMS)
@@ -98,15 +170,39 @@ def test_every_operator_form_parses(operator, qualifier, if_exists):
     assert (c.operator, c.qualifier.rstrip(":"), c.if_exists) == (operator, qualifier.rstrip(":"), if_exists)
 
 
-KEYS = ["aws:PrincipalArn", "aws:PrincipalAccount", "aws:SourceIp", "aws:SecureTransport", "aws:CurrentTime",
-        "aws:EpochTime", "aws:RequestedRegion", "aws:ResourceTag/team", "aws:RequestTag/team", "aws:TagKeys",
-        "aws:username", "aws:userid", "aws:SourceArn", "aws:SourceAccount", "secretsmanager:ResourceTag/team",
-        "secretsmanager:SecretId", "secretsmanager:Name", "secretsmanager:Description", "secretsmanager:KmsKeyId",
-        "secretsmanager:VersionId", "secretsmanager:VersionStage", "secretsmanager:RotationLambdaARN",
-        "secretsmanager:resource/AllowRotationLambdaArn", "secretsmanager:BlockPublicPolicy",
-        "secretsmanager:ForceDeleteWithoutRecovery", "secretsmanager:RecoveryWindowInDays",
-        "secretsmanager:AddReplicaRegions", "secretsmanager:SecretPrimaryRegion", "lambda:FunctionArn",
-        "iam:PassedToService", "sts:ExternalId"]
+KEYS = [
+    "aws:PrincipalArn",
+    "aws:PrincipalAccount",
+    "aws:SourceIp",
+    "aws:SecureTransport",
+    "aws:CurrentTime",
+    "aws:EpochTime",
+    "aws:RequestedRegion",
+    "aws:ResourceTag/team",
+    "aws:RequestTag/team",
+    "aws:TagKeys",
+    "aws:username",
+    "aws:userid",
+    "aws:SourceArn",
+    "aws:SourceAccount",
+    "secretsmanager:ResourceTag/team",
+    "secretsmanager:SecretId",
+    "secretsmanager:Name",
+    "secretsmanager:Description",
+    "secretsmanager:KmsKeyId",
+    "secretsmanager:VersionId",
+    "secretsmanager:VersionStage",
+    "secretsmanager:RotationLambdaARN",
+    "secretsmanager:resource/AllowRotationLambdaArn",
+    "secretsmanager:BlockPublicPolicy",
+    "secretsmanager:ForceDeleteWithoutRecovery",
+    "secretsmanager:RecoveryWindowInDays",
+    "secretsmanager:AddReplicaRegions",
+    "secretsmanager:SecretPrimaryRegion",
+    "lambda:FunctionArn",
+    "iam:PassedToService",
+    "sts:ExternalId",
+]
 
 
 @pytest.mark.parametrize("key", KEYS + [k.upper() for k in KEYS[:3]] + ["SecretsManager:NAME"])
@@ -123,10 +219,10 @@ MALFORMED = {
     "array": "[]",
     "string": '"policy"',
     "NaN": '{"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "*", "Resource": "*", '
-           '"Condition": {"NumericEquals": {"secretsmanager:RecoveryWindowInDays": NaN}}}}',
+    '"Condition": {"NumericEquals": {"secretsmanager:RecoveryWindowInDays": NaN}}}}',
     "duplicate key": '{"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Effect": "Deny", "Action": "*"}}',
     "duplicate operator": '{"Statement": {"Effect": "Allow", "Action": "*", "Condition": {'
-                          '"StringEquals": {"aws:username": "a"}, "StringEquals": {"aws:username": "b"}}}}',
+    '"StringEquals": {"aws:username": "a"}, "StringEquals": {"aws:username": "b"}}}}',
     "empty statements": json.dumps({"Version": "2012-10-17", "Statement": []}),
     "no statement": json.dumps({"Version": "2012-10-17"}),
     "statement string": json.dumps({"Version": "2012-10-17", "Statement": "Allow"}),
@@ -195,7 +291,7 @@ MALFORMED = {
     "policy variable in Resource": doc(stmt(Resource="arn:aws:secretsmanager:*:*:secret:${aws:username}/*")),
     "policy variable in condition": cond({"StringEquals": {"aws:username": "${aws:username}"}}),
     "escaped policy variable": '{"Statement": {"Effect": "Allow", "Action": "*", "Resource": '
-                               '"arn:aws:s3:::b/\\u0024{aws:username}"}}',
+    '"arn:aws:s3:::b/\\u0024{aws:username}"}}',
 }
 
 
@@ -208,17 +304,22 @@ def test_malformed_documents_are_refused(document):
 TRUST = doc({"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"})
 
 
-@pytest.mark.parametrize("document, kind, ok", [
-    (doc(stmt()), "identity", True),
-    (doc(stmt(Principal="*")), "identity", False),
-    (doc(stmt(NotPrincipal={"AWS": USER})), "identity", False),
-    (doc({"Effect": "Allow", "Action": "*"}), "identity", False),
-    (doc({"Effect": "Allow", "Action": "*", "NotResource": "arn:aws:s3:::b"}), "identity", True),
-    (doc(stmt(Principal={"AWS": USER})), "resource", True),
-    (doc(stmt(NotPrincipal={"AWS": USER})), "resource", True),
-    (doc(stmt()), "resource", False),
-    (TRUST, "resource", True), (TRUST, None, True), (TRUST, "identity", False),
-])
+@pytest.mark.parametrize(
+    "document, kind, ok",
+    [
+        (doc(stmt()), "identity", True),
+        (doc(stmt(Principal="*")), "identity", False),
+        (doc(stmt(NotPrincipal={"AWS": USER})), "identity", False),
+        (doc({"Effect": "Allow", "Action": "*"}), "identity", False),
+        (doc({"Effect": "Allow", "Action": "*", "NotResource": "arn:aws:s3:::b"}), "identity", True),
+        (doc(stmt(Principal={"AWS": USER})), "resource", True),
+        (doc(stmt(NotPrincipal={"AWS": USER})), "resource", True),
+        (doc(stmt()), "resource", False),
+        (TRUST, "resource", True),
+        (TRUST, None, True),
+        (TRUST, "identity", False),
+    ],
+)
 def test_policy_kinds(document, kind, ok):
     if ok:
         parse_policy(document, kind=kind)
@@ -240,68 +341,103 @@ def test_parse_is_cached_and_keeps_the_text():
 
 # ------------------------------------------------------------------------------------ public
 
-def public(principal: object = "*", condition: dict | None = None, effect: str = "Allow",
-           element: str = "Principal") -> bool:
+
+def public(
+    principal: object = "*", condition: dict | None = None, effect: str = "Allow", element: str = "Principal"
+) -> bool:
     s = {"Effect": effect, element: principal, "Action": "secretsmanager:GetSecretValue", "Resource": "*"}
     if condition:
         s["Condition"] = condition
     return parse_policy(doc(s)).is_public()
 
 
-@pytest.mark.parametrize("principal, condition, expected", [
-    ("*", None, True),
-    ({"AWS": "*"}, None, True),
-    ({"AWS": [USER, "*"]}, None, True),
-    ({"AWS": USER}, None, False),
-    ({"AWS": ACCOUNT}, None, False),
-    ({"Service": "lambda.amazonaws.com"}, None, False),
-    ("*", {"StringEquals": {"aws:PrincipalAccount": ACCOUNT}}, False),
-    ("*", {"StringEquals": {"aws:SourceAccount": ACCOUNT}}, False),
-    ("*", {"ArnEquals": {"aws:SourceArn": f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:f"}}, False),
-    ("*", {"ArnLike": {"aws:PrincipalArn": f"arn:aws:iam::{ACCOUNT}:role/*"}}, False),   # account fixed
-    ("*", {"ArnLike": {"aws:PrincipalArn": "arn:aws:iam::*:role/admin"}}, True),          # any account
-    ("*", {"StringLike": {"aws:PrincipalArn": "*"}}, True),
-    ("*", {"StringLike": {"aws:PrincipalAccount": "1111*"}}, True),
-    ("*", {"StringEquals": {"aws:PrincipalAccount": [ACCOUNT, "444455556666"]}}, False),
-    ("*", {"StringEquals": {"aws:PrincipalAccount": [ACCOUNT, "*"]}}, True),  # "*" is literal here, but be safe
-    ("*", {"StringEquals": {"aws:userid": "AIDAEXAMPLE"}}, False),
-    ("*", {"StringLike": {"aws:userid": "AROAEXAMPLE:*"}}, True),
-    ("*", {"IpAddress": {"aws:SourceIp": "203.0.113.0/24"}}, False),
-    ("*", {"IpAddress": {"aws:SourceIp": ["203.0.113.0/24", "0.0.0.0/0"]}}, True),
-    ("*", {"IpAddress": {"aws:SourceIp": "2001:db8::/16"}}, True),
-    ("*", {"NotIpAddress": {"aws:SourceIp": "203.0.113.0/24"}}, True),
-    ("*", {"StringNotEquals": {"aws:PrincipalAccount": ACCOUNT}}, True),      # negated: everyone else
-    ("*", {"StringEqualsIfExists": {"aws:PrincipalAccount": ACCOUNT}}, True),  # holds when absent
-    ("*", {"ForAllValues:StringEquals": {"aws:PrincipalAccount": ACCOUNT}}, True),
-    ("*", {"ForAnyValue:StringEquals": {"aws:PrincipalAccount": ACCOUNT}}, False),
-    ("*", {"Null": {"aws:PrincipalAccount": "false"}}, True),
-    ("*", {"StringEquals": {"aws:RequestedRegion": "us-east-1"}}, True),
-    ("*", {"Bool": {"aws:SecureTransport": "true"}}, True),
-    ("*", {"Bool": {"aws:SecureTransport": "true"}, "StringEquals": {"aws:PrincipalAccount": ACCOUNT}}, False),
-])
+@pytest.mark.parametrize(
+    "principal, condition, expected",
+    [
+        ("*", None, True),
+        ({"AWS": "*"}, None, True),
+        ({"AWS": [USER, "*"]}, None, True),
+        ({"AWS": USER}, None, False),
+        ({"AWS": ACCOUNT}, None, False),
+        ({"Service": "lambda.amazonaws.com"}, None, False),
+        ("*", {"StringEquals": {"aws:PrincipalAccount": ACCOUNT}}, False),
+        ("*", {"StringEquals": {"aws:SourceAccount": ACCOUNT}}, False),
+        ("*", {"ArnEquals": {"aws:SourceArn": f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:f"}}, False),
+        ("*", {"ArnLike": {"aws:PrincipalArn": f"arn:aws:iam::{ACCOUNT}:role/*"}}, False),  # account fixed
+        ("*", {"ArnLike": {"aws:PrincipalArn": "arn:aws:iam::*:role/admin"}}, True),  # any account
+        ("*", {"StringLike": {"aws:PrincipalArn": "*"}}, True),
+        ("*", {"StringLike": {"aws:PrincipalAccount": "1111*"}}, True),
+        ("*", {"StringEquals": {"aws:PrincipalAccount": [ACCOUNT, "444455556666"]}}, False),
+        ("*", {"StringEquals": {"aws:PrincipalAccount": [ACCOUNT, "*"]}}, True),  # "*" is literal here, but be safe
+        ("*", {"StringEquals": {"aws:userid": "AIDAEXAMPLE"}}, False),
+        ("*", {"StringLike": {"aws:userid": "AROAEXAMPLE:*"}}, True),
+        ("*", {"IpAddress": {"aws:SourceIp": "203.0.113.0/24"}}, False),
+        ("*", {"IpAddress": {"aws:SourceIp": ["203.0.113.0/24", "0.0.0.0/0"]}}, True),
+        ("*", {"IpAddress": {"aws:SourceIp": "2001:db8::/16"}}, True),
+        ("*", {"NotIpAddress": {"aws:SourceIp": "203.0.113.0/24"}}, True),
+        ("*", {"StringNotEquals": {"aws:PrincipalAccount": ACCOUNT}}, True),  # negated: everyone else
+        ("*", {"StringEqualsIfExists": {"aws:PrincipalAccount": ACCOUNT}}, True),  # holds when absent
+        ("*", {"ForAllValues:StringEquals": {"aws:PrincipalAccount": ACCOUNT}}, True),
+        ("*", {"ForAnyValue:StringEquals": {"aws:PrincipalAccount": ACCOUNT}}, False),
+        ("*", {"Null": {"aws:PrincipalAccount": "false"}}, True),
+        ("*", {"StringEquals": {"aws:RequestedRegion": "us-east-1"}}, True),
+        ("*", {"Bool": {"aws:SecureTransport": "true"}}, True),
+        ("*", {"Bool": {"aws:SecureTransport": "true"}, "StringEquals": {"aws:PrincipalAccount": ACCOUNT}}, False),
+    ],
+)
 def test_is_public(principal, condition, expected):
     assert public(principal, condition) is expected
 
 
 def test_is_public_statement_kinds():
     assert not public("*", effect="Deny")
-    assert public({"AWS": USER}, element="NotPrincipal")          # Allow to everyone but one
+    assert public({"AWS": USER}, element="NotPrincipal")  # Allow to everyone but one
     assert not public({"AWS": USER}, effect="Deny", element="NotPrincipal")
-    assert not parse_policy(doc(stmt())).is_public()              # no principal: an identity policy
-    two = doc({"Effect": "Allow", "Principal": {"AWS": USER}, "Action": "*", "Resource": "*"},
-              {"Effect": "Allow", "Principal": "*", "Action": "secretsmanager:DescribeSecret", "Resource": "*"})
+    assert not parse_policy(doc(stmt())).is_public()  # no principal: an identity policy
+    two = doc(
+        {"Effect": "Allow", "Principal": {"AWS": USER}, "Action": "*", "Resource": "*"},
+        {"Effect": "Allow", "Principal": "*", "Action": "secretsmanager:DescribeSecret", "Resource": "*"},
+    )
     assert parse_policy(two).is_public()
 
 
 # ------------------------------------------------------------------------------------ robust
 
-_json = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8)
-                     | st.sampled_from(["*", "Allow", "Deny", "2012-10-17", "secretsmanager:*", "arn:aws:s3:::b"]),
-                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
-                         st.sampled_from(["Version", "Statement", "Effect", "Action", "NotAction", "Resource",
-                                          "Principal", "AWS", "Condition", "StringEquals", "aws:username", "Sid",
-                                          "NotPrincipal", "Null", "ForAnyValue:IpAddress", "aws:SourceIp"]),
-                         inner, max_size=4), max_leaves=20)
+_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text(max_size=8)
+    | st.sampled_from(["*", "Allow", "Deny", "2012-10-17", "secretsmanager:*", "arn:aws:s3:::b"]),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "Version",
+                    "Statement",
+                    "Effect",
+                    "Action",
+                    "NotAction",
+                    "Resource",
+                    "Principal",
+                    "AWS",
+                    "Condition",
+                    "StringEquals",
+                    "aws:username",
+                    "Sid",
+                    "NotPrincipal",
+                    "Null",
+                    "ForAnyValue:IpAddress",
+                    "aws:SourceIp",
+                ]
+            ),
+            inner,
+            max_size=4,
+        )
+    ),
+    max_leaves=20,
+)
 
 
 @settings(max_examples=300, deadline=None)

@@ -7,17 +7,17 @@ oracle, and random small inputs must get the same answer from both. The issue's 
 
 from __future__ import annotations
 
+import _sre
 import json
 import re
 import subprocess
 import sys
 import textwrap
+from re._casefix import _EXTRA_CASES
 
-import _sre
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from re._casefix import _EXTRA_CASES
 
 from strongroom.policy.wildcard import fold, like, matcher
 
@@ -57,8 +57,11 @@ def test_agrees_with_the_old_regex_on_many_stars(segments: list[str], value: str
 
 
 @settings(max_examples=500, deadline=None)
-@given(st.text(alphabet="ab?", min_size=1, max_size=40), st.text(alphabet="ab", max_size=300),
-       st.sampled_from(["*{}*", "a*{}*b", "?*{}*?", "*{}*{}*"]))
+@given(
+    st.text(alphabet="ab?", min_size=1, max_size=40),
+    st.text(alphabet="ab", max_size=300),
+    st.sampled_from(["*{}*", "a*{}*b", "?*{}*?", "*{}*{}*"]),
+)
 def test_agrees_with_the_old_regex_on_long_values(segment: str, value: str, shape: str) -> None:
     """Long values exercise the search of ``?``-segments over many start positions at once."""
     pattern = shape.format(segment, segment[::-1])
@@ -74,31 +77,53 @@ def test_agrees_with_the_old_regex_on_long_literal_segments(segment: str, value:
         assert like(pattern, value + segment + "b") == old_like(pattern, value + segment + "b")
 
 
-@pytest.mark.parametrize(("pattern", "value", "expected"), [
-    ("", "", True), ("", "a", False),
-    ("*", "", True), ("*", "anything:at/all", True), ("***", "", True),
-    ("?", "", False), ("?", "a", True), ("?", "ab", False), ("?", "\n", True),
-    ("?*", "", False), ("*?", "a", True), ("a?", "a", False), ("?a", "ba", True), ("?a?", "bab", True),
-    ("a*a", "a", False), ("a*a", "aa", True), ("*a*a*", "a", False), ("*ab*ab*", "abab", True),
-    ("*ab*ab*", "aba", False),
-    ("secretsmanager:Get*", "secretsmanager:GetSecretValue", True),
-    ("secretsmanager:Get*", "SecretsManager:GetSecretValue", False),
-    (".*", "x.y", False), ("[a]", "a", False), ("[a]", "[a]", True), ("a\\*", "a\\b", True),
-    ("${aws:username}", "${aws:username}", True),
-])
+@pytest.mark.parametrize(
+    ("pattern", "value", "expected"),
+    [
+        ("", "", True),
+        ("", "a", False),
+        ("*", "", True),
+        ("*", "anything:at/all", True),
+        ("***", "", True),
+        ("?", "", False),
+        ("?", "a", True),
+        ("?", "ab", False),
+        ("?", "\n", True),
+        ("?*", "", False),
+        ("*?", "a", True),
+        ("a?", "a", False),
+        ("?a", "ba", True),
+        ("?a?", "bab", True),
+        ("a*a", "a", False),
+        ("a*a", "aa", True),
+        ("*a*a*", "a", False),
+        ("*ab*ab*", "abab", True),
+        ("*ab*ab*", "aba", False),
+        ("secretsmanager:Get*", "secretsmanager:GetSecretValue", True),
+        ("secretsmanager:Get*", "SecretsManager:GetSecretValue", False),
+        (".*", "x.y", False),
+        ("[a]", "a", False),
+        ("[a]", "[a]", True),
+        ("a\\*", "a\\b", True),
+        ("${aws:username}", "${aws:username}", True),
+    ],
+)
 def test_edge_cases(pattern: str, value: str, expected: bool) -> None:
     assert like(pattern, value) is expected
     assert old_like(pattern, value) is expected
 
 
-@pytest.mark.parametrize(("pattern", "value", "expected"), [
-    ("SecretsManager:getsecret*", "secretsmanager:GetSecretValue", True),
-    ("secretsmanager:GET?ECRETVALUE", "secretsmanager:GetSecretValue", True),
-    ("secretsmanager:Get\u017fecretValue", "secretsmanager:GetSecretValue", True),   # ſ ~ s, as re.I had it
-    ("\u212a*", "kms:Decrypt", True),                                                 # Kelvin sign ~ k
-    ("secretsmanager:L\u0130st*", "secretsmanager:ListSecrets", True),                # İ ~ i
-    ("secretsmanager:Stra\u00dfe", "secretsmanager:STRASSE", False),                  # no multi-character folds
-])
+@pytest.mark.parametrize(
+    ("pattern", "value", "expected"),
+    [
+        ("SecretsManager:getsecret*", "secretsmanager:GetSecretValue", True),
+        ("secretsmanager:GET?ECRETVALUE", "secretsmanager:GetSecretValue", True),
+        ("secretsmanager:Get\u017fecretValue", "secretsmanager:GetSecretValue", True),  # ſ ~ s, as re.I had it
+        ("\u212a*", "kms:Decrypt", True),  # Kelvin sign ~ k
+        ("secretsmanager:L\u0130st*", "secretsmanager:ListSecrets", True),  # İ ~ i
+        ("secretsmanager:Stra\u00dfe", "secretsmanager:STRASSE", False),  # no multi-character folds
+    ],
+)
 def test_ignore_case_folds_as_re_ignorecase_did(pattern: str, value: str, expected: bool) -> None:
     assert like(pattern, value, ignore_case=True) is expected
     assert old_like(pattern, value, ignore_case=True) is expected
@@ -166,8 +191,9 @@ _ENGINE_CHECK = textwrap.dedent("""
 
 def test_the_issues_policies_evaluate_in_microseconds() -> None:
     try:
-        done = subprocess.run([sys.executable, "-c", _ENGINE_CHECK], capture_output=True, text=True, timeout=60,
-                              check=True)
+        done = subprocess.run(
+            [sys.executable, "-c", _ENGINE_CHECK], capture_output=True, text=True, timeout=60, check=True
+        )
     except subprocess.TimeoutExpired:
         pytest.fail("evaluating the issue's policies took over a minute: wildcards backtrack again")
     results = json.loads(done.stdout)

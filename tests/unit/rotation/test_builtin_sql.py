@@ -28,9 +28,20 @@ def unique(prefix: str = "u") -> str:
 
 # ------------------------------------------------------------------------------------- common
 
-@pytest.mark.parametrize(("value", "expected"), [
-    (True, True), (False, False), ("true", True), ("TRUE", True), ("false", False), ("yes", None), (None, None),
-    (1, None)])
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (True, True),
+        (False, False),
+        ("true", True),
+        ("TRUE", True),
+        ("false", False),
+        ("yes", None),
+        (None, None),
+        (1, None),
+    ],
+)
 def test_tls_setting(value: Any, expected: bool | None) -> None:
     secret = {} if value is None else {"ssl": value}
     assert _common.tls_setting(secret) is expected
@@ -63,6 +74,7 @@ def test_rotate_refuses_an_unknown_step_before_calling_anything(monkeypatch: pyt
 
 # --------------------------------------------------------------------------------- PostgreSQL
 
+
 def pg_admin() -> psycopg.Connection[Any]:
     return psycopg.connect(PG, autocommit=True)
 
@@ -80,8 +92,15 @@ def pg_roles() -> Iterator[list[str]]:
 
 
 def pg_secret(user: str, password: str, **extra: Any) -> dict[str, Any]:
-    return {"engine": "postgres", "host": "127.0.0.1", "port": "5432", "username": user, "password": password,
-            "dbname": "test", **extra}
+    return {
+        "engine": "postgres",
+        "host": "127.0.0.1",
+        "port": "5432",
+        "username": user,
+        "password": password,
+        "dbname": "test",
+        **extra,
+    }
 
 
 @pytest.mark.parametrize("name", ["plain", 'We"ird Name; DROP'])
@@ -120,15 +139,15 @@ def test_pg_the_plaintext_password_is_never_sent_to_the_server(pg_roles: list[st
 
 
 def test_pg_ensure_user_creates_a_member_with_the_same_privileges_then_only_changes_its_password(
-        pg_roles: list[str]) -> None:
+    pg_roles: list[str],
+) -> None:
     model = unique("pg")
     clone = model + "_clone"
     pg_roles.extend([model, clone])
     with pg_admin() as admin:
         admin.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD 'first-Password-1'").format(sql.Identifier(model)))
         admin.execute(sql.SQL("CREATE TABLE {} (x int)").format(sql.Identifier(f"t_{model}")))
-        admin.execute(sql.SQL("ALTER TABLE {} OWNER TO {}").format(sql.Identifier(f"t_{model}"),
-                                                                   sql.Identifier(model)))
+        admin.execute(sql.SQL("ALTER TABLE {} OWNER TO {}").format(sql.Identifier(f"t_{model}"), sql.Identifier(model)))
         postgresql.ensure_user(admin, model, clone, "clone-Password-1")
         member = admin.execute("SELECT pg_has_role(%s, %s, 'MEMBER')", (clone, model)).fetchone()
         assert member == (True,)
@@ -153,6 +172,7 @@ def test_pg_connect_returns_none_when_nothing_listens() -> None:
 
 # ------------------------------------------------------------------------------------ MariaDB
 
+
 @pytest.fixture
 def maria_names() -> Iterator[list[str]]:
     """Users, roles and tables (``table:``-prefixed) to drop afterwards."""
@@ -171,8 +191,15 @@ def maria_names() -> Iterator[list[str]]:
 
 
 def maria_secret(user: str, password: str, **extra: Any) -> dict[str, Any]:
-    return {"engine": "mariadb", "host": "127.0.0.1", "port": 3306, "username": user, "password": password,
-            "dbname": "test", **extra}
+    return {
+        "engine": "mariadb",
+        "host": "127.0.0.1",
+        "port": 3306,
+        "username": user,
+        "password": password,
+        "dbname": "test",
+        **extra,
+    }
 
 
 def show_grants(user: str) -> list[str]:
@@ -219,8 +246,10 @@ def test_maria_ensure_user_copies_every_grant(maria_names: list[str]) -> None:
     root.close()
 
     def normalised(user: str) -> list[str]:
-        return sorted(line.replace(f"`{user}`@`%`", "GRANTEE").split(" IDENTIFIED BY PASSWORD")[0]
-                      for line in show_grants(user))
+        return sorted(
+            line.replace(f"`{user}`@`%`", "GRANTEE").split(" IDENTIFIED BY PASSWORD")[0] for line in show_grants(user)
+        )
+
     assert normalised(clone) == normalised(model)
     assert not maria_logs_in(clone, "clone-Password-1")
     clone_conn = maria(clone, "clone-Password-2")
@@ -235,6 +264,7 @@ def test_maria_ensure_user_copies_every_grant(maria_names: list[str]) -> None:
 def test_grants_for_rewrites_only_the_grantee() -> None:
     def escape(s: str) -> str:
         return "'" + s.replace("'", "\\'") + "'"
+
     lines = [
         "GRANT USAGE ON *.* TO `app`@`%` IDENTIFIED BY PASSWORD '*ABC' REQUIRE SSL",
         "GRANT SELECT ON `app`.`TO app` TO `app`@`%` WITH GRANT OPTION",  # a table named like the user

@@ -14,16 +14,17 @@ from typing import Any
 import pytest
 
 from strongroom import clock
+from strongroom.context import RequestContext
 from strongroom.crypto import Keyring, MasterKey
 from strongroom.rotation.engine import RotationEngine, RotationSettings
 from strongroom.rotation.runtime import FunctionSpec, InvokeResult
-from strongroom.context import RequestContext
 from strongroom.services.secretsmanager import SecretsManager
 from strongroom.services.secretsmanager.values import ValueCipher
 from strongroom.store import open_database
 
-CTX = RequestContext(account_id="123456789012", region="us-east-1", principal_arn="arn:aws:iam::123456789012:root",
-                     request_id="r")
+CTX = RequestContext(
+    account_id="123456789012", region="us-east-1", principal_arn="arn:aws:iam::123456789012:root", request_id="r"
+)
 FUNCTION = "arn:aws:lambda:us-east-1:123456789012:function:fake"
 DAY = 86400.0
 
@@ -45,7 +46,7 @@ class FakeRuntime:
         try:
             self.call("GetSecretValue", SecretId=arn, VersionId=token)
             return True
-        except Exception:  # noqa: BLE001 - ResourceNotFoundException: not made yet
+        except Exception:
             return False
 
     def invoke(self, spec: FunctionSpec, event: dict[str, Any]) -> InvokeResult:
@@ -56,13 +57,23 @@ class FakeRuntime:
             return InvokeResult(False, error={"errorType": "RuntimeError", "errorMessage": "down"})
         stages = self.call("DescribeSecret", SecretId=arn)["VersionIdsToStages"]
         if step == "createSecret" and not self.has_value(arn, token):
-            self.call("PutSecretValue", SecretId=arn, ClientRequestToken=token, SecretString=uuid.uuid4().hex,
-                      VersionStages=["AWSPENDING"])
+            self.call(
+                "PutSecretValue",
+                SecretId=arn,
+                ClientRequestToken=token,
+                SecretString=uuid.uuid4().hex,
+                VersionStages=["AWSPENDING"],
+            )
         elif step == "finishSecret":
             current = next(v for v, s in stages.items() if "AWSCURRENT" in s)
             if current != token:
-                self.call("UpdateSecretVersionStage", SecretId=arn, VersionStage="AWSCURRENT", MoveToVersionId=token,
-                          RemoveFromVersionId=current)
+                self.call(
+                    "UpdateSecretVersionStage",
+                    SecretId=arn,
+                    VersionStage="AWSCURRENT",
+                    MoveToVersionId=token,
+                    RemoveFromVersionId=current,
+                )
         return InvokeResult(True)
 
 
@@ -79,8 +90,13 @@ def setup(tmp_path, settings: RotationSettings | None = None):  # type: ignore[n
     sm = SecretsManager(db, ValueCipher(Keyring(MasterKey.generate())), b"k" * 32)
     runtime = FakeRuntime(sm, asyncio.get_running_loop())
     spec = FunctionSpec(key="fake", arn=FUNCTION, name="fake", handler="x")
-    engine = RotationEngine(sm, db, runtime, lambda tx, a, r, arn, secret: spec if arn == FUNCTION else None,  # type: ignore[arg-type]
-                            settings or RotationSettings(retry_base=60, retry_cap=600, max_attempts=3))
+    engine = RotationEngine(
+        sm,
+        db,
+        runtime,
+        lambda tx, a, r, arn, secret: spec if arn == FUNCTION else None,  # type: ignore[arg-type]
+        settings or RotationSettings(retry_base=60, retry_cap=600, max_attempts=3),
+    )
     return db, sm, runtime, engine
 
 
@@ -88,15 +104,22 @@ def test_a_month_of_daily_rotations(tmp_path, fake_clock):
     async def scenario() -> None:
         db, sm, runtime, engine = setup(tmp_path)
         await sm.handlers["CreateSecret"](CTX, {"Name": "s", "SecretString": "v0", "ClientRequestToken": "t" * 32})
-        await engine.rotate_secret(CTX, {"SecretId": "s", "RotationLambdaARN": FUNCTION, "ClientRequestToken": "a" * 32,
-                                         "RotationRules": {"AutomaticallyAfterDays": 1}})
+        await engine.rotate_secret(
+            CTX,
+            {
+                "SecretId": "s",
+                "RotationLambdaARN": FUNCTION,
+                "ClientRequestToken": "a" * 32,
+                "RotationRules": {"AutomaticallyAfterDays": 1},
+            },
+        )
         assert await engine.run_once() == 1
         days = []
         for _ in range(30):  # jump to each moment the scheduler picked
             due = (await db.read(lambda tx: tx.one("SELECT rotation_due_at FROM secrets")))[0]
             assert due > fake_clock.now()
             fake_clock.set(due - 1)
-            assert await engine.run_once() == 0   # not yet
+            assert await engine.run_once() == 0  # not yet
             fake_clock.set(due)
             assert await engine.run_once() == 1
             days.append(int(due // DAY))
@@ -118,21 +141,21 @@ def test_failed_steps_retry_with_backoff_then_give_up(tmp_path, fake_clock):
         runtime.fail = ["setSecret"] * 3
         token = "b" * 32
         await engine.rotate_secret(CTX, {"SecretId": "s", "RotationLambdaARN": FUNCTION, "ClientRequestToken": token})
-        assert await engine.run_once() == 1          # attempt 1 fails at setSecret
-        assert await engine.run_once() == 0          # backing off (60 s ±10%)
+        assert await engine.run_once() == 1  # attempt 1 fails at setSecret
+        assert await engine.run_once() == 0  # backing off (60 s ±10%)
         fake_clock.advance(70)
-        assert await engine.run_once() == 1          # attempt 2 fails
+        assert await engine.run_once() == 1  # attempt 2 fails
         fake_clock.advance(70)
-        assert await engine.run_once() == 0          # the second back-off is 120 s (±10%)
+        assert await engine.run_once() == 0  # the second back-off is 120 s (±10%)
         fake_clock.advance(75)
-        assert await engine.run_once() == 1          # attempt 3 fails: gives up
+        assert await engine.run_once() == 1  # attempt 3 fails: gives up
         fake_clock.advance(3600)
         assert await engine.run_once() == 0
         history = await db.read(lambda tx: engine.history(tx, 1))
         assert history[0]["State"] == "failed" and history[0]["Attempts"] == 3
         assert [s["Outcome"] for s in history[0]["Steps"]] == ["succeeded", "failed"] * 3
         stages = (await sm.handlers["DescribeSecret"](CTX, {"SecretId": "s"}))["VersionIdsToStages"]
-        assert stages[token] == ["AWSPENDING"]       # the partial version keeps AWSPENDING, as on AWS
+        assert stages[token] == ["AWSPENDING"]  # the partial version keeps AWSPENDING, as on AWS
         # Every attempt used the same token: createSecret's value was made once and reused.
         assert {e["ClientRequestToken"] for e in runtime.events} == {token}
         db.close()
@@ -144,14 +167,17 @@ def test_cancel_stops_before_the_next_step(tmp_path, fake_clock):
     async def scenario() -> None:
         db, sm, runtime, engine = setup(tmp_path)
         await sm.handlers["CreateSecret"](CTX, {"Name": "s", "SecretString": "v0", "ClientRequestToken": "t" * 32})
-        await engine.rotate_secret(CTX, {"SecretId": "s", "RotationLambdaARN": FUNCTION, "ClientRequestToken": "c" * 32})
+        await engine.rotate_secret(
+            CTX, {"SecretId": "s", "RotationLambdaARN": FUNCTION, "ClientRequestToken": "c" * 32}
+        )
         original = runtime.invoke
 
         def cancel_after_create(spec: FunctionSpec, event: dict[str, Any]) -> InvokeResult:
             result = original(spec, event)
             if event["Step"] == "createSecret":
-                asyncio.run_coroutine_threadsafe(engine.cancel_rotate_secret(CTX, {"SecretId": "s"}),
-                                                 runtime.loop).result()
+                asyncio.run_coroutine_threadsafe(
+                    engine.cancel_rotate_secret(CTX, {"SecretId": "s"}), runtime.loop
+                ).result()
             return result
 
         runtime.invoke = cancel_after_create  # type: ignore[method-assign]

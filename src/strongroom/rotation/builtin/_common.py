@@ -80,8 +80,19 @@ def client() -> Any:
     one costs tens of milliseconds of CPU, more than a step's own calls, and a reused client keeps
     its connection. A new one is made if the endpoint or the credentials in the environment change."""
     endpoint = os.environ["SECRETS_MANAGER_ENDPOINT"]
-    key = (endpoint, *(os.environ.get(name, "") for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-                                                              "AWS_SESSION_TOKEN", "AWS_REGION", "AWS_DEFAULT_REGION")))
+    key = (
+        endpoint,
+        *(
+            os.environ.get(name, "")
+            for name in (
+                "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY",
+                "AWS_SESSION_TOKEN",
+                "AWS_REGION",
+                "AWS_DEFAULT_REGION",
+            )
+        ),
+    )
     found = _clients.get(key)
     if found is None:
         _clients.clear()
@@ -103,8 +114,9 @@ def get_secret(sm: Any, arn: str, stage: str, engines: tuple[str, ...], token: s
         if key not in secret:
             raise KeyError(f"{key} key is missing from secret JSON")
     if secret.get("engine") not in engines:
-        raise KeyError(f"Database engine must be set to one of {', '.join(engines)} in order to use this "
-                       "rotation function")
+        raise KeyError(
+            f"Database engine must be set to one of {', '.join(engines)} in order to use this rotation function"
+        )
     return secret
 
 
@@ -116,7 +128,8 @@ def new_password(sm: Any, default_exclude: str) -> str:
         ExcludePunctuation=_flag("EXCLUDE_PUNCTUATION", "false"),
         ExcludeUppercase=_flag("EXCLUDE_UPPERCASE", "false"),
         ExcludeLowercase=_flag("EXCLUDE_LOWERCASE", "false"),
-        RequireEachIncludedType=_flag("REQUIRE_EACH_INCLUDED_TYPE", "true"))["RandomPassword"]
+        RequireEachIncludedType=_flag("REQUIRE_EACH_INCLUDED_TYPE", "true"),
+    )["RandomPassword"]
 
 
 def alternate(username: str, limit: int) -> str:
@@ -129,8 +142,9 @@ def alternate(username: str, limit: int) -> str:
     return clone
 
 
-def login_for_change(sm: Any, arn: str, token: str, engines: tuple[str, ...],
-                     connect: Callable[[Secret], Any]) -> tuple[Secret, Any]:
+def login_for_change(
+    sm: Any, arn: str, token: str, engines: tuple[str, ...], connect: Callable[[Secret], Any]
+) -> tuple[Secret, Any]:
     """Single user: the pending version and a connection as the user itself, with the current
     password, else the pending one (this step already ran), else the previous one."""
     current = get_secret(sm, arn, "AWSCURRENT", engines)
@@ -148,9 +162,14 @@ def login_for_change(sm: Any, arn: str, token: str, engines: tuple[str, ...],
     return pending, conn
 
 
-def rotate(event: dict[str, Any], engines: tuple[str, ...], default_exclude: str,
-           set_secret: Callable[[Any, str, str], None], test_secret: Callable[[Any, str, str], None],
-           next_username: Callable[[str], str] | None = None) -> None:
+def rotate(
+    event: dict[str, Any],
+    engines: tuple[str, ...],
+    default_exclude: str,
+    set_secret: Callable[[Any, str, str], None],
+    test_secret: Callable[[Any, str, str], None],
+    next_username: Callable[[str], str] | None = None,
+) -> None:
     """One step of a rotation, as AWS's ``lambda_handler``: raising means the step failed."""
     _passwords.clear()
     try:
@@ -164,9 +183,14 @@ def rotate(event: dict[str, Any], engines: tuple[str, ...], default_exclude: str
         _passwords.clear()
 
 
-def _rotate(event: dict[str, Any], engines: tuple[str, ...], default_exclude: str,
-            set_secret: Callable[[Any, str, str], None], test_secret: Callable[[Any, str, str], None],
-            next_username: Callable[[str], str] | None) -> None:
+def _rotate(
+    event: dict[str, Any],
+    engines: tuple[str, ...],
+    default_exclude: str,
+    set_secret: Callable[[Any, str, str], None],
+    test_secret: Callable[[Any, str, str], None],
+    next_username: Callable[[str], str] | None,
+) -> None:
     arn, token, step = event["SecretId"], event["ClientRequestToken"], event["Step"]
     if step not in STEPS:
         raise ValueError(f"Invalid step parameter {step} for secret {arn}")
@@ -195,8 +219,9 @@ def _rotate(event: dict[str, Any], engines: tuple[str, ...], default_exclude: st
             pending["username"] = next_username(current["username"])
         pending["password"] = new_password(sm, default_exclude)
         _remember(pending)
-        sm.put_secret_value(SecretId=arn, ClientRequestToken=token, SecretString=json.dumps(pending),
-                            VersionStages=["AWSPENDING"])
+        sm.put_secret_value(
+            SecretId=arn, ClientRequestToken=token, SecretString=json.dumps(pending), VersionStages=["AWSPENDING"]
+        )
         log.info("createSecret: put a new pending version of %s.", arn)
     elif step == "setSecret":
         set_secret(sm, arn, token)

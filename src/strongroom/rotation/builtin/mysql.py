@@ -13,12 +13,19 @@ from typing import Any
 
 import pymysql
 
-from strongroom.rotation.builtin._common import (Secret, alternate, ca_bundle, get_secret, login_for_change,
-                                                 rotate, tls_setting)
+from strongroom.rotation.builtin._common import (
+    Secret,
+    alternate,
+    ca_bundle,
+    get_secret,
+    login_for_change,
+    rotate,
+    tls_setting,
+)
 
 log = logging.getLogger("strongroom.rotation.builtin")
 ENGINES = ("mysql", "aurora-mysql", "mariadb")
-EXCLUDE = '/@"\'\\'
+EXCLUDE = "/@\"'\\"
 
 
 def _limit() -> int:
@@ -34,9 +41,16 @@ def connect(secret: Secret) -> pymysql.connections.Connection | None:  # type: i
     elif tls is False:
         options = {"ssl_disabled": True}
     try:
-        return pymysql.connect(host=secret["host"], port=int(secret.get("port") or 3306), user=secret["username"],
-                               password=secret["password"], database=secret.get("dbname") or None,
-                               connect_timeout=5, autocommit=True, **options)
+        return pymysql.connect(
+            host=secret["host"],
+            port=int(secret.get("port") or 3306),
+            user=secret["username"],
+            password=secret["password"],
+            database=secret.get("dbname") or None,
+            connect_timeout=5,
+            autocommit=True,
+            **options,
+        )
     except (pymysql.err.OperationalError, OSError) as exc:
         log.info("Could not log in to %s as %s: %s", secret["host"], secret["username"], exc)
         return None
@@ -54,7 +68,8 @@ def set_own_password(conn: Any, password: str) -> None:
 
 
 _IDENTIFIED = re.compile(  # the model's password hash or authentication plugin: not the clone's
-    r"\s+IDENTIFIED\s+(?:BY\s+PASSWORD\s+'[^']*'|VIA\s+.*?|WITH\s+.*?)(?=\s+REQUIRE\b|\s+WITH\b|$)", re.IGNORECASE)
+    r"\s+IDENTIFIED\s+(?:BY\s+PASSWORD\s+'[^']*'|VIA\s+.*?|WITH\s+.*?)(?=\s+REQUIRE\b|\s+WITH\b|$)", re.IGNORECASE
+)
 
 
 def grants_for(grants: list[str], model: str, user: str, escape: Any) -> list[str]:

@@ -12,12 +12,19 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from strongroom.rotation.builtin._common import (Secret, alternate, ca_bundle, get_secret, login_for_change,
-                                                 rotate, tls_setting)
+from strongroom.rotation.builtin._common import (
+    Secret,
+    alternate,
+    ca_bundle,
+    get_secret,
+    login_for_change,
+    rotate,
+    tls_setting,
+)
 
 log = logging.getLogger("strongroom.rotation.builtin")
 ENGINES = ("postgres", "aurora-postgresql")
-EXCLUDE = ':/@"\'\\'
+EXCLUDE = ":/@\"'\\"
 NAME_LIMIT = 63  # NAMEDATALEN - 1
 
 
@@ -30,9 +37,16 @@ def connect(secret: Secret) -> psycopg.Connection[Any] | None:
     elif tls is False:
         options = {"sslmode": "disable"}
     try:
-        return psycopg.connect(host=secret["host"], port=int(secret.get("port") or 5432), user=secret["username"],
-                               password=secret["password"], dbname=secret.get("dbname") or "postgres",
-                               connect_timeout=5, autocommit=True, **options)
+        return psycopg.connect(
+            host=secret["host"],
+            port=int(secret.get("port") or 5432),
+            user=secret["username"],
+            password=secret["password"],
+            dbname=secret.get("dbname") or "postgres",
+            connect_timeout=5,
+            autocommit=True,
+            **options,
+        )
     except psycopg.OperationalError as exc:
         log.info("Could not log in to %s as %s: %s", secret["host"], secret["username"], str(exc).strip())
         return None
@@ -50,8 +64,9 @@ def ensure_user(conn: psycopg.Connection[Any], model: str, user: str, password: 
     exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,)).fetchone()
     if not exists:
         verifier = conn.pgconn.encrypt_password(password.encode(), user.encode()).decode()
-        conn.execute(sql.SQL("CREATE ROLE {} WITH LOGIN PASSWORD {}").format(sql.Identifier(user),
-                                                                            sql.Literal(verifier)))
+        conn.execute(
+            sql.SQL("CREATE ROLE {} WITH LOGIN PASSWORD {}").format(sql.Identifier(user), sql.Literal(verifier))
+        )
         conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(model), sql.Identifier(user)))
         log.info("setSecret: created %s as a member of %s.", user, model)
     else:

@@ -30,20 +30,49 @@ from urllib.parse import quote
 from strongroom import clock
 from strongroom.auth.keys import KeyStore, new_access_key_id, new_secret_access_key
 from strongroom.auth.principal import ROOT
-from strongroom.errors import AWSError
 from strongroom.context import RequestContext
+from strongroom.errors import AWSError
 from strongroom.policy.limits import INLINE_POLICY_LIMITS, TRUST_POLICY_LIMIT, iam_size
 from strongroom.store import Conflict, Database, Tx
 
 __all__ = ["IAM", "OPERATIONS", "check_policy"]
 
-OPERATIONS = ["CreateUser", "GetUser", "ListUsers", "DeleteUser", "CreateAccessKey", "ListAccessKeys",
-              "UpdateAccessKey", "DeleteAccessKey", "PutUserPolicy", "GetUserPolicy", "DeleteUserPolicy",
-              "ListUserPolicies", "CreateRole", "GetRole", "ListRoles", "DeleteRole", "PutRolePolicy",
-              "GetRolePolicy", "DeleteRolePolicy", "ListRolePolicies"]
+OPERATIONS = [
+    "CreateUser",
+    "GetUser",
+    "ListUsers",
+    "DeleteUser",
+    "CreateAccessKey",
+    "ListAccessKeys",
+    "UpdateAccessKey",
+    "DeleteAccessKey",
+    "PutUserPolicy",
+    "GetUserPolicy",
+    "DeleteUserPolicy",
+    "ListUserPolicies",
+    "CreateRole",
+    "GetRole",
+    "ListRoles",
+    "DeleteRole",
+    "PutRolePolicy",
+    "GetRolePolicy",
+    "DeleteRolePolicy",
+    "ListRolePolicies",
+]
 RESERVED_PREFIX = "strongroom-"
-_COLUMNS = ("arn", "account_id", "kind", "name", "path", "principal_id", "created_date", "trust_policy",
-            "description", "max_session", "tags")
+_COLUMNS = (
+    "arn",
+    "account_id",
+    "kind",
+    "name",
+    "path",
+    "principal_id",
+    "created_date",
+    "trust_policy",
+    "description",
+    "max_session",
+    "tags",
+)
 
 
 def _no_such(kind: str, name: str) -> AWSError:
@@ -52,8 +81,10 @@ def _no_such(kind: str, name: str) -> AWSError:
 
 def _not_reserved(kind: str, name: str) -> None:
     if name.lower().startswith(RESERVED_PREFIX):
-        raise AWSError("InvalidInput", f"The {kind} name {name} is reserved: names beginning with "
-                       f"'{RESERVED_PREFIX}' belong to strongroom.")
+        raise AWSError(
+            "InvalidInput",
+            f"The {kind} name {name} is reserved: names beginning with '{RESERVED_PREFIX}' belong to strongroom.",
+        )
 
 
 def _principal_id(prefix: str) -> str:
@@ -82,11 +113,13 @@ class IAM:
     # ------------------------------------------------------------------------------ helpers
 
     def _get(self, tx: Tx, account_id: str, kind: str, name: str) -> dict[str, Any]:
-        row = tx.one(f"SELECT {', '.join(_COLUMNS)} FROM iam_principals WHERE account_id = ? AND kind = ? AND name = ?",
-                     (account_id, kind, name))
+        row = tx.one(
+            f"SELECT {', '.join(_COLUMNS)} FROM iam_principals WHERE account_id = ? AND kind = ? AND name = ?",
+            (account_id, kind, name),
+        )
         if row is None:
             raise _no_such(kind, name)
-        return dict(zip(_COLUMNS, row))
+        return dict(zip(_COLUMNS, row, strict=False))
 
     @staticmethod
     def _shape(row: dict[str, Any]) -> dict[str, Any]:
@@ -94,9 +127,12 @@ class IAM:
         if row["kind"] == "user":
             out.update(UserName=row["name"], UserId=row["principal_id"])
         else:
-            out.update(RoleName=row["name"], RoleId=row["principal_id"],
-                       AssumeRolePolicyDocument=quote(row["trust_policy"] or "", safe=""),
-                       MaxSessionDuration=row["max_session"])
+            out.update(
+                RoleName=row["name"],
+                RoleId=row["principal_id"],
+                AssumeRolePolicyDocument=quote(row["trust_policy"] or "", safe=""),
+                MaxSessionDuration=row["max_session"],
+            )
             if row["description"]:
                 out["Description"] = row["description"]
         tags = json.loads(row["tags"] or "[]")
@@ -104,26 +140,42 @@ class IAM:
             out["Tags"] = tags
         return out
 
-    def _create(self, ctx: RequestContext, kind: str, p: dict[str, Any], name: str,
-                extra: dict[str, Any]) -> Callable[[Tx], dict[str, Any]]:
+    def _create(
+        self, ctx: RequestContext, kind: str, p: dict[str, Any], name: str, extra: dict[str, Any]
+    ) -> Callable[[Tx], dict[str, Any]]:
         """The transaction that creates a user or role."""
         path = p.get("Path", "/")
         arn = f"arn:aws:iam::{ctx.account_id}:{kind}{path}{name}"
-        row = {"arn": arn, "account_id": ctx.account_id, "kind": kind, "name": name, "path": path,
-               "principal_id": _principal_id("AIDA" if kind == "user" else "AROA"), "created_date": clock.now(),
-               "trust_policy": extra.get("trust_policy"), "description": extra.get("description"),
-               "max_session": extra.get("max_session", 3600), "tags": json.dumps(p.get("Tags", []))}
+        row = {
+            "arn": arn,
+            "account_id": ctx.account_id,
+            "kind": kind,
+            "name": name,
+            "path": path,
+            "principal_id": _principal_id("AIDA" if kind == "user" else "AROA"),
+            "created_date": clock.now(),
+            "trust_policy": extra.get("trust_policy"),
+            "description": extra.get("description"),
+            "max_session": extra.get("max_session", 3600),
+            "tags": json.dumps(p.get("Tags", [])),
+        }
 
         def tx_fn(tx: Tx) -> dict[str, Any]:
-            exists = tx.one("SELECT 1 FROM iam_principals WHERE account_id = ? AND kind = ? AND name = ?",
-                            (ctx.account_id, kind, name))
+            exists = tx.one(
+                "SELECT 1 FROM iam_principals WHERE account_id = ? AND kind = ? AND name = ?",
+                (ctx.account_id, kind, name),
+            )
             if exists:
                 raise AWSError("EntityAlreadyExists", f"{kind.capitalize()} with name {name} already exists.", 409)
             try:
-                tx.execute(f"INSERT INTO iam_principals ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})",
-                           [row[c] for c in _COLUMNS])
+                tx.execute(
+                    f"INSERT INTO iam_principals ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})",
+                    [row[c] for c in _COLUMNS],
+                )
             except Conflict:
-                raise AWSError("EntityAlreadyExists", f"{kind.capitalize()} with name {name} already exists.", 409) from None
+                raise AWSError(
+                    "EntityAlreadyExists", f"{kind.capitalize()} with name {name} already exists.", 409
+                ) from None
             return self._shape(row)
 
         return tx_fn
@@ -132,9 +184,11 @@ class IAM:
         prefix = p.get("PathPrefix", "/")
 
         def tx_fn(tx: Tx) -> list[dict[str, Any]]:
-            rows = tx.all(f"SELECT {', '.join(_COLUMNS)} FROM iam_principals WHERE account_id = ? AND kind = ? "
-                          "ORDER BY name", (ctx.account_id, kind))
-            return [self._shape(dict(zip(_COLUMNS, r))) for r in rows if r[4].startswith(prefix)]
+            rows = tx.all(
+                f"SELECT {', '.join(_COLUMNS)} FROM iam_principals WHERE account_id = ? AND kind = ? ORDER BY name",
+                (ctx.account_id, kind),
+            )
+            return [self._shape(dict(zip(_COLUMNS, r, strict=False))) for r in rows if r[4].startswith(prefix)]
 
         return await self.db.read(tx_fn)  # type: ignore[no-any-return]
 
@@ -168,8 +222,15 @@ class IAM:
         if name is None:
             if ctx.principal_type != "User":
                 if ctx.privilege == ROOT:
-                    return {"User": {"Path": "/", "UserName": "root", "UserId": ctx.account_id,
-                                     "Arn": ctx.principal_arn, "CreateDate": 0.0}}
+                    return {
+                        "User": {
+                            "Path": "/",
+                            "UserName": "root",
+                            "UserId": ctx.account_id,
+                            "Arn": ctx.principal_arn,
+                            "CreateDate": 0.0,
+                        }
+                    }
                 raise AWSError("ValidationError", "Must specify userName when calling with non-User credentials")
             name = ctx.principal_arn.rsplit("/", 1)[-1]
         return {"User": await self.db.read(lambda tx: self._shape(self._get(tx, ctx.account_id, "user", name)))}
@@ -198,8 +259,9 @@ class IAM:
 
     async def create_access_key(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         name, arn, principal_id = await self.db.read(lambda tx: self._user_for_keys(tx, ctx, p))
-        count = await self.db.read(lambda tx: tx.one("SELECT count(*) FROM access_keys WHERE principal_arn = ? "
-                                                     "AND expires_at IS NULL", (arn,)))
+        count = await self.db.read(
+            lambda tx: tx.one("SELECT count(*) FROM access_keys WHERE principal_arn = ? AND expires_at IS NULL", (arn,))
+        )
         if count and count[0] >= 2:
             raise AWSError("LimitExceeded", "Cannot exceed quota for AccessKeysPerUser: 2", 409)
         access_key_id, secret = new_access_key_id(), new_secret_access_key()
@@ -207,16 +269,30 @@ class IAM:
         # `admin create-account` where a root key is minted, and only by root.
         privilege = ROOT if name == "root" and ctx.privilege == ROOT and "UserName" not in p else None
         await asyncio.to_thread(self.keys.add, access_key_id, secret, ctx.account_id, arn, principal_id, privilege)
-        return {"AccessKey": {"UserName": name, "AccessKeyId": access_key_id, "Status": "Active",
-                              "SecretAccessKey": secret, "CreateDate": clock.now()}}
+        return {
+            "AccessKey": {
+                "UserName": name,
+                "AccessKeyId": access_key_id,
+                "Status": "Active",
+                "SecretAccessKey": secret,
+                "CreateDate": clock.now(),
+            }
+        }
 
     async def list_access_keys(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         def tx_fn(tx: Tx) -> dict[str, Any]:
             name, arn, _ = self._user_for_keys(tx, ctx, p)
-            rows = tx.all("SELECT access_key_id, status, created_date FROM access_keys WHERE principal_arn = ? "
-                          "AND expires_at IS NULL ORDER BY created_date", (arn,))
-            return {"AccessKeyMetadata": [{"UserName": name, "AccessKeyId": r[0], "Status": r[1], "CreateDate": r[2]}
-                                          for r in rows], "IsTruncated": False}
+            rows = tx.all(
+                "SELECT access_key_id, status, created_date FROM access_keys WHERE principal_arn = ? "
+                "AND expires_at IS NULL ORDER BY created_date",
+                (arn,),
+            )
+            return {
+                "AccessKeyMetadata": [
+                    {"UserName": name, "AccessKeyId": r[0], "Status": r[1], "CreateDate": r[2]} for r in rows
+                ],
+                "IsTruncated": False,
+            }
 
         return await self.db.read(tx_fn)  # type: ignore[no-any-return]
 
@@ -249,7 +325,9 @@ class IAM:
 
     # --------------------------------------------------------------------- inline policies
 
-    async def _put_policy(self, ctx: RequestContext, kind: str, name: str, policy_name: str, document: str) -> dict[str, Any]:
+    async def _put_policy(
+        self, ctx: RequestContext, kind: str, name: str, policy_name: str, document: str
+    ) -> dict[str, Any]:
         limit, size = INLINE_POLICY_LIMITS[kind], iam_size(document)
         too_big = AWSError("LimitExceeded", f"Maximum policy size of {limit} bytes exceeded for {kind} {name}", 409)
         if size > limit:  # before parsing: what cannot be stored is not worth reading
@@ -259,13 +337,26 @@ class IAM:
         def tx_fn(tx: Tx) -> None:
             arn = self._get(tx, ctx.account_id, kind, name)["arn"]
             # The quota is on all of the principal's inline policies together (this one replacing its namesake).
-            if size + sum(iam_size(r[0]) for r in tx.all("SELECT document FROM iam_inline_policies "
-                                                         "WHERE principal_arn = ? AND policy_name <> ?",
-                                                         (arn, policy_name))) > limit:
+            if (
+                size
+                + sum(
+                    iam_size(r[0])
+                    for r in tx.all(
+                        "SELECT document FROM iam_inline_policies WHERE principal_arn = ? AND policy_name <> ?",
+                        (arn, policy_name),
+                    )
+                )
+                > limit
+            ):
                 raise too_big
-            tx.execute("DELETE FROM iam_inline_policies WHERE principal_arn = ? AND policy_name = ?", (arn, policy_name))
-            tx.execute("INSERT INTO iam_inline_policies (principal_arn, account_id, policy_name, document) "
-                       "VALUES (?, ?, ?, ?)", (arn, ctx.account_id, policy_name, document))
+            tx.execute(
+                "DELETE FROM iam_inline_policies WHERE principal_arn = ? AND policy_name = ?", (arn, policy_name)
+            )
+            tx.execute(
+                "INSERT INTO iam_inline_policies (principal_arn, account_id, policy_name, document) "
+                "VALUES (?, ?, ?, ?)",
+                (arn, ctx.account_id, policy_name, document),
+            )
             self.keys.revoked(tx)  # other nodes drop cached policies at once, too
 
         await self.db.write(tx_fn)
@@ -275,8 +366,10 @@ class IAM:
     async def _get_policy(self, ctx: RequestContext, kind: str, name: str, policy_name: str) -> dict[str, Any]:
         def tx_fn(tx: Tx) -> str:
             arn = self._get(tx, ctx.account_id, kind, name)["arn"]
-            row = tx.one("SELECT document FROM iam_inline_policies WHERE principal_arn = ? AND policy_name = ?",
-                         (arn, policy_name))
+            row = tx.one(
+                "SELECT document FROM iam_inline_policies WHERE principal_arn = ? AND policy_name = ?",
+                (arn, policy_name),
+            )
             if row is None:
                 raise AWSError("NoSuchEntity", f"The {kind} policy with name {policy_name} cannot be found.", 404)
             return row[0]  # type: ignore[no-any-return]
@@ -288,8 +381,9 @@ class IAM:
     async def _delete_policy(self, ctx: RequestContext, kind: str, name: str, policy_name: str) -> dict[str, Any]:
         def tx_fn(tx: Tx) -> None:
             arn = self._get(tx, ctx.account_id, kind, name)["arn"]
-            gone = tx.execute("DELETE FROM iam_inline_policies WHERE principal_arn = ? AND policy_name = ?",
-                              (arn, policy_name))
+            gone = tx.execute(
+                "DELETE FROM iam_inline_policies WHERE principal_arn = ? AND policy_name = ?", (arn, policy_name)
+            )
             if not gone.rowcount:
                 raise AWSError("NoSuchEntity", f"The {kind} policy with name {policy_name} cannot be found.", 404)
             self.keys.revoked(tx)
@@ -301,8 +395,12 @@ class IAM:
     async def _list_policies(self, ctx: RequestContext, kind: str, name: str) -> dict[str, Any]:
         def tx_fn(tx: Tx) -> list[str]:
             arn = self._get(tx, ctx.account_id, kind, name)["arn"]
-            return [r[0] for r in tx.all("SELECT policy_name FROM iam_inline_policies WHERE principal_arn = ? "
-                                         "ORDER BY policy_name", (arn,))]
+            return [
+                r[0]
+                for r in tx.all(
+                    "SELECT policy_name FROM iam_inline_policies WHERE principal_arn = ? ORDER BY policy_name", (arn,)
+                )
+            ]
 
         return {"PolicyNames": await self.db.read(tx_fn), "IsTruncated": False}
 
@@ -325,13 +423,23 @@ class IAM:
         if iam_size(p["AssumeRolePolicyDocument"]) > TRUST_POLICY_LIMIT:
             raise AWSError("LimitExceeded", f"Cannot exceed quota for ACLSizePerRole: {TRUST_POLICY_LIMIT}", 409)
         check_policy(p["AssumeRolePolicyDocument"], kind="resource")
-        tx_fn = self._create(ctx, "role", p, p["RoleName"],
-                             {"trust_policy": p["AssumeRolePolicyDocument"], "description": p.get("Description"),
-                              "max_session": p.get("MaxSessionDuration", 3600)})
+        tx_fn = self._create(
+            ctx,
+            "role",
+            p,
+            p["RoleName"],
+            {
+                "trust_policy": p["AssumeRolePolicyDocument"],
+                "description": p.get("Description"),
+                "max_session": p.get("MaxSessionDuration", 3600),
+            },
+        )
         return {"Role": await self.db.write(tx_fn)}
 
     async def get_role(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        return {"Role": await self.db.read(lambda tx: self._shape(self._get(tx, ctx.account_id, "role", p["RoleName"])))}
+        return {
+            "Role": await self.db.read(lambda tx: self._shape(self._get(tx, ctx.account_id, "role", p["RoleName"])))
+        }
 
     async def list_roles(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         return {"Roles": await self._list(ctx, "role", p), "IsTruncated": False}

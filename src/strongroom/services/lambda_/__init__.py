@@ -2,4 +2,4 @@
 
 from strongroom.services.lambda_.service import BUILTINS, OPERATIONS, Lambda
 
-__all__ = ["BUILTINS", "Lambda", "OPERATIONS"]
+__all__ = ["BUILTINS", "OPERATIONS", "Lambda"]

@@ -34,17 +34,21 @@ from typing import Any
 
 from strongroom.errors import AWSError
 
-__all__ = ["FunctionRef", "LAMBDA_SERVICE", "authorization_requests", "lambda_action", "resolve_function"]
+__all__ = ["LAMBDA_SERVICE", "FunctionRef", "authorization_requests", "lambda_action", "resolve_function"]
 
 LAMBDA_SERVICE = "lambda.amazonaws.com"
 _MAX_NAME = 64  # "If you specify only the function name, it is limited to 64 characters in length."
 # The model's NamespacedFunctionName pattern with its parts named (botocore lambda 2015-03-31).
-_REF = re.compile(r"(?:arn:(?P<partition>aws[a-zA-Z-]*)?:lambda:)?"
-                  r"(?:(?P<region>(?:eusc-)?[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d):)?"
-                  r"(?:(?P<account>\d{12}):)?(?:function:)?(?P<name>[a-zA-Z0-9-_.]+)"
-                  r"(?::(?P<qualifier>\$LATEST(?:\.PUBLISHED)?|[a-zA-Z0-9-_]+))?")
-_SHOWN_PATTERN = (r"(arn:(aws[a-zA-Z-]*)?:lambda:)?((eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:)?"
-                  r"(\d{12}:)?(function:)?([a-zA-Z0-9-_\.]+)(:(\$LATEST(\.PUBLISHED)?|[a-zA-Z0-9-_]+))?")
+_REF = re.compile(
+    r"(?:arn:(?P<partition>aws[a-zA-Z-]*)?:lambda:)?"
+    r"(?:(?P<region>(?:eusc-)?[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d):)?"
+    r"(?:(?P<account>\d{12}):)?(?:function:)?(?P<name>[a-zA-Z0-9-_.]+)"
+    r"(?::(?P<qualifier>\$LATEST(?:\.PUBLISHED)?|[a-zA-Z0-9-_]+))?"
+)
+_SHOWN_PATTERN = (
+    r"(arn:(aws[a-zA-Z-]*)?:lambda:)?((eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:)?"
+    r"(\d{12}:)?(function:)?([a-zA-Z0-9-_\.]+)(:(\$LATEST(\.PUBLISHED)?|[a-zA-Z0-9-_]+))?"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,12 +76,15 @@ class FunctionRef:
 
 
 def _validation(value: str, constraint: str) -> AWSError:
-    return AWSError("ValidationException", f"1 validation error detected: Value '{value}' at 'functionName' "
-                                           f"failed to satisfy constraint: {constraint}")
+    return AWSError(
+        "ValidationException",
+        f"1 validation error detected: Value '{value}' at 'functionName' failed to satisfy constraint: {constraint}",
+    )
 
 
-def resolve_function(ref: str, account_id: str, region: str, qualifier: str | None = None,
-                     partition: str = "aws") -> FunctionRef:
+def resolve_function(
+    ref: str, account_id: str, region: str, qualifier: str | None = None, partition: str = "aws"
+) -> FunctionRef:
     """The function ``ref`` names for a caller in ``account_id`` / ``region`` (raises AWS's errors)."""
     m = _REF.fullmatch(ref)
     if m is None:
@@ -87,14 +94,19 @@ def resolve_function(ref: str, account_id: str, region: str, qualifier: str | No
         raise _validation(ref, f"Member must have length less than or equal to {_MAX_NAME}")
     named_region = m.group("region") or region
     if named_region != region:
-        raise AWSError("ResourceNotFoundException",
-                       f"Functions from '{named_region}' are not reachable in this region ('{region}')", 404)
+        raise AWSError(
+            "ResourceNotFoundException",
+            f"Functions from '{named_region}' are not reachable in this region ('{region}')",
+            404,
+        )
     derived = m.group("qualifier")
     if qualifier == "":
         qualifier = None
     if derived is not None and qualifier is not None and derived != qualifier:
-        raise AWSError("InvalidParameterValueException",
-                       "The derived qualifier from the function name does not match the specified qualifier.")
+        raise AWSError(
+            "InvalidParameterValueException",
+            "The derived qualifier from the function name does not match the specified qualifier.",
+        )
     return FunctionRef(partition, region, m.group("account") or account_id, name, derived or qualifier)
 
 
@@ -103,8 +115,9 @@ def lambda_action(operation: str) -> str:
     return "lambda:InvokeFunction" if operation == "Invoke" else f"lambda:{operation}"
 
 
-def authorization_requests(account_id: str, region: str, partition: str, operation: str,
-                           params: dict[str, Any]) -> list[tuple[str, str, str, dict[str, Any]]]:
+def authorization_requests(
+    account_id: str, region: str, partition: str, operation: str, params: dict[str, Any]
+) -> list[tuple[str, str, str, dict[str, Any]]]:
     """``(action, resource, resource account, condition keys)`` for each decision a call needs.
 
     Every ARN the function reference resolves to (see :class:`FunctionRef`), then ``iam:PassRole``
@@ -120,6 +133,7 @@ def authorization_requests(account_id: str, region: str, partition: str, operati
     role = params.get("Role")
     if role and operation in ("CreateFunction", "UpdateFunctionConfiguration"):
         parts = role.split(":")
-        out.append(("iam:PassRole", role, parts[4] if len(parts) > 4 else account_id,
-                    {"iam:PassedToService": LAMBDA_SERVICE}))
+        out.append(
+            ("iam:PassRole", role, parts[4] if len(parts) > 4 else account_id, {"iam:PassedToService": LAMBDA_SERVICE})
+        )
     return out

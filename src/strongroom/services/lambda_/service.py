@@ -39,14 +39,14 @@ from typing import Any
 
 from strongroom import clock
 from strongroom.auth.authorizer import BUILTIN_ROTATION_ROLE
+from strongroom.context import RequestContext
 from strongroom.errors import AWSError
 from strongroom.rotation.runtime import FunctionRuntime, FunctionSpec
-from strongroom.context import RequestContext
 from strongroom.services.lambda_.names import LAMBDA_SERVICE, FunctionRef, lambda_action, resolve_function
 from strongroom.services.secretsmanager.values import ValueCipher
 from strongroom.store import Conflict, Database, Tx
 
-__all__ = ["Lambda", "BUILTINS", "OPERATIONS"]
+__all__ = ["BUILTINS", "OPERATIONS", "Lambda"]
 
 BUILTINS = {
     "strongroom-postgresql-single-user": "strongroom.rotation.builtin.postgresql:single_user",
@@ -54,16 +54,40 @@ BUILTINS = {
     "strongroom-mysql-single-user": "strongroom.rotation.builtin.mysql:single_user",
     "strongroom-mysql-multi-user": "strongroom.rotation.builtin.mysql:multi_user",
 }
-OPERATIONS = ["CreateFunction", "GetFunction", "GetFunctionConfiguration", "ListFunctions", "UpdateFunctionCode",
-              "UpdateFunctionConfiguration", "DeleteFunction", "Invoke", "AddPermission", "RemovePermission",
-              "GetPolicy"]
+OPERATIONS = [
+    "CreateFunction",
+    "GetFunction",
+    "GetFunctionConfiguration",
+    "ListFunctions",
+    "UpdateFunctionCode",
+    "UpdateFunctionConfiguration",
+    "DeleteFunction",
+    "Invoke",
+    "AddPermission",
+    "RemovePermission",
+    "GetPolicy",
+]
 SECRETS_MANAGER = "secretsmanager.amazonaws.com"
 RESERVED_PREFIX = "strongroom-"  # names of strongroom's own functions, present and future
 CANNOT_ASSUME = "The role defined for the function cannot be assumed by Lambda."
 _ENV_KEY = "strongroom:lambda-environment"
 _LOGS_KEY = "strongroom:lambda-logs"
-_COLUMNS = ("name", "arn", "runtime", "handler", "role", "description", "timeout", "memory_size", "environment_enc",
-            "code_sha256", "code_size", "revision_id", "policy", "last_modified")
+_COLUMNS = (
+    "name",
+    "arn",
+    "runtime",
+    "handler",
+    "role",
+    "description",
+    "timeout",
+    "memory_size",
+    "environment_enc",
+    "code_sha256",
+    "code_size",
+    "revision_id",
+    "policy",
+    "last_modified",
+)
 
 
 def _not_found(arn: str) -> AWSError:
@@ -78,13 +102,16 @@ def _other_account(ctx: RequestContext, ref: FunctionRef) -> AWSError:
     """A function of another account: strongroom grants cross-account access to no one, so the
     answer is AWS's for a call no resource-based policy allows (the account root's included)."""
     action = lambda_action(ctx.operation or "GetFunction")
-    return AWSError("AccessDeniedException", f"User: {ctx.principal_arn} is not authorized to perform: {action} on "
-                                             f"resource: {ref.arn} because no resource-based policy allows the "
-                                             f"{action} action")
+    return AWSError(
+        "AccessDeniedException",
+        f"User: {ctx.principal_arn} is not authorized to perform: {action} on "
+        f"resource: {ref.arn} because no resource-based policy allows the "
+        f"{action} action",
+    )
 
 
 def _timestamp(t: float) -> str:
-    return dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
+    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
 
 
 class Lambda:
@@ -115,18 +142,34 @@ class Lambda:
         def tx_fn(tx: Tx) -> None:
             logs = None
             if result.logs:
-                _, logs = self.cipher.encrypt(tx, account, region, _LOGS_KEY, spec.arn, request_id, result.logs[-65536:])
-            tx.execute("INSERT INTO function_invocations (function_arn, request_id, started_date, duration_ms, step, "
-                       "outcome, error, logs_enc) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                       (spec.arn, request_id, started, result.duration_ms, step,
-                        "succeeded" if result.ok else "failed", result.error_text[:2000] or None, logs))
-            tx.execute("DELETE FROM function_invocations WHERE function_arn = ? AND id <= (SELECT id FROM "
-                       "function_invocations WHERE function_arn = ? ORDER BY id DESC LIMIT 1 OFFSET 1000)",
-                       (spec.arn, spec.arn))
+                _, logs = self.cipher.encrypt(
+                    tx, account, region, _LOGS_KEY, spec.arn, request_id, result.logs[-65536:]
+                )
+            tx.execute(
+                "INSERT INTO function_invocations (function_arn, request_id, started_date, duration_ms, step, "
+                "outcome, error, logs_enc) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    spec.arn,
+                    request_id,
+                    started,
+                    result.duration_ms,
+                    step,
+                    "succeeded" if result.ok else "failed",
+                    result.error_text[:2000] or None,
+                    logs,
+                ),
+            )
+            tx.execute(
+                "DELETE FROM function_invocations WHERE function_arn = ? AND id <= (SELECT id FROM "
+                "function_invocations WHERE function_arn = ? ORDER BY id DESC LIMIT 1 OFFSET 1000)",
+                (spec.arn, spec.arn),
+            )
 
         self.db.write_sync(tx_fn)
 
-    def invocations(self, tx: Tx, account_id: str, region: str, function_ref: str, limit: int = 50) -> list[dict[str, Any]]:
+    def invocations(
+        self, tx: Tx, account_id: str, region: str, function_ref: str, limit: int = 50
+    ) -> list[dict[str, Any]]:
         """The newest invocations of a function with their logs, for ``strongroom logs``."""
         try:
             ref = resolve_function(function_ref, account_id, region)
@@ -134,17 +177,32 @@ class Lambda:
             return []  # no function has that name: nothing was recorded for it
         acct, reg, arn = ref.account, ref.region, ref.arn
         out = []
-        for row in tx.all("SELECT request_id, started_date, duration_ms, step, outcome, error, logs_enc FROM "
-                          "function_invocations WHERE function_arn = ? ORDER BY id DESC LIMIT ?", (arn, limit)):
-            logs = "" if row[6] is None else self.cipher.decrypt(tx, acct, reg, _LOGS_KEY, arn, row[0], 1, bytes(row[6]))
-            out.append({"RequestId": row[0], "Started": row[1], "DurationMs": row[2], "Step": row[3],
-                        "Outcome": row[4], "Error": row[5], "Logs": logs})
+        for row in tx.all(
+            "SELECT request_id, started_date, duration_ms, step, outcome, error, logs_enc FROM "
+            "function_invocations WHERE function_arn = ? ORDER BY id DESC LIMIT ?",
+            (arn, limit),
+        ):
+            logs = (
+                "" if row[6] is None else self.cipher.decrypt(tx, acct, reg, _LOGS_KEY, arn, row[0], 1, bytes(row[6]))
+            )
+            out.append(
+                {
+                    "RequestId": row[0],
+                    "Started": row[1],
+                    "DurationMs": row[2],
+                    "Step": row[3],
+                    "Outcome": row[4],
+                    "Error": row[5],
+                    "Logs": logs,
+                }
+            )
         return out
 
     # --------------------------------------------------------------------------- resolution
 
-    def resolve(self, tx: Tx, account_id: str, region: str, function_ref: str,
-                source_arn: str | None = None) -> FunctionSpec | None:
+    def resolve(
+        self, tx: Tx, account_id: str, region: str, function_ref: str, source_arn: str | None = None
+    ) -> FunctionSpec | None:
         """What Secrets Manager runs for ``function_ref`` when rotating the secret ``source_arn``
         (in ``account_id`` / ``region``), or None when it may not run it: no such function, one of
         another account or region, a qualifier other than ``$LATEST``, or a function policy that
@@ -156,8 +214,9 @@ class Lambda:
         if ref.account != account_id or ref.qualifier not in (None, "$LATEST"):
             return None
         if ref.name in BUILTINS:  # strongroom's own: no policy, Secrets Manager may always run them
-            return FunctionSpec(key=f"{ref.arn}#builtin", arn=ref.arn, name=ref.name, handler=BUILTINS[ref.name],
-                                timeout=60.0)
+            return FunctionSpec(
+                key=f"{ref.arn}#builtin", arn=ref.arn, name=ref.name, handler=BUILTINS[ref.name], timeout=60.0
+            )
         row = self._row(tx, account_id, region, ref.name)
         if row is None or not _allows_secretsmanager(row, source_arn, account_id):
             return None
@@ -166,16 +225,25 @@ class Lambda:
     def _spec(self, tx: Tx, account_id: str, region: str, row: dict[str, Any]) -> FunctionSpec:
         env = self._environment(tx, account_id, region, row)
         code_dir = self._unpack(tx, account_id, region, row["name"], row["code_sha256"])
-        return FunctionSpec(key=f"{row['arn']}#{row['revision_id']}", arn=row["arn"], name=row["name"],
-                            handler=row["handler"], code_dir=str(code_dir), timeout=float(row["timeout"]),
-                            memory_mb=int(row["memory_size"]), environment=env, role=row["role"])
+        return FunctionSpec(
+            key=f"{row['arn']}#{row['revision_id']}",
+            arn=row["arn"],
+            name=row["name"],
+            handler=row["handler"],
+            code_dir=str(code_dir),
+            timeout=float(row["timeout"]),
+            memory_mb=int(row["memory_size"]),
+            environment=env,
+            role=row["role"],
+        )
 
     def _unpack(self, tx: Tx, account_id: str, region: str, name: str, sha: str) -> Path:
         target = self.code_root / base64.urlsafe_b64decode(sha).hex()
         if target.exists():
             return target
-        blob = tx.one("SELECT code FROM functions WHERE account_id = ? AND region = ? AND name = ?",
-                      (account_id, region, name))
+        blob = tx.one(
+            "SELECT code FROM functions WHERE account_id = ? AND region = ? AND name = ?", (account_id, region, name)
+        )
         assert blob is not None
         with self._unpack_lock:
             if not target.exists():
@@ -187,9 +255,11 @@ class Lambda:
     # ------------------------------------------------------------------------------- rows
 
     def _row(self, tx: Tx, account_id: str, region: str, name: str) -> dict[str, Any] | None:
-        row = tx.one(f"SELECT {', '.join(_COLUMNS)} FROM functions WHERE account_id = ? AND region = ? AND name = ?",
-                     (account_id, region, name))
-        return None if row is None else dict(zip(_COLUMNS, row))
+        row = tx.one(
+            f"SELECT {', '.join(_COLUMNS)} FROM functions WHERE account_id = ? AND region = ? AND name = ?",
+            (account_id, region, name),
+        )
+        return None if row is None else dict(zip(_COLUMNS, row, strict=False))
 
     @staticmethod
     def _ref(ctx: RequestContext, p: dict[str, Any]) -> FunctionRef:
@@ -227,8 +297,13 @@ class Lambda:
         except PolicyError:
             raise _invalid(CANNOT_ASSUME) from None
         # A service principal is its own caller: "same account" so that the trust policy alone decides.
-        request = Request(principal_arn=LAMBDA_SERVICE, principal_account=ctx.account_id, action="sts:AssumeRole",
-                          resource=role_arn, resource_account=ctx.account_id)
+        request = Request(
+            principal_arn=LAMBDA_SERVICE,
+            principal_account=ctx.account_id,
+            action="sts:AssumeRole",
+            resource=role_arn,
+            resource_account=ctx.account_id,
+        )
         if not evaluate(request, [], [trust]).allowed:
             raise _invalid(CANNOT_ASSUME)
 
@@ -239,25 +314,42 @@ class Lambda:
         plain = self.cipher.decrypt(tx, account_id, region, _ENV_KEY, row["arn"], "environment", 1, bytes(blob))
         return json.loads(plain)  # type: ignore[no-any-return]
 
-    def _seal_environment(self, tx: Tx, ctx: RequestContext, arn: str, variables: dict[str, str] | None) -> bytes | None:
+    def _seal_environment(
+        self, tx: Tx, ctx: RequestContext, arn: str, variables: dict[str, str] | None
+    ) -> bytes | None:
         if not variables:
             return None
         reserved = sorted(k for k in variables if k.startswith("AWS_") and k not in ("AWS_ENDPOINT_URL",))
         if reserved:
-            raise _invalid(f"Lambda was unable to configure your environment variables because the environment "
-                           f"variables you have provided contains reserved keys that are currently not supported "
-                           f"for modification. Reserved keys used in this request: {', '.join(reserved)}")
-        _, blob = self.cipher.encrypt(tx, ctx.account_id, ctx.region, _ENV_KEY, arn, "environment",
-                                      json.dumps(variables))
+            raise _invalid(
+                f"Lambda was unable to configure your environment variables because the environment "
+                f"variables you have provided contains reserved keys that are currently not supported "
+                f"for modification. Reserved keys used in this request: {', '.join(reserved)}"
+            )
+        _, blob = self.cipher.encrypt(
+            tx, ctx.account_id, ctx.region, _ENV_KEY, arn, "environment", json.dumps(variables)
+        )
         return blob
 
     def _configuration(self, tx: Tx, ctx: RequestContext, row: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "FunctionName": row["name"], "FunctionArn": row["arn"], "Runtime": row["runtime"], "Role": row["role"],
-            "Handler": row["handler"], "CodeSize": row["code_size"], "Description": row["description"],
-            "Timeout": row["timeout"], "MemorySize": row["memory_size"], "LastModified": _timestamp(row["last_modified"]),
-            "CodeSha256": row["code_sha256"], "Version": "$LATEST", "RevisionId": row["revision_id"],
-            "State": "Active", "LastUpdateStatus": "Successful", "PackageType": "Zip", "Architectures": ["x86_64"],
+            "FunctionName": row["name"],
+            "FunctionArn": row["arn"],
+            "Runtime": row["runtime"],
+            "Role": row["role"],
+            "Handler": row["handler"],
+            "CodeSize": row["code_size"],
+            "Description": row["description"],
+            "Timeout": row["timeout"],
+            "MemorySize": row["memory_size"],
+            "LastModified": _timestamp(row["last_modified"]),
+            "CodeSha256": row["code_sha256"],
+            "Version": "$LATEST",
+            "RevisionId": row["revision_id"],
+            "State": "Active",
+            "LastUpdateStatus": "Successful",
+            "PackageType": "Zip",
+            "Architectures": ["x86_64"],
         }
         env = self._environment(tx, ctx.account_id, ctx.region, row)
         if env:
@@ -274,12 +366,14 @@ class Lambda:
         if name in BUILTINS:
             raise AWSError("ResourceConflictException", f"Function already exist: {name}", 409)
         if name.startswith(RESERVED_PREFIX):
-            raise _invalid(f"Function names beginning with {RESERVED_PREFIX} are reserved for strongroom's "
-                           "built-in functions.")
+            raise _invalid(
+                f"Function names beginning with {RESERVED_PREFIX} are reserved for strongroom's built-in functions."
+            )
         runtime = p.get("Runtime", "")
         if not runtime.startswith("python3"):
-            raise _invalid(f"The runtime parameter of {runtime or 'null'} is not supported by strongroom; "
-                           "use a python3.x runtime.")
+            raise _invalid(
+                f"The runtime parameter of {runtime or 'null'} is not supported by strongroom; use a python3.x runtime."
+            )
         if p.get("PackageType", "Zip") != "Zip":
             raise _invalid("strongroom runs zip packages only.")
         code = p.get("Code", {}).get("ZipFile")
@@ -296,12 +390,29 @@ class Lambda:
             self._check_role(tx, ctx, p["Role"])
             env = self._seal_environment(tx, ctx, arn, p.get("Environment", {}).get("Variables"))
             try:
-                tx.execute("INSERT INTO functions (account_id, region, name, arn, runtime, handler, role, description, "
-                           "timeout, memory_size, environment_enc, code, code_sha256, code_size, revision_id, policy, "
-                           "last_modified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '[]', ?)",
-                           (ctx.account_id, ctx.region, name, arn, runtime, p["Handler"], p["Role"],
-                            p.get("Description", ""), p.get("Timeout", 3), p.get("MemorySize", 128), env, code, sha,
-                            len(code), str(uuid.uuid4()), now))
+                tx.execute(
+                    "INSERT INTO functions (account_id, region, name, arn, runtime, handler, role, description, "
+                    "timeout, memory_size, environment_enc, code, code_sha256, code_size, revision_id, policy, "
+                    "last_modified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '[]', ?)",
+                    (
+                        ctx.account_id,
+                        ctx.region,
+                        name,
+                        arn,
+                        runtime,
+                        p["Handler"],
+                        p["Role"],
+                        p.get("Description", ""),
+                        p.get("Timeout", 3),
+                        p.get("MemorySize", 128),
+                        env,
+                        code,
+                        sha,
+                        len(code),
+                        str(uuid.uuid4()),
+                        now,
+                    ),
+                )
             except Conflict:
                 raise AWSError("ResourceConflictException", f"Function already exist: {name}", 409) from None
             row = self._row(tx, ctx.account_id, ctx.region, name)
@@ -325,9 +436,12 @@ class Lambda:
         marker = p.get("Marker", "")
 
         def tx_fn(tx: Tx) -> dict[str, Any]:
-            rows = tx.all(f"SELECT {', '.join(_COLUMNS)} FROM functions WHERE account_id = ? AND region = ? "
-                          "AND name > ? ORDER BY name LIMIT ?", (ctx.account_id, ctx.region, marker, limit + 1))
-            items = [dict(zip(_COLUMNS, r)) for r in rows]
+            rows = tx.all(
+                f"SELECT {', '.join(_COLUMNS)} FROM functions WHERE account_id = ? AND region = ? "
+                "AND name > ? ORDER BY name LIMIT ?",
+                (ctx.account_id, ctx.region, marker, limit + 1),
+            )
+            items = [dict(zip(_COLUMNS, r, strict=False)) for r in rows]
             out: dict[str, Any] = {"Functions": [self._configuration(tx, ctx, r) for r in items[:limit]]}
             if len(items) > limit:
                 out["NextMarker"] = items[limit - 1]["name"]
@@ -344,8 +458,11 @@ class Lambda:
 
         def tx_fn(tx: Tx) -> dict[str, Any]:
             row = self._find(tx, ctx, self._ref(ctx, p))
-            tx.execute("UPDATE functions SET code = ?, code_sha256 = ?, code_size = ?, revision_id = ?, last_modified = ? "
-                       "WHERE arn = ?", (code, sha, len(code), str(uuid.uuid4()), clock.now(), row["arn"]))
+            tx.execute(
+                "UPDATE functions SET code = ?, code_sha256 = ?, code_size = ?, revision_id = ?, last_modified = ? "
+                "WHERE arn = ?",
+                (code, sha, len(code), str(uuid.uuid4()), clock.now(), row["arn"]),
+            )
             return self._configuration(tx, ctx, self._find(tx, ctx, row["arn"]))
 
         out = await self.db.write(tx_fn)
@@ -359,17 +476,27 @@ class Lambda:
                 raise _invalid(f"The runtime parameter of {p['Runtime']} is not supported by strongroom.")
             if "Role" in p:
                 self._check_role(tx, ctx, p["Role"])
-            changes = {"runtime": p.get("Runtime"), "handler": p.get("Handler"), "role": p.get("Role"),
-                       "description": p.get("Description"), "timeout": p.get("Timeout"),
-                       "memory_size": p.get("MemorySize")}
+            changes = {
+                "runtime": p.get("Runtime"),
+                "handler": p.get("Handler"),
+                "role": p.get("Role"),
+                "description": p.get("Description"),
+                "timeout": p.get("Timeout"),
+                "memory_size": p.get("MemorySize"),
+            }
             if "Environment" in p:
-                changes["environment_enc"] = self._seal_environment(tx, ctx, row["arn"],
-                                                                    p["Environment"].get("Variables"))
-            sets = {k: v for k, v in changes.items() if v is not None or k == "environment_enc" and "Environment" in p}
+                changes["environment_enc"] = self._seal_environment(
+                    tx, ctx, row["arn"], p["Environment"].get("Variables")
+                )
+            sets = {
+                k: v for k, v in changes.items() if v is not None or (k == "environment_enc" and "Environment" in p)
+            }
             sets["revision_id"] = str(uuid.uuid4())
             sets["last_modified"] = clock.now()
-            tx.execute(f"UPDATE functions SET {', '.join(f'{k} = ?' for k in sets)} WHERE arn = ?",
-                       [*sets.values(), row["arn"]])
+            tx.execute(
+                f"UPDATE functions SET {', '.join(f'{k} = ?' for k in sets)} WHERE arn = ?",
+                [*sets.values(), row["arn"]],
+            )
             return self._configuration(tx, ctx, self._find(tx, ctx, row["arn"]))
 
         out = await self.db.write(tx_fn)
@@ -390,15 +517,15 @@ class Lambda:
         return {"StatusCode": 204}
 
     async def invoke(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        import asyncio
 
         kind = p.get("InvocationType", "RequestResponse")
         payload = p.get("Payload") or b"{}"
         try:
             event = json.loads(payload)
         except (ValueError, RecursionError):  # RecursionError: nesting deeper than Python's stack
-            raise AWSError("InvalidRequestContentException", "Could not parse request body into json: "
-                           "Unexpected character.", 400) from None
+            raise AWSError(
+                "InvalidRequestContentException", "Could not parse request body into json: Unexpected character.", 400
+            ) from None
 
         def tx_fn(tx: Tx) -> FunctionSpec:
             ref = self._ref(ctx, p)
@@ -437,15 +564,22 @@ class Lambda:
             statements = json.loads(row["policy"])
             sid = p["StatementId"]
             if any(s["Sid"] == sid for s in statements):
-                raise AWSError("ResourceConflictException",
-                               f"The statement id ({sid}) provided already exists. Please provide a new statement id, "
-                               "or remove the existing statement.", 409)
+                raise AWSError(
+                    "ResourceConflictException",
+                    f"The statement id ({sid}) provided already exists. Please provide a new statement id, "
+                    "or remove the existing statement.",
+                    409,
+                )
             principal = p["Principal"]
             statement: dict[str, Any] = {
-                "Sid": sid, "Effect": "Allow",
-                "Principal": {"Service": principal} if principal.endswith(".amazonaws.com") else
-                             ("*" if principal == "*" else {"AWS": principal}),
-                "Action": p["Action"], "Resource": row["arn"]}
+                "Sid": sid,
+                "Effect": "Allow",
+                "Principal": {"Service": principal}
+                if principal.endswith(".amazonaws.com")
+                else ("*" if principal == "*" else {"AWS": principal}),
+                "Action": p["Action"],
+                "Resource": row["arn"],
+            }
             conditions: dict[str, Any] = {}
             if "SourceArn" in p:
                 conditions["ArnLike"] = {"AWS:SourceArn": p["SourceArn"]}
@@ -454,8 +588,10 @@ class Lambda:
             if conditions:
                 statement["Condition"] = conditions
             statements.append(statement)
-            tx.execute("UPDATE functions SET policy = ?, revision_id = ? WHERE arn = ?",
-                       (json.dumps(statements), str(uuid.uuid4()), row["arn"]))
+            tx.execute(
+                "UPDATE functions SET policy = ?, revision_id = ? WHERE arn = ?",
+                (json.dumps(statements), str(uuid.uuid4()), row["arn"]),
+            )
             return {"Statement": json.dumps(statement)}
 
         return await self.db.write(tx_fn)  # type: ignore[no-any-return]
@@ -466,10 +602,13 @@ class Lambda:
             statements = json.loads(row["policy"])
             kept = [s for s in statements if s["Sid"] != p["StatementId"]]
             if len(kept) == len(statements):
-                raise AWSError("ResourceNotFoundException",
-                               f"Statement {p['StatementId']} is not found in resource policy.", 404)
-            tx.execute("UPDATE functions SET policy = ?, revision_id = ? WHERE arn = ?",
-                       (json.dumps(kept), str(uuid.uuid4()), row["arn"]))
+                raise AWSError(
+                    "ResourceNotFoundException", f"Statement {p['StatementId']} is not found in resource policy.", 404
+                )
+            tx.execute(
+                "UPDATE functions SET policy = ?, revision_id = ? WHERE arn = ?",
+                (json.dumps(kept), str(uuid.uuid4()), row["arn"]),
+            )
             return {}
 
         return await self.db.write(tx_fn)  # type: ignore[no-any-return]
@@ -509,9 +648,14 @@ def _allows_secretsmanager(row: dict[str, Any], source_arn: str | None, source_a
     context: dict[str, Any] = {"aws:SourceAccount": source_account}
     if source_arn is not None:
         context["aws:SourceArn"] = source_arn
-    request = Request(principal_arn=SECRETS_MANAGER, principal_account=source_account,
-                      action="lambda:InvokeFunction", resource=row["arn"], resource_account=source_account,
-                      context=context)
+    request = Request(
+        principal_arn=SECRETS_MANAGER,
+        principal_account=source_account,
+        action="lambda:InvokeFunction",
+        resource=row["arn"],
+        resource_account=source_account,
+        context=context,
+    )
     return evaluate(request, [], [policy]).allowed
 
 

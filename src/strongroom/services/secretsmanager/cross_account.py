@@ -45,8 +45,19 @@ from strongroom.store.secrets import SecretRow, VersionRow
 if TYPE_CHECKING:
     from strongroom.services.secretsmanager.service import SecretsManager
 
-__all__ = ["MANAGED_POLICY", "managed_policy", "create_replica", "associate", "disassociate", "stop", "sync",
-           "describe", "check_deletable", "check_writable", "check_value_access"]
+__all__ = [
+    "MANAGED_POLICY",
+    "associate",
+    "check_deletable",
+    "check_value_access",
+    "check_writable",
+    "create_replica",
+    "describe",
+    "disassociate",
+    "managed_policy",
+    "stop",
+    "sync",
+]
 
 MANAGED_POLICY = "cross-account-replication"
 PENDING, IN_SYNC, FAILED, DETACHED = "Pending", "InSync", "Failed", "Detached"
@@ -75,7 +86,8 @@ def _other_account_secret_arn(ctx: RequestContext, arn: str, member: str) -> Any
         # AWS: "The primary and replica secrets must be in the same Amazon Web Services Region
         # and partition" (AssociateCrossAccountReplica, CreateSecret API references).
         raise M.invalid_parameter(
-            f"The {member} must be in the same Region as this secret ({ctx.region}).")  # unverified
+            f"The {member} must be in the same Region as this secret ({ctx.region})."
+        )  # unverified
     if ref.account_id == ctx.account_id:
         raise M.invalid_parameter(f"The {member} must be in a different AWS account.")  # unverified
     return ref
@@ -108,7 +120,8 @@ def check_writable(secret: SecretRow) -> None:
     if secret.cross_account_primary is not None:
         raise M.invalid_parameter(
             "Operation not permitted on a cross-account replica secret. Call must be made on the primary "
-            f"secret {secret.cross_account_primary['PrimarySecretARN']}.")  # unverified
+            f"secret {secret.cross_account_primary['PrimarySecretARN']}."
+        )  # unverified
 
 
 def check_deletable(secret: SecretRow) -> None:
@@ -118,11 +131,13 @@ def check_deletable(secret: SecretRow) -> None:
         raise M.invalid_parameter(
             f"You can't delete secret {secret.arn} that still has cross-account replicas ["
             + ", ".join(r["ReplicaSecretARN"] for r in secret.cross_account_replicas)
-            + "]. Call DisassociateCrossAccountReplica first.")  # unverified
+            + "]. Call DisassociateCrossAccountReplica first."
+        )  # unverified
     if secret.cross_account_primary is not None:
         raise M.invalid_parameter(
             f"You can't delete secret {secret.arn} while it is a cross-account replica. "
-            "Call StopReplicationToReplica first.")  # unverified
+            "Call StopReplicationToReplica first."
+        )  # unverified
 
 
 def _as(ctx: RequestContext, operation: str) -> RequestContext:
@@ -135,11 +150,21 @@ def managed_policy(primary_account: str, partition: str) -> str:
     account delegates to that account's own policies, so its IAM users need the action too.
 
     AWS documents the policy's name and purpose, not its text: this document is # unverified."""
-    return json.dumps({"Version": "2012-10-17", "Statement": [{
-        "Sid": "CrossAccountReplication", "Effect": "Allow",
-        "Principal": {"AWS": f"arn:{partition}:iam::{primary_account}:root"},
-        "Action": "secretsmanager:AcceptCrossAccountReplication", "Resource": "*"}]},
-        separators=(",", ":"))
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "CrossAccountReplication",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": f"arn:{partition}:iam::{primary_account}:root"},
+                    "Action": "secretsmanager:AcceptCrossAccountReplication",
+                    "Resource": "*",
+                }
+            ],
+        },
+        separators=(",", ":"),
+    )
 
 
 # ----------------------------------------------------------------------------------- create
@@ -152,12 +177,14 @@ async def create_replica(sm: SecretsManager, ctx: RequestContext, p: dict[str, A
     if given:
         # AWS: a cross-account replica "can't include AddReplicaRegions, Description, SecretBinary,
         # SecretString, or Type" (CreateSecret API reference).
-        raise M.invalid_parameter(f"You can't specify {given[0]} when you create a cross-account replica "
-                                  "secret.")  # unverified
+        raise M.invalid_parameter(
+            f"You can't specify {given[0]} when you create a cross-account replica secret."
+        )  # unverified
     if _is_default_key(p.get("KmsKeyId")):
         # AWS: "The replica must use a customer managed KMS key" (CreateSecret API reference).
-        raise M.invalid_parameter("You must specify a customer managed KMS key in KmsKeyId to create a "
-                                  "cross-account replica secret.")  # unverified
+        raise M.invalid_parameter(
+            "You must specify a customer managed KMS key in KmsKeyId to create a cross-account replica secret."
+        )  # unverified
     primary_ref = _other_account_secret_arn(ctx, p["CrossAccountPrimaryARN"], "CrossAccountPrimaryARN")
     new_tags = tags.validate(p.get("Tags", []))
     document = managed_policy(primary_ref.account_id, ctx.partition)
@@ -171,11 +198,19 @@ async def create_replica(sm: SecretsManager, ctx: RequestContext, p: dict[str, A
             if existing.deleted_date is not None:
                 raise M.invalid_request(M.SCHEDULED_NAME)
             raise M.exists(f"The operation failed because the secret {name} already exists.")
-        row = SecretRow(id=0, account_id=ctx.account_id, region=ctx.region, name=name,
-                        arn=new_arn(ctx.partition, ctx.region, ctx.account_id, name), kms_key_id=p["KmsKeyId"],
-                        created_date=now, last_changed_date=now, tags=new_tags, tags_member=int(bool(new_tags)),
-                        cross_account_primary={"PrimarySecretARN": p["CrossAccountPrimaryARN"],
-                                               "ReplicationStatus": PENDING})
+        row = SecretRow(
+            id=0,
+            account_id=ctx.account_id,
+            region=ctx.region,
+            name=name,
+            arn=new_arn(ctx.partition, ctx.region, ctx.account_id, name),
+            kms_key_id=p["KmsKeyId"],
+            created_date=now,
+            last_changed_date=now,
+            tags=new_tags,
+            tags_member=int(bool(new_tags)),
+            cross_account_primary={"PrimarySecretARN": p["CrossAccountPrimaryARN"], "ReplicationStatus": PENDING},
+        )
         # AWS: creating a replica "also needs secretsmanager:PutResourcePolicy", because Secrets
         # Manager attaches the managed policy (Permissions for cross-account replication).
         sm.authorize(tx, _as(ctx, "PutResourcePolicy"), None, row.arn)
@@ -197,8 +232,9 @@ async def associate(sm: SecretsManager, ctx: RequestContext, p: dict[str, Any]) 
     role = p.get("ReplicationRoleARN")
     if role is not None and not (role.startswith(f"arn:{ctx.partition}:iam::{ctx.account_id}:role/")):
         # AWS: "The ARN of an IAM role in the primary account" (AssociateCrossAccountReplica).
-        raise M.invalid_parameter(f"The ReplicationRoleARN {role} is not a role in account "
-                                  f"{ctx.account_id}.")  # unverified
+        raise M.invalid_parameter(
+            f"The ReplicationRoleARN {role} is not a role in account {ctx.account_id}."
+        )  # unverified
     now = clock.now()
 
     def tx_fn(tx: Tx) -> dict[str, Any]:
@@ -206,15 +242,17 @@ async def associate(sm: SecretsManager, ctx: RequestContext, p: dict[str, Any]) 
         # AWS: the caller also needs GetSecretValue on the primary (AssociateCrossAccountReplica).
         sm.authorize(tx, _as(ctx, "GetSecretValue"), primary, primary.arn)
         if primary.account_id != ctx.account_id:
-            raise M.invalid_parameter("You must call AssociateCrossAccountReplica from the account that owns "
-                                      "the primary secret.")  # unverified
+            raise M.invalid_parameter(
+                "You must call AssociateCrossAccountReplica from the account that owns the primary secret."
+            )  # unverified
         if primary.deleted_date is not None:
             raise M.invalid_request(M.MARKED_FOR_DELETION)
         if primary.primary_arn is not None:
             raise M.invalid_parameter(M.REPLICA_WRITE)
         check_writable(primary)
-        replica = q.find_secret(tx, replica_ref.account_id, ctx.region, name=replica_ref.name,
-                                arn=replica_ref.arn, lock=True)
+        replica = q.find_secret(
+            tx, replica_ref.account_id, ctx.region, name=replica_ref.name, arn=replica_ref.arn, lock=True
+        )
         # AWS: "secretsmanager:AcceptCrossAccountReplication on the replica secret", decided with
         # the replica's resource policy, as every call into another account.
         sm.authorize(tx, _as(ctx, "AcceptCrossAccountReplication"), replica, p["CrossAccountReplicaARN"])
@@ -224,16 +262,18 @@ async def associate(sm: SecretsManager, ctx: RequestContext, p: dict[str, Any]) 
         if link is None or not _names_arn(parse_secret_id(link["PrimarySecretARN"]), primary.arn):
             # AWS: "the replica account owner must have created the replica secret as a
             # cross-account replica of the primary secret" (AssociateCrossAccountReplica).
-            raise M.invalid_request(f"The secret {replica.arn} is not a cross-account replica of "
-                                    f"{primary.arn}.")  # unverified
+            raise M.invalid_request(
+                f"The secret {replica.arn} is not a cross-account replica of {primary.arn}."
+            )  # unverified
         if replica.deleted_date is not None:
             raise M.invalid_request(M.MARKED_FOR_DELETION)
         others = [r for r in primary.cross_account_replicas if r["ReplicaSecretARN"] != replica.arn]
         if others:
             # AWS: "A primary secret can have at most one cross-account replica."
-            raise AWSError("LimitExceededException",
-                           f"The secret {primary.arn} already has a cross-account replica "
-                           f"{others[0]['ReplicaSecretARN']}.")  # unverified
+            raise AWSError(
+                "LimitExceededException",
+                f"The secret {primary.arn} already has a cross-account replica {others[0]['ReplicaSecretARN']}.",
+            )  # unverified
         # Called again for the same replica, it repairs: the entry is rewritten and the replica
         # copied again (AWS: "This operation is idempotent ... to repair replication").
         entry: dict[str, Any] = {"ReplicaSecretARN": replica.arn, "ReplicationStatus": IN_SYNC}
@@ -256,15 +296,19 @@ async def disassociate(sm: SecretsManager, ctx: RequestContext, p: dict[str, Any
         primary = sm.find(tx, ctx, p["SecretId"], lock=True)
         entry = next((r for r in primary.cross_account_replicas if _names_arn(wanted, r["ReplicaSecretARN"])), None)
         if entry is None:
-            raise M.invalid_request(f"The secret {primary.arn} has no cross-account replica "
-                                    f"{p['CrossAccountReplicaARN']}.")  # unverified
+            raise M.invalid_request(
+                f"The secret {primary.arn} has no cross-account replica {p['CrossAccountReplicaARN']}."
+            )  # unverified
         primary.cross_account_replicas = [r for r in primary.cross_account_replicas if r is not entry]
         q.update_secret(tx, primary, "cross_account_replicas")
         replica = q.secret_by_arn(tx, entry["ReplicaSecretARN"])
         if replica is not None:
             replica = q.get_secret_by_id(tx, replica.id, lock=True)
-        if replica is not None and replica.cross_account_primary is not None \
-                and replica.cross_account_primary["PrimarySecretARN"] == primary.arn:
+        if (
+            replica is not None
+            and replica.cross_account_primary is not None
+            and replica.cross_account_primary["PrimarySecretARN"] == primary.arn
+        ):
             # AWS: the replica "remains in the other account and its replication status changes
             # to Detached" (DisassociateCrossAccountReplica).
             replica.cross_account_primary = {"PrimarySecretARN": primary.arn, "ReplicationStatus": DETACHED}
@@ -317,12 +361,17 @@ def sync(sm: SecretsManager, tx: Tx, primary: SecretRow) -> None:
             continue
         replica = q.secret_by_arn(tx, entry["ReplicaSecretARN"])
         link = None if replica is None else replica.cross_account_primary
-        if replica is None or link is None or link.get("PrimarySecretARN") != primary.arn \
-                or link.get("ReplicationStatus") != IN_SYNC:
+        if (
+            replica is None
+            or link is None
+            or link.get("PrimarySecretARN") != primary.arn
+            or link.get("ReplicationStatus") != IN_SYNC
+        ):
             # Cannot happen through the API (a linked replica cannot be deleted or promoted
             # without the primary's entry changing), but a restored backup could hold it.
-            entry.update(ReplicationStatus=FAILED, StatusMessage="The replica secret is no longer linked to "
-                                                                  "this primary secret.")  # unverified
+            entry.update(
+                ReplicationStatus=FAILED, StatusMessage="The replica secret is no longer linked to this primary secret."
+            )  # unverified
             changed = True
             continue
         _copy(sm, tx, primary, replica, now)
@@ -336,11 +385,11 @@ def _copy(sm: SecretsManager, tx: Tx, primary: SecretRow, replica: SecretRow, no
     replica's ARN), versions the primary no longer has go. Only values: a placeholder version of
     a rotation in progress, and its AWSPENDING label, stay on the primary."""
     # Ids first: only the versions the replica lacks are read whole (and decrypted).
-    wanted = {r[0] for r in tx.all("SELECT version_id FROM versions WHERE secret_id = ? AND value_kind <> 0",
-                                   (primary.id,))}
+    wanted = {
+        r[0] for r in tx.all("SELECT version_id FROM versions WHERE secret_id = ? AND value_kind <> 0", (primary.id,))
+    }
     have = {r[0] for r in tx.all("SELECT version_id FROM versions WHERE secret_id = ?", (replica.id,))}
-    stages = {s: v for s, v in q.stages_of(tx, primary.id).items()
-              if v in wanted and s not in _NOT_REPLICATED_LABELS}
+    stages = {s: v for s, v in q.stages_of(tx, primary.id).items() if v in wanted and s not in _NOT_REPLICATED_LABELS}
     if have == wanted and q.stages_of(tx, replica.id) == stages:
         return  # a write of the primary's metadata: nothing for the replica
     tx.execute("DELETE FROM stages WHERE secret_id = ?", (replica.id,))
@@ -350,10 +399,17 @@ def _copy(sm: SecretsManager, tx: Tx, primary: SecretRow, replica: SecretRow, no
     for version_id in sorted(wanted - have):
         version = q.get_version(tx, primary.id, version_id)
         assert version is not None
-        value = sm.cipher.decrypt(tx, primary.account_id, primary.region, version.key_ref or "", primary.arn,
-                                  version_id, version.value_kind, version.ciphertext or b"")
-        kind, blob = sm.cipher.encrypt(tx, replica.account_id, replica.region, key_ref, replica.arn,
-                                       version_id, value)
+        value = sm.cipher.decrypt(
+            tx,
+            primary.account_id,
+            primary.region,
+            version.key_ref or "",
+            primary.arn,
+            version_id,
+            version.value_kind,
+            version.ciphertext or b"",
+        )
+        kind, blob = sm.cipher.encrypt(tx, replica.account_id, replica.region, key_ref, replica.arn, version_id, value)
         q.insert_version(tx, replica.id, VersionRow(version_id, version.created_date, None, kind, key_ref, blob))
     for stage, version_id in stages.items():
         q.set_stage(tx, replica.id, stage, version_id)
@@ -370,6 +426,7 @@ def describe(secret: SecretRow) -> dict[str, Any]:
     if secret.cross_account_primary is not None:
         out["CrossAccountPrimary"] = {k: v for k, v in secret.cross_account_primary.items() if v is not None}
     if secret.cross_account_replicas:
-        out["CrossAccountReplicas"] = [{k: v for k, v in e.items() if v is not None}
-                                       for e in secret.cross_account_replicas]
+        out["CrossAccountReplicas"] = [
+            {k: v for k, v in e.items() if v is not None} for e in secret.cross_account_replicas
+        ]
     return out

@@ -42,8 +42,8 @@ from typing import Any
 
 import orjson
 
-from strongroom.errors import AWSError
 from strongroom.context import RequestContext
+from strongroom.errors import AWSError
 from strongroom.store import Database, Tx
 from strongroom.store import secrets as q
 from strongroom.store.secrets import SecretRow
@@ -93,7 +93,7 @@ def _words_match(text: str | None, wanted: tuple[str, ...]) -> bool:
 class _Value:
     """One filter value, ready to test: negated or not, and what it looks for."""
 
-    __slots__ = ("negated", "prefix", "words", "fold")
+    __slots__ = ("fold", "negated", "prefix", "words")
 
     def __init__(self, key: str, raw: str) -> None:
         self.negated = raw.startswith("!")
@@ -153,7 +153,8 @@ def _check_filters(filters: list[dict[str, Any]] | None) -> list[tuple[str, list
             if not re.fullmatch(r"[A-Za-z0-9 :_@/+=.\-!]*", v) or v in ("", "!"):
                 raise _invalid_filter(
                     "Invalid filter values for key " + key + ". Filter values can contain alphanumeric "
-                    "characters, spaces and the following: :_@/+=.-!")  # unverified
+                    "characters, spaces and the following: :_@/+=.-!"
+                )  # unverified
         out.append((key, list(values)))
     return out
 
@@ -209,8 +210,9 @@ class Lister:
         descending = (p.get("SortOrder") or "asc") == "desc"  # AWS: oldest first (see above)
         include_deleted = bool(p.get("IncludePlannedDeletion", False))
         limit = p.get("MaxResults") or 100
-        query_id = hashlib.sha256(orjson.dumps([ctx.account_id, ctx.region, filters, sort_by, descending,
-                                                include_deleted])).hexdigest()[:16]
+        query_id = hashlib.sha256(
+            orjson.dumps([ctx.account_id, ctx.region, filters, sort_by, descending, include_deleted])
+        ).hexdigest()[:16]
         after: tuple[Any, int] | None = None
         if p.get("NextToken"):
             payload = self._open(p["NextToken"])
@@ -229,8 +231,9 @@ class Lister:
             while len(rows) < limit and scanned < _SCAN_LIMIT:
                 # One row more than a page, so the usual page needs no probe for the next one.
                 batch_size = limit + 1 if not filters else max(limit * 2, 200)
-                batch = q.list_secrets(tx, ctx.account_id, ctx.region, sort_by, descending, cursor,
-                                       batch_size, include_deleted)
+                batch = q.list_secrets(
+                    tx, ctx.account_id, ctx.region, sort_by, descending, cursor, batch_size, include_deleted
+                )
                 consumed = 0
                 last = None
                 for row in batch:
@@ -250,8 +253,9 @@ class Lister:
             next_token = None
             if not exhausted and cursor is not None:
                 # Is there anything after the cursor? One cheap probe keeps the last page honest.
-                if more or q.list_secrets(tx, ctx.account_id, ctx.region, sort_by, descending, cursor, 1,
-                                          include_deleted):
+                if more or q.list_secrets(
+                    tx, ctx.account_id, ctx.region, sort_by, descending, cursor, 1, include_deleted
+                ):
                     next_token = self._sign({"q": query_id, "v": cursor[0], "i": cursor[1]})
             page = Page(rows, next_token)
             if with_stages:

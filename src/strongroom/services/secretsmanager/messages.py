@@ -36,10 +36,13 @@ def token_in_use(token: str, arn: str) -> str:
     """ResourceExistsException's text for a ClientRequestToken already naming a version with
     another value (moto's aws_verified test_create_different_secret_with_same_token and
     test_put_different_secret_value_with_same_token)."""
-    return f"You can't use ClientRequestToken {token} because that value is already in use for a version of secret {arn}."
+    return (
+        f"You can't use ClientRequestToken {token} because that value is already in use for a version of secret {arn}."
+    )
 
 
 # InvalidRequestException on AWS for a value read or written from another account when the secret
 # is under the account's default key (LocalStack's aws-validated test_cross_account_access).
-DEFAULT_KEY_CROSS_ACCOUNT = ("You can't access a secret from a different AWS account if you encrypt the secret "
-                             "with the default KMS service key.")
+DEFAULT_KEY_CROSS_ACCOUNT = (
+    "You can't access a secret from a different AWS account if you encrypt the secret with the default KMS service key."
+)

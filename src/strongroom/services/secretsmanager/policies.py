@@ -13,15 +13,22 @@ wildcard principal is public unless a condition pins it to fixed values of ``aws
 
 from __future__ import annotations
 
-from typing import Any
-
 from strongroom.errors import AWSError
 from strongroom.policy import PolicyError, load_json, parse_policy
 
 __all__ = ["check_syntax", "is_public", "validation_errors"]
 
-_STATEMENT_KEYS = {"Sid", "Effect", "Principal", "NotPrincipal", "Action", "NotAction", "Resource",
-                   "NotResource", "Condition"}
+_STATEMENT_KEYS = {
+    "Sid",
+    "Effect",
+    "Principal",
+    "NotPrincipal",
+    "Action",
+    "NotAction",
+    "Resource",
+    "NotResource",
+    "Condition",
+}
 
 
 def _problems(document: str) -> list[str]:

@@ -21,11 +21,26 @@ from strongroom.store.secrets import SecretRow, VersionRow
 if TYPE_CHECKING:
     from strongroom.services.secretsmanager.service import SecretsManager
 
-__all__ = ["parse_regions", "add", "remove", "sync", "promote", "describe"]
+__all__ = ["add", "describe", "parse_regions", "promote", "remove", "sync"]
 
-_COPIED = ("description", "kms_key_id", "type", "last_changed_date", "rotation_enabled", "rotation_lambda_arn",
-           "rotation_rules", "last_rotated_date", "next_rotation_date", "owning_service", "external_metadata",
-           "external_role_arn", "tags", "tags_member", "deleted_date", "deletion_date")
+_COPIED = (
+    "description",
+    "kms_key_id",
+    "type",
+    "last_changed_date",
+    "rotation_enabled",
+    "rotation_lambda_arn",
+    "rotation_rules",
+    "last_rotated_date",
+    "next_rotation_date",
+    "owning_service",
+    "external_metadata",
+    "external_role_arn",
+    "tags",
+    "tags_member",
+    "deleted_date",
+    "deletion_date",
+)
 
 
 def parse_regions(ctx: RequestContext, items: list[dict[str, Any]] | None) -> list[tuple[str, str | None]]:
@@ -37,7 +52,9 @@ def parse_regions(ctx: RequestContext, items: list[dict[str, Any]] | None) -> li
         if not region:
             raise M.invalid_parameter("A replica Region is required.")  # unverified
         if region == ctx.region:
-            raise M.invalid_parameter("Invalid replica region: a secret can't be replicated to its own region.")  # unverified
+            raise M.invalid_parameter(
+                "Invalid replica region: a secret can't be replicated to its own region."
+            )  # unverified
         if any(r == region for r, _ in out):
             raise M.invalid_parameter(f"Duplicate replica region {region}.")  # unverified
         out.append((region, item.get("KmsKeyId")))
@@ -50,8 +67,9 @@ def _replica_arn(primary_arn: str, region: str) -> str:
     return ":".join(parts)
 
 
-def _status(entries: list[dict[str, Any]], arn: str | None = None,
-            accessed: dict[str, float] | None = None) -> list[dict[str, Any]]:
+def _status(
+    entries: list[dict[str, Any]], arn: str | None = None, accessed: dict[str, float] | None = None
+) -> list[dict[str, Any]]:
     """The ReplicationStatus entries; with ``accessed`` (replica ARN -> last access), each one
     read in its region carries its LastAccessedDate, which AWS omits for a replica never read
     (ReplicationStatusType in AWS's API reference)."""
@@ -70,8 +88,9 @@ def replica_arns(secret: SecretRow) -> list[str]:
     return [_replica_arn(secret.arn, e["Region"]) for e in secret.replicas if e.get("Status") == "InSync"]
 
 
-def add(sm: SecretsManager, tx: Tx, primary: SecretRow, regions: list[tuple[str, str | None]],
-        force: bool, now: float) -> list[dict[str, Any]]:
+def add(
+    sm: SecretsManager, tx: Tx, primary: SecretRow, regions: list[tuple[str, str | None]], force: bool, now: float
+) -> list[dict[str, Any]]:
     existing = {r["Region"] for r in primary.replicas}
     for region, kms_key_id in regions:
         if region in existing:
@@ -79,15 +98,24 @@ def add(sm: SecretsManager, tx: Tx, primary: SecretRow, regions: list[tuple[str,
         clash = q.find_secret(tx, primary.account_id, region, name=primary.name, lock=True)
         entry: dict[str, Any] = {"Region": region, "KmsKeyId": kms_key_id or "alias/aws/secretsmanager"}
         if clash is not None and not force:
-            entry.update(Status="Failed",
-                         StatusMessage="Replication failed: Secret name already exists in the destination region.")
+            entry.update(
+                Status="Failed",
+                StatusMessage="Replication failed: Secret name already exists in the destination region.",
+            )
             primary.replicas.append(entry)
             continue
         if clash is not None:
             q.delete_secret_row(tx, clash.id)
-        replica = SecretRow(id=0, account_id=primary.account_id, region=region, name=primary.name,
-                            arn=_replica_arn(primary.arn, region), created_date=now,
-                            last_changed_date=now, primary_arn=primary.arn)
+        replica = SecretRow(
+            id=0,
+            account_id=primary.account_id,
+            region=region,
+            name=primary.name,
+            arn=_replica_arn(primary.arn, region),
+            created_date=now,
+            last_changed_date=now,
+            primary_arn=primary.arn,
+        )
         q.insert_secret(tx, replica)
         entry.update(Status="InSync", StatusMessage="Replication succeeded")
         primary.replicas.append(entry)
@@ -139,13 +167,31 @@ def sync(sm: SecretsManager, tx: Tx, primary: SecretRow) -> None:
             blob = None
             kind = version.value_kind
             if kind != 0:
-                value = sm.cipher.decrypt(tx, primary.account_id, primary.region, version.key_ref or "",
-                                          primary.arn, version.version_id, kind, version.ciphertext or b"")
-                kind, blob = sm.cipher.encrypt(tx, replica.account_id, replica.region, key_ref, replica.arn,
-                                               version.version_id, value)
-            q.insert_version(tx, replica.id, VersionRow(version.version_id, version.created_date,
-                                                        version.last_accessed_date, kind,
-                                                        key_ref if kind else None, blob))
+                value = sm.cipher.decrypt(
+                    tx,
+                    primary.account_id,
+                    primary.region,
+                    version.key_ref or "",
+                    primary.arn,
+                    version.version_id,
+                    kind,
+                    version.ciphertext or b"",
+                )
+                kind, blob = sm.cipher.encrypt(
+                    tx, replica.account_id, replica.region, key_ref, replica.arn, version.version_id, value
+                )
+            q.insert_version(
+                tx,
+                replica.id,
+                VersionRow(
+                    version.version_id,
+                    version.created_date,
+                    version.last_accessed_date,
+                    kind,
+                    key_ref if kind else None,
+                    blob,
+                ),
+            )
         for stage, version_id in stages.items():
             q.set_stage(tx, replica.id, stage, version_id)
         for name, document in policies:
@@ -169,6 +215,5 @@ def describe(secret: SecretRow, accessed: dict[str, float] | None = None) -> dic
     if secret.primary_arn is not None:
         return {"PrimaryRegion": secret.primary_arn.split(":")[3]}
     if secret.replicas:
-        return {"PrimaryRegion": secret.region,
-                "ReplicationStatus": _status(secret.replicas, secret.arn, accessed)}
+        return {"PrimaryRegion": secret.region, "ReplicationStatus": _status(secret.replicas, secret.arn, accessed)}
     return {}

@@ -17,14 +17,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from strongroom import clock
+from strongroom.context import RequestContext
 from strongroom.domain import labels as L
 from strongroom.domain.names import INVALID_NAME_MESSAGE, is_valid_name, new_arn, parse_secret_id
 from strongroom.domain.password import PasswordError, PasswordRules, generate_password
 from strongroom.errors import AWSError
-from strongroom.context import RequestContext
 from strongroom.members import Members, without_none
-from strongroom.services.secretsmanager import messages as M
 from strongroom.services.secretsmanager import cross_account, policies, replication, tags
+from strongroom.services.secretsmanager import messages as M
 from strongroom.services.secretsmanager.listing import Lister
 from strongroom.services.secretsmanager.values import ValueCipher, key_ref_for
 from strongroom.store import Conflict, Database, Tx
@@ -123,8 +123,9 @@ class SecretsManager:
         return ref.account_id if ctx.authz is not None else None
 
     @staticmethod
-    def authorize(tx: Tx, ctx: RequestContext, secret: SecretRow | None, secret_id: str,
-                  has_policy: bool | None = None) -> None:
+    def authorize(
+        tx: Tx, ctx: RequestContext, secret: SecretRow | None, secret_id: str, has_policy: bool | None = None
+    ) -> None:
         """IAM's decision for this call on this secret (or on the ARN asked for, when it is absent:
         a caller who may not touch it learns AccessDenied, not whether it exists). ``has_policy``:
         whether the secret has a resource policy, when the caller already knows (None: look)."""
@@ -138,8 +139,15 @@ class SecretsManager:
             resource = f"arn:{ctx.partition}:secretsmanager:{ctx.region}:{ctx.account_id}:secret:{secret_id}"
         ctx.authz.check_secret(tx, ctx, secret, resource, has_policy)
 
-    def find_live(self, tx: Tx, ctx: RequestContext, secret_id: str, lock: bool = True,
-                  primary_only: bool = True, own_metadata: bool = False) -> SecretRow:
+    def find_live(
+        self,
+        tx: Tx,
+        ctx: RequestContext,
+        secret_id: str,
+        lock: bool = True,
+        primary_only: bool = True,
+        own_metadata: bool = False,
+    ) -> SecretRow:
         """A secret a write may change: not scheduled for deletion, not a replica. ``own_metadata``:
         the write is of tags or resource policies, which a cross-account replica keeps as its own."""
         row = self.find(tx, ctx, secret_id, lock=lock)
@@ -174,20 +182,17 @@ class SecretsManager:
         if token is None:
             # A raw request without a token: the SDKs and the CLI always send one.
             # AWS, LocalStack snapshot test_no_client_request_token
-            raise M.invalid_request(
-                "You must provide a ClientRequestToken value. We recommend a UUID-type value."
-            )
+            raise M.invalid_request("You must provide a ClientRequestToken value. We recommend a UUID-type value.")
         return token  # type: ignore[no-any-return]
 
-    def _new_version(self, tx: Tx, secret: SecretRow, version_id: str, value: str | bytes,
-                     now: float) -> VersionRow:
+    def _new_version(self, tx: Tx, secret: SecretRow, version_id: str, value: str | bytes, now: float) -> VersionRow:
         key_ref = key_ref_for(secret.kms_key_id, "aws", secret.region, secret.account_id)
-        kind, blob = self.cipher.encrypt(tx, secret.account_id, secret.region, key_ref, secret.arn,
-                                         version_id, value)
+        kind, blob = self.cipher.encrypt(tx, secret.account_id, secret.region, key_ref, secret.arn, version_id, value)
         return VersionRow(version_id, now, None, kind, key_ref, blob)
 
-    def _store_value(self, tx: Tx, secret: SecretRow, token: str, value: str | bytes,
-                     stages: list[str], now: float) -> list[str]:
+    def _store_value(
+        self, tx: Tx, secret: SecretRow, token: str, value: str | bytes, stages: list[str], now: float
+    ) -> list[str]:
         """Make version ``token`` with ``value`` and move ``stages`` to it; answer its labels.
 
         The same token with the same value is a retry and changes nothing; with another value it
@@ -196,9 +201,17 @@ class SecretsManager:
         """
         existing = q.get_version(tx, secret.id, token)
         if existing is not None and existing.value_kind != 0:
-            if not self.cipher.same_value(tx, secret.account_id, secret.region, existing.key_ref or "",
-                                          secret.arn, token, existing.value_kind,
-                                          existing.ciphertext or b"", value):
+            if not self.cipher.same_value(
+                tx,
+                secret.account_id,
+                secret.region,
+                existing.key_ref or "",
+                secret.arn,
+                token,
+                existing.value_kind,
+                existing.ciphertext or b"",
+                value,
+            ):
                 # AWS, moto aws_verified test_put_different_secret_value_with_same_token
                 raise M.exists(M.token_in_use(token, secret.arn))
             return sorted(s for s, v in q.stages_of(tx, secret.id).items() if v == token)
@@ -241,13 +254,19 @@ class SecretsManager:
         Only versions past the 100th and older than a day are looked at, so a secret written
         thousands of times in a day costs one indexed count per write, not a scan of its versions.
         """
-        rows = tx.all("SELECT version_id FROM versions WHERE secret_id = ? AND created_date < ?",
-                      (secret_id, now - L.RETENTION_SECONDS))
+        rows = tx.all(
+            "SELECT version_id FROM versions WHERE secret_id = ? AND created_date < ?",
+            (secret_id, now - L.RETENTION_SECONDS),
+        )
         if not rows:
             return
-        newest = {r[0] for r in tx.all("SELECT version_id FROM versions WHERE secret_id = ? "
-                                       "ORDER BY created_date DESC, version_id LIMIT ?",
-                                       (secret_id, L.MAX_VERSIONS_KEPT))}
+        newest = {
+            r[0]
+            for r in tx.all(
+                "SELECT version_id FROM versions WHERE secret_id = ? ORDER BY created_date DESC, version_id LIMIT ?",
+                (secret_id, L.MAX_VERSIONS_KEPT),
+            )
+        }
         labelled = set(q.stages_of(tx, secret_id).values())
         for (version_id,) in rows:
             if version_id not in newest and version_id not in labelled:
@@ -255,8 +274,9 @@ class SecretsManager:
 
     def _check_stages(self, stages: list[str]) -> None:
         if len(stages) > L.MAX_LABELS_PER_VERSION:
-            raise AWSError("LimitExceededException",
-                           "You can't attach more than 20 staging labels to a version.")  # unverified
+            raise AWSError(
+                "LimitExceededException", "You can't attach more than 20 staging labels to a version."
+            )  # unverified
 
     # ------------------------------------------------------------------------------- create
 
@@ -283,19 +303,36 @@ class SecretsManager:
                     version = q.get_version(tx, existing.id, token)
                     if version is not None and version.value_kind != 0:
                         if self.cipher.same_value(
-                                tx, existing.account_id, existing.region, version.key_ref or "", existing.arn,
-                                token, version.value_kind, version.ciphertext or b"", value):
+                            tx,
+                            existing.account_id,
+                            existing.region,
+                            version.key_ref or "",
+                            existing.arn,
+                            token,
+                            version.value_kind,
+                            version.ciphertext or b"",
+                            value,
+                        ):
                             # AWS, moto aws_verified test_create_duplicate_secret_with_same_token
                             return {"ARN": existing.arn, "Name": existing.name, "VersionId": token}
                         # AWS, moto aws_verified test_create_different_secret_with_same_token
                         raise M.exists(M.token_in_use(token, existing.arn))
                 # AWS, moto aws_verified test_create_duplicate_secret_without_specifying_token
                 raise M.exists(f"The operation failed because the secret {name} already exists.")
-            row = SecretRow(id=0, account_id=ctx.account_id, region=ctx.region, name=name,
-                            arn=new_arn(ctx.partition, ctx.region, ctx.account_id, name),
-                            description=p.get("Description"), kms_key_id=p.get("KmsKeyId"),
-                            type=p.get("Type"), created_date=now, last_changed_date=now, tags=new_tags,
-                            tags_member=int(bool(new_tags)))
+            row = SecretRow(
+                id=0,
+                account_id=ctx.account_id,
+                region=ctx.region,
+                name=name,
+                arn=new_arn(ctx.partition, ctx.region, ctx.account_id, name),
+                description=p.get("Description"),
+                kms_key_id=p.get("KmsKeyId"),
+                type=p.get("Type"),
+                created_date=now,
+                last_changed_date=now,
+                tags=new_tags,
+                tags_member=int(bool(new_tags)),
+            )
             try:
                 q.insert_secret(tx, row)
             except Conflict:
@@ -306,8 +343,9 @@ class SecretsManager:
                 self._store_value(tx, row, token, value, [L.AWSCURRENT], now)
                 out["VersionId"] = token
             if replica_regions:
-                out["ReplicationStatus"] = replication.add(self, tx, row, replica_regions,
-                                                           p.get("ForceOverwriteReplicaSecret", False), now)
+                out["ReplicationStatus"] = replication.add(
+                    self, tx, row, replica_regions, p.get("ForceOverwriteReplicaSecret", False), now
+                )
             return out
 
         return await self.db.write(tx_fn)
@@ -325,8 +363,7 @@ class SecretsManager:
 
         def tx_fn(tx: Tx) -> tuple[dict[str, Any], SecretRow, str, bool]:
             found = q.value_for(tx, owner, ctx.region, ref.name, ref.arn, version_id, stage)
-            self.authorize(tx, ctx, None if found is None else found[0], secret_id,
-                           None if found is None else found[3])
+            self.authorize(tx, ctx, None if found is None else found[0], secret_id, None if found is None else found[3])
             if found is None:
                 raise M.not_found()
             secret, version, version_labels, _ = found
@@ -337,20 +374,34 @@ class SecretsManager:
                 raise M.invalid_request(M.MARKED_FOR_DELETION)
             if version is None or version.value_kind == 0:
                 if version_id is not None:
-                    raise AWSError("ResourceNotFoundException",
-                                   f"Secrets Manager can't find the specified secret value for VersionId: {version_id}")
-                raise AWSError("ResourceNotFoundException",
-                               f"Secrets Manager can't find the specified secret value for staging label: "
-                               f"{stage or L.AWSCURRENT}")
+                    raise AWSError(
+                        "ResourceNotFoundException",
+                        f"Secrets Manager can't find the specified secret value for VersionId: {version_id}",
+                    )
+                raise AWSError(
+                    "ResourceNotFoundException",
+                    f"Secrets Manager can't find the specified secret value for staging label: {stage or L.AWSCURRENT}",
+                )
             if stage is not None and version_id is not None and stage not in version_labels:
                 # AWS, LocalStack snapshot test_get_secret_value_errors: InvalidRequestException
-                raise M.invalid_request(
-                    "You provided a VersionStage that is not associated to the provided VersionId.")
-            value = self.cipher.decrypt(tx, secret.account_id, secret.region, version.key_ref or "",
-                                        secret.arn, version.version_id, version.value_kind,
-                                        version.ciphertext or b"")
-            out: dict[str, Any] = {"ARN": secret.arn, "Name": secret.name, "VersionId": version.version_id,
-                                   "VersionStages": version_labels, "CreatedDate": _ms(version.created_date)}
+                raise M.invalid_request("You provided a VersionStage that is not associated to the provided VersionId.")
+            value = self.cipher.decrypt(
+                tx,
+                secret.account_id,
+                secret.region,
+                version.key_ref or "",
+                secret.arn,
+                version.version_id,
+                version.value_kind,
+                version.ciphertext or b"",
+            )
+            out: dict[str, Any] = {
+                "ARN": secret.arn,
+                "Name": secret.name,
+                "VersionId": version.version_id,
+                "VersionStages": version_labels,
+                "CreatedDate": _ms(version.created_date),
+            }
             out["SecretString" if isinstance(value, str) else "SecretBinary"] = value
             today = _midnight(clock.now())
             stale = version.last_accessed_date != today or secret.last_accessed_date != today
@@ -368,8 +419,10 @@ class SecretsManager:
         today = _midnight(clock.now())
 
         def tx_fn(tx: Tx) -> None:
-            tx.execute("UPDATE versions SET last_accessed_date = ? WHERE secret_id = ? AND version_id = ?",
-                       (today, secret_id, version_id))
+            tx.execute(
+                "UPDATE versions SET last_accessed_date = ? WHERE secret_id = ? AND version_id = ?",
+                (today, secret_id, version_id),
+            )
             tx.execute("UPDATE secrets SET last_accessed_date = ? WHERE id = ?", (today, secret_id))
 
         await self.db.write(tx_fn)
@@ -378,7 +431,9 @@ class SecretsManager:
         ids = p.get("SecretIdList")
         filters = p.get("Filters")
         if ids is not None and filters is not None:
-            raise M.invalid_parameter("Either 'SecretIdList' or 'Filters' must be provided, but not both.")  # unverified
+            raise M.invalid_parameter(
+                "Either 'SecretIdList' or 'Filters' must be provided, but not both."
+            )  # unverified
         if ids is None and filters is None:
             raise M.invalid_parameter("Either 'SecretIdList' or 'Filters' must be provided.")  # unverified
         values: list[dict[str, Any]] = []
@@ -391,8 +446,11 @@ class SecretsManager:
                 raise M.invalid_parameter("You can retrieve at most 20 secrets in one call.")  # unverified
             wanted = list(ids)
         else:
-            page = await self.lister.page(ctx, {"Filters": filters, "MaxResults": p.get("MaxResults", 20),
-                                                "NextToken": p.get("NextToken")}, with_stages=False)
+            page = await self.lister.page(
+                ctx,
+                {"Filters": filters, "MaxResults": p.get("MaxResults", 20), "NextToken": p.get("NextToken")},
+                with_stages=False,
+            )
             wanted = [s.arn for s in page.rows]
             if page.next_token:
                 out["NextToken"] = page.next_token
@@ -466,12 +524,23 @@ class SecretsManager:
             version = q.get_version(tx, secret.id, version_id)
             if version is None or version.value_kind == 0 or version.key_ref == key_ref:
                 continue
-            value = self.cipher.decrypt(tx, secret.account_id, secret.region, version.key_ref or "",
-                                        secret.arn, version_id, version.value_kind, version.ciphertext or b"")
-            _kind, blob = self.cipher.encrypt(tx, secret.account_id, secret.region, key_ref, secret.arn,
-                                              version_id, value)
-            tx.execute("UPDATE versions SET key_ref = ?, ciphertext = ? WHERE secret_id = ? AND version_id = ?",
-                       (key_ref, blob, secret.id, version_id))
+            value = self.cipher.decrypt(
+                tx,
+                secret.account_id,
+                secret.region,
+                version.key_ref or "",
+                secret.arn,
+                version_id,
+                version.value_kind,
+                version.ciphertext or b"",
+            )
+            _kind, blob = self.cipher.encrypt(
+                tx, secret.account_id, secret.region, key_ref, secret.arn, version_id, value
+            )
+            tx.execute(
+                "UPDATE versions SET key_ref = ?, ciphertext = ? WHERE secret_id = ? AND version_id = ?",
+                (key_ref, blob, secret.id, version_id),
+            )
 
     async def update_secret_version_stage(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         stage = p["VersionStage"]
@@ -486,17 +555,20 @@ class SecretsManager:
             if remove_from is not None and holder != remove_from:
                 raise M.invalid_parameter(
                     f"The parameter RemoveFromVersionId is invalid. Staging label {stage} is not attached "
-                    f"to version {remove_from}.")  # unverified
+                    f"to version {remove_from}."
+                )  # unverified
             if move_to is not None:
                 target = q.get_version(tx, secret.id, move_to)
                 if target is None:
                     raise M.invalid_parameter(
-                        f"The parameter MoveToVersionId is invalid. Version {move_to} does not exist.")  # unverified
+                        f"The parameter MoveToVersionId is invalid. Version {move_to} does not exist."
+                    )  # unverified
                 if holder is not None and holder != move_to and remove_from is None:
                     raise M.invalid_parameter(
                         f"The parameter RemoveFromVersionId can't be empty. Staging label {stage} is currently "
                         f"attached to version {holder}, so you must explicitly reference that version in "
-                        f"RemoveFromVersionId.")
+                        f"RemoveFromVersionId."
+                    )
                 labels_on_target = [s for s, v in current.items() if v == move_to]
                 if stage not in labels_on_target and len(labels_on_target) >= L.MAX_LABELS_PER_VERSION:
                     self._check_stages(labels_on_target + [stage])
@@ -511,7 +583,8 @@ class SecretsManager:
                 if stage == L.AWSCURRENT:
                     raise M.invalid_parameter(
                         "You can only move staging label AWSCURRENT to a different secret version. It can't be "
-                        "completely detached.")  # unverified
+                        "completely detached."
+                    )  # unverified
                 q.remove_stage(tx, secret.id, stage)
             secret.last_changed_date = now
             q.update_secret(tx, secret, "last_changed_date")
@@ -527,7 +600,8 @@ class SecretsManager:
         window = p.get("RecoveryWindowInDays")
         if force and window is not None:
             raise M.invalid_parameter(
-                "You can't use ForceDeleteWithoutRecovery in conjunction with RecoveryWindowInDays.")
+                "You can't use ForceDeleteWithoutRecovery in conjunction with RecoveryWindowInDays."
+            )
         if window is None:
             window = 30
         if not force and not 7 <= window <= 30:
@@ -549,8 +623,12 @@ class SecretsManager:
             if secret.replicas:
                 # AWS, errors quoted in gruntwork-io/cloud-nuke#435 and rebuy-de/aws-nuke#1127
                 raise M.invalid_parameter(
-                    "You can't delete secret " + secret.arn + " that still has replica regions ["
-                    + ", ".join(r["Region"] for r in secret.replicas) + "].")
+                    "You can't delete secret "
+                    + secret.arn
+                    + " that still has replica regions ["
+                    + ", ".join(r["Region"] for r in secret.replicas)
+                    + "]."
+                )
             cross_account.check_deletable(secret)
             if force:
                 q.delete_secret_row(tx, secret.id)
@@ -572,8 +650,11 @@ class SecretsManager:
         if ref.arn is not None:
             return {"ARN": ref.arn, "Name": ref.arn.split(":", 6)[-1].rsplit("-", 1)[0], "DeletionDate": _ms(now)}
         assert ref.name is not None
-        return {"ARN": new_arn(ctx.partition, ctx.region, ctx.account_id, ref.name), "Name": ref.name,
-                "DeletionDate": _ms(now)}
+        return {
+            "ARN": new_arn(ctx.partition, ctx.region, ctx.account_id, ref.name),
+            "Name": ref.name,
+            "DeletionDate": _ms(now),
+        }
 
     async def restore_secret(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         def tx_fn(tx: Tx) -> dict[str, Any]:
@@ -618,8 +699,9 @@ class SecretsManager:
         return out
 
     @staticmethod
-    def entry(secret: SecretRow, by_version: dict[str, list[str]],
-              replica_access: dict[str, float] | None = None) -> dict[str, Any]:
+    def entry(
+        secret: SecretRow, by_version: dict[str, list[str]], replica_access: dict[str, float] | None = None
+    ) -> dict[str, Any]:
         """The members DescribeSecret and ListSecrets share; only those with a value (set one by
         one: a page of ListSecrets makes 100 of these, and building all nineteen to drop the
         empty ones cost twice as much). ``replica_access``: replica ARN -> last access, for a
@@ -700,7 +782,7 @@ class SecretsManager:
                 if version.key_ref:
                     entry["KmsKeyIds"] = [self._version_key_name(secret, version.key_ref)]
                 entries.append(entry)
-            out: dict[str, Any] = {"Versions": entries[start:start + limit], "ARN": secret.arn, "Name": secret.name}
+            out: dict[str, Any] = {"Versions": entries[start : start + limit], "ARN": secret.arn, "Name": secret.name}
             if start + limit < len(entries):
                 out["NextToken"] = self.lister.offset_token("versions", p["SecretId"], start + limit)
             return out
@@ -772,8 +854,10 @@ class SecretsManager:
         document = p["ResourcePolicy"]
         policies.check_syntax(document)
         if p.get("BlockPublicPolicy", False) and policies.is_public(document):
-            raise AWSError("PublicPolicyException",
-                           "This resource policy contains a statement that grants public access to the resource.")  # unverified
+            raise AWSError(
+                "PublicPolicyException",
+                "This resource policy contains a statement that grants public access to the resource.",
+            )  # unverified
         name = p.get("PolicyName", "default")
 
         def tx_fn(tx: Tx) -> dict[str, Any]:
@@ -820,7 +904,7 @@ class SecretsManager:
         def tx_fn(tx: Tx) -> dict[str, Any]:
             secret = self.find(tx, ctx, p["SecretId"])
             names = [name for name, _doc in q.policies_of(tx, secret.id)]
-            out: dict[str, Any] = {"ResourcePolicies": [{"PolicyName": n} for n in names[start:start + limit]]}
+            out: dict[str, Any] = {"ResourcePolicies": [{"PolicyName": n} for n in names[start : start + limit]]}
             if start + limit < len(names):
                 out["NextToken"] = self.lister.offset_token("policies", p["SecretId"], start + limit)
             return out
@@ -877,14 +961,12 @@ class SecretsManager:
 
     async def rotate_secret(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         if self.rotation is None:
-            raise AWSError("InvalidRequestException",
-                           "Rotation is not available on this strongroom server yet.")
+            raise AWSError("InvalidRequestException", "Rotation is not available on this strongroom server yet.")
         return await self.rotation.rotate_secret(ctx, p)  # type: ignore[no-any-return]
 
     async def cancel_rotate_secret(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         if self.rotation is None:
-            raise AWSError("InvalidRequestException",
-                           "Rotation is not available on this strongroom server yet.")
+            raise AWSError("InvalidRequestException", "Rotation is not available on this strongroom server yet.")
         return await self.rotation.cancel_rotate_secret(ctx, p)  # type: ignore[no-any-return]
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from strongroom.services.secretsmanager import messages as M
 
-__all__ = ["validate", "validate_keys", "merge", "MAX_TAGS"]
+__all__ = ["MAX_TAGS", "merge", "validate", "validate_keys"]
 
 MAX_TAGS = 50
 

@@ -52,15 +52,19 @@ class ValueCipher:
         wrapped = self._wrapped.get(cache_key)
         if wrapped is not None:
             return wrapped
-        row = tx.one("SELECT wrapped FROM kms_keys WHERE account_id = ? AND region = ? AND key_ref = ?",
-                     (account_id, region, key_ref))
+        row = tx.one(
+            "SELECT wrapped FROM kms_keys WHERE account_id = ? AND region = ? AND key_ref = ?",
+            (account_id, region, key_ref),
+        )
         if row is None:
             if not create:
                 raise LookupError(f"no key {key_ref}")
             wrapped = self._keyring.new_key(key_ref)
             try:
-                tx.execute("INSERT INTO kms_keys (account_id, region, key_ref, wrapped, created_date) "
-                           "VALUES (?, ?, ?, ?, ?)", (account_id, region, key_ref, wrapped, clock.now()))
+                tx.execute(
+                    "INSERT INTO kms_keys (account_id, region, key_ref, wrapped, created_date) VALUES (?, ?, ?, ?, ?)",
+                    (account_id, region, key_ref, wrapped, clock.now()),
+                )
             except Conflict:
                 # Another node created it first; the caller's transaction retries the whole write.
                 raise
@@ -69,8 +73,9 @@ class ValueCipher:
         self._wrapped.put(cache_key, wrapped)
         return wrapped
 
-    def encrypt(self, tx: Tx, account_id: str, region: str, key_ref: str, arn: str, version_id: str,
-                value: str | bytes) -> tuple[int, bytes]:
+    def encrypt(
+        self, tx: Tx, account_id: str, region: str, key_ref: str, arn: str, version_id: str, value: str | bytes
+    ) -> tuple[int, bytes]:
         wrapped = self._account_key(tx, account_id, region, key_ref, create=True)
         if isinstance(value, str):
             kind, plaintext = STRING, value.encode("utf-8")
@@ -78,14 +83,25 @@ class ValueCipher:
             kind, plaintext = BINARY, value
         return kind, self._keyring.encrypt(key_ref, wrapped, plaintext, _aad(arn, version_id))
 
-    def decrypt(self, tx: Tx, account_id: str, region: str, key_ref: str, arn: str, version_id: str,
-                kind: int, blob: bytes) -> str | bytes:
+    def decrypt(
+        self, tx: Tx, account_id: str, region: str, key_ref: str, arn: str, version_id: str, kind: int, blob: bytes
+    ) -> str | bytes:
         wrapped = self._account_key(tx, account_id, region, key_ref, create=False)
         plaintext = self._keyring.decrypt(key_ref, wrapped, blob, _aad(arn, version_id))
         return plaintext.decode("utf-8") if kind == STRING else plaintext
 
-    def same_value(self, tx: Tx, account_id: str, region: str, key_ref: str, arn: str, version_id: str,
-                   kind: int, blob: bytes, value: Any) -> bool:
+    def same_value(
+        self,
+        tx: Tx,
+        account_id: str,
+        region: str,
+        key_ref: str,
+        arn: str,
+        version_id: str,
+        kind: int,
+        blob: bytes,
+        value: Any,
+    ) -> bool:
         if kind == 0:
             return False
         return self.decrypt(tx, account_id, region, key_ref, arn, version_id, kind, blob) == value

@@ -23,11 +23,11 @@ import re
 from typing import Any
 
 from strongroom.auth.keys import KeyStore
-from strongroom.errors import AWSError
 from strongroom.context import RequestContext
+from strongroom.errors import AWSError
 from strongroom.store import Database, Tx
 
-__all__ = ["STS", "OPERATIONS"]
+__all__ = ["OPERATIONS", "STS"]
 
 OPERATIONS = ["GetCallerIdentity", "AssumeRole"]
 _ROLE_ARN = re.compile(r"^arn:aws:iam::(\d{12}):role/(?:.*/)?([\w+=,.@-]+)$")
@@ -52,11 +52,17 @@ class STS:
         account, name = m.group(1), m.group(2)
 
         def tx_fn(tx: Tx) -> tuple[str, str, int, str, str]:
-            row = tx.one("SELECT trust_policy, principal_id, max_session, arn, tags FROM iam_principals "
-                         "WHERE account_id = ? AND kind = 'role' AND name = ?", (account, name))
+            row = tx.one(
+                "SELECT trust_policy, principal_id, max_session, arn, tags FROM iam_principals "
+                "WHERE account_id = ? AND kind = 'role' AND name = ?",
+                (account, name),
+            )
             if row is None:
-                raise AWSError("AccessDenied", f"User: {ctx.principal_arn} is not authorized to perform: "
-                               f"sts:AssumeRole on resource: {role_arn}", 403)
+                raise AWSError(
+                    "AccessDenied",
+                    f"User: {ctx.principal_arn} is not authorized to perform: sts:AssumeRole on resource: {role_arn}",
+                    403,
+                )
             return row[0], row[1], int(row[2] or 3600), row[3], row[4]
 
         trust, role_id, max_session, own_arn, tags = await self.db.read(tx_fn)
@@ -72,14 +78,20 @@ class STS:
         await self.authorizer.check_assume_role(ctx, role_arn, account, trust, context)
         duration = int(p.get("DurationSeconds", 3600))
         if duration > max_session:
-            raise AWSError("ValidationError", "The requested DurationSeconds exceeds the MaxSessionDuration set "
-                           "for this role.")
+            raise AWSError(
+                "ValidationError", "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
+            )
         assumed_arn = f"arn:aws:sts::{account}:assumed-role/{name}/{session}"
-        credential = await asyncio.to_thread(self.keys.add_session, account, assumed_arn, float(duration),
-                                             f"{role_id}:{session}", own_arn)
-        return {"Credentials": {"AccessKeyId": credential.access_key_id,
-                                "SecretAccessKey": credential.secret_access_key,
-                                "SessionToken": credential.session_token,
-                                "Expiration": credential.expires_at},
-                "AssumedRoleUser": {"AssumedRoleId": f"{role_id}:{session}", "Arn": assumed_arn},
-                "PackedPolicySize": 0}
+        credential = await asyncio.to_thread(
+            self.keys.add_session, account, assumed_arn, float(duration), f"{role_id}:{session}", own_arn
+        )
+        return {
+            "Credentials": {
+                "AccessKeyId": credential.access_key_id,
+                "SecretAccessKey": credential.secret_access_key,
+                "SessionToken": credential.session_token,
+                "Expiration": credential.expires_at,
+            },
+            "AssumedRoleUser": {"AssumedRoleId": f"{role_id}:{session}", "Arn": assumed_arn},
+            "PackedPolicySize": 0,
+        }
