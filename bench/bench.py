@@ -64,29 +64,28 @@ def stop(proc: subprocess.Popen[Any], sig: int, timeout: float) -> None:
 
 @contextlib.contextmanager
 def process(args: list[str], health: str, env: dict[str, str] | None = None, core: int = 0) -> Iterator[int]:
-    log = tempfile.NamedTemporaryFile(prefix="bench-", suffix=".log", delete=False)
-    proc = subprocess.Popen(
-        ["taskset", "-c", str(core), *args], stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{args[0]} exited: {Path(log.name).read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(health, timeout=1):
-                    break
-            except OSError as exc:
-                if getattr(exc, "code", None) in (400, 403, 404, 405):
-                    break
-                time.sleep(0.1)
-        else:
-            raise RuntimeError(f"{args[0]} did not start")
-        yield proc.pid
-    finally:
-        stop(proc, signal.SIGTERM, 20)
-        log.close()
-        os.unlink(log.name)
+    with tempfile.NamedTemporaryFile(prefix="bench-", suffix=".log", delete=False) as log:
+        proc = subprocess.Popen(
+            ["taskset", "-c", str(core), *args], stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{args[0]} exited: {Path(log.name).read_text()[-2000:]}")
+                try:
+                    with urllib.request.urlopen(health, timeout=1):
+                        break
+                except OSError as exc:
+                    if getattr(exc, "code", None) in (400, 403, 404, 405):
+                        break
+                    time.sleep(0.1)
+            else:
+                raise RuntimeError(f"{args[0]} did not start")
+            yield proc.pid
+        finally:
+            stop(proc, signal.SIGTERM, 20)
+            os.unlink(log.name)
 
 
 def signed(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import operator
 import subprocess
 import sys
 from pathlib import Path
@@ -11,8 +13,6 @@ import pytest
 
 from strongroom.cli.aws import defaults
 from strongroom.testing import ServerProcess
-import functools
-import operator
 
 BIN = Path(sys.executable).parent
 

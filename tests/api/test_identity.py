@@ -8,6 +8,7 @@ Every test drives a real server with boto3, as an attacker with a low-privileged
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 import random
@@ -114,7 +115,7 @@ def test_a_session_of_a_role_without_policies_gets_nothing(server, sm, name):
     for session in ("root", "x.root", "strongroom-builtin-rotation", "builtin-rotator"):
         creds = client_for(server, "sts", key).assume_role(RoleArn=role["Arn"], RoleSessionName=session)["Credentials"]
         as_role = client_for(server, "secretsmanager", creds)
-        for call in (lambda: as_role.get_secret_value(SecretId=name), as_role.list_secrets):
+        for call in (functools.partial(as_role.get_secret_value, SecretId=name), as_role.list_secrets):
             with pytest.raises(ClientError) as exc:
                 call()
             assert exc.value.response["Error"]["Code"] == "AccessDeniedException"

@@ -117,7 +117,7 @@ def test_master_key_rotation_keeps_every_secret(tmp_path):
     assert rotated.returncode == 0, rotated.stderr
     assert "member 2 is active" in rotated.stdout
     after = (data / "master.key").read_text()
-    assert after.startswith(before) and len([l for l in after.splitlines() if l and l[0] != "#"]) == 2
+    assert after.startswith(before) and len([line for line in after.splitlines() if line and line[0] != "#"]) == 2
     with ServerProcess(data_dir=data) as srv:
         assert srv.client().get_secret_value(SecretId="a")["SecretString"] == "kept"
         assert srv.client("iam").get_user(UserName="u")["User"]["UserName"] == "u"

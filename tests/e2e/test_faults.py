@@ -17,6 +17,7 @@ back after the fault, the database file's own integrity check, the server still 
 
 from __future__ import annotations
 
+import functools
 import json
 import resource
 import sqlite3
@@ -99,7 +100,9 @@ class Writer:
                     self.retried.append(token)
                 if self._call(
                     "PutSecretValue",
-                    lambda: sm.put_secret_value(SecretId=self.secret, ClientRequestToken=token, SecretString=value),
+                    functools.partial(
+                        sm.put_secret_value, SecretId=self.secret, ClientRequestToken=token, SecretString=value
+                    ),
                 ):
                     self.acknowledged.append(token)
                     break
@@ -255,7 +258,7 @@ def test_postgresql_cut_terminated_and_restarted_under_load(pg_url: str) -> None
                         ), value
                         outcomes.append(f"{value}: 500, then 200 when retried")
                     assert fired.wait(5), f"no COMMIT cut: {value}"
-                    assert wait_for(lambda: _put(sm, secret, token, value), timeout=5)["VersionId"] == token
+                    assert wait_for(functools.partial(_put, sm, secret, token, value), timeout=5)["VersionId"] == token
                     assert set(_versions(sm, secret)) - before == {token}, value
                     assert sm.get_secret_value(SecretId=secret)["SecretString"] == value
             print("\n".join(outcomes))
@@ -651,7 +654,9 @@ def test_rotation_functions_that_hang_crash_or_flood(tmp_path: Path) -> None:
                 deadline = time.monotonic() + 60
                 while True:
                     history = {
-                        fault: db.read_sync(lambda tx: history_of(tx, "123456789012", "us-east-1", f"rot/{fault}"))[0]
+                        fault: db.read_sync(
+                            lambda tx, fault=fault: history_of(tx, "123456789012", "us-east-1", f"rot/{fault}")
+                        )[0]
                         for fault in FAULTS
                     }
                     if all(h["State"] in ("succeeded", "failed") for h in history.values()):

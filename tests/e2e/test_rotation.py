@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import operator
 import os
 import time
 import uuid
@@ -13,8 +15,6 @@ from botocore.exceptions import ClientError
 from strongroom.rotation.runtime import parse_cpus
 from strongroom.testing import ServerProcess, wait_for
 from strongroom.testing.functions import zipped
-import functools
-import operator
 
 FAST = {
     "STRONGROOM_ROTATION_RETRY_BASE_SECONDS": "0.3",

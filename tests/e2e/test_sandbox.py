@@ -107,7 +107,8 @@ def handler(event, context):
         return {"uid": os.getuid(), "euid": os.geteuid(), "gid": os.getgid(), "pid": os.getpid(),
                 "id": subprocess.run(["id"], capture_output=True, text=True).stdout.strip(),
                 "setuid": attempt(lambda: os.setuid(0)), "cwd": os.getcwd(), "file": __file__,
-                "caps": [l for l in open("/proc/self/status").read().splitlines() if l.startswith(("CapEff", "NoNewPrivs"))]}
+                "caps": [line for line in open("/proc/self/status").read().splitlines()
+                         if line.startswith(("CapEff", "NoNewPrivs"))]}
     if a == "environment":
         return dict(os.environ)
     if a == "memory":

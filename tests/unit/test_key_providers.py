@@ -89,7 +89,7 @@ def test_a_command_may_print_a_key_file(tmp_path):
 
 
 def test_a_command_that_hangs_is_stopped(tmp_path):
-    with pytest.raises(KeyProviderError, match="did not finish in 0.5 s"):
+    with pytest.raises(KeyProviderError, match=r"did not finish in 0\.5 s"):
         CommandProvider("sleep 5", timeout=0.5)
 
 
@@ -193,7 +193,7 @@ def test_pkcs11_mistakes_are_one_line(softhsm, tmp_path):
 
     with pytest.raises(KeyProviderError, match="has no token labelled 'nope'"):
         provider_from_options(pkcs11_module=MODULE, pkcs11_token_label="nope", pkcs11_pin=PIN)
-    with pytest.raises(KeyProviderError, match="the PKCS#11 module /no/such.so does not exist"):
+    with pytest.raises(KeyProviderError, match=r"the PKCS#11 module /no/such\.so does not exist"):
         provider_from_options(pkcs11_module="/no/such.so", pkcs11_token_label=TOKEN, pkcs11_pin=PIN)
     with pytest.raises(
         KeyProviderError, match="holds no AES key labelled 'missing'; make one with: strongroom master-key pkcs11-init"

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import itertools
 import math
 import random
 import re
 from dataclasses import dataclass
 from typing import Any
-import itertools
 
 __all__ = ["Schedule", "ScheduleError", "next_window", "parse_rules", "pick_moment"]
 

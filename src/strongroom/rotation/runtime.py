@@ -441,7 +441,8 @@ class FunctionRuntime:
                 False,
                 error={
                     "errorType": "Runtime.SandboxUnavailable",
-                    "errorMessage": f"strongroom runs no uploaded code without its sandbox: {self.refusal or 'no sandbox'}. "
+                    "errorMessage": "strongroom runs no uploaded code without its sandbox: "
+                    f"{self.refusal or 'no sandbox'}. "
                     "Install bubblewrap, or start the server with --unsafe-functions.",
                 },
             )

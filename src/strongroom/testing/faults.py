@@ -26,10 +26,11 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = ["TCPProxy", "via_proxy"]
 
+_T = TypeVar("_T")
 _LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST, not FIN
 
 
@@ -96,15 +97,15 @@ class TCPProxy:
     @property
     def connections(self) -> int:
         """Proxied connections open now."""
-        return self._call(lambda: len(self._peers) // 2)  # type: ignore[no-any-return]
+        return self._call(lambda: len(self._peers) // 2)
 
     def cut(self) -> int:
         """Reset every proxied connection now; answer how many there were."""
-        return self._call(self._reset_all)  # type: ignore[no-any-return]
+        return self._call(self._reset_all)
 
     def refuse(self) -> int:
         """Reset every connection and stop listening: new connections are refused until accept()."""
-        return self._call(lambda: (self._unlisten(), self._reset_all())[1])  # type: ignore[no-any-return]
+        return self._call(self._refuse)
 
     def accept(self) -> None:
         """Listen again (on the same port) after refuse()."""
@@ -144,7 +145,7 @@ class TCPProxy:
 
     # --------------------------------------------------------------------------- internals
 
-    def _call(self, fn: Callable[[], Any]) -> Any:
+    def _call(self, fn: Callable[[], _T]) -> _T:
         """Run ``fn`` on the proxy's thread, between two socket events, and answer its result."""
         if self._thread is None or threading.current_thread() is self._thread:
             return fn()
@@ -154,7 +155,8 @@ class TCPProxy:
         ok, value = reply.get(timeout=10)
         if not ok:
             raise value
-        return value
+        result: _T = value  # what fn answered, handed back through the queue
+        return result
 
     def _listen(self) -> None:
         if self._listener is not None:
@@ -173,6 +175,10 @@ class TCPProxy:
             self._sel.unregister(self._listener)
             self._listener.close()
             self._listener = None
+
+    def _refuse(self) -> int:
+        self._unlisten()
+        return self._reset_all()
 
     def _stop(self) -> None:
         self._unlisten()
@@ -270,27 +276,31 @@ class TCPProxy:
                 self._watched = None
         return False
 
+    def _run_commands(self) -> bool:
+        """Run the commands _call queued; answer whether the proxy still runs (close() stops it)."""
+        while True:
+            try:
+                fn, reply = self._commands.get_nowait()
+            except queue.Empty:
+                break
+            try:
+                reply.put((True, fn()))
+            except Exception as exc:  # noqa: BLE001 - handed back to the caller
+                reply.put((False, exc))
+        return self._running
+
     def _loop(self) -> None:
         while self._running:
             for key, _ in self._sel.select(timeout=0.5):
                 if key.data == "wake":
                     self._wake_r.recv(4096)
-                    while True:
-                        try:
-                            fn, reply = self._commands.get_nowait()
-                        except queue.Empty:
-                            break
-                        try:
-                            reply.put((True, fn()))
-                        except Exception as exc:  # noqa: BLE001 - handed back to the caller
-                            reply.put((False, exc))
-                    if not self._running:
+                    if not self._run_commands():
                         break
                 elif key.data == "listen":
                     if self._listener is not None:
                         self._accept()
                 elif key.fileobj in self._peers:
-                    self._forward(key.fileobj)  # type: ignore[arg-type]
+                    self._forward(key.fileobj)
         with contextlib.suppress(KeyError, ValueError):
             self._sel.unregister(self._wake_r)
         self._sel.close()

@@ -92,7 +92,8 @@ class ServerProcess:
             STRONGROOM_ADMIN_ACCESS_KEY_ID=self.access_key_id, STRONGROOM_ADMIN_SECRET_ACCESS_KEY=self.secret_access_key
         )
         env.update(self.extra_env)
-        self._log = open(self.log_path, "ab")
+        # Open for the server's whole life, so no ``with``: _cleanup closes it.
+        self._log = open(self.log_path, "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
             args, stdout=self._log, stderr=subprocess.STDOUT, env=env, preexec_fn=self.preexec_fn
         )
@@ -114,7 +115,8 @@ class ServerProcess:
     def healthy(self) -> bool:
         try:
             with urllib.request.urlopen(f"{self.endpoint}/_strongroom/health", timeout=1) as r:
-                return r.status == 200
+                status: int = r.status  # urlopen's answer is untyped (an HTTPResponse here)
+                return status == 200
         except (urllib.error.URLError, ConnectionError, OSError):
             return False
 
@@ -146,7 +148,10 @@ class ServerProcess:
         import boto3
         from botocore.config import Config
 
-        return boto3.client(
+        # boto3's stubs type a client per literal service name; a name chosen at run time gets
+        # the untyped one.
+        make_client: Callable[..., Any] = boto3.client
+        return make_client(
             service,
             endpoint_url=self.endpoint,
             region_name=region,

@@ -239,8 +239,9 @@ def test_maria_ensure_user_copies_every_grant(maria_names: list[str]) -> None:
         cur.execute("CREATE ROLE %s", (role,))
         cur.execute(f"GRANT SELECT ON test.`{table}` TO %s@'%%' WITH GRANT OPTION", (model,))
         cur.execute(f"GRANT INSERT ON test.`{table}_2` TO %s", (role,))
-        cur.execute("GRANT %s TO %s@'%%'" % (root.escape(role).replace("'", "`"), root.escape(model)))
-        cur.execute("SET DEFAULT ROLE %s FOR %s@'%%'" % (root.escape(role).replace("'", "`"), root.escape(model)))
+        quoted_role, quoted_model = root.escape(role).replace("'", "`"), root.escape(model)
+        cur.execute(f"GRANT {quoted_role} TO {quoted_model}@'%'")
+        cur.execute(f"SET DEFAULT ROLE {quoted_role} FOR {quoted_model}@'%'")
     mysql.ensure_user(root, model, clone, "clone-Password-1")
     mysql.ensure_user(root, model, clone, "clone-Password-2")  # exists: password only
     root.close()

@@ -228,7 +228,7 @@ def _rotate(
     elif step == "testSecret":
         test_secret(sm, arn, token)
     elif step == "finishSecret":
-        current = next((v for v, stages in versions.items() if "AWSCURRENT" in stages), None)
-        move = {"RemoveFromVersionId": current} if current else {}  # AWS's template sends None and fails
+        current_id = next((v for v, stages in versions.items() if "AWSCURRENT" in stages), None)
+        move = {"RemoveFromVersionId": current_id} if current_id else {}  # AWS's template sends None and fails
         sm.update_secret_version_stage(SecretId=arn, VersionStage="AWSCURRENT", MoveToVersionId=token, **move)
         log.info("finishSecret: %s is now AWSCURRENT for %s.", token, arn)

@@ -32,7 +32,7 @@ def _limit() -> int:
     return int(os.environ.get("USERNAME_CHARACTER_LIMIT", "16"))
 
 
-def connect(secret: Secret) -> pymysql.connections.Connection | None:  # type: ignore[name-defined]
+def connect(secret: Secret) -> pymysql.connections.Connection[Any] | None:
     """A connection with these credentials, or None when they do not log in."""
     tls = tls_setting(secret)
     options: dict[str, Any] = {}  # PyMySQL's default: TLS when the server offers it
