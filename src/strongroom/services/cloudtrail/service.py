@@ -90,4 +90,4 @@ class CloudTrail:
                 out["NextToken"] = str(rows[limit - 1][0])
             return out
 
-        return await self.db.read(tx_fn)  # type: ignore[no-any-return]
+        return await self.db.read(tx_fn)

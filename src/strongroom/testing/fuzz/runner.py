@@ -24,15 +24,15 @@ class Report:
     seed: int
     requests: int = 0
     duration: float = 0.0
-    statuses: collections.Counter = dataclasses.field(default_factory=collections.Counter)
-    answers: collections.Counter = dataclasses.field(default_factory=collections.Counter)
-    kinds: collections.Counter = dataclasses.field(default_factory=collections.Counter)
-    details: collections.Counter = dataclasses.field(default_factory=collections.Counter)
-    services: collections.Counter = dataclasses.field(default_factory=collections.Counter)
-    operations: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    statuses: collections.Counter[Any] = dataclasses.field(default_factory=collections.Counter)
+    answers: collections.Counter[Any] = dataclasses.field(default_factory=collections.Counter)
+    kinds: collections.Counter[Any] = dataclasses.field(default_factory=collections.Counter)
+    details: collections.Counter[Any] = dataclasses.field(default_factory=collections.Counter)
+    services: collections.Counter[Any] = dataclasses.field(default_factory=collections.Counter)
+    operations: collections.Counter[Any] = dataclasses.field(default_factory=collections.Counter)
     findings: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     finding_count: int = 0
-    client_errors: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    client_errors: collections.Counter[Any] = dataclasses.field(default_factory=collections.Counter)
     client_error_indices: list[int] = dataclasses.field(default_factory=list)
     latencies: list[float] = dataclasses.field(default_factory=list)
     checks: list[dict[str, Any]] = dataclasses.field(default_factory=list)

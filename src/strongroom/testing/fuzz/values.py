@@ -101,11 +101,11 @@ def text(rng: random.Random, low: int = 0, high: int = 40, odd: float = 0.2) -> 
 
 
 try:
-    from re import _constants as _sre_c  # Python 3.11+
-    from re import _parser as _sre_p
+    from re import _constants as _sre_c  # type: ignore[attr-defined]  # Python 3.11+
+    from re import _parser as _sre_p  # type: ignore[attr-defined]
 except ImportError:  # pragma: no cover
-    import sre_constants as _sre_c  # type: ignore[no-redef]
-    import sre_parse as _sre_p  # type: ignore[no-redef]
+    import sre_constants as _sre_c
+    import sre_parse as _sre_p
 
 _CATEGORY_CHARS = {
     _sre_c.CATEGORY_DIGIT: string.digits,
