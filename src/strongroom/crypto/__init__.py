@@ -15,7 +15,7 @@ This package only re-exports.
 
 from __future__ import annotations
 
-from typing import Any
+import typing
 
 from strongroom.crypto.cipher import DecryptionError, Keyring, UnknownMember, member_of
 from strongroom.crypto.harden import harden_process
@@ -24,7 +24,7 @@ from strongroom.crypto.master import MasterKey, fingerprint_of
 __all__ = ["DecryptionError", "Keyring", "MasterKey", "UnknownMember", "fingerprint_of", "harden_process", "member_of"]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> typing.Any:
     # ``strongroom.crypto.open_keyring``: the one way a process gets its keyring (it needs the
     # database, which imports this module, hence the late import).
     if name == "open_keyring":
