@@ -4,7 +4,7 @@ Three layers, all seeded so CI runs the same requests every time:
 
 * hypothesis bodies for every JSON 1.1 operation (Secrets Manager, CloudTrail): random members,
   random bytes;
-* a sample of the fuzz campaign (``bench/fuzz_campaign.py``): requests from botocore's models for
+* a sample of the fuzz campaign (:mod:`strongroom.testing.fuzz`): requests from botocore's models for
   Secrets Manager, Lambda, IAM, STS and CloudTrail, valid and broken in every way the campaign
   knows (JSON, UTF-8, headers, signatures, sizes, paths, framing, slow and truncated bodies),
   around a canary secret that must come out unchanged;
@@ -20,12 +20,10 @@ import http.client
 import io
 import json
 import socket
-import sys
 import threading
 import time
 import uuid
 import zipfile
-from pathlib import Path
 from xml.etree import ElementTree
 
 import botocore.session
@@ -37,10 +35,9 @@ from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from strongroom.testing import fuzz as campaign
 from strongroom.testing.functions import execution_role
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-import fuzz_campaign as campaign
+from strongroom.testing.fuzz.transport import _read_response
 
 SEED = 20261122
 SESSION = botocore.session.get_session()
@@ -184,7 +181,7 @@ def test_campaign_covers_every_secrets_manager_operation():
 def _send(server, raw: bytes, timeout: float = 20) -> campaign.Outcome:  # type: ignore[no-untyped-def]
     with socket.create_connection(("127.0.0.1", server.port), timeout=timeout) as sock:
         sock.sendall(raw)
-        return campaign._read_response(sock, time.monotonic() + timeout)
+        return _read_response(sock, time.monotonic() + timeout)
 
 
 def _signed(

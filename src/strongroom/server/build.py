@@ -32,6 +32,7 @@ from strongroom.rotation import sandbox as function_sandbox
 from strongroom.rotation.engine import RotationEngine, RotationSettings
 from strongroom.rotation.runtime import FunctionRuntime, FunctionSpec, parse_cpus
 from strongroom.server.app import App, Service
+from strongroom.services.cloudtrail import CloudTrail
 from strongroom.services.iam import IAM
 from strongroom.services.iam import OPERATIONS as IAM_OPERATIONS
 from strongroom.services.lambda_ import BUILTINS, Lambda
@@ -212,7 +213,7 @@ def build(settings: config.Settings) -> Server:
                 functions.handlers,
                 body_limits=LAMBDA_BODY_LIMITS,
             ),
-            Service("cloudtrail", JSONProtocol("cloudtrail", ["LookupEvents"]), {"LookupEvents": audit.lookup_events}),
+            Service("cloudtrail", JSONProtocol("cloudtrail", ["LookupEvents"]), CloudTrail(db).handlers),
             Service("iam", QueryProtocol("iam", IAM_OPERATIONS), iam.handlers),
             Service("sts", QueryProtocol("sts", STS_OPERATIONS), sts.handlers),
         ],
