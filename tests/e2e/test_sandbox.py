@@ -432,7 +432,8 @@ def test_no_process_outlives_its_worker(hostile):
     )
     marker = f"left-behind-{uuid.uuid4().hex}"
     assert call(lam, name, attack="leave", marker=marker) == "left"
-    assert _processes_with(marker), "the sleeper should run while its worker lives"
+    # The grandchild execs the sleeper after the function has answered: wait for it to show.
+    wait_for(lambda: _processes_with(marker), timeout=10, what="the sleeper running while its worker lives")
     lam.delete_function(FunctionName=name)
     wait_for(lambda: not _processes_with(marker), timeout=10)
 
