@@ -26,6 +26,7 @@ from strongroom.members import Members, without_none
 from strongroom.services.secretsmanager import cross_account, policies, replication, tags
 from strongroom.services.secretsmanager import messages as M
 from strongroom.services.secretsmanager.listing import Lister
+from strongroom.services.secretsmanager.lookup import authorize, find, owner_of, parse_id
 from strongroom.services.secretsmanager.values import ValueCipher, key_ref_for
 from strongroom.store import Conflict, Database, Tx
 from strongroom.store import secrets as q
@@ -88,57 +89,6 @@ class SecretsManager:
 
     # ------------------------------------------------------------------------------ look-ups
 
-    @staticmethod
-    def find(tx: Tx, ctx: RequestContext, secret_id: str, lock: bool = False) -> SecretRow:
-        ref = SecretsManager.parse_id(secret_id)
-        owner = SecretsManager.owner_of(ctx, ref)
-        if owner is None:
-            SecretsManager.authorize(tx, ctx, None, secret_id)
-            raise M.not_found()
-        row = q.find_secret(tx, owner, ctx.region, name=ref.name, arn=ref.arn, lock=lock)
-        SecretsManager.authorize(tx, ctx, row, secret_id)
-        if row is None:
-            raise M.not_found()
-        return row
-
-    @staticmethod
-    def parse_id(secret_id: str) -> Any:
-        """A SecretId as a name or ARN; a name with characters no name may have is refused as AWS
-        refuses it on every operation (ValidationException, LocalStack snapshot test_invalid_secret_name)."""
-        if not secret_id.startswith("arn:") and not is_valid_name(secret_id):
-            raise AWSError("ValidationException", INVALID_NAME_MESSAGE)
-        return parse_secret_id(secret_id)
-
-    @staticmethod
-    def owner_of(ctx: RequestContext, ref: Any) -> str | None:
-        """The account whose secret ``ref`` names, or None when it cannot be reached from here.
-
-        A full ARN may name another account's secret: reachable when policies are enforced (both
-        the caller's policies and the secret's resource policy must then allow, as on AWS).
-        """
-        if ref.region is not None and ref.region != ctx.region:
-            return None
-        if ref.account_id is None or ref.account_id == ctx.account_id:
-            return ctx.account_id
-        return ref.account_id if ctx.authz is not None else None
-
-    @staticmethod
-    def authorize(
-        tx: Tx, ctx: RequestContext, secret: SecretRow | None, secret_id: str, has_policy: bool | None = None
-    ) -> None:
-        """IAM's decision for this call on this secret (or on the ARN asked for, when it is absent:
-        a caller who may not touch it learns AccessDenied, not whether it exists). ``has_policy``:
-        whether the secret has a resource policy, when the caller already knows (None: look)."""
-        if ctx.authz is None:
-            return
-        if secret is not None:
-            resource = secret.arn
-        elif secret_id.startswith("arn:"):
-            resource = secret_id
-        else:
-            resource = f"arn:{ctx.partition}:secretsmanager:{ctx.region}:{ctx.account_id}:secret:{secret_id}"
-        ctx.authz.check_secret(tx, ctx, secret, resource, has_policy)
-
     def find_live(
         self,
         tx: Tx,
@@ -150,7 +100,7 @@ class SecretsManager:
     ) -> SecretRow:
         """A secret a write may change: not scheduled for deletion, not a replica. ``own_metadata``:
         the write is of tags or resource policies, which a cross-account replica keeps as its own."""
-        row = self.find(tx, ctx, secret_id, lock=lock)
+        row = find(tx, ctx, secret_id, lock=lock)
         if row.deleted_date is not None:
             raise M.invalid_request(M.MARKED_FOR_DELETION)
         if primary_only and row.primary_arn is not None:
@@ -254,21 +204,12 @@ class SecretsManager:
         Only versions past the 100th and older than a day are looked at, so a secret written
         thousands of times in a day costs one indexed count per write, not a scan of its versions.
         """
-        rows = tx.all(
-            "SELECT version_id FROM versions WHERE secret_id = ? AND created_date < ?",
-            (secret_id, now - L.RETENTION_SECONDS),
-        )
+        rows = q.version_ids_before(tx, secret_id, now - L.RETENTION_SECONDS)
         if not rows:
             return
-        newest = {
-            r[0]
-            for r in tx.all(
-                "SELECT version_id FROM versions WHERE secret_id = ? ORDER BY created_date DESC, version_id LIMIT ?",
-                (secret_id, L.MAX_VERSIONS_KEPT),
-            )
-        }
+        newest = q.newest_version_ids(tx, secret_id, L.MAX_VERSIONS_KEPT)
         labelled = set(q.stages_of(tx, secret_id).values())
-        for (version_id,) in rows:
+        for version_id in rows:
             if version_id not in newest and version_id not in labelled:
                 q.delete_version(tx, secret_id, version_id)
 
@@ -294,7 +235,7 @@ class SecretsManager:
         now = clock.now()
 
         def tx_fn(tx: Tx) -> dict[str, Any]:
-            self.authorize(tx, ctx, None, name)
+            authorize(tx, ctx, None, name)
             existing = q.find_secret(tx, ctx.account_id, ctx.region, name=name, lock=True)
             if existing is not None:
                 if existing.deleted_date is not None:
@@ -356,14 +297,14 @@ class SecretsManager:
         secret_id = p["SecretId"]
         version_id = p.get("VersionId")
         stage = p.get("VersionStage")
-        ref = self.parse_id(secret_id)
-        owner = self.owner_of(ctx, ref)
+        ref = parse_id(secret_id)
+        owner = owner_of(ctx, ref)
         if owner is None:
             raise M.not_found()
 
         def tx_fn(tx: Tx) -> tuple[dict[str, Any], SecretRow, str, bool]:
             found = q.value_for(tx, owner, ctx.region, ref.name, ref.arn, version_id, stage)
-            self.authorize(tx, ctx, None if found is None else found[0], secret_id, None if found is None else found[3])
+            authorize(tx, ctx, None if found is None else found[0], secret_id, None if found is None else found[3])
             if found is None:
                 raise M.not_found()
             secret, version, version_labels, _ = found
@@ -419,11 +360,7 @@ class SecretsManager:
         today = _midnight(clock.now())
 
         def tx_fn(tx: Tx) -> None:
-            tx.execute(
-                "UPDATE versions SET last_accessed_date = ? WHERE secret_id = ? AND version_id = ?",
-                (today, secret_id, version_id),
-            )
-            tx.execute("UPDATE secrets SET last_accessed_date = ? WHERE id = ?", (today, secret_id))
+            q.touch(tx, secret_id, version_id, today)
 
         await self.db.write(tx_fn)
 
@@ -537,10 +474,7 @@ class SecretsManager:
             _kind, blob = self.cipher.encrypt(
                 tx, secret.account_id, secret.region, key_ref, secret.arn, version_id, value
             )
-            tx.execute(
-                "UPDATE versions SET key_ref = ?, ciphertext = ? WHERE secret_id = ? AND version_id = ?",
-                (key_ref, blob, secret.id, version_id),
-            )
+            q.rewrap_version(tx, secret.id, version_id, key_ref, blob)
 
     async def update_secret_version_stage(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         stage = p["VersionStage"]
@@ -610,7 +544,7 @@ class SecretsManager:
 
         def tx_fn(tx: Tx) -> dict[str, Any]:
             try:
-                secret = self.find(tx, ctx, p["SecretId"], lock=True)
+                secret = find(tx, ctx, p["SecretId"], lock=True)
             except AWSError as err:
                 if not force or err.code != "ResourceNotFoundException":
                     raise
@@ -658,7 +592,7 @@ class SecretsManager:
 
     async def restore_secret(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         def tx_fn(tx: Tx) -> dict[str, Any]:
-            secret = self.find(tx, ctx, p["SecretId"], lock=True)
+            secret = find(tx, ctx, p["SecretId"], lock=True)
             if secret.primary_arn is not None:
                 raise M.invalid_parameter(M.REPLICA_WRITE)
             secret.deleted_date = None
@@ -748,7 +682,7 @@ class SecretsManager:
         return out
 
     async def describe_secret(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        return await self.db.read(lambda tx: self.describe(tx, self.find(tx, ctx, p["SecretId"])))
+        return await self.db.read(lambda tx: self.describe(tx, find(tx, ctx, p["SecretId"])))
 
     async def list_secrets(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         page = await self.lister.page(ctx, p, with_stages=True)
@@ -763,7 +697,7 @@ class SecretsManager:
         start = self.lister.open_offset_token(p.get("NextToken"), "versions", p["SecretId"])
 
         def tx_fn(tx: Tx) -> dict[str, Any]:
-            secret = self.find(tx, ctx, p["SecretId"])
+            secret = find(tx, ctx, p["SecretId"])
             stages = q.stages_of(tx, secret.id)
             labels: dict[str, list[str]] = {}
             for stage, vid in sorted(stages.items()):
@@ -873,7 +807,7 @@ class SecretsManager:
 
     async def get_resource_policy(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         def tx_fn(tx: Tx) -> dict[str, Any]:
-            secret = self.find(tx, ctx, p["SecretId"])
+            secret = find(tx, ctx, p["SecretId"])
             out: dict[str, Any] = {"ARN": secret.arn, "Name": secret.name}
             wanted = p.get("PolicyName", "default")
             for name, document in q.policies_of(tx, secret.id):
@@ -902,7 +836,7 @@ class SecretsManager:
         start = self.lister.open_offset_token(p.get("NextToken"), "policies", p["SecretId"])
 
         def tx_fn(tx: Tx) -> dict[str, Any]:
-            secret = self.find(tx, ctx, p["SecretId"])
+            secret = find(tx, ctx, p["SecretId"])
             names = [name for name, _doc in q.policies_of(tx, secret.id)]
             out: dict[str, Any] = {"ResourcePolicies": [{"PolicyName": n} for n in names[start : start + limit]]}
             if start + limit < len(names):
@@ -913,7 +847,7 @@ class SecretsManager:
 
     async def validate_resource_policy(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         if "SecretId" in p:
-            await self.db.read(lambda tx: self.find(tx, ctx, p["SecretId"]))
+            await self.db.read(lambda tx: find(tx, ctx, p["SecretId"]))
         errors = policies.validation_errors(p["ResourcePolicy"])
         # AWS sends ValidationErrors also when empty (botocore's examples-1.json, AWS's
         # documentation example for ValidateResourcePolicy: "ValidationErrors": []).
