@@ -40,7 +40,7 @@ from strongroom.services.secretsmanager import SecretsManager
 from strongroom.services.secretsmanager.values import ValueCipher
 from strongroom.services.sts import OPERATIONS as STS_OPERATIONS
 from strongroom.services.sts import STS
-from strongroom.store import Database, open_database
+from strongroom.store import Database, maintenance, open_database
 
 __all__ = ["Server", "build"]
 
@@ -178,21 +178,7 @@ def build(settings: config.Settings) -> Server:
         db.close()
 
     async def reset() -> None:
-        def wipe(tx: Any) -> None:
-            for table in (
-                "rotation_steps",
-                "rotations",
-                "stages",
-                "versions",
-                "policies",
-                "secrets",
-                "functions",
-                "audit_events",
-                "function_invocations",
-            ):
-                tx.execute(f"DELETE FROM {table}")
-
-        await db.write(wipe)
+        await db.write(maintenance.reset)
 
     def health() -> dict[str, Any]:
         # Unauthenticated: whether the node serves and what it runs on, never whose it is.

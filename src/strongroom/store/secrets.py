@@ -334,6 +334,15 @@ def policies_of(tx: Tx, secret_id: int) -> list[tuple[str, str]]:
     return sorted(rows, key=lambda r: (r[0] != "default", r[0]))
 
 
+def policy_documents(tx: Tx, secret_id: int) -> list[str]:
+    """The documents of a secret's resource policies, in no particular order."""
+    return [r[0] for r in tx.all("SELECT document FROM policies WHERE secret_id = ?", (secret_id,))]
+
+
+def has_policy(tx: Tx, secret_id: int) -> bool:
+    return tx.one("SELECT 1 FROM policies WHERE secret_id = ? LIMIT 1", (secret_id,)) is not None
+
+
 def put_policy(tx: Tx, secret_id: int, name: str, document: str, now: float) -> None:
     tx.execute("DELETE FROM policies WHERE secret_id = ? AND policy_name = ?", (secret_id, name))
     tx.execute(

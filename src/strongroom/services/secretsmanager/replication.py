@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from strongroom.context import RequestContext
-from strongroom.services.secretsmanager import cross_account, lookup
+from strongroom.services.secretsmanager import cross_account
 from strongroom.services.secretsmanager import messages as M
 from strongroom.services.secretsmanager.lookup import ServiceParts
 from strongroom.services.secretsmanager.values import key_ref_for

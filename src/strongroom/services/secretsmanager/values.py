@@ -17,6 +17,7 @@ from strongroom import clock
 from strongroom.cache import BoundedCache
 from strongroom.crypto import Keyring
 from strongroom.store import Conflict, Tx
+from strongroom.store import keys as q
 
 __all__ = ["ValueCipher", "default_key_ref", "key_ref_for"]
 
@@ -52,24 +53,18 @@ class ValueCipher:
         wrapped = self._wrapped.get(cache_key)
         if wrapped is not None:
             return wrapped
-        row = tx.one(
-            "SELECT wrapped FROM kms_keys WHERE account_id = ? AND region = ? AND key_ref = ?",
-            (account_id, region, key_ref),
-        )
-        if row is None:
+        found = q.wrapped_key(tx, account_id, region, key_ref)
+        if found is None:
             if not create:
                 raise LookupError(f"no key {key_ref}")
             wrapped = self._keyring.new_key(key_ref)
             try:
-                tx.execute(
-                    "INSERT INTO kms_keys (account_id, region, key_ref, wrapped, created_date) VALUES (?, ?, ?, ?, ?)",
-                    (account_id, region, key_ref, wrapped, clock.now()),
-                )
+                q.insert_account_key(tx, account_id, region, key_ref, wrapped, clock.now())
             except Conflict:
                 # Another node created it first; the caller's transaction retries the whole write.
                 raise
         else:
-            wrapped = bytes(row[0])
+            wrapped = found
         self._wrapped.put(cache_key, wrapped)
         return wrapped
 
