@@ -45,6 +45,7 @@ from strongroom.rotation.runtime import FunctionRuntime, FunctionSpec
 from strongroom.services.lambda_.names import LAMBDA_SERVICE, FunctionRef, lambda_action, resolve_function
 from strongroom.services.secretsmanager.values import ValueCipher
 from strongroom.store import Conflict, Database, Tx
+from strongroom.store import functions as q
 
 __all__ = ["BUILTINS", "OPERATIONS", "Lambda"]
 
@@ -72,22 +73,6 @@ RESERVED_PREFIX = "strongroom-"  # names of strongroom's own functions, present 
 CANNOT_ASSUME = "The role defined for the function cannot be assumed by Lambda."
 _ENV_KEY = "strongroom:lambda-environment"
 _LOGS_KEY = "strongroom:lambda-logs"
-_COLUMNS = (
-    "name",
-    "arn",
-    "runtime",
-    "handler",
-    "role",
-    "description",
-    "timeout",
-    "memory_size",
-    "environment_enc",
-    "code_sha256",
-    "code_size",
-    "revision_id",
-    "policy",
-    "last_modified",
-)
 
 
 def _not_found(arn: str) -> AWSError:
@@ -145,24 +130,16 @@ class Lambda:
                 _, logs = self.cipher.encrypt(
                     tx, account, region, _LOGS_KEY, spec.arn, request_id, result.logs[-65536:]
                 )
-            tx.execute(
-                "INSERT INTO function_invocations (function_arn, request_id, started_date, duration_ms, step, "
-                "outcome, error, logs_enc) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    spec.arn,
-                    request_id,
-                    started,
-                    result.duration_ms,
-                    step,
-                    "succeeded" if result.ok else "failed",
-                    result.error_text[:2000] or None,
-                    logs,
-                ),
-            )
-            tx.execute(
-                "DELETE FROM function_invocations WHERE function_arn = ? AND id <= (SELECT id FROM "
-                "function_invocations WHERE function_arn = ? ORDER BY id DESC LIMIT 1 OFFSET 1000)",
-                (spec.arn, spec.arn),
+            q.insert_invocation(
+                tx,
+                spec.arn,
+                request_id,
+                started,
+                result.duration_ms,
+                step,
+                "succeeded" if result.ok else "failed",
+                result.error_text[:2000] or None,
+                logs,
             )
 
         self.db.write_sync(tx_fn)
@@ -177,11 +154,7 @@ class Lambda:
             return []  # no function has that name: nothing was recorded for it
         acct, reg, arn = ref.account, ref.region, ref.arn
         out = []
-        for row in tx.all(
-            "SELECT request_id, started_date, duration_ms, step, outcome, error, logs_enc FROM "
-            "function_invocations WHERE function_arn = ? ORDER BY id DESC LIMIT ?",
-            (arn, limit),
-        ):
+        for row in q.invocations_of(tx, arn, limit):
             logs = (
                 "" if row[6] is None else self.cipher.decrypt(tx, acct, reg, _LOGS_KEY, arn, row[0], 1, bytes(row[6]))
             )
@@ -241,25 +214,19 @@ class Lambda:
         target = self.code_root / base64.urlsafe_b64decode(sha).hex()
         if target.exists():
             return target
-        blob = tx.one(
-            "SELECT code FROM functions WHERE account_id = ? AND region = ? AND name = ?", (account_id, region, name)
-        )
-        assert blob is not None
+        code = q.code_of(tx, account_id, region, name)
+        assert code is not None
         with self._unpack_lock:
             if not target.exists():
                 staging = Path(tempfile.mkdtemp(dir=self.code_root))
-                _extract(bytes(blob[0]), staging)
+                _extract(code, staging)
                 os.replace(staging, target)
         return target
 
     # ------------------------------------------------------------------------------- rows
 
     def _row(self, tx: Tx, account_id: str, region: str, name: str) -> dict[str, Any] | None:
-        row = tx.one(
-            f"SELECT {', '.join(_COLUMNS)} FROM functions WHERE account_id = ? AND region = ? AND name = ?",
-            (account_id, region, name),
-        )
-        return None if row is None else dict(zip(_COLUMNS, row, strict=False))
+        return q.function_row(tx, account_id, region, name)
 
     @staticmethod
     def _ref(ctx: RequestContext, p: dict[str, Any]) -> FunctionRef:
@@ -289,11 +256,11 @@ class Lambda:
         parts = role_arn.split(":", 5)
         if len(parts) != 6 or parts[4] != ctx.account_id or parts[5].rsplit("/", 1)[-1] == BUILTIN_ROTATION_ROLE:
             raise _invalid(CANNOT_ASSUME)
-        row = tx.one("SELECT trust_policy FROM iam_principals WHERE arn = ? AND kind = 'role'", (role_arn,))
-        if row is None or not row[0]:
+        document = q.role_trust_policy(tx, role_arn)
+        if not document:
             raise _invalid(CANNOT_ASSUME)
         try:
-            trust = parse_policy(row[0])
+            trust = parse_policy(document)
         except PolicyError:
             raise _invalid(CANNOT_ASSUME) from None
         # A service principal is its own caller: "same account" so that the trust policy alone decides.
@@ -390,28 +357,23 @@ class Lambda:
             self._check_role(tx, ctx, p["Role"])
             env = self._seal_environment(tx, ctx, arn, p.get("Environment", {}).get("Variables"))
             try:
-                tx.execute(
-                    "INSERT INTO functions (account_id, region, name, arn, runtime, handler, role, description, "
-                    "timeout, memory_size, environment_enc, code, code_sha256, code_size, revision_id, policy, "
-                    "last_modified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '[]', ?)",
-                    (
-                        ctx.account_id,
-                        ctx.region,
-                        name,
-                        arn,
-                        runtime,
-                        p["Handler"],
-                        p["Role"],
-                        p.get("Description", ""),
-                        p.get("Timeout", 3),
-                        p.get("MemorySize", 128),
-                        env,
-                        code,
-                        sha,
-                        len(code),
-                        str(uuid.uuid4()),
-                        now,
-                    ),
+                q.insert_function(
+                    tx,
+                    ctx.account_id,
+                    ctx.region,
+                    name,
+                    arn,
+                    runtime,
+                    p["Handler"],
+                    p["Role"],
+                    p.get("Description", ""),
+                    p.get("Timeout", 3),
+                    p.get("MemorySize", 128),
+                    env,
+                    code,
+                    sha,
+                    str(uuid.uuid4()),
+                    now,
                 )
             except Conflict:
                 raise AWSError("ResourceConflictException", f"Function already exist: {name}", 409) from None
@@ -436,12 +398,7 @@ class Lambda:
         marker = p.get("Marker", "")
 
         def tx_fn(tx: Tx) -> dict[str, Any]:
-            rows = tx.all(
-                f"SELECT {', '.join(_COLUMNS)} FROM functions WHERE account_id = ? AND region = ? "
-                "AND name > ? ORDER BY name LIMIT ?",
-                (ctx.account_id, ctx.region, marker, limit + 1),
-            )
-            items = [dict(zip(_COLUMNS, r, strict=False)) for r in rows]
+            items = q.function_rows(tx, ctx.account_id, ctx.region, marker, limit + 1)
             out: dict[str, Any] = {"Functions": [self._configuration(tx, ctx, r) for r in items[:limit]]}
             if len(items) > limit:
                 out["NextMarker"] = items[limit - 1]["name"]
@@ -458,11 +415,7 @@ class Lambda:
 
         def tx_fn(tx: Tx) -> dict[str, Any]:
             row = self._find(tx, ctx, self._ref(ctx, p))
-            tx.execute(
-                "UPDATE functions SET code = ?, code_sha256 = ?, code_size = ?, revision_id = ?, last_modified = ? "
-                "WHERE arn = ?",
-                (code, sha, len(code), str(uuid.uuid4()), clock.now(), row["arn"]),
-            )
+            q.set_code(tx, row["arn"], code, sha, str(uuid.uuid4()), clock.now())
             return self._configuration(tx, ctx, self._find(tx, ctx, row["arn"]))
 
         out = await self.db.write(tx_fn)
@@ -493,10 +446,7 @@ class Lambda:
             }
             sets["revision_id"] = str(uuid.uuid4())
             sets["last_modified"] = clock.now()
-            tx.execute(
-                f"UPDATE functions SET {', '.join(f'{k} = ?' for k in sets)} WHERE arn = ?",
-                [*sets.values(), row["arn"]],
-            )
+            q.update_function(tx, row["arn"], sets)
             return self._configuration(tx, ctx, self._find(tx, ctx, row["arn"]))
 
         out = await self.db.write(tx_fn)
@@ -509,7 +459,7 @@ class Lambda:
             row = self._find(tx, ctx, ref)
             if ref.qualifier is not None:
                 raise _invalid("$LATEST version cannot be deleted without deleting the function.")
-            tx.execute("DELETE FROM functions WHERE arn = ?", (row["arn"],))
+            q.delete_function(tx, row["arn"])
             return str(row["arn"])
 
         arn = await self.db.write(tx_fn)
@@ -588,10 +538,7 @@ class Lambda:
             if conditions:
                 statement["Condition"] = conditions
             statements.append(statement)
-            tx.execute(
-                "UPDATE functions SET policy = ?, revision_id = ? WHERE arn = ?",
-                (json.dumps(statements), str(uuid.uuid4()), row["arn"]),
-            )
+            q.set_policy(tx, row["arn"], json.dumps(statements), str(uuid.uuid4()))
             return {"Statement": json.dumps(statement)}
 
         return await self.db.write(tx_fn)  # type: ignore[no-any-return]
@@ -605,10 +552,7 @@ class Lambda:
                 raise AWSError(
                     "ResourceNotFoundException", f"Statement {p['StatementId']} is not found in resource policy.", 404
                 )
-            tx.execute(
-                "UPDATE functions SET policy = ?, revision_id = ? WHERE arn = ?",
-                (json.dumps(kept), str(uuid.uuid4()), row["arn"]),
-            )
+            q.set_policy(tx, row["arn"], json.dumps(kept), str(uuid.uuid4()))
             return {}
 
         return await self.db.write(tx_fn)  # type: ignore[no-any-return]
