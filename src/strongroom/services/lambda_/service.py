@@ -27,13 +27,11 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
-import io
 import json
 import os
 import tempfile
 import threading
 import uuid
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +41,8 @@ from strongroom.context import RequestContext
 from strongroom.errors import AWSError
 from strongroom.rotation.runtime import FunctionRuntime, FunctionSpec
 from strongroom.services.lambda_.names import LAMBDA_SERVICE, FunctionRef, lambda_action, resolve_function
+from strongroom.services.lambda_.package import check_zip, extract
+from strongroom.services.lambda_.permissions import allows_secretsmanager
 from strongroom.services.secretsmanager.values import ValueCipher
 from strongroom.store import Conflict, Database, Tx
 from strongroom.store import functions as q
@@ -68,7 +68,6 @@ OPERATIONS = [
     "RemovePermission",
     "GetPolicy",
 ]
-SECRETS_MANAGER = "secretsmanager.amazonaws.com"
 RESERVED_PREFIX = "strongroom-"  # names of strongroom's own functions, present and future
 CANNOT_ASSUME = "The role defined for the function cannot be assumed by Lambda."
 _ENV_KEY = "strongroom:lambda-environment"
@@ -191,7 +190,7 @@ class Lambda:
                 key=f"{ref.arn}#builtin", arn=ref.arn, name=ref.name, handler=BUILTINS[ref.name], timeout=60.0
             )
         row = self._row(tx, account_id, region, ref.name)
-        if row is None or not _allows_secretsmanager(row, source_arn, account_id):
+        if row is None or not allows_secretsmanager(row, source_arn, account_id):
             return None
         return self._spec(tx, account_id, region, row)
 
@@ -219,7 +218,7 @@ class Lambda:
         with self._unpack_lock:
             if not target.exists():
                 staging = Path(tempfile.mkdtemp(dir=self.code_root))
-                _extract(code, staging)
+                extract(code, staging)
                 os.replace(staging, target)
         return target
 
@@ -346,7 +345,7 @@ class Lambda:
         code = p.get("Code", {}).get("ZipFile")
         if code is None:
             raise _invalid("strongroom takes function code as Code.ZipFile; S3 and image code are not supported.")
-        _check_zip(code)
+        check_zip(code)
         if not p.get("Handler"):
             raise _invalid("Handler is required for a zip package.")
         arn = f"arn:aws:lambda:{ctx.region}:{ctx.account_id}:function:{name}"
@@ -410,7 +409,7 @@ class Lambda:
         code = p.get("ZipFile")
         if code is None:
             raise _invalid("strongroom takes function code as ZipFile; S3 and image code are not supported.")
-        _check_zip(code)
+        check_zip(code)
         sha = base64.b64encode(hashlib.sha256(code).digest()).decode()
 
         def tx_fn(tx: Tx) -> dict[str, Any]:
@@ -571,70 +570,3 @@ class Lambda:
 
 def _snake(name: str) -> str:
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
-
-
-def _allows_secretsmanager(row: dict[str, Any], source_arn: str | None, source_account: str) -> bool:
-    """Does the function's policy let Secrets Manager invoke it on behalf of the secret ``source_arn``?
-
-    Evaluated by the policy engine as AWS does for a service principal: the statements'
-    ``Principal``, ``Action`` and ``Resource`` must match, and their conditions see
-    ``aws:SourceArn`` (the secret's ARN) and ``aws:SourceAccount``. No statement: no invocation.
-    """
-    from strongroom.policy import PolicyError, Request, evaluate, parse_policy
-
-    statements = json.loads(row["policy"])
-    if not statements:
-        return False
-    try:
-        policy = parse_policy(json.dumps({"Version": "2012-10-17", "Statement": statements}))
-    except PolicyError:
-        return False  # fail closed on a statement the engine cannot honour
-    context: dict[str, Any] = {"aws:SourceAccount": source_account}
-    if source_arn is not None:
-        context["aws:SourceArn"] = source_arn
-    request = Request(
-        principal_arn=SECRETS_MANAGER,
-        principal_account=source_account,
-        action="lambda:InvokeFunction",
-        resource=row["arn"],
-        resource_account=source_account,
-        context=context,
-    )
-    return evaluate(request, [], [policy]).allowed
-
-
-_MAX_UNZIPPED = 262_144_000  # Lambda's limit on a zip package's unzipped size
-
-
-def _check_zip(code: bytes) -> None:
-    """Refuse at upload what could not be unpacked at invocation: reading the central directory is
-    not enough (a damaged member only failed at Invoke, with a 500 on every call after), so every
-    member is read and its CRC checked, once its declared sizes are known to be within limits."""
-    try:
-        with zipfile.ZipFile(io.BytesIO(code)) as z:
-            infos = z.infolist()
-            for info in infos:
-                _safe_member(info.filename)
-            if sum(info.file_size for info in infos) >= _MAX_UNZIPPED:
-                raise _invalid(f"Unzipped size must be smaller than {_MAX_UNZIPPED} bytes")
-            damaged = z.testzip()
-    except AWSError:
-        raise
-    except Exception:  # noqa: BLE001 - a damaged archive raises BadZipFile, zlib.error, EOFError, NotImplementedError...
-        damaged = ""
-    if damaged is not None:
-        raise _invalid("Could not unzip uploaded file. Please check your file, then try to upload again.")
-
-
-def _safe_member(name: str) -> None:
-    parts = Path(name).parts
-    if name.startswith("/") or ".." in parts:
-        raise _invalid(f"The zip file holds an unsafe path: {name}")
-
-
-def _extract(code: bytes, target: Path) -> None:
-    with zipfile.ZipFile(io.BytesIO(code)) as z:
-        for info in z.infolist():
-            _safe_member(info.filename)
-        z.extractall(target)
-    os.chmod(target, 0o755)
