@@ -39,6 +39,7 @@ from strongroom.errors import AWSError
 from strongroom.rotation.runtime import FunctionRuntime, FunctionSpec
 from strongroom.services.secretsmanager import messages as M
 from strongroom.store import Database, Tx
+from strongroom.store import rotations as jobs
 from strongroom.store import secrets as q
 from strongroom.store.secrets import SecretRow, VersionRow
 
@@ -149,11 +150,11 @@ class RotationEngine:
                 return secret.id  # refused below, after the stalled rotation is queued again
             if self.resolve(tx, ctx.account_id, ctx.region, function_arn, secret.arn) is None:
                 raise AWSError("AccessDeniedException", CANNOT_INVOKE)
-            existing = tx.one("SELECT state FROM rotations WHERE secret_id = ? AND token = ?", (secret.id, token))
+            existing = jobs.state_of_token(tx, secret.id, token)
             if existing is not None:
-                if existing[0] in ACTIVE:  # a retry of the same call: nothing new to do
+                if existing in ACTIVE:  # a retry of the same call: nothing new to do
                     return {"ARN": secret.arn, "Name": secret.name, "VersionId": token}
-                if existing[0] == "succeeded":
+                if existing == "succeeded":
                     raise M.exists("A version with this ClientRequestToken already exists.")  # unverified
             secret.rotation_lambda_arn = function_arn
             if rules:
@@ -201,11 +202,7 @@ class RotationEngine:
 
         def tx_fn(tx: Tx) -> None:
             pending = q.stages_of(tx, secret_id).get(L.AWSPENDING)
-            tx.execute(
-                "UPDATE rotations SET state = 'queued', attempts = 0, next_attempt_at = ?, finished_date = NULL "
-                "WHERE secret_id = ? AND token = ? AND state = 'failed'",
-                (clock.now(), secret_id, pending),
-            )
+            jobs.requeue_failed(tx, secret_id, pending, clock.now())
 
         await self.db.write(tx_fn)
         self._wake.set()
@@ -218,11 +215,7 @@ class RotationEngine:
             secret.next_rotation_date = None
             secret.rotation_due_at = None
             q.update_secret(tx, secret, "rotation_enabled", "next_rotation_date", "rotation_due_at")
-            tx.execute(
-                "UPDATE rotations SET state = 'cancelled', finished_date = ? WHERE secret_id = ? "
-                "AND state IN ('queued', 'running')",
-                (clock.now(), secret.id),
-            )
+            jobs.cancel_active(tx, secret.id, clock.now())
             out = {"ARN": secret.arn, "Name": secret.name}
             if pending is not None:
                 out["VersionId"] = pending
@@ -232,11 +225,7 @@ class RotationEngine:
 
     def abandoned(self, tx: Tx, secret: SecretRow, pending_version: str) -> None:
         """A manual new AWSCURRENT ended the rotation whose pending version was ``pending_version``."""
-        tx.execute(
-            "UPDATE rotations SET state = 'abandoned', finished_date = ? WHERE secret_id = ? AND token = ? "
-            "AND state IN ('queued', 'running', 'failed')",
-            (clock.now(), secret.id, pending_version),
-        )
+        jobs.abandon(tx, secret.id, pending_version, clock.now())
         self._event(secret, "RotationAbandoned", {"versionId": pending_version})
 
     def value_changed(self, tx: Tx, secret: SecretRow, now: float) -> None:
@@ -269,15 +258,7 @@ class RotationEngine:
             q.insert_version(tx, secret.id, VersionRow(token, now, None, 0, None, None))
         if stages.get(L.AWSPENDING) != token:
             q.set_stage(tx, secret.id, L.AWSPENDING, token)
-        tx.execute(
-            "DELETE FROM rotations WHERE secret_id = ? AND token = ? AND state NOT IN ('queued', 'running')",
-            (secret.id, token),
-        )
-        tx.execute(
-            "INSERT INTO rotations (secret_id, token, rotation_token, function_arn, immediate, state, "
-            "attempts, next_attempt_at, created_date) VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, ?)",
-            (secret.id, token, str(uuid.uuid4()), function_arn, 1 if immediate else 0, now, now),
-        )
+        jobs.insert_job(tx, secret.id, token, str(uuid.uuid4()), function_arn, immediate, now)
         self._event(secret, "RotationStarted", {"versionId": token, "rotationLambdaARN": function_arn})
 
     def _schedule(self, secret: SecretRow, last: float, now: float) -> None:
@@ -295,11 +276,7 @@ class RotationEngine:
         self._loop = asyncio.get_running_loop()
         if self.db.dialect == "sqlite":
             # One node owns a SQLite file: whatever it held when it stopped is its own to resume.
-            await self.db.write(
-                lambda tx: tx.execute(
-                    "UPDATE rotations SET claimed_by = NULL, claimed_until = NULL WHERE state IN ('queued', 'running')"
-                )
-            )
+            await self.db.write(jobs.release_claims)
         while True:
             try:
                 await self.run_once()
@@ -359,22 +336,16 @@ class RotationEngine:
         now = clock.now()
 
         def tx_fn(tx: Tx) -> bool:
-            rows = tx.all(
-                "SELECT id FROM secrets WHERE rotation_enabled = 1 AND rotation_due_at <= ? "
-                "AND deleted_date IS NULL LIMIT 50",
-                (now,),
-            )
-            for (secret_id,) in rows:
+            rows = jobs.due_secret_ids(tx, now)
+            for secret_id in rows:
                 secret = q.get_secret_by_id(tx, secret_id, lock=True)
                 if secret is None or not secret.rotation_lambda_arn:
                     continue
-                active = tx.one(
-                    "SELECT 1 FROM rotations WHERE secret_id = ? AND state IN ('queued', 'running')", (secret_id,)
-                )
+                active = jobs.has_active(tx, secret_id)
                 secret.rotation_due_at = None
                 q.update_secret(tx, secret, "rotation_due_at")
                 stages = q.stages_of(tx, secret_id)
-                if active is None and stages.get(L.AWSPENDING) in (None, stages.get(L.AWSCURRENT)):
+                if not active and stages.get(L.AWSPENDING) in (None, stages.get(L.AWSCURRENT)):
                     self._enqueue(tx, secret, str(uuid.uuid4()), secret.rotation_lambda_arn, True, now)
             return len(rows) == 50
 
@@ -384,20 +355,10 @@ class RotationEngine:
         now = clock.now()
 
         def tx_fn(tx: Tx) -> _Job | None:
-            row = tx.one(
-                "SELECT id, secret_id, token, rotation_token, function_arn, immediate, attempts "
-                "FROM rotations WHERE state IN ('queued', 'running') AND next_attempt_at <= ? "
-                "AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY next_attempt_at LIMIT 1",
-                (now, now),
-            )
+            row = jobs.next_due(tx, now)
             if row is None:
                 return None
-            claimed = tx.execute(
-                "UPDATE rotations SET claimed_by = ?, claimed_until = ?, state = 'running' "
-                "WHERE id = ? AND (claimed_until IS NULL OR claimed_until < ?)",
-                (self.node_id, now + self.settings.lease, row[0], now),
-            )
-            if claimed.rowcount != 1:
+            if not jobs.claim(tx, row[0], self.node_id, now + self.settings.lease, now):
                 return None
             return _Job(row[0], row[1], row[2], row[3], row[4], bool(row[5]), row[6])
 
@@ -408,13 +369,13 @@ class RotationEngine:
         now = clock.now()
 
         def tx_fn(tx: Tx) -> tuple[SecretRow, FunctionSpec] | str | None:
-            state = tx.one("SELECT state FROM rotations WHERE id = ?", (job.id,))
+            state = jobs.state_of(tx, job.id)
             secret = q.get_secret_by_id(tx, job.secret_id)
-            if state is None or state[0] != "running" or secret is None or secret.deleted_date is not None:
+            if state != "running" or secret is None or secret.deleted_date is not None:
                 return None
             if q.stages_of(tx, job.secret_id).get(L.AWSPENDING) != job.token:
                 return None
-            tx.execute("UPDATE rotations SET claimed_until = ? WHERE id = ?", (now + self.settings.lease, job.id))
+            jobs.renew(tx, job.id, now + self.settings.lease)
             spec = self.resolve(tx, secret.account_id, secret.region, job.function_arn, secret.arn)
             if spec is None:
                 return "missing"
@@ -427,7 +388,7 @@ class RotationEngine:
 
     async def _run_job(self, job: _Job) -> None:
         attempt = job.attempts + 1
-        await self.db.write(lambda tx: tx.execute("UPDATE rotations SET attempts = ? WHERE id = ?", (attempt, job.id)))
+        await self.db.write(lambda tx: jobs.set_attempts(tx, job.id, attempt))
         steps = STEPS if job.immediate else ("testSecret",)
         try:
             if not job.immediate:
@@ -473,11 +434,7 @@ class RotationEngine:
             await asyncio.sleep(self.settings.lease / 3)
             until = clock.now() + self.settings.lease
             try:
-                await self.db.write(
-                    lambda tx: tx.execute(
-                        "UPDATE rotations SET claimed_until = ? WHERE id = ? AND state = 'running'", (until, job.id)
-                    )
-                )
+                await self.db.write(lambda tx: jobs.renew_running(tx, job.id, until))
             except Exception:  # noqa: BLE001 - a missed renewal is retried on the next tick
                 log.warning("could not renew the lease of rotation %s", job.token)
 
@@ -512,10 +469,8 @@ class RotationEngine:
         self, job: _Job, attempt: int, step: str, started: float, duration_ms: int, outcome: str, error: str | None
     ) -> None:
         await self.db.write(
-            lambda tx: tx.execute(
-                "INSERT INTO rotation_steps (rotation_id, attempt, step, started_date, duration_ms, outcome, error) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (job.id, attempt, step, started, duration_ms, outcome, (error or "")[:2000] or None),
+            lambda tx: jobs.insert_step(
+                tx, job.id, attempt, step, started, duration_ms, outcome, (error or "")[:2000] or None
             )
         )
 
@@ -538,11 +493,7 @@ class RotationEngine:
                 if secret.rotation_enabled and secret.rotation_rules:
                     self._schedule(secret, now, now)
                 q.update_secret(tx, secret, "last_rotated_date", "next_rotation_date", "rotation_due_at")
-            tx.execute(
-                "UPDATE rotations SET state = 'succeeded', finished_date = ?, claimed_until = NULL, "
-                "last_error = NULL WHERE id = ?",
-                (now, job.id),
-            )
+            jobs.succeed(tx, job.id, now)
             self._event(secret, "RotationSucceeded", {"versionId": job.token})
 
         try:
@@ -557,10 +508,8 @@ class RotationEngine:
         delay = min(s.retry_cap, s.retry_base * 2 ** (attempt - 1)) * random.uniform(0.9, 1.1)
 
         def tx_fn(tx: Tx) -> None:
-            tx.execute(
-                "UPDATE rotations SET state = ?, next_attempt_at = ?, claimed_until = NULL, last_error = ?, "
-                "finished_date = ? WHERE id = ? AND state = 'running'",
-                ("failed" if final else "running", now + delay, error[:2000], now if final else None, job.id),
+            jobs.record_failure(
+                tx, job.id, "failed" if final else "running", now + delay, error[:2000], now if final else None
             )
 
         await self.db.write(tx_fn)
@@ -580,19 +529,10 @@ class RotationEngine:
         complete" while no rotation is left to complete. A cancelled one keeps it, as on AWS."""
 
         def tx_fn(tx: Tx) -> None:
-            tx.execute(
-                "UPDATE rotations SET claimed_until = NULL, state = CASE WHEN state = 'running' "
-                "THEN 'abandoned' ELSE state END, finished_date = ? WHERE id = ?",
-                (clock.now(), job.id),
-            )
-            state = tx.one("SELECT state FROM rotations WHERE id = ?", (job.id,))
+            jobs.release(tx, job.id, clock.now())
+            state = jobs.state_of(tx, job.id)
             stages = q.stages_of(tx, job.secret_id)
-            if (
-                state is not None
-                and state[0] == "abandoned"
-                and stages.get(L.AWSPENDING) == job.token
-                and stages.get(L.AWSCURRENT) != job.token
-            ):
+            if state == "abandoned" and stages.get(L.AWSPENDING) == job.token and stages.get(L.AWSCURRENT) != job.token:
                 q.remove_stage(tx, job.secret_id, L.AWSPENDING)
 
         await self.db.write(tx_fn)
@@ -615,18 +555,10 @@ def history_of(tx: Tx, account_id: str, region: str, secret_id: str) -> list[dic
 def _history(tx: Tx, secret_id: int) -> list[dict[str, Any]]:
     """Every rotation of a secret, newest first, with its steps. No values, ever."""
     out = []
-    for row in tx.all(
-        "SELECT id, token, state, attempts, created_date, finished_date, last_error, function_arn "
-        "FROM rotations WHERE secret_id = ? ORDER BY id DESC",
-        (secret_id,),
-    ):
+    for row in jobs.rotations_of(tx, secret_id):
         steps = [
             {"Attempt": s[0], "Step": s[1], "Started": s[2], "DurationMs": s[3], "Outcome": s[4], "Error": s[5]}
-            for s in tx.all(
-                "SELECT attempt, step, started_date, duration_ms, outcome, error "
-                "FROM rotation_steps WHERE rotation_id = ? ORDER BY id",
-                (row[0],),
-            )
+            for s in jobs.steps_of(tx, row[0])
         ]
         out.append(
             {

@@ -103,7 +103,8 @@ def due_secret_ids(tx: Tx, now: float) -> list[int]:
 
 
 def has_active(tx: Tx, secret_id: int) -> bool:
-    return tx.one("SELECT 1 FROM rotations WHERE secret_id = ? AND state IN ('queued', 'running')", (secret_id,)) is not None
+    active = tx.one("SELECT 1 FROM rotations WHERE secret_id = ? AND state IN ('queued', 'running')", (secret_id,))
+    return active is not None
 
 
 def next_due(tx: Tx, now: float) -> tuple[Any, ...] | None:
@@ -147,9 +148,7 @@ def succeed(tx: Tx, job_id: int, now: float) -> None:
     )
 
 
-def record_failure(
-    tx: Tx, job_id: int, state: str, next_attempt_at: float, error: str, finished: float | None
-) -> None:
+def record_failure(tx: Tx, job_id: int, state: str, next_attempt_at: float, error: str, finished: float | None) -> None:
     """A failed attempt of a running job: ``state`` running (retried at ``next_attempt_at``) or failed."""
     tx.execute(
         "UPDATE rotations SET state = ?, next_attempt_at = ?, claimed_until = NULL, last_error = ?, "
