@@ -1,7 +1,9 @@
-"""The rotation engine: RotateSecret, CancelRotateSecret, the four steps, retries and schedules.
+"""The rotation engine: rotation requests, the four steps, retries and schedules.
 
-A rotation is a row in ``rotations`` (the job) whose token is the id of the new version. The
-RotateSecret call records the job and the value-less AWSPENDING version in one transaction and
+A rotation is a row in ``rotations`` (the job) whose token is the id of the new version. Secrets
+Manager's RotateSecret (its parameters and answers are the service's, in
+``services/secretsmanager/rotating.py``) calls :meth:`RotationEngine.request` inside its
+transaction, which records the job and the value-less AWSPENDING version; the call then
 returns; the engine's loop then claims due jobs *through the database* (a lease in
 ``claimed_by`` / ``claimed_until``), so several nodes on one PostgreSQL never run one rotation
 twice, and a node killed mid-rotation leaves a job another start picks up with the same token.
@@ -29,29 +31,28 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from strongroom import clock
-from strongroom.context import RequestContext
 from strongroom.domain import labels as L
 from strongroom.domain.schedule import Schedule, ScheduleError, next_window, parse_rules, pick_moment
 from strongroom.errors import AWSError
 from strongroom.rotation.runtime import FunctionRuntime, FunctionSpec
-from strongroom.services.secretsmanager import messages as M
 from strongroom.store import Database, Tx
 from strongroom.store import rotations as jobs
 from strongroom.store import secrets as q
 from strongroom.store.secrets import SecretRow, VersionRow
 
-__all__ = ["STEPS", "RotationEngine", "RotationSettings"]
+if TYPE_CHECKING:
+    from strongroom.services.secretsmanager.values import ValueCipher
+
+__all__ = ["CANNOT_INVOKE", "STEPS", "RotationEngine", "RotationRequest", "RotationResult", "RotationSettings"]
 
 log = logging.getLogger("strongroom.rotation")
 
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
 ACTIVE = ("queued", "running")
 
-NO_FUNCTION = "No Lambda rotation function ARN is associated with this secret."
-PREVIOUS_INCOMPLETE = "A previous rotation isn't complete. That rotation will be reattempted."
 CANNOT_INVOKE = (
     "Secrets Manager cannot invoke the specified Lambda function. Ensure that the function "
     "policy grants access to the principal secretsmanager.amazonaws.com."
@@ -80,6 +81,28 @@ class RotationSettings:
         )
 
 
+@dataclass(frozen=True)
+class RotationRequest:
+    """A RotateSecret call, checked by the service: the secret (found and locked in the caller's
+    transaction), the token of the new version, the function to run, the new rotation rules (None:
+    keep the secret's), whether to rotate now, and the call's time."""
+
+    secret: SecretRow
+    token: str
+    function_arn: str
+    rules: dict[str, Any] | None
+    immediate: bool
+    now: float
+
+
+@dataclass(frozen=True)
+class RotationResult:
+    """``stalled``: a previous rotation holds AWSPENDING on another version; nothing was recorded,
+    and the caller reattempts that rotation (:meth:`RotationEngine.reattempt`) and refuses."""
+
+    stalled: bool
+
+
 @dataclass
 class _Job:
     id: int
@@ -97,11 +120,11 @@ Resolver = Callable[[Tx, str, str, str, str], "FunctionSpec | None"]
 
 
 class RotationEngine:
-    """Installs itself as ``SecretsManager.rotation``; its loop runs with the server."""
+    """Runs the rotations Secrets Manager requests (:meth:`request`); its loop runs with the server."""
 
     def __init__(
         self,
-        sm: Any,
+        cipher: ValueCipher,
         db: Database,
         runtime: FunctionRuntime,
         resolve: Resolver,
@@ -111,7 +134,7 @@ class RotationEngine:
     ) -> None:
         self.audit = audit
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.sm = sm
+        self.cipher = cipher
         self.db = db
         self.runtime = runtime
         self.resolve = resolve
@@ -119,85 +142,46 @@ class RotationEngine:
         self.node_id = node_id or uuid.uuid4().hex
         self._wake = asyncio.Event()
         self._executor: ThreadPoolExecutor | None = None  # the threads that wait on function invocations
-        sm.rotation = self
 
-    # ------------------------------------------------------------------------ the API calls
+    # ----------------------------------------------------------------------- the requests
 
-    async def rotate_secret(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        token = p.get("ClientRequestToken")
-        if token is None:
-            # AWS, LocalStack snapshot test_no_client_request_token[RotateSecret]
-            raise M.invalid_parameter("You must provide a ClientRequestToken value. We recommend a UUID-type value.")
-        rules = p.get("RotationRules")
-        schedule = None
-        if rules:
-            try:
-                schedule = parse_rules(rules)
-            except ScheduleError as exc:
-                raise M.invalid_parameter(str(exc)) from None
-        immediate = p.get("RotateImmediately", True)
-        now = clock.now()
+    def request(self, tx: Tx, req: RotationRequest) -> RotationResult:
+        """Record a rotation of ``req.secret`` in the caller's transaction: the job, the value-less
+        AWSPENDING version and the secret's rotation settings. A retry of the same request (the
+        same token, its job still queued or running) changes nothing. Raises AccessDeniedException
+        when Secrets Manager may not invoke the function for this secret, ResourceExistsException
+        when a rotation to this token already succeeded."""
+        secret, token, function_arn, now = req.secret, req.token, req.function_arn, req.now
+        stages = q.stages_of(tx, secret.id)
+        pending, current = stages.get(L.AWSPENDING), stages.get(L.AWSCURRENT)
+        if pending is not None and pending != current and pending != token:
+            return RotationResult(stalled=True)  # refused by the caller, after the stalled rotation is queued again
+        if self.resolve(tx, secret.account_id, secret.region, function_arn, secret.arn) is None:
+            raise AWSError("AccessDeniedException", CANNOT_INVOKE)
+        existing = jobs.state_of_token(tx, secret.id, token)
+        if existing is not None:
+            if existing in ACTIVE:  # a retry of the same call: nothing new to do
+                return RotationResult(stalled=False)
+            if existing == "succeeded":
+                # unverified
+                raise AWSError("ResourceExistsException", "A version with this ClientRequestToken already exists.")
+        secret.rotation_lambda_arn = function_arn
+        if req.rules:
+            secret.rotation_rules = req.rules
+        secret.rotation_enabled = 1
+        columns = ["rotation_lambda_arn", "rotation_rules", "rotation_enabled"]
+        if secret.rotation_rules and not req.immediate:
+            self._schedule(secret, now, now)
+            columns += ["next_rotation_date", "rotation_due_at"]
+        q.update_secret(tx, secret, *columns)
+        self._enqueue(tx, secret, token, function_arn, req.immediate, now)
+        return RotationResult(stalled=False)
 
-        def tx_fn(tx: Tx) -> dict[str, Any] | int:
-            secret = self.sm.find_live(tx, ctx, p["SecretId"])
-            function_arn = p.get("RotationLambdaARN") or secret.rotation_lambda_arn
-            if not function_arn:
-                raise M.invalid_request(NO_FUNCTION)
-            self._check_invoke(tx, ctx, function_arn)  # the caller's right comes before any state
-            stages = q.stages_of(tx, secret.id)
-            pending, current = stages.get(L.AWSPENDING), stages.get(L.AWSCURRENT)
-            if pending is not None and pending != current and pending != token:
-                return secret.id  # refused below, after the stalled rotation is queued again
-            if self.resolve(tx, ctx.account_id, ctx.region, function_arn, secret.arn) is None:
-                raise AWSError("AccessDeniedException", CANNOT_INVOKE)
-            existing = jobs.state_of_token(tx, secret.id, token)
-            if existing is not None:
-                if existing in ACTIVE:  # a retry of the same call: nothing new to do
-                    return {"ARN": secret.arn, "Name": secret.name, "VersionId": token}
-                if existing == "succeeded":
-                    raise M.exists("A version with this ClientRequestToken already exists.")  # unverified
-            secret.rotation_lambda_arn = function_arn
-            if rules:
-                secret.rotation_rules = dict(rules)
-            secret.rotation_enabled = 1
-            columns = ["rotation_lambda_arn", "rotation_rules", "rotation_enabled"]
-            if secret.rotation_rules and not immediate:
-                self._schedule(secret, now, now)
-                columns += ["next_rotation_date", "rotation_due_at"]
-            q.update_secret(tx, secret, *columns)
-            self._enqueue(tx, secret, token, function_arn, immediate, now)
-            return {"ARN": secret.arn, "Name": secret.name, "VersionId": token}
-
-        out = await self.db.write(tx_fn)
-        if isinstance(out, int):
-            await self._reattempt(out)
-            raise M.invalid_request(PREVIOUS_INCOMPLETE)
+    def wake(self) -> None:
+        """Look for due jobs now (a rotation was just requested)."""
         self._wake.set()
-        del schedule
-        return out
 
-    @staticmethod
-    def _check_invoke(tx: Tx, ctx: RequestContext, function_arn: str) -> None:
-        """ "To run this command, you must have secretsmanager:RotateSecret permissions and
-        lambda:InvokeFunction permissions on the function" (AWS's RotateSecret reference): the
-        caller's own right to invoke, decided on every ARN the reference resolves to, as a Lambda
-        Invoke call would be. Root is allowed (the authorizer's rule); without an authorizer
-        (policies not enforced) there is nothing to check."""
-        from strongroom.services.lambda_.names import authorization_requests
-
-        authz = ctx.authz
-        if authz is None:
-            return
-        try:
-            checks = authorization_requests(
-                ctx.account_id, ctx.region, ctx.partition, "Invoke", {"FunctionName": function_arn}
-            )
-        except AWSError:
-            raise AWSError("AccessDeniedException", CANNOT_INVOKE) from None  # not a function Lambda knows
-        for action, resource, account, keys in checks:
-            authz.decide(tx, ctx, action, resource, account, [], keys, "lambda")
-
-    async def _reattempt(self, secret_id: int) -> None:
+    async def reattempt(self, secret_id: int) -> None:
         """A rotation that gave up is tried again when someone asks for a new one, as AWS says."""
 
         def tx_fn(tx: Tx) -> None:
@@ -207,21 +191,16 @@ class RotationEngine:
         await self.db.write(tx_fn)
         self._wake.set()
 
-    async def cancel_rotate_secret(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        def tx_fn(tx: Tx) -> dict[str, Any]:
-            secret = self.sm.find_live(tx, ctx, p["SecretId"])
-            pending = q.stages_of(tx, secret.id).get(L.AWSPENDING)
-            secret.rotation_enabled = 0
-            secret.next_rotation_date = None
-            secret.rotation_due_at = None
-            q.update_secret(tx, secret, "rotation_enabled", "next_rotation_date", "rotation_due_at")
-            jobs.cancel_active(tx, secret.id, clock.now())
-            out = {"ARN": secret.arn, "Name": secret.name}
-            if pending is not None:
-                out["VersionId"] = pending
-            return out
-
-        return await self.db.write(tx_fn)  # type: ignore[no-any-return]
+    def cancel(self, tx: Tx, secret: SecretRow) -> str | None:
+        """Turn off the secret's rotation and cancel its queued or running job (a running one stops
+        at its next step boundary); answers the pending version, if any."""
+        pending = q.stages_of(tx, secret.id).get(L.AWSPENDING)
+        secret.rotation_enabled = 0
+        secret.next_rotation_date = None
+        secret.rotation_due_at = None
+        q.update_secret(tx, secret, "rotation_enabled", "next_rotation_date", "rotation_due_at")
+        jobs.cancel_active(tx, secret.id, clock.now())
+        return pending
 
     def abandoned(self, tx: Tx, secret: SecretRow, pending_version: str) -> None:
         """A manual new AWSCURRENT ended the rotation whose pending version was ``pending_version``."""
@@ -451,7 +430,7 @@ class RotationEngine:
                 return
             old = q.get_version(tx, job.secret_id, current)
             assert old is not None
-            value = self.sm.cipher.decrypt(
+            value = self.cipher.decrypt(
                 tx,
                 secret.account_id,
                 secret.region,
@@ -461,7 +440,9 @@ class RotationEngine:
                 old.value_kind,
                 old.ciphertext or b"",
             )
-            q.fill_version(tx, job.secret_id, self.sm._new_version(tx, secret, job.token, value, version.created_date))
+            q.fill_version(
+                tx, job.secret_id, self.cipher.new_version(tx, secret, job.token, value, version.created_date)
+            )
 
         await self.db.write(tx_fn)
 

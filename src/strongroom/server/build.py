@@ -158,7 +158,8 @@ def build(settings: config.Settings) -> Server:
         settings.audit_retention_days,
         durable_reads=settings.audit_durable_reads,
     )
-    rotation = RotationEngine(sm, db, runtime, functions.resolve, RotationSettings.from_env(), audit=audit)
+    rotation = RotationEngine(cipher, db, runtime, functions.resolve, RotationSettings.from_env(), audit=audit)
+    sm.rotation = rotation
     server: Server
 
     async def startup() -> None:

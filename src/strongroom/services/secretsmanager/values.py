@@ -18,6 +18,7 @@ from strongroom.cache import BoundedCache
 from strongroom.crypto import Keyring
 from strongroom.store import Conflict, Tx
 from strongroom.store import keys as q
+from strongroom.store.secrets import SecretRow, VersionRow
 
 __all__ = ["ValueCipher", "default_key_ref", "key_ref_for"]
 
@@ -77,6 +78,13 @@ class ValueCipher:
         else:
             kind, plaintext = BINARY, value
         return kind, self._keyring.encrypt(key_ref, wrapped, plaintext, _aad(arn, version_id))
+
+    def new_version(self, tx: Tx, secret: SecretRow, version_id: str, value: str | bytes, now: float) -> VersionRow:
+        """A version of ``secret`` holding ``value``, encrypted under the secret's key and bound to
+        its ARN and ``version_id`` (the service's writes and the rotation engine's pending copy)."""
+        key_ref = key_ref_for(secret.kms_key_id, "aws", secret.region, secret.account_id)
+        kind, blob = self.encrypt(tx, secret.account_id, secret.region, key_ref, secret.arn, version_id, value)
+        return VersionRow(version_id, now, None, kind, key_ref, blob)
 
     def decrypt(
         self, tx: Tx, account_id: str, region: str, key_ref: str, arn: str, version_id: str, kind: int, blob: bytes
