@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from strongroom import clock
+from strongroom import clock, config
 from strongroom.crypto import DecryptionError, Keyring, member_of
 from strongroom.crypto.providers import KeyringError, KeySources
 from strongroom.store import Conflict, Database, Tx
@@ -63,7 +63,7 @@ _HOW = "give it with --master-key-file FILE or the environment variable STRONGRO
 
 def crash_point(step: str) -> None:
     """Tests only: die here (SIGKILL, as kill -9) when STRONGROOM_TEST_CRASH_AT names ``step``."""
-    if os.environ.get("STRONGROOM_TEST_CRASH_AT") == step:
+    if config.test_crash_at() == step:
         os.kill(os.getpid(), signal.SIGKILL)
 
 

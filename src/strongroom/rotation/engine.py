@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-import os
 import random
 import uuid
 from collections.abc import Callable
@@ -33,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from strongroom import clock
+from strongroom import clock, config
 from strongroom.domain import labels as L
 from strongroom.domain.schedule import Schedule, ScheduleError, next_window, parse_rules, pick_moment
 from strongroom.errors import AWSError
@@ -70,14 +69,14 @@ class RotationSettings:
 
     @classmethod
     def from_env(cls) -> RotationSettings:
-        env = os.environ
+        env: dict[str, Any] = config.rotation_overrides()  # config.ROTATION_VARIABLES names them
         return cls(
-            max_attempts=int(env.get("STRONGROOM_ROTATION_MAX_ATTEMPTS", cls.max_attempts)),
-            retry_base=float(env.get("STRONGROOM_ROTATION_RETRY_BASE_SECONDS", cls.retry_base)),
-            retry_cap=float(env.get("STRONGROOM_ROTATION_RETRY_CAP_SECONDS", cls.retry_cap)),
-            poll_interval=float(env.get("STRONGROOM_ROTATION_POLL_SECONDS", cls.poll_interval)),
-            lease=float(env.get("STRONGROOM_ROTATION_LEASE_SECONDS", cls.lease)),
-            concurrency=int(env.get("STRONGROOM_ROTATION_CONCURRENCY", cls.concurrency)),
+            max_attempts=int(env.get("max_attempts", cls.max_attempts)),
+            retry_base=float(env.get("retry_base", cls.retry_base)),
+            retry_cap=float(env.get("retry_cap", cls.retry_cap)),
+            poll_interval=float(env.get("poll_interval", cls.poll_interval)),
+            lease=float(env.get("lease", cls.lease)),
+            concurrency=int(env.get("concurrency", cls.concurrency)),
         )
 
 

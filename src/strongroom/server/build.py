@@ -130,7 +130,7 @@ def build(settings: config.Settings) -> Server:
             "PYTHONUNBUFFERED": "1",
         }
 
-    cpus = os.environ.get("STRONGROOM_FUNCTION_CPUS")
+    cpus = config.function_cpus()
     sandbox, refusal = _function_sandbox(settings)
     try:
         runtime = FunctionRuntime(
