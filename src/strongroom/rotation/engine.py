@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from strongroom import clock, config
 from strongroom.domain import labels as L
@@ -41,9 +41,6 @@ from strongroom.store import Database, Tx
 from strongroom.store import rotations as jobs
 from strongroom.store import secrets as q
 from strongroom.store.secrets import SecretRow, VersionRow
-
-if TYPE_CHECKING:
-    from strongroom.services.secretsmanager.values import ValueCipher
 
 __all__ = ["CANNOT_INVOKE", "STEPS", "RotationEngine", "RotationRequest", "RotationResult", "RotationSettings"]
 
@@ -111,6 +108,18 @@ class _Job:
     function_arn: str
     immediate: bool
     attempts: int
+
+
+class ValueCipher(Protocol):
+    """What the engine needs of Secrets Manager's value cipher
+    (:class:`strongroom.services.secretsmanager.values.ValueCipher`): RotateImmediately=false copies
+    the current value into the pending version, decrypted and encrypted again for its new id."""
+
+    def decrypt(
+        self, tx: Tx, account_id: str, region: str, key_ref: str, arn: str, version_id: str, kind: int, blob: bytes
+    ) -> str | bytes: ...
+
+    def new_version(self, tx: Tx, secret: SecretRow, version_id: str, value: str | bytes, now: float) -> VersionRow: ...
 
 
 # (tx, account, region, function reference, the rotated secret's ARN) -> what to run, or None when
