@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["ConfigError", "Settings", "from_env"]
+__all__ = ["ConfigError", "Settings", "from_env", "function_cpus", "rotation_overrides", "test_crash_at"]
 
 DEFAULT_ACCOUNT = "123456789012"
 DEFAULT_PORT = 8430
@@ -93,6 +93,35 @@ def from_env(**overrides: object) -> Settings:
         values["pkcs11_pin"] = env["STRONGROOM_PKCS11_PIN"]
     values.update({k: v for k, v in overrides.items() if v is not None})
     return Settings(**values)  # type: ignore[arg-type]
+
+
+# The rotation engine's settings (RotationSettings fields) and the variables that set them.
+ROTATION_VARIABLES = {
+    "max_attempts": "STRONGROOM_ROTATION_MAX_ATTEMPTS",
+    "retry_base": "STRONGROOM_ROTATION_RETRY_BASE_SECONDS",
+    "retry_cap": "STRONGROOM_ROTATION_RETRY_CAP_SECONDS",
+    "poll_interval": "STRONGROOM_ROTATION_POLL_SECONDS",
+    "lease": "STRONGROOM_ROTATION_LEASE_SECONDS",
+    "concurrency": "STRONGROOM_ROTATION_CONCURRENCY",
+}
+
+
+def rotation_overrides() -> dict[str, str]:
+    """The rotation engine's settings the environment gives: field name -> the variable's text
+    (parsed by ``RotationSettings.from_env``)."""
+    return {name: os.environ[variable] for name, variable in ROTATION_VARIABLES.items() if variable in os.environ}
+
+
+def function_cpus() -> str | None:
+    """``STRONGROOM_FUNCTION_CPUS``: the CPUs function workers are pinned to (parsed by
+    ``rotation.runtime.parse_cpus``), or None."""
+    return os.environ.get("STRONGROOM_FUNCTION_CPUS")
+
+
+def test_crash_at() -> str | None:
+    """Tests only: ``STRONGROOM_TEST_CRASH_AT``, the step of a master-key rotation at which the
+    process kills itself (``crypto.ring.crash_point``)."""
+    return os.environ.get("STRONGROOM_TEST_CRASH_AT")
 
 
 def _number(env: os._Environ[str], name: str) -> float:

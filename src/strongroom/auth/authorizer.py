@@ -39,7 +39,8 @@ from strongroom import clock
 from strongroom.auth.principal import BUILTIN_ROTATOR, ROOT
 from strongroom.context import RequestContext
 from strongroom.errors import AWSError
-from strongroom.store import Database, Tx
+from strongroom.store import Database, Tx, identities
+from strongroom.store import secrets as secret_rows
 
 __all__ = ["BUILTIN_ROTATION_ROLE", "Authorizer"]
 
@@ -97,20 +98,8 @@ class Authorizer:
         owner: str | None = principal_arn
         if role_arn:  # a role session (from the credential: a user's path may read ":assumed-role/")
             role_id = principal_id.partition(":")[0]
-            row = (
-                tx.one(
-                    "SELECT arn FROM iam_principals WHERE account_id = ? AND kind = 'role' AND principal_id = ?",
-                    (role_arn.split(":")[4], role_id),
-                )
-                if role_id
-                else None
-            )
-            owner = row[0] if row else None
-        documents = (
-            []
-            if owner is None
-            else [r[0] for r in tx.all("SELECT document FROM iam_inline_policies WHERE principal_arn = ?", (owner,))]
-        )
+            owner = identities.role_arn_by_id(tx, role_arn.split(":")[4], role_id) if role_id else None
+        documents = [] if owner is None else identities.inline_policies_of(tx, owner)
         policies = [parse_policy(d) for d in documents]
         with self._lock:
             if len(self._cache) > 10_000:
@@ -227,11 +216,7 @@ class Authorizer:
             )
         ):
             return
-        policies = (
-            []
-            if secret is None or has_policy is False
-            else [r[0] for r in tx.all("SELECT document FROM policies WHERE secret_id = ?", (secret.id,))]
-        )
+        policies = [] if secret is None or has_policy is False else secret_rows.policy_documents(tx, secret.id)
         account = resource.split(":")[4] if resource.count(":") >= 5 else ctx.account_id
         self.decide(
             tx,
@@ -246,7 +231,7 @@ class Authorizer:
 
     @staticmethod
     def _has_policy(tx: Tx, secret_id: int) -> bool:
-        return tx.one("SELECT 1 FROM policies WHERE secret_id = ? LIMIT 1", (secret_id,)) is not None
+        return secret_rows.has_policy(tx, secret_id)
 
     @staticmethod
     def resource_less(operation: str) -> bool:
@@ -300,10 +285,7 @@ class Authorizer:
         if kind is None:
             own = operation in ("GetUser", "CreateAccessKey", "ListAccessKeys", "UpdateAccessKey", "DeleteAccessKey")
             return (ctx.principal_arn if own else "*"), context
-        row = tx.one(
-            "SELECT arn, tags FROM iam_principals WHERE account_id = ? AND kind = ? AND name = ?",
-            (ctx.account_id, kind, name),
-        )
+        row = identities.tagged_principal(tx, ctx.account_id, kind, name)
         if row is None:  # to be created (its path is the call's), or absent: the service says which
             return f"arn:aws:iam::{ctx.account_id}:{kind}{params.get('Path', '/')}{name}", context
         for tag in json.loads(row[1] or "[]"):

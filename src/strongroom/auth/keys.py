@@ -33,7 +33,7 @@ from pathlib import Path
 from strongroom import clock
 from strongroom.auth.principal import BUILTIN_ROTATOR, ROOT, Credential
 from strongroom.crypto import Keyring
-from strongroom.store import Conflict, Database, Tx
+from strongroom.store import Conflict, Database, Tx, identities, keys
 
 __all__ = ["KeyStore", "new_access_key_id", "new_secret_access_key", "write_credentials_file"]
 
@@ -68,8 +68,7 @@ def write_credentials_file(path: Path, access_key_id: str, secret_access_key: st
 
 
 def _read_generation(tx: Tx) -> int:
-    row = tx.one("SELECT generation FROM key_generation WHERE id = 1")
-    return int(row[0]) if row else -1
+    return keys.generation(tx)
 
 
 class KeyStore:
@@ -88,12 +87,10 @@ class KeyStore:
 
     def _internal_key(self, tx: Tx) -> bytes:
         if self._wrapped is None:
-            row = tx.one(
-                "SELECT wrapped FROM kms_keys WHERE account_id = '-' AND region = '-' AND key_ref = ?", (_KEY_REF,)
-            )
-            if row is None:
+            wrapped = keys.server_key(tx, _KEY_REF)
+            if wrapped is None:
                 raise LookupError("the access-key encryption key does not exist yet")
-            self._wrapped = bytes(row[0])
+            self._wrapped = wrapped
         return self._wrapped
 
     def _ensure_internal_key(self, tx: Tx) -> bytes:
@@ -101,10 +98,7 @@ class KeyStore:
             return self._internal_key(tx)
         except LookupError:
             wrapped = self._keyring.new_key(_KEY_REF)
-            tx.execute(
-                "INSERT INTO kms_keys (account_id, region, key_ref, wrapped, created_date) VALUES ('-', '-', ?, ?, ?)",
-                (_KEY_REF, wrapped, clock.now()),
-            )
+            keys.insert_server_key(tx, _KEY_REF, wrapped, clock.now())
             self._wrapped = wrapped
             return wrapped
 
@@ -125,10 +119,8 @@ class KeyStore:
         def tx_fn(tx: Tx) -> None:
             wrapped = self._ensure_internal_key(tx)
             blob = self._keyring.encrypt(_KEY_REF, wrapped, secret_access_key.encode(), access_key_id.encode())
-            tx.execute(
-                "INSERT INTO access_keys (access_key_id, account_id, principal_arn, secret_enc, status, "
-                "created_date, privilege, principal_id) VALUES (?, ?, ?, ?, 'Active', ?, ?, ?)",
-                (access_key_id, account_id, principal_arn, blob, clock.now(), privilege, principal_id),
+            keys.insert_access_key(
+                tx, access_key_id, account_id, principal_arn, blob, clock.now(), privilege, principal_id
             )
 
         self._db.write_sync(tx_fn)
@@ -142,11 +134,7 @@ class KeyStore:
 
     def _load(self, access_key_id: str) -> Credential | None:
         def tx_fn(tx: Tx) -> Credential | None:
-            row = tx.one(
-                "SELECT account_id, principal_arn, secret_enc, status, session_token_enc, expires_at, "
-                "privilege, principal_id, role_arn FROM access_keys WHERE access_key_id = ?",
-                (access_key_id,),
-            )
+            row = keys.access_key(tx, access_key_id)
             if row is None or row[3] != "Active":
                 return None
             key = self._internal_key(tx)
@@ -210,7 +198,7 @@ class KeyStore:
     def revoked(tx: Tx) -> None:
         """Record in ``tx`` that a key or a session stopped being valid: every node drops its
         cached keys when it next reads the generation."""
-        tx.execute("UPDATE key_generation SET generation = generation + 1 WHERE id = 1")
+        keys.bump_generation(tx)
 
     def refresh(self) -> None:
         """Read the revocation generation now (one small query); see :meth:`_generation_read`."""
@@ -263,25 +251,19 @@ class KeyStore:
 
         def tx_fn(tx: Tx) -> None:
             wrapped = self._ensure_internal_key(tx)
-            tx.execute(
-                "INSERT INTO access_keys (access_key_id, account_id, principal_arn, secret_enc, status, "
-                "created_date, session_token_enc, expires_at, principal_id, role_arn) "
-                "VALUES (?, ?, ?, ?, 'Active', ?, ?, ?, ?, ?)",
-                (
-                    access_key_id,
-                    account_id,
-                    principal_arn,
-                    self._keyring.encrypt(_KEY_REF, wrapped, secret.encode(), access_key_id.encode()),
-                    clock.now(),
-                    self._keyring.encrypt(_KEY_REF, wrapped, token.encode(), b"session:" + access_key_id.encode()),
-                    expires_at,
-                    principal_id,
-                    role_arn,
-                ),
+            keys.insert_session_key(
+                tx,
+                access_key_id,
+                account_id,
+                principal_arn,
+                self._keyring.encrypt(_KEY_REF, wrapped, secret.encode(), access_key_id.encode()),
+                clock.now(),
+                self._keyring.encrypt(_KEY_REF, wrapped, token.encode(), b"session:" + access_key_id.encode()),
+                expires_at,
+                principal_id,
+                role_arn,
             )
-            tx.execute(
-                "DELETE FROM access_keys WHERE expires_at IS NOT NULL AND expires_at < ?", (clock.now() - 86400,)
-            )
+            keys.purge_expired_sessions(tx, clock.now() - 86400)
 
         self._db.write_sync(tx_fn)
         return Credential(
@@ -311,12 +293,7 @@ class KeyStore:
         role, _, session = principal_arn.split(":assumed-role/", 1)[-1].partition("/")
         principal_id, role_arn = f"{role}:{session}", f"arn:aws:iam::{account_id}:role/{role}"
         if privilege is None:
-            row = self._db.read_sync(
-                lambda tx: tx.one(
-                    "SELECT principal_id, arn FROM iam_principals WHERE account_id = ? AND kind = 'role' AND name = ?",
-                    (account_id, role),
-                )
-            )
+            row = self._db.read_sync(lambda tx: identities.role_id_and_arn(tx, account_id, role))
             # No such role: no role id, so no policy is ever found for it.
             principal_id, role_arn = (f"{row[0]}:{session}", row[1]) if row is not None else ("", role_arn)
         credential = Credential(
@@ -367,18 +344,12 @@ class KeyStore:
             elif existing.secret_access_key != secret_access_key:
                 raise SystemExit(f"access key {access_key_id} already exists with another secret key")
             return access_key_id, None
-        row = self._db.read_sync(
-            lambda tx: tx.one(
-                "SELECT access_key_id FROM access_keys WHERE account_id = ? AND privilege = ? AND expires_at IS NULL "
-                "ORDER BY created_date LIMIT 1",
-                (account_id, ROOT),
-            )
-        )
-        if row is None:
+        root_key = self._db.read_sync(lambda tx: keys.first_root_key(tx, account_id, ROOT))
+        if root_key is None:
             access_key_id = new_access_key_id()
             credential = self.add(access_key_id, new_secret_access_key(), account_id, principal, account_id, ROOT)
         else:
-            credential = self.lookup(row[0])  # type: ignore[assignment]
+            credential = self.lookup(root_key)  # type: ignore[assignment]
             assert credential is not None
         if credentials_file is not None and not credentials_file.exists():
             write_credentials_file(credentials_file, credential.access_key_id, credential.secret_access_key)

@@ -447,6 +447,7 @@ def create_account(
 
     from strongroom.auth.keys import KeyStore, new_access_key_id, new_secret_access_key, write_credentials_file
     from strongroom.server.build import open_storage
+    from strongroom.store import keys as store_keys
 
     if not re.fullmatch(r"\d{12}", account_id):
         raise click.BadParameter("an account id is 12 digits", param_hint="ACCOUNT_ID")
@@ -458,12 +459,7 @@ def create_account(
     try:
         keys = KeyStore(db, keyring)
         principal = f"arn:aws:iam::{account_id}:root"
-        exists = db.read_sync(
-            lambda tx: tx.one(
-                "SELECT 1 FROM access_keys WHERE principal_arn = ? OR (account_id = ? AND privilege = 'root')",
-                (principal, account_id),
-            )
-        )
+        exists = db.read_sync(lambda tx: store_keys.has_credentials(tx, principal, account_id))
         if exists:
             raise click.ClickException(f"account {account_id} already exists")
         access_key_id, secret = new_access_key_id(), new_secret_access_key()
@@ -552,24 +548,13 @@ def status(endpoint_url: str, data_dir: Path | None, database_url: str | None, m
         click.secho(f"server      {endpoint_url}: not answering ({exc})", fg="red")
     settings = config.from_env(data_dir=data_dir, database_url=database_url, master_key_file=master_key_file)
     from strongroom.crypto.ring import keyring_status
-    from strongroom.store import open_database
+    from strongroom.store import maintenance, open_database
 
     db = open_database(settings.resolved_database_url)
     try:
         members = keyring_status(db)
 
-        def tx_fn(tx: Any) -> dict[str, Any]:
-            return {
-                "accounts": tx.one(
-                    "SELECT count(DISTINCT account_id) FROM access_keys WHERE expires_at IS NULL AND account_id <> '-'"
-                )[0],
-                "secrets": tx.one("SELECT count(*) FROM secrets WHERE deleted_date IS NULL")[0],
-                "scheduled for deletion": tx.one("SELECT count(*) FROM secrets WHERE deleted_date IS NOT NULL")[0],
-                "functions": tx.one("SELECT count(*) FROM functions")[0],
-                "rotations": dict(tx.all("SELECT state, count(*) FROM rotations GROUP BY state")),
-            }
-
-        facts = db.read_sync(tx_fn)
+        facts = db.read_sync(maintenance.counts)
         click.echo(f"storage     {db.dialect}, schema {db.schema_version()}")
     finally:
         db.close()

@@ -34,10 +34,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from strongroom import clock
+from strongroom import clock, config
 from strongroom.crypto import DecryptionError, Keyring, member_of
 from strongroom.crypto.providers import KeyringError, KeySources
 from strongroom.store import Conflict, Database, Tx
+from strongroom.store import keys as q
 
 __all__ = [
     "POLL_SECONDS",
@@ -65,21 +66,20 @@ _HOW = (
 
 def crash_point(step: str) -> None:
     """Tests only: die here (SIGKILL, as kill -9) when STRONGROOM_TEST_CRASH_AT names ``step``."""
-    if os.environ.get("STRONGROOM_TEST_CRASH_AT") == step:
+    if config.test_crash_at() == step:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
 def member_rows(tx: Tx) -> list[tuple[int, str, str, str, str, float]]:
     """(id, fingerprint, kind, description, state, created_date), by id."""
-    rows = tx.all("SELECT id, fingerprint, kind, description, state, created_date FROM keyring ORDER BY id")
-    return [tuple(r) for r in rows]  # type: ignore[misc]
+    return q.keyring_members(tx)  # type: ignore[return-value]
 
 
 def wrap_counts(tx: Tx) -> dict[int, int]:
     """How many wrapped keys name each member (read from the keys' headers)."""
     counts: dict[int, int] = {}
-    for (wrapped,) in tx.all("SELECT wrapped FROM kms_keys"):
-        member = member_of(bytes(wrapped))
+    for wrapped in q.all_wrapped(tx):
+        member = member_of(wrapped)
         counts[member] = counts.get(member, 0) + 1
     return counts
 
@@ -94,15 +94,12 @@ def _match(rows: list[tuple[Any, ...]], local: list[Any]) -> dict[int, Any]:
 
 
 def _insert_member(tx: Tx, member: int, provider: Any, state: str) -> None:
-    tx.execute(
-        "INSERT INTO keyring (id, fingerprint, kind, description, state, created_date) VALUES (?, ?, ?, ?, ?, ?)",
-        (member, provider.fingerprint, provider.kind, provider.description, state, clock.now()),
-    )
+    q.insert_member(tx, member, provider.fingerprint, provider.kind, provider.description, state, clock.now())
 
 
 def _first_member(db: Database, sources: KeySources, local: list[Any]) -> Any:
     """A database with no keyring yet: a new one (empty database) or one from before the keyring."""
-    legacy = db.read_sync(lambda tx: tx.one("SELECT key_ref, wrapped FROM kms_keys LIMIT 1"))
+    legacy = db.read_sync(q.any_account_key)
     if legacy is None:
         # Empty: the only case where a key may be made.
         provider = local[0] if local else sources.generate()
@@ -113,7 +110,7 @@ def _first_member(db: Database, sources: KeySources, local: list[Any]) -> Any:
             raise KeyringError(
                 f"this database holds keys but no master key was found (looked in {sources.places()}); {_HOW}"
             )
-        key_ref, wrapped = legacy[0], bytes(legacy[1])
+        key_ref, wrapped = legacy
         provider = None
         for candidate in local:
             try:
@@ -129,9 +126,9 @@ def _first_member(db: Database, sources: KeySources, local: list[Any]) -> Any:
             )
 
     def tx_fn(tx: Tx) -> None:
-        if tx.one("SELECT 1 FROM keyring LIMIT 1") is not None:
+        if q.has_keyring(tx):
             return  # another node registered first; the caller checks our key against it
-        if legacy is None and tx.one("SELECT 1 FROM kms_keys LIMIT 1") is not None:
+        if legacy is None and q.has_account_keys(tx):
             raise Conflict("keys appeared while the keyring was made")
         _insert_member(tx, 1, provider, "active")
 
@@ -280,15 +277,11 @@ def _rewrap_batch(keyring: Keyring, batch: int) -> Callable[[Tx], int]:
     """One transaction's re-wrap: up to ``batch`` keys not wrapped by the active member."""
 
     def tx_fn(tx: Tx) -> int:
-        rows = tx.all("SELECT account_id, region, key_ref, wrapped FROM kms_keys")
-        todo = [r for r in rows if member_of(bytes(r[3])) != keyring.active][:batch]
+        rows = q.all_account_keys(tx)
+        todo = [r for r in rows if member_of(r[3]) != keyring.active][:batch]
         for account_id, region, key_ref, wrapped in todo:
-            wrapped = bytes(wrapped)
             fresh = keyring.wrap_key(key_ref, keyring.unwrap_key(key_ref, wrapped))
-            tx.execute(
-                "UPDATE kms_keys SET wrapped = ? WHERE account_id = ? AND region = ? AND key_ref = ? AND wrapped = ?",
-                (fresh, account_id, region, key_ref, wrapped),
-            )
+            q.rewrap_account_key(tx, account_id, region, key_ref, fresh, wrapped)
         return len(todo)
 
     return tx_fn
@@ -350,7 +343,7 @@ def rotate(
 
     def tx_fn(tx: Tx) -> None:
         if not pending:
-            tx.execute("UPDATE keyring SET state = 'previous' WHERE state = 'active'")
+            q.demote_active(tx)
         _insert_member(tx, member, provider, "pending" if pending else "active")
 
     db.write_sync(tx_fn)
@@ -380,8 +373,8 @@ def activate(
         raise KeyringError(f"master key {_describe(rows[member])} was not found (looked in {sources.places()}); {_HOW}")
 
     def tx_fn(tx: Tx) -> None:
-        tx.execute("UPDATE keyring SET state = 'previous' WHERE state = 'active' AND id <> ?", (member,))
-        tx.execute("UPDATE keyring SET state = 'active' WHERE id = ?", (member,))
+        q.demote_active_except(tx, member)
+        q.activate_member(tx, member)
 
     db.write_sync(tx_fn)
     crash_point("member-added")
@@ -404,10 +397,10 @@ def retire(db: Database, member: int) -> None:
     """Mark a member retired: refused for the active member and while any wrapped key names it."""
 
     def tx_fn(tx: Tx) -> None:
-        row = tx.one("SELECT state FROM keyring WHERE id = ?", (member,))
-        if row is None:
+        state = q.member_state(tx, member)
+        if state is None:
             raise KeyringError(f"the keyring has no member {member}")
-        if row[0] == "active":
+        if state == "active":
             raise KeyringError(f"member {member} is the active member; rotate to another one first")
         still = wrap_counts(tx).get(member, 0)
         if still:
@@ -415,7 +408,7 @@ def retire(db: Database, member: int) -> None:
                 f"member {member} still wraps {still} keys; run `strongroom master-key rotate` to "
                 f"finish re-wrapping them first"
             )
-        tx.execute("UPDATE keyring SET state = 'retired' WHERE id = ?", (member,))
+        q.retire_member(tx, member)
 
     db.write_sync(tx_fn)
 
@@ -447,8 +440,7 @@ def internal_key(db: Database, keyring: Keyring, key_ref: str) -> bytes:
     bytes, which a key held in a token does not give out."""
 
     def read(tx: Tx) -> bytes | None:
-        row = tx.one("SELECT wrapped FROM kms_keys WHERE account_id = '-' AND region = '-' AND key_ref = ?", (key_ref,))
-        return None if row is None else bytes(row[0])
+        return q.server_key(tx, key_ref)
 
     wrapped = db.read_sync(read)
     if wrapped is None:
@@ -458,10 +450,7 @@ def internal_key(db: Database, keyring: Keyring, key_ref: str) -> bytes:
             existing = read(tx)
             if existing is not None:
                 return existing
-            tx.execute(
-                "INSERT INTO kms_keys (account_id, region, key_ref, wrapped, created_date) VALUES ('-', '-', ?, ?, ?)",
-                (key_ref, fresh, clock.now()),
-            )
+            q.insert_server_key(tx, key_ref, fresh, clock.now())
             return fresh
 
         try:

@@ -1,7 +1,9 @@
-"""The rotation engine: RotateSecret, CancelRotateSecret, the four steps, retries and schedules.
+"""The rotation engine: rotation requests, the four steps, retries and schedules.
 
-A rotation is a row in ``rotations`` (the job) whose token is the id of the new version. The
-RotateSecret call records the job and the value-less AWSPENDING version in one transaction and
+A rotation is a row in ``rotations`` (the job) whose token is the id of the new version. Secrets
+Manager's RotateSecret (its parameters and answers are the service's, in
+``services/secretsmanager/rotating.py``) calls :meth:`RotationEngine.request` inside its
+transaction, which records the job and the value-less AWSPENDING version; the call then
 returns; the engine's loop then claims due jobs *through the database* (a lease in
 ``claimed_by`` / ``claimed_until``), so several nodes on one PostgreSQL never run one rotation
 twice, and a node killed mid-rotation leaves a job another start picks up with the same token.
@@ -23,34 +25,30 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-import os
 import random
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from strongroom import clock
-from strongroom.context import RequestContext
+from strongroom import clock, config
 from strongroom.domain import labels as L
 from strongroom.domain.schedule import Schedule, ScheduleError, next_window, parse_rules, pick_moment
 from strongroom.errors import AWSError
 from strongroom.rotation.runtime import FunctionRuntime, FunctionSpec
-from strongroom.services.secretsmanager import messages as M
 from strongroom.store import Database, Tx
+from strongroom.store import rotations as jobs
 from strongroom.store import secrets as q
 from strongroom.store.secrets import SecretRow, VersionRow
 
-__all__ = ["STEPS", "RotationEngine", "RotationSettings"]
+__all__ = ["CANNOT_INVOKE", "STEPS", "RotationEngine", "RotationRequest", "RotationResult", "RotationSettings"]
 
 log = logging.getLogger("strongroom.rotation")
 
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
 ACTIVE = ("queued", "running")
 
-NO_FUNCTION = "No Lambda rotation function ARN is associated with this secret."
-PREVIOUS_INCOMPLETE = "A previous rotation isn't complete. That rotation will be reattempted."
 CANNOT_INVOKE = (
     "Secrets Manager cannot invoke the specified Lambda function. Ensure that the function "
     "policy grants access to the principal secretsmanager.amazonaws.com."
@@ -68,15 +66,37 @@ class RotationSettings:
 
     @classmethod
     def from_env(cls) -> RotationSettings:
-        env = os.environ
+        env: dict[str, Any] = config.rotation_overrides()  # config.ROTATION_VARIABLES names them
         return cls(
-            max_attempts=int(env.get("STRONGROOM_ROTATION_MAX_ATTEMPTS", cls.max_attempts)),
-            retry_base=float(env.get("STRONGROOM_ROTATION_RETRY_BASE_SECONDS", cls.retry_base)),
-            retry_cap=float(env.get("STRONGROOM_ROTATION_RETRY_CAP_SECONDS", cls.retry_cap)),
-            poll_interval=float(env.get("STRONGROOM_ROTATION_POLL_SECONDS", cls.poll_interval)),
-            lease=float(env.get("STRONGROOM_ROTATION_LEASE_SECONDS", cls.lease)),
-            concurrency=int(env.get("STRONGROOM_ROTATION_CONCURRENCY", cls.concurrency)),
+            max_attempts=int(env.get("max_attempts", cls.max_attempts)),
+            retry_base=float(env.get("retry_base", cls.retry_base)),
+            retry_cap=float(env.get("retry_cap", cls.retry_cap)),
+            poll_interval=float(env.get("poll_interval", cls.poll_interval)),
+            lease=float(env.get("lease", cls.lease)),
+            concurrency=int(env.get("concurrency", cls.concurrency)),
         )
+
+
+@dataclass(frozen=True)
+class RotationRequest:
+    """A RotateSecret call, checked by the service: the secret (found and locked in the caller's
+    transaction), the token of the new version, the function to run, the new rotation rules (None:
+    keep the secret's), whether to rotate now, and the call's time."""
+
+    secret: SecretRow
+    token: str
+    function_arn: str
+    rules: dict[str, Any] | None
+    immediate: bool
+    now: float
+
+
+@dataclass(frozen=True)
+class RotationResult:
+    """``stalled``: a previous rotation holds AWSPENDING on another version; nothing was recorded,
+    and the caller reattempts that rotation (:meth:`RotationEngine.reattempt`) and refuses."""
+
+    stalled: bool
 
 
 @dataclass
@@ -90,17 +110,29 @@ class _Job:
     attempts: int
 
 
+class ValueCipher(Protocol):
+    """What the engine needs of Secrets Manager's value cipher
+    (:class:`strongroom.services.secretsmanager.values.ValueCipher`): RotateImmediately=false copies
+    the current value into the pending version, decrypted and encrypted again for its new id."""
+
+    def decrypt(
+        self, tx: Tx, account_id: str, region: str, key_ref: str, arn: str, version_id: str, kind: int, blob: bytes
+    ) -> str | bytes: ...
+
+    def new_version(self, tx: Tx, secret: SecretRow, version_id: str, value: str | bytes, now: float) -> VersionRow: ...
+
+
 # (tx, account, region, function reference, the rotated secret's ARN) -> what to run, or None when
 # Secrets Manager may not invoke it for that secret (see Lambda.resolve).
 Resolver = Callable[[Tx, str, str, str, str], "FunctionSpec | None"]
 
 
 class RotationEngine:
-    """Installs itself as ``SecretsManager.rotation``; its loop runs with the server."""
+    """Runs the rotations Secrets Manager requests (:meth:`request`); its loop runs with the server."""
 
     def __init__(
         self,
-        sm: Any,
+        cipher: ValueCipher,
         db: Database,
         runtime: FunctionRuntime,
         resolve: Resolver,
@@ -110,7 +142,7 @@ class RotationEngine:
     ) -> None:
         self.audit = audit
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.sm = sm
+        self.cipher = cipher
         self.db = db
         self.runtime = runtime
         self.resolve = resolve
@@ -118,125 +150,69 @@ class RotationEngine:
         self.node_id = node_id or uuid.uuid4().hex
         self._wake = asyncio.Event()
         self._executor: ThreadPoolExecutor | None = None  # the threads that wait on function invocations
-        sm.rotation = self
 
-    # ------------------------------------------------------------------------ the API calls
+    # ----------------------------------------------------------------------- the requests
 
-    async def rotate_secret(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        token = p.get("ClientRequestToken")
-        if token is None:
-            # AWS, LocalStack snapshot test_no_client_request_token[RotateSecret]
-            raise M.invalid_parameter("You must provide a ClientRequestToken value. We recommend a UUID-type value.")
-        rules = p.get("RotationRules")
-        schedule = None
-        if rules:
-            try:
-                schedule = parse_rules(rules)
-            except ScheduleError as exc:
-                raise M.invalid_parameter(str(exc)) from None
-        immediate = p.get("RotateImmediately", True)
-        now = clock.now()
+    def request(self, tx: Tx, req: RotationRequest) -> RotationResult:
+        """Record a rotation of ``req.secret`` in the caller's transaction: the job, the value-less
+        AWSPENDING version and the secret's rotation settings. A retry of the same request (the
+        same token, its job still queued or running) changes nothing. Raises AccessDeniedException
+        when Secrets Manager may not invoke the function for this secret, ResourceExistsException
+        when a rotation to this token already succeeded."""
+        secret, token, function_arn, now = req.secret, req.token, req.function_arn, req.now
+        stages = q.stages_of(tx, secret.id)
+        pending, current = stages.get(L.AWSPENDING), stages.get(L.AWSCURRENT)
+        if pending is not None and pending != current and pending != token:
+            return RotationResult(stalled=True)  # refused by the caller, after the stalled rotation is queued again
+        if self.resolve(tx, secret.account_id, secret.region, function_arn, secret.arn) is None:
+            raise AWSError("AccessDeniedException", CANNOT_INVOKE)
+        existing = jobs.state_of_token(tx, secret.id, token)
+        if existing is not None:
+            if existing in ACTIVE:  # a retry of the same call: nothing new to do
+                return RotationResult(stalled=False)
+            if existing == "succeeded":
+                # unverified
+                raise AWSError("ResourceExistsException", "A version with this ClientRequestToken already exists.")
+        secret.rotation_lambda_arn = function_arn
+        if req.rules:
+            secret.rotation_rules = req.rules
+        secret.rotation_enabled = 1
+        columns = ["rotation_lambda_arn", "rotation_rules", "rotation_enabled"]
+        if secret.rotation_rules and not req.immediate:
+            self._schedule(secret, now, now)
+            columns += ["next_rotation_date", "rotation_due_at"]
+        q.update_secret(tx, secret, *columns)
+        self._enqueue(tx, secret, token, function_arn, req.immediate, now)
+        return RotationResult(stalled=False)
 
-        def tx_fn(tx: Tx) -> dict[str, Any] | int:
-            secret = self.sm.find_live(tx, ctx, p["SecretId"])
-            function_arn = p.get("RotationLambdaARN") or secret.rotation_lambda_arn
-            if not function_arn:
-                raise M.invalid_request(NO_FUNCTION)
-            self._check_invoke(tx, ctx, function_arn)  # the caller's right comes before any state
-            stages = q.stages_of(tx, secret.id)
-            pending, current = stages.get(L.AWSPENDING), stages.get(L.AWSCURRENT)
-            if pending is not None and pending != current and pending != token:
-                return secret.id  # refused below, after the stalled rotation is queued again
-            if self.resolve(tx, ctx.account_id, ctx.region, function_arn, secret.arn) is None:
-                raise AWSError("AccessDeniedException", CANNOT_INVOKE)
-            existing = tx.one("SELECT state FROM rotations WHERE secret_id = ? AND token = ?", (secret.id, token))
-            if existing is not None:
-                if existing[0] in ACTIVE:  # a retry of the same call: nothing new to do
-                    return {"ARN": secret.arn, "Name": secret.name, "VersionId": token}
-                if existing[0] == "succeeded":
-                    raise M.exists("A version with this ClientRequestToken already exists.")  # unverified
-            secret.rotation_lambda_arn = function_arn
-            if rules:
-                secret.rotation_rules = dict(rules)
-            secret.rotation_enabled = 1
-            columns = ["rotation_lambda_arn", "rotation_rules", "rotation_enabled"]
-            if secret.rotation_rules and not immediate:
-                self._schedule(secret, now, now)
-                columns += ["next_rotation_date", "rotation_due_at"]
-            q.update_secret(tx, secret, *columns)
-            self._enqueue(tx, secret, token, function_arn, immediate, now)
-            return {"ARN": secret.arn, "Name": secret.name, "VersionId": token}
-
-        out = await self.db.write(tx_fn)
-        if isinstance(out, int):
-            await self._reattempt(out)
-            raise M.invalid_request(PREVIOUS_INCOMPLETE)
+    def wake(self) -> None:
+        """Look for due jobs now (a rotation was just requested)."""
         self._wake.set()
-        del schedule
-        return out
 
-    @staticmethod
-    def _check_invoke(tx: Tx, ctx: RequestContext, function_arn: str) -> None:
-        """ "To run this command, you must have secretsmanager:RotateSecret permissions and
-        lambda:InvokeFunction permissions on the function" (AWS's RotateSecret reference): the
-        caller's own right to invoke, decided on every ARN the reference resolves to, as a Lambda
-        Invoke call would be. Root is allowed (the authorizer's rule); without an authorizer
-        (policies not enforced) there is nothing to check."""
-        from strongroom.services.lambda_.names import authorization_requests
-
-        authz = ctx.authz
-        if authz is None:
-            return
-        try:
-            checks = authorization_requests(
-                ctx.account_id, ctx.region, ctx.partition, "Invoke", {"FunctionName": function_arn}
-            )
-        except AWSError:
-            raise AWSError("AccessDeniedException", CANNOT_INVOKE) from None  # not a function Lambda knows
-        for action, resource, account, keys in checks:
-            authz.decide(tx, ctx, action, resource, account, [], keys, "lambda")
-
-    async def _reattempt(self, secret_id: int) -> None:
+    async def reattempt(self, secret_id: int) -> None:
         """A rotation that gave up is tried again when someone asks for a new one, as AWS says."""
 
         def tx_fn(tx: Tx) -> None:
             pending = q.stages_of(tx, secret_id).get(L.AWSPENDING)
-            tx.execute(
-                "UPDATE rotations SET state = 'queued', attempts = 0, next_attempt_at = ?, finished_date = NULL "
-                "WHERE secret_id = ? AND token = ? AND state = 'failed'",
-                (clock.now(), secret_id, pending),
-            )
+            jobs.requeue_failed(tx, secret_id, pending, clock.now())
 
         await self.db.write(tx_fn)
         self._wake.set()
 
-    async def cancel_rotate_secret(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        def tx_fn(tx: Tx) -> dict[str, Any]:
-            secret = self.sm.find_live(tx, ctx, p["SecretId"])
-            pending = q.stages_of(tx, secret.id).get(L.AWSPENDING)
-            secret.rotation_enabled = 0
-            secret.next_rotation_date = None
-            secret.rotation_due_at = None
-            q.update_secret(tx, secret, "rotation_enabled", "next_rotation_date", "rotation_due_at")
-            tx.execute(
-                "UPDATE rotations SET state = 'cancelled', finished_date = ? WHERE secret_id = ? "
-                "AND state IN ('queued', 'running')",
-                (clock.now(), secret.id),
-            )
-            out = {"ARN": secret.arn, "Name": secret.name}
-            if pending is not None:
-                out["VersionId"] = pending
-            return out
-
-        return await self.db.write(tx_fn)  # type: ignore[no-any-return]
+    def cancel(self, tx: Tx, secret: SecretRow) -> str | None:
+        """Turn off the secret's rotation and cancel its queued or running job (a running one stops
+        at its next step boundary); answers the pending version, if any."""
+        pending = q.stages_of(tx, secret.id).get(L.AWSPENDING)
+        secret.rotation_enabled = 0
+        secret.next_rotation_date = None
+        secret.rotation_due_at = None
+        q.update_secret(tx, secret, "rotation_enabled", "next_rotation_date", "rotation_due_at")
+        jobs.cancel_active(tx, secret.id, clock.now())
+        return pending
 
     def abandoned(self, tx: Tx, secret: SecretRow, pending_version: str) -> None:
         """A manual new AWSCURRENT ended the rotation whose pending version was ``pending_version``."""
-        tx.execute(
-            "UPDATE rotations SET state = 'abandoned', finished_date = ? WHERE secret_id = ? AND token = ? "
-            "AND state IN ('queued', 'running', 'failed')",
-            (clock.now(), secret.id, pending_version),
-        )
+        jobs.abandon(tx, secret.id, pending_version, clock.now())
         self._event(secret, "RotationAbandoned", {"versionId": pending_version})
 
     def value_changed(self, tx: Tx, secret: SecretRow, now: float) -> None:
@@ -269,15 +245,7 @@ class RotationEngine:
             q.insert_version(tx, secret.id, VersionRow(token, now, None, 0, None, None))
         if stages.get(L.AWSPENDING) != token:
             q.set_stage(tx, secret.id, L.AWSPENDING, token)
-        tx.execute(
-            "DELETE FROM rotations WHERE secret_id = ? AND token = ? AND state NOT IN ('queued', 'running')",
-            (secret.id, token),
-        )
-        tx.execute(
-            "INSERT INTO rotations (secret_id, token, rotation_token, function_arn, immediate, state, "
-            "attempts, next_attempt_at, created_date) VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, ?)",
-            (secret.id, token, str(uuid.uuid4()), function_arn, 1 if immediate else 0, now, now),
-        )
+        jobs.insert_job(tx, secret.id, token, str(uuid.uuid4()), function_arn, immediate, now)
         self._event(secret, "RotationStarted", {"versionId": token, "rotationLambdaARN": function_arn})
 
     def _schedule(self, secret: SecretRow, last: float, now: float) -> None:
@@ -295,11 +263,7 @@ class RotationEngine:
         self._loop = asyncio.get_running_loop()
         if self.db.dialect == "sqlite":
             # One node owns a SQLite file: whatever it held when it stopped is its own to resume.
-            await self.db.write(
-                lambda tx: tx.execute(
-                    "UPDATE rotations SET claimed_by = NULL, claimed_until = NULL WHERE state IN ('queued', 'running')"
-                )
-            )
+            await self.db.write(jobs.release_claims)
         while True:
             try:
                 await self.run_once()
@@ -359,22 +323,16 @@ class RotationEngine:
         now = clock.now()
 
         def tx_fn(tx: Tx) -> bool:
-            rows = tx.all(
-                "SELECT id FROM secrets WHERE rotation_enabled = 1 AND rotation_due_at <= ? "
-                "AND deleted_date IS NULL LIMIT 50",
-                (now,),
-            )
-            for (secret_id,) in rows:
+            rows = jobs.due_secret_ids(tx, now)
+            for secret_id in rows:
                 secret = q.get_secret_by_id(tx, secret_id, lock=True)
                 if secret is None or not secret.rotation_lambda_arn:
                     continue
-                active = tx.one(
-                    "SELECT 1 FROM rotations WHERE secret_id = ? AND state IN ('queued', 'running')", (secret_id,)
-                )
+                active = jobs.has_active(tx, secret_id)
                 secret.rotation_due_at = None
                 q.update_secret(tx, secret, "rotation_due_at")
                 stages = q.stages_of(tx, secret_id)
-                if active is None and stages.get(L.AWSPENDING) in (None, stages.get(L.AWSCURRENT)):
+                if not active and stages.get(L.AWSPENDING) in (None, stages.get(L.AWSCURRENT)):
                     self._enqueue(tx, secret, str(uuid.uuid4()), secret.rotation_lambda_arn, True, now)
             return len(rows) == 50
 
@@ -384,20 +342,10 @@ class RotationEngine:
         now = clock.now()
 
         def tx_fn(tx: Tx) -> _Job | None:
-            row = tx.one(
-                "SELECT id, secret_id, token, rotation_token, function_arn, immediate, attempts "
-                "FROM rotations WHERE state IN ('queued', 'running') AND next_attempt_at <= ? "
-                "AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY next_attempt_at LIMIT 1",
-                (now, now),
-            )
+            row = jobs.next_due(tx, now)
             if row is None:
                 return None
-            claimed = tx.execute(
-                "UPDATE rotations SET claimed_by = ?, claimed_until = ?, state = 'running' "
-                "WHERE id = ? AND (claimed_until IS NULL OR claimed_until < ?)",
-                (self.node_id, now + self.settings.lease, row[0], now),
-            )
-            if claimed.rowcount != 1:
+            if not jobs.claim(tx, row[0], self.node_id, now + self.settings.lease, now):
                 return None
             return _Job(row[0], row[1], row[2], row[3], row[4], bool(row[5]), row[6])
 
@@ -408,13 +356,13 @@ class RotationEngine:
         now = clock.now()
 
         def tx_fn(tx: Tx) -> tuple[SecretRow, FunctionSpec] | str | None:
-            state = tx.one("SELECT state FROM rotations WHERE id = ?", (job.id,))
+            state = jobs.state_of(tx, job.id)
             secret = q.get_secret_by_id(tx, job.secret_id)
-            if state is None or state[0] != "running" or secret is None or secret.deleted_date is not None:
+            if state != "running" or secret is None or secret.deleted_date is not None:
                 return None
             if q.stages_of(tx, job.secret_id).get(L.AWSPENDING) != job.token:
                 return None
-            tx.execute("UPDATE rotations SET claimed_until = ? WHERE id = ?", (now + self.settings.lease, job.id))
+            jobs.renew(tx, job.id, now + self.settings.lease)
             spec = self.resolve(tx, secret.account_id, secret.region, job.function_arn, secret.arn)
             if spec is None:
                 return "missing"
@@ -427,7 +375,7 @@ class RotationEngine:
 
     async def _run_job(self, job: _Job) -> None:
         attempt = job.attempts + 1
-        await self.db.write(lambda tx: tx.execute("UPDATE rotations SET attempts = ? WHERE id = ?", (attempt, job.id)))
+        await self.db.write(lambda tx: jobs.set_attempts(tx, job.id, attempt))
         steps = STEPS if job.immediate else ("testSecret",)
         try:
             if not job.immediate:
@@ -473,11 +421,7 @@ class RotationEngine:
             await asyncio.sleep(self.settings.lease / 3)
             until = clock.now() + self.settings.lease
             try:
-                await self.db.write(
-                    lambda tx: tx.execute(
-                        "UPDATE rotations SET claimed_until = ? WHERE id = ? AND state = 'running'", (until, job.id)
-                    )
-                )
+                await self.db.write(lambda tx: jobs.renew_running(tx, job.id, until))
             except Exception:  # noqa: BLE001 - a missed renewal is retried on the next tick
                 log.warning("could not renew the lease of rotation %s", job.token)
 
@@ -494,7 +438,7 @@ class RotationEngine:
                 return
             old = q.get_version(tx, job.secret_id, current)
             assert old is not None
-            value = self.sm.cipher.decrypt(
+            value = self.cipher.decrypt(
                 tx,
                 secret.account_id,
                 secret.region,
@@ -504,7 +448,9 @@ class RotationEngine:
                 old.value_kind,
                 old.ciphertext or b"",
             )
-            q.fill_version(tx, job.secret_id, self.sm._new_version(tx, secret, job.token, value, version.created_date))
+            q.fill_version(
+                tx, job.secret_id, self.cipher.new_version(tx, secret, job.token, value, version.created_date)
+            )
 
         await self.db.write(tx_fn)
 
@@ -512,10 +458,8 @@ class RotationEngine:
         self, job: _Job, attempt: int, step: str, started: float, duration_ms: int, outcome: str, error: str | None
     ) -> None:
         await self.db.write(
-            lambda tx: tx.execute(
-                "INSERT INTO rotation_steps (rotation_id, attempt, step, started_date, duration_ms, outcome, error) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (job.id, attempt, step, started, duration_ms, outcome, (error or "")[:2000] or None),
+            lambda tx: jobs.insert_step(
+                tx, job.id, attempt, step, started, duration_ms, outcome, (error or "")[:2000] or None
             )
         )
 
@@ -538,11 +482,7 @@ class RotationEngine:
                 if secret.rotation_enabled and secret.rotation_rules:
                     self._schedule(secret, now, now)
                 q.update_secret(tx, secret, "last_rotated_date", "next_rotation_date", "rotation_due_at")
-            tx.execute(
-                "UPDATE rotations SET state = 'succeeded', finished_date = ?, claimed_until = NULL, "
-                "last_error = NULL WHERE id = ?",
-                (now, job.id),
-            )
+            jobs.succeed(tx, job.id, now)
             self._event(secret, "RotationSucceeded", {"versionId": job.token})
 
         try:
@@ -557,10 +497,8 @@ class RotationEngine:
         delay = min(s.retry_cap, s.retry_base * 2 ** (attempt - 1)) * random.uniform(0.9, 1.1)
 
         def tx_fn(tx: Tx) -> None:
-            tx.execute(
-                "UPDATE rotations SET state = ?, next_attempt_at = ?, claimed_until = NULL, last_error = ?, "
-                "finished_date = ? WHERE id = ? AND state = 'running'",
-                ("failed" if final else "running", now + delay, error[:2000], now if final else None, job.id),
+            jobs.record_failure(
+                tx, job.id, "failed" if final else "running", now + delay, error[:2000], now if final else None
             )
 
         await self.db.write(tx_fn)
@@ -580,19 +518,10 @@ class RotationEngine:
         complete" while no rotation is left to complete. A cancelled one keeps it, as on AWS."""
 
         def tx_fn(tx: Tx) -> None:
-            tx.execute(
-                "UPDATE rotations SET claimed_until = NULL, state = CASE WHEN state = 'running' "
-                "THEN 'abandoned' ELSE state END, finished_date = ? WHERE id = ?",
-                (clock.now(), job.id),
-            )
-            state = tx.one("SELECT state FROM rotations WHERE id = ?", (job.id,))
+            jobs.release(tx, job.id, clock.now())
+            state = jobs.state_of(tx, job.id)
             stages = q.stages_of(tx, job.secret_id)
-            if (
-                state is not None
-                and state[0] == "abandoned"
-                and stages.get(L.AWSPENDING) == job.token
-                and stages.get(L.AWSCURRENT) != job.token
-            ):
+            if state == "abandoned" and stages.get(L.AWSPENDING) == job.token and stages.get(L.AWSCURRENT) != job.token:
                 q.remove_stage(tx, job.secret_id, L.AWSPENDING)
 
         await self.db.write(tx_fn)
@@ -615,18 +544,10 @@ def history_of(tx: Tx, account_id: str, region: str, secret_id: str) -> list[dic
 def _history(tx: Tx, secret_id: int) -> list[dict[str, Any]]:
     """Every rotation of a secret, newest first, with its steps. No values, ever."""
     out = []
-    for row in tx.all(
-        "SELECT id, token, state, attempts, created_date, finished_date, last_error, function_arn "
-        "FROM rotations WHERE secret_id = ? ORDER BY id DESC",
-        (secret_id,),
-    ):
+    for row in jobs.rotations_of(tx, secret_id):
         steps = [
             {"Attempt": s[0], "Step": s[1], "Started": s[2], "DurationMs": s[3], "Outcome": s[4], "Error": s[5]}
-            for s in tx.all(
-                "SELECT attempt, step, started_date, duration_ms, outcome, error "
-                "FROM rotation_steps WHERE rotation_id = ? ORDER BY id",
-                (row[0],),
-            )
+            for s in jobs.steps_of(tx, row[0])
         ]
         out.append(
             {

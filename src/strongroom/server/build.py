@@ -41,7 +41,7 @@ from strongroom.services.secretsmanager import SecretsManager
 from strongroom.services.secretsmanager.values import ValueCipher
 from strongroom.services.sts import OPERATIONS as STS_OPERATIONS
 from strongroom.services.sts import STS
-from strongroom.store import Database, open_database
+from strongroom.store import Database, maintenance, open_database
 
 __all__ = ["Server", "build"]
 
@@ -131,7 +131,7 @@ def build(settings: config.Settings) -> Server:
             "PYTHONUNBUFFERED": "1",
         }
 
-    cpus = os.environ.get("STRONGROOM_FUNCTION_CPUS")
+    cpus = config.function_cpus()
     sandbox, refusal = _function_sandbox(settings)
     try:
         runtime = FunctionRuntime(
@@ -159,7 +159,8 @@ def build(settings: config.Settings) -> Server:
         settings.audit_retention_days,
         durable_reads=settings.audit_durable_reads,
     )
-    rotation = RotationEngine(sm, db, runtime, functions.resolve, RotationSettings.from_env(), audit=audit)
+    rotation = RotationEngine(cipher, db, runtime, functions.resolve, RotationSettings.from_env(), audit=audit)
+    sm.rotation = rotation
     server: Server
 
     async def startup() -> None:
@@ -179,21 +180,7 @@ def build(settings: config.Settings) -> Server:
         db.close()
 
     async def reset() -> None:
-        def wipe(tx: Any) -> None:
-            for table in (
-                "rotation_steps",
-                "rotations",
-                "stages",
-                "versions",
-                "policies",
-                "secrets",
-                "functions",
-                "audit_events",
-                "function_invocations",
-            ):
-                tx.execute(f"DELETE FROM {table}")
-
-        await db.write(wipe)
+        await db.write(maintenance.reset)
 
     def health() -> dict[str, Any]:
         # Unauthenticated: whether the node serves and what it runs on, never whose it is.

@@ -203,6 +203,57 @@ def delete_version(tx: Tx, secret_id: int, version_id: str) -> None:
     tx.execute("DELETE FROM versions WHERE secret_id = ? AND version_id = ?", (secret_id, version_id))
 
 
+def version_ids_before(tx: Tx, secret_id: int, before: float) -> list[str]:
+    """Ids of the versions created before ``before`` (the candidates for retention's purge)."""
+    rows = tx.all("SELECT version_id FROM versions WHERE secret_id = ? AND created_date < ?", (secret_id, before))
+    return [r[0] for r in rows]
+
+
+def newest_version_ids(tx: Tx, secret_id: int, limit: int) -> set[str]:
+    return {
+        r[0]
+        for r in tx.all(
+            "SELECT version_id FROM versions WHERE secret_id = ? ORDER BY created_date DESC, version_id LIMIT ?",
+            (secret_id, limit),
+        )
+    }
+
+
+def version_ids(tx: Tx, secret_id: int, with_value: bool = False) -> set[str]:
+    """Ids of a secret's versions; ``with_value``: only those holding a value (not a rotation's
+    placeholder)."""
+    if with_value:
+        return {
+            r[0]
+            for r in tx.all("SELECT version_id FROM versions WHERE secret_id = ? AND value_kind <> 0", (secret_id,))
+        }
+    return {r[0] for r in tx.all("SELECT version_id FROM versions WHERE secret_id = ?", (secret_id,))}
+
+
+def rewrap_version(tx: Tx, secret_id: int, version_id: str, key_ref: str, ciphertext: bytes) -> None:
+    """A version's value encrypted anew (under another key)."""
+    tx.execute(
+        "UPDATE versions SET key_ref = ?, ciphertext = ? WHERE secret_id = ? AND version_id = ?",
+        (key_ref, ciphertext, secret_id, version_id),
+    )
+
+
+def touch(tx: Tx, secret_id: int, version_id: str, today: float) -> None:
+    """Record ``today`` as the last access of a version and of its secret."""
+    tx.execute(
+        "UPDATE versions SET last_accessed_date = ? WHERE secret_id = ? AND version_id = ?",
+        (today, secret_id, version_id),
+    )
+    tx.execute("UPDATE secrets SET last_accessed_date = ? WHERE id = ?", (today, secret_id))
+
+
+def clear_contents(tx: Tx, secret_id: int) -> None:
+    """Remove a secret's labels, versions and policies, keeping its row (a replica refilled)."""
+    tx.execute("DELETE FROM stages WHERE secret_id = ?", (secret_id,))
+    tx.execute("DELETE FROM versions WHERE secret_id = ?", (secret_id,))
+    tx.execute("DELETE FROM policies WHERE secret_id = ?", (secret_id,))
+
+
 def stages_of(tx: Tx, secret_id: int) -> dict[str, str]:
     """stage -> version_id."""
     return dict(tx.all("SELECT stage, version_id FROM stages WHERE secret_id = ?", (secret_id,)))
@@ -215,6 +266,10 @@ def set_stage(tx: Tx, secret_id: int, stage: str, version_id: str) -> None:
 
 def remove_stage(tx: Tx, secret_id: int, stage: str) -> None:
     tx.execute("DELETE FROM stages WHERE secret_id = ? AND stage = ?", (secret_id, stage))
+
+
+def remove_stages(tx: Tx, secret_id: int) -> None:
+    tx.execute("DELETE FROM stages WHERE secret_id = ?", (secret_id,))
 
 
 _VALUE_SQL: dict[tuple[str, bool, bool], str] = {}
@@ -277,6 +332,15 @@ def policies_of(tx: Tx, secret_id: int) -> list[tuple[str, str]]:
     """(policy_name, document), ``default`` first, then by name."""
     rows = tx.all("SELECT policy_name, document FROM policies WHERE secret_id = ?", (secret_id,))
     return sorted(rows, key=lambda r: (r[0] != "default", r[0]))
+
+
+def policy_documents(tx: Tx, secret_id: int) -> list[str]:
+    """The documents of a secret's resource policies, in no particular order."""
+    return [r[0] for r in tx.all("SELECT document FROM policies WHERE secret_id = ?", (secret_id,))]
+
+
+def has_policy(tx: Tx, secret_id: int) -> bool:
+    return tx.one("SELECT 1 FROM policies WHERE secret_id = ? LIMIT 1", (secret_id,)) is not None
 
 
 def put_policy(tx: Tx, secret_id: int, name: str, document: str, now: float) -> None:

@@ -91,12 +91,13 @@ def setup(tmp_path, settings: RotationSettings | None = None):  # type: ignore[n
     runtime = FakeRuntime(sm, asyncio.get_running_loop())
     spec = FunctionSpec(key="fake", arn=FUNCTION, name="fake", handler="x")
     engine = RotationEngine(
-        sm,
+        sm.cipher,
         db,
         runtime,
         lambda tx, a, r, arn, secret: spec if arn == FUNCTION else None,  # type: ignore[arg-type]
         settings or RotationSettings(retry_base=60, retry_cap=600, max_attempts=3),
     )
+    sm.rotation = engine
     return db, sm, runtime, engine
 
 
@@ -104,7 +105,7 @@ def test_a_month_of_daily_rotations(tmp_path, fake_clock):
     async def scenario() -> None:
         db, sm, runtime, engine = setup(tmp_path)
         await sm.handlers["CreateSecret"](CTX, {"Name": "s", "SecretString": "v0", "ClientRequestToken": "t" * 32})
-        await engine.rotate_secret(
+        await sm.handlers["RotateSecret"](
             CTX,
             {
                 "SecretId": "s",
@@ -140,7 +141,9 @@ def test_failed_steps_retry_with_backoff_then_give_up(tmp_path, fake_clock):
         await sm.handlers["CreateSecret"](CTX, {"Name": "s", "SecretString": "v0", "ClientRequestToken": "t" * 32})
         runtime.fail = ["setSecret"] * 3
         token = "b" * 32
-        await engine.rotate_secret(CTX, {"SecretId": "s", "RotationLambdaARN": FUNCTION, "ClientRequestToken": token})
+        await sm.handlers["RotateSecret"](
+            CTX, {"SecretId": "s", "RotationLambdaARN": FUNCTION, "ClientRequestToken": token}
+        )
         assert await engine.run_once() == 1  # attempt 1 fails at setSecret
         assert await engine.run_once() == 0  # backing off (60 s ±10%)
         fake_clock.advance(70)
@@ -167,7 +170,7 @@ def test_cancel_stops_before_the_next_step(tmp_path, fake_clock):
     async def scenario() -> None:
         db, sm, runtime, engine = setup(tmp_path)
         await sm.handlers["CreateSecret"](CTX, {"Name": "s", "SecretString": "v0", "ClientRequestToken": "t" * 32})
-        await engine.rotate_secret(
+        await sm.handlers["RotateSecret"](
             CTX, {"SecretId": "s", "RotationLambdaARN": FUNCTION, "ClientRequestToken": "c" * 32}
         )
         original = runtime.invoke
@@ -176,7 +179,7 @@ def test_cancel_stops_before_the_next_step(tmp_path, fake_clock):
             result = original(spec, event)
             if event["Step"] == "createSecret":
                 asyncio.run_coroutine_threadsafe(
-                    engine.cancel_rotate_secret(CTX, {"SecretId": "s"}), runtime.loop
+                    sm.handlers["CancelRotateSecret"](CTX, {"SecretId": "s"}), runtime.loop
                 ).result()
             return result
 

@@ -34,6 +34,8 @@ from strongroom.context import RequestContext
 from strongroom.errors import AWSError
 from strongroom.policy.limits import INLINE_POLICY_LIMITS, TRUST_POLICY_LIMIT, iam_size
 from strongroom.store import Conflict, Database, Tx
+from strongroom.store import identities as q
+from strongroom.store import keys as key_rows
 
 __all__ = ["IAM", "OPERATIONS", "check_policy"]
 
@@ -60,19 +62,6 @@ OPERATIONS = [
     "ListRolePolicies",
 ]
 RESERVED_PREFIX = "strongroom-"
-_COLUMNS = (
-    "arn",
-    "account_id",
-    "kind",
-    "name",
-    "path",
-    "principal_id",
-    "created_date",
-    "trust_policy",
-    "description",
-    "max_session",
-    "tags",
-)
 
 
 def _no_such(kind: str, name: str) -> AWSError:
@@ -113,13 +102,10 @@ class IAM:
     # ------------------------------------------------------------------------------ helpers
 
     def _get(self, tx: Tx, account_id: str, kind: str, name: str) -> dict[str, Any]:
-        row = tx.one(
-            f"SELECT {', '.join(_COLUMNS)} FROM iam_principals WHERE account_id = ? AND kind = ? AND name = ?",
-            (account_id, kind, name),
-        )
+        row = q.principal(tx, account_id, kind, name)
         if row is None:
             raise _no_such(kind, name)
-        return dict(zip(_COLUMNS, row, strict=False))
+        return row
 
     @staticmethod
     def _shape(row: dict[str, Any]) -> dict[str, Any]:
@@ -161,17 +147,10 @@ class IAM:
         }
 
         def tx_fn(tx: Tx) -> dict[str, Any]:
-            exists = tx.one(
-                "SELECT 1 FROM iam_principals WHERE account_id = ? AND kind = ? AND name = ?",
-                (ctx.account_id, kind, name),
-            )
-            if exists:
+            if q.principal_exists(tx, ctx.account_id, kind, name):
                 raise AWSError("EntityAlreadyExists", f"{kind.capitalize()} with name {name} already exists.", 409)
             try:
-                tx.execute(
-                    f"INSERT INTO iam_principals ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})",
-                    [row[c] for c in _COLUMNS],
-                )
+                q.insert_principal(tx, row)
             except Conflict:
                 raise AWSError(
                     "EntityAlreadyExists", f"{kind.capitalize()} with name {name} already exists.", 409
@@ -184,24 +163,21 @@ class IAM:
         prefix = p.get("PathPrefix", "/")
 
         def tx_fn(tx: Tx) -> list[dict[str, Any]]:
-            rows = tx.all(
-                f"SELECT {', '.join(_COLUMNS)} FROM iam_principals WHERE account_id = ? AND kind = ? ORDER BY name",
-                (ctx.account_id, kind),
-            )
-            return [self._shape(dict(zip(_COLUMNS, r, strict=False))) for r in rows if r[4].startswith(prefix)]
+            rows = q.principals(tx, ctx.account_id, kind)
+            return [self._shape(r) for r in rows if r["path"].startswith(prefix)]
 
         return await self.db.read(tx_fn)  # type: ignore[no-any-return]
 
     async def _delete(self, ctx: RequestContext, kind: str, name: str) -> dict[str, Any]:
         def tx_fn(tx: Tx) -> str:
             row = self._get(tx, ctx.account_id, kind, name)
-            if tx.one("SELECT 1 FROM iam_inline_policies WHERE principal_arn = ?", (row["arn"],)):
+            if q.has_inline_policies(tx, row["arn"]):
                 raise AWSError("DeleteConflict", "Cannot delete entity, must delete policies first.", 409)
-            if kind == "user" and tx.one("SELECT 1 FROM access_keys WHERE principal_arn = ?", (row["arn"],)):
+            if kind == "user" and key_rows.has_keys(tx, row["arn"]):
                 raise AWSError("DeleteConflict", "Cannot delete entity, must delete access keys first.", 409)
-            tx.execute("DELETE FROM iam_principals WHERE arn = ?", (row["arn"],))
+            q.delete_principal(tx, row["arn"])
             if kind == "role":  # its sessions end with it, on every node
-                tx.execute("DELETE FROM access_keys WHERE role_arn = ?", (row["arn"],))
+                key_rows.delete_role_sessions(tx, row["arn"])
                 self.keys.revoked(tx)
             return row["arn"]  # type: ignore[no-any-return]
 
@@ -259,10 +235,8 @@ class IAM:
 
     async def create_access_key(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         name, arn, principal_id = await self.db.read(lambda tx: self._user_for_keys(tx, ctx, p))
-        count = await self.db.read(
-            lambda tx: tx.one("SELECT count(*) FROM access_keys WHERE principal_arn = ? AND expires_at IS NULL", (arn,))
-        )
-        if count and count[0] >= 2:
+        count = await self.db.read(lambda tx: key_rows.long_term_key_count(tx, arn))
+        if count >= 2:
             raise AWSError("LimitExceeded", "Cannot exceed quota for AccessKeysPerUser: 2", 409)
         access_key_id, secret = new_access_key_id(), new_secret_access_key()
         # A root's own key (no UserName) is root's: the one place besides first start and
@@ -282,11 +256,7 @@ class IAM:
     async def list_access_keys(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         def tx_fn(tx: Tx) -> dict[str, Any]:
             name, arn, _ = self._user_for_keys(tx, ctx, p)
-            rows = tx.all(
-                "SELECT access_key_id, status, created_date FROM access_keys WHERE principal_arn = ? "
-                "AND expires_at IS NULL ORDER BY created_date",
-                (arn,),
-            )
+            rows = key_rows.long_term_keys(tx, arn)
             return {
                 "AccessKeyMetadata": [
                     {"UserName": name, "AccessKeyId": r[0], "Status": r[1], "CreateDate": r[2]} for r in rows
@@ -299,14 +269,14 @@ class IAM:
     def _own_key(self, tx: Tx, ctx: RequestContext, p: dict[str, Any]) -> str:
         _, arn, _ = self._user_for_keys(tx, ctx, p)
         key = p["AccessKeyId"]
-        if not tx.one("SELECT 1 FROM access_keys WHERE access_key_id = ? AND principal_arn = ?", (key, arn)):
+        if not key_rows.is_key_of(tx, key, arn):
             raise AWSError("NoSuchEntity", f"The Access Key with id {key} cannot be found.", 404)
         return key  # type: ignore[no-any-return]
 
     async def update_access_key(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         def tx_fn(tx: Tx) -> str:
             key = self._own_key(tx, ctx, p)
-            tx.execute("UPDATE access_keys SET status = ? WHERE access_key_id = ?", (p["Status"], key))
+            key_rows.set_key_status(tx, key, p["Status"])
             self.keys.revoked(tx)
             return key
 
@@ -316,7 +286,7 @@ class IAM:
     async def delete_access_key(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         def tx_fn(tx: Tx) -> str:
             key = self._own_key(tx, ctx, p)
-            tx.execute("DELETE FROM access_keys WHERE access_key_id = ?", (key,))
+            key_rows.delete_access_key(tx, key)
             self.keys.revoked(tx)
             return key
 
@@ -337,26 +307,9 @@ class IAM:
         def tx_fn(tx: Tx) -> None:
             arn = self._get(tx, ctx.account_id, kind, name)["arn"]
             # The quota is on all of the principal's inline policies together (this one replacing its namesake).
-            if (
-                size
-                + sum(
-                    iam_size(r[0])
-                    for r in tx.all(
-                        "SELECT document FROM iam_inline_policies WHERE principal_arn = ? AND policy_name <> ?",
-                        (arn, policy_name),
-                    )
-                )
-                > limit
-            ):
+            if size + sum(iam_size(document) for document in q.other_inline_policies(tx, arn, policy_name)) > limit:
                 raise too_big
-            tx.execute(
-                "DELETE FROM iam_inline_policies WHERE principal_arn = ? AND policy_name = ?", (arn, policy_name)
-            )
-            tx.execute(
-                "INSERT INTO iam_inline_policies (principal_arn, account_id, policy_name, document) "
-                "VALUES (?, ?, ?, ?)",
-                (arn, ctx.account_id, policy_name, document),
-            )
+            q.put_inline_policy(tx, arn, ctx.account_id, policy_name, document)
             self.keys.revoked(tx)  # other nodes drop cached policies at once, too
 
         await self.db.write(tx_fn)
@@ -366,13 +319,10 @@ class IAM:
     async def _get_policy(self, ctx: RequestContext, kind: str, name: str, policy_name: str) -> dict[str, Any]:
         def tx_fn(tx: Tx) -> str:
             arn = self._get(tx, ctx.account_id, kind, name)["arn"]
-            row = tx.one(
-                "SELECT document FROM iam_inline_policies WHERE principal_arn = ? AND policy_name = ?",
-                (arn, policy_name),
-            )
-            if row is None:
+            document = q.inline_policy(tx, arn, policy_name)
+            if document is None:
                 raise AWSError("NoSuchEntity", f"The {kind} policy with name {policy_name} cannot be found.", 404)
-            return row[0]  # type: ignore[no-any-return]
+            return document
 
         document = await self.db.read(tx_fn)
         key = "UserName" if kind == "user" else "RoleName"
@@ -381,10 +331,7 @@ class IAM:
     async def _delete_policy(self, ctx: RequestContext, kind: str, name: str, policy_name: str) -> dict[str, Any]:
         def tx_fn(tx: Tx) -> None:
             arn = self._get(tx, ctx.account_id, kind, name)["arn"]
-            gone = tx.execute(
-                "DELETE FROM iam_inline_policies WHERE principal_arn = ? AND policy_name = ?", (arn, policy_name)
-            )
-            if not gone.rowcount:
+            if not q.delete_inline_policy(tx, arn, policy_name):
                 raise AWSError("NoSuchEntity", f"The {kind} policy with name {policy_name} cannot be found.", 404)
             self.keys.revoked(tx)
 
@@ -395,12 +342,7 @@ class IAM:
     async def _list_policies(self, ctx: RequestContext, kind: str, name: str) -> dict[str, Any]:
         def tx_fn(tx: Tx) -> list[str]:
             arn = self._get(tx, ctx.account_id, kind, name)["arn"]
-            return [
-                r[0]
-                for r in tx.all(
-                    "SELECT policy_name FROM iam_inline_policies WHERE principal_arn = ? ORDER BY policy_name", (arn,)
-                )
-            ]
+            return q.inline_policy_names(tx, arn)
 
         return {"PolicyNames": await self.db.read(tx_fn), "IsTruncated": False}
 

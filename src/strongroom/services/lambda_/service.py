@@ -27,13 +27,11 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
-import io
 import json
 import os
 import tempfile
 import threading
 import uuid
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +41,11 @@ from strongroom.context import RequestContext
 from strongroom.errors import AWSError
 from strongroom.rotation.runtime import FunctionRuntime, FunctionSpec
 from strongroom.services.lambda_.names import LAMBDA_SERVICE, FunctionRef, lambda_action, resolve_function
+from strongroom.services.lambda_.package import check_zip, extract
+from strongroom.services.lambda_.permissions import allows_secretsmanager
 from strongroom.services.secretsmanager.values import ValueCipher
 from strongroom.store import Conflict, Database, Tx
+from strongroom.store import functions as q
 
 __all__ = ["BUILTINS", "OPERATIONS", "Lambda"]
 
@@ -67,27 +68,10 @@ OPERATIONS = [
     "RemovePermission",
     "GetPolicy",
 ]
-SECRETS_MANAGER = "secretsmanager.amazonaws.com"
 RESERVED_PREFIX = "strongroom-"  # names of strongroom's own functions, present and future
 CANNOT_ASSUME = "The role defined for the function cannot be assumed by Lambda."
 _ENV_KEY = "strongroom:lambda-environment"
 _LOGS_KEY = "strongroom:lambda-logs"
-_COLUMNS = (
-    "name",
-    "arn",
-    "runtime",
-    "handler",
-    "role",
-    "description",
-    "timeout",
-    "memory_size",
-    "environment_enc",
-    "code_sha256",
-    "code_size",
-    "revision_id",
-    "policy",
-    "last_modified",
-)
 
 
 def _not_found(arn: str) -> AWSError:
@@ -145,24 +129,16 @@ class Lambda:
                 _, logs = self.cipher.encrypt(
                     tx, account, region, _LOGS_KEY, spec.arn, request_id, result.logs[-65536:]
                 )
-            tx.execute(
-                "INSERT INTO function_invocations (function_arn, request_id, started_date, duration_ms, step, "
-                "outcome, error, logs_enc) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    spec.arn,
-                    request_id,
-                    started,
-                    result.duration_ms,
-                    step,
-                    "succeeded" if result.ok else "failed",
-                    result.error_text[:2000] or None,
-                    logs,
-                ),
-            )
-            tx.execute(
-                "DELETE FROM function_invocations WHERE function_arn = ? AND id <= (SELECT id FROM "
-                "function_invocations WHERE function_arn = ? ORDER BY id DESC LIMIT 1 OFFSET 1000)",
-                (spec.arn, spec.arn),
+            q.insert_invocation(
+                tx,
+                spec.arn,
+                request_id,
+                started,
+                result.duration_ms,
+                step,
+                "succeeded" if result.ok else "failed",
+                result.error_text[:2000] or None,
+                logs,
             )
 
         self.db.write_sync(tx_fn)
@@ -177,11 +153,7 @@ class Lambda:
             return []  # no function has that name: nothing was recorded for it
         acct, reg, arn = ref.account, ref.region, ref.arn
         out = []
-        for row in tx.all(
-            "SELECT request_id, started_date, duration_ms, step, outcome, error, logs_enc FROM "
-            "function_invocations WHERE function_arn = ? ORDER BY id DESC LIMIT ?",
-            (arn, limit),
-        ):
+        for row in q.invocations_of(tx, arn, limit):
             logs = (
                 "" if row[6] is None else self.cipher.decrypt(tx, acct, reg, _LOGS_KEY, arn, row[0], 1, bytes(row[6]))
             )
@@ -218,7 +190,7 @@ class Lambda:
                 key=f"{ref.arn}#builtin", arn=ref.arn, name=ref.name, handler=BUILTINS[ref.name], timeout=60.0
             )
         row = self._row(tx, account_id, region, ref.name)
-        if row is None or not _allows_secretsmanager(row, source_arn, account_id):
+        if row is None or not allows_secretsmanager(row, source_arn, account_id):
             return None
         return self._spec(tx, account_id, region, row)
 
@@ -241,25 +213,19 @@ class Lambda:
         target = self.code_root / base64.urlsafe_b64decode(sha).hex()
         if target.exists():
             return target
-        blob = tx.one(
-            "SELECT code FROM functions WHERE account_id = ? AND region = ? AND name = ?", (account_id, region, name)
-        )
-        assert blob is not None
+        code = q.code_of(tx, account_id, region, name)
+        assert code is not None
         with self._unpack_lock:
             if not target.exists():
                 staging = Path(tempfile.mkdtemp(dir=self.code_root))
-                _extract(bytes(blob[0]), staging)
+                extract(code, staging)
                 os.replace(staging, target)
         return target
 
     # ------------------------------------------------------------------------------- rows
 
     def _row(self, tx: Tx, account_id: str, region: str, name: str) -> dict[str, Any] | None:
-        row = tx.one(
-            f"SELECT {', '.join(_COLUMNS)} FROM functions WHERE account_id = ? AND region = ? AND name = ?",
-            (account_id, region, name),
-        )
-        return None if row is None else dict(zip(_COLUMNS, row, strict=False))
+        return q.function_row(tx, account_id, region, name)
 
     @staticmethod
     def _ref(ctx: RequestContext, p: dict[str, Any]) -> FunctionRef:
@@ -289,11 +255,11 @@ class Lambda:
         parts = role_arn.split(":", 5)
         if len(parts) != 6 or parts[4] != ctx.account_id or parts[5].rsplit("/", 1)[-1] == BUILTIN_ROTATION_ROLE:
             raise _invalid(CANNOT_ASSUME)
-        row = tx.one("SELECT trust_policy FROM iam_principals WHERE arn = ? AND kind = 'role'", (role_arn,))
-        if row is None or not row[0]:
+        document = q.role_trust_policy(tx, role_arn)
+        if not document:
             raise _invalid(CANNOT_ASSUME)
         try:
-            trust = parse_policy(row[0])
+            trust = parse_policy(document)
         except PolicyError:
             raise _invalid(CANNOT_ASSUME) from None
         # A service principal is its own caller: "same account" so that the trust policy alone decides.
@@ -379,7 +345,7 @@ class Lambda:
         code = p.get("Code", {}).get("ZipFile")
         if code is None:
             raise _invalid("strongroom takes function code as Code.ZipFile; S3 and image code are not supported.")
-        _check_zip(code)
+        check_zip(code)
         if not p.get("Handler"):
             raise _invalid("Handler is required for a zip package.")
         arn = f"arn:aws:lambda:{ctx.region}:{ctx.account_id}:function:{name}"
@@ -390,28 +356,23 @@ class Lambda:
             self._check_role(tx, ctx, p["Role"])
             env = self._seal_environment(tx, ctx, arn, p.get("Environment", {}).get("Variables"))
             try:
-                tx.execute(
-                    "INSERT INTO functions (account_id, region, name, arn, runtime, handler, role, description, "
-                    "timeout, memory_size, environment_enc, code, code_sha256, code_size, revision_id, policy, "
-                    "last_modified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '[]', ?)",
-                    (
-                        ctx.account_id,
-                        ctx.region,
-                        name,
-                        arn,
-                        runtime,
-                        p["Handler"],
-                        p["Role"],
-                        p.get("Description", ""),
-                        p.get("Timeout", 3),
-                        p.get("MemorySize", 128),
-                        env,
-                        code,
-                        sha,
-                        len(code),
-                        str(uuid.uuid4()),
-                        now,
-                    ),
+                q.insert_function(
+                    tx,
+                    ctx.account_id,
+                    ctx.region,
+                    name,
+                    arn,
+                    runtime,
+                    p["Handler"],
+                    p["Role"],
+                    p.get("Description", ""),
+                    p.get("Timeout", 3),
+                    p.get("MemorySize", 128),
+                    env,
+                    code,
+                    sha,
+                    str(uuid.uuid4()),
+                    now,
                 )
             except Conflict:
                 raise AWSError("ResourceConflictException", f"Function already exist: {name}", 409) from None
@@ -436,12 +397,7 @@ class Lambda:
         marker = p.get("Marker", "")
 
         def tx_fn(tx: Tx) -> dict[str, Any]:
-            rows = tx.all(
-                f"SELECT {', '.join(_COLUMNS)} FROM functions WHERE account_id = ? AND region = ? "
-                "AND name > ? ORDER BY name LIMIT ?",
-                (ctx.account_id, ctx.region, marker, limit + 1),
-            )
-            items = [dict(zip(_COLUMNS, r, strict=False)) for r in rows]
+            items = q.function_rows(tx, ctx.account_id, ctx.region, marker, limit + 1)
             out: dict[str, Any] = {"Functions": [self._configuration(tx, ctx, r) for r in items[:limit]]}
             if len(items) > limit:
                 out["NextMarker"] = items[limit - 1]["name"]
@@ -453,16 +409,12 @@ class Lambda:
         code = p.get("ZipFile")
         if code is None:
             raise _invalid("strongroom takes function code as ZipFile; S3 and image code are not supported.")
-        _check_zip(code)
+        check_zip(code)
         sha = base64.b64encode(hashlib.sha256(code).digest()).decode()
 
         def tx_fn(tx: Tx) -> dict[str, Any]:
             row = self._find(tx, ctx, self._ref(ctx, p))
-            tx.execute(
-                "UPDATE functions SET code = ?, code_sha256 = ?, code_size = ?, revision_id = ?, last_modified = ? "
-                "WHERE arn = ?",
-                (code, sha, len(code), str(uuid.uuid4()), clock.now(), row["arn"]),
-            )
+            q.set_code(tx, row["arn"], code, sha, str(uuid.uuid4()), clock.now())
             return self._configuration(tx, ctx, self._find(tx, ctx, row["arn"]))
 
         out = await self.db.write(tx_fn)
@@ -493,10 +445,7 @@ class Lambda:
             }
             sets["revision_id"] = str(uuid.uuid4())
             sets["last_modified"] = clock.now()
-            tx.execute(
-                f"UPDATE functions SET {', '.join(f'{k} = ?' for k in sets)} WHERE arn = ?",
-                [*sets.values(), row["arn"]],
-            )
+            q.update_function(tx, row["arn"], sets)
             return self._configuration(tx, ctx, self._find(tx, ctx, row["arn"]))
 
         out = await self.db.write(tx_fn)
@@ -509,7 +458,7 @@ class Lambda:
             row = self._find(tx, ctx, ref)
             if ref.qualifier is not None:
                 raise _invalid("$LATEST version cannot be deleted without deleting the function.")
-            tx.execute("DELETE FROM functions WHERE arn = ?", (row["arn"],))
+            q.delete_function(tx, row["arn"])
             return str(row["arn"])
 
         arn = await self.db.write(tx_fn)
@@ -588,10 +537,7 @@ class Lambda:
             if conditions:
                 statement["Condition"] = conditions
             statements.append(statement)
-            tx.execute(
-                "UPDATE functions SET policy = ?, revision_id = ? WHERE arn = ?",
-                (json.dumps(statements), str(uuid.uuid4()), row["arn"]),
-            )
+            q.set_policy(tx, row["arn"], json.dumps(statements), str(uuid.uuid4()))
             return {"Statement": json.dumps(statement)}
 
         return await self.db.write(tx_fn)  # type: ignore[no-any-return]
@@ -605,10 +551,7 @@ class Lambda:
                 raise AWSError(
                     "ResourceNotFoundException", f"Statement {p['StatementId']} is not found in resource policy.", 404
                 )
-            tx.execute(
-                "UPDATE functions SET policy = ?, revision_id = ? WHERE arn = ?",
-                (json.dumps(kept), str(uuid.uuid4()), row["arn"]),
-            )
+            q.set_policy(tx, row["arn"], json.dumps(kept), str(uuid.uuid4()))
             return {}
 
         return await self.db.write(tx_fn)  # type: ignore[no-any-return]
@@ -627,70 +570,3 @@ class Lambda:
 
 def _snake(name: str) -> str:
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
-
-
-def _allows_secretsmanager(row: dict[str, Any], source_arn: str | None, source_account: str) -> bool:
-    """Does the function's policy let Secrets Manager invoke it on behalf of the secret ``source_arn``?
-
-    Evaluated by the policy engine as AWS does for a service principal: the statements'
-    ``Principal``, ``Action`` and ``Resource`` must match, and their conditions see
-    ``aws:SourceArn`` (the secret's ARN) and ``aws:SourceAccount``. No statement: no invocation.
-    """
-    from strongroom.policy import PolicyError, Request, evaluate, parse_policy
-
-    statements = json.loads(row["policy"])
-    if not statements:
-        return False
-    try:
-        policy = parse_policy(json.dumps({"Version": "2012-10-17", "Statement": statements}))
-    except PolicyError:
-        return False  # fail closed on a statement the engine cannot honour
-    context: dict[str, Any] = {"aws:SourceAccount": source_account}
-    if source_arn is not None:
-        context["aws:SourceArn"] = source_arn
-    request = Request(
-        principal_arn=SECRETS_MANAGER,
-        principal_account=source_account,
-        action="lambda:InvokeFunction",
-        resource=row["arn"],
-        resource_account=source_account,
-        context=context,
-    )
-    return evaluate(request, [], [policy]).allowed
-
-
-_MAX_UNZIPPED = 262_144_000  # Lambda's limit on a zip package's unzipped size
-
-
-def _check_zip(code: bytes) -> None:
-    """Refuse at upload what could not be unpacked at invocation: reading the central directory is
-    not enough (a damaged member only failed at Invoke, with a 500 on every call after), so every
-    member is read and its CRC checked, once its declared sizes are known to be within limits."""
-    try:
-        with zipfile.ZipFile(io.BytesIO(code)) as z:
-            infos = z.infolist()
-            for info in infos:
-                _safe_member(info.filename)
-            if sum(info.file_size for info in infos) >= _MAX_UNZIPPED:
-                raise _invalid(f"Unzipped size must be smaller than {_MAX_UNZIPPED} bytes")
-            damaged = z.testzip()
-    except AWSError:
-        raise
-    except Exception:  # noqa: BLE001 - a damaged archive raises BadZipFile, zlib.error, EOFError, NotImplementedError...
-        damaged = ""
-    if damaged is not None:
-        raise _invalid("Could not unzip uploaded file. Please check your file, then try to upload again.")
-
-
-def _safe_member(name: str) -> None:
-    parts = Path(name).parts
-    if name.startswith("/") or ".." in parts:
-        raise _invalid(f"The zip file holds an unsafe path: {name}")
-
-
-def _extract(code: bytes, target: Path) -> None:
-    with zipfile.ZipFile(io.BytesIO(code)) as z:
-        for info in z.infolist():
-            _safe_member(info.filename)
-        z.extractall(target)
-    os.chmod(target, 0o755)

@@ -28,22 +28,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from strongroom import clock
 from strongroom.context import RequestContext
 from strongroom.domain import labels as L
 from strongroom.domain.names import new_arn, parse_secret_id
 from strongroom.errors import AWSError
+from strongroom.services.secretsmanager import lookup, policies, tags
 from strongroom.services.secretsmanager import messages as M
-from strongroom.services.secretsmanager import policies, tags
+from strongroom.services.secretsmanager.lookup import ServiceParts
 from strongroom.services.secretsmanager.values import key_ref_for
 from strongroom.store import Conflict, Tx
 from strongroom.store import secrets as q
 from strongroom.store.secrets import SecretRow, VersionRow
-
-if TYPE_CHECKING:
-    from strongroom.services.secretsmanager.service import SecretsManager
 
 __all__ = [
     "MANAGED_POLICY",
@@ -170,7 +168,7 @@ def managed_policy(primary_account: str, partition: str) -> str:
 # ----------------------------------------------------------------------------------- create
 
 
-async def create_replica(sm: SecretsManager, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+async def create_replica(sm: ServiceParts, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
     """CreateSecret with ``CrossAccountPrimaryARN``, in the replica's account."""
     name = p["Name"]
     given = [m for m in _NOT_ON_REPLICA if m in p]
@@ -192,7 +190,7 @@ async def create_replica(sm: SecretsManager, ctx: RequestContext, p: dict[str, A
     now = clock.now()
 
     def tx_fn(tx: Tx) -> dict[str, Any]:
-        sm.authorize(tx, ctx, None, name)
+        lookup.authorize(tx, ctx, None, name)
         existing = q.find_secret(tx, ctx.account_id, ctx.region, name=name, lock=True)
         if existing is not None:
             if existing.deleted_date is not None:
@@ -213,7 +211,7 @@ async def create_replica(sm: SecretsManager, ctx: RequestContext, p: dict[str, A
         )
         # AWS: creating a replica "also needs secretsmanager:PutResourcePolicy", because Secrets
         # Manager attaches the managed policy (Permissions for cross-account replication).
-        sm.authorize(tx, _as(ctx, "PutResourcePolicy"), None, row.arn)
+        lookup.authorize(tx, _as(ctx, "PutResourcePolicy"), None, row.arn)
         try:
             q.insert_secret(tx, row)
         except Conflict:
@@ -227,7 +225,7 @@ async def create_replica(sm: SecretsManager, ctx: RequestContext, p: dict[str, A
 # ------------------------------------------------------------------------ associate / stop
 
 
-async def associate(sm: SecretsManager, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+async def associate(sm: ServiceParts, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
     replica_ref = _other_account_secret_arn(ctx, p["CrossAccountReplicaARN"], "CrossAccountReplicaARN")
     role = p.get("ReplicationRoleARN")
     if role is not None and not (role.startswith(f"arn:{ctx.partition}:iam::{ctx.account_id}:role/")):
@@ -238,9 +236,9 @@ async def associate(sm: SecretsManager, ctx: RequestContext, p: dict[str, Any]) 
     now = clock.now()
 
     def tx_fn(tx: Tx) -> dict[str, Any]:
-        primary = sm.find(tx, ctx, p["SecretId"], lock=True)
+        primary = lookup.find(tx, ctx, p["SecretId"], lock=True)
         # AWS: the caller also needs GetSecretValue on the primary (AssociateCrossAccountReplica).
-        sm.authorize(tx, _as(ctx, "GetSecretValue"), primary, primary.arn)
+        lookup.authorize(tx, _as(ctx, "GetSecretValue"), primary, primary.arn)
         if primary.account_id != ctx.account_id:
             raise M.invalid_parameter(
                 "You must call AssociateCrossAccountReplica from the account that owns the primary secret."
@@ -255,7 +253,7 @@ async def associate(sm: SecretsManager, ctx: RequestContext, p: dict[str, Any]) 
         )
         # AWS: "secretsmanager:AcceptCrossAccountReplication on the replica secret", decided with
         # the replica's resource policy, as every call into another account.
-        sm.authorize(tx, _as(ctx, "AcceptCrossAccountReplication"), replica, p["CrossAccountReplicaARN"])
+        lookup.authorize(tx, _as(ctx, "AcceptCrossAccountReplication"), replica, p["CrossAccountReplicaARN"])
         if replica is None:
             raise M.not_found()
         link = replica.cross_account_primary
@@ -289,11 +287,11 @@ async def associate(sm: SecretsManager, ctx: RequestContext, p: dict[str, Any]) 
     return await sm.db.write(tx_fn)  # type: ignore[no-any-return]
 
 
-async def disassociate(sm: SecretsManager, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+async def disassociate(sm: ServiceParts, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
     wanted = parse_secret_id(p["CrossAccountReplicaARN"])
 
     def tx_fn(tx: Tx) -> dict[str, Any]:
-        primary = sm.find(tx, ctx, p["SecretId"], lock=True)
+        primary = lookup.find(tx, ctx, p["SecretId"], lock=True)
         entry = next((r for r in primary.cross_account_replicas if _names_arn(wanted, r["ReplicaSecretARN"])), None)
         if entry is None:
             raise M.invalid_request(
@@ -318,13 +316,13 @@ async def disassociate(sm: SecretsManager, ctx: RequestContext, p: dict[str, Any
     return await sm.db.write(tx_fn)  # type: ignore[no-any-return]
 
 
-def stop(sm: SecretsManager, tx: Tx, ctx: RequestContext, replica: SecretRow) -> None:
+def stop(sm: ServiceParts, tx: Tx, ctx: RequestContext, replica: SecretRow) -> None:
     """StopReplicationToReplica on a cross-account replica, in the replica's account: it becomes a
     standalone secret, loses the managed policy, and its primary sees it ``Detached``."""
     assert replica.cross_account_primary is not None
     # AWS: for a cross-account replica the caller also needs DeleteResourcePolicy, because the
     # managed policy is removed (StopReplicationToReplica API reference).
-    sm.authorize(tx, _as(ctx, "DeleteResourcePolicy"), replica, replica.arn)
+    lookup.authorize(tx, _as(ctx, "DeleteResourcePolicy"), replica, replica.arn)
     primary_arn = replica.cross_account_primary["PrimarySecretARN"]
     replica.cross_account_primary = None
     replica.last_changed_date = clock.now()
@@ -350,7 +348,7 @@ def stop(sm: SecretsManager, tx: Tx, ctx: RequestContext, replica: SecretRow) ->
 # -------------------------------------------------------------------------------- replicate
 
 
-def sync(sm: SecretsManager, tx: Tx, primary: SecretRow) -> None:
+def sync(sm: ServiceParts, tx: Tx, primary: SecretRow) -> None:
     """Bring every in-sync cross-account replica of ``primary`` up to date, in the transaction of
     the primary's write (so, as for region replicas, a replica is never behind an acknowledged
     write)."""
@@ -379,20 +377,18 @@ def sync(sm: SecretsManager, tx: Tx, primary: SecretRow) -> None:
         q.update_secret(tx, primary, "cross_account_replicas")
 
 
-def _copy(sm: SecretsManager, tx: Tx, primary: SecretRow, replica: SecretRow, now: float) -> None:
+def _copy(sm: ServiceParts, tx: Tx, primary: SecretRow, replica: SecretRow, now: float) -> None:
     """Make the replica's versions and labels the primary's: versions it lacks are copied (the
     value decrypted under the primary's key and encrypted under the replica's, bound to the
     replica's ARN), versions the primary no longer has go. Only values: a placeholder version of
     a rotation in progress, and its AWSPENDING label, stay on the primary."""
     # Ids first: only the versions the replica lacks are read whole (and decrypted).
-    wanted = {
-        r[0] for r in tx.all("SELECT version_id FROM versions WHERE secret_id = ? AND value_kind <> 0", (primary.id,))
-    }
-    have = {r[0] for r in tx.all("SELECT version_id FROM versions WHERE secret_id = ?", (replica.id,))}
+    wanted = q.version_ids(tx, primary.id, with_value=True)
+    have = q.version_ids(tx, replica.id)
     stages = {s: v for s, v in q.stages_of(tx, primary.id).items() if v in wanted and s not in _NOT_REPLICATED_LABELS}
     if have == wanted and q.stages_of(tx, replica.id) == stages:
         return  # a write of the primary's metadata: nothing for the replica
-    tx.execute("DELETE FROM stages WHERE secret_id = ?", (replica.id,))
+    q.remove_stages(tx, replica.id)
     for version_id in have - wanted:
         q.delete_version(tx, replica.id, version_id)
     key_ref = key_ref_for(replica.kms_key_id, replica.arn.split(":", 2)[1], replica.region, replica.account_id)

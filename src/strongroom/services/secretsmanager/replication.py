@@ -8,18 +8,16 @@ key, bound to the replica's ARN.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from strongroom.context import RequestContext
 from strongroom.services.secretsmanager import cross_account
 from strongroom.services.secretsmanager import messages as M
+from strongroom.services.secretsmanager.lookup import ServiceParts
 from strongroom.services.secretsmanager.values import key_ref_for
 from strongroom.store import Tx
 from strongroom.store import secrets as q
 from strongroom.store.secrets import SecretRow, VersionRow
-
-if TYPE_CHECKING:
-    from strongroom.services.secretsmanager.service import SecretsManager
 
 __all__ = ["add", "describe", "parse_regions", "promote", "remove", "sync"]
 
@@ -89,7 +87,7 @@ def replica_arns(secret: SecretRow) -> list[str]:
 
 
 def add(
-    sm: SecretsManager, tx: Tx, primary: SecretRow, regions: list[tuple[str, str | None]], force: bool, now: float
+    sm: ServiceParts, tx: Tx, primary: SecretRow, regions: list[tuple[str, str | None]], force: bool, now: float
 ) -> list[dict[str, Any]]:
     existing = {r["Region"] for r in primary.replicas}
     for region, kms_key_id in regions:
@@ -124,7 +122,7 @@ def add(
     return _status(primary.replicas)
 
 
-def remove(sm: SecretsManager, tx: Tx, primary: SecretRow, regions: list[str]) -> list[dict[str, Any]]:
+def remove(sm: ServiceParts, tx: Tx, primary: SecretRow, regions: list[str]) -> list[dict[str, Any]]:
     keep = []
     for entry in primary.replicas:
         if entry["Region"] in regions:
@@ -138,7 +136,7 @@ def remove(sm: SecretsManager, tx: Tx, primary: SecretRow, regions: list[str]) -
     return _status(keep)
 
 
-def sync(sm: SecretsManager, tx: Tx, primary: SecretRow) -> None:
+def sync(sm: ServiceParts, tx: Tx, primary: SecretRow) -> None:
     """Rewrite every in-sync replica from the primary: metadata, versions, labels, policies; and
     bring its cross-account replicas up to date (their values and labels only)."""
     if primary.cross_account_replicas:
@@ -159,9 +157,7 @@ def sync(sm: SecretsManager, tx: Tx, primary: SecretRow) -> None:
         kms = entry.get("KmsKeyId")
         replica.kms_key_id = None if kms == "alias/aws/secretsmanager" else kms
         q.update_secret(tx, replica, *_COPIED)
-        tx.execute("DELETE FROM stages WHERE secret_id = ?", (replica.id,))
-        tx.execute("DELETE FROM versions WHERE secret_id = ?", (replica.id,))
-        tx.execute("DELETE FROM policies WHERE secret_id = ?", (replica.id,))
+        q.clear_contents(tx, replica.id)
         key_ref = key_ref_for(replica.kms_key_id, "aws", replica.region, replica.account_id)
         for version in versions:
             blob = None
@@ -198,7 +194,7 @@ def sync(sm: SecretsManager, tx: Tx, primary: SecretRow) -> None:
             q.put_policy(tx, replica.id, name, document, replica.last_changed_date)
 
 
-def promote(sm: SecretsManager, tx: Tx, replica: SecretRow) -> None:
+def promote(sm: ServiceParts, tx: Tx, replica: SecretRow) -> None:
     """StopReplicationToReplica: the replica becomes a standalone secret."""
     if replica.primary_arn is None:
         raise M.invalid_request("The secret is not a replica.")  # unverified

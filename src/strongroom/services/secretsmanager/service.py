@@ -11,52 +11,45 @@ Timestamps are returned as epoch seconds (floats); the protocol layer writes the
 from __future__ import annotations
 
 import dataclasses
-import math
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from strongroom import clock
 from strongroom.context import RequestContext
 from strongroom.domain import labels as L
-from strongroom.domain.names import INVALID_NAME_MESSAGE, is_valid_name, new_arn, parse_secret_id
-from strongroom.domain.password import PasswordError, PasswordRules, generate_password
+from strongroom.domain.names import INVALID_NAME_MESSAGE, is_valid_name, new_arn
 from strongroom.errors import AWSError
-from strongroom.members import Members, without_none
-from strongroom.services.secretsmanager import cross_account, policies, replication, tags
+from strongroom.services.secretsmanager import cross_account, replication, tags
 from strongroom.services.secretsmanager import messages as M
+from strongroom.services.secretsmanager.base import midnight, ms
+from strongroom.services.secretsmanager.describing import DescribeOperations
+from strongroom.services.secretsmanager.lifecycle import LifecycleOperations
 from strongroom.services.secretsmanager.listing import Lister
+from strongroom.services.secretsmanager.lookup import authorize, owner_of, parse_id
+from strongroom.services.secretsmanager.metadata import MetadataOperations
+from strongroom.services.secretsmanager.rotating import RotationOperations
 from strongroom.services.secretsmanager.values import ValueCipher, key_ref_for
 from strongroom.store import Conflict, Database, Tx
 from strongroom.store import secrets as q
-from strongroom.store.secrets import SecretRow, VersionRow
+from strongroom.store.secrets import SecretRow
+
+if TYPE_CHECKING:
+    from strongroom.rotation.engine import RotationEngine
 
 __all__ = ["SecretsManager"]
 
 Handler = Callable[[RequestContext, dict[str, Any]], Awaitable[dict[str, Any]]]
-DAY = 86400.0
 
 
-def _midnight(t: float) -> float:
-    return math.floor(t / DAY) * DAY
-
-
-def _ms(t: float) -> float:
-    """A date as AWS answers it: epoch seconds to the millisecond (AWS's documentation examples,
-    e.g. "CreatedDate": 1523477145.713 in botocore's examples-1.json; LocalStack's aws-validated
-    test_last_updated_date notes the three fraction digits). Stored dates keep their precision:
-    only answers are cut, so ordering and pagination are unchanged."""
-    return math.floor(t * 1000) / 1000
-
-
-class SecretsManager:
+class SecretsManager(DescribeOperations, LifecycleOperations, MetadataOperations, RotationOperations):
     """All operations of the service, keyed by their AWS names in :attr:`handlers`."""
 
     def __init__(self, db: Database, cipher: ValueCipher, token_key: bytes) -> None:
         self.db = db
         self.cipher = cipher
         self.lister = Lister(db, token_key)
-        self.rotation: Any = None  # set by the rotation engine when it is installed
+        self.rotation: RotationEngine | None = None  # the rotation engine, once the server installed one
         self.handlers: dict[str, Handler] = {
             "CreateSecret": self.create_secret,
             "GetSecretValue": self.get_secret_value,
@@ -86,79 +79,6 @@ class SecretsManager:
             "DisassociateCrossAccountReplica": self.disassociate_cross_account_replica,
         }
 
-    # ------------------------------------------------------------------------------ look-ups
-
-    @staticmethod
-    def find(tx: Tx, ctx: RequestContext, secret_id: str, lock: bool = False) -> SecretRow:
-        ref = SecretsManager.parse_id(secret_id)
-        owner = SecretsManager.owner_of(ctx, ref)
-        if owner is None:
-            SecretsManager.authorize(tx, ctx, None, secret_id)
-            raise M.not_found()
-        row = q.find_secret(tx, owner, ctx.region, name=ref.name, arn=ref.arn, lock=lock)
-        SecretsManager.authorize(tx, ctx, row, secret_id)
-        if row is None:
-            raise M.not_found()
-        return row
-
-    @staticmethod
-    def parse_id(secret_id: str) -> Any:
-        """A SecretId as a name or ARN; a name with characters no name may have is refused as AWS
-        refuses it on every operation (ValidationException, LocalStack snapshot test_invalid_secret_name)."""
-        if not secret_id.startswith("arn:") and not is_valid_name(secret_id):
-            raise AWSError("ValidationException", INVALID_NAME_MESSAGE)
-        return parse_secret_id(secret_id)
-
-    @staticmethod
-    def owner_of(ctx: RequestContext, ref: Any) -> str | None:
-        """The account whose secret ``ref`` names, or None when it cannot be reached from here.
-
-        A full ARN may name another account's secret: reachable when policies are enforced (both
-        the caller's policies and the secret's resource policy must then allow, as on AWS).
-        """
-        if ref.region is not None and ref.region != ctx.region:
-            return None
-        if ref.account_id is None or ref.account_id == ctx.account_id:
-            return ctx.account_id
-        return ref.account_id if ctx.authz is not None else None
-
-    @staticmethod
-    def authorize(
-        tx: Tx, ctx: RequestContext, secret: SecretRow | None, secret_id: str, has_policy: bool | None = None
-    ) -> None:
-        """IAM's decision for this call on this secret (or on the ARN asked for, when it is absent:
-        a caller who may not touch it learns AccessDenied, not whether it exists). ``has_policy``:
-        whether the secret has a resource policy, when the caller already knows (None: look)."""
-        if ctx.authz is None:
-            return
-        if secret is not None:
-            resource = secret.arn
-        elif secret_id.startswith("arn:"):
-            resource = secret_id
-        else:
-            resource = f"arn:{ctx.partition}:secretsmanager:{ctx.region}:{ctx.account_id}:secret:{secret_id}"
-        ctx.authz.check_secret(tx, ctx, secret, resource, has_policy)
-
-    def find_live(
-        self,
-        tx: Tx,
-        ctx: RequestContext,
-        secret_id: str,
-        lock: bool = True,
-        primary_only: bool = True,
-        own_metadata: bool = False,
-    ) -> SecretRow:
-        """A secret a write may change: not scheduled for deletion, not a replica. ``own_metadata``:
-        the write is of tags or resource policies, which a cross-account replica keeps as its own."""
-        row = self.find(tx, ctx, secret_id, lock=lock)
-        if row.deleted_date is not None:
-            raise M.invalid_request(M.MARKED_FOR_DELETION)
-        if primary_only and row.primary_arn is not None:
-            raise M.invalid_parameter(M.REPLICA_WRITE)
-        if primary_only and not own_metadata:
-            cross_account.check_writable(row)
-        return row
-
     # -------------------------------------------------------------------------------- values
 
     @staticmethod
@@ -185,11 +105,6 @@ class SecretsManager:
             raise M.invalid_request("You must provide a ClientRequestToken value. We recommend a UUID-type value.")
         return token  # type: ignore[no-any-return]
 
-    def _new_version(self, tx: Tx, secret: SecretRow, version_id: str, value: str | bytes, now: float) -> VersionRow:
-        key_ref = key_ref_for(secret.kms_key_id, "aws", secret.region, secret.account_id)
-        kind, blob = self.cipher.encrypt(tx, secret.account_id, secret.region, key_ref, secret.arn, version_id, value)
-        return VersionRow(version_id, now, None, kind, key_ref, blob)
-
     def _store_value(
         self, tx: Tx, secret: SecretRow, token: str, value: str | bytes, stages: list[str], now: float
     ) -> list[str]:
@@ -215,7 +130,7 @@ class SecretsManager:
                 # AWS, moto aws_verified test_put_different_secret_value_with_same_token
                 raise M.exists(M.token_in_use(token, secret.arn))
             return sorted(s for s, v in q.stages_of(tx, secret.id).items() if v == token)
-        version = self._new_version(tx, secret, token, value, now)
+        version = self.cipher.new_version(tx, secret, token, value, now)
         if existing is None:
             q.insert_version(tx, secret.id, version)
         else:
@@ -254,21 +169,12 @@ class SecretsManager:
         Only versions past the 100th and older than a day are looked at, so a secret written
         thousands of times in a day costs one indexed count per write, not a scan of its versions.
         """
-        rows = tx.all(
-            "SELECT version_id FROM versions WHERE secret_id = ? AND created_date < ?",
-            (secret_id, now - L.RETENTION_SECONDS),
-        )
+        rows = q.version_ids_before(tx, secret_id, now - L.RETENTION_SECONDS)
         if not rows:
             return
-        newest = {
-            r[0]
-            for r in tx.all(
-                "SELECT version_id FROM versions WHERE secret_id = ? ORDER BY created_date DESC, version_id LIMIT ?",
-                (secret_id, L.MAX_VERSIONS_KEPT),
-            )
-        }
+        newest = q.newest_version_ids(tx, secret_id, L.MAX_VERSIONS_KEPT)
         labelled = set(q.stages_of(tx, secret_id).values())
-        for (version_id,) in rows:
+        for version_id in rows:
             if version_id not in newest and version_id not in labelled:
                 q.delete_version(tx, secret_id, version_id)
 
@@ -294,7 +200,7 @@ class SecretsManager:
         now = clock.now()
 
         def tx_fn(tx: Tx) -> dict[str, Any]:
-            self.authorize(tx, ctx, None, name)
+            authorize(tx, ctx, None, name)
             existing = q.find_secret(tx, ctx.account_id, ctx.region, name=name, lock=True)
             if existing is not None:
                 if existing.deleted_date is not None:
@@ -356,14 +262,14 @@ class SecretsManager:
         secret_id = p["SecretId"]
         version_id = p.get("VersionId")
         stage = p.get("VersionStage")
-        ref = self.parse_id(secret_id)
-        owner = self.owner_of(ctx, ref)
+        ref = parse_id(secret_id)
+        owner = owner_of(ctx, ref)
         if owner is None:
             raise M.not_found()
 
         def tx_fn(tx: Tx) -> tuple[dict[str, Any], SecretRow, str, bool]:
             found = q.value_for(tx, owner, ctx.region, ref.name, ref.arn, version_id, stage)
-            self.authorize(tx, ctx, None if found is None else found[0], secret_id, None if found is None else found[3])
+            authorize(tx, ctx, None if found is None else found[0], secret_id, None if found is None else found[3])
             if found is None:
                 raise M.not_found()
             secret, version, version_labels, _ = found
@@ -400,10 +306,10 @@ class SecretsManager:
                 "Name": secret.name,
                 "VersionId": version.version_id,
                 "VersionStages": version_labels,
-                "CreatedDate": _ms(version.created_date),
+                "CreatedDate": ms(version.created_date),
             }
             out["SecretString" if isinstance(value, str) else "SecretBinary"] = value
-            today = _midnight(clock.now())
+            today = midnight(clock.now())
             stale = version.last_accessed_date != today or secret.last_accessed_date != today
             return out, secret, version.version_id, stale
 
@@ -416,14 +322,10 @@ class SecretsManager:
 
     async def _touch(self, secret_id: int, version_id: str) -> None:
         """Record today's date as the last access, at most once a day per version."""
-        today = _midnight(clock.now())
+        today = midnight(clock.now())
 
         def tx_fn(tx: Tx) -> None:
-            tx.execute(
-                "UPDATE versions SET last_accessed_date = ? WHERE secret_id = ? AND version_id = ?",
-                (today, secret_id, version_id),
-            )
-            tx.execute("UPDATE secrets SET last_accessed_date = ? WHERE id = ?", (today, secret_id))
+            q.touch(tx, secret_id, version_id, today)
 
         await self.db.write(tx_fn)
 
@@ -537,10 +439,7 @@ class SecretsManager:
             _kind, blob = self.cipher.encrypt(
                 tx, secret.account_id, secret.region, key_ref, secret.arn, version_id, value
             )
-            tx.execute(
-                "UPDATE versions SET key_ref = ?, ciphertext = ? WHERE secret_id = ? AND version_id = ?",
-                (key_ref, blob, secret.id, version_id),
-            )
+            q.rewrap_version(tx, secret.id, version_id, key_ref, blob)
 
     async def update_secret_version_stage(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         stage = p["VersionStage"]
@@ -592,382 +491,6 @@ class SecretsManager:
             return {"ARN": secret.arn, "Name": secret.name}
 
         return await self.db.write(tx_fn)
-
-    # -------------------------------------------------------------------------------- delete
-
-    async def delete_secret(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        force = p.get("ForceDeleteWithoutRecovery", False)
-        window = p.get("RecoveryWindowInDays")
-        if force and window is not None:
-            raise M.invalid_parameter(
-                "You can't use ForceDeleteWithoutRecovery in conjunction with RecoveryWindowInDays."
-            )
-        if window is None:
-            window = 30
-        if not force and not 7 <= window <= 30:
-            raise M.invalid_parameter("The RecoveryWindowInDays value must be between 7 and 30 days (inclusive).")
-        now = clock.now()
-
-        def tx_fn(tx: Tx) -> dict[str, Any]:
-            try:
-                secret = self.find(tx, ctx, p["SecretId"], lock=True)
-            except AWSError as err:
-                if not force or err.code != "ResourceNotFoundException":
-                    raise
-                # AWS: "If you forcibly delete an already deleted or nonexistent secret, the
-                # operation does not return ResourceNotFoundException" (DeleteSecret API reference,
-                # ForceDeleteWithoutRecovery). The members answered then are # unverified.
-                return self.gone(ctx, p["SecretId"], now)
-            if secret.primary_arn is not None:
-                raise M.invalid_parameter(M.REPLICA_WRITE)
-            if secret.replicas:
-                # AWS, errors quoted in gruntwork-io/cloud-nuke#435 and rebuy-de/aws-nuke#1127
-                raise M.invalid_parameter(
-                    "You can't delete secret "
-                    + secret.arn
-                    + " that still has replica regions ["
-                    + ", ".join(r["Region"] for r in secret.replicas)
-                    + "]."
-                )
-            cross_account.check_deletable(secret)
-            if force:
-                q.delete_secret_row(tx, secret.id)
-                return {"ARN": secret.arn, "Name": secret.name, "DeletionDate": _ms(now)}
-            if secret.deleted_date is not None:
-                raise M.invalid_request(M.MARKED_FOR_DELETION)
-            secret.deleted_date = now
-            secret.deletion_date = now + window * DAY
-            q.update_secret(tx, secret, "deleted_date", "deletion_date")
-            return {"ARN": secret.arn, "Name": secret.name, "DeletionDate": _ms(secret.deletion_date)}
-
-        return await self.db.write(tx_fn)
-
-    @staticmethod
-    def gone(ctx: RequestContext, secret_id: str, now: float) -> dict[str, Any]:
-        """DeleteSecret's answer for a forced delete of a secret that is not there: the ARN asked
-        for, or one made for the name (with a fresh suffix, as a new secret would get)."""
-        ref = parse_secret_id(secret_id)
-        if ref.arn is not None:
-            return {"ARN": ref.arn, "Name": ref.arn.split(":", 6)[-1].rsplit("-", 1)[0], "DeletionDate": _ms(now)}
-        assert ref.name is not None
-        return {
-            "ARN": new_arn(ctx.partition, ctx.region, ctx.account_id, ref.name),
-            "Name": ref.name,
-            "DeletionDate": _ms(now),
-        }
-
-    async def restore_secret(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        def tx_fn(tx: Tx) -> dict[str, Any]:
-            secret = self.find(tx, ctx, p["SecretId"], lock=True)
-            if secret.primary_arn is not None:
-                raise M.invalid_parameter(M.REPLICA_WRITE)
-            secret.deleted_date = None
-            secret.deletion_date = None
-            secret.last_changed_date = clock.now()
-            q.update_secret(tx, secret, "deleted_date", "deletion_date", "last_changed_date")
-            return {"ARN": secret.arn, "Name": secret.name}
-
-        return await self.db.write(tx_fn)
-
-    async def purge_due(self, limit: int = 100) -> list[SecretRow]:
-        """Delete for good the secrets whose recovery window has ended; returns them."""
-        now = clock.now()
-
-        def tx_fn(tx: Tx) -> list[SecretRow]:
-            gone = []
-            for secret_id in q.due_for_purge(tx, now, limit):
-                row = q.get_secret_by_id(tx, secret_id)
-                if row is not None:
-                    gone.append(row)
-                q.delete_secret_row(tx, secret_id)
-            return gone
-
-        return await self.db.write(tx_fn)  # type: ignore[no-any-return]
-
-    # ------------------------------------------------------------------------------ describe
-
-    def describe(self, tx: Tx, secret: SecretRow) -> dict[str, Any]:
-        stages = q.stages_of(tx, secret.id)
-        by_version: dict[str, list[str]] = {}
-        for stage, vid in sorted(stages.items()):
-            by_version.setdefault(vid, []).append(stage)
-        accessed = q.last_accessed_by_arn(tx, replication.replica_arns(secret)) if secret.replicas else None
-        out = self.entry(secret, by_version, accessed)
-        if by_version:
-            out["VersionIdsToStages"] = out.pop("SecretVersionsToStages")
-        out.update(cross_account.describe(secret))
-        return out
-
-    @staticmethod
-    def entry(
-        secret: SecretRow, by_version: dict[str, list[str]], replica_access: dict[str, float] | None = None
-    ) -> dict[str, Any]:
-        """The members DescribeSecret and ListSecrets share; only those with a value (set one by
-        one: a page of ListSecrets makes 100 of these, and building all nineteen to drop the
-        empty ones cost twice as much). ``replica_access``: replica ARN -> last access, for a
-        primary's ReplicationStatus."""
-        out = Members(ARN=secret.arn, Name=secret.name)  # no None anywhere: serialized without the protocol's walk
-        if secret.type is not None:
-            out["Type"] = secret.type
-        if secret.description:  # AWS answers no Description for "" (LocalStack snapshot
-            out["Description"] = secret.description  # test_create_secret_version_from_empty_secret)
-        if secret.kms_key_id is not None:
-            out["KmsKeyId"] = secret.kms_key_id
-        if secret.rotation_enabled is not None:
-            out["RotationEnabled"] = bool(secret.rotation_enabled)
-        if secret.rotation_lambda_arn is not None:
-            out["RotationLambdaARN"] = secret.rotation_lambda_arn
-        if secret.rotation_rules is not None:
-            out["RotationRules"] = without_none(secret.rotation_rules)
-        if secret.external_metadata is not None:
-            out["ExternalSecretRotationMetadata"] = without_none(secret.external_metadata)
-        if secret.external_role_arn is not None:
-            out["ExternalSecretRotationRoleArn"] = secret.external_role_arn
-        if secret.last_rotated_date is not None:
-            out["LastRotatedDate"] = _ms(secret.last_rotated_date)
-        if secret.last_changed_date is not None:
-            out["LastChangedDate"] = _ms(secret.last_changed_date)
-        if secret.last_accessed_date is not None:
-            out["LastAccessedDate"] = secret.last_accessed_date
-        if secret.deleted_date is not None and secret.deletion_date is not None:
-            out["DeletedDate"] = _ms(secret.deletion_date)
-        if secret.rotation_enabled and secret.next_rotation_date is not None:
-            out["NextRotationDate"] = _ms(secret.next_rotation_date)
-        if secret.tags or secret.tags_member:  # stored as parsed: the protocol drops nulls on the way in
-            # AWS: no Tags for a secret never tagged, "Tags": [] once its last tag is removed
-            # (LocalStack snapshot test_secret_tags, describe_secret and describe_secret_4).
-            out["Tags"] = secret.tags
-        if by_version:  # a secret without a value has none (test_create_secret_version_from_empty_secret)
-            out["SecretVersionsToStages"] = by_version
-        if secret.owning_service is not None:
-            out["OwningService"] = secret.owning_service
-        if secret.created_date is not None:
-            out["CreatedDate"] = _ms(secret.created_date)
-        if secret.primary_arn is not None or secret.replicas:
-            out.update(replication.describe(secret, replica_access))
-        return out
-
-    async def describe_secret(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        return await self.db.read(lambda tx: self.describe(tx, self.find(tx, ctx, p["SecretId"])))
-
-    async def list_secrets(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        page = await self.lister.page(ctx, p, with_stages=True)
-        out: dict[str, Any] = {"SecretList": [self.entry(s, page.stages.get(s.id, {})) for s in page.rows]}
-        if page.next_token:
-            out["NextToken"] = page.next_token
-        return out
-
-    async def list_secret_version_ids(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        include_deprecated = p.get("IncludeDeprecated", False)
-        limit = p.get("MaxResults") or 100
-        start = self.lister.open_offset_token(p.get("NextToken"), "versions", p["SecretId"])
-
-        def tx_fn(tx: Tx) -> dict[str, Any]:
-            secret = self.find(tx, ctx, p["SecretId"])
-            stages = q.stages_of(tx, secret.id)
-            labels: dict[str, list[str]] = {}
-            for stage, vid in sorted(stages.items()):
-                labels.setdefault(vid, []).append(stage)
-            entries = []
-            for version in q.versions_of(tx, secret.id):
-                if version.value_kind == 0:
-                    continue
-                if version.version_id not in labels and not include_deprecated:
-                    continue
-                entry: dict[str, Any] = {"VersionId": version.version_id, "CreatedDate": _ms(version.created_date)}
-                if version.version_id in labels:
-                    entry["VersionStages"] = labels[version.version_id]
-                if version.last_accessed_date is not None:
-                    entry["LastAccessedDate"] = version.last_accessed_date
-                if version.key_ref:
-                    entry["KmsKeyIds"] = [self._version_key_name(secret, version.key_ref)]
-                entries.append(entry)
-            out: dict[str, Any] = {"Versions": entries[start : start + limit], "ARN": secret.arn, "Name": secret.name}
-            if start + limit < len(entries):
-                out["NextToken"] = self.lister.offset_token("versions", p["SecretId"], start + limit)
-            return out
-
-        return await self.db.read(tx_fn)
-
-    @staticmethod
-    def _version_key_name(secret: SecretRow, key_ref: str) -> str:
-        """A version's key as ListSecretVersionIds names it: AWS says ``DefaultEncryptionKey`` for
-        the account's default key (LocalStack snapshot test_deprecated_secret_version_stage), and
-        the secret's KmsKeyId for its customer key; a version left under another key by a change of
-        KmsKeyId shows that key's ARN."""
-        if key_ref.endswith(":alias/aws/secretsmanager"):
-            return "DefaultEncryptionKey"
-        if secret.kms_key_id and key_ref_for(secret.kms_key_id, "aws", secret.region, secret.account_id) == key_ref:
-            return secret.kms_key_id
-        return key_ref
-
-    # ---------------------------------------------------------------------------------- tags
-
-    async def tag_resource(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        new_tags = tags.validate(p["Tags"])
-
-        def tx_fn(tx: Tx) -> dict[str, Any]:
-            secret = self.find_live(tx, ctx, p["SecretId"], own_metadata=True)
-            secret.tags = tags.merge(secret.tags, new_tags)
-            secret.tags_member = 1  # from now on "Tags" is answered, [] once the last tag is removed
-            secret.last_changed_date = clock.now()
-            q.update_secret(tx, secret, "tags", "tags_member", "last_changed_date")
-            replication.sync(self, tx, secret)
-            return {}
-
-        return await self.db.write(tx_fn)
-
-    async def untag_resource(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        keys = tags.validate_keys(p["TagKeys"])
-
-        def tx_fn(tx: Tx) -> dict[str, Any]:
-            secret = self.find_live(tx, ctx, p["SecretId"], own_metadata=True)
-            secret.tags = [t for t in secret.tags if t["Key"] not in keys]
-            secret.last_changed_date = clock.now()
-            q.update_secret(tx, secret, "tags", "last_changed_date")
-            replication.sync(self, tx, secret)
-            return {}
-
-        return await self.db.write(tx_fn)
-
-    # ------------------------------------------------------------------------------ password
-
-    async def get_random_password(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        rules = PasswordRules(
-            length=p.get("PasswordLength", 32),
-            exclude_characters=p.get("ExcludeCharacters", ""),
-            exclude_numbers=p.get("ExcludeNumbers", False),
-            exclude_punctuation=p.get("ExcludePunctuation", False),
-            exclude_uppercase=p.get("ExcludeUppercase", False),
-            exclude_lowercase=p.get("ExcludeLowercase", False),
-            include_space=p.get("IncludeSpace", False),
-            require_each_included_type=p.get("RequireEachIncludedType", True),
-        )
-        try:
-            return {"RandomPassword": generate_password(rules)}
-        except PasswordError as exc:
-            raise M.invalid_parameter(str(exc)) from None
-
-    # ------------------------------------------------------------------------------ policies
-
-    async def put_resource_policy(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        document = p["ResourcePolicy"]
-        policies.check_syntax(document)
-        if p.get("BlockPublicPolicy", False) and policies.is_public(document):
-            raise AWSError(
-                "PublicPolicyException",
-                "This resource policy contains a statement that grants public access to the resource.",
-            )  # unverified
-        name = p.get("PolicyName", "default")
-
-        def tx_fn(tx: Tx) -> dict[str, Any]:
-            secret = self.find_live(tx, ctx, p["SecretId"], own_metadata=True)
-            q.put_policy(tx, secret.id, name, document, clock.now())
-            replication.sync(self, tx, secret)
-            out = {"ARN": secret.arn, "Name": secret.name}
-            if "PolicyName" in p:
-                out["PolicyName"] = name
-            return out
-
-        return await self.db.write(tx_fn)
-
-    async def get_resource_policy(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        def tx_fn(tx: Tx) -> dict[str, Any]:
-            secret = self.find(tx, ctx, p["SecretId"])
-            out: dict[str, Any] = {"ARN": secret.arn, "Name": secret.name}
-            wanted = p.get("PolicyName", "default")
-            for name, document in q.policies_of(tx, secret.id):
-                if name == wanted:
-                    out["ResourcePolicy"] = document
-                    if "PolicyName" in p:
-                        out["PolicyName"] = name
-            return out
-
-        return await self.db.read(tx_fn)
-
-    async def delete_resource_policy(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        def tx_fn(tx: Tx) -> dict[str, Any]:
-            secret = self.find_live(tx, ctx, p["SecretId"], own_metadata=True)
-            q.delete_policy(tx, secret.id, p.get("PolicyName"))
-            replication.sync(self, tx, secret)
-            out = {"ARN": secret.arn, "Name": secret.name}
-            if "PolicyName" in p:
-                out["PolicyName"] = p["PolicyName"]
-            return out
-
-        return await self.db.write(tx_fn)
-
-    async def list_resource_policies(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        limit = p.get("MaxResults") or 100
-        start = self.lister.open_offset_token(p.get("NextToken"), "policies", p["SecretId"])
-
-        def tx_fn(tx: Tx) -> dict[str, Any]:
-            secret = self.find(tx, ctx, p["SecretId"])
-            names = [name for name, _doc in q.policies_of(tx, secret.id)]
-            out: dict[str, Any] = {"ResourcePolicies": [{"PolicyName": n} for n in names[start : start + limit]]}
-            if start + limit < len(names):
-                out["NextToken"] = self.lister.offset_token("policies", p["SecretId"], start + limit)
-            return out
-
-        return await self.db.read(tx_fn)
-
-    async def validate_resource_policy(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        if "SecretId" in p:
-            await self.db.read(lambda tx: self.find(tx, ctx, p["SecretId"]))
-        errors = policies.validation_errors(p["ResourcePolicy"])
-        # AWS sends ValidationErrors also when empty (botocore's examples-1.json, AWS's
-        # documentation example for ValidateResourcePolicy: "ValidationErrors": []).
-        return {"PolicyValidationPassed": not errors, "ValidationErrors": errors}
-
-    # --------------------------------------------------------------------------- replication
-
-    async def replicate_secret_to_regions(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        regions = replication.parse_regions(ctx, p["AddReplicaRegions"])
-        now = clock.now()
-
-        def tx_fn(tx: Tx) -> dict[str, Any]:
-            secret = self.find_live(tx, ctx, p["SecretId"])
-            status = replication.add(self, tx, secret, regions, p.get("ForceOverwriteReplicaSecret", False), now)
-            return {"ARN": secret.arn, "ReplicationStatus": status}
-
-        return await self.db.write(tx_fn)
-
-    async def remove_regions_from_replication(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        def tx_fn(tx: Tx) -> dict[str, Any]:
-            secret = self.find_live(tx, ctx, p["SecretId"])
-            status = replication.remove(self, tx, secret, p["RemoveReplicaRegions"])
-            return {"ARN": secret.arn, "ReplicationStatus": status}
-
-        return await self.db.write(tx_fn)
-
-    async def stop_replication_to_replica(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        def tx_fn(tx: Tx) -> dict[str, Any]:
-            secret = self.find_live(tx, ctx, p["SecretId"], primary_only=False)
-            if secret.cross_account_primary is not None:
-                cross_account.stop(self, tx, ctx, secret)
-            else:
-                replication.promote(self, tx, secret)
-            return {"ARN": secret.arn}
-
-        return await self.db.write(tx_fn)
-
-    async def associate_cross_account_replica(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        return await cross_account.associate(self, ctx, p)
-
-    async def disassociate_cross_account_replica(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        return await cross_account.disassociate(self, ctx, p)
-
-    # ------------------------------------------------------------------------------ rotation
-
-    async def rotate_secret(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        if self.rotation is None:
-            raise AWSError("InvalidRequestException", "Rotation is not available on this strongroom server yet.")
-        return await self.rotation.rotate_secret(ctx, p)  # type: ignore[no-any-return]
-
-    async def cancel_rotate_secret(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        if self.rotation is None:
-            raise AWSError("InvalidRequestException", "Rotation is not available on this strongroom server yet.")
-        return await self.rotation.cancel_rotate_secret(ctx, p)  # type: ignore[no-any-return]
 
 
 def new_token() -> str:

@@ -17,6 +17,8 @@ from strongroom import clock
 from strongroom.cache import BoundedCache
 from strongroom.crypto import Keyring
 from strongroom.store import Conflict, Tx
+from strongroom.store import keys as q
+from strongroom.store.secrets import SecretRow, VersionRow
 
 __all__ = ["ValueCipher", "default_key_ref", "key_ref_for"]
 
@@ -52,24 +54,18 @@ class ValueCipher:
         wrapped = self._wrapped.get(cache_key)
         if wrapped is not None:
             return wrapped
-        row = tx.one(
-            "SELECT wrapped FROM kms_keys WHERE account_id = ? AND region = ? AND key_ref = ?",
-            (account_id, region, key_ref),
-        )
-        if row is None:
+        found = q.wrapped_key(tx, account_id, region, key_ref)
+        if found is None:
             if not create:
                 raise LookupError(f"no key {key_ref}")
             wrapped = self._keyring.new_key(key_ref)
             try:
-                tx.execute(
-                    "INSERT INTO kms_keys (account_id, region, key_ref, wrapped, created_date) VALUES (?, ?, ?, ?, ?)",
-                    (account_id, region, key_ref, wrapped, clock.now()),
-                )
+                q.insert_account_key(tx, account_id, region, key_ref, wrapped, clock.now())
             except Conflict:
                 # Another node created it first; the caller's transaction retries the whole write.
                 raise
         else:
-            wrapped = bytes(row[0])
+            wrapped = found
         self._wrapped.put(cache_key, wrapped)
         return wrapped
 
@@ -82,6 +78,13 @@ class ValueCipher:
         else:
             kind, plaintext = BINARY, value
         return kind, self._keyring.encrypt(key_ref, wrapped, plaintext, _aad(arn, version_id))
+
+    def new_version(self, tx: Tx, secret: SecretRow, version_id: str, value: str | bytes, now: float) -> VersionRow:
+        """A version of ``secret`` holding ``value``, encrypted under the secret's key and bound to
+        its ARN and ``version_id`` (the service's writes and the rotation engine's pending copy)."""
+        key_ref = key_ref_for(secret.kms_key_id, "aws", secret.region, secret.account_id)
+        kind, blob = self.encrypt(tx, secret.account_id, secret.region, key_ref, secret.arn, version_id, value)
+        return VersionRow(version_id, now, None, kind, key_ref, blob)
 
     def decrypt(
         self, tx: Tx, account_id: str, region: str, key_ref: str, arn: str, version_id: str, kind: int, blob: bytes

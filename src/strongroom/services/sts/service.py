@@ -25,7 +25,7 @@ from typing import Any
 from strongroom.auth.keys import KeyStore
 from strongroom.context import RequestContext
 from strongroom.errors import AWSError
-from strongroom.store import Database, Tx
+from strongroom.store import Database, Tx, identities
 
 __all__ = ["OPERATIONS", "STS"]
 
@@ -52,11 +52,7 @@ class STS:
         account, name = m.group(1), m.group(2)
 
         def tx_fn(tx: Tx) -> tuple[str, str, int, str, str]:
-            row = tx.one(
-                "SELECT trust_policy, principal_id, max_session, arn, tags FROM iam_principals "
-                "WHERE account_id = ? AND kind = 'role' AND name = ?",
-                (account, name),
-            )
+            row = identities.role_for_session(tx, account, name)
             if row is None:
                 raise AWSError(
                     "AccessDenied",
