@@ -131,19 +131,20 @@ class Pipeline:
     async def handle(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         """Steps 1 to 11 of the module's list, for one request."""
         request_id = new_request_id()
-        pairs = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]  # 1. read headers
-        request = WireRequest(
-            scope["method"],
-            (scope.get("raw_path") or scope["path"].encode()).decode("latin-1"),
-            scope.get("query_string", b"").decode("latin-1"),
-            pairs,
-            index_headers(pairs),
-        )
-        service, operation, refusal = self.route(request, scope["path"])  # 2. route
-        protocol = service.protocol
+        service = self._default  # answers until the route step finds the service
         try:
+            pairs = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]  # 1. read headers
+            request = WireRequest(
+                scope["method"],
+                (scope.get("raw_path") or scope["path"].encode()).decode("latin-1"),
+                scope.get("query_string", b"").decode("latin-1"),
+                pairs,
+                index_headers(pairs),
+            )
+            service, operation, refusal = self.route(request, scope["path"])  # 2. route
             if refusal is not None:
                 raise refusal
+            protocol = service.protocol
             pending = self.pre_authenticate(request, service)  # 3. authenticate the headers
             limit = service.body_limits.get(operation or "") or service.max_body_bytes or self.max_body_bytes
             request.body = await self.bodies.read_body(scope["headers"], receive, limit, protocol, operation)  # 4.
@@ -155,13 +156,12 @@ class Pipeline:
             result = await self.call(ctx, service, operation, request)  # 6. to 10.
             response = protocol.serialize(operation, result, request_id)  # 11. serialize
         except AWSError as err:
-            response = protocol.serialize_error(err, request_id)
+            response = service.protocol.serialize_error(err, request_id)
         except Exception:
             log.exception("internal error in request %s", request_id)
-            surprise = AWSError(
-                protocol.internal_error_code, f"An internal error occurred. Request id: {request_id}", 500
-            )
-            response = protocol.serialize_error(surprise, request_id)
+            code = service.protocol.internal_error_code
+            surprise = AWSError(code, f"An internal error occurred. Request id: {request_id}", 500)
+            response = service.protocol.serialize_error(surprise, request_id)
         body = response.body
         await send(
             {
