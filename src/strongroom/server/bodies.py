@@ -1,8 +1,8 @@
 """Reading a request's body: capped, and at most a few large ones at once.
 
-A body is read only after its headers authenticate (server/pipeline.py, step 3). It is refused
-past its limit (the operation's, AWS's), from its ``Content-Length`` before a byte is read or as
-its bytes arrive; the refusal is the protocol's own words (``too_large``). A body that may exceed
+A body is read (server/pipeline.py, step 4) only after its headers authenticate (step 3). It is
+refused past its limit (the operation's, AWS's), from its ``Content-Length`` before a byte is read
+or as its bytes arrive; the refusal is the protocol's own words (``too_large``). A body that may exceed
 ``LARGE_BODY`` is read only while it holds one of ``LARGE_BODY_SLOTS``; until then its bytes stay
 in the kernel (uvicorn stops reading a connection past 64 KiB the application has not taken),
 and one that waits longer than ``LARGE_BODY_WAIT_SECONDS`` is throttled.

@@ -1,10 +1,10 @@
 """The request pipeline: one ordered list of steps, the same for every service and wire protocol.
 
 Every AWS API request (JSON 1.1, REST-JSON and query alike) goes through these steps, in this
-order, in :meth:`Pipeline.handle` (one straight-line function: each step is a direct call marked
-with its number; a list of step objects called in a loop would cost a call and a look-up per step
-on the hot path). The wire protocols differ only behind
-:class:`~strongroom.protocol.wire.WireProtocol`.
+order, in :meth:`Pipeline.handle`: one straight-line function, each step a direct call marked
+with its number. (A list of step objects awaited in a loop, LocalStack's handler chain, measured
+about 3 µs more per request for ten steps: a few per cent of GetSecretValue's whole pipeline.)
+The wire protocols differ only behind :class:`~strongroom.protocol.wire.WireProtocol`.
 
 1. **read headers**: the request line and headers, decoded once (:class:`WireRequest`).
 2. **route**: the service and the operation (:meth:`Pipeline.route`): a REST route (method and
@@ -34,6 +34,10 @@ on the hot path). The wire protocols differ only behind
     A read whose record cannot be written does not return its secret; while the trail is
     failing, writes are refused before they run.
 11. **serialize** the answer, or the refusal (``WireProtocol.serialize`` / ``serialize_error``).
+
+The trail records calls from step 7 on: a request refused in steps 1 to 6 (no such operation,
+not authenticated, body too large, throttled) is answered without an audit record (a throttled
+flood's surplus costs no writes).
 
 An :class:`~strongroom.errors.AWSError` raised by any step becomes the protocol's error answer in
 one place; anything else becomes the protocol's 500 (``internal_error_code``) with the request
