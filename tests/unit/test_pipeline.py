@@ -23,7 +23,8 @@ from strongroom.auth.principal import ROOT, Credential
 from strongroom.auth.sigv4 import SigV4Verifier
 from strongroom.context import RequestContext
 from strongroom.protocol import JSONProtocol, QueryProtocol, RestJSONProtocol, WireProtocol
-from strongroom.server.app import App, Service
+from strongroom.server.app import App
+from strongroom.server.pipeline import Service
 
 KEY_ID, SECRET, ACCOUNT = "AKIAPIPELINETEST0001", "pipeline/test/secret/0123456789abcdefghij", "123456789012"
 PARAMETER = "do-not-log-this-value"

@@ -31,10 +31,9 @@ from strongroom.auth.authorizer import Authorizer
 from strongroom.auth.sigv4 import SigV4Verifier
 from strongroom.server.admin import admin
 from strongroom.server.bodies import ClientGone, Receive
-from strongroom.server.limiter import PrincipalLimiter
 from strongroom.server.pipeline import Pipeline, Send, Service
 
-__all__ = ["App", "PrincipalLimiter", "Service"]
+__all__ = ["App"]
 
 log = logging.getLogger("strongroom.server")
 
