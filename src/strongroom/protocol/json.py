@@ -30,16 +30,19 @@ import base64
 import binascii
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import botocore.session
 import orjson
 
 from strongroom.errors import AWSError
+from strongroom.protocol.wire import Response, WireRequest
 
 __all__ = ["JSONProtocol"]
 
 Check = Callable[[Any, str, list[str]], Any]
+
+_JSON_HEADERS = [(b"content-type", b"application/x-amz-json-1.1")]
 
 
 def _serialization(message: str) -> AWSError:
@@ -288,13 +291,17 @@ def _default(value: Any) -> Any:
 
 
 class JSONProtocol:
-    """Parse requests and write answers for one JSON 1.1 service."""
+    """Parse requests and write answers for one JSON 1.1 service (a :class:`WireProtocol`)."""
+
+    found_by: Literal["target"] = "target"
+    internal_error_code = "InternalServiceError"
 
     def __init__(self, service_name: str, operations: list[str] | None = None) -> None:
         """``operations``: the ones this endpoint serves (default: every operation of the model);
         a target naming any other is ``UnknownOperationException``."""
         self.model = botocore.session.get_session().get_service_model(service_name)
         self.target_prefix: str = self.model.metadata["targetPrefix"]
+        self.signing_name: str = self.model.metadata.get("signingName", service_name)
         served = list(self.model.operation_names) if operations is None else operations
         self._checks: dict[str, Check] = {}
         for name in served:
@@ -306,7 +313,20 @@ class JSONProtocol:
     def operation_names(self) -> list[str]:
         return list(self._checks)
 
-    def operation_for_target(self, target: str) -> str:
+    def find_operation(self, request: WireRequest) -> str:
+        """The operation ``X-Amz-Target`` names: one header, on a ``POST``."""
+        targets = request.headers.get("x-amz-target")
+        if targets is not None and len(targets) > 1:  # which one? Refused rather than guessed
+            raise AWSError("UnknownOperationException", "The request has more than one X-Amz-Target header.")
+        if request.method != "POST":
+            raise AWSError(
+                "UnknownOperationException",
+                f"The method {request.method[:20]} is not supported: requests are "
+                "POST with an X-Amz-Target header naming the operation.",
+            )
+        if targets is None:
+            raise AWSError("UnknownOperationException", "The request has no X-Amz-Target header naming the operation.")
+        target = targets[0]
         operation = self._targets.get(target)
         if operation is None:
             raise AWSError(
@@ -314,11 +334,20 @@ class JSONProtocol:
             )
         return operation
 
-    def parse(self, operation: str, body: bytes) -> dict[str, Any]:
-        return checked(self._checks[operation], load_object(body))
+    def parse(self, operation: str, request: WireRequest) -> dict[str, Any]:
+        assert request.body is not None
+        return checked(self._checks[operation], load_object(request.body))
 
-    def serialize(self, operation: str, result: dict[str, Any]) -> bytes:
-        return orjson.dumps(_clean(result), default=_default)
+    def serialize(self, operation: str, result: dict[str, Any], request_id: str) -> Response:
+        return Response(200, _JSON_HEADERS, orjson.dumps(_clean(result), default=_default))
 
-    def serialize_error(self, error: AWSError) -> bytes:
-        return orjson.dumps({"__type": error.code, "Message": error.message})
+    def serialize_error(self, error: AWSError, request_id: str) -> Response:
+        return Response(error.status, _JSON_HEADERS, orjson.dumps({"__type": error.code, "Message": error.message}))
+
+    @staticmethod
+    def too_large(limit: int, operation: str | None) -> AWSError:
+        return AWSError("RequestEntityTooLargeException", f"Request body is larger than {limit} bytes.", 413)
+
+    @staticmethod
+    def throttled() -> AWSError:
+        return AWSError("ThrottlingException", "Rate exceeded", 400)

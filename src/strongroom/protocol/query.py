@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape as _escape
 
@@ -26,17 +26,12 @@ import botocore.session
 
 from strongroom.errors import AWSError
 from strongroom.protocol.json import _compile, checked
+from strongroom.protocol.wire import Response, WireRequest
 
 __all__ = ["QueryProtocol"]
 
 
-class _Response:
-    __slots__ = ("body", "headers", "status")
-
-    def __init__(self, status: int, body: bytes) -> None:
-        self.status = status
-        self.headers = [(b"content-type", b"text/xml")]
-        self.body = body
+_XML_HEADERS = [(b"content-type", b"text/xml")]
 
 
 def _decode(shape: Any, form: dict[str, str], prefix: str) -> Any:
@@ -127,6 +122,12 @@ def _xml(shape: Any, value: Any) -> str:
 
 
 class QueryProtocol:
+    """Parse requests and write answers for one query-protocol service (a :class:`WireProtocol`)."""
+
+    found_by: Literal["scope"] = "scope"
+    target_prefix = ""
+    internal_error_code = "ServiceFailure"
+
     def __init__(self, service_name: str, operations: list[str]) -> None:
         self.model = botocore.session.get_session().get_service_model(service_name)
         self.signing_name: str = self.model.metadata.get("signingName", service_name)
@@ -149,19 +150,20 @@ class QueryProtocol:
         }
         self._codes = {s: self.model.shape_for(s).metadata.get("error", {}).get("code", s) for s in self._status}
 
-    @staticmethod
-    def form(body: bytes, query: str) -> dict[str, str]:
-        form = dict(parse_qsl(query, keep_blank_values=True))
+    def find_operation(self, request: WireRequest) -> str | None:
+        """The form's ``Action``: ``None`` until the body is read (the form is the query string
+        and the body); the decoded form is kept on ``request`` for :meth:`parse`."""
+        if request.body is None:
+            return None
         try:
-            form.update(parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False))
+            form = dict(parse_qsl(request.query, keep_blank_values=True))
+            form.update(parse_qsl(request.body.decode("utf-8"), keep_blank_values=True, strict_parsing=False))
         except UnicodeDecodeError:
             raise AWSError("MalformedInput", "The request body is not UTF-8.") from None
-        return form
-
-    def operation_for(self, form: dict[str, str]) -> str | None:
+        request.form = form
         action = form.get("Action")
         if action is None:
-            return None
+            raise AWSError("UnknownOperationException", "The request names no Action.")
         if action not in self.operations:
             raise AWSError(
                 "InvalidAction",
@@ -169,22 +171,23 @@ class QueryProtocol:
             )
         return action
 
-    def parse(self, operation: str, form: dict[str, str]) -> dict[str, Any]:
+    def parse(self, operation: str, request: WireRequest) -> dict[str, Any]:
         shape = self.model.operation_model(operation).input_shape
         if shape is None:
             return {}
-        return checked(self._checks[operation], _decode(shape, form, ""), code="ValidationError")
+        assert request.form is not None
+        return checked(self._checks[operation], _decode(shape, request.form, ""), code="ValidationError")
 
-    def serialize(self, operation: str, result: dict[str, Any], request_id: str) -> _Response:
+    def serialize(self, operation: str, result: dict[str, Any], request_id: str) -> Response:
         shape = self.model.operation_model(operation).output_shape
         inner = "" if shape is None else f"<{operation}Result>{_xml(shape, result)}</{operation}Result>"
         body = (
             f'<{operation}Response xmlns="{self.xmlns}">{inner}<ResponseMetadata><RequestId>{request_id}'
             f"</RequestId></ResponseMetadata></{operation}Response>"
         )
-        return _Response(200, body.encode())
+        return Response(200, _XML_HEADERS, body.encode())
 
-    def serialize_error(self, error: AWSError, request_id: str = "") -> _Response:
+    def serialize_error(self, error: AWSError, request_id: str) -> Response:
         status = error.status if error.status != 400 else self._status.get(error.code, 400)
         code = self._codes.get(error.code, error.code)
         kind = "Receiver" if status >= 500 else "Sender"
@@ -193,4 +196,12 @@ class QueryProtocol:
             f"<Message>{escape(error.message)}</Message></Error><RequestId>{request_id}</RequestId>"
             "</ErrorResponse>"
         )
-        return _Response(status, body.encode())
+        return Response(status, _XML_HEADERS, body.encode())
+
+    @staticmethod
+    def too_large(limit: int, operation: str | None) -> AWSError:
+        return AWSError("RequestEntityTooLargeException", f"Request body is larger than {limit} bytes.", 413)
+
+    @staticmethod
+    def throttled() -> AWSError:
+        return AWSError("ThrottlingException", "Rate exceeded", 400)

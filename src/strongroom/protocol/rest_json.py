@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote
 
 import botocore.session
@@ -34,17 +34,9 @@ from strongroom.protocol.json import (
     checked,
     load_object,
 )
+from strongroom.protocol.wire import Response, WireRequest
 
-__all__ = ["Response", "RestJSONProtocol"]
-
-
-class Response:
-    __slots__ = ("body", "headers", "status")
-
-    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
-        self.status = status
-        self.headers = headers
-        self.body = body
+__all__ = ["RestJSONProtocol"]
 
 
 def _template(uri: str) -> re.Pattern[str]:
@@ -124,6 +116,12 @@ def _coerce(value: str, kind: str) -> Any:
 
 
 class RestJSONProtocol:
+    """Parse requests and write answers for one REST-JSON service (a :class:`WireProtocol`)."""
+
+    found_by: Literal["route"] = "route"
+    target_prefix = ""
+    internal_error_code = "ServiceException"
+
     def __init__(self, service_name: str, operations: list[str]) -> None:
         self.model = botocore.session.get_session().get_service_model(service_name)
         self.signing_name: str = self.model.metadata["signingName"]
@@ -141,21 +139,27 @@ class RestJSONProtocol:
             if self.model.shape_for(s).metadata.get("exception")
         }
 
-    def route(self, method: str, path: str) -> tuple[str, dict[str, str]] | None:
+    def find_operation(self, request: WireRequest) -> str | None:
+        """The operation whose route matches the method and path, its path parameters kept on
+        ``request``; ``None`` when no route's path matches (another service's request).
+
+        Routes match the path as sent, each parameter decoded once here: on the decoded path a
+        function name holding "/" (%2F) would match another operation's route."""
         allowed = False
         for route_method, pattern, name in self._routes:
-            m = pattern.match(path)
+            m = pattern.match(request.path)
             if m:
-                if route_method == method:
-                    return name, {k: unquote(v) for k, v in m.groupdict().items()}
+                if route_method == request.method:
+                    request.path_params = {k: unquote(v) for k, v in m.groupdict().items()}
+                    return name
                 allowed = True
         if allowed:
             raise AWSError("MethodNotAllowedException", "The method is not allowed for this resource.", 405)
         return None
 
-    def parse(
-        self, operation: str, path_params: dict[str, str], query: str, headers: list[tuple[str, str]], body: bytes
-    ) -> dict[str, Any]:
+    def parse(self, operation: str, request: WireRequest) -> dict[str, Any]:
+        path_params, query, headers, body = request.path_params, request.query, request.pairs, request.body
+        assert body is not None
         op = self.model.operation_model(operation)
         shape = op.input_shape
         if shape is None:
@@ -191,7 +195,7 @@ class RestJSONProtocol:
                 )
         return params
 
-    def serialize(self, operation: str, result: dict[str, Any]) -> Response:
+    def serialize(self, operation: str, result: dict[str, Any], request_id: str) -> Response:
         op = self.model.operation_model(operation)
         status = int(op.http.get("responseCode", 200))
         shape = op.output_shape
@@ -219,9 +223,23 @@ class RestJSONProtocol:
             return Response(status, headers, b"")
         return Response(status, headers, orjson.dumps(_clean(result), default=_default))
 
-    def serialize_error(self, error: AWSError) -> Response:
+    def serialize_error(self, error: AWSError, request_id: str) -> Response:
         status = error.status if error.status != 400 else self._errors.get(error.code, 400)
         body = orjson.dumps({"Type": "User", "message": error.message})
         return Response(
             status, [(b"x-amzn-errortype", error.code.encode()), (b"content-type", b"application/json")], body
         )
+
+    @staticmethod
+    def too_large(limit: int, operation: str | None) -> AWSError:
+        if operation is not None:  # Lambda's own words
+            return AWSError(
+                "RequestEntityTooLargeException",
+                f"Request must be smaller than {limit} bytes for the {operation} operation",
+                413,
+            )
+        return AWSError("RequestEntityTooLargeException", f"Request body is larger than {limit} bytes.", 413)
+
+    @staticmethod
+    def throttled() -> AWSError:
+        return AWSError("TooManyRequestsException", "Rate exceeded", 429)

@@ -31,7 +31,8 @@ from strongroom.protocol.rest_json import RestJSONProtocol
 from strongroom.rotation import sandbox as function_sandbox
 from strongroom.rotation.engine import RotationEngine, RotationSettings
 from strongroom.rotation.runtime import FunctionRuntime, FunctionSpec, parse_cpus
-from strongroom.server.app import App, Service
+from strongroom.server.app import App
+from strongroom.server.pipeline import Service
 from strongroom.services.cloudtrail import CloudTrail
 from strongroom.services.iam import IAM
 from strongroom.services.iam import OPERATIONS as IAM_OPERATIONS
