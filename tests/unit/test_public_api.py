@@ -52,7 +52,7 @@ EXPORTS: dict[str, tuple[str, ...]] = {
         "load_json",
         "parse_policy",
     ),
-    "strongroom.protocol": ("JSONProtocol",),
+    "strongroom.protocol": ("JSONProtocol", "QueryProtocol", "Response", "RestJSONProtocol", "WireProtocol", "WireRequest"),
     "strongroom.rotation": (),
     "strongroom.rotation.builtin": (),
     "strongroom.server": (),
