@@ -239,7 +239,7 @@ class Watcher:
                         _describe(r),
                         r[4],
                         self.sources.places(),
-                        "; this node keeps wrapping new keys with member %d" % before if r[4] == "active" else "",
+                        f"; this node keeps wrapping new keys with member {before:d}" if r[4] == "active" else "",
                     )
             if self.keyring.active != before:
                 log.info("master key member %d is now active", self.keyring.active)

@@ -225,8 +225,8 @@ def kind_auth(rng: random.Random, ctx: Context, index: int) -> Case:
         return case
     if how == "presigned-query":
         case.target += (
-            ("&" if "?" in case.target else "?")
-            + "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAX%2F20200101%2Fus-east-1%2Fsecretsmanager%2Faws4_request"
+            ("&" if "?" in case.target else "?") + "X-Amz-Algorithm=AWS4-HMAC-SHA256"
+            "&X-Amz-Credential=AKIAX%2F20200101%2Fus-east-1%2Fsecretsmanager%2Faws4_request"
             "&X-Amz-Signature=00&X-Amz-Date=20200101T000000Z&X-Amz-SignedHeaders=host"
         )
         case.headers = [("Host", ctx.authority)] + case.headers
