@@ -122,7 +122,7 @@ def is_read_only(operation: str) -> bool:
     return operation.startswith(_READ_PREFIXES)
 
 
-_identities = BoundedCache(4096)
+_identities: BoundedCache[tuple[str, str, str, str | None], dict[str, Any]] = BoundedCache(4096)
 
 
 def _identity(ctx: RequestContext) -> dict[str, Any]:

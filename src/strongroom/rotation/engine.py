@@ -337,7 +337,7 @@ class RotationEngine:
                     self._enqueue(tx, secret, str(uuid.uuid4()), secret.rotation_lambda_arn, True, now)
             return len(rows) == 50
 
-        return await self.db.write(tx_fn)  # type: ignore[no-any-return]
+        return await self.db.write(tx_fn)
 
     async def _claim(self) -> _Job | None:
         now = clock.now()

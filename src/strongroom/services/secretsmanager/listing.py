@@ -77,7 +77,7 @@ def _words(text: str) -> str:
     """The lower-cased words of ``text``, each after a NUL: ``"\0app\0beta"``. A value word
     begins a word of the text when NUL + it is a substring (one C-level search per word; cached,
     as a scan meets the same descriptions many times)."""
-    out = []
+    out: list[str] = []
     for chunk in _NOT_WORD.split(text):
         out.extend(w for w in _CAMEL.split(chunk) if w)
     return "".join("\0" + w for w in out).lower()

@@ -100,4 +100,4 @@ class RotationOperations(ServiceBase):
                 out["VersionId"] = pending
             return out
 
-        return await self.db.write(tx_fn)  # type: ignore[no-any-return]
+        return await self.db.write(tx_fn)

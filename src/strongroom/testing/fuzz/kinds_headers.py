@@ -15,6 +15,7 @@ def kind_headers(rng: random.Random, ctx: Context, index: int) -> Case:
     """Missing, repeated or wrong headers, on an otherwise good request."""
     service = rng.choice(["secretsmanager", "secretsmanager", "cloudtrail", "lambda", "iam"])
     case, _, _ = _model_case(rng, ctx, index, "headers", service=service, operation=rng.choice(SERVED[service]))
+    assert case.operation is not None  # _model_case names the operation it was given
     how = rng.choice(
         [
             "two-authorization",
