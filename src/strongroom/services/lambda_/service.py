@@ -12,7 +12,7 @@ rights it does not have), and Secrets Manager may always invoke them. Every name
 
 Permissions, as on AWS (docs/security.md, "Lambda permissions"):
 
-* every ``FunctionName`` spelling is resolved by :func:`~strongroom.services.lambda_.names.resolve_function`
+* every ``FunctionName`` spelling is resolved by :func:`~strongroom.domain.functions.resolve_function`
   (the authorizer uses the same function, so IAM decides on the function's ARN);
 * ``Role`` must be an existing role of the caller's account whose trust policy lets
   ``lambda.amazonaws.com`` assume it, else ``InvalidParameterValueException: The role defined for
@@ -38,9 +38,9 @@ from typing import Any
 from strongroom import clock
 from strongroom.auth.authorizer import BUILTIN_ROTATION_ROLE
 from strongroom.context import RequestContext
+from strongroom.domain.functions import LAMBDA_SERVICE, FunctionRef, lambda_action, resolve_function
 from strongroom.errors import AWSError
 from strongroom.rotation.runtime import FunctionRuntime, FunctionSpec
-from strongroom.services.lambda_.names import LAMBDA_SERVICE, FunctionRef, lambda_action, resolve_function
 from strongroom.services.lambda_.package import check_zip, extract
 from strongroom.services.lambda_.permissions import allows_secretsmanager
 from strongroom.services.secretsmanager.values import ValueCipher
