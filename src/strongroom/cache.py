@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import threading
+from typing import TypeVar
 
 __all__ = ["BoundedCache"]
 
+K = TypeVar("K")
+V = TypeVar("V")
 
-class BoundedCache(dict):  # type: ignore[type-arg]
+
+class BoundedCache(dict[K, V]):
     """A dict that holds at most ``limit`` entries, the oldest stored dropped first. Keys can come
     from callers (every ``KmsKeyId`` names a key), so no such cache may grow without end. Reads
     are plain dict reads; ``put`` is safe from several threads."""
@@ -17,7 +21,7 @@ class BoundedCache(dict):  # type: ignore[type-arg]
         self.limit = limit
         self._lock = threading.Lock()
 
-    def put(self, key: object, value: object) -> None:
+    def put(self, key: K, value: V) -> None:
         with self._lock:
             while self and len(self) >= self.limit:
                 del self[next(iter(self))]

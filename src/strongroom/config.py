@@ -50,7 +50,7 @@ class Settings:
 
     @property
     def uses_postgres(self) -> bool:
-        return bool(self.database_url) and self.database_url.startswith(("postgresql://", "postgres://"))
+        return self.database_url is not None and self.database_url.startswith(("postgresql://", "postgres://"))
 
     read_timeout_seconds: float = 20.0  # a request's time to arrive before MinRate extends it (server/http.py)
 

@@ -226,7 +226,7 @@ def spellings(name: str) -> list[str]:
 
 
 def test_every_spelling_resolves_to_the_function_arn() -> None:
-    from strongroom.services.lambda_.names import resolve_function
+    from strongroom.domain.functions import resolve_function
 
     arn = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:F"
     for spelling in spellings("F"):

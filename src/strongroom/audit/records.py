@@ -88,7 +88,7 @@ def new_event_id() -> str:
 
 
 def _uuid_text(value: int) -> str:
-    h = "%032x" % value
+    h = f"{value:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
@@ -122,7 +122,7 @@ def is_read_only(operation: str) -> bool:
     return operation.startswith(_READ_PREFIXES)
 
 
-_identities = BoundedCache(4096)
+_identities: BoundedCache[tuple[str, str, str, str | None], dict[str, Any]] = BoundedCache(4096)
 
 
 def _identity(ctx: RequestContext) -> dict[str, Any]:

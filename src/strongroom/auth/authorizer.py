@@ -38,6 +38,7 @@ from typing import Any
 from strongroom import clock
 from strongroom.auth.principal import BUILTIN_ROTATOR, ROOT
 from strongroom.context import RequestContext
+from strongroom.domain.functions import authorization_requests
 from strongroom.errors import AWSError
 from strongroom.store import Database, Tx, identities
 from strongroom.store import secrets as secret_rows
@@ -247,9 +248,7 @@ class Authorizer:
             resource = "*"
         elif service == "lambda":
             # Decided on the ARN the name resolves to (every spelling of one function alike), and
-            # iam:PassRole on a role handed to the function; see services/lambda_/names.py.
-            from strongroom.services.lambda_.names import authorization_requests
-
+            # iam:PassRole on a role handed to the function; see domain/functions.py.
             for action, resource, account, keys in authorization_requests(
                 ctx.account_id, ctx.region, ctx.partition, operation, params
             ):

@@ -173,7 +173,8 @@ def serve(
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http=protocol,
+        # uvicorn calls any protocol factory (the partial above); its annotation names a class only.
+        http=protocol,  # type: ignore[arg-type]
         lifespan="on",
         access_log=False,
         log_level="warning",

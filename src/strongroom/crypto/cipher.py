@@ -37,12 +37,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from strongroom.cache import BoundedCache
+
+if TYPE_CHECKING:
+    from strongroom.crypto.providers import MasterKeyProvider
 
 __all__ = ["DecryptionError", "Keyring", "UnknownMember", "member_of"]
 
@@ -100,13 +103,13 @@ class Keyring:
     def __init__(self, members: Any, active: int = 1, on_unknown: Callable[[], list[Any]] | None = None) -> None:
         if not isinstance(members, dict):
             members = {1: members}
-        self._members: dict[int, Any] = dict(members)
+        self._members: dict[int, MasterKeyProvider] = dict(members)
         if active not in self._members:
             raise ValueError(f"the active member {active} is not loaded")
         self._active = active
         self._on_unknown = on_unknown
-        self._open = BoundedCache(self.ACCOUNT_KEY_CACHE)
-        self._data_keys = BoundedCache(self.DATA_KEY_CACHE)
+        self._open: BoundedCache[tuple[str, bytes], AESGCM] = BoundedCache(self.ACCOUNT_KEY_CACHE)
+        self._data_keys: BoundedCache[tuple[str, bytes, bytes], AESGCM] = BoundedCache(self.DATA_KEY_CACHE)
 
     @property
     def active(self) -> int:
@@ -142,7 +145,7 @@ class Keyring:
     def _open_with(self, member: int, inner: bytes, name: str) -> bytes:
         provider = self._members.get(member)
         if provider is not None:
-            return provider.unwrap(inner, name)  # type: ignore[no-any-return]
+            return provider.unwrap(inner, name)
         # A member added since this process last read the keyring: look among the keys it can
         # reach for one that opens this key. The associated data binds the member id, so a key
         # that opens it is that member's (authenticated, not guessed).

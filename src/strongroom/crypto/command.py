@@ -56,9 +56,6 @@ class CommandProvider:
     def derive(self, purpose: bytes) -> bytes:
         return self._master.derive(purpose)
 
-    def token_key_material(self) -> bytes:
-        return self._master.token_key_material()
-
 
 def _run(command: str, timeout: float) -> bytes:
     where = f"the master key command {command!r}"

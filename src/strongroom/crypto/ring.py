@@ -72,7 +72,7 @@ def crash_point(step: str) -> None:
 
 def member_rows(tx: Tx) -> list[tuple[int, str, str, str, str, float]]:
     """(id, fingerprint, kind, description, state, created_date), by id."""
-    return q.keyring_members(tx)  # type: ignore[return-value]
+    return q.keyring_members(tx)
 
 
 def wrap_counts(tx: Tx) -> dict[int, int]:
@@ -239,7 +239,7 @@ class Watcher:
                         _describe(r),
                         r[4],
                         self.sources.places(),
-                        "; this node keeps wrapping new keys with member %d" % before if r[4] == "active" else "",
+                        f"; this node keeps wrapping new keys with member {before:d}" if r[4] == "active" else "",
                     )
             if self.keyring.active != before:
                 log.info("master key member %d is now active", self.keyring.active)
@@ -431,7 +431,7 @@ def keyring_status(db: Database) -> list[dict[str, Any]]:
             for r in member_rows(tx)
         ]
 
-    return db.read_sync(tx_fn)  # type: ignore[no-any-return]
+    return db.read_sync(tx_fn)
 
 
 def internal_key(db: Database, keyring: Keyring, key_ref: str) -> bytes:

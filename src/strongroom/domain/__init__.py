@@ -1,1 +1,1 @@
-"""Pure rules with no I/O and no wire names: names, ARNs, staging labels, passwords."""
+"""Pure rules with no I/O and no wire names: names, ARNs, Lambda function references, staging labels, passwords."""

@@ -336,7 +336,8 @@ def _parse(text: str, kind: str | None) -> Policy:
         if kind == "resource" and not has_principal:
             raise PolicyError("Each statement of a resource-based policy needs a Principal or NotPrincipal.")
 
-        def strings(name: str, check: Any) -> tuple[str, ...] | None:
+        # ``item`` is bound as a default: strings() is called only within this loop step.
+        def strings(name: str, check: Any, item: dict[str, Any] = item) -> tuple[str, ...] | None:
             if name not in item:
                 return None
             return tuple(check(v) for v in _strings(item[name], name))

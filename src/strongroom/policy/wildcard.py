@@ -129,7 +129,7 @@ class _Segment:
         by-character retry per position."""
         if self.kmp is not None:
             found = self.kmp(value, start, end)
-            return -1 if found is None else found.start()  # type: ignore[no-any-return]
+            return -1 if found is None else found.start()
         if self.regex is None:
             return value.find(self.text, start, end)
         last = end - self.size

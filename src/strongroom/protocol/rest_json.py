@@ -24,6 +24,7 @@ import orjson
 
 from strongroom.errors import AWSError
 from strongroom.protocol.json import (
+    Check,
     _clean,
     _compile,
     _default,
@@ -126,12 +127,12 @@ class RestJSONProtocol:
         self.model = botocore.session.get_session().get_service_model(service_name)
         self.signing_name: str = self.model.metadata["signingName"]
         self._routes: list[tuple[str, re.Pattern[str], str]] = []
-        self._checks = {}
+        self._checks: dict[str, Check] = {}
         self._whole: dict[str, Whole | None] = {}
         for name in operations:
             op = self.model.operation_model(name)
             self._routes.append((op.http["method"], _template(op.http["requestUri"]), name))
-            self._checks[name] = _compile(op.input_shape) if op.input_shape is not None else None
+            self._checks[name] = _compile(op.input_shape) if op.input_shape is not None else (lambda v, p, e: {})
             self._whole[name] = _whole(op.input_shape) if op.input_shape is not None else None
         self._errors = {
             s: self.model.shape_for(s).metadata.get("error", {}).get("httpStatusCode", 400)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import logging
 import random
 import uuid
@@ -336,7 +337,7 @@ class RotationEngine:
                     self._enqueue(tx, secret, str(uuid.uuid4()), secret.rotation_lambda_arn, True, now)
             return len(rows) == 50
 
-        return await self.db.write(tx_fn)  # type: ignore[no-any-return]
+        return await self.db.write(tx_fn)
 
     async def _claim(self) -> _Job | None:
         now = clock.now()
@@ -421,7 +422,7 @@ class RotationEngine:
             await asyncio.sleep(self.settings.lease / 3)
             until = clock.now() + self.settings.lease
             try:
-                await self.db.write(lambda tx: jobs.renew_running(tx, job.id, until))
+                await self.db.write(functools.partial(jobs.renew_running, job_id=job.id, until=until))
             except Exception:  # noqa: BLE001 - a missed renewal is retried on the next tick
                 log.warning("could not renew the lease of rotation %s", job.token)
 

@@ -143,7 +143,7 @@ def backup(db: Database, keyring: Keyring, out: BinaryIO, progress: Callable[[st
 
     total = db.read_sync(tx_fn)
     flush(True)
-    return total  # type: ignore[no-any-return]
+    return total
 
 
 def _open_key(source: BinaryIO, providers: list[Any]) -> tuple[AESGCM, bytes]:
@@ -170,7 +170,7 @@ def _open_key(source: BinaryIO, providers: list[Any]) -> tuple[AESGCM, bytes]:
     by_fp = {p.fingerprint: p for p in providers}
     members = {int(r["id"]): by_fp[r["fingerprint"]] for r in rows if r.get("fingerprint") in by_fp}
     if member not in members:
-        wanted = next((r for r in rows if r.get("id") == member), {})
+        wanted: dict[str, Any] = next((r for r in rows if r.get("id") == member), {})
         raise BackupError(
             f"the backup does not open with this master key: it was made under member {member} "
             f"(fingerprint {wanted.get('fingerprint')}, {wanted.get('description')}); give that key "
@@ -228,11 +228,12 @@ def restore(
         raise BackupError(f"the backup is of schema {first.get('schema')}, this database is at {current}")
 
     def tx_fn(tx: Tx) -> int:
-        for table in ("secrets", "access_keys", "functions", "iam_principals", "kms_keys"):
-            if tx.one(f"SELECT 1 FROM {table} LIMIT 1") is not None:
-                raise BackupError(f"the target database is not empty ({table}); restore into a fresh one")
+        for name in ("secrets", "access_keys", "functions", "iam_principals", "kms_keys"):
+            if tx.one(f"SELECT 1 FROM {name} LIMIT 1") is not None:
+                raise BackupError(f"the target database is not empty ({name}); restore into a fresh one")
         tx.execute("DELETE FROM keyring")
-        table, insert, count, total = None, "", 0, 0
+        table: str | None = None
+        insert, count, total = "", 0, 0
         for line in lines:
             item = orjson.loads(line)
             if isinstance(item, dict):
@@ -257,7 +258,7 @@ def restore(
                 )
         return total
 
-    return db.write_sync(tx_fn)  # type: ignore[no-any-return]
+    return db.write_sync(tx_fn)
 
 
 def backup_file(db: Database, keyring: Keyring, path: Path, progress: Callable[[str, int], None] | None = None) -> int:

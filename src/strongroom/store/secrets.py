@@ -157,8 +157,9 @@ def _version(row: tuple[Any, ...] | None) -> VersionRow | None:
     if row is None:
         return None
     v = VersionRow(*row)
-    if v.ciphertext is not None and not isinstance(v.ciphertext, bytes):
-        v.ciphertext = bytes(v.ciphertext)
+    # The row's own value: some drivers give a memoryview, which VersionRow's type does not admit.
+    if row[5] is not None and not isinstance(row[5], bytes):
+        v.ciphertext = bytes(row[5])
     return v
 
 

@@ -166,7 +166,7 @@ class IAM:
             rows = q.principals(tx, ctx.account_id, kind)
             return [self._shape(r) for r in rows if r["path"].startswith(prefix)]
 
-        return await self.db.read(tx_fn)  # type: ignore[no-any-return]
+        return await self.db.read(tx_fn)
 
     async def _delete(self, ctx: RequestContext, kind: str, name: str) -> dict[str, Any]:
         def tx_fn(tx: Tx) -> str:
@@ -264,7 +264,7 @@ class IAM:
                 "IsTruncated": False,
             }
 
-        return await self.db.read(tx_fn)  # type: ignore[no-any-return]
+        return await self.db.read(tx_fn)
 
     def _own_key(self, tx: Tx, ctx: RequestContext, p: dict[str, Any]) -> str:
         _, arn, _ = self._user_for_keys(tx, ctx, p)

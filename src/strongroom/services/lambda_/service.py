@@ -12,7 +12,7 @@ rights it does not have), and Secrets Manager may always invoke them. Every name
 
 Permissions, as on AWS (docs/security.md, "Lambda permissions"):
 
-* every ``FunctionName`` spelling is resolved by :func:`~strongroom.services.lambda_.names.resolve_function`
+* every ``FunctionName`` spelling is resolved by :func:`~strongroom.domain.functions.resolve_function`
   (the authorizer uses the same function, so IAM decides on the function's ARN);
 * ``Role`` must be an existing role of the caller's account whose trust policy lets
   ``lambda.amazonaws.com`` assume it, else ``InvalidParameterValueException: The role defined for
@@ -38,9 +38,9 @@ from typing import Any
 from strongroom import clock
 from strongroom.auth.authorizer import BUILTIN_ROTATION_ROLE
 from strongroom.context import RequestContext
+from strongroom.domain.functions import LAMBDA_SERVICE, FunctionRef, lambda_action, resolve_function
 from strongroom.errors import AWSError
 from strongroom.rotation.runtime import FunctionRuntime, FunctionSpec
-from strongroom.services.lambda_.names import LAMBDA_SERVICE, FunctionRef, lambda_action, resolve_function
 from strongroom.services.lambda_.package import check_zip, extract
 from strongroom.services.lambda_.permissions import allows_secretsmanager
 from strongroom.services.secretsmanager.values import ValueCipher
@@ -380,17 +380,17 @@ class Lambda:
             assert row is not None
             return self._configuration(tx, ctx, row)
 
-        return await self.db.write(tx_fn)  # type: ignore[no-any-return]
+        return await self.db.write(tx_fn)
 
     async def get_function(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         def tx_fn(tx: Tx) -> dict[str, Any]:
             row = self._find(tx, ctx, self._ref(ctx, p))
             return {"Configuration": self._configuration(tx, ctx, row), "Code": {"RepositoryType": "S3"}}
 
-        return await self.db.read(tx_fn)  # type: ignore[no-any-return]
+        return await self.db.read(tx_fn)
 
     async def get_function_configuration(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        return await self.db.read(lambda tx: self._configuration(tx, ctx, self._find(tx, ctx, self._ref(ctx, p))))  # type: ignore[no-any-return]
+        return await self.db.read(lambda tx: self._configuration(tx, ctx, self._find(tx, ctx, self._ref(ctx, p))))
 
     async def list_functions(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         limit = min(int(p.get("MaxItems", 50)), 50)
@@ -403,7 +403,7 @@ class Lambda:
                 out["NextMarker"] = items[limit - 1]["name"]
             return out
 
-        return await self.db.read(tx_fn)  # type: ignore[no-any-return]
+        return await self.db.read(tx_fn)
 
     async def update_function_code(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         code = p.get("ZipFile")
@@ -419,7 +419,7 @@ class Lambda:
 
         out = await self.db.write(tx_fn)
         self.runtime.forget(out["FunctionArn"])
-        return out  # type: ignore[no-any-return]
+        return out
 
     async def update_function_configuration(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         def tx_fn(tx: Tx) -> dict[str, Any]:
@@ -450,7 +450,7 @@ class Lambda:
 
         out = await self.db.write(tx_fn)
         self.runtime.forget(out["FunctionArn"])
-        return out  # type: ignore[no-any-return]
+        return out
 
     async def delete_function(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         def tx_fn(tx: Tx) -> str:
@@ -540,7 +540,7 @@ class Lambda:
             q.set_policy(tx, row["arn"], json.dumps(statements), str(uuid.uuid4()))
             return {"Statement": json.dumps(statement)}
 
-        return await self.db.write(tx_fn)  # type: ignore[no-any-return]
+        return await self.db.write(tx_fn)
 
     async def remove_permission(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         def tx_fn(tx: Tx) -> dict[str, Any]:
@@ -554,7 +554,7 @@ class Lambda:
             q.set_policy(tx, row["arn"], json.dumps(kept), str(uuid.uuid4()))
             return {}
 
-        return await self.db.write(tx_fn)  # type: ignore[no-any-return]
+        return await self.db.write(tx_fn)
 
     async def get_policy(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         def tx_fn(tx: Tx) -> dict[str, Any]:
@@ -565,7 +565,7 @@ class Lambda:
             document = {"Version": "2012-10-17", "Id": "default", "Statement": statements}
             return {"Policy": json.dumps(document), "RevisionId": row["revision_id"]}
 
-        return await self.db.read(tx_fn)  # type: ignore[no-any-return]
+        return await self.db.read(tx_fn)
 
 
 def _snake(name: str) -> str:

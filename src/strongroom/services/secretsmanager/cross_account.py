@@ -219,7 +219,7 @@ async def create_replica(sm: ServiceParts, ctx: RequestContext, p: dict[str, Any
         q.put_policy(tx, row.id, MANAGED_POLICY, document, now)
         return {"ARN": row.arn, "Name": row.name}
 
-    return await sm.db.write(tx_fn)  # type: ignore[no-any-return]
+    return await sm.db.write(tx_fn)
 
 
 # ------------------------------------------------------------------------ associate / stop
@@ -284,7 +284,7 @@ async def associate(sm: ServiceParts, ctx: RequestContext, p: dict[str, Any]) ->
         _copy(sm, tx, primary, replica, now)
         return {"ARN": primary.arn, "CrossAccountReplicaARN": replica.arn, "ReplicationStatus": IN_SYNC}
 
-    return await sm.db.write(tx_fn)  # type: ignore[no-any-return]
+    return await sm.db.write(tx_fn)
 
 
 async def disassociate(sm: ServiceParts, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
@@ -313,7 +313,7 @@ async def disassociate(sm: ServiceParts, ctx: RequestContext, p: dict[str, Any])
             q.update_secret(tx, replica, "cross_account_primary")
         return {"ARN": primary.arn, "CrossAccountReplicaARN": entry["ReplicaSecretARN"]}
 
-    return await sm.db.write(tx_fn)  # type: ignore[no-any-return]
+    return await sm.db.write(tx_fn)
 
 
 def stop(sm: ServiceParts, tx: Tx, ctx: RequestContext, replica: SecretRow) -> None:

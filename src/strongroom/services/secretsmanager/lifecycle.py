@@ -116,4 +116,4 @@ class LifecycleOperations(ServiceBase):
                 q.delete_secret_row(tx, secret_id)
             return gone
 
-        return await self.db.write(tx_fn)  # type: ignore[no-any-return]
+        return await self.db.write(tx_fn)

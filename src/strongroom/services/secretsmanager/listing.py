@@ -77,7 +77,7 @@ def _words(text: str) -> str:
     """The lower-cased words of ``text``, each after a NUL: ``"\0app\0beta"``. A value word
     begins a word of the text when NUL + it is a substring (one C-level search per word; cached,
     as a scan meets the same descriptions many times)."""
-    out = []
+    out: list[str] = []
     for chunk in _NOT_WORD.split(text):
         out.extend(w for w in _CAMEL.split(chunk) if w)
     return "".join("\0" + w for w in out).lower()
@@ -251,12 +251,16 @@ class Lister:
                     exhausted = True
                     break
             next_token = None
-            if not exhausted and cursor is not None:
-                # Is there anything after the cursor? One cheap probe keeps the last page honest.
-                if more or q.list_secrets(
-                    tx, ctx.account_id, ctx.region, sort_by, descending, cursor, 1, include_deleted
-                ):
-                    next_token = self._sign({"q": query_id, "v": cursor[0], "i": cursor[1]})
+            # Is there anything after the cursor? One cheap probe keeps the last page honest.
+            if (
+                not exhausted
+                and cursor is not None
+                and (
+                    more
+                    or q.list_secrets(tx, ctx.account_id, ctx.region, sort_by, descending, cursor, 1, include_deleted)
+                )
+            ):
+                next_token = self._sign({"q": query_id, "v": cursor[0], "i": cursor[1]})
             page = Page(rows, next_token)
             if with_stages:
                 page.stages = q.all_stages(tx, [r.id for r in rows])

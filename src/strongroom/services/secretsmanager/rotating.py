@@ -15,6 +15,7 @@ from typing import Any
 
 from strongroom import clock
 from strongroom.context import RequestContext
+from strongroom.domain.functions import authorization_requests
 from strongroom.domain.schedule import ScheduleError, parse_rules
 from strongroom.errors import AWSError
 from strongroom.rotation.engine import CANNOT_INVOKE, RotationEngine, RotationRequest, RotationResult
@@ -75,8 +76,6 @@ class RotationOperations(ServiceBase):
         caller's own right to invoke, decided on every ARN the reference resolves to, as a Lambda
         Invoke call would be. Root is allowed (the authorizer's rule); without an authorizer
         (policies not enforced) there is nothing to check."""
-        from strongroom.services.lambda_.names import authorization_requests
-
         authz = ctx.authz
         if authz is None:
             return
@@ -100,4 +99,4 @@ class RotationOperations(ServiceBase):
                 out["VersionId"] = pending
             return out
 
-        return await self.db.write(tx_fn)  # type: ignore[no-any-return]
+        return await self.db.write(tx_fn)

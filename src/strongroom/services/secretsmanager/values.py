@@ -11,8 +11,6 @@ written, so the cache is safe with several nodes on one database.
 
 from __future__ import annotations
 
-from typing import Any
-
 from strongroom import clock
 from strongroom.cache import BoundedCache
 from strongroom.crypto import Keyring
@@ -47,7 +45,7 @@ def _aad(arn: str, version_id: str) -> bytes:
 class ValueCipher:
     def __init__(self, keyring: Keyring) -> None:
         self._keyring = keyring
-        self._wrapped = BoundedCache(Keyring.ACCOUNT_KEY_CACHE)
+        self._wrapped: BoundedCache[tuple[str, str, str], bytes] = BoundedCache(Keyring.ACCOUNT_KEY_CACHE)
 
     def _account_key(self, tx: Tx, account_id: str, region: str, key_ref: str, create: bool) -> bytes:
         cache_key = (account_id, region, key_ref)
@@ -103,7 +101,7 @@ class ValueCipher:
         version_id: str,
         kind: int,
         blob: bytes,
-        value: Any,
+        value: object,
     ) -> bool:
         if kind == 0:
             return False

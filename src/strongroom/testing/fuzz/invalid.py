@@ -162,7 +162,7 @@ def _mutate(rng: random.Random, params: dict[str, Any], shape: Any) -> tuple[dic
                 [None],
                 [[[]]],
                 {"Region": None},
-                [{"Region": "us-east-1", "Region": 5}],
+                [{"Region": 5}],
                 [{"": ""}],
             ]
         )

@@ -8,7 +8,7 @@ import json
 import random
 import re
 
-from strongroom.testing.fuzz.models import FORMAT, MODELS, SERVED
+from strongroom.testing.fuzz.models import FORMAT, SERVED
 from strongroom.testing.fuzz.requests import Case, _model_case, _signed
 from strongroom.testing.fuzz.values import Context
 
@@ -156,7 +156,7 @@ def kind_body(rng: random.Random, ctx: Context, index: int) -> Case:
         how, case.body, case.must_fail = _query_mutation(rng, case.body)
     elif FORMAT[service] == "json" or (service == "lambda" and case.method in ("POST", "PUT")):
         how, case.body, must_fail = _body_mutation(rng, case.body, member)
-        payload = MODELS[service].operation_model(case.operation).input_shape.serialization.get("payload")
+        payload = shape.serialization.get("payload")  # the operation's input shape
         case.must_fail = must_fail and not payload  # Invoke's body is the function's event, not a document
     else:  # a GET or DELETE with a body it does not expect
         how, case.body, _ = _body_mutation(rng, case.body, member)

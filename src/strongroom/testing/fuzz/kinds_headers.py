@@ -15,6 +15,7 @@ def kind_headers(rng: random.Random, ctx: Context, index: int) -> Case:
     """Missing, repeated or wrong headers, on an otherwise good request."""
     service = rng.choice(["secretsmanager", "secretsmanager", "cloudtrail", "lambda", "iam"])
     case, _, _ = _model_case(rng, ctx, index, "headers", service=service, operation=rng.choice(SERVED[service]))
+    assert case.operation is not None  # _model_case names the operation it was given
     how = rng.choice(
         [
             "two-authorization",
@@ -225,8 +226,8 @@ def kind_auth(rng: random.Random, ctx: Context, index: int) -> Case:
         return case
     if how == "presigned-query":
         case.target += (
-            ("&" if "?" in case.target else "?")
-            + "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAX%2F20200101%2Fus-east-1%2Fsecretsmanager%2Faws4_request"
+            ("&" if "?" in case.target else "?") + "X-Amz-Algorithm=AWS4-HMAC-SHA256"
+            "&X-Amz-Credential=AKIAX%2F20200101%2Fus-east-1%2Fsecretsmanager%2Faws4_request"
             "&X-Amz-Signature=00&X-Amz-Date=20200101T000000Z&X-Amz-SignedHeaders=host"
         )
         case.headers = [("Host", ctx.authority)] + case.headers

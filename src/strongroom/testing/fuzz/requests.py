@@ -110,10 +110,11 @@ class _SignedAt(SigV4Auth):
 
     def add_auth(self, request: AWSRequest) -> None:
         request.context["timestamp"] = self._when.strftime("%Y%m%dT%H%M%SZ")
-        self._modify_request_before_signing(request)
+        # botocore-stubs omit SigV4Auth's private steps (this and _inject_signature_to_request).
+        self._modify_request_before_signing(request)  # type: ignore[attr-defined]
         canonical_request = self.canonical_request(request)
         string_to_sign = self.string_to_sign(request, canonical_request)
-        self._inject_signature_to_request(request, self.signature(string_to_sign, request))
+        self._inject_signature_to_request(request, self.signature(string_to_sign, request))  # type: ignore[attr-defined]
 
 
 def _wire(

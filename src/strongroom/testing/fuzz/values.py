@@ -120,7 +120,7 @@ _PATTERN_CACHE: dict[str, Any] = {}
 
 def from_regex(rng: random.Random, pattern: str, max_repeat: int = 12) -> str | None:
     """A string the model's pattern matches (most of them), or None when Python cannot parse it."""
-    parsed = _PATTERN_CACHE.get(pattern)
+    parsed: Any = _PATTERN_CACHE.get(pattern)  # a parsed pattern, or False: Python cannot parse it
     if parsed is None:
         try:
             parsed = _sre_p.parse(pattern)

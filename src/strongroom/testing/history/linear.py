@@ -162,9 +162,9 @@ def _linearizable(secret: str, ops: list[Op], written: dict[str, tuple[str, Op]]
     events.sort(key=lambda e: (e[0], e[1]))
     head = _Entry(None, False, float("-inf"), -1)
     prev = head
-    for _, _, entry in events:
-        prev.next, entry.prev = entry, prev
-        prev = entry
+    for _, _, event in events:
+        prev.next, event.prev = event, prev
+        prev = event
 
     def lift(e: _Entry) -> None:
         for x in (e, e.match):
@@ -185,7 +185,7 @@ def _linearizable(secret: str, ops: list[Op], written: dict[str, tuple[str, Op]]
     cache: set[tuple[int, _State]] = set()
     stack: list[tuple[_Entry, _State]] = []
     best: tuple[int, list[Op], _State, Op | None] = (-1, [], state, None)
-    entry = head.next
+    entry: _Entry | None = head.next
     count = 0
     for _ in range(max_steps):
         if entry is None or (not entry.call and entry.time == float("inf")):

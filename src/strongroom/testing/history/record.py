@@ -58,7 +58,8 @@ def client_for(
         read_timeout=read_timeout,
         max_pool_connections=max_pool_connections,
     )
-    return boto3.client(
+    # boto3-stubs type client() per literal service name only; this helper takes any name.
+    return boto3.client(  # type: ignore[call-overload]
         service,
         endpoint_url=server.endpoint,
         region_name="us-east-1",

@@ -1,11 +1,11 @@
-"""Every spelling Lambda accepts for one function resolves to one ARN (services/lambda_/names.py)."""
+"""Every spelling Lambda accepts for one function resolves to one ARN (domain/functions.py)."""
 
 from __future__ import annotations
 
 import pytest
 
+from strongroom.domain.functions import authorization_requests, resolve_function
 from strongroom.errors import AWSError
-from strongroom.services.lambda_.names import authorization_requests, resolve_function
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
 ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:my-fn"
