@@ -39,7 +39,7 @@ test: system-packages $(STAMP) $(JS_STAMP) $(SIM_STAMP)
 	$(BIN)/python -m pytest $(ARGS)
 
 # Lint (the rule set in pyproject's [tool.ruff.lint]), format, mypy --strict on src/ ([tool.mypy]),
-# and the layer contract ([tool.importlinter], docs/design-layers.md). Each tool runs even when an
+# and the layer contract ([tool.importlinter], docs/design.md). Each tool runs even when an
 # earlier one failed, so one run shows every finding; the target fails if any did.
 check: $(STAMP)
 	@status=0; \
