@@ -118,6 +118,12 @@ def function_cpus() -> str | None:
     return os.environ.get("STRONGROOM_FUNCTION_CPUS")
 
 
+def host_path_and_home() -> tuple[str, str]:
+    """``PATH`` and ``HOME`` for a function worker that runs outside the sandbox
+    (--unsafe-functions, the built-in rotators): the server's own, with defaults."""
+    return os.environ.get("PATH", "/usr/bin:/bin"), os.environ.get("HOME", "/tmp")
+
+
 def test_crash_at() -> str | None:
     """Tests only: ``STRONGROOM_TEST_CRASH_AT``, the step of a master-key rotation at which the
     process kills itself (``crypto.ring.crash_point``)."""

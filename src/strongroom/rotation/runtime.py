@@ -46,6 +46,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from strongroom import config
 from strongroom.errors import AWSError
 from strongroom.rotation.sandbox import Sandbox, close_fds, pids_cgroup, remove_cgroup
 
@@ -350,11 +351,8 @@ class FunctionRuntime:
                     self._busy.add(worker)
                     return worker
                 worker.kill()
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "LANG": "C.UTF-8",
-            "HOME": os.environ.get("HOME", "/tmp"),
-        }
+        path, home = config.host_path_and_home()
+        env = {"PATH": path, "LANG": "C.UTF-8", "HOME": home}
         if self.sandbox is not None and spec.code_dir:  # nothing of the server's own environment
             env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/tmp", "TZ": ":UTC"}
         env.update(self._base_env(spec))
