@@ -158,3 +158,18 @@ def test_dev_refused_with_database_url(tmp_path):
     srv = ServerProcess(dev=True, database_url=str(tmp_path / "x.db"))
     with pytest.raises(RuntimeError, match="cannot be used with --database-url"):
         srv.start(timeout=20)
+
+
+@pytest.mark.parametrize("path", ["/2015-03-31/functions/", "/2015-03-31/functions"])
+def test_lambda_routes_take_the_trailing_slash_older_models_send(sqlite_server, path):
+    """Was: the aws CLI v2's and the JavaScript SDK v2's ListFunctions (their models' requestUri is
+    ``/2015-03-31/functions/``) got UnknownOperationException; AWS answers both spellings."""
+    request = AWSRequest(method="GET", url=sqlite_server.endpoint + path)
+    SigV4Auth(
+        Credentials(sqlite_server.access_key_id, sqlite_server.secret_access_key), "lambda", "us-east-1"
+    ).add_auth(request)
+    prepared = request.prepare()
+    req = urllib.request.Request(prepared.url, method="GET", headers=dict(prepared.headers))
+    with urllib.request.urlopen(req, timeout=10) as answer:
+        assert answer.status == 200
+        assert "Functions" in json.loads(answer.read())

@@ -41,11 +41,14 @@ __all__ = ["RestJSONProtocol"]
 
 
 def _template(uri: str) -> re.Pattern[str]:
-    path = uri.split("?", 1)[0]
+    """A route's path pattern. A trailing slash is optional, as on AWS: older SDK models (the aws
+    CLI v2's, the JavaScript SDK v2's) send ``/2015-03-31/functions/`` where the current model
+    has ``/2015-03-31/functions``."""
+    path = uri.split("?", 1)[0].rstrip("/")
     pattern = re.sub(
         r"\\\{(\w+)(\\\+)?\\\}", lambda m: f"(?P<{m.group(1)}>{'.+' if m.group(2) else '[^/]+'})", re.escape(path)
     )
-    return re.compile(f"^{pattern}$")
+    return re.compile(f"^{pattern}/?$")
 
 
 Whole = Callable[[Any, str, list[str]], None]
