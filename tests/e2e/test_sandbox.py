@@ -603,3 +603,29 @@ def test_unsafe_functions_runs_unsandboxed_with_a_loud_warning(tmp_path):
         )
         me = call(lam, name, attack="identity")
         assert me["uid"] == os.getuid() and me["file"].startswith(str(tmp_path / "data"))
+
+
+def test_a_data_dir_the_sandbox_would_bind_refuses_uploaded_code():
+    """A data directory inside a directory the sandbox binds read-only (here the server's
+    site-packages, bound at /var/runtime) would let a function read the master key and the
+    database: the server says so in one line and runs no uploaded code."""
+    packages = Path(importlib.util.find_spec("boto3").origin).resolve().parent.parent  # type: ignore[arg-type]
+    data = Path(tempfile.mkdtemp(prefix="strongroom-exposed-", dir=packages))
+    try:
+        with ServerProcess(data_dir=data / "data") as srv:
+            lines = [line for line in srv.log().splitlines() if "uploaded functions will NOT run" in line]
+            assert len(lines) == 1 and "would be visible inside it" in lines[0], srv.log()
+            lam = srv.client("lambda")
+            name = f"exposed-{uuid.uuid4().hex[:8]}"
+            lam.create_function(
+                FunctionName=name,
+                Runtime="python3.11",
+                Role=execution_role(srv.client("iam"), "r", None),
+                Handler="lambda_function.handler",
+                Code={"ZipFile": zipped(HOSTILE)},
+            )
+            out = lam.invoke(FunctionName=name, Payload=json.dumps({"attack": "identity"}))
+            error = json.loads(out["Payload"].read())
+            assert error["errorType"] == "Runtime.SandboxUnavailable" and "would be visible" in error["errorMessage"]
+    finally:
+        shutil.rmtree(data, ignore_errors=True)

@@ -89,6 +89,20 @@ class Sandbox:
     def python(self) -> str:
         return os.path.realpath(sys.executable)
 
+    def exposes(self, path: Path) -> bool:
+        """Whether ``path`` (a data directory, a key file) lies in something the sandbox binds from
+        the host (``/usr``, the interpreter's prefix, the site-packages, files of ``/etc``): a
+        function could then read it, so the server must not run uploaded code with it there."""
+        args, fds = self._mounts()
+        close_fds(fds)
+        target = os.path.realpath(path)
+        sources = [args[i + 1] for i, arg in enumerate(args) if arg in ("--ro-bind", "--bind")]
+        for source in sources:
+            source = os.path.realpath(source)
+            if target == source or target.startswith(source.rstrip("/") + "/"):
+                return True
+        return False
+
     def _mounts(self, extra: list[str] | None = None) -> tuple[list[str], tuple[int, ...]]:
         args = [
             self.bwrap,

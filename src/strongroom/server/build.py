@@ -260,6 +260,19 @@ def _function_sandbox(settings: config.Settings) -> tuple[function_sandbox.Sandb
             exc,
         )
         return None, str(exc)
+    exposed = [
+        str(path)
+        for path in (None if settings.dev or settings.database_url else settings.data_dir, settings.master_key_file)
+        if path is not None and sandbox.exposes(path)
+    ]
+    if exposed:
+        reason = f"{', '.join(exposed)} would be visible inside it (move it out of the system and Python directories)"
+        log.error(
+            "uploaded functions will NOT run: %s (built-in rotators still run; --unsafe-functions runs uploaded "
+            "code unsandboxed)",
+            reason,
+        )
+        return None, reason
     log.info("functions run in a sandbox: %s (uid %d, code at /var/task)", sandbox.bwrap, function_sandbox.SANDBOX_UID)
     if not function_sandbox.processes_bounded():
         log.warning(
