@@ -52,6 +52,9 @@ class Settings:
     def uses_postgres(self) -> bool:
         return self.database_url is not None and self.database_url.startswith(("postgresql://", "postgres://"))
 
+    # Each principal's expensive calls (ListSecrets, BatchGetSecretValue, Invoke, ...) a second,
+    # in bursts of as many (server/limiter.py); AWS's own quota for ListSecrets is 100.
+    expensive_calls_per_second: float = 100.0
     read_timeout_seconds: float = 20.0  # a request's time to arrive before MinRate extends it (server/http.py)
 
     @property
@@ -85,6 +88,8 @@ def from_env(**overrides: object) -> Settings:
         values["function_idle_seconds"] = _number(env, "STRONGROOM_FUNCTION_IDLE_SECONDS")
     if env.get("STRONGROOM_FUNCTION_CONCURRENCY"):
         values["function_concurrency"] = int(_number(env, "STRONGROOM_FUNCTION_CONCURRENCY"))
+    if env.get("STRONGROOM_EXPENSIVE_CALLS_PER_SECOND"):
+        values["expensive_calls_per_second"] = _number(env, "STRONGROOM_EXPENSIVE_CALLS_PER_SECOND")
     if env.get("STRONGROOM_READ_TIMEOUT_SECONDS"):
         values["read_timeout_seconds"] = _number(env, "STRONGROOM_READ_TIMEOUT_SECONDS")
     if env.get("STRONGROOM_MASTER_KEY_FILE"):

@@ -31,6 +31,7 @@ from strongroom.auth.authorizer import Authorizer
 from strongroom.auth.sigv4 import SigV4Verifier
 from strongroom.server.admin import admin
 from strongroom.server.bodies import ClientGone, Receive
+from strongroom.server.limiter import EXPENSIVE_RATE
 from strongroom.server.pipeline import Pipeline, Send, Service
 
 __all__ = ["App"]
@@ -56,6 +57,7 @@ class App(Pipeline):
         health: Callable[[], dict[str, Any]] | None = None,
         audit: AuditTrail | None = None,
         authorizer: Authorizer | None = None,
+        expensive_rate: float = EXPENSIVE_RATE,
     ) -> None:
         super().__init__(
             json_services={s.protocol.target_prefix: s for s in services if s.protocol.found_by == "target"},
@@ -68,6 +70,7 @@ class App(Pipeline):
             max_body_bytes=max_body_bytes,
             audit=audit,
             authorizer=authorizer,
+            expensive_rate=expensive_rate,
         )
         self.on_startup = on_startup
         self.on_shutdown = on_shutdown

@@ -209,6 +209,7 @@ def build(settings: config.Settings) -> Server:
         dev=settings.dev,
         account_id=settings.account_id,
         max_body_bytes=settings.max_body_bytes,
+        expensive_rate=settings.expensive_calls_per_second,
         on_startup=startup,
         on_shutdown=shutdown,
         on_reset=reset,

@@ -114,6 +114,7 @@ class Pipeline:
         max_body_bytes: int,
         audit: AuditTrail | None,
         authorizer: Authorizer | None,
+        expensive_rate: float = EXPENSIVE_RATE,
     ) -> None:
         self.by_prefix = json_services
         self.rest_services = rest_services
@@ -129,7 +130,7 @@ class Pipeline:
         self.max_body_bytes = max_body_bytes
         self.audit = audit
         self.authorizer = authorizer
-        self.limiter = PrincipalLimiter(EXPENSIVE_PER_PRINCIPAL, EXPENSIVE_RATE)
+        self.limiter = PrincipalLimiter(EXPENSIVE_PER_PRINCIPAL, expensive_rate)
         self.bodies = BodyReader(max_body_bytes)
 
     async def handle(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
@@ -278,7 +279,8 @@ class Pipeline:
         """
         if operation not in service.expensive:
             return await self.audited_call(ctx, service, operation, request)
-        principal = ctx.principal_arn
+        # A role's sessions share the role's share: new session names are no way around it.
+        principal = ctx.role_arn or ctx.principal_arn
         if not self.limiter.acquire(principal):
             raise service.protocol.throttled()
         try:
