@@ -497,3 +497,47 @@ def test_cpu_lists_read_as_taskset_writes_them(text, cpus):
 def test_cpu_lists_refused(text):
     with pytest.raises(ValueError):
         parse_cpus(text)
+
+
+def test_unhandled_error_logs_as_lambdas_runtime_with_one_request_id(tmp_path):
+    """An unhandled error is logged as Lambda's Python runtime logs it (``[ERROR] Type: message``
+    and the traceback of the function's frames), and every line naming a request id names the
+    invocation's, the one ``strongroom logs`` shows."""
+    import base64
+    import re
+    import subprocess
+    import sys
+
+    data_dir = tmp_path / "data"
+    source = (
+        "import logging\n\ndef handler(event, context):\n    logging.getLogger().info('about to fail')\n"
+        "    raise ValueError('boom ' + str(event['n']))\n"
+    )
+    with ServerProcess(data_dir=data_dir, env=FAST) as srv:
+        lam = srv.client("lambda")
+        lam.create_function(
+            FunctionName="failer",
+            Runtime="python3.11",
+            Role=rotation_role(srv.client("iam")),
+            Handler="lambda_function.handler",
+            Code={"ZipFile": zipped(source)},
+        )
+        out = lam.invoke(FunctionName="failer", Payload=json.dumps({"n": 7}), LogType="Tail")
+    assert out["FunctionError"] == "Unhandled"
+    lines = base64.b64decode(out["LogResult"]).decode().splitlines()
+    request_id = lines[0].split()[2]
+    assert lines[0] == f"START RequestId: {request_id} Version: $LATEST"
+    assert re.fullmatch(rf"\[INFO\]\t\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{{3}}Z\t{request_id}\tabout to fail", lines[1])
+    assert lines[2] == "[ERROR] ValueError: boom 7"
+    assert lines[3] == "Traceback (most recent call last):"
+    assert lines[4].endswith('lambda_function.py", line 5, in handler'), lines
+    assert lines[5] == "    raise ValueError('boom ' + str(event['n']))"
+    assert lines[6] == f"END RequestId: {request_id}"
+    assert lines[7].startswith(f"REPORT RequestId: {request_id}\t")
+    shown = subprocess.run(
+        [sys.executable, "-m", "strongroom.cli.main", "logs", "failer", "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert shown.splitlines()[0].endswith(request_id) and "ValueError: boom 7" in shown

@@ -85,6 +85,7 @@ class InvokeResult:
     error: dict[str, Any] | None = None
     logs: str = ""
     duration_ms: int = 0
+    request_id: str = ""  # the invocation's: the one its log lines (START, END, REPORT) name
 
     @property
     def error_text(self) -> str:
@@ -445,11 +446,10 @@ class FunctionRuntime:
                 },
             )
         started = time.monotonic()
+        request_id = str(uuid.uuid4())
         worker = self._take(spec)
         try:
-            answer = worker.call(
-                {"event": event, "timeout": spec.timeout, "request_id": str(uuid.uuid4())}, spec.timeout
-            )
+            answer = worker.call({"event": event, "timeout": spec.timeout, "request_id": request_id}, spec.timeout)
         finally:
             if not worker.alive():
                 with self._lock:
@@ -457,10 +457,15 @@ class FunctionRuntime:
         duration = int((time.monotonic() - started) * 1000)
         if answer is None:
             worker.kill()  # revokes its credentials
-            return InvokeResult(False, error=_runtime_error(worker, spec), duration_ms=duration)
+            return InvokeResult(False, error=_runtime_error(worker, spec), duration_ms=duration, request_id=request_id)
         self._give_back(spec, worker)
         return InvokeResult(
-            bool(answer.get("ok")), answer.get("result"), answer.get("error"), answer.get("logs", ""), duration
+            bool(answer.get("ok")),
+            answer.get("result"),
+            answer.get("error"),
+            answer.get("logs", ""),
+            duration,
+            request_id,
         )
 
     def forget(self, arn: str) -> None:

@@ -120,6 +120,31 @@ def _function_frames(exc: BaseException) -> list[str]:
     return traceback.format_tb(tb.tb_next if tb is not None else None)
 
 
+class _LambdaFormatter(logging.Formatter):
+    """Lambda's Python runtime's log line: ``[LEVEL]<tab>UTC time<tab>request id<tab>message``,
+    the request id being the current invocation's (the one START, END and REPORT name)."""
+
+    request_id = ""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s", "%Y-%m-%dT%H:%M:%S"
+        )
+        self.converter = time.gmtime
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.aws_request_id = self.request_id
+        return super().format(record)
+
+
+def _error_lines(exc: BaseException) -> str:
+    """An unhandled error as Lambda's runtime logs it: ``[ERROR] Type: message`` and the traceback
+    of the function's frames below it."""
+    frames = "".join(_function_frames(exc)).rstrip("\n")
+    head = f"[ERROR] {type(exc).__name__}: {exc}"
+    return f"{head}\nTraceback (most recent call last):\n{frames}" if frames else head
+
+
 def _load(handler: str, code_dir: str | None) -> Any:
     if code_dir:
         sys.path.insert(0, code_dir)
@@ -139,7 +164,8 @@ def main() -> None:
     sys.stdout = capture
     sys.stderr = capture
     handler_log = logging.StreamHandler(capture)
-    handler_log.setFormatter(logging.Formatter("[%(levelname)s]\t%(asctime)s\t%(message)s"))
+    formatter = _LambdaFormatter()
+    handler_log.setFormatter(formatter)
     logging.getLogger().addHandler(handler_log)
     logging.getLogger().setLevel(logging.INFO)
     for noisy in ("botocore", "urllib3", "boto3"):
@@ -160,6 +186,7 @@ def main() -> None:
     for line in sys.stdin:
         request = json.loads(line)
         request_id = request.get("request_id") or str(uuid.uuid4())
+        formatter.request_id = request_id
         print(f"START RequestId: {request_id} Version: $LATEST")
         started = time.time()
         if function is None:
@@ -178,7 +205,7 @@ def main() -> None:
                         "stackTrace": _function_frames(exc),
                     },
                 }
-                capture.note(f"[ERROR] {type(exc).__name__}: {exc}")
+                capture.note(_error_lines(exc))
         capture.note(f"END RequestId: {request_id}")
         capture.note(f"REPORT RequestId: {request_id}\tDuration: {(time.time() - started) * 1000:.2f} ms")
         answer["logs"] = capture.take()

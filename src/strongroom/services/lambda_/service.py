@@ -120,7 +120,8 @@ class Lambda:
     def record_invocation(self, spec: FunctionSpec, event: Any, result: Any, started: float) -> None:
         """Keep an invocation's outcome and its logs (encrypted), newest 1,000 per function."""
         _, _, _, region, account, _, _ = spec.arn.split(":", 6)
-        request_id = str(uuid.uuid4())
+        # The id the invocation's log lines name (a refusal before any worker ran has none).
+        request_id = getattr(result, "request_id", "") or str(uuid.uuid4())
         step = event.get("Step") if isinstance(event, dict) else None
 
         def tx_fn(tx: Tx) -> None:
