@@ -1,24 +1,9 @@
 #!/usr/bin/env python
-"""A fuzz campaign against one strongroom server: no input gets a 5xx, a hang or a crash.
+"""The fuzz campaign's command line; the campaign itself (what it sends and what it checks) is
+``strongroom.testing.fuzz``, whose docstring says it all.
 
-Every request is generated from botocore's models (every Secrets Manager operation; Lambda's,
-IAM's, STS's and CloudTrail's served operations and a sample of the ones strongroom does not
-serve), valid or broken on purpose, and sent over a raw socket so that anything can be broken:
-the JSON (invalid, invalid UTF-8, lone surrogates, duplicate keys, NaN, 10,000 levels of
-nesting), the values (wrong types, out of range, unknown members, oversized), the headers (two
-``Authorization``, two ``X-Amz-Target``, unknown targets, wrong content types), the signature
-(botocore's ``SigV4Auth`` so a broken body still reaches the parser, or none, or a bad one), the
-method and path, the HTTP framing, and the timing (a byte per 100 ms, or a ``Content-Length``
-larger than what is sent, then a close).
-
-Each answer must be an AWS-style 4xx or a 2xx: never a 5xx, never silence past a socket timeout.
-An error must be in the wire format of the service asked (JSON ``__type`` + ``message``, Lambda's
-``x-amzn-ErrorType``, the query protocol's ``<ErrorResponse>``) with a code and a message that
-are not empty. A canary secret made before the campaign must keep its exact versions, labels and
-values, and the server must stay alive and healthy.
-
-Request ``i`` of seed ``s`` is always the same request (its generator is seeded with ``s/i``), so
-any finding is replayed with ``--seed s --replay i``. Run::
+Request ``i`` of seed ``s`` is always the same request, so any finding is replayed with
+``--seed s --replay i``. Run::
 
     .venv/bin/python bench/fuzz_campaign.py --requests 100000 --seed 1
     .venv/bin/python bench/fuzz_campaign.py --seed 1 --replay 4242      # print and resend one

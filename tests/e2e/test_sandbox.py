@@ -22,6 +22,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -264,16 +265,7 @@ def hostile(request, tmp_path_factory):  # type: ignore[no-untyped-def]
         data_dir = srv.data_dir
         lam = srv.client("lambda")
         name = f"hostile-{uuid.uuid4().hex[:8]}"
-        lam.create_function(
-            FunctionName=name,
-            Runtime="python3.11",
-            Role=execution_role(srv.client("iam"), "r", None),
-            Handler="lambda_function.handler",
-            Code={"ZipFile": zipped(HOSTILE)},
-            Timeout=30,
-            MemorySize=128,
-            Environment={"Variables": {"MINE": "own"}},
-        )
+        hostile_function(srv, lam, name, Timeout=30, MemorySize=128, Environment={"Variables": {"MINE": "own"}})
         other_marker = f"other-function-{uuid.uuid4().hex}"
         lam.create_function(
             FunctionName=name + "-other",
@@ -288,6 +280,18 @@ def hostile(request, tmp_path_factory):  # type: ignore[no-untyped-def]
         srv.stop()
     if request.param == "unprivileged":
         shutil.rmtree(data_root, ignore_errors=True)
+
+
+def hostile_function(srv: ServerProcess, lam: Any, name: str, **config: Any) -> None:
+    """Function ``name`` running HOSTILE, with an execution role Lambda may assume."""
+    lam.create_function(
+        FunctionName=name,
+        Runtime="python3.11",
+        Role=execution_role(srv.client("iam"), "r", None),
+        Handler="lambda_function.handler",
+        Code={"ZipFile": zipped(HOSTILE)},
+        **config,
+    )
 
 
 def call(lam, name: str, **event):  # type: ignore[no-untyped-def]
@@ -423,13 +427,7 @@ def test_no_process_outlives_its_worker(hostile):
     and nothing it started survives on the host."""
     srv, lam, _, _, _ = hostile
     name = f"leaver-{uuid.uuid4().hex[:8]}"
-    lam.create_function(
-        FunctionName=name,
-        Runtime="python3.11",
-        Role=execution_role(srv.client("iam"), "r", None),
-        Handler="lambda_function.handler",
-        Code={"ZipFile": zipped(HOSTILE)},
-    )
+    hostile_function(srv, lam, name)
     marker = f"left-behind-{uuid.uuid4().hex}"
     assert call(lam, name, attack="leave", marker=marker) == "left"
     # The grandchild execs the sleeper after the function has answered: wait for it to show.
@@ -441,13 +439,7 @@ def test_no_process_outlives_its_worker(hostile):
 def test_a_deleted_functions_credentials_stop_at_once(hostile):
     srv, lam, _, _, _ = hostile
     name = f"creds-{uuid.uuid4().hex[:8]}"
-    lam.create_function(
-        FunctionName=name,
-        Runtime="python3.11",
-        Role=execution_role(srv.client("iam"), "r", None),
-        Handler="lambda_function.handler",
-        Code={"ZipFile": zipped(HOSTILE)},
-    )
+    hostile_function(srv, lam, name)
     creds = call(lam, name, attack="credentials")
     stolen = boto3.client(
         "secretsmanager",
@@ -484,14 +476,7 @@ def test_a_hanging_function_cannot_starve_iam():
         )
         iam = srv.client("iam")
         name = f"hang-{uuid.uuid4().hex[:8]}"
-        lam.create_function(
-            FunctionName=name,
-            Runtime="python3.11",
-            Role=execution_role(srv.client("iam"), "r", None),
-            Handler="lambda_function.handler",
-            Code={"ZipFile": zipped(HOSTILE)},
-            Timeout=20,
-        )
+        hostile_function(srv, lam, name, Timeout=20)
         codes: list[str] = []
 
         def hang() -> None:
@@ -524,13 +509,7 @@ def test_idle_workers_are_reaped_and_their_credentials_revoked(tmp_path):
     with ServerProcess(data_dir=tmp_path / "data", env={"STRONGROOM_FUNCTION_IDLE_SECONDS": "1"}) as srv:
         lam = srv.client("lambda")
         name = f"idle-{uuid.uuid4().hex[:8]}"
-        lam.create_function(
-            FunctionName=name,
-            Runtime="python3.11",
-            Role=execution_role(srv.client("iam"), "r", None),
-            Handler="lambda_function.handler",
-            Code={"ZipFile": zipped(HOSTILE)},
-        )
+        hostile_function(srv, lam, name)
         creds = call(lam, name, attack="credentials")
         code_root = str(tmp_path / "data" / "functions")
         assert _processes_with(code_root), "a warm worker (bwrap binds its code from DATA_DIR/functions)"
@@ -564,13 +543,7 @@ def test_without_a_sandbox_uploaded_code_is_refused_but_builtins_run(tmp_path):
         assert len(lines) == 1 and "/nonexistent/bwrap not found" in lines[0] and "Traceback" not in srv.log()
         lam, sm = srv.client("lambda"), srv.client()
         name = f"refused-{uuid.uuid4().hex[:8]}"
-        lam.create_function(
-            FunctionName=name,
-            Runtime="python3.11",
-            Role=execution_role(srv.client("iam"), "r", None),
-            Handler="lambda_function.handler",
-            Code={"ZipFile": zipped(HOSTILE)},
-        )
+        hostile_function(srv, lam, name)
         out = lam.invoke(FunctionName=name, Payload=json.dumps({"attack": "identity"}))
         error = json.loads(out["Payload"].read())
         assert out["FunctionError"] == "Unhandled" and error["errorType"] == "Runtime.SandboxUnavailable"
@@ -594,13 +567,7 @@ def test_unsafe_functions_runs_unsandboxed_with_a_loud_warning(tmp_path):
         assert "WARNING: --unsafe-functions: uploaded functions run WITHOUT a sandbox" in srv.log()
         lam = srv.client("lambda")
         name = f"unsafe-{uuid.uuid4().hex[:8]}"
-        lam.create_function(
-            FunctionName=name,
-            Runtime="python3.11",
-            Role=execution_role(srv.client("iam"), "r", None),
-            Handler="lambda_function.handler",
-            Code={"ZipFile": zipped(HOSTILE)},
-        )
+        hostile_function(srv, lam, name)
         me = call(lam, name, attack="identity")
         assert me["uid"] == os.getuid() and me["file"].startswith(str(tmp_path / "data"))
 
@@ -617,13 +584,7 @@ def test_a_data_dir_the_sandbox_would_bind_refuses_uploaded_code():
             assert len(lines) == 1 and "would be visible inside it" in lines[0], srv.log()
             lam = srv.client("lambda")
             name = f"exposed-{uuid.uuid4().hex[:8]}"
-            lam.create_function(
-                FunctionName=name,
-                Runtime="python3.11",
-                Role=execution_role(srv.client("iam"), "r", None),
-                Handler="lambda_function.handler",
-                Code={"ZipFile": zipped(HOSTILE)},
-            )
+            hostile_function(srv, lam, name)
             out = lam.invoke(FunctionName=name, Payload=json.dumps({"attack": "identity"}))
             error = json.loads(out["Payload"].read())
             assert error["errorType"] == "Runtime.SandboxUnavailable" and "would be visible" in error["errorMessage"]
