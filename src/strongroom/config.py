@@ -11,7 +11,17 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["ConfigError", "Settings", "from_env", "function_cpus", "rotation_overrides", "test_crash_at"]
+__all__ = [
+    "ConfigError",
+    "Settings",
+    "client_credentials",
+    "from_env",
+    "function_cpus",
+    "rotation_overrides",
+    "test_crash_at",
+    "vault_address",
+    "vault_token",
+]
 
 DEFAULT_ACCOUNT = "123456789012"
 DEFAULT_PORT = 8430
@@ -115,6 +125,25 @@ def rotation_overrides() -> dict[str, str]:
     """The rotation engine's settings the environment gives: field name -> the variable's text
     (parsed by ``RotationSettings.from_env``)."""
     return {name: os.environ[variable] for name, variable in ROTATION_VARIABLES.items() if variable in os.environ}
+
+
+def client_credentials() -> tuple[str, str] | None:
+    """The key ``strongroom import`` / ``export`` sign their calls to a strongroom server with, from
+    STRONGROOM_ACCESS_KEY_ID and STRONGROOM_SECRET_ACCESS_KEY (both, or None); a ConfigError when
+    only one is set."""
+    key_id, secret = os.environ.get("STRONGROOM_ACCESS_KEY_ID"), os.environ.get("STRONGROOM_SECRET_ACCESS_KEY")
+    if bool(key_id) != bool(secret):
+        raise ConfigError("STRONGROOM_ACCESS_KEY_ID and STRONGROOM_SECRET_ACCESS_KEY go together: one is not set")
+    return (key_id, secret) if key_id and secret else None
+
+
+def vault_token() -> str | None:
+    """Vault's token for ``strongroom import vault``, as Vault's and OpenBao's own CLIs find it."""
+    return os.environ.get("VAULT_TOKEN") or os.environ.get("BAO_TOKEN") or None
+
+
+def vault_address() -> str | None:
+    return os.environ.get("VAULT_ADDR") or os.environ.get("BAO_ADDR") or None
 
 
 def function_cpus() -> str | None:

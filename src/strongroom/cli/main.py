@@ -16,7 +16,7 @@ import click
 from strongroom import config
 
 # The command modules register their commands on the group when imported.
-from strongroom.cli import keys, operate, services  # noqa: F401
+from strongroom.cli import keys, migrate, operate, services  # noqa: F401
 from strongroom.cli.common import _key_provider_options, _prepare_data_dir, _settings, _storage_errors, cli
 
 __all__ = ["main"]
