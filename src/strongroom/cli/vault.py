@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -207,13 +208,10 @@ def _deleted(deletion_time: str | None, now: dt.datetime) -> bool:
     """A version is deleted once its deletion_time has passed (delete_version_after sets one ahead)."""
     if not deletion_time:
         return False
-    text = deletion_time.replace("Z", "+00:00")
-    # Go writes nanoseconds; Python reads at most microseconds.
-    if "." in text:
-        head, _, tail = text.partition(".")
-        digits = "".join(ch for ch in tail if ch.isdigit())
-        text = f"{head}.{digits[:6]}{tail[len(digits) :]}"
+    # Go writes up to nanoseconds; Python reads at most microseconds.
+    text = re.sub(r"(\.\d{6})\d+", r"\1", deletion_time.replace("Z", "+00:00"))
     try:
-        return dt.datetime.fromisoformat(text) <= now
+        when = dt.datetime.fromisoformat(text)
     except ValueError:
-        return True
+        return True  # a time that does not parse: take the version as deleted rather than copy it
+    return (when if when.tzinfo else when.replace(tzinfo=dt.UTC)) <= now
