@@ -673,3 +673,71 @@ def test_openbao_wrong_token_and_unreachable_address_are_one_line(bao, target):
     assert away.returncode == 1
     assert away.stderr.startswith(f"strongroom: cannot reach Vault at http://127.0.0.1:{port}: ")
     assert away.stderr.count("\n") == 1
+
+
+def _no_pending(sm: Any, name: str) -> bool:
+    stages = sm.describe_secret(SecretId=name)["VersionIdsToStages"]
+    return not any("AWSPENDING" in labels for labels in stages.values())
+
+
+def test_rotation_is_carried_off_unless_kept_with_a_function_map(target, tmp_path):
+    """Rotation needs its function on the other side: off (and noted) by default; with
+    --keep-rotation each source function must be mapped, and the secret then rotates with the
+    mapped one on the source's schedule, without rotating at once. The source is another
+    strongroom (moto needs the function to exist in its own Lambda); both run AWS's generic
+    template, whose testSecret step (run by RotateImmediately=false) succeeds."""
+    from strongroom.testing.functions import create_function
+
+    with ServerProcess() as source:
+        src = source.client()
+        source_function = create_function(source.client("lambda"), source.client("iam"), "rotator-at-source")
+        src.create_secret(Name="rotating", SecretString="r")
+        src.rotate_secret(
+            SecretId="rotating",
+            RotationLambdaARN=source_function,
+            RotationRules={"AutomaticallyAfterDays": 30},
+            RotateImmediately=False,
+        )
+        assert src.describe_secret(SecretId="rotating")["RotationEnabled"] is True
+        wait_for(lambda: _no_pending(src, "rotating"), 120, "the source's rotation test run")
+        target_function = create_function(target.client("lambda"), target.client("iam"), "rotator-here")
+        sm = target.client()
+
+        def run(*args: str, report: str) -> subprocess.CompletedProcess[str]:
+            return strongroom(
+                "import", "secretsmanager", "--source-endpoint-url", source.endpoint, "--source-region", "us-east-1",
+                "--endpoint-url", target.endpoint, "--report", str(tmp_path / report), *args,
+                env=command_env(
+                    target, AWS_ACCESS_KEY_ID=source.access_key_id, AWS_SECRET_ACCESS_KEY=source.secret_access_key
+                ),
+            )  # fmt: skip
+
+        unmapped = run("--keep-rotation", report="r0.json")
+        assert unmapped.returncode == 1
+        assert report_of(tmp_path / "r0.json")["by_name"]["rotating"]["reason"] == (
+            f"--keep-rotation: no --function-map entry for the source's rotation function {source_function}"
+        )
+        assert list(_all_names(sm)) == []  # refused before anything was written
+
+        off = run(report="r1.json")
+        assert off.returncode == 0, off.stdout
+        assert report_of(tmp_path / "r1.json")["by_name"]["rotating"]["notes"] == [
+            f"rotation not turned on on the target (the source rotates with {source_function}; "
+            "--keep-rotation with --function-map turns it on)"
+        ]
+        assert not sm.describe_secret(SecretId="rotating").get("RotationEnabled")
+
+        mapping = f"{source_function}={target_function}"
+        kept = run("--keep-rotation", "--function-map", mapping, report="r2.json")
+        assert kept.returncode == 0, kept.stdout
+        assert report_of(tmp_path / "r2.json")["by_name"]["rotating"]["reason"] == "rotation"
+        described = sm.describe_secret(SecretId="rotating")
+        assert described["RotationEnabled"] is True
+        assert described["RotationLambdaARN"] == target_function
+        assert described["RotationRules"]["AutomaticallyAfterDays"] == 30
+        wait_for(lambda: _no_pending(sm, "rotating"), 120, "the target's rotation test run")
+        current = src.get_secret_value(SecretId="rotating")
+        assert sm.get_secret_value(SecretId="rotating")["VersionId"] == current["VersionId"]  # not rotated
+        again = run("--keep-rotation", "--function-map", mapping, report="r3.json")
+        assert again.returncode == 0
+        assert report_of(tmp_path / "r3.json")["counts"] == {"unchanged": 1}
