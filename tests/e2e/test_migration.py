@@ -741,3 +741,33 @@ def test_rotation_is_carried_off_unless_kept_with_a_function_map(target, tmp_pat
         again = run("--keep-rotation", "--function-map", mapping, report="r3.json")
         assert again.returncode == 0
         assert report_of(tmp_path / "r3.json")["counts"] == {"unchanged": 1}
+
+
+def test_a_progress_bar_on_a_terminal(moto, moto_endpoint, target):
+    import pty
+
+    fill_source(moto)
+    controller, terminal = pty.openpty()
+    args = ["import", "secretsmanager", "--source-endpoint-url", moto_endpoint, "--source-region", "us-east-1"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "strongroom.cli.main", *args, "--endpoint-url", target.endpoint],
+        stdout=subprocess.PIPE,
+        stderr=terminal,
+        env=command_env(target, TERM="xterm"),
+        text=True,
+    )
+    os.close(terminal)
+    out, _ = proc.communicate(timeout=120)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # EIO: the terminal's other end is closed and drained
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(controller)
+    assert proc.returncode == 0, out
+    assert "importing" in shown.decode() and "3/3" in shown.decode()
+    assert "importing" not in out  # the bar is on the terminal (stderr), the summary on stdout
