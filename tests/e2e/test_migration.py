@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -112,7 +113,7 @@ def bao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def vault(address: str, method: str, path: str, body: Any = None, token: str = "root") -> Any:
     request = urllib.request.Request(
-        f"{address}/v1/{path}",
+        f"{address}/v1/{urllib.parse.quote(path)}",
         method=method,
         data=None if body is None else json.dumps(body).encode(),
         headers={"X-Vault-Token": token},
@@ -410,9 +411,18 @@ def test_secrets_scheduled_for_deletion_are_skipped_and_listed(moto, moto_endpoi
     assert report["by_name"]["going"]["outcome"] == "skipped"
     assert report["by_name"]["going"]["reason"].startswith("scheduled for deletion on the source")
     assert sorted(_all_names(target.client())) == ["kept"]
+    # Asked for, it is tried: moto, as AWS, gives no value of a secret scheduled for deletion.
+    tried = import_sm(moto_endpoint, target, "--include-planned-deletion", "--report", str(tmp_path / "r2.json"))
+    assert tried.returncode == 1
+    report = report_of(tmp_path / "r2.json")
+    assert report["counts"] == {"unchanged": 1, "failed": 1}
+    assert report["by_name"]["going"]["reason"].startswith(
+        "the source refused or failed reading it: InvalidRequestException: "
+    )
+    assert sorted(_all_names(target.client())) == ["kept"]
 
 
-def test_unreachable_source_is_one_line(target):
+def test_unreachable_source_is_one_line(target, tmp_path):
     port = free_port()  # nothing listens there
     done = strongroom(
         "import",
@@ -423,11 +433,15 @@ def test_unreachable_source_is_one_line(target):
         "us-east-1",
         "--endpoint-url",
         target.endpoint,
+        "--report",
+        str(tmp_path / "r.json"),
         env=command_env(target),
     )
     assert done.returncode == 1
     assert done.stderr.startswith(f"strongroom: cannot reach the source at http://127.0.0.1:{port}")
     assert done.stderr.count("\n") == 1 and done.stdout == ""
+    report = report_of(tmp_path / "r.json")
+    assert report["error"] == done.stderr.removeprefix("strongroom: ").rstrip("\n") and report["secrets"] == []
 
 
 def test_wrong_credentials_are_one_line(moto, moto_endpoint, target):
@@ -648,15 +662,18 @@ def test_import_from_openbao_kv1(bao, target, tmp_path):
     mount = kv_mount(bao, 1)
     vault(bao, "POST", f"{mount}/svc/api", {"key": "k1"})
     vault(bao, "POST", f"{mount}/svc/web", {"key": "w"})
-    done = import_vault(bao, target, mount)
-    assert done.returncode == 0, done.stdout + done.stderr
+    vault(bao, "POST", f"{mount}/svc/not a name", {"key": "n"})  # Vault takes it; Secrets Manager names do not
+    done = import_vault(bao, target, mount, "--report", str(tmp_path / "r0.json"))
+    assert done.returncode == 1, done.stdout + done.stderr
+    reason = report_of(tmp_path / "r0.json")["by_name"]["svc/not a name"]["reason"]
+    assert reason.startswith("the target refused to create it: ValidationException: ")
     sm = target.client()
     assert json.loads(sm.get_secret_value(SecretId="svc/api")["SecretString"]) == {"key": "k1"}
     first = sm.describe_secret(SecretId="svc/api")["VersionIdsToStages"]
     vault(bao, "POST", f"{mount}/svc/api", {"key": "k2"})  # KV v1 overwrites in place
-    rerun = import_vault(bao, target, mount, "--report", str(tmp_path / "r.json"))
+    rerun = import_vault(bao, target, mount, "--path", "svc/api", "--report", str(tmp_path / "r.json"))
     assert rerun.returncode == 0, rerun.stdout
-    assert report_of(tmp_path / "r.json")["counts"] == {"updated": 1, "unchanged": 1}
+    assert report_of(tmp_path / "r.json")["counts"] == {"updated": 1}
     assert json.loads(sm.get_secret_value(SecretId="svc/api")["SecretString"]) == {"key": "k2"}
     old = next(iter(first))
     assert sm.get_secret_value(SecretId="svc/api", VersionId=old)["SecretString"] == '{"key": "k1"}'
