@@ -788,3 +788,25 @@ def test_a_progress_bar_on_a_terminal(moto, moto_endpoint, target):
     assert proc.returncode == 0, out
     assert "importing" in shown.decode() and "3/3" in shown.decode()
     assert "importing" not in out  # the bar is on the terminal (stderr), the summary on stdout
+
+
+def test_kms_keys_are_mapped_or_left_to_the_targets_default(moto, moto_endpoint, target, tmp_path):
+    mapped_key = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/1111aaaa-0000-0000-0000-000000000001"
+    other_key = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/2222bbbb-0000-0000-0000-000000000002"
+    moto.create_secret(Name="mapped", SecretString="m", KmsKeyId=mapped_key)
+    moto.create_secret(Name="unmapped", SecretString="u", KmsKeyId=other_key)
+    done = import_sm(
+        moto_endpoint, target, "--kms-key-map", f"{mapped_key}=alias/payments", "--report", str(tmp_path / "r.json")
+    )
+    assert done.returncode == 0, done.stdout
+    sm = target.client()
+    assert sm.describe_secret(SecretId="mapped")["KmsKeyId"] == "alias/payments"
+    assert "KmsKeyId" not in sm.describe_secret(SecretId="unmapped")
+    assert sm.get_secret_value(SecretId="unmapped")["SecretString"] == "u"
+    assert report_of(tmp_path / "r.json")["by_name"]["unmapped"]["notes"] == [
+        f"encrypted on the source under KMS key {other_key}, which --kms-key-map does not map: "
+        "the target's default key is used"
+    ]
+    assert f"note      unmapped: encrypted on the source under KMS key {other_key}" in done.stdout
+    bad = import_sm(moto_endpoint, target, "--kms-key-map", "no-equals-sign")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--kms-key-map" in bad.stderr
