@@ -178,7 +178,9 @@ def _copy_options(fn: Any) -> Any:
         help="The target's rotation function for a source's (with --keep-rotation). Repeatable.",
     )(fn)
     fn = click.option(
-        "--keep-rotation", is_flag=True, help="Turn rotation on on the target (it is carried but off without this)."
+        "--keep-rotation",
+        is_flag=True,
+        help="Turn rotation on on the target, with --function-map (without it rotation is reported, not turned on).",
     )(fn)
     fn = click.option(
         "--kms-key-map",
