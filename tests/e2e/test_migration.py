@@ -685,6 +685,13 @@ def test_openbao_wrong_token_and_unreachable_address_are_one_line(bao, target):
     assert wrong.returncode == 1
     assert wrong.stderr.startswith(f"strongroom: Vault at {bao} refused the token (looking itself up): 403")
     assert wrong.stderr.count("\n") == 1
+    nomount = import_vault(bao, target, "no-such-mount")
+    assert nomount.returncode == 1
+    assert nomount.stderr.startswith(
+        f"strongroom: Vault at {bao} refused reading the mount no-such-mount/ (no such mount, or the token may "
+        "not read it): 403 "
+    )
+    assert nomount.stderr.count("\n") == 1
     port = free_port()
     away = import_vault(f"http://127.0.0.1:{port}", target, mount)
     assert away.returncode == 1

@@ -89,21 +89,23 @@ class VaultSource(Source):
             return call()
         except _HTTPError as exc:
             if exc.status in (401, 403):
-                raise Fatal(f"Vault at {self.address} refused the token {what}: {exc}") from None
-            raise Fatal(f"Vault at {self.address} answered {exc} {what}") from None
+                raise Fatal(f"Vault at {self.address} refused {what}: {exc}") from None
+            raise Fatal(f"Vault at {self.address} answered {exc} ({what})") from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise Fatal(f"cannot reach Vault at {self.address}: {reason}") from None
         except ValueError as exc:
-            raise Fatal(f"Vault at {self.address} did not answer JSON {what}: {exc}") from None
+            raise Fatal(f"Vault at {self.address} did not answer JSON ({what}): {exc}") from None
 
     # ------------------------------------------------------------------------- listing
 
     def listing(self) -> list[Listed]:
-        self._fatal("(looking itself up)", lambda: self._get("auth/token/lookup-self"))
+        self._fatal("the token (looking itself up)", lambda: self._get("auth/token/lookup-self"))
         if self.kv_version is None:
-            self.kv_version = self._fatal(f"(reading the mount {self.mount}/)", self._mount_version)
-        paths = self._fatal(f"(listing {self.mount}/{self.path})", lambda: sorted(self._walk(self.path)))
+            self.kv_version = self._fatal(
+                f"reading the mount {self.mount}/ (no such mount, or the token may not read it)", self._mount_version
+            )
+        paths = self._fatal(f"listing {self.mount}/{self.path}", lambda: sorted(self._walk(self.path)))
         return [Listed(self.name_prefix + p, None, p) for p in paths]
 
     def _mount_version(self) -> int:
