@@ -598,6 +598,25 @@ def test_export_to_moto_keeps_everything_and_reruns_change_nothing(moto, moto_en
     assert snapshot(moto) == source
 
 
+def test_the_temporary_label_of_an_interrupted_copy_is_not_carried_on(moto, moto_endpoint, target, tmp_path):
+    """A strongroom that an interrupted import wrote to shows the temporary label; exporting it
+    does not copy that label, and a re-run finds the export the same."""
+    sm = target.client()
+    sm.create_secret(Name="mid-copy", SecretString="current")
+    left = sm.put_secret_value(SecretId="mid-copy", SecretString="older", VersionStages=[COPYING])["VersionId"]
+
+    def export(report: str) -> subprocess.CompletedProcess[str]:
+        return strongroom(
+            "export", "secretsmanager", "--target-endpoint-url", moto_endpoint, "--target-region", "us-east-1",
+            "--endpoint-url", target.endpoint, "--report", str(tmp_path / report), env=command_env(target),
+        )  # fmt: skip
+
+    assert export("r.json").returncode == 0
+    assert snapshot(moto)["mid-copy"]["versions"][left] == ([], "older")
+    assert export("r2.json").returncode == 0
+    assert report_of(tmp_path / "r2.json")["counts"] == {"unchanged": 1}
+
+
 # ------------------------------------------------------------------------------------ Vault / OpenBao
 
 

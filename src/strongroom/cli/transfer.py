@@ -293,7 +293,9 @@ class SecretsManagerSource(Source):
                 _paginate(self.client, "list_secret_version_ids", "Versions", SecretId=name, IncludeDeprecated=True)
             )
             for v in _by_age(listed_versions):
-                version = Version(v["VersionId"], sorted(v.get("VersionStages") or []))
+                # A source that is itself mid-copy (a strongroom an interrupted import wrote to)
+                # may show the temporary label: it is not the secret's, so it is not copied.
+                version = Version(v["VersionId"], sorted(s for s in v.get("VersionStages") or [] if s != COPYING))
                 got = self.client.get_secret_value(SecretId=name, VersionId=version.version_id)
                 if "SecretString" in got:
                     version.value = got["SecretString"]
