@@ -193,8 +193,7 @@ def report_of(path: Path) -> dict[str, Any]:
 def snapshot(sm: Any) -> dict[str, Any]:
     """Every secret as a user sees it: versions (ids, labels, values), description, tags, policy."""
     out = {}
-    for entry in sm.list_secrets()["SecretList"]:
-        name = entry["Name"]
+    for name in _all_names(sm):
         described = sm.describe_secret(SecretId=name)
         versions = {}
         for v in sm.list_secret_version_ids(SecretId=name, IncludeDeprecated=True)["Versions"]:
@@ -217,10 +216,7 @@ def snapshot(sm: Any) -> dict[str, Any]:
 
 
 def last_changed(sm: Any) -> dict[str, Any]:
-    return {
-        e["Name"]: sm.describe_secret(SecretId=e["Name"]).get("LastChangedDate")
-        for e in sm.list_secrets()["SecretList"]
-    }
+    return {name: sm.describe_secret(SecretId=name).get("LastChangedDate") for name in _all_names(sm)}
 
 
 POLICY = json.dumps(
