@@ -13,7 +13,10 @@ behaviour ("Service-specific endpoints", AWS SDKs and Tools reference guide) ins
 from __future__ import annotations
 
 import base64
+import functools
+import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -21,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from strongroom.testing import ServerProcess
+from strongroom.testing import ServerProcess, wait_for
 
 BIN = Path(sys.executable).parent
 AWS_V2 = Path("/usr/bin/aws")
@@ -416,3 +419,35 @@ def test_the_default_endpoint_when_nothing_names_one(v2_server, tmp_path):
     done = run("sr", ["sts", "get-caller-identity"], base_env(v2_server, tmp_path), tmp_path)
     assert (done.returncode, done.stdout) == (255, "")
     assert done.stderr == '\nCould not connect to the endpoint URL: "http://127.0.0.1:8430/"\n'
+
+
+def test_interrupted_exits_130(v2_server, tmp_path):
+    """Ctrl-C while the command waits (here: reading its input from a FIFO nobody writes): an empty
+    line on stdout and exit code 130, as version 2 does."""
+    results = []
+    for program in ("v2", "sr"):
+        fifo = tmp_path / f"input-{program}"
+        os.mkfifo(fifo)
+        argv = [str(AWS_V2)] if program == "v2" else [str(BIN / "strongroom")]
+        argv += ["secretsmanager", "get-secret-value", "--cli-input-json", f"file://{fifo}"]
+        proc = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=base_env(v2_server, tmp_path)
+        )
+        try:
+            # The FIFO opens for writing only once the command has opened it for reading.
+            writer = wait_for(functools.partial(_open_writer, fifo), timeout=60, what=f"{program} reading its input")
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=60)
+            os.close(writer)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        results.append((proc.returncode, out, err))
+    assert results[1] == results[0] == (130, "\n", "")
+
+
+def _open_writer(fifo: Path) -> int | None:
+    try:
+        return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
