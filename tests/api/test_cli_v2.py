@@ -301,10 +301,14 @@ def _headings(page: str) -> list[str]:
     return [line for line in plain.splitlines() if re.fullmatch(r"[A-Z][A-Z ]+", line)]
 
 
-def _options(page: str) -> set[str]:
+def _options(page: str, section: str = "OPTIONS", end: str = "GLOBAL OPTIONS") -> set[str]:
     plain = re.sub(".\b", "", page)
-    options = plain.split("\nOPTIONS\n", 1)[1].split("\nGLOBAL OPTIONS\n", 1)[0]
+    options = plain.split(f"\n{section}\n", 1)[1].split(f"\n{end}\n", 1)[0]
     return set(re.findall(r"^       (--[a-z0-9-]+)", options, flags=re.M))
+
+
+def _synopsis(page: str) -> str:
+    return re.sub(".\b", "", page).split("\nSYNOPSIS\n", 1)[1].split("\nOPTIONS\n", 1)[0]
 
 
 def test_help_of_a_command(v2_server, tmp_path):
@@ -319,6 +323,8 @@ def test_help_of_a_command(v2_server, tmp_path):
         == ["NAME", "DESCRIPTION", "SYNOPSIS", "OPTIONS", "GLOBAL OPTIONS", "EXAMPLES", "OUTPUT"]
     )
     assert _options(out) == _options(v2out)
+    assert _options(out, "GLOBAL OPTIONS", "EXAMPLES") == _options(v2out, "GLOBAL OPTIONS", "EXAMPLES")
+    assert _synopsis(out) == _synopsis(v2out)
     # `--help` after a command prints the same page (version 2.9.19 prints its first-pass parser's
     # usage instead, aws/aws-cli#7754; docs/operations.md lists the difference).
     for argv in (

@@ -21,8 +21,9 @@ to behave as version 2 does on the same command line:
   ``--no-cli-auto-prompt``) and not version 1's ``--v2-debug``.
 
 Where version 1 has no extension point (the usage text, argparse's error exit, the formatter
-lookup, the help renderer), :func:`_adapt_modules` replaces one module attribute each, once per
-process; ``tests/api/test_cli_v2.py`` compares the result with Debian's aws CLI version 2.
+lookup, the help renderer, the help pages' global options), :func:`_adapt_modules` replaces one
+module or class attribute each, once per process. ``tests/api/test_cli_v2.py`` compares the result
+with Debian's aws CLI version 2.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import awscli.argparser
+import awscli.clidocs
 import awscli.clidriver
 import awscli.customizations.scalarparse
 import awscli.formatter
@@ -143,6 +145,36 @@ def _get_formatter(format_type: str, args: argparse.Namespace) -> Any:
     return _v1_get_formatter(format_type, args)
 
 
+def _global_option_docs(options: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """The synopsis lines and the reST of the global options (version 1 reads both from files that
+    list its own options)."""
+    synopsis, details = [], []
+    for name, spec in options.items():
+        kind = "boolean" if spec.get("action") in ("store_true", "store_false") else spec.get("type") or "string"
+        synopsis.append(f"[--{name}]" if kind == "boolean" else f"[--{name} <value>]")
+        details += [f"``--{name}`` ({kind})", "", re.sub(r"</?p>", "", spec.get("help", "")).strip(), ""]
+        for choice in spec.get("choices") or ():
+            details += [f"*   {choice}", ""]
+    return synopsis, details
+
+
+def _doc_synopsis_end(self: Any, help_command: Any, **kwargs: Any) -> None:
+    doc = help_command.doc
+    synopsis, _ = _global_option_docs(_global_options(help_command.session.get_data("cli")))
+    for line in synopsis:
+        doc.writeln(line)
+    doc.style.end_codeblock()
+    self._documented_arg_groups = []
+
+
+def _doc_global_option(self: Any, help_command: Any, **kwargs: Any) -> None:
+    doc = help_command.doc
+    doc.style.h2("Global Options")
+    _, details = _global_option_docs(_global_options(help_command.session.get_data("cli")))
+    for line in details:
+        doc.writeln(line)
+
+
 _v1_get_formatter: Callable[[str, argparse.Namespace], Any] = awscli.formatter.get_formatter
 _adapted = False
 
@@ -156,6 +188,9 @@ def _adapt_modules() -> None:
     awscli.argparser.CLIArgParser.error = _parser_error
     awscli.clidriver.get_formatter = _get_formatter
     awscli.help.get_renderer = _StdoutHelpRenderer
+    # A service's and a command's help pages: version 2's global options, not version 1's file.
+    awscli.clidocs.CLIDocumentEventHandler.doc_synopsis_end = _doc_synopsis_end
+    awscli.clidocs.CLIDocumentEventHandler.doc_global_option = _doc_global_option
     _adapted = True
 
 
