@@ -457,3 +457,20 @@ def _open_writer(fifo: Path) -> int | None:
         return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
     except OSError:
         return None
+
+
+@pytest.mark.parametrize(
+    "variable, command",
+    [
+        ("AWS_ENDPOINT_URL_LAMBDA", ["lambda", "list-functions", "--query", "length(Functions)"]),
+        ("AWS_ENDPOINT_URL_IAM", ["iam", "get-user", "--query", "length(User.UserName)"]),
+        ("AWS_ENDPOINT_URL_STS", ["sts", "get-caller-identity", "--query", "length(Account)"]),
+        (
+            "AWS_ENDPOINT_URL_CLOUDTRAIL",
+            ["cloudtrail", "lookup-events", "--max-items", "1", "--query", "length(Events)"],
+        ),
+    ],
+)
+def test_each_services_endpoint_variable(v2_server, tmp_path, variable, command):
+    done = run("sr", command, base_env(v2_server, tmp_path, **{variable: v2_server.endpoint}), tmp_path)
+    assert (done.returncode, done.stderr) == (0, "") and re.fullmatch(r"\d+\n", done.stdout), done
