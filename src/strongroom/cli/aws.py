@@ -6,74 +6,65 @@ the same shorthand syntax, ``file://`` and ``fileb://``, ``--cli-input-json`` / 
 ``--generate-cli-skeleton``, ``--output`` and ``--query``, pagination, idempotency tokens, error
 texts and exit codes. Writing a second implementation of all that would only make it drift.
 
-What strongroom adds is the defaults a local server needs, each applied only when the standard
-AWS configuration does not already say otherwise:
+They behave as the aws CLI *version 2* does (``cli/awsv2.py`` adapts version 1's driver, the one
+PyPI ships): ``--output yaml|yaml-stream``, ``--cli-input-yaml``, ``--generate-cli-skeleton
+yaml-input``, base64 blob arguments, ISO 8601 timestamps, exit codes 252/253/254/255/130, help
+without a pager.
 
-* the endpoint: ``http://127.0.0.1:8430`` unless ``--endpoint-url``, ``AWS_ENDPOINT_URL`` or the
-  service's ``AWS_ENDPOINT_URL_<SERVICE>`` is set;
-* the credentials: the administrator key in ``./strongroom-data/admin-credentials`` (or
-  ``$STRONGROOM_DATA_DIR``) when no access key, profile or shared credentials file is configured;
-* the region: ``us-east-1`` when none is configured.
+What strongroom adds is the defaults a local server needs, each applied only when the standard
+AWS configuration is silent about it (read by botocore itself, after ``--profile`` and
+``--region`` are applied):
+
+* the endpoint ``http://127.0.0.1:8430``, unless ``--endpoint-url``, ``AWS_ENDPOINT_URL``,
+  ``AWS_ENDPOINT_URL_<SERVICE>``, or ``endpoint_url`` in the profile or its ``[services]`` section
+  names one;
+* the region ``us-east-1``, unless ``--region``, ``AWS_REGION``, ``AWS_DEFAULT_REGION`` or the
+  profile (in ``AWS_CONFIG_FILE`` or ``~/.aws/config``) names one;
+* the administrator key in ``./strongroom-data/admin-credentials`` (or ``$STRONGROOM_DATA_DIR``),
+  unless ``--profile``, ``AWS_PROFILE``, ``AWS_ACCESS_KEY_ID`` (or web-identity or container
+  credentials) is set, or the default profile holds credentials (in ``AWS_SHARED_CREDENTIALS_FILE``,
+  ``~/.aws/credentials`` or the config file: a key, ``credential_process``, a role, SSO). The key
+  is handed to the session in memory: it is never put in the environment of anything.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from strongroom import config
 
-__all__ = ["SERVICES", "run"]
+if TYPE_CHECKING:
+    from strongroom.cli.awsv2 import LocalDefaults
 
-# The services strongroom serves, as the aws CLI names them, and their endpoint variable suffix.
-SERVICES = {
-    "secretsmanager": "SECRETS_MANAGER",
-    "lambda": "LAMBDA",
-    "iam": "IAM",
-    "sts": "STS",
-    "cloudtrail": "CLOUDTRAIL",
-}
+__all__ = ["SERVICES", "local_defaults", "run"]
+
+# The services strongroom serves, as the aws CLI names them.
+SERVICES = ("secretsmanager", "lambda", "iam", "sts", "cloudtrail")
 
 
-def _configured_credentials(env: dict[str, str]) -> bool:
-    if env.get("AWS_ACCESS_KEY_ID") or env.get("AWS_PROFILE") or env.get("AWS_SHARED_CREDENTIALS_FILE"):
-        return True
-    return (Path.home() / ".aws" / "credentials").exists()
+def local_defaults(env: dict[str, str]) -> LocalDefaults:
+    """strongroom's defaults for a local server, from the environment (the data directory)."""
+    from strongroom.cli.awsv2 import LocalDefaults
 
-
-def defaults(service: str, args: Sequence[str], env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
-    """The arguments and environment the aws CLI driver runs with."""
-    args, env = list(args), dict(env)
-    suffix = SERVICES.get(service, service.upper())
-    if "--endpoint-url" not in args and not env.get("AWS_ENDPOINT_URL") and not env.get(f"AWS_ENDPOINT_URL_{suffix}"):
-        env[f"AWS_ENDPOINT_URL_{suffix}"] = f"http://127.0.0.1:{config.DEFAULT_PORT}"
-    if "--profile" not in args and not _configured_credentials(env):
-        data_dir = Path(env.get("STRONGROOM_DATA_DIR", "strongroom-data"))
-        credentials = data_dir / "admin-credentials"
-        if credentials.exists():
-            env["AWS_SHARED_CREDENTIALS_FILE"] = str(credentials.resolve())
-            env["AWS_PROFILE"] = "strongroom"
-    if (
-        "--region" not in args
-        and not env.get("AWS_REGION")
-        and not env.get("AWS_DEFAULT_REGION")
-        and not (Path.home() / ".aws" / "config").exists()
-    ):
-        env["AWS_DEFAULT_REGION"] = "us-east-1"
-    return [service, *args], env
+    data_dir = Path(env.get("STRONGROOM_DATA_DIR", "strongroom-data"))
+    credentials = data_dir / "admin-credentials"
+    return LocalDefaults(
+        endpoint_url=f"http://127.0.0.1:{config.DEFAULT_PORT}",
+        region="us-east-1",
+        credentials_file=credentials.resolve() if credentials.is_file() else None,
+    )
 
 
 def run(service: str, args: Sequence[str]) -> int:
-    """Run ``aws SERVICE ARGS`` in this process with strongroom's defaults; its exit code."""
-    argv, env = defaults(service, args, dict(os.environ))
-    os.environ.clear()
-    os.environ.update(env)
-    import sys
+    """Run ``aws SERVICE ARGS`` (version 2's behaviour) in this process; its exit code."""
+    from strongroom.cli.awsv2 import create_driver
 
-    from awscli.clidriver import create_clidriver
-
+    env = dict(os.environ)
+    local = local_defaults(env)
     # Usage errors name the program as the aws CLI names itself, so they read exactly alike.
     sys.argv[0] = "aws"
-
-    return int(create_clidriver().main(argv))
+    return create_driver(local, env).main([service, *args])
