@@ -66,6 +66,8 @@ def _check(ctx: click.Context, param: click.Option, value: Any, where: str) -> A
         param.type_cast_value(ctx, value)
     except click.BadParameter as exc:
         raise click.ClickException(f"{where}: {exc.message}") from None
+    except (TypeError, ValueError, AttributeError):  # a TOML type click's converter does not expect
+        raise click.ClickException(f"{where}: {value!r} is not a valid {param.type.name}.") from None
     return value
 
 
