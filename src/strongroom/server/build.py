@@ -362,7 +362,7 @@ def _loopback(host: str) -> str:
 def describe_endpoint(server: Server) -> str:
     s = server.settings
     lines = [
-        f"strongroom {'(DEV MODE) ' if s.dev else ''}listening on http://{s.host}:{s.port}",
+        f"strongroom {'(DEV MODE) ' if s.dev else ''}listening on {'https' if s.tls_cert else 'http'}://{s.host}:{s.port}",
         f"  storage: {server.db.dialect} ({'memory' if s.dev else _redact(server.db.url)})",
     ]
     if server.credentials_file is not None:

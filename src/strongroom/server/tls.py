@@ -36,12 +36,13 @@ class ReloadingTLS:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         context.options |= ssl.OP_NO_COMPRESSION
+        for path in (self.cert, self.key):
+            if not path.is_file():  # OpenSSL's own error names no file
+                raise TLSError(f"cannot use TLS: {path}: no such file")
         try:
             context.load_cert_chain(self.cert, self.key)
-        except FileNotFoundError as exc:
-            raise TLSError(f"cannot use TLS: {exc.filename}: no such file") from None
-        except PermissionError as exc:
-            raise TLSError(f"cannot use TLS: {exc.filename}: permission denied") from None
+        except PermissionError:
+            raise TLSError(f"cannot use TLS: {self.cert} or {self.key}: permission denied") from None
         except (ssl.SSLError, OSError) as exc:
             reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or str(exc)
             raise TLSError(
