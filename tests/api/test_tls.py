@@ -106,7 +106,7 @@ def pki(tmp_path):  # type: ignore[no-untyped-def]
 
 
 def test_boto3_and_the_aws_cli_over_tls(pki):
-    ca, cert, key, first = pki
+    ca, cert, key, _ = pki
     with ServerProcess(extra_args=["--tls-cert", str(cert), "--tls-key", str(key)], ca_bundle=ca[2]) as srv:
         assert srv.endpoint.startswith("https://")
         assert f"listening on https://127.0.0.1:{srv.port}" in srv.log()
@@ -153,7 +153,7 @@ def test_only_tls_1_2_and_up(pki):
             context.maximum_version = ssl.TLSVersion.TLSv1_1
         with (
             socket.create_connection(("127.0.0.1", srv.port), timeout=10) as raw,
-            pytest.raises(ssl.SSLError, match="(?i)protocol version|unsupported protocol|UNEXPECTED_EOF"),
+            pytest.raises(ssl.SSLError, match=r"(?i)protocol version|unsupported protocol|UNEXPECTED_EOF"),
         ):
             context.wrap_socket(raw, server_hostname="127.0.0.1")
 
@@ -186,7 +186,7 @@ def test_sighup_reloads_the_certificate(pki, tmp_path):
 
 
 def test_tls_mistakes_are_one_line(pki, tmp_path):
-    ca, cert, key, first = pki
+    ca, cert, key, _ = pki
     other_cert, other_key = tmp_path / "other.pem", tmp_path / "other.key"
     issue(ca, "other", other_cert, other_key)
     cases = [
