@@ -187,11 +187,15 @@ def build(settings: config.Settings) -> Server:
     async def reset() -> None:
         await db.write(maintenance.reset)
 
+    schema = db.schema_version()
+
     def health() -> dict[str, Any]:
-        # Unauthenticated: whether the node serves and what it runs on, never whose it is.
+        # Unauthenticated: whether the node serves and what it runs on, never whose it is. No
+        # query: a node whose database is unreachable is alive (restarting it would not help);
+        # /_strongroom/ready says it cannot serve. The schema is the one it migrated to at start.
         return {
             "storage": db.dialect,
-            "schema": db.schema_version(),
+            "schema": schema,
             "dev": settings.dev,
             "keyring": {"active": keyring.active, "loaded": sorted(keyring.members)},
         }
