@@ -209,3 +209,47 @@ def test_tls_mistakes_are_one_line(pki, tmp_path):
         assert result.returncode == code, result.stderr
         assert result.stderr.count("\n") == 1 and text in result.stderr, result.stderr
         assert "listening" not in result.stdout
+
+
+def test_policies_see_secure_transport(pki):
+    """aws:SecureTransport is "true" for a request that came over TLS, "false" over plain HTTP."""
+    import json
+
+    import boto3
+    from botocore.config import Config
+
+    ca, cert, key, _ = pki
+    only_tls = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "secretsmanager:GetSecretValue",
+                "Resource": "*",
+                "Condition": {"Bool": {"aws:SecureTransport": "true"}},
+            }
+        ],
+    }
+    answers = {}
+    for tls in (True, False):
+        args = ["--tls-cert", str(cert), "--tls-key", str(key)] if tls else []
+        with ServerProcess(extra_args=args, ca_bundle=ca[2] if tls else None) as srv:
+            srv.client().create_secret(Name="transported", SecretString="v")
+            iam = srv.client("iam")
+            iam.create_user(UserName="reader")
+            iam.put_user_policy(UserName="reader", PolicyName="tls-only", PolicyDocument=json.dumps(only_tls))
+            access = iam.create_access_key(UserName="reader")["AccessKey"]
+            reader = boto3.client(
+                "secretsmanager",
+                endpoint_url=srv.endpoint,
+                region_name="us-east-1",
+                aws_access_key_id=access["AccessKeyId"],
+                aws_secret_access_key=access["SecretAccessKey"],
+                verify=str(ca[2]) if tls else None,
+                config=Config(retries={"max_attempts": 1}),
+            )
+            try:
+                answers[tls] = reader.get_secret_value(SecretId="transported")["SecretString"]
+            except reader.exceptions.ClientError as exc:
+                answers[tls] = exc.response["Error"]["Code"]
+    assert answers == {True: "v", False: "AccessDeniedException"}

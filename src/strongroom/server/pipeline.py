@@ -283,6 +283,7 @@ class Pipeline:
             privilege=verified.credential.privilege,
             principal_id=verified.credential.principal_id,
             role_arn=verified.credential.role_arn,
+            secure=scope.get("scheme") == "https",
         )
 
     # 6. to 10. --------------------------------------------------------------------------------
@@ -333,6 +334,7 @@ class Pipeline:
                 ctx.privilege,
                 ctx.principal_id,
                 ctx.role_arn,
+                ctx.secure,
             )  # dataclasses.replace costs several times more
             if self.audit is not None and not self.audit.healthy and not is_read_only(operation):
                 raise _audit_unavailable(ctx.request_id)
