@@ -253,3 +253,48 @@ def test_policies_see_secure_transport(pki):
             except reader.exceptions.ClientError as exc:
                 answers[tls] = exc.response["Error"]["Code"]
     assert answers == {True: "v", False: "AccessDeniedException"}
+
+
+def test_a_trusted_proxy_says_the_request_came_over_tls():
+    """Behind --trusted-proxies, X-Forwarded-Proto: https from the proxy counts as TLS; the same
+    header from anyone else does not."""
+    import json
+
+    import boto3
+
+    only_tls = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "secretsmanager:GetSecretValue",
+                "Resource": "*",
+                "Condition": {"Bool": {"aws:SecureTransport": "true"}},
+            }
+        ],
+    }
+    answers = {}
+    for proxies in ("127.0.0.1", None):
+        with ServerProcess(extra_args=["--trusted-proxies", proxies] if proxies else []) as srv:
+            srv.client().create_secret(Name="proxied", SecretString="v")
+            iam = srv.client("iam")
+            iam.create_user(UserName="reader")
+            iam.put_user_policy(UserName="reader", PolicyName="tls-only", PolicyDocument=json.dumps(only_tls))
+            access = iam.create_access_key(UserName="reader")["AccessKey"]
+            reader = boto3.client(
+                "secretsmanager",
+                endpoint_url=srv.endpoint,
+                region_name="us-east-1",
+                aws_access_key_id=access["AccessKeyId"],
+                aws_secret_access_key=access["SecretAccessKey"],
+            )
+
+            def as_the_proxy(request, **kwargs):  # type: ignore[no-untyped-def]
+                request.headers["X-Forwarded-Proto"] = "https"  # added after signing, as a proxy does
+
+            reader.meta.events.register("before-send.secrets-manager.GetSecretValue", as_the_proxy)
+            try:
+                answers[proxies] = reader.get_secret_value(SecretId="proxied")["SecretString"]
+            except reader.exceptions.ClientError as exc:
+                answers[proxies] = exc.response["Error"]["Code"]
+    assert answers == {"127.0.0.1": "v", None: "AccessDeniedException"}

@@ -71,7 +71,8 @@ class AuditTrail:
         self._flushing = False
         self._files = TrailFiles(directory) if directory is not None else None
         self._in_flight = 0  # records handed to the database, not yet committed
-        self.on_flush: Callable[[float], None] | None = None  # each batch's commit time (the metrics)
+        # Each batch's time from submission to its calls resuming, on the loop's thread (the metrics).
+        self.on_flush: Callable[[float], None] | None = None
 
     @property
     def queue_depth(self) -> int:
@@ -108,7 +109,7 @@ class AuditTrail:
             lines = [_line(r) for r in records]
             rows = [_row(r, line) for r, line in zip(records, lines, strict=False)]
         except Exception as exc:  # noqa: BLE001 - every waiting call fails closed
-            self._finish(batch, exc)
+            self._finish(batch, exc, None)
             return
 
         def tx_fn(tx: Tx) -> None:
@@ -121,17 +122,21 @@ class AuditTrail:
                 appended = True
 
         started = perf_counter()
-        on_flush = self.on_flush
 
         def done(outcome: Future[None]) -> None:  # on the database's thread
-            if on_flush is not None:
-                on_flush(perf_counter() - started)
-            loop.call_soon_threadsafe(self._finish, batch, outcome.exception())
+            loop.call_soon_threadsafe(self._finish, batch, outcome.exception(), started)
 
         self.db.submit_write(tx_fn, durable=durable).add_done_callback(done)
 
-    def _finish(self, batch: list[tuple[dict[str, Any], asyncio.Future[None]]], error: BaseException | None) -> None:
+    def _finish(
+        self,
+        batch: list[tuple[dict[str, Any], asyncio.Future[None]]],
+        error: BaseException | None,
+        started: float | None,
+    ) -> None:
         self._in_flight -= len(batch)
+        if started is not None and self.on_flush is not None:
+            self.on_flush(perf_counter() - started)
         if error is not None:
             self.healthy = False
             log.error("audit records could not be written: %s", type(error).__name__)
