@@ -71,6 +71,9 @@ class Settings:
     tls_key: Path | None = None
     log_format: str = "text"  # "json": one object a line, with an access line per request
     metrics_listen: str | None = None  # HOST:PORT on loopback: the metrics without authentication
+    # Where function workers reach this server (set by serve under TLS: a loopback plain-HTTP
+    # listener of their own); None: http://HOST:PORT.
+    function_endpoint: str | None = None
 
     @property
     def resolved_database_url(self) -> str:

@@ -298,3 +298,24 @@ def test_a_trusted_proxy_says_the_request_came_over_tls():
             except reader.exceptions.ClientError as exc:
                 answers[proxies] = exc.response["Error"]["Code"]
     assert answers == {"127.0.0.1": "v", None: "AccessDeniedException"}
+
+
+def test_functions_reach_a_tls_server(pki):
+    """A function's SDK calls the server it runs under: with TLS on the API port, functions are
+    given a loopback endpoint of their own (plain HTTP, still signed)."""
+    import json
+
+    from strongroom.testing.functions import create_function
+
+    ca, cert, key, _ = pki
+    source = (
+        "import boto3\n\n\ndef handler(event, context):\n"
+        "    return boto3.client('secretsmanager').get_secret_value(SecretId=event['id'])['SecretString']\n"
+    )
+    with ServerProcess(extra_args=["--tls-cert", str(cert), "--tls-key", str(key)], ca_bundle=ca[2]) as srv:
+        srv.client().create_secret(Name="for-the-function", SecretString="reached")
+        lam = srv.client("lambda")
+        create_function(lam, srv.client("iam"), "reader", source, Handler="lambda_function.handler", Timeout=30)
+        out = lam.invoke(FunctionName="reader", Payload=json.dumps({"id": "for-the-function"}))
+        assert "FunctionError" not in out, out["Payload"].read()
+        assert json.loads(out["Payload"].read()) == "reached"

@@ -222,6 +222,13 @@ def serve(
         raise click.ClickException(str(exc)) from None
     if settings.port == 0:  # the port the kernel chose is the one to print and to give functions
         settings = dataclasses.replace(settings, port=sock.getsockname()[1])
+    # Function workers call the server with an SDK that trusts no private CA and may not match the
+    # certificate's names: under TLS they get a loopback plain-HTTP listener of their own (every
+    # request on it is signed and authorized as on the main port; loopback only).
+    internal = None
+    if tls is not None:
+        internal = bind("127.0.0.1", 0)
+        settings = dataclasses.replace(settings, function_endpoint=f"http://127.0.0.1:{internal.getsockname()[1]}")
     if settings.dev:
         click.secho(
             "WARNING: --dev mode: state is in memory and lost on exit, request signatures are NOT "
@@ -275,10 +282,45 @@ def serve(
     signal.signal(signal.SIGTERM, _exit_cleanly)
     signal.signal(signal.SIGINT, _exit_cleanly)
     try:
-        uvicorn.Server(uv_config).run(sockets=[sock])
+        _make_server(uv_config, internal).run(sockets=[sock])
     finally:
         if lock is not None:
             lock.release()
+
+
+def _server_class() -> Any:
+    import asyncio
+    import socket
+
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, with one more listener without TLS (the functions' loopback one).
+        Built as uvicorn 0.54's ``startup`` builds its own listeners (uvicorn is pinned)."""
+
+        def __init__(self, config: uvicorn.Config, plain: socket.socket | None) -> None:
+            super().__init__(config)
+            self.plain = plain
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.plain is None or self.should_exit:
+                return
+            config = self.config
+
+            def create_protocol(_loop: asyncio.AbstractEventLoop | None = None) -> asyncio.Protocol:
+                return config.http_protocol_class(  # type: ignore[call-arg]
+                    config=config, server_state=self.server_state, app_state=self.lifespan.state, _loop=_loop
+                )
+
+            loop = asyncio.get_running_loop()
+            self.servers.append(await loop.create_server(create_protocol, sock=self.plain, backlog=config.backlog))
+
+    return Server
+
+
+def _make_server(config: Any, plain: Any) -> Any:
+    return _server_class()(config, plain)
 
 
 def _tls(settings: config.Settings) -> Any:

@@ -98,7 +98,7 @@ def build(settings: config.Settings) -> Server:
     cipher = ValueCipher(keyring)
     sm = SecretsManager(db, cipher, token_key)
     verifier = SigV4Verifier(keys.lookup)
-    endpoint = f"http://{_loopback(settings.host)}:{settings.port}"
+    endpoint = settings.function_endpoint or f"http://{_loopback(settings.host)}:{settings.port}"
 
     def function_env(spec: FunctionSpec) -> dict[str, str]:
         """Lambda's reserved variables, and short-lived credentials this node accepts."""
