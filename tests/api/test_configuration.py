@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import tomllib
@@ -169,11 +170,20 @@ def test_json_logs_one_object_a_line_with_each_request(tmp_path):
         with pytest.raises(sm.exceptions.ResourceNotFoundException):
             sm.get_secret_value(SecretId="not-there")
         request_id = answer["ResponseMetadata"]["RequestId"]
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as garbage:  # uvicorn's own warning
+            garbage.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+            garbage.recv(1024)
 
         def lines() -> list[dict[str, object]]:
             return [json.loads(line) for line in srv.log().splitlines() if line.startswith("{")]
 
-        wait_for(lambda: any(entry.get("status") == 400 for entry in lines()), timeout=10)
+        wait_for(
+            lambda: (
+                any(entry.get("status") == 400 for entry in lines())
+                and any(entry["logger"] == "uvicorn.error" for entry in lines())
+            ),
+            timeout=10,
+        )
         log = srv.log()
     assert value not in log
     entries = lines()
@@ -187,6 +197,7 @@ def test_json_logs_one_object_a_line_with_each_request(tmp_path):
     assert str(read["time"]).endswith("+00:00")
     missing = next(e for e in entries if e.get("status") == 400)
     assert missing["error"] == "ResourceNotFoundException"
+    assert any(e["logger"] == "uvicorn.error" and e["message"] == "Invalid HTTP request received." for e in entries)
     # Everything else the server says is JSON too: no line that is not an object.
     outside = [line for line in log.splitlines() if line and not line.startswith(("{", "strongroom ", "  "))]
     assert outside == []

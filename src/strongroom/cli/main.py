@@ -272,6 +272,9 @@ def serve(
         date_header=False,
         proxy_headers=bool(trusted_proxies),
         forwarded_allow_ips=trusted_proxies or None,
+        # JSON logs: uvicorn's own lines ("Invalid HTTP request received.") go through the root
+        # logger's JSON handler instead of uvicorn's text formatter.
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
     )
     if tls is not None:
         uv_config.load()
