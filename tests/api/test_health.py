@@ -104,3 +104,13 @@ def test_sigterm_drains_the_request_in_flight(tmp_path):
         srv.proc = proc  # let the context manager finish its own clean-up
     with ServerProcess(data_dir=tmp_path / "data") as again:
         assert again.client().get_secret_value(SecretId=name)["SecretString"] == "after"
+
+
+def test_sighup_without_tls_does_not_stop_the_server():
+    """`systemctl reload` sends SIGHUP, whose default action ends a process."""
+    with ServerProcess() as srv:
+        assert srv.proc is not None
+        srv.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "SIGHUP: nothing to reload" in srv.log(), timeout=10, what="the SIGHUP line")
+        assert srv.proc.poll() is None
+        assert srv.client().list_secrets()["SecretList"] == []

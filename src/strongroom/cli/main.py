@@ -279,7 +279,8 @@ def serve(
     if tls is not None:
         uv_config.load()
         uv_config.ssl = tls.context  # TLS 1.2+, its certificate swapped on SIGHUP (server/tls.py)
-        signal.signal(signal.SIGHUP, functools.partial(_reload_tls, tls))
+    # SIGHUP (systemctl reload) reloads what can be reloaded; its default action would end the server.
+    signal.signal(signal.SIGHUP, functools.partial(_reload_tls, tls))
     # uvicorn drains in-flight requests on SIGTERM/SIGINT, then re-raises the signal to the handler
     # that was there before it. Make that handler a clean exit, so a drained stop exits 0.
     signal.signal(signal.SIGTERM, _exit_cleanly)
@@ -342,6 +343,9 @@ def _reload_tls(tls: Any, signum: int, frame: object) -> None:
     from strongroom.server.tls import TLSError
 
     log = logging.getLogger("strongroom.server")
+    if tls is None:
+        log.info("SIGHUP: nothing to reload (no --tls-cert); still serving")
+        return
     try:
         tls.reload()
     except TLSError as exc:
