@@ -15,8 +15,11 @@ __all__ = [
     "ConfigError",
     "Settings",
     "client_credentials",
+    "config_file_variable",
     "from_env",
     "function_cpus",
+    "option_variables",
+    "read_config_file",
     "rotation_overrides",
     "test_crash_at",
     "vault_address",
@@ -66,6 +69,14 @@ class Settings:
     # in bursts of as many (server/limiter.py); AWS's own quota for ListSecrets is 100.
     expensive_calls_per_second: float = 100.0
     read_timeout_seconds: float = 20.0  # a request's time to arrive before MinRate extends it (server/http.py)
+    # The operations surface: TLS (docs/deploy.md), log format (docs/configuration.md), metrics (docs/metrics.md).
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    log_format: str = "text"  # "json": one object a line, with an access line per request
+    metrics_listen: str | None = None  # HOST:PORT on loopback: the metrics without authentication
+    # Where function workers reach this server (set by serve under TLS: a loopback plain-HTTP
+    # listener of their own); None: http://HOST:PORT.
+    function_endpoint: str | None = None
 
     @property
     def resolved_database_url(self) -> str:
@@ -162,6 +173,37 @@ def test_crash_at() -> str | None:
     """Tests only: ``STRONGROOM_TEST_CRASH_AT``, the step of a master-key rotation at which the
     process kills itself (``crypto.ring.crash_point``)."""
     return os.environ.get("STRONGROOM_TEST_CRASH_AT")
+
+
+def config_file_variable() -> str | None:
+    """``STRONGROOM_CONFIG``: the settings file ``serve`` reads when ``--config`` is not given."""
+    return os.environ.get("STRONGROOM_CONFIG") or None
+
+
+def option_variables(names: dict[str, str | None]) -> dict[str, tuple[str, str]]:
+    """The variables of ``names`` (variable -> option name) that are set and not empty:
+    variable -> (option name, its text)."""
+    return {
+        variable: (name, os.environ[variable])
+        for variable, name in names.items()
+        if name is not None and os.environ.get(variable)
+    }
+
+
+def read_config_file(path: Path) -> dict[str, object]:
+    """A TOML settings file (``serve --config``); a file that cannot be read or parsed is a
+    :class:`ConfigError` of one line naming it."""
+    import tomllib
+
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except OSError as exc:
+        raise ConfigError(f"the settings file {path} cannot be read: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"the settings file {path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"the settings file {path} is not valid TOML: not UTF-8") from None
 
 
 def _number(env: os._Environ[str], name: str) -> float:

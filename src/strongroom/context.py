@@ -31,6 +31,9 @@ class RequestContext:
     privilege: str | None = None  # "root", "builtin-rotator" or None: set only where credentials are minted
     principal_id: str = ""  # aws:userid
     role_arn: str = ""  # a role session's role (with its path)
+    # aws:SecureTransport: the request came over TLS (to this server, or to a trusted proxy that
+    # said so in X-Forwarded-Proto).
+    secure: bool = False
 
     @property
     def principal_type(self) -> str:

@@ -31,8 +31,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
+from time import perf_counter
 from typing import Any
 
 from strongroom import clock
@@ -68,6 +70,14 @@ class AuditTrail:
         self._pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
         self._flushing = False
         self._files = TrailFiles(directory) if directory is not None else None
+        self._in_flight = 0  # records handed to the database, not yet committed
+        # Each batch's time from submission to its calls resuming, on the loop's thread (the metrics).
+        self.on_flush: Callable[[float], None] | None = None
+
+    @property
+    def queue_depth(self) -> int:
+        """Records waiting for their commit: queued, or in a batch being committed."""
+        return len(self._pending) + self._in_flight
 
     async def record(self, record: dict[str, Any]) -> None:
         """Return once ``record`` is committed; raise if it cannot be."""
@@ -88,6 +98,7 @@ class AuditTrail:
         batch, self._pending = self._pending, []
         if not batch:
             return
+        self._in_flight += len(batch)
         records = [r for r, _ in batch]
         appended = False
         durable = self.durable_reads or not all(r["readOnly"] and r["eventType"] == "AwsApiCall" for r in records)
@@ -98,7 +109,7 @@ class AuditTrail:
             lines = [_line(r) for r in records]
             rows = [_row(r, line) for r, line in zip(records, lines, strict=False)]
         except Exception as exc:  # noqa: BLE001 - every waiting call fails closed
-            self._finish(batch, exc)
+            self._finish(batch, exc, None)
             return
 
         def tx_fn(tx: Tx) -> None:
@@ -110,12 +121,22 @@ class AuditTrail:
                 self._files.append(records, lines)
                 appended = True
 
+        started = perf_counter()
+
         def done(outcome: Future[None]) -> None:  # on the database's thread
-            loop.call_soon_threadsafe(self._finish, batch, outcome.exception())
+            loop.call_soon_threadsafe(self._finish, batch, outcome.exception(), started)
 
         self.db.submit_write(tx_fn, durable=durable).add_done_callback(done)
 
-    def _finish(self, batch: list[tuple[dict[str, Any], asyncio.Future[None]]], error: BaseException | None) -> None:
+    def _finish(
+        self,
+        batch: list[tuple[dict[str, Any], asyncio.Future[None]]],
+        error: BaseException | None,
+        started: float | None,
+    ) -> None:
+        self._in_flight -= len(batch)
+        if started is not None and self.on_flush is not None:
+            self.on_flush(perf_counter() - started)
         if error is not None:
             self.healthy = False
             log.error("audit records could not be written: %s", type(error).__name__)

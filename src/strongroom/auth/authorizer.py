@@ -120,7 +120,7 @@ class Authorizer:
             "aws:PrincipalType": kind,
             "aws:PrincipalAccount": ctx.account_id,
             "aws:SourceIp": ctx.source_ip,
-            "aws:SecureTransport": "false",
+            "aws:SecureTransport": "true" if ctx.secure else "false",
             "aws:RequestedRegion": ctx.region,
             "aws:CurrentTime": dt.datetime.fromtimestamp(now, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "aws:EpochTime": str(int(now)),

@@ -18,6 +18,7 @@ from strongroom import config
 # The command modules register their commands on the group when imported.
 from strongroom.cli import keys, migrate, operate, services  # noqa: F401
 from strongroom.cli.common import _key_provider_options, _prepare_data_dir, _settings, _storage_errors, cli
+from strongroom.cli.settings import config_option, print_config
 
 __all__ = ["main"]
 
@@ -34,13 +35,46 @@ class OneLineFormatter(logging.Formatter):
         return super().formatMessage(record)
 
 
-def _configure_logging() -> None:
+class JSONFormatter(logging.Formatter):
+    """One JSON object a line: ``time`` (UTC, ISO 8601, milliseconds), ``level``, ``logger``,
+    ``message``, and the request's fields when the line is about one (``request_id``,
+    ``service``, ``operation``, ``principal``, ``status``, ``error``, ``duration_ms``); a
+    traceback is the ``exception`` member. Messages never carry secret values (the same lines
+    as the text format)."""
+
+    FIELDS = ("request_id", "service", "operation", "principal", "status", "error", "duration_ms")
+
+    def format(self, record: logging.LogRecord) -> str:
+        import datetime as dt
+
+        import orjson
+
+        entry: dict[str, Any] = {
+            "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in self.FIELDS:
+            value = record.__dict__.get(name)
+            if value is not None:
+                entry[name] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry, default=str).decode()
+
+
+def _configure_logging(log_format: str = "text") -> None:
     handler = logging.StreamHandler()
-    handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    if log_format == "json":
+        handler.setFormatter(JSONFormatter())
+    else:
+        handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
 
 
 @cli.command()
+@config_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
     "--port", default=config.DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on."
@@ -92,6 +126,32 @@ def _configure_logging() -> None:
     help="Run uploaded functions WITHOUT the sandbox, as the server's own user (they can read the "
     "master key and every secret). Env: STRONGROOM_UNSAFE_FUNCTIONS=1.",
 )
+@click.option(
+    "--tls-cert",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Serve HTTPS (TLS 1.2 and up) with this PEM certificate chain; reloaded on SIGHUP. Needs --tls-key.",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="The PEM private key of --tls-cert (reloaded with it on SIGHUP).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one object a line, with a line per request (request id, operation, principal, status, duration).",
+)
+@click.option(
+    "--metrics-listen",
+    default=None,
+    metavar="HOST:PORT",
+    help="Also serve the metrics without authentication on this loopback address, for a local "
+    "Prometheus (the API port's /_strongroom/metrics needs a signed request).",
+)
 def serve(
     host: str,
     port: int,
@@ -104,8 +164,17 @@ def serve(
     dev: bool,
     dev_allow_remote: bool,
     unsafe_functions: bool,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    log_format: str,
+    metrics_listen: str | None,
+    config: Path | None,
+    print_config: bool,
 ) -> None:
     """Run the server.
+
+    Every option can also be set in the --config file or by its STRONGROOM_* variable
+    (flag > environment > file > default; docs/configuration.md).
 
     Start-up order: the data directory is checked and locked, the address bound, storage opened,
     and only then is "listening on" printed. Each mistake on the way is one line and exit 1.
@@ -116,9 +185,15 @@ def serve(
     from strongroom.server.build import build, describe_endpoint
     from strongroom.server.listen import ListenError, bind, is_loopback
 
+    if print_config:
+        _print_config(key_options)
+        return
+    if (tls_cert is None) != (tls_key is None):
+        raise click.UsageError("--tls-cert and --tls-key go together.")
+    metrics_address = _metrics_address(metrics_listen) if metrics_listen else None
     # Everything the server creates (database, WAL/SHM, audit files, function code) is its own.
     os.umask(0o077)
-    _configure_logging()
+    _configure_logging(log_format)
     if dev:
         _check_dev(host, data_dir, database_url, dev_allow_remote)
     elif dev_allow_remote:
@@ -133,8 +208,13 @@ def serve(
         master_key_file=master_key_file,
         dev=dev or None,
         unsafe_functions=unsafe_functions or None,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        log_format=log_format,
+        metrics_listen=metrics_listen,
         **key_options,
     )
+    tls = _tls(settings)
     lock = None if settings.dev else _prepare_data_dir(settings, "serve")
     try:
         sock = bind(settings.host, settings.port)
@@ -142,6 +222,13 @@ def serve(
         raise click.ClickException(str(exc)) from None
     if settings.port == 0:  # the port the kernel chose is the one to print and to give functions
         settings = dataclasses.replace(settings, port=sock.getsockname()[1])
+    # Function workers call the server with an SDK that trusts no private CA and may not match the
+    # certificate's names: under TLS they get a loopback plain-HTTP listener of their own (every
+    # request on it is signed and authorized as on the main port; loopback only).
+    internal = None
+    if tls is not None:
+        internal = bind("127.0.0.1", 0)
+        settings = dataclasses.replace(settings, function_endpoint=f"http://127.0.0.1:{internal.getsockname()[1]}")
     if settings.dev:
         click.secho(
             "WARNING: --dev mode: state is in memory and lost on exit, request signatures are NOT "
@@ -160,6 +247,8 @@ def serve(
             )
     with _storage_errors(settings):
         server = build(settings)
+    if metrics_address is not None:
+        _listen_for_metrics(server, *metrics_address)
     click.echo(describe_endpoint(server))
     sys.stdout.flush()
     # The client's address decides aws:SourceIp conditions and the audit's sourceIPAddress, so
@@ -183,16 +272,150 @@ def serve(
         date_header=False,
         proxy_headers=bool(trusted_proxies),
         forwarded_allow_ips=trusted_proxies or None,
+        # JSON logs: uvicorn's own lines ("Invalid HTTP request received.") go through the root
+        # logger's JSON handler instead of uvicorn's text formatter.
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
     )
+    if tls is not None:
+        uv_config.load()
+        uv_config.ssl = tls.context  # TLS 1.2+, its certificate swapped on SIGHUP (server/tls.py)
+    # SIGHUP (systemctl reload) reloads what can be reloaded; its default action would end the server.
+    signal.signal(signal.SIGHUP, functools.partial(_reload_tls, tls))
     # uvicorn drains in-flight requests on SIGTERM/SIGINT, then re-raises the signal to the handler
     # that was there before it. Make that handler a clean exit, so a drained stop exits 0.
     signal.signal(signal.SIGTERM, _exit_cleanly)
     signal.signal(signal.SIGINT, _exit_cleanly)
     try:
-        uvicorn.Server(uv_config).run(sockets=[sock])
+        _make_server(uv_config, internal).run(sockets=[sock])
     finally:
         if lock is not None:
             lock.release()
+
+
+def _server_class() -> Any:
+    import asyncio
+    import socket
+
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, with one more listener without TLS (the functions' loopback one).
+        Built as uvicorn 0.54's ``startup`` builds its own listeners (uvicorn is pinned)."""
+
+        def __init__(self, config: uvicorn.Config, plain: socket.socket | None) -> None:
+            super().__init__(config)
+            self.plain = plain
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.plain is None or self.should_exit:
+                return
+            config = self.config
+
+            def create_protocol(_loop: asyncio.AbstractEventLoop | None = None) -> asyncio.Protocol:
+                return config.http_protocol_class(  # type: ignore[call-arg]
+                    config=config, server_state=self.server_state, app_state=self.lifespan.state, _loop=_loop
+                )
+
+            loop = asyncio.get_running_loop()
+            self.servers.append(await loop.create_server(create_protocol, sock=self.plain, backlog=config.backlog))
+
+    return Server
+
+
+def _make_server(config: Any, plain: Any) -> Any:
+    return _server_class()(config, plain)
+
+
+def _tls(settings: config.Settings) -> Any:
+    """The TLS context that reloads on SIGHUP, or None without --tls-cert."""
+    if settings.tls_cert is None or settings.tls_key is None:
+        return None
+    from strongroom.server.tls import ReloadingTLS, TLSError
+
+    try:
+        return ReloadingTLS(settings.tls_cert, settings.tls_key)
+    except TLSError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _reload_tls(tls: Any, signum: int, frame: object) -> None:
+    from strongroom.server.tls import TLSError
+
+    log = logging.getLogger("strongroom.server")
+    if tls is None:
+        log.info("SIGHUP: nothing to reload (no --tls-cert); still serving")
+        return
+    try:
+        tls.reload()
+    except TLSError as exc:
+        log.error("SIGHUP: %s; still serving the previous certificate", exc)
+        return
+    log.info("SIGHUP: TLS certificate reloaded from %s; new connections use it", tls.cert)
+
+
+def _metrics_address(text: str) -> tuple[str, int]:
+    from strongroom.server.listen import is_loopback
+
+    host, _, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise click.BadParameter(f"{text!r} is not HOST:PORT", param_hint="--metrics-listen")
+    if not is_loopback(host):
+        raise click.BadParameter(
+            f"{host} is not a loopback address: the metrics listener has no authentication "
+            "(scrape /_strongroom/metrics on the API port with a signed request instead)",
+            param_hint="--metrics-listen",
+        )
+    return host, int(port)
+
+
+def _listen_for_metrics(server: Any, host: str, port: int) -> None:
+    from strongroom.server.listen import _why
+    from strongroom.server.metrics import listen
+
+    try:
+        listen(server.app.metrics, host, port)
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen for metrics on {host}:{port}: {_why(exc)}") from None
+    click.echo(f"  metrics: http://{host}:{port}/metrics (no authentication; loopback only)")
+
+
+def _print_config(key_options: dict[str, Any]) -> None:
+    """``serve --print-config``: the options as the command resolved them, then the settings the
+    environment alone sets, secrets masked."""
+    ctx = click.get_current_context()
+    try:
+        settings = config.from_env()
+    except config.ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    option_fields = {p.name for p in ctx.command.params} | set(key_options)
+    extra: dict[str, tuple[Any, str]] = {}
+    for field in dataclasses.fields(settings):
+        if field.name in option_fields:
+            continue
+        value = getattr(settings, field.name)
+        if isinstance(value, Path):
+            value = str(value)
+        extra[field.name.replace("_", "-")] = (_mask(field.name.replace("_", "-"), value), "environment or default")
+    click.echo(print_config(ctx, extra, _mask))
+
+
+_SECRET_WORDS = ("secret", "pin", "password", "master-key-env")
+
+
+def _mask(key: str, value: Any) -> Any:
+    """What --print-config shows of a value: secrets as ***, a URL without its password."""
+    if value is None or value == ():
+        return value
+    if any(word in key for word in _SECRET_WORDS):
+        return "***"
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, str) and "://" in value and "@" in value:
+        scheme, rest = value.split("://", 1)
+        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+    return value
 
 
 def _check_dev(host: str, data_dir: Path | None, database_url: str | None, allow_remote: bool) -> None:

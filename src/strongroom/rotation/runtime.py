@@ -343,6 +343,11 @@ class FunctionRuntime:
         self._closed = threading.Event()
         self._reaper: threading.Thread | None = None
 
+    def worker_counts(self) -> dict[str, int]:
+        """Live function workers: idle (kept warm for their function) and busy (the metrics)."""
+        with self._lock:
+            return {"idle": sum(len(pool) for pool in self._idle.values()), "busy": len(self._busy)}
+
     def _take(self, spec: FunctionSpec) -> _Worker:
         with self._lock:
             pool = self._idle.get(spec.key, [])

@@ -32,6 +32,7 @@ from strongroom.rotation import sandbox as function_sandbox
 from strongroom.rotation.engine import RotationEngine, RotationSettings
 from strongroom.rotation.runtime import FunctionRuntime, FunctionSpec, parse_cpus
 from strongroom.server.app import App
+from strongroom.server.metrics import Metrics, StateCollector
 from strongroom.server.pipeline import Service
 from strongroom.services.cloudtrail import CloudTrail
 from strongroom.services.iam import IAM
@@ -97,7 +98,7 @@ def build(settings: config.Settings) -> Server:
     cipher = ValueCipher(keyring)
     sm = SecretsManager(db, cipher, token_key)
     verifier = SigV4Verifier(keys.lookup)
-    endpoint = f"http://{_loopback(settings.host)}:{settings.port}"
+    endpoint = settings.function_endpoint or f"http://{_loopback(settings.host)}:{settings.port}"
 
     def function_env(spec: FunctionSpec) -> dict[str, str]:
         """Lambda's reserved variables, and short-lived credentials this node accepts."""
@@ -161,6 +162,9 @@ def build(settings: config.Settings) -> Server:
         durable_reads=settings.audit_durable_reads,
     )
     rotation = RotationEngine(cipher, db, runtime, functions.resolve, RotationSettings.from_env(), audit=audit)
+    metrics = Metrics(access_log=settings.log_format == "json")
+    audit.on_flush = metrics.observe_flush
+    metrics.register(StateCollector(lambda: _state_gauges(db, audit, runtime, keyring)))
     sm.rotation = rotation
     server: Server
 
@@ -183,14 +187,21 @@ def build(settings: config.Settings) -> Server:
     async def reset() -> None:
         await db.write(maintenance.reset)
 
+    schema = db.schema_version()
+
     def health() -> dict[str, Any]:
-        # Unauthenticated: whether the node serves and what it runs on, never whose it is.
+        # Unauthenticated: whether the node serves and what it runs on, never whose it is. No
+        # query: a node whose database is unreachable is alive (restarting it would not help);
+        # /_strongroom/ready says it cannot serve. The schema is the one it migrated to at start.
         return {
             "storage": db.dialect,
-            "schema": db.schema_version(),
+            "schema": schema,
             "dev": settings.dev,
             "keyring": {"active": keyring.active, "loaded": sorted(keyring.members)},
         }
+
+    async def readiness() -> dict[str, str]:
+        return await _readiness(db, keyring)
 
     app = App(
         services=[
@@ -214,11 +225,66 @@ def build(settings: config.Settings) -> Server:
         on_shutdown=shutdown,
         on_reset=reset,
         health=health,
+        readiness=readiness,
+        metrics=metrics,
         audit=audit,
         authorizer=authorizer,
     )
     server = Server(settings, app, db, sm, functions, rotation, keys, admin_id, credentials_file)
     return server
+
+
+def _state_gauges(
+    db: Database, audit: AuditTrail, runtime: FunctionRuntime, keyring: Keyring
+) -> list[tuple[str, str, list[str], list[tuple[list[str], float]]]]:
+    """The gauges a scrape reads (server/metrics.py's StateCollector), two queries included."""
+    from strongroom import clock
+
+    states, due = db.read_sync(lambda tx: maintenance.rotation_gauges(tx, clock.now()))
+    workers = runtime.worker_counts()
+    pool = db.pool_stats()
+    return [
+        ("strongroom_audit_queue_depth", "Audit records waiting for their commit.", [], [([], audit.queue_depth)]),
+        ("strongroom_audit_healthy", "1 while the audit trail commits, 0 while it fails.", [], [([], audit.healthy)]),
+        (
+            "strongroom_rotations",
+            "Rotations recorded in the database, by state (queued, running, succeeded, failed, ...).",
+            ["state"],
+            [([state], n) for state, n in sorted(states.items())],
+        ),
+        ("strongroom_secrets_rotation_due", "Live secrets whose scheduled rotation is due now.", [], [([], due)]),
+        (
+            "strongroom_function_workers",
+            "Function worker processes of this server, by state.",
+            ["state"],
+            [([state], n) for state, n in sorted(workers.items())],
+        ),
+        (
+            "strongroom_storage_pool",
+            "The storage engine's threads, open connections and queued work.",
+            ["kind"],
+            [([kind], n) for kind, n in sorted(pool.items())],
+        ),
+        ("strongroom_keyring_members_loaded", "Master keys loaded in the keyring.", [], [([], len(keyring.members))]),
+    ]
+
+
+async def _readiness(db: Database, keyring: Keyring) -> dict[str, str]:
+    """``/_strongroom/ready``'s checks: each "ok" or what is wrong, in a few words."""
+    from strongroom.store.schema import MIGRATIONS
+
+    checks: dict[str, str] = {}
+    try:
+        version = await db.read(maintenance.schema_version)
+        checks["storage"] = "ok"
+        checks["schema"] = (
+            "ok" if version == len(MIGRATIONS) else f"version {version}, this server needs {len(MIGRATIONS)}"
+        )
+    except Exception as exc:  # noqa: BLE001 - not ready, and the answer says why
+        checks["storage"] = f"unreachable: {type(exc).__name__}"
+        checks["schema"] = "unknown"
+    checks["keys"] = "ok" if keyring.active in keyring.members else "the active master key is not loaded"
+    return checks
 
 
 async def _purge_loop(sm: SecretsManager, audit: AuditTrail, interval: float) -> None:
@@ -300,7 +366,7 @@ def _loopback(host: str) -> str:
 def describe_endpoint(server: Server) -> str:
     s = server.settings
     lines = [
-        f"strongroom {'(DEV MODE) ' if s.dev else ''}listening on http://{s.host}:{s.port}",
+        f"strongroom {'(DEV MODE) ' if s.dev else ''}listening on {'https' if s.tls_cert else 'http'}://{s.host}:{s.port}",
         f"  storage: {server.db.dialect} ({'memory' if s.dev else _redact(server.db.url)})",
     ]
     if server.credentials_file is not None:

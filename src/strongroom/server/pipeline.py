@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from time import perf_counter
 from typing import Any
 
 from strongroom.audit import AuditTrail, api_call_record, is_read_only
@@ -95,6 +96,9 @@ class Service:
         self.expensive = EXPENSIVE.get(signing_name, frozenset())
 
 
+Observer = Callable[[str, str | None, int, float, str, str, str], None]
+
+
 class Pipeline:
     """The steps of the module's list, over the services of one endpoint.
 
@@ -132,11 +136,17 @@ class Pipeline:
         self.authorizer = authorizer
         self.limiter = PrincipalLimiter(EXPENSIVE_PER_PRINCIPAL, expensive_rate)
         self.bodies = BodyReader(max_body_bytes)
+        # Called once per answered request: (service, operation or None, HTTP status, seconds,
+        # request id, principal ARN or "", error code or ""). The metrics and the access log.
+        self.observe: Observer | None = None
 
     async def handle(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         """Steps 1 to 11 of the module's list, for one request."""
+        started = perf_counter()
         request_id = new_request_id()
         service = self._default  # answers until the route step finds the service
+        operation: str | None = None
+        principal = error = ""
         try:
             pairs = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]  # 1. read headers
             request = WireRequest(
@@ -154,6 +164,7 @@ class Pipeline:
             limit = service.body_limits.get(operation or "") or service.max_body_bytes or self.max_body_bytes
             request.body = await self.bodies.read_body(scope["headers"], receive, limit, protocol, operation)  # 4.
             verified = self.authenticated(pending, request.body)  # 5. verify the signature
+            principal = verified.credential.principal_arn
             if operation is None:  # 2. route, the query protocol's Action (in the body)
                 operation = protocol.find_operation(request)
                 assert operation is not None
@@ -161,10 +172,11 @@ class Pipeline:
             result = await self.call(ctx, service, operation, request)  # 6. to 10.
             response = protocol.serialize(operation, result, request_id)  # 11. serialize
         except AWSError as err:
+            error = err.code
             response = service.protocol.serialize_error(err, request_id)
         except Exception:
             log.exception("internal error in request %s", request_id)
-            code = service.protocol.internal_error_code
+            code = error = service.protocol.internal_error_code
             surprise = AWSError(code, f"An internal error occurred. Request id: {request_id}", 500)
             response = service.protocol.serialize_error(surprise, request_id)
         body = response.body
@@ -177,6 +189,10 @@ class Pipeline:
             }
         )
         await send({"type": "http.response.body", "body": body})
+        if self.observe is not None:
+            self.observe(
+                service.signing_name, operation, response.status, perf_counter() - started, request_id, principal, error
+            )
 
     # 2. route ---------------------------------------------------------------------------------
 
@@ -267,6 +283,7 @@ class Pipeline:
             privilege=verified.credential.privilege,
             principal_id=verified.credential.principal_id,
             role_arn=verified.credential.role_arn,
+            secure=scope.get("scheme") == "https",
         )
 
     # 6. to 10. --------------------------------------------------------------------------------
@@ -317,6 +334,7 @@ class Pipeline:
                 ctx.privilege,
                 ctx.principal_id,
                 ctx.role_arn,
+                ctx.secure,
             )  # dataclasses.replace costs several times more
             if self.audit is not None and not self.audit.healthy and not is_read_only(operation):
                 raise _audit_unavailable(ctx.request_id)

@@ -187,6 +187,10 @@ class Database:
         """Finish the queued writes and close every connection."""
         raise NotImplementedError
 
+    def pool_stats(self) -> dict[str, int]:
+        """The engine's threads and connections, and the work queued for them (the metrics)."""
+        return {}
+
     def schema_version(self) -> int:
         return self.read_sync(lambda tx: (tx.one("SELECT max(version) FROM schema_version") or (0,))[0] or 0)
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from strongroom.store.database import Tx
 
-__all__ = ["RESET_TABLES", "counts", "reset"]
+__all__ = ["RESET_TABLES", "counts", "reset", "rotation_gauges", "schema_version"]
 
 # Children before parents; accounts, keys, identities and the keyring survive a reset.
 RESET_TABLES = (
@@ -45,6 +45,22 @@ def counts(tx: Tx) -> dict[str, Any]:
         "functions": _count(tx, "SELECT count(*) FROM functions"),
         "rotations": dict(tx.all("SELECT state, count(*) FROM rotations GROUP BY state")),
     }
+
+
+def rotation_gauges(tx: Tx, now: float) -> tuple[dict[str, int], int]:
+    """Rotations by state, and the live secrets whose scheduled rotation is due (the metrics)."""
+    states = {str(state): int(n) for state, n in tx.all("SELECT state, count(*) FROM rotations GROUP BY state")}
+    row = tx.one(
+        "SELECT count(*) FROM secrets WHERE rotation_enabled = 1 AND rotation_due_at <= ? AND deleted_date IS NULL",
+        (now,),
+    )
+    return states, int(row[0]) if row is not None else 0
+
+
+def schema_version(tx: Tx) -> int:
+    """The newest migration applied (0 for an empty database)."""
+    row = tx.one("SELECT max(version) FROM schema_version")
+    return int(row[0] or 0) if row is not None else 0
 
 
 def reset(tx: Tx) -> None:

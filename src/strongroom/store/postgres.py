@@ -84,6 +84,7 @@ class PostgresDatabase(Database):
         self._conns: list[Any] = []
         self._conns_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="strongroom-pg")
+        self._pool_size = pool_size
         self._repeatable_read = psycopg.IsolationLevel.REPEATABLE_READ
         # Migrations from several nodes at once: one takes the advisory lock, the others wait.
         with psycopg.connect(url, autocommit=True) as conn:
@@ -153,6 +154,15 @@ class PostgresDatabase(Database):
 
     def submit_write(self, fn: Callable[[Tx], T], durable: bool = True) -> Future[T]:
         return self._pool.submit(self._run, fn, False, True, durable)
+
+    def pool_stats(self) -> dict[str, int]:
+        with self._conns_lock:
+            connections = len(self._conns)
+        return {
+            "threads": self._pool_size,
+            "connections": connections,
+            "queued": self._pool._work_queue.qsize(),  # the executor keeps no public count
+        }
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)

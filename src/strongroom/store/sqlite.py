@@ -107,6 +107,10 @@ class SQLiteDatabase(Database):
         self._queue.put((fn, future, durable))
         return future
 
+    def pool_stats(self) -> dict[str, int]:
+        # One writer thread (its queue: writes waiting for a group commit); reads run inline.
+        return {"threads": 1, "connections": 2, "queued": self._queue.qsize()}
+
     def write_sync(self, fn: Callable[[Tx], T]) -> T:
         if threading.current_thread() is self._thread:
             raise RuntimeError("write_sync called from the writer thread")

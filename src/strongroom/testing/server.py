@@ -60,6 +60,7 @@ class ServerProcess:
         env: dict[str, str] | None = None,
         port: int | None = None,
         preexec_fn: Callable[[], None] | None = None,
+        ca_bundle: Path | None = None,
     ) -> None:
         self._tmp = None if data_dir is not None else tempfile.TemporaryDirectory(prefix="strongroom-")
         self.data_dir = data_dir or Path(self._tmp.name)  # type: ignore[union-attr]
@@ -71,12 +72,15 @@ class ServerProcess:
         self.extra_env = env or {}
         self.port = port or free_port()
         self.preexec_fn = preexec_fn  # runs in the child before exec: e.g. resource limits for fault tests
+        # Given when the server serves TLS (--tls-cert in extra_args): the CA its certificate is
+        # checked against; the endpoint is then https.
+        self.ca_bundle = ca_bundle
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server.log"
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.ca_bundle else 'http'}://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
         args = [sys.executable, "-m", "strongroom.cli.main", "serve", "--port", str(self.port)]
@@ -113,8 +117,11 @@ class ServerProcess:
         raise RuntimeError(f"strongroom did not become healthy in {timeout}s:\n{output}")
 
     def healthy(self) -> bool:
+        import ssl
+
+        context = ssl.create_default_context(cafile=str(self.ca_bundle)) if self.ca_bundle else None
         try:
-            with urllib.request.urlopen(f"{self.endpoint}/_strongroom/health", timeout=1) as r:
+            with urllib.request.urlopen(f"{self.endpoint}/_strongroom/health", timeout=1, context=context) as r:
                 status: int = r.status  # urlopen's answer is untyped (an HTTPResponse here)
                 return status == 200
         except (urllib.error.URLError, ConnectionError, OSError):
@@ -158,6 +165,7 @@ class ServerProcess:
             aws_access_key_id=self.access_key_id,
             aws_secret_access_key=self.secret_access_key,
             config=Config(retries={"max_attempts": 1}),
+            **({"verify": str(self.ca_bundle)} if self.ca_bundle else {}),
             **kwargs,
         )
 
@@ -169,6 +177,7 @@ class ServerProcess:
             "AWS_SECRET_ACCESS_KEY": self.secret_access_key,
             "AWS_DEFAULT_REGION": "us-east-1",
             "AWS_REGION": "us-east-1",
+            **({"AWS_CA_BUNDLE": str(self.ca_bundle)} if self.ca_bundle else {}),
         }
 
     def session(self, region: str = "us-east-1") -> Any:
