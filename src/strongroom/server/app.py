@@ -15,7 +15,9 @@ over 1 MiB are read at once (:mod:`strongroom.server.bodies`); each principal ha
 the expensive calls (:mod:`strongroom.server.limiter`); slow headers and bodies are cut off by the
 connection (server/http.py).
 
-Paths under ``/_strongroom/`` are the operator's (:mod:`strongroom.server.admin`).
+Paths under ``/_strongroom/`` are the operator's (:mod:`strongroom.server.admin`); paths under
+``/console/`` the web console's (:mod:`strongroom.server.console`), whose every action is a
+request through this same pipeline.
 
 Plain ASGI, no framework: the hot path is a few dictionary look-ups and awaits.
 """
@@ -77,6 +79,8 @@ class App(Pipeline):
         self.on_reset = on_reset
         self.health = health or (dict)
         self.ready = False
+        # The web console (server/console), set by build(): its pages call this pipeline.
+        self.console: Callable[[dict[str, Any], Receive, Send], Awaitable[None]] | None = None
 
     # ASGI entry ---------------------------------------------------------------------------
 
@@ -88,6 +92,8 @@ class App(Pipeline):
                 if path.startswith("/_strongroom/"):
                     reset = self.on_reset if self.dev else None
                     await admin(path, scope["method"], send, ready=self.ready, health=self.health, reset=reset)
+                elif self.console is not None and (path == "/console" or path.startswith("/console/")):
+                    await self.console(scope, receive, send)
                 else:
                     await self.handle(scope, receive, send)
             except ClientGone:
