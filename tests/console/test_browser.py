@@ -35,7 +35,9 @@ def test_the_console_flow(page: Any, console_server: ServerProcess, sign_in: Any
 
     sign_in(page, console_server.endpoint, console_server.access_key_id, console_server.secret_access_key)
     expect(page.get_by_role("heading", name="Secrets")).to_be_visible()
-    expect(page.get_by_text(f"arn:aws:iam::{console_server.client('sts').get_caller_identity()['Account']}:root")).to_be_visible()
+    expect(
+        page.get_by_text(f"arn:aws:iam::{console_server.client('sts').get_caller_identity()['Account']}:root")
+    ).to_be_visible()
 
     # Find it: the name filter, then its page.
     page.get_by_label("Filter by").select_option("name")
@@ -134,9 +136,9 @@ def test_a_read_only_user_sees_the_refusal_and_the_audit_has_it(
     trail = console_server.client("cloudtrail")
 
     def denied() -> dict[str, Any] | None:
-        events = trail.lookup_events(
-            LookupAttributes=[{"AttributeKey": "Username", "AttributeValue": reader.name}]
-        )["Events"]
+        events = trail.lookup_events(LookupAttributes=[{"AttributeKey": "Username", "AttributeValue": reader.name}])[
+            "Events"
+        ]
         for event in events:
             record = json.loads(event["CloudTrailEvent"])
             if record["eventName"] == "CreateSecret":

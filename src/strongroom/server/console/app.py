@@ -181,7 +181,8 @@ class Request:
                 for part in value.split(";"):
                     key, _, val = part.strip().partition("=")
                     self.cookies.setdefault(key, val)
-        self.client: tuple[str, int] = tuple(scope.get("client") or ("", 0))  # type: ignore[assignment]
+        host, port = scope.get("client") or ("", 0)
+        self.client: tuple[str, int] = (str(host), int(port))
         self.secure = scope.get("scheme") == "https"
 
 
@@ -271,12 +272,14 @@ class Console:
             return self._plain(404, "Not found.")
         if method not in ("GET", "HEAD", "POST"):
             return self._plain(405, "Method not allowed.")
-        body = await self._read_body(scope, receive) if method == "POST" else b""
-        query = Form(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
         try:
+            body = await self._read_body(scope, receive) if method == "POST" else b""
             pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+        except Refused as refused:
+            return self._plain(refused.status, refused.message)
         except UnicodeDecodeError:
             return self._plain(400, "The form is not UTF-8.")
+        query = Form(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
         request = Request(scope, Form(pairs), query)
         try:
             if path == "/console/sign-in":
@@ -333,9 +336,7 @@ class Console:
 
     # Rendering --------------------------------------------------------------------------------
 
-    def render(
-        self, status: int, template: str, request: Request, session: Session | None, **context: Any
-    ) -> Page:
+    def render(self, status: int, template: str, request: Request, session: Session | None, **context: Any) -> Page:
         notice = request.query.get("notice")
         context.setdefault("error", None)
         body = self.templates.get_template(template).render(
@@ -589,7 +590,7 @@ class Console:
         try:
             await self.api(request, session, "secretsmanager", operation, {"SecretId": secret_id, **params})
         except ApiError as err:
-            status, context = await self._secret_view(request, session, secret_id)
+            _, context = await self._secret_view(request, session, secret_id)
             context["error"] = err
             return self.render(err.status, "secret.html", request, session, **context)
         return _redirect(self._secret_url(secret_id, notice))
@@ -634,17 +635,15 @@ class Console:
                 {"SecretId": secret_id, "ResourcePolicy": policy},
             )
         except ApiError as err:
-            status, context = await self._secret_view(request, session, secret_id)
+            _, context = await self._secret_view(request, session, secret_id)
             context["policy_draft"], context["policy_form_error"] = policy, err
             return self.render(err.status, "secret.html", request, session, **context)
         if not answer.get("PolicyValidationPassed"):
-            status, context = await self._secret_view(request, session, secret_id)
+            _, context = await self._secret_view(request, session, secret_id)
             context["policy_draft"] = policy
             context["policy_findings"] = answer.get("ValidationErrors", [])
             return self.render(400, "secret.html", request, session, **context)
-        return await self._secret_action(
-            request, session, "PutResourcePolicy", {"ResourcePolicy": policy}, "policy"
-        )
+        return await self._secret_action(request, session, "PutResourcePolicy", {"ResourcePolicy": policy}, "policy")
 
     async def delete_policy(self, request: Request, session: Session) -> Page:
         return await self._secret_action(request, session, "DeleteResourcePolicy", {}, "policy-deleted")
@@ -679,9 +678,7 @@ class Console:
         context["secret"] = secret
         # Allowed to describe the secret: its rotation history (no values in it) with it.
         arn, region = secret["ARN"], session.region
-        context["history"] = (
-            await self.db.read(lambda tx: history_of(tx, session.account_id, region, arn)) or []
-        )
+        context["history"] = await self.db.read(lambda tx: history_of(tx, session.account_id, region, arn)) or []
         try:
             answer = await self.api(request, session, "lambda", "ListFunctions", {"MaxItems": 50})
             context["functions"] = [f["FunctionArn"] for f in answer.get("Functions", [])]

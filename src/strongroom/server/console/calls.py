@@ -108,7 +108,8 @@ class Caller:
         }
         status, response_headers, response_body = await self._run(scope, body)
         parsed: dict[str, Any] = create_parser(model.protocol).parse(
-            {"status_code": status, "headers": response_headers, "body": response_body}, op.output_shape
+            {"status_code": status, "headers": response_headers, "body": response_body},
+            op.output_shape,  # type: ignore[arg-type]  # botocore's parsers take None (no output members)
         )
         if status >= 300 or "Error" in parsed:
             error = parsed.get("Error") or {}

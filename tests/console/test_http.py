@@ -1,0 +1,289 @@
+"""The console over HTTP: its cookies, its headers, and the attacks a session must withstand
+(CSRF, login CSRF, session fixation, open redirects, a key revoked while signed in, a session
+signed out). Each test drives a real server with an HTTP client that keeps cookies, as a browser
+does, and asserts what that client gets back."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import sqlite3
+import uuid
+from typing import Any
+
+import pytest
+import requests
+
+from strongroom.testing import ServerProcess, postgres_schema
+
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+def _session_cookie(response: requests.Response) -> str:
+    header = response.headers.get("set-cookie", "")
+    assert "strongroom-console=" in header, header
+    return header
+
+
+def test_sign_in_sets_a_strict_http_only_session_cookie(console: Any, console_server: ServerProcess) -> None:
+    answer = console.sign_in(console_server.access_key_id, console_server.secret_access_key)
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/console/secrets"
+    cookie = next(c for c in console.http.cookies if c.name == "strongroom-console")
+    header = answer.headers["set-cookie"]
+    session_part = header[header.index("strongroom-console=") :]
+    attributes = [a.strip() for a in session_part.split(",")[0].split(";")]
+    assert "HttpOnly" in attributes
+    assert "SameSite=Strict" in attributes
+    assert "Path=/console" in attributes
+    assert "Secure" not in attributes  # plain HTTP on loopback; set under TLS
+    assert len(cookie.value) >= 40
+    page = console.get("/console/secrets")
+    assert page.status_code == 200
+    assert console_server.secret_access_key not in page.text
+    assert cookie.value not in page.text  # the token never reaches the page, only the cookie
+
+
+@pytest.mark.parametrize("path", ["/console/sign-in", "/console/secrets", "/console/audit", "/console/nope"])
+def test_every_page_carries_the_security_headers(console: Any, console_server: ServerProcess, path: str) -> None:
+    console.sign_in(console_server.access_key_id, console_server.secret_access_key)
+    answer = console.get(path)
+    assert answer.headers["content-security-policy"] == CSP
+    assert answer.headers["x-frame-options"] == "DENY"
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    assert answer.headers["cache-control"] == "no-store"
+    assert "<script>" not in answer.text and " on" + "click=" not in answer.text  # no inline script at all
+    if path == "/console/nope":
+        assert answer.status_code == 404
+
+
+def test_assets_are_served_by_strongroom(console: Any) -> None:
+    js = console.get("/console/static/console.js")
+    assert js.status_code == 200
+    assert js.headers["content-type"].startswith("text/javascript")
+    css = console.get("/console/static/console.css")
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+    for other in ("app.py", "%2e%2e/app.py", "..%2fapp.py", "console.js/"):
+        assert console.get("/console/static/" + other).status_code == 404
+
+
+def test_a_visitor_is_sent_to_sign_in_with_the_page_to_return_to(console: Any) -> None:
+    answer = console.get("/console/audit?value=x")
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/console/sign-in?next=%2Fconsole%2Faudit%3Fvalue%3Dx"
+
+
+@pytest.mark.parametrize(
+    ("target", "lands"),
+    [
+        ("/console/audit", "/console/audit"),
+        ("https://evil.example/", "/console/secrets"),
+        ("//evil.example/console/", "/console/secrets"),
+        ("/console/\\evil.example", "/console/secrets"),
+        ("/elsewhere", "/console/secrets"),
+    ],
+)
+def test_no_open_redirect_after_sign_in(console: Any, console_server: ServerProcess, target: str, lands: str) -> None:
+    from urllib.parse import quote
+
+    answer = console.sign_in(console_server.access_key_id, console_server.secret_access_key, quote(target, safe=""))
+    assert answer.status_code == 303
+    assert answer.headers["location"] == lands
+
+
+def _create_form(console: Any, name: str) -> dict[str, str]:
+    page = console.get("/console/secrets/new")
+    return {"csrf": console.csrf(page), "name": name, "value": "v"}
+
+
+def test_a_state_changing_request_without_the_csrf_token_is_refused(
+    console: Any, console_server: ServerProcess
+) -> None:
+    console.sign_in(console_server.access_key_id, console_server.secret_access_key)
+    sm = console_server.client()
+    name = f"csrf/{uuid.uuid4().hex[:8]}"
+    form = _create_form(console, name)
+
+    for data, headers in [
+        ({k: v for k, v in form.items() if k != "csrf"}, {}),  # no token
+        ({**form, "csrf": "x" * 43}, {}),  # a made-up token
+        (form, {"Origin": "https://evil.example"}),  # the right token from another site's page
+        (form, {"Sec-Fetch-Site": "cross-site"}),
+    ]:
+        answer = console.post("/console/secrets/new", data, headers=headers)
+        assert answer.status_code == 403
+        assert "Refused" in answer.text
+        with pytest.raises(sm.exceptions.ResourceNotFoundException):
+            sm.describe_secret(SecretId=name)
+
+    answer = console.post("/console/secrets/new", form, headers={"Origin": console.endpoint})
+    assert answer.status_code == 303
+    assert sm.describe_secret(SecretId=name)["Name"] == name
+
+
+def test_another_sessions_csrf_token_does_not_pass(console: Any, console_server: ServerProcess) -> None:
+    other = type(console)(console.endpoint)
+    other.sign_in(console_server.access_key_id, console_server.secret_access_key)
+    stolen = other.csrf(other.get("/console/secrets/new"))
+    console.sign_in(console_server.access_key_id, console_server.secret_access_key)
+    answer = console.post("/console/secrets/new", {"csrf": stolen, "name": "csrf/x", "value": "v"})
+    assert answer.status_code == 403
+
+
+def test_sign_in_from_another_site_is_refused(console: Any, console_server: ServerProcess) -> None:
+    """Login CSRF: a cross-site form posting the attacker's key must not sign the victim in."""
+    data = {
+        "access_key_id": console_server.access_key_id,
+        "secret_access_key": console_server.secret_access_key,
+        "region": "us-east-1",
+    }
+    answer = console.post("/console/sign-in", data)  # no sign-in cookie, no token
+    assert answer.status_code == 403
+    assert "came from another site" in answer.text
+    assert "strongroom-console=" not in answer.headers.get("set-cookie", "").replace("strongroom-console-signin=", "")
+    page = console.get("/console/sign-in")
+    answer = console.post(
+        "/console/sign-in", {**data, "csrf": console.csrf(page)}, headers={"Origin": "https://evil.example"}
+    )
+    assert answer.status_code == 403
+
+
+def test_a_session_id_chosen_before_sign_in_is_never_adopted(console: Any, console_server: ServerProcess) -> None:
+    planted = "attacker-chosen-session-token-0123456789abcdef"
+    console.http.cookies.set("strongroom-console", planted, path="/console")
+    answer = console.sign_in(console_server.access_key_id, console_server.secret_access_key)
+    header = _session_cookie(answer)
+    assert planted not in header
+    attacker = requests.get(
+        console.endpoint + "/console/secrets",
+        cookies={"strongroom-console": planted},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert attacker.status_code == 303 and attacker.headers["location"].startswith("/console/sign-in")
+
+
+def test_a_wrong_key_gets_one_clear_line_and_no_session(console: Any, console_server: ServerProcess) -> None:
+    answer = console.sign_in(console_server.access_key_id, "wrong-secret-key")
+    assert answer.status_code == 401
+    assert "The access key ID or the secret access key is wrong." in answer.text
+    assert "strongroom-console=" not in answer.headers.get("set-cookie", "").replace("strongroom-console-signin", "")
+    answer = console.sign_in("AKIANOSUCHKEY0000000", "wrong-secret-key")
+    assert answer.status_code == 401
+    assert "The access key ID or the secret access key is wrong." in answer.text
+
+
+def test_signing_out_ends_the_session_everywhere(console: Any, console_server: ServerProcess) -> None:
+    console.sign_in(console_server.access_key_id, console_server.secret_access_key)
+    token = next(c.value for c in console.http.cookies if c.name == "strongroom-console")
+    page = console.get("/console/secrets")
+    answer = console.post("/console/sign-out", {"csrf": console.csrf(page)})
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/console/sign-in?notice=signed-out"
+    replay = requests.get(
+        console.endpoint + "/console/secrets", cookies={"strongroom-console": token}, allow_redirects=False, timeout=30
+    )
+    assert replay.status_code == 303 and replay.headers["location"].startswith("/console/sign-in")
+
+
+def test_a_deactivated_key_stops_the_console_at_once(console: Any, console_server: ServerProcess, reader: Any) -> None:
+    console.sign_in(reader.access_key_id, reader.secret_access_key)
+    assert console.get("/console/secrets").status_code == 200
+    console_server.client("iam").update_access_key(
+        UserName=reader.name, AccessKeyId=reader.access_key_id, Status="Inactive"
+    )
+    answer = console.get("/console/secrets")
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/console/sign-in?notice=expired"
+
+
+def test_temporary_credentials_sign_in_with_their_session_token(console: Any, console_server: ServerProcess) -> None:
+    iam = console_server.client("iam")
+    role = f"console-{uuid.uuid4().hex[:8]}"
+    account = console_server.client("sts").get_caller_identity()["Account"]
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account}:root"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+    iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(trust))
+    creds = console_server.client("sts").assume_role(
+        RoleArn=f"arn:aws:iam::{account}:role/{role}", RoleSessionName="web"
+    )["Credentials"]
+    assert console.sign_in(creds["AccessKeyId"], creds["SecretAccessKey"]).status_code == 401  # token missing
+    answer = console.sign_in(creds["AccessKeyId"], creds["SecretAccessKey"], session_token=creds["SessionToken"])
+    assert answer.status_code == 303
+    page = console.get("/console/secrets")
+    assert f"arn:aws:sts::{account}:assumed-role/{role}/web" in page.text
+    # The role has no policy: the page shows the API's refusal.
+    assert page.status_code == 400 or page.status_code == 403
+    assert "AccessDeniedException" in page.text
+    assert "is not authorized to perform: secretsmanager:ListSecrets" in page.text
+
+
+def test_sessions_are_stored_as_hashes(console: Any, console_server: ServerProcess) -> None:
+    console.sign_in(console_server.access_key_id, console_server.secret_access_key)
+    token = next(c.value for c in console.http.cookies if c.name == "strongroom-console")
+    db = sqlite3.connect(f"file:{console_server.data_dir / 'strongroom.db'}?mode=ro", uri=True)
+    try:
+        rows = db.execute("SELECT token_hash, access_key_id, principal_arn FROM console_sessions").fetchall()
+    finally:
+        db.close()
+    assert (hashlib.sha256(token.encode()).hexdigest(), console_server.access_key_id) in [(r[0], r[1]) for r in rows]
+    assert all(token not in json.dumps(r) for r in rows)
+    assert all(console_server.secret_access_key not in json.dumps(r) for r in rows)
+    raw = b"".join(p.read_bytes() for p in console_server.data_dir.glob("strongroom.db*"))
+    assert token.encode() not in raw
+
+
+def test_the_value_reaches_the_page_only_from_the_retrieve_button(console: Any, console_server: ServerProcess) -> None:
+    sm = console_server.client()
+    name = f"value/{uuid.uuid4().hex[:8]}"
+    arn = sm.create_secret(Name=name, SecretString="only-after-the-button")["ARN"]
+    console.sign_in(console_server.access_key_id, console_server.secret_access_key)
+    page = console.get("/console/secret", params={"id": arn})
+    assert page.status_code == 200 and name in page.text
+    assert "only-after-the-button" not in page.text
+    answer = console.post(
+        "/console/secret/value", {"csrf": console.csrf(page), "id": arn, "version_stage": "AWSCURRENT"}
+    )
+    assert answer.status_code == 200
+    assert "only-after-the-button" in answer.text
+    assert answer.headers["cache-control"] == "no-store"
+    # Not a GET: a link, a prefetch or a history entry cannot fetch a value.
+    assert console.get("/console/secret/value", params={"id": arn}).status_code == 404
+
+
+def test_a_form_too_large_is_refused_without_a_5xx(console: Any, console_server: ServerProcess) -> None:
+    console.sign_in(console_server.access_key_id, console_server.secret_access_key)
+    answer = console.post("/console/secrets/new", {"csrf": "x", "value": "v" * (300 * 1024)})
+    assert answer.status_code == 413
+    assert console.http.request("DELETE", console.endpoint + "/console/secrets", timeout=30).status_code == 405
+
+
+def test_sessions_work_on_every_node_of_a_shared_database(pg_url: str, console: Any) -> None:
+    Console = type(console)  # the fixture's class, for clients of two other servers
+    shared = {"STRONGROOM_MASTER_KEY": base64.b64encode(os.urandom(32)).decode()}
+    with (
+        postgres_schema(pg_url.split("?", 1)[0]) as url,
+        ServerProcess(database_url=url, env=shared) as a,
+        ServerProcess(database_url=url, env=shared) as b,
+    ):
+        on_a = Console(a.endpoint)
+        on_a.sign_in(a.access_key_id, a.secret_access_key)
+        token = next(c.value for c in on_a.http.cookies if c.name == "strongroom-console")
+        on_b = Console(b.endpoint)
+        on_b.http.cookies.set("strongroom-console", token, path="/console")
+        assert on_b.get("/console/secrets").status_code == 200
+        page = on_b.get("/console/secrets/new")
+        on_a.post("/console/sign-out", {"csrf": on_a.csrf(on_a.get("/console/secrets"))})
+        # Signed out on a: the same cookie is worth nothing on b at once, for pages and for forms.
+        assert on_b.get("/console/secrets").headers["location"].startswith("/console/sign-in")
+        answer = on_b.post("/console/secrets/new", {"csrf": on_b.csrf(page), "name": "x", "value": "v"})
+        assert answer.headers["location"] == "/console/sign-in?notice=expired"
