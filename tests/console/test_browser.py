@@ -61,7 +61,7 @@ def test_the_console_flow(page: Any, console_server: ServerProcess, sign_in: Any
     expect(pairs.locator("tr", has_text="username")).to_contain_text("app")
 
     # The read, in the audit search, in the signed-in principal's name, from the console.
-    page.get_by_role("link", name="Audit").click()
+    page.get_by_role("link", name="Audit", exact=True).click()
     page.get_by_label("Attribute").select_option("EventName")
     page.get_by_label("Value").fill("GetSecretValue")
     page.get_by_role("button", name="Search events").click()
@@ -72,6 +72,7 @@ def test_the_console_flow(page: Any, console_server: ServerProcess, sign_in: Any
     assert record["eventName"] == "GetSecretValue"
     assert record["userAgent"] == CONSOLE_AGENT
     assert record["userIdentity"]["accessKeyId"] == console_server.access_key_id
+    assert record["sourceIPAddress"] == "127.0.0.1"  # the browser's address
     assert name in json.dumps(record["requestParameters"])
     assert "hunter2" not in page.content()
 
@@ -175,3 +176,131 @@ def test_script_in_secret_data_is_shown_as_text(page: Any, console_server: Serve
     assert page.locator("main img").count() == 0
     assert page.locator("main script").count() == 0
     assert dialogs == []
+
+
+def test_managing_a_secret_from_its_page(page: Any, console_server: ServerProcess, sign_in: Any) -> None:
+    sm = console_server.client()
+    name = _unique("edit")
+    sign_in(page, console_server.endpoint, console_server.access_key_id, console_server.secret_access_key)
+    page.get_by_role("link", name="Store a new secret").click()
+    page.get_by_label("Secret name").fill(name)
+    page.get_by_label("Description").fill("made in the console")
+    page.get_by_label("Secret value").fill("one")
+    page.get_by_label("Tag key 1").fill("team")
+    page.get_by_label("Tag value 1").fill("billing")
+    page.get_by_role("button", name="Store").click()
+    expect(page.get_by_text("Secret created.")).to_be_visible()
+    assert sm.get_secret_value(SecretId=name)["SecretString"] == "one"
+    assert sm.describe_secret(SecretId=name)["Tags"] == [{"Key": "team", "Value": "billing"}]
+    first = sm.get_secret_value(SecretId=name)["VersionId"]
+
+    page.get_by_text("Store a new value").click()
+    page.get_by_label("New secret value").fill("two")
+    page.get_by_role("button", name="Store new value").click()
+    expect(page.get_by_text("New secret value stored.")).to_be_visible()
+    second = sm.get_secret_value(SecretId=name)
+    assert second["SecretString"] == "two"
+
+    # Move AWSCURRENT back to the first version.
+    page.get_by_label("Label", exact=True).fill("AWSCURRENT")
+    page.get_by_label("Move to version").select_option(first)
+    page.get_by_label("Remove from version").select_option(second["VersionId"])
+    page.get_by_role("button", name="Move label").click()
+    expect(page.get_by_text("Staging label moved.")).to_be_visible()
+    assert sm.get_secret_value(SecretId=name)["SecretString"] == "one"
+    expect(page.locator("#versions tr", has_text=first)).to_contain_text("AWSCURRENT")
+
+    page.get_by_label("Tag key").fill("env")
+    page.get_by_label("Tag value").fill("prod")
+    page.get_by_role("button", name="Add tag").click()
+    expect(page.get_by_text("Tags saved.")).to_be_visible()
+    page.get_by_role("button", name="Remove tag team").click()
+    expect(page.get_by_text("Tag removed.")).to_be_visible()
+    assert sm.describe_secret(SecretId=name)["Tags"] == [{"Key": "env", "Value": "prod"}]
+
+    # A policy that fails validation is not saved; one that passes is.
+    account = console_server.client("sts").get_caller_identity()["Account"]
+    broken = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Maybe", "Principal": "*", "Action": "secretsmanager:GetSecretValue", "Resource": "*"}
+        ],
+    }
+    page.get_by_label("Policy (JSON)").fill(json.dumps(broken))
+    page.get_by_role("button", name="Validate and save policy").click()
+    findings = page.get_by_role("alert").first
+    expect(findings).to_contain_text("did not pass validation")
+    expect(findings).to_contain_text("SYNTAX_CHECKING: Statement Effect must be Allow or Deny.")
+    assert "ResourcePolicy" not in sm.get_resource_policy(SecretId=name)
+    mine = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+                "Action": "secretsmanager:GetSecretValue",
+                "Resource": "*",
+            }
+        ],
+    }
+    page.get_by_label("Policy (JSON)").fill(json.dumps(mine))
+    page.get_by_role("button", name="Validate and save policy").click()
+    expect(page.get_by_text("Resource policy saved.")).to_be_visible()
+    assert json.loads(sm.get_resource_policy(SecretId=name)["ResourcePolicy"]) == mine
+
+    # Delete with a recovery window of 7 days, then restore.
+    page.on("dialog", lambda d: d.accept())
+    page.get_by_label("Recovery window (days, 7 to 30)").fill("7")
+    page.get_by_role("button", name="Schedule deletion").click()
+    expect(page.get_by_text("Secret scheduled for deletion.")).to_be_visible()
+    assert "DeletedDate" in sm.describe_secret(SecretId=name)
+    page.get_by_role("button", name="Restore secret").click()
+    expect(page.get_by_text("Secret restored.")).to_be_visible()
+    assert "DeletedDate" not in sm.describe_secret(SecretId=name)
+
+
+def test_access_keys_from_the_identities_page(page: Any, console_server: ServerProcess, sign_in: Any) -> None:
+    iam = console_server.client("iam")
+    user = f"id-{uuid.uuid4().hex[:8]}"
+    iam.create_user(UserName=user)
+    sign_in(page, console_server.endpoint, console_server.access_key_id, console_server.secret_access_key)
+    page.get_by_role("link", name="Identities").click()
+    page.get_by_role("button", name=f"Create access key for {user}").click()
+    new_key = page.locator("#new-key")
+    expect(new_key).to_contain_text("Secret access key")
+    key_id = new_key.locator("dd").nth(1).inner_text()
+    secret = new_key.locator("dd").nth(2).inner_text()
+    assert [k["AccessKeyId"] for k in iam.list_access_keys(UserName=user)["AccessKeyMetadata"]] == [key_id]
+    # The new key works: the user signs in with it elsewhere (no policies: the list is refused).
+    other = page.context.browser.new_context()
+    try:
+        theirs = other.new_page()
+        sign_in(theirs, console_server.endpoint, key_id, secret)
+        expect(theirs.get_by_role("alert")).to_contain_text("not authorized to perform: secretsmanager:ListSecrets")
+        page.get_by_role("link", name="Identities").click()
+        expect(page.locator("#new-key")).to_have_count(0)  # shown once only
+        page.on("dialog", lambda d: d.accept())
+        page.get_by_role("button", name=f"Deactivate {key_id}").click()
+        expect(page.get_by_text("Access key deactivated.")).to_be_visible()
+        assert iam.list_access_keys(UserName=user)["AccessKeyMetadata"][0]["Status"] == "Inactive"
+        theirs.reload()  # their session ends with their key
+        expect(theirs.get_by_role("button", name="Sign in")).to_be_visible()
+        expect(theirs.get_by_text("Your session has ended. Sign in again.")).to_be_visible()
+    finally:
+        other.close()
+
+
+def test_audit_search_by_time_range(page: Any, console_server: ServerProcess, sign_in: Any) -> None:
+    sm = console_server.client()
+    name = _unique("audit")
+    sm.create_secret(Name=name, SecretString="x")
+    sign_in(page, console_server.endpoint, console_server.access_key_id, console_server.secret_access_key)
+    page.get_by_role("link", name="Audit", exact=True).click()
+    page.get_by_label("Attribute").select_option("ResourceName")
+    page.get_by_label("Value").fill(sm.describe_secret(SecretId=name)["ARN"])
+    page.get_by_role("button", name="Search events").click()
+    expect(page.locator("#events tbody tr", has_text="CreateSecret")).to_have_count(1)
+    page.get_by_label("From (UTC)").fill("2001-01-01T00:00")
+    page.get_by_label("To (UTC)").fill("2001-01-02T00:00")
+    page.get_by_role("button", name="Search events").click()
+    expect(page.locator("#events tbody")).to_have_text("No events.")
