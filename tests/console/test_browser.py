@@ -304,3 +304,26 @@ def test_audit_search_by_time_range(page: Any, console_server: ServerProcess, si
     page.get_by_label("To (UTC)").fill("2001-01-02T00:00")
     page.get_by_role("button", name="Search events").click()
     expect(page.locator("#events tbody")).to_have_text("No events.")
+
+
+def test_signing_in_and_reading_a_value_with_the_keyboard_only(page: Any, console_server: ServerProcess) -> None:
+    sm = console_server.client()
+    name = _unique("keys")
+    sm.create_secret(Name=name, SecretString="typed-not-clicked")
+    page.goto(console_server.endpoint + "/console/")
+    expect(page.get_by_label("Access key ID")).to_be_focused()  # autofocus
+    page.keyboard.type(console_server.access_key_id)
+    page.keyboard.press("Tab")
+    page.keyboard.type(console_server.secret_access_key)
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Secrets")).to_be_visible()
+    page.get_by_label("Search").focus()
+    page.keyboard.type(name)
+    page.keyboard.press("Enter")
+    link = page.get_by_role("link", name=name)
+    link.focus()
+    page.keyboard.press("Enter")
+    button = page.get_by_role("button", name="Retrieve secret value")
+    button.focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#value-text")).to_have_text("typed-not-clicked")

@@ -5,17 +5,23 @@ does, and asserts what that client gets back."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
+import html
 import json
 import os
+import re
 import sqlite3
 import uuid
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import pytest
 import requests
 
+from strongroom import config
+from strongroom.server.build import build
 from strongroom.testing import ServerProcess, postgres_schema
 
 CSP = (
@@ -89,8 +95,6 @@ def test_a_visitor_is_sent_to_sign_in_with_the_page_to_return_to(console: Any) -
     ],
 )
 def test_no_open_redirect_after_sign_in(console: Any, console_server: ServerProcess, target: str, lands: str) -> None:
-    from urllib.parse import quote
-
     answer = console.sign_in(console_server.access_key_id, console_server.secret_access_key, quote(target, safe=""))
     assert answer.status_code == 303
     assert answer.headers["location"] == lands
@@ -287,3 +291,89 @@ def test_sessions_work_on_every_node_of_a_shared_database(pg_url: str, console: 
         assert on_b.get("/console/secrets").headers["location"].startswith("/console/sign-in")
         answer = on_b.post("/console/secrets/new", {"csrf": on_b.csrf(page), "name": "x", "value": "v"})
         assert answer.headers["location"] == "/console/sign-in?notice=expired"
+
+
+def test_secrets_come_in_pages_sorted_as_asked(console: Any, console_server: ServerProcess) -> None:
+    sm = console_server.client()
+    prefix = f"paged-{uuid.uuid4().hex[:8]}"
+    names = [f"{prefix}/{i:02d}" for i in range(23)]
+    for name in names:
+        sm.create_secret(Name=name, SecretString="v")
+    console.sign_in(console_server.access_key_id, console_server.secret_access_key)
+
+    def listed(page: requests.Response) -> list[str]:
+        return re.findall(r">(" + re.escape(prefix) + r"/\d\d)</a>", page.text)
+
+    query = {"key": "name", "search": prefix, "sort_by": "name", "order": "desc"}
+    first = console.get("/console/secrets", params=query)
+    assert first.status_code == 200
+    assert listed(first) == sorted(names, reverse=True)[:20]
+    assert "First page" not in first.text
+    next_url = html.unescape(re.search(r'href="([^"]+)">Next page', first.text).group(1))  # type: ignore[union-attr]
+    second = console.get(next_url)
+    assert listed(second) == sorted(names, reverse=True)[20:]
+    assert "Next page" not in second.text and "First page" in second.text
+
+
+def test_the_session_cookie_is_secure_under_tls(tmp_path: Any) -> None:
+    """Served over HTTPS (the ASGI scope's scheme, as uvicorn sets it with --tls-*), the cookies
+    carry ``Secure``. In process: this branch's server has no TLS listener of its own."""
+    server = build(config.Settings(data_dir=tmp_path / "data", account_id="123456789012"))
+    app = server.app
+    assert app.console is not None
+    secret = server.keys.lookup(server.admin_access_key_id).secret_access_key  # type: ignore[union-attr]
+
+    async def request(method: str, path: str, body: bytes = b"", cookie: str = "") -> tuple[int, dict[str, str], bytes]:
+        headers = [(b"host", b"console.example"), (b"content-type", b"application/x-www-form-urlencoded")]
+        if cookie:
+            headers.append((b"cookie", cookie.encode()))
+        scope = {
+            "type": "http",
+            "method": method,
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "headers": headers,
+            "client": ("127.0.0.1", 5000),
+            "scheme": "https",
+        }
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        await app(scope, receive, send)
+        start = sent[0]
+        found: dict[str, str] = {}
+        for k, v in start["headers"]:
+            found.setdefault(k.decode(), v.decode())
+        return start["status"], found, b"".join(m.get("body", b"") for m in sent[1:])
+
+    async def flow() -> str:
+        status, headers, body = await request("GET", "/console/sign-in")
+        assert status == 200
+        signin_cookie = headers["set-cookie"]
+        assert "Secure" in signin_cookie.split("; ")
+        token = re.search(rb'name="csrf" value="([^"]+)"', body).group(1).decode()  # type: ignore[union-attr]
+        form = {
+            "csrf": token,
+            "access_key_id": server.admin_access_key_id,
+            "secret_access_key": secret,
+            "region": "us-east-1",
+            "next": "/console/secrets",
+        }
+        status, headers, _ = await request(
+            "POST", "/console/sign-in", urlencode(form).encode(), cookie=signin_cookie.split(";")[0]
+        )
+        assert status == 303, _
+        return headers["set-cookie"]
+
+    try:
+        session_cookie = asyncio.run(flow())
+    finally:
+        server.db.close()
+    assert session_cookie.startswith("strongroom-console=")
+    assert {"HttpOnly", "SameSite=Strict", "Secure", "Path=/console"} <= set(session_cookie.split("; "))
