@@ -377,3 +377,17 @@ def test_the_session_cookie_is_secure_under_tls(tmp_path: Any) -> None:
         server.db.close()
     assert session_cookie.startswith("strongroom-console=")
     assert {"HttpOnly", "SameSite=Strict", "Secure", "Path=/console"} <= set(session_cookie.split("; "))
+
+
+def test_a_sign_in_is_in_the_trail_as_get_caller_identity(
+    console: Any, console_server: ServerProcess, reader: Any
+) -> None:
+    console.sign_in(reader.access_key_id, reader.secret_access_key)
+    events = console_server.client("cloudtrail").lookup_events(
+        LookupAttributes=[{"AttributeKey": "AccessKeyId", "AttributeValue": reader.access_key_id}]
+    )["Events"]
+    records = [json.loads(e["CloudTrailEvent"]) for e in events]
+    [sign_in] = [r for r in records if r["eventName"] == "GetCallerIdentity"]
+    assert sign_in["userAgent"].startswith("strongroom-console/")
+    assert sign_in["userIdentity"]["arn"].endswith(f":user/{reader.name}")
+    assert reader.secret_access_key not in json.dumps(records)
