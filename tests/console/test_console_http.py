@@ -314,6 +314,14 @@ def test_secrets_come_in_pages_sorted_as_asked(console: Any, console_server: Ser
     assert listed(second) == sorted(names, reverse=True)[20:]
     assert "Next page" not in second.text and "First page" in second.text
 
+    # Planned deletions appear only when asked for.
+    sm.delete_secret(SecretId=names[0], RecoveryWindowInDays=7)
+    assert names[0] not in listed(console.get("/console/secrets", params={**query, "order": "asc"}))
+    with_deleted = console.get("/console/secrets", params={**query, "order": "asc", "deleted": "1"})
+    assert with_deleted.status_code == 200
+    assert listed(with_deleted)[0] == names[0]
+    assert "deletion planned" in with_deleted.text
+
 
 def test_the_session_cookie_is_secure_under_tls(tmp_path: Any) -> None:
     """Served over HTTPS (the ASGI scope's scheme, as uvicorn sets it with --tls-*), the cookies
@@ -391,3 +399,49 @@ def test_a_sign_in_is_in_the_trail_as_get_caller_identity(
     assert sign_in["userAgent"].startswith("strongroom-console/")
     assert sign_in["userIdentity"]["arn"].endswith(f":user/{reader.name}")
     assert reader.secret_access_key not in json.dumps(records)
+
+
+def test_bad_input_on_every_page_is_the_apis_refusal_never_a_5xx(
+    console: Any, console_server: ServerProcess, reader: Any
+) -> None:
+    sm = console_server.client()
+    name = f"bad/{uuid.uuid4().hex[:8]}"
+    arn = sm.create_secret(Name=name, SecretString="v")["ARN"]
+    console.sign_in(console_server.access_key_id, console_server.secret_access_key)
+    csrf = console.csrf(console.get("/console/secrets/new"))
+
+    missing = console.get("/console/secret", params={"id": "no/such/secret"})
+    assert missing.status_code == 400
+    assert "ResourceNotFoundException" in missing.text
+    assert "Secrets Manager can't find the specified secret." in html.unescape(missing.text)
+    assert console.get("/console/rotation", params={"id": "no/such/secret"}).status_code == 400
+    assert console.get("/console/secret").status_code == 400  # no id at all
+    event = console.get("/console/audit/event", params={"id": str(uuid.uuid4())})
+    assert event.status_code == 404 and "No such event." in event.text
+    assert console.get("/console/audit", params={"start": "yesterday"}).status_code == 400
+
+    cases = [
+        ("/console/secrets/new", {"name": "", "value": "v"}),
+        ("/console/secrets/new", {"name": name, "value": "v"}),  # exists
+        ("/console/secret/move-label", {"id": arn, "label": "AWSCURRENT", "to_version": "no-such-version"}),
+        ("/console/secret/delete", {"id": arn, "days": "3"}),
+        ("/console/secret/delete", {"id": arn, "days": "soon"}),
+        ("/console/secret/policy", {"id": arn, "policy": "{not json"}),
+        ("/console/secret/tag", {"id": arn, "tag_key": "", "tag_value": "x"}),
+        ("/console/rotation/configure", {"id": arn, "schedule_kind": "days", "schedule": "x", "window": ""}),
+        ("/console/rotation/configure", {"id": arn, "schedule_kind": "expression", "schedule": "rate(0 days)"}),
+        ("/console/rotation/rotate", {"id": arn}),  # no function configured
+        ("/console/identities/key-status", {"key": "AKIANOSUCHKEY0000000", "status": "Inactive", "user": "nobody"}),
+    ]
+    for path, form in cases:
+        answer = console.post(path, {"csrf": csrf, **form})
+        assert 400 <= answer.status_code < 500, (path, form, answer.status_code, answer.text[:300])
+        assert 'role="alert"' in answer.text, (path, form)
+    assert sm.describe_secret(SecretId=name).get("DeletedDate") is None
+
+    # A user who may not list users is told so on the identities page, which still renders.
+    other = type(console)(console.endpoint)
+    other.sign_in(reader.access_key_id, reader.secret_access_key)
+    page = other.get("/console/identities")
+    assert page.status_code == 200
+    assert f"user/{reader.name} is not authorized to perform: iam:ListUsers" in page.text

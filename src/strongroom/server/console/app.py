@@ -480,7 +480,10 @@ class Console:
             secrets=secrets,
             next_url=next_url,
             first_url=first_url,
-            **base,
+            key=key,
+            search=search,
+            sort_by=sort_by,
+            order=order,
             deleted=q.get("deleted") == "1",
         )
 
@@ -504,7 +507,8 @@ class Console:
     @staticmethod
     def _tags(form: Form) -> list[dict[str, str]]:
         keys, values = form.all("tag_key"), form.all("tag_value")
-        return [{"Key": k, "Value": v} for k, v in zip(keys, values, strict=False) if k]
+        # Rows left wholly blank are skipped; a value without a key goes to the API, which refuses it.
+        return [{"Key": k, "Value": v} for k, v in zip(keys, values, strict=False) if k or v]
 
     @staticmethod
     def _secret_url(secret_id: str, notice: str = "") -> str:
@@ -695,7 +699,8 @@ class Console:
             except ApiError as err:
                 context["logs_error"] = err
         context["function"] = function
-        return self.render(200, "rotation.html", request, session, **context, **extra)
+        status = extra["error"].status if extra.get("error") is not None else 200
+        return self.render(status, "rotation.html", request, session, **context, **extra)
 
     def _rotation_url(self, secret_id: str, notice: str) -> str:
         return "/console/rotation?" + urlencode({"id": secret_id, "notice": notice})
