@@ -180,6 +180,18 @@ def test_a_wrong_key_gets_one_clear_line_and_no_session(console: Any, console_se
     answer = console.sign_in("AKIANOSUCHKEY0000000", "wrong-secret-key")
     assert answer.status_code == 401
     assert "The access key ID or the secret access key is wrong." in answer.text
+    form = console.get("/console/sign-in")
+    answer = console.post(
+        "/console/sign-in",
+        {
+            "csrf": console.csrf(form),
+            "access_key_id": console_server.access_key_id,
+            "secret_access_key": console_server.secret_access_key,
+            "region": "mars-north-1",
+        },
+    )
+    assert answer.status_code == 401
+    assert "Credential should be scoped to a valid region, not &#39;mars-north-1&#39;." in answer.text
 
 
 def test_signing_out_ends_the_session_everywhere(console: Any, console_server: ServerProcess) -> None:

@@ -431,7 +431,7 @@ class Console:
             who = await self.caller.call(typed, region[:32], "sts", "GetCallerIdentity", {}, request.client)
         except ApiError as err:
             log.info("console sign-in refused for key %s: %s", key_id[:128], err.code)
-            if err.code in _WRONG_KEY:
+            if err.code in _WRONG_KEY and "region" not in err.message:  # a region typo is its own error
                 message = "The access key ID or the secret access key is wrong."
             else:
                 message = f"{err.code}: {err.message}"
