@@ -172,6 +172,17 @@ def test_a_session_id_chosen_before_sign_in_is_never_adopted(console: Any, conso
     assert attacker.status_code == 303 and attacker.headers["location"].startswith("/console/sign-in")
 
 
+def test_a_secret_typed_into_the_key_id_field_is_not_logged(console: Any, console_server: ServerProcess) -> None:
+    pasted = f"pasted/{uuid.uuid4().hex}/secret"
+    for key_id, secret in [(pasted, "anything"), ("AKIA€", "x"), (console_server.access_key_id, "sécret€")]:
+        answer = console.sign_in(key_id, secret)
+        assert answer.status_code == 401
+        assert "The access key ID or the secret access key is wrong." in answer.text
+    log = console_server.log()
+    assert pasted not in log
+    assert "console sign-in refused for key (not an access key id): " in log
+
+
 def test_a_wrong_key_gets_one_clear_line_and_no_session(console: Any, console_server: ServerProcess) -> None:
     answer = console.sign_in(console_server.access_key_id, "wrong-secret-key")
     assert answer.status_code == 401

@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -47,8 +48,15 @@ SIGNIN_COOKIE = "strongroom-console-signin"
 MAX_FORM_BYTES = 256 * 1024  # a secret value is at most 65536 bytes, a policy 20480
 # What the API answers a key it does not know, or a secret key that does not match it.
 _WRONG_KEY = frozenset(
-    ["InvalidClientTokenId", "SignatureDoesNotMatch", "UnrecognizedClientException", "InvalidSignatureException"]
+    [
+        "InvalidClientTokenId",
+        "SignatureDoesNotMatch",
+        "UnrecognizedClientException",
+        "InvalidSignatureException",
+        "IncompleteSignatureException",
+    ]
 )
+_KEY_ID = re.compile(r"(AKIA|ASIA)[A-Z0-9]{12,124}")
 _HERE = Path(__file__).parent
 _STATIC = {"console.css": "text/css; charset=utf-8", "console.js": "text/javascript; charset=utf-8"}
 
@@ -108,6 +116,10 @@ class Page:
 
 def _redirect(location: str, headers: list[tuple[bytes, bytes]] | None = None) -> Page:
     return Page(303, b"", b"text/plain; charset=utf-8", [(b"location", location.encode()), *(headers or [])])
+
+
+def _printable(text: str) -> bool:
+    return all(32 < ord(c) < 127 for c in text)
 
 
 def _safe_next(target: str) -> str:
@@ -428,14 +440,20 @@ class Console:
             return self.sign_in_page(request, "Enter an access key ID and a secret access key.", 400, key_id)
         typed = Credential(key_id[:128], secret[:128], "", "", session_token=token)
         try:
+            if not all(_printable(v) for v in (key_id, secret, token or "", region)):
+                # No key, secret or token has such characters; HTTP headers cannot carry them.
+                raise ApiError("InvalidClientTokenId", "", 403)
             who = await self.caller.call(typed, region[:32], "sts", "GetCallerIdentity", {}, request.client)
         except ApiError as err:
-            log.info("console sign-in refused for key %s: %s", key_id[:128], err.code)
-            if err.code in _WRONG_KEY and "region" not in err.message:  # a region typo is its own error
+            # The id only when it has an access key id's shape: a secret pasted into the wrong
+            # field must not reach the log.
+            shown = key_id if _KEY_ID.fullmatch(key_id) else "(not an access key id)"
+            log.info("console sign-in refused for key %s: %s", shown, err.code)
+            if err.code in _WRONG_KEY and "a valid region" not in err.message:  # a region typo is its own error
                 message = "The access key ID or the secret access key is wrong."
             else:
                 message = f"{err.code}: {err.message}"
-            return self.sign_in_page(request, message, 401, key_id[:128])
+            return self.sign_in_page(request, message, 401, key_id if shown == key_id else "")
         stored = self.keys.lookup(key_id)
         expiry = stored.expires_at if stored is not None else None
         session = await self.sessions.open(key_id, who["Account"], who["Arn"], region[:32], expiry)
