@@ -106,8 +106,11 @@ def console(console_server: ServerProcess) -> Console:
     return Console(console_server.endpoint)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Chromium for one test module. Not for the session: Playwright's sync API keeps an asyncio
+    loop running in the thread while it is open, and every later test in the same worker that
+    calls asyncio.run() would fail ("cannot be called from a running event loop")."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
