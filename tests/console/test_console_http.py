@@ -468,3 +468,41 @@ def test_bad_input_on_every_page_is_the_apis_refusal_never_a_5xx(
     page = other.get("/console/identities")
     assert page.status_code == 200
     assert f"user/{reader.name} is not authorized to perform: iam:ListUsers" in page.text
+
+
+def test_rotation_on_a_cron_schedule_with_a_window(console: Any, console_server: ServerProcess) -> None:
+    from strongroom.testing.functions import create_function
+
+    sm = console_server.client()
+    name = f"cron/{uuid.uuid4().hex[:8]}"
+    created = sm.create_secret(Name=name, SecretString="v")
+    arn = created["ARN"]
+    function = create_function(
+        console_server.client("lambda"), console_server.client("iam"), f"cron-{uuid.uuid4().hex[:8]}"
+    )
+    console.sign_in(console_server.access_key_id, console_server.secret_access_key)
+    page = console.get("/console/rotation", params={"id": arn})
+    assert page.status_code == 200 and function in page.text  # offered from ListFunctions
+    form = {
+        "csrf": console.csrf(page),
+        "id": arn,
+        "function": function,
+        "schedule_kind": "expression",
+        "schedule": "cron(0 4 ? * MON *)",
+        "window": "3h",
+    }  # "immediately" unchecked: no rotation now
+    answer = console.post("/console/rotation/configure", form)
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/console/rotation?" + urlencode({"id": arn, "notice": "rotation"})
+    described = sm.describe_secret(SecretId=arn)
+    assert described["RotationEnabled"] is True
+    assert described["RotationLambdaARN"] == function
+    assert described["RotationRules"]["ScheduleExpression"] == "cron(0 4 ? * MON *)"
+    assert described["RotationRules"]["Duration"] == "3h"
+    # Not rotated: only testSecret runs (docs/rotation.md, RotateImmediately=false).
+    assert sm.get_secret_value(SecretId=arn)["VersionId"] == created["VersionId"]
+    shown = console.get(answer.headers["location"])
+    assert "cron(0 4 ? * MON *)" in shown.text and "(window 3h)" in shown.text
+    cancelled = console.post("/console/rotation/cancel", {"csrf": console.csrf(shown), "id": arn})
+    assert cancelled.status_code == 303
+    assert sm.describe_secret(SecretId=arn)["RotationEnabled"] is False
