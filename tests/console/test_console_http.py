@@ -506,3 +506,16 @@ def test_rotation_on_a_cron_schedule_with_a_window(console: Any, console_server:
     cancelled = console.post("/console/rotation/cancel", {"csrf": console.csrf(shown), "id": arn})
     assert cancelled.status_code == 303
     assert sm.describe_secret(SecretId=arn)["RotationEnabled"] is False
+
+
+def test_signing_in_again_ends_the_previous_session(console: Any, console_server: ServerProcess, reader: Any) -> None:
+    console.sign_in(console_server.access_key_id, console_server.secret_access_key)
+    first = next(c.value for c in console.http.cookies if c.name == "strongroom-console")
+    console.sign_in(reader.access_key_id, reader.secret_access_key)
+    second = next(c.value for c in console.http.cookies if c.name == "strongroom-console")
+    assert second != first
+    assert f"user/{reader.name}" in console.get("/console/secrets").text
+    replay = requests.get(
+        console.endpoint + "/console/secrets", cookies={"strongroom-console": first}, allow_redirects=False, timeout=30
+    )
+    assert replay.status_code == 303 and replay.headers["location"].startswith("/console/sign-in")

@@ -456,6 +456,9 @@ class Console:
             return self.sign_in_page(request, message, 401, key_id if shown == key_id else "")
         stored = self.keys.lookup(key_id)
         expiry = stored.expires_at if stored is not None else None
+        previous = request.cookies.get(SESSION_COOKIE, "")
+        if previous:  # signing in again ends the session this browser had
+            await self.sessions.close(previous)
         session = await self.sessions.open(key_id, who["Account"], who["Arn"], region[:32], expiry)
         cookie = self._cookie(request, SESSION_COOKIE, session.token, int(session.expires_at - clock.now()) + 1)
         return _redirect(_safe_next(form.get("next")), [cookie, self._cookie(request, SIGNIN_COOKIE, "", 0)])
