@@ -63,6 +63,7 @@ EXPORTS: dict[str, tuple[str, ...]] = {
     "strongroom.rotation": (),
     "strongroom.rotation.builtin": (),
     "strongroom.server": (),
+    "strongroom.server.console": ("Console",),
     "strongroom.services": (),
     "strongroom.services.cloudtrail": ("OPERATIONS", "CloudTrail"),
     "strongroom.services.iam": ("IAM", "OPERATIONS"),

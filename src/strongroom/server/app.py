@@ -16,7 +16,9 @@ the expensive calls (:mod:`strongroom.server.limiter`); slow headers and bodies 
 connection (server/http.py).
 
 Paths under ``/_strongroom/`` are the operator's (:mod:`strongroom.server.admin`);
-``/_strongroom/metrics`` among them is signed and authorized (:meth:`App.metrics_endpoint`).
+``/_strongroom/metrics`` among them is signed and authorized (:meth:`App.metrics_endpoint`). Paths
+under ``/console/`` are the web console's (:mod:`strongroom.server.console`), whose every action is
+a request through this same pipeline.
 
 Plain ASGI, no framework: the hot path is a few dictionary look-ups and awaits.
 """
@@ -91,6 +93,8 @@ class App(Pipeline):
         if metrics is not None:
             self.observe = metrics.observe
         self.ready = False
+        # The web console (server/console), set by build(): its pages call this pipeline.
+        self.console: Callable[[dict[str, Any], Receive, Send], Awaitable[None]] | None = None
 
     # ASGI entry ---------------------------------------------------------------------------
 
@@ -112,6 +116,8 @@ class App(Pipeline):
                         reset=reset,
                         readiness=self.readiness,
                     )
+                elif self.console is not None and (path == "/console" or path.startswith("/console/")):
+                    await self.console(scope, receive, send)
                 else:
                     await self.handle(scope, receive, send)
             except ClientGone:

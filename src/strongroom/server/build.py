@@ -33,6 +33,7 @@ from strongroom.rotation.engine import RotationEngine, RotationSettings
 from strongroom.rotation.runtime import FunctionRuntime, FunctionSpec, parse_cpus
 from strongroom.server.app import App
 from strongroom.server.metrics import Metrics, StateCollector
+from strongroom.server.console import Console
 from strongroom.server.pipeline import Service
 from strongroom.services.cloudtrail import CloudTrail
 from strongroom.services.iam import IAM
@@ -230,6 +231,7 @@ def build(settings: config.Settings) -> Server:
         audit=audit,
         authorizer=authorizer,
     )
+    app.console = Console(pipeline=app, db=db, keys=keys, functions=functions, dev=settings.dev)
     server = Server(settings, app, db, sm, functions, rotation, keys, admin_id, credentials_file)
     return server
 

@@ -269,4 +269,19 @@ MIGRATIONS: list[list[str]] = [
             created_date {real} NOT NULL
         )""",
     ],
+    # 12: web console sessions (server/console, docs/console.md). A session is found by the SHA-256
+    # of its cookie's token, never by the token itself: the table gives a reader no session to
+    # use. It names the access key it was opened with; the key is checked again on every request.
+    [
+        """CREATE TABLE console_sessions (
+            token_hash TEXT PRIMARY KEY,
+            access_key_id TEXT NOT NULL,
+            account_id TEXT NOT NULL,
+            principal_arn TEXT NOT NULL,
+            region TEXT NOT NULL,
+            created_date {real} NOT NULL,
+            expires_at {real} NOT NULL
+        )""",
+        "CREATE INDEX console_sessions_by_expiry ON console_sessions (expires_at)",
+    ],
 ]
