@@ -32,8 +32,8 @@ from strongroom.rotation import sandbox as function_sandbox
 from strongroom.rotation.engine import RotationEngine, RotationSettings
 from strongroom.rotation.runtime import FunctionRuntime, FunctionSpec, parse_cpus
 from strongroom.server.app import App
-from strongroom.server.metrics import Metrics, StateCollector
 from strongroom.server.console import Console
+from strongroom.server.metrics import Metrics, StateCollector
 from strongroom.server.pipeline import Service
 from strongroom.services.cloudtrail import CloudTrail
 from strongroom.services.iam import IAM
