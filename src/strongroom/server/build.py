@@ -22,6 +22,7 @@ from strongroom.auth.authorizer import BUILTIN_ROTATION_ROLE, Authorizer
 from strongroom.auth.keys import KeyStore
 from strongroom.auth.principal import BUILTIN_ROTATOR
 from strongroom.auth.sigv4 import SigV4Verifier
+from strongroom.cache import SharedCounter
 from strongroom.crypto import Keyring
 from strongroom.crypto.providers import KeySources
 from strongroom.crypto.ring import POLL_SECONDS, Watcher, internal_key, open_keyring
@@ -79,7 +80,18 @@ def open_storage(settings: config.Settings) -> tuple[Database, Keyring, KeySourc
         raise
 
 
-def build(settings: config.Settings) -> Server:
+def build(
+    settings: config.Settings,
+    *,
+    shared: SharedCounter | None = None,
+    callback_port: int | None = None,
+    background: bool = True,
+) -> Server:
+    """The server. For one worker of several (``serve --workers``): ``shared`` is the counter the
+    workers share (revocations and policy changes reach every worker's caches at once),
+    ``callback_port`` the loopback port of this worker alone that its functions call back (their
+    credentials live in this worker's memory), and ``background`` whether this worker runs the
+    work that must run once per server (the rotation engine and the purge); worker 0 does."""
     if settings.dev and settings.database_url:
         raise SystemExit("--dev keeps state in memory and cannot be used with --database-url")
     if not settings.dev:
@@ -87,6 +99,7 @@ def build(settings: config.Settings) -> Server:
     db, keyring, sources = open_storage(settings)
     watcher = Watcher(db, keyring, sources)
     keys = KeyStore(db, keyring)
+    keys.shared = shared
     credentials_file = None if settings.dev else settings.data_dir / "admin-credentials"
     admin_id, credentials_file = keys.ensure_admin(
         settings.account_id, settings.admin_access_key_id, settings.admin_secret_access_key, credentials_file
@@ -97,7 +110,11 @@ def build(settings: config.Settings) -> Server:
     cipher = ValueCipher(keyring)
     sm = SecretsManager(db, cipher, token_key)
     verifier = SigV4Verifier(keys.lookup)
-    endpoint = f"http://{_loopback(settings.host)}:{settings.port}"
+    endpoint = (
+        f"http://127.0.0.1:{callback_port}"
+        if callback_port is not None
+        else f"http://{_loopback(settings.host)}:{settings.port}"
+    )
 
     def function_env(spec: FunctionSpec) -> dict[str, str]:
         """Lambda's reserved variables, and short-lived credentials this node accepts."""
@@ -165,10 +182,11 @@ def build(settings: config.Settings) -> Server:
     server: Server
 
     async def startup() -> None:
-        server.tasks.append(asyncio.create_task(_purge_loop(sm, audit, settings.purge_interval_seconds)))
         server.tasks.append(asyncio.create_task(keys.watch()))  # revocations made on other nodes
-        server.tasks.append(asyncio.create_task(rotation.run()))
         server.tasks.append(asyncio.create_task(_keyring_loop(watcher)))
+        if background:
+            server.tasks.append(asyncio.create_task(_purge_loop(sm, audit, settings.purge_interval_seconds)))
+            server.tasks.append(asyncio.create_task(rotation.run()))
 
     async def shutdown() -> None:
         for task in server.tasks:
