@@ -206,6 +206,7 @@ class KeyStore:
         with self._lock:
             self._epoch += 1
             self._known.pop(access_key_id, None)
+            self._missing.pop(access_key_id, None)
             self._local.discard(access_key_id)
         self.announce()
 
@@ -245,6 +246,7 @@ class KeyStore:
                 self._generation = generation
                 self._epoch += 1
                 self._known = {k: c for k, c in self._known.items() if k in self._local}
+                self._missing.clear()  # a key made active again is found at once, too
             self._trusted_until = started + _TRUST
         if changed:
             for listener in self.listeners:
