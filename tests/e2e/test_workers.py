@@ -345,3 +345,29 @@ def test_function_credentials_are_a_workers_own(tmp_path: Path) -> None:
             what="the rotation done",
         )
         assert "LastRotatedDate" in sm.describe_secret(SecretId="rotated")
+
+
+def test_a_worker_that_cannot_start_is_one_line(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "strongroom.cli.main",
+            "serve",
+            "--port",
+            "0",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--workers",
+            "2",
+            "--master-key-file",
+            str(tmp_path / "absent.key"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines() == [
+        f"strongroom: the master key file {tmp_path / 'absent.key'} does not exist (--master-key-file)"
+    ]
