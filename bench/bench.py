@@ -268,7 +268,13 @@ def strongroom(
         args += ["--database-url", database_url]
     if workers > 1:
         args += ["--workers", str(workers)]
-    env = {"STRONGROOM_ADMIN_ACCESS_KEY_ID": KEY, "STRONGROOM_ADMIN_SECRET_ACCESS_KEY": SECRET}
+    env = {
+        "STRONGROOM_ADMIN_ACCESS_KEY_ID": KEY,
+        "STRONGROOM_ADMIN_SECRET_ACCESS_KEY": SECRET,
+        # The ListSecrets figure is a page's cost; one principal's fair share of expensive calls
+        # (a few a second by default) would answer most of wrk's requests with a throttling error.
+        "STRONGROOM_EXPENSIVE_CALLS_PER_SECOND": "1000000",
+    }
     return process(args, f"http://127.0.0.1:{port}/_strongroom/health", env, core=core)
 
 
