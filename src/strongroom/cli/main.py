@@ -252,7 +252,15 @@ def _serve_workers(settings: config.Settings, sockets: list[socket.socket], trus
             callback = bind("127.0.0.1", 0)
             callback_port = callback.getsockname()[1]
             with _storage_errors(settings):
-                server = build(settings, shared=shared, callback_port=callback_port, background=index == 0)
+                server = build(
+                    settings,
+                    shared=shared,
+                    callback_port=callback_port,
+                    background=index == 0,
+                    # The workers split one node's PostgreSQL pool: N workers open about as many
+                    # connections as one process would, not N times as many.
+                    pool_size=max(2, 8 // len(sockets)),
+                )
         except Exception as exc:  # an operator's mistake is one line, as main() makes it
             line = _failure_line(exc)
             if line is None:

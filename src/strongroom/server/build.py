@@ -69,10 +69,10 @@ class Server:
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
 
-def open_storage(settings: config.Settings) -> tuple[Database, Keyring, KeySources]:
+def open_storage(settings: config.Settings, pool_size: int | None = None) -> tuple[Database, Keyring, KeySources]:
     """The database (migrated) and its keyring; a key-related mistake is one line (KeyringError)."""
     sources = KeySources(settings)
-    db = open_database(settings.resolved_database_url)
+    db = open_database(settings.resolved_database_url, pool_size)
     try:
         return db, open_keyring(settings, db, sources), sources
     except BaseException:
@@ -86,17 +86,19 @@ def build(
     shared: SharedCounter | None = None,
     callback_port: int | None = None,
     background: bool = True,
+    pool_size: int | None = None,
 ) -> Server:
     """The server. For one worker of several (``serve --workers``): ``shared`` is the counter the
     workers share (revocations and policy changes reach every worker's caches at once),
     ``callback_port`` the loopback port of this worker alone that its functions call back (their
     credentials live in this worker's memory), and ``background`` whether this worker runs the
-    work that must run once per server (the rotation engine and the purge); worker 0 does."""
+    work that must run once per server (the rotation engine and the purge); worker 0 does.
+    ``pool_size``: PostgreSQL's thread pool (the workers of one server split one node's)."""
     if settings.dev and settings.database_url:
         raise SystemExit("--dev keeps state in memory and cannot be used with --database-url")
     if not settings.dev:
         settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    db, keyring, sources = open_storage(settings)
+    db, keyring, sources = open_storage(settings, pool_size)
     watcher = Watcher(db, keyring, sources)
     keys = KeyStore(db, keyring)
     keys.shared = shared
