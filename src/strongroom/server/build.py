@@ -69,10 +69,12 @@ class Server:
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
 
-def open_storage(settings: config.Settings, pool_size: int | None = None) -> tuple[Database, Keyring, KeySources]:
+def open_storage(
+    settings: config.Settings, pool_size: int | None = None, shared_writers: bool = False
+) -> tuple[Database, Keyring, KeySources]:
     """The database (migrated) and its keyring; a key-related mistake is one line (KeyringError)."""
     sources = KeySources(settings)
-    db = open_database(settings.resolved_database_url, pool_size)
+    db = open_database(settings.resolved_database_url, pool_size, shared_writers)
     try:
         return db, open_keyring(settings, db, sources), sources
     except BaseException:
@@ -98,7 +100,7 @@ def build(
         raise SystemExit("--dev keeps state in memory and cannot be used with --database-url")
     if not settings.dev:
         settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    db, keyring, sources = open_storage(settings, pool_size)
+    db, keyring, sources = open_storage(settings, pool_size, shared_writers=shared is not None)
     watcher = Watcher(db, keyring, sources)
     keys = KeyStore(db, keyring)
     keys.shared = shared

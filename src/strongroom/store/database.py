@@ -207,9 +207,10 @@ def _migrate(db: Database, types: dict[str, str]) -> None:
     db.write_sync(step)
 
 
-def open_database(url: str, pool_size: int | None = None) -> Database:
+def open_database(url: str, pool_size: int | None = None, shared_writers: bool = False) -> Database:
     """``postgresql://...`` opens PostgreSQL (``pool_size`` threads, each with its connections;
-    the engine's default when None); anything else is a SQLite path (or ``:memory:``)."""
+    the engine's default when None); anything else is a SQLite path (or ``:memory:``), whose
+    writers take turns with other processes' when ``shared_writers`` (``serve --workers``)."""
     # The engines import this module (the contract), hence the late imports; PostgreSQL's also
     # keeps psycopg unloaded for a SQLite server.
     if url.startswith(("postgresql://", "postgres://")):
@@ -222,4 +223,4 @@ def open_database(url: str, pool_size: int | None = None) -> Database:
         os.makedirs(os.path.dirname(os.path.abspath(url)), exist_ok=True)
     from strongroom.store.sqlite import SQLiteDatabase
 
-    return SQLiteDatabase(url)
+    return SQLiteDatabase(url, shared_writers)
