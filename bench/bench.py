@@ -344,6 +344,11 @@ def scaling(seconds: int, skip: set[str]) -> dict[str, Any]:
                 out[f"strongroom GetSecretValue ({label}), {workers} worker(s), unpinned"] = wrk(
                     endpoint, gsv, seconds, core=None
                 )
+                # Each worker's cost per request grows as its share of the connections falls
+                # (docs/benchmarks.md): the same with twice the clients.
+                out[f"strongroom GetSecretValue ({label}), {workers} worker(s), 32 connections, unpinned"] = wrk(
+                    endpoint, gsv, seconds, connections=32, core=None
+                )
     return out
 
 
@@ -643,9 +648,10 @@ def main() -> None:
             f"| {f['non2xx']} | RSS {f['rss_mib']} MiB | start-up {f['startup_s']} s"
         )
     for kind in ("ceiling", "strongroom GetSecretValue (SQLite)", "strongroom GetSecretValue (PostgreSQL)"):
-        one, two = (figures.get(f"{kind}, {n} worker(s), unpinned") for n in (1, 2))
-        if one and two:
-            print(f"{kind}: 2 workers / 1 worker = {two['rps'] / one['rps']:.2f}x")
+        for how in ("", "32 connections, "):
+            one, two = (figures.get(f"{kind}, {n} worker(s), {how}unpinned") for n in (1, 2))
+            if one and two:
+                print(f"{kind}, {how}2 workers / 1 worker = {two['rps'] / one['rps']:.2f}x")
     print(f"\nresults: {path}")
 
 
