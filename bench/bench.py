@@ -63,11 +63,11 @@ def stop(proc: subprocess.Popen[Any], sig: int, timeout: float) -> None:
 
 
 @contextlib.contextmanager
-def process(args: list[str], health: str, env: dict[str, str] | None = None, core: int = 0) -> Iterator[int]:
+def process(args: list[str], health: str, env: dict[str, str] | None = None, core: int | None = 0) -> Iterator[int]:
+    """Run a server (on ``core``, or on any core when None) until the block ends."""
+    pin = ["taskset", "-c", str(core)] if core is not None else []
     with tempfile.NamedTemporaryFile(prefix="bench-", suffix=".log", delete=False) as log:
-        proc = subprocess.Popen(
-            ["taskset", "-c", str(core), *args], stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
-        )
+        proc = subprocess.Popen([*pin, *args], stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
         try:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
@@ -138,6 +138,7 @@ def wrk(
     connections: int = 16,
     get_headers: dict[str, str] | None = None,
     path: str = "/",
+    core: int | None = 1,
 ) -> dict[str, Any]:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         if request is not None:
@@ -153,9 +154,7 @@ def wrk(
     try:
         out = subprocess.run(
             [
-                "taskset",
-                "-c",
-                "1",
+                *(["taskset", "-c", str(core)] if core is not None else []),
                 "wrk",
                 "-t1",
                 f"-c{connections}",
@@ -261,12 +260,112 @@ def load_secrets(endpoint: str, count: int, prefix: str) -> None:
             f.result()
 
 
-def strongroom(port: int, data_dir: str, database_url: str | None = None) -> Any:
+def strongroom(
+    port: int, data_dir: str, database_url: str | None = None, workers: int = 1, core: int | None = 0
+) -> Any:
     args = [PY, "-m", "strongroom.cli.main", "serve", "--port", str(port), "--data-dir", data_dir]
     if database_url:
         args += ["--database-url", database_url]
-    env = {"STRONGROOM_ADMIN_ACCESS_KEY_ID": KEY, "STRONGROOM_ADMIN_SECRET_ACCESS_KEY": SECRET}
-    return process(args, f"http://127.0.0.1:{port}/_strongroom/health", env)
+    if workers > 1:
+        args += ["--workers", str(workers)]
+    env = {
+        "STRONGROOM_ADMIN_ACCESS_KEY_ID": KEY,
+        "STRONGROOM_ADMIN_SECRET_ACCESS_KEY": SECRET,
+        # The ListSecrets figure is a page's cost; one principal's fair share of expensive calls
+        # (a few a second by default) would answer most of wrk's requests with a throttling error.
+        "STRONGROOM_EXPENSIVE_CALLS_PER_SECOND": "1000000",
+    }
+    return process(args, f"http://127.0.0.1:{port}/_strongroom/health", env, core=core)
+
+
+def all_workers_up(log_pid: int, workers: int, timeout: float = 60) -> None:
+    """Wait until ``serve --workers`` has all its workers (the parent's children) answering: the
+    health check above may be answered by worker 0 alone."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        children = Path(f"/proc/{log_pid}/task/{log_pid}/children")
+        pids = children.read_text().split() if children.exists() else []
+        if len(pids) >= workers and all(_listening(int(pid)) for pid in pids):
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"not all {workers} workers started")
+
+
+def _listening(pid: int) -> bool:
+    """Whether the process holds a listening TCP socket (its inodes against /proc/net/tcp)."""
+    try:
+        inodes = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+    except OSError:
+        return False
+    listening = {
+        f"socket:[{line.split()[9]}]"
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]
+        if line.split()[3] == "0A"
+    }
+    return bool(inodes & listening)
+
+
+def scaling(seconds: int, skip: set[str]) -> dict[str, Any]:
+    """Reads with 1 and 2 worker processes, unpinned (the servers and wrk share every core), beside
+    the bare-ASGI anchor run the same way: how far more processes carry more reads here."""
+    out: dict[str, Any] = {}
+    for workers in (1, 2):
+        port = free_port()
+        endpoint = f"http://127.0.0.1:{port}"
+        args = [PY, str(ROOT / "bench" / "ceiling.py"), "--port", str(port), "--workers", str(workers)]
+        with process(args, endpoint + "/", core=None) as pid:
+            all_workers_up(pid, workers)
+            out[f"ceiling, {workers} worker(s), unpinned"] = wrk(
+                endpoint, signed(endpoint, "x.y", {}), seconds, core=None
+            )
+    storages: list[tuple[str, str | None]] = [("SQLite", None)]
+    if "postgresql" not in skip:
+        storages.append(("PostgreSQL", "postgresql"))
+    for label, kind in storages:
+        for workers in (1, 2):
+            with contextlib.ExitStack() as stack:
+                url = stack.enter_context(pg_schema()) if kind else None
+                data_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-strongroom-w-"))
+                port = free_port()
+                endpoint = f"http://127.0.0.1:{port}"
+                pid = stack.enter_context(strongroom(port, data_dir, url, workers=workers, core=None))
+                if workers > 1:
+                    all_workers_up(pid, workers)
+                check(
+                    endpoint,
+                    signed(
+                        endpoint,
+                        "secretsmanager.CreateSecret",
+                        {"Name": "bench", "SecretString": "x" * 100, "ClientRequestToken": str(uuid.uuid4())},
+                    ),
+                )
+                gsv = signed(endpoint, "secretsmanager.GetSecretValue", {"SecretId": "bench"})
+                check(endpoint, gsv)
+                out[f"strongroom GetSecretValue ({label}), {workers} worker(s), unpinned"] = wrk(
+                    endpoint, gsv, seconds, core=None
+                )
+                # Each worker's cost per request grows as its share of the connections falls
+                # (docs/benchmarks.md): the same with twice the clients.
+                out[f"strongroom GetSecretValue ({label}), {workers} worker(s), 32 connections, unpinned"] = wrk(
+                    endpoint, gsv, seconds, connections=32, core=None
+                )
+    return out
+
+
+@contextlib.contextmanager
+def pg_schema() -> Iterator[str]:
+    """A PostgreSQL schema of its own for one server, dropped afterwards; its URL."""
+    import psycopg
+
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    base = "postgresql://postgres@127.0.0.1:5432/test"
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{base}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 def rss_mib(pid: int) -> float:
@@ -379,7 +478,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--secrets", type=int, default=10_000, help="secrets loaded for the ListSecrets figure")
-    parser.add_argument("--skip", default="", help="comma-separated figures to skip: postgresql,moto,openbao")
+    parser.add_argument("--skip", default="", help="comma-separated figures to skip: postgresql,moto,openbao,workers")
     parser.add_argument(
         "--million",
         type=int,
@@ -477,30 +576,24 @@ def main() -> None:
         print(results["large_listing"])
 
     if "postgresql" not in skip:
-        import psycopg
-
-        schema = f"bench_{uuid.uuid4().hex[:8]}"
-        base = "postgresql://postgres@127.0.0.1:5432/test"
-        with psycopg.connect(base, autocommit=True) as conn:
-            conn.execute(f'CREATE SCHEMA "{schema}"')
-        try:
-            with tempfile.TemporaryDirectory(prefix="bench-strongroom-pg-") as data_dir:
-                port = free_port()
-                endpoint = f"http://127.0.0.1:{port}"
-                with strongroom(port, data_dir, f"{base}?options=-csearch_path%3D{schema}"):
-                    check(
+        with pg_schema() as url, tempfile.TemporaryDirectory(prefix="bench-strongroom-pg-") as data_dir:
+            port = free_port()
+            endpoint = f"http://127.0.0.1:{port}"
+            with strongroom(port, data_dir, url):
+                check(
+                    endpoint,
+                    signed(
                         endpoint,
-                        signed(
-                            endpoint,
-                            "secretsmanager.CreateSecret",
-                            {"Name": "bench", "SecretString": "x" * 100, "ClientRequestToken": str(uuid.uuid4())},
-                        ),
-                    )
-                    gsv = signed(endpoint, "secretsmanager.GetSecretValue", {"SecretId": "bench"})
-                    figures["strongroom GetSecretValue (PostgreSQL)"] = wrk(endpoint, gsv, seconds)
-        finally:
-            with psycopg.connect(base, autocommit=True) as conn:
-                conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+                        "secretsmanager.CreateSecret",
+                        {"Name": "bench", "SecretString": "x" * 100, "ClientRequestToken": str(uuid.uuid4())},
+                    ),
+                )
+                gsv = signed(endpoint, "secretsmanager.GetSecretValue", {"SecretId": "bench"})
+                figures["strongroom GetSecretValue (PostgreSQL)"] = wrk(endpoint, gsv, seconds)
+
+    if "workers" not in skip:
+        figures.update(scaling(seconds, skip))
+        print(figures)
 
     if "moto" not in skip:
         port = free_port()
@@ -554,6 +647,11 @@ def main() -> None:
             f"| ListSecrets first page, {name} (metadata only) | {f['rps']:,.0f} | {f['p50_ms']} | {f['p99_ms']} "
             f"| {f['non2xx']} | RSS {f['rss_mib']} MiB | start-up {f['startup_s']} s"
         )
+    for kind in ("ceiling", "strongroom GetSecretValue (SQLite)", "strongroom GetSecretValue (PostgreSQL)"):
+        for how in ("", "32 connections, "):
+            one, two = (figures.get(f"{kind}, {n} worker(s), {how}unpinned") for n in (1, 2))
+            if one and two:
+                print(f"{kind}, {how}2 workers / 1 worker = {two['rps'] / one['rps']:.2f}x")
     print(f"\nresults: {path}")
 
 

@@ -67,6 +67,9 @@ _SOURCES = {
 
 
 _ids = random.Random(os.urandom(32))
+# A forked worker (``serve --workers``) draws its own ids: with the parent's state copied, two
+# workers would make the same sequence (one event id twice when their milliseconds meet).
+os.register_at_fork(after_in_child=lambda: _ids.seed(os.urandom(32)))
 
 
 def new_id() -> str:

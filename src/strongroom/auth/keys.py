@@ -17,6 +17,13 @@ it changed, so a revoked key stops working on every node within ``_POLL`` second
 query. A cached key is trusted only while the generation was read less than ``_TRUST`` seconds
 ago: a node that cannot read it (database gone, task stopped) checks every key in the database
 instead. Without a running :meth:`watch` (command-line tools) nothing is trusted from memory.
+
+**Workers of one server** (``serve --workers N``) do better than the half-second poll: they share
+a counter in memory (:class:`~strongroom.cache.SharedCounter`, :attr:`KeyStore.shared`). The
+worker that revoked a key or changed a policy bumps it once its transaction committed
+(:meth:`KeyStore.announce`), and every worker compares it with the value it last saw before it
+trusts a cached key (:meth:`lookup`: a few loads from memory per request); when it moved, the
+worker reads the generation at once. So the very next request on any worker obeys the change.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from pathlib import Path
 
 from strongroom import clock
 from strongroom.auth.principal import BUILTIN_ROTATOR, ROOT, Credential
+from strongroom.cache import SharedCounter
 from strongroom.crypto import Keyring
 from strongroom.store import Conflict, Database, Tx, identities, keys
 
@@ -84,6 +92,8 @@ class KeyStore:
         self._epoch = 0  # bumped whenever cached keys are dropped: a load begun before is not cached
         self._trusted_until = 0.0
         self.listeners: list[Callable[[], None]] = []  # called when another node revoked something
+        self.shared: SharedCounter | None = None  # the counter this server's workers share, if several
+        self._shared_seen = 0
 
     def _internal_key(self, tx: Tx) -> bytes:
         if self._wrapped is None:
@@ -161,6 +171,18 @@ class KeyStore:
     def lookup(self, access_key_id: str) -> Credential | None:
         """The credential for a key id. Answers from memory while the revocation generation is
         being read (see the module docstring), otherwise from the database."""
+        shared = self.shared
+        if shared is not None and shared.value != self._shared_seen:
+            self._shared_seen = shared.value  # read before the generation: a later bump is seen next time
+            try:
+                self.refresh()
+            except Exception:  # noqa: BLE001 - fail closed: every key and policy is read from the database
+                with self._lock:
+                    self._epoch += 1
+                    self._known = {k: c for k, c in self._known.items() if k in self._local}
+                    self._trusted_until = 0.0
+                for listener in self.listeners:
+                    listener()
         now = clock.now()
         known = self._known.get(access_key_id)
         if known is not None and (self._trusted_until > now or access_key_id in self._local):
@@ -184,7 +206,9 @@ class KeyStore:
         with self._lock:
             self._epoch += 1
             self._known.pop(access_key_id, None)
+            self._missing.pop(access_key_id, None)
             self._local.discard(access_key_id)
+        self.announce()
 
     def forget_role(self, role_arn: str) -> None:
         """Drop every session of a role from this node's memory (the role was just deleted here)."""
@@ -193,12 +217,19 @@ class KeyStore:
             for key in [k for k, c in self._known.items() if c.role_arn == role_arn]:
                 del self._known[key]
                 self._local.discard(key)
+        self.announce()
 
     @staticmethod
     def revoked(tx: Tx) -> None:
         """Record in ``tx`` that a key or a session stopped being valid: every node drops its
         cached keys when it next reads the generation."""
         keys.bump_generation(tx)
+
+    def announce(self) -> None:
+        """Tell this server's other workers that a revocation or a policy change committed: their
+        next :meth:`lookup` reads the generation. Call it after the commit, before answering."""
+        if self.shared is not None:
+            self.shared.bump()
 
     def refresh(self) -> None:
         """Read the revocation generation now (one small query); see :meth:`_generation_read`."""
@@ -215,6 +246,7 @@ class KeyStore:
                 self._generation = generation
                 self._epoch += 1
                 self._known = {k: c for k, c in self._known.items() if k in self._local}
+                self._missing.clear()  # a key made active again is found at once, too
             self._trusted_until = started + _TRUST
         if changed:
             for listener in self.listeners:

@@ -7,6 +7,7 @@ import functools
 import logging
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,14 @@ def _configure_logging(log_format: str = "text") -> None:
     "client. Unset: the header is ignored and the connection's address is the client's.",
 )
 @click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    envvar="STRONGROOM_WORKERS",
+    help="Server processes sharing the port and the storage (one per core); see docs/deploy.md.",
+)
+@click.option(
     "--dev",
     is_flag=True,
     help="In-memory state, signatures not checked, POST /_strongroom/reset. For tests only; listens on loopback only.",
@@ -161,6 +170,7 @@ def serve(
     master_key_file: Path | None,
     key_options: dict[str, Any],
     trusted_proxies: str | None,
+    workers: int,
     dev: bool,
     dev_allow_remote: bool,
     unsafe_functions: bool,
@@ -179,11 +189,9 @@ def serve(
     Start-up order: the data directory is checked and locked, the address bound, storage opened,
     and only then is "listening on" printed. Each mistake on the way is one line and exit 1.
     """
-    import uvicorn
-
     from strongroom.crypto import harden_process
     from strongroom.server.build import build, describe_endpoint
-    from strongroom.server.listen import ListenError, bind, is_loopback
+    from strongroom.server.listen import ListenError, bind, bind_workers, is_loopback
 
     if print_config:
         _print_config(key_options)
@@ -198,6 +206,8 @@ def serve(
         _check_dev(host, data_dir, database_url, dev_allow_remote)
     elif dev_allow_remote:
         raise click.UsageError("--dev-allow-remote only means something with --dev.")
+    if dev and workers > 1:
+        raise click.UsageError("--dev keeps state in one process's memory and cannot be used with --workers.")
     harden_process()
     settings = _settings(
         host=host,
@@ -217,16 +227,19 @@ def serve(
     tls = _tls(settings)
     lock = None if settings.dev else _prepare_data_dir(settings, "serve")
     try:
-        sock = bind(settings.host, settings.port)
+        sockets = (
+            bind_workers(settings.host, settings.port, workers) if workers > 1 else [bind(settings.host, settings.port)]
+        )
     except ListenError as exc:
         raise click.ClickException(str(exc)) from None
     if settings.port == 0:  # the port the kernel chose is the one to print and to give functions
-        settings = dataclasses.replace(settings, port=sock.getsockname()[1])
+        settings = dataclasses.replace(settings, port=sockets[0].getsockname()[1])
     # Function workers call the server with an SDK that trusts no private CA and may not match the
     # certificate's names: under TLS they get a loopback plain-HTTP listener of their own (every
-    # request on it is signed and authorized as on the main port; loopback only).
+    # request on it is signed and authorized as on the main port; loopback only). With --workers,
+    # each worker opens its own (its functions' credentials live in its memory alone).
     internal = None
-    if tls is not None:
+    if tls is not None and workers == 1:
         internal = bind("127.0.0.1", 0)
         settings = dataclasses.replace(settings, function_endpoint=f"http://127.0.0.1:{internal.getsockname()[1]}")
     if settings.dev:
@@ -245,12 +258,44 @@ def serve(
                 bold=True,
                 err=True,
             )
+    if workers > 1:
+        try:
+            code = _serve_workers(settings, sockets, trusted_proxies, tls, metrics_address)
+        finally:
+            if lock is not None:
+                lock.release()
+        sys.exit(code)
     with _storage_errors(settings):
         server = build(settings)
     if metrics_address is not None:
         _listen_for_metrics(server, *metrics_address)
     click.echo(describe_endpoint(server))
     sys.stdout.flush()
+    # uvicorn drains in-flight requests on SIGTERM/SIGINT, then re-raises the signal to the handler
+    # that was there before it. Make that handler a clean exit, so a drained stop exits 0.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    signal.signal(signal.SIGINT, _exit_cleanly)
+    try:
+        _run(server.app, settings, sockets, trusted_proxies, tls, internal)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run(
+    app: Any,
+    settings: config.Settings,
+    sockets: list[socket.socket],
+    trusted_proxies: str | None,
+    tls: Any = None,
+    plain: socket.socket | None = None,
+    on_started: Any = None,
+) -> None:
+    """Serve ``app`` on ``sockets`` with uvicorn until SIGTERM/SIGINT (drained), then return.
+    ``tls``: the reloading TLS context for ``sockets``; ``plain``: one more listener without TLS
+    (the functions' loopback one); ``on_started``: called once every socket accepts connections."""
+    import uvicorn
+
     # The client's address decides aws:SourceIp conditions and the audit's sourceIPAddress, so
     # X-Forwarded-For is believed only from proxies named here (uvicorn's default believes any
     # client on 127.0.0.1, which would let a local process claim any address).
@@ -258,7 +303,7 @@ def serve(
 
     protocol = functools.partial(WholeAnswerHttpToolsProtocol, read_timeout=settings.read_timeout_seconds)
     uv_config = uvicorn.Config(
-        server.app,
+        app,
         host=settings.host,
         port=settings.port,
         loop="uvloop",
@@ -276,25 +321,78 @@ def serve(
         # logger's JSON handler instead of uvicorn's text formatter.
         log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
     )
+
     if tls is not None:
         uv_config.load()
         uv_config.ssl = tls.context  # TLS 1.2+, its certificate swapped on SIGHUP (server/tls.py)
     # SIGHUP (systemctl reload) reloads what can be reloaded; its default action would end the server.
     signal.signal(signal.SIGHUP, functools.partial(_reload_tls, tls))
-    # uvicorn drains in-flight requests on SIGTERM/SIGINT, then re-raises the signal to the handler
-    # that was there before it. Make that handler a clean exit, so a drained stop exits 0.
-    signal.signal(signal.SIGTERM, _exit_cleanly)
-    signal.signal(signal.SIGINT, _exit_cleanly)
-    try:
-        _make_server(uv_config, internal).run(sockets=[sock])
-    finally:
-        if lock is not None:
-            lock.release()
+    _make_server(uv_config, plain, on_started).run(sockets=sockets)
+
+
+def _serve_workers(
+    settings: config.Settings,
+    sockets: list[socket.socket],
+    trusted_proxies: str | None,
+    tls: Any,
+    metrics_address: tuple[str, int] | None,
+) -> int:
+    """``serve --workers N``: the parent forks one worker per socket and supervises them
+    (strongroom.server.workers says how and why); answer the parent's exit status."""
+    from strongroom.cache import SharedCounter
+    from strongroom.server.build import build, describe_endpoint
+    from strongroom.server.listen import bind
+    from strongroom.server.workers import supervise
+
+    shared = SharedCounter(len(sockets))
+
+    def worker(index: int, sock: socket.socket, ready: Any) -> int:
+        shared.slot = index
+        try:
+            # Its functions call back this worker alone: their credentials live in its memory. The
+            # callback listener is plain HTTP on loopback even under TLS (as in one process).
+            callback = bind("127.0.0.1", 0)
+            callback_port = callback.getsockname()[1]
+            with _storage_errors(settings):
+                server = build(
+                    settings,
+                    shared=shared,
+                    callback_port=callback_port,
+                    background=index == 0,
+                    # The workers split one node's PostgreSQL pool: N workers open about as many
+                    # connections as one process would, not N times as many.
+                    pool_size=max(2, 8 // len(sockets)),
+                )
+            if metrics_address is not None and index == 0:
+                _listen_for_metrics(server, *metrics_address)  # worker 0's counts (docs/metrics.md)
+        except Exception as exc:  # an operator's mistake is one line, as main() makes it
+            line = _failure_line(exc)
+            if line is None:
+                raise
+            click.echo(" ".join(line.split("\n")), err=True)
+            return 1
+        except SystemExit as exc:
+            if isinstance(exc.code, str):
+                click.echo(f"strongroom: {exc.code}", err=True)
+                return 1
+            raise
+        signal.signal(signal.SIGTERM, _exit_cleanly)  # as in one process: a drained stop exits 0
+        signal.signal(signal.SIGINT, _exit_cleanly)
+        logging.getLogger("strongroom.workers").info(
+            "worker %d (PID %d) serving; its functions call back on 127.0.0.1:%d", index, os.getpid(), callback_port
+        )
+        _run(server.app, settings, [sock], trusted_proxies, tls, callback, lambda: ready(describe_endpoint(server)))
+        return 0
+
+    def on_ready(banner: str) -> None:
+        click.echo(f"{banner}\n  workers: {len(sockets)}")
+        sys.stdout.flush()
+
+    return supervise(sockets, worker, on_ready)
 
 
 def _server_class() -> Any:
     import asyncio
-    import socket
 
     import uvicorn
 
@@ -302,14 +400,22 @@ def _server_class() -> Any:
         """uvicorn's server, with one more listener without TLS (the functions' loopback one).
         Built as uvicorn 0.54's ``startup`` builds its own listeners (uvicorn is pinned)."""
 
-        def __init__(self, config: uvicorn.Config, plain: socket.socket | None) -> None:
+        def __init__(self, config: uvicorn.Config, plain: socket.socket | None, on_started: Any) -> None:
             super().__init__(config)
             self.plain = plain
+            self.on_started = on_started
 
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets)
-            if self.plain is None or self.should_exit:
+            if self.should_exit:
                 return
+            if self.plain is not None:
+                await self._listen_plain()
+            if self.started and self.on_started is not None:
+                self.on_started()
+
+        async def _listen_plain(self) -> None:
+            assert self.plain is not None
             config = self.config
 
             def create_protocol(_loop: asyncio.AbstractEventLoop | None = None) -> asyncio.Protocol:
@@ -323,8 +429,8 @@ def _server_class() -> Any:
     return Server
 
 
-def _make_server(config: Any, plain: Any) -> Any:
-    return _server_class()(config, plain)
+def _make_server(config: Any, plain: Any, on_started: Any = None) -> Any:
+    return _server_class()(config, plain, on_started)
 
 
 def _tls(settings: config.Settings) -> Any:
@@ -456,15 +562,26 @@ def main() -> None:
         if isinstance(exc.code, str):  # a refusal raised as SystemExit("...") (master keys, providers)
             _fail(f"strongroom: {exc.code}", 1)
         raise
-    except OSError as exc:
-        _fail(f"strongroom: {exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}", 1)
     except Exception as exc:
-        import sqlite3
-
-        if not isinstance(exc, sqlite3.Error):
+        line = _failure_line(exc)
+        if line is None:
             raise
-        _fail(f"strongroom: the database cannot be used: {exc}", 1)
+        _fail(line, 1)
     sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _failure_line(exc: Exception) -> str | None:
+    """The one line for an error a command did not turn into a sentence of its own (a refusal,
+    an operating-system or a database error); None for a surprise, which keeps its traceback."""
+    import sqlite3
+
+    if isinstance(exc, click.ClickException):
+        return f"strongroom: {exc.format_message()}"
+    if isinstance(exc, OSError):
+        return f"strongroom: {exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}"
+    if isinstance(exc, sqlite3.Error):
+        return f"strongroom: the database cannot be used: {exc}"
+    return None
 
 
 def _fail(message: str, code: int) -> None:

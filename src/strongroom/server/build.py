@@ -22,6 +22,7 @@ from strongroom.auth.authorizer import BUILTIN_ROTATION_ROLE, Authorizer
 from strongroom.auth.keys import KeyStore
 from strongroom.auth.principal import BUILTIN_ROTATOR
 from strongroom.auth.sigv4 import SigV4Verifier
+from strongroom.cache import SharedCounter
 from strongroom.crypto import Keyring
 from strongroom.crypto.providers import KeySources
 from strongroom.crypto.ring import POLL_SECONDS, Watcher, internal_key, open_keyring
@@ -70,10 +71,12 @@ class Server:
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
 
-def open_storage(settings: config.Settings) -> tuple[Database, Keyring, KeySources]:
+def open_storage(
+    settings: config.Settings, pool_size: int | None = None, shared_writers: bool = False
+) -> tuple[Database, Keyring, KeySources]:
     """The database (migrated) and its keyring; a key-related mistake is one line (KeyringError)."""
     sources = KeySources(settings)
-    db = open_database(settings.resolved_database_url)
+    db = open_database(settings.resolved_database_url, pool_size, shared_writers)
     try:
         return db, open_keyring(settings, db, sources), sources
     except BaseException:
@@ -81,14 +84,28 @@ def open_storage(settings: config.Settings) -> tuple[Database, Keyring, KeySourc
         raise
 
 
-def build(settings: config.Settings) -> Server:
+def build(
+    settings: config.Settings,
+    *,
+    shared: SharedCounter | None = None,
+    callback_port: int | None = None,
+    background: bool = True,
+    pool_size: int | None = None,
+) -> Server:
+    """The server. For one worker of several (``serve --workers``): ``shared`` is the counter the
+    workers share (revocations and policy changes reach every worker's caches at once),
+    ``callback_port`` the loopback port of this worker alone that its functions call back (their
+    credentials live in this worker's memory), and ``background`` whether this worker runs the
+    work that must run once per server (the rotation engine and the purge); worker 0 does.
+    ``pool_size``: PostgreSQL's thread pool (the workers of one server split one node's)."""
     if settings.dev and settings.database_url:
         raise SystemExit("--dev keeps state in memory and cannot be used with --database-url")
     if not settings.dev:
         settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    db, keyring, sources = open_storage(settings)
+    db, keyring, sources = open_storage(settings, pool_size, shared_writers=shared is not None)
     watcher = Watcher(db, keyring, sources)
     keys = KeyStore(db, keyring)
+    keys.shared = shared
     credentials_file = None if settings.dev else settings.data_dir / "admin-credentials"
     admin_id, credentials_file = keys.ensure_admin(
         settings.account_id, settings.admin_access_key_id, settings.admin_secret_access_key, credentials_file
@@ -99,7 +116,10 @@ def build(settings: config.Settings) -> Server:
     cipher = ValueCipher(keyring)
     sm = SecretsManager(db, cipher, token_key)
     verifier = SigV4Verifier(keys.lookup)
-    endpoint = settings.function_endpoint or f"http://{_loopback(settings.host)}:{settings.port}"
+    if callback_port is not None:  # a --workers worker: its functions call it back on its own port
+        endpoint = f"http://127.0.0.1:{callback_port}"
+    else:
+        endpoint = settings.function_endpoint or f"http://{_loopback(settings.host)}:{settings.port}"
 
     def function_env(spec: FunctionSpec) -> dict[str, str]:
         """Lambda's reserved variables, and short-lived credentials this node accepts."""
@@ -170,10 +190,11 @@ def build(settings: config.Settings) -> Server:
     server: Server
 
     async def startup() -> None:
-        server.tasks.append(asyncio.create_task(_purge_loop(sm, audit, settings.purge_interval_seconds)))
         server.tasks.append(asyncio.create_task(keys.watch()))  # revocations made on other nodes
-        server.tasks.append(asyncio.create_task(rotation.run()))
         server.tasks.append(asyncio.create_task(_keyring_loop(watcher)))
+        if background:
+            server.tasks.append(asyncio.create_task(_purge_loop(sm, audit, settings.purge_interval_seconds)))
+            server.tasks.append(asyncio.create_task(rotation.run()))
 
     async def shutdown() -> None:
         for task in server.tasks:

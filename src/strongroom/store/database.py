@@ -211,18 +211,20 @@ def _migrate(db: Database, types: dict[str, str]) -> None:
     db.write_sync(step)
 
 
-def open_database(url: str) -> Database:
-    """``postgresql://...`` opens PostgreSQL; anything else is a SQLite path (or ``:memory:``)."""
+def open_database(url: str, pool_size: int | None = None, shared_writers: bool = False) -> Database:
+    """``postgresql://...`` opens PostgreSQL (``pool_size`` threads, each with its connections;
+    the engine's default when None); anything else is a SQLite path (or ``:memory:``), whose
+    writers take turns with other processes' when ``shared_writers`` (``serve --workers``)."""
     # The engines import this module (the contract), hence the late imports; PostgreSQL's also
     # keeps psycopg unloaded for a SQLite server.
     if url.startswith(("postgresql://", "postgres://")):
         from strongroom.store.postgres import PostgresDatabase
 
-        return PostgresDatabase(url)
+        return PostgresDatabase(url) if pool_size is None else PostgresDatabase(url, pool_size)
     if url.startswith("sqlite:///"):
         url = url[len("sqlite:///") :]
     if url != ":memory:":
         os.makedirs(os.path.dirname(os.path.abspath(url)), exist_ok=True)
     from strongroom.store.sqlite import SQLiteDatabase
 
-    return SQLiteDatabase(url)
+    return SQLiteDatabase(url, shared_writers)

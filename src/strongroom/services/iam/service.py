@@ -314,6 +314,7 @@ class IAM:
 
         await self.db.write(tx_fn)
         self.on_policy_change()
+        self.keys.announce()  # this server's other workers drop their cached policies at once
         return {}
 
     async def _get_policy(self, ctx: RequestContext, kind: str, name: str, policy_name: str) -> dict[str, Any]:
@@ -337,6 +338,7 @@ class IAM:
 
         await self.db.write(tx_fn)
         self.on_policy_change()
+        self.keys.announce()  # this server's other workers drop their cached policies at once
         return {}
 
     async def _list_policies(self, ctx: RequestContext, kind: str, name: str) -> dict[str, Any]:
