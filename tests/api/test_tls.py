@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+import re
 import signal
 import socket
 import ssl
@@ -319,3 +320,31 @@ def test_functions_reach_a_tls_server(pki):
         out = lam.invoke(FunctionName="reader", Payload=json.dumps({"id": "for-the-function"}))
         assert "FunctionError" not in out, out["Payload"].read()
         assert json.loads(out["Payload"].read()) == "reached"
+
+
+def test_tls_with_workers_and_sighup_to_the_parent(pki, tmp_path):
+    """`serve --workers 2` under TLS: every worker serves the certificate, SIGHUP to the parent
+    (systemctl reload) reaches every worker, and each worker's own callback port for its functions
+    stays plain loopback HTTP."""
+    ca, cert, key, first = pki
+    args = ["--tls-cert", str(cert), "--tls-key", str(key), "--workers", "2"]
+    with ServerProcess(extra_args=args, ca_bundle=ca[2]) as srv:
+        wait_for(lambda: "  workers: 2" in srv.log(), timeout=60, what="both workers started")
+        callback_ports = [int(p) for p in re.findall(r"its functions call back on 127\.0\.0\.1:(\d+)", srv.log())]
+        assert len(callback_ports) == 2, srv.log()
+        srv.client().create_secret(Name="tls-workers", SecretString="sealed")
+        assert served_certificate(srv.port, ca[2]) == first
+        for port in callback_ports:  # plain HTTP, loopback: the health check answers without TLS
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as plain:
+                plain.sendall(b"GET /_strongroom/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                assert plain.recv(1024).startswith(b"HTTP/1.1 200")
+        second = issue(ca, "strongroom two", tmp_path / "new.pem", tmp_path / "new.key")
+        os.replace(tmp_path / "new.key", key)
+        os.replace(tmp_path / "new.pem", cert)
+        assert srv.proc is not None
+        srv.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: srv.log().count("TLS certificate reloaded") == 2, timeout=20, what="both workers reloaded")
+        for _ in range(6):  # new connections, spread over both workers by the kernel
+            assert served_certificate(srv.port, ca[2]) == second
+        assert srv.client().get_secret_value(SecretId="tls-workers")["SecretString"] == "sealed"
+        assert srv.proc.poll() is None
