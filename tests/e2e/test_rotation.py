@@ -541,3 +541,44 @@ def test_unhandled_error_logs_as_lambdas_runtime_with_one_request_id(tmp_path):
         check=True,
     ).stdout
     assert shown.splitlines()[0].endswith(request_id) and "ValueError: boom 7" in shown
+
+
+def test_a_refused_rotate_secret_that_requeues_is_one_record_in_table_and_files(clients, rot_server):
+    """RotateSecret while an earlier rotation is stalled queues that rotation again (a change) and
+    answers InvalidRequestException. Its audit record is one record, with the error, in the table
+    (LookupEvents) and in the JSON-lines files alike: before, the table held a success record and
+    an error record and the files the error record only."""
+    sm, lam = clients
+    name = f"rot-{uuid.uuid4().hex[:8]}"
+    fn = make_function(lam, name, env={"FAIL_STEP": "setSecret"})
+    sm.create_secret(Name=name, SecretString="v")
+    token = sm.rotate_secret(SecretId=name, RotationLambdaARN=fn)["VersionId"]
+    wait_for(lambda: f"rotation {token} attempt 2 failed: setSecret failed" in rot_server.log(), what="attempt 2")
+    with pytest.raises(ClientError) as exc:
+        sm.rotate_secret(SecretId=name)
+    assert exc.value.response["Error"]["Code"] == "InvalidRequestException"
+    request_id = exc.value.response["ResponseMetadata"]["RequestId"]
+
+    def in_table() -> list[dict]:
+        events = rot_server.client("cloudtrail").lookup_events(
+            LookupAttributes=[{"AttributeKey": "EventName", "AttributeValue": "RotateSecret"}]
+        )["Events"]
+        records = [json.loads(e["CloudTrailEvent"]) for e in events]
+        return [r for r in records if r["requestID"] == request_id]
+
+    def in_files() -> list[dict]:
+        assert rot_server.data_dir is not None
+        lines = [line for f in (rot_server.data_dir / "audit").rglob("*.jsonl") for line in f.read_text().splitlines()]
+        return [r for r in map(json.loads, lines) if r.get("requestID") == request_id]
+
+    wait_for(lambda: in_files(), what="the refusal's line in the audit files")
+    table, files = in_table(), in_files()
+    assert len(table) == 1 and len(files) == 1, (table, files)
+    assert table[0]["eventID"] == files[0]["eventID"]
+    assert files[0]["errorCode"] == "InvalidRequestException"
+    assert files[0]["errorMessage"] == "A previous rotation isn't complete. That rotation will be reattempted."
+    # The stalled rotation was queued again, its attempts counted afresh: it runs (and fails) again.
+    wait_for(
+        lambda: rot_server.log().count(f"rotation {token} attempt 1 failed") == 2,
+        what="the reattempt",
+    )

@@ -95,7 +95,7 @@ class RotationRequest:
 @dataclass(frozen=True)
 class RotationResult:
     """``stalled``: a previous rotation holds AWSPENDING on another version; nothing was recorded,
-    and the caller reattempts that rotation (:meth:`RotationEngine.reattempt`) and refuses."""
+    it is queued again in the same transaction and the caller refuses."""
 
     stalled: bool
 
@@ -164,7 +164,10 @@ class RotationEngine:
         stages = q.stages_of(tx, secret.id)
         pending, current = stages.get(L.AWSPENDING), stages.get(L.AWSCURRENT)
         if pending is not None and pending != current and pending != token:
-            return RotationResult(stalled=True)  # refused by the caller, after the stalled rotation is queued again
+            # A rotation that gave up is tried again when someone asks for a new one, as AWS says;
+            # the caller is refused, in this same transaction (its audit record says so).
+            jobs.requeue_failed(tx, secret.id, pending, now)
+            return RotationResult(stalled=True)
         if self.resolve(tx, secret.account_id, secret.region, function_arn, secret.arn) is None:
             raise AWSError("AccessDeniedException", CANNOT_INVOKE)
         existing = jobs.state_of_token(tx, secret.id, token)
@@ -188,16 +191,6 @@ class RotationEngine:
 
     def wake(self) -> None:
         """Look for due jobs now (a rotation was just requested)."""
-        self._wake.set()
-
-    async def reattempt(self, secret_id: int) -> None:
-        """A rotation that gave up is tried again when someone asks for a new one, as AWS says."""
-
-        def tx_fn(tx: Tx) -> None:
-            pending = q.stages_of(tx, secret_id).get(L.AWSPENDING)
-            jobs.requeue_failed(tx, secret_id, pending, clock.now())
-
-        await self.db.write(tx_fn)
         self._wake.set()
 
     def cancel(self, tx: Tx, secret: SecretRow) -> str | None:

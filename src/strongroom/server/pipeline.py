@@ -356,9 +356,12 @@ class Pipeline:
             error = err
         if self.audit is not None:  # 10. audit
             try:
-                if error is None and committed:  # in the database with the write; now its JSON line
-                    self.audit.append_file(committed[0])
-                else:
+                recorded = committed[0] if committed else None
+                if recorded is not None:  # in the database with the write; now its JSON line
+                    self.audit.append_file(recorded)
+                if recorded is None or (error is not None and recorded.get("errorCode") != error.code):
+                    # No write, or one that committed and then the call failed otherwise: the
+                    # answer the caller saw gets its own record, in the table and the files.
                     await self.audit.record(
                         api_call_record(ctx, service.signing_name, operation, params, result, error)
                     )
@@ -381,9 +384,11 @@ class Pipeline:
 
         class Record(WriteHook):
             def __call__(self, tx: Any, returned: Any) -> None:
-                record = api_call_record(
-                    ctx, "secretsmanager", operation, params, returned if isinstance(returned, dict) else None, None
-                )
+                # A write that commits and still answers an error returns that error (RotateSecret
+                # refusing a new rotation while it queues the stalled one again): its record says so.
+                answer = returned if isinstance(returned, dict) else None
+                error = returned if isinstance(returned, AWSError) else None
+                record = api_call_record(ctx, "secretsmanager", operation, params, answer, error)
                 audit.insert(tx, record)
                 committed[:] = [record]  # PostgreSQL may run the transaction again: the last one counts
 

@@ -18,7 +18,7 @@ from strongroom.context import RequestContext
 from strongroom.domain.functions import authorization_requests
 from strongroom.domain.schedule import ScheduleError, parse_rules
 from strongroom.errors import AWSError
-from strongroom.rotation.engine import CANNOT_INVOKE, RotationEngine, RotationRequest, RotationResult
+from strongroom.rotation.engine import CANNOT_INVOKE, RotationEngine, RotationRequest
 from strongroom.services.secretsmanager import messages as M
 from strongroom.services.secretsmanager.base import ServiceBase
 from strongroom.store import Tx
@@ -53,20 +53,25 @@ class RotationOperations(ServiceBase):
         immediate = p.get("RotateImmediately", True)
         now = clock.now()
 
-        def tx_fn(tx: Tx) -> tuple[SecretRow, RotationResult]:
+        def tx_fn(tx: Tx) -> SecretRow | AWSError:
             secret = self.find_live(tx, ctx, p["SecretId"])
             function_arn = p.get("RotationLambdaARN") or secret.rotation_lambda_arn
             if not function_arn:
                 raise M.invalid_request(NO_FUNCTION)
             self._check_invoke(tx, ctx, function_arn)  # the caller's right comes before any state
             request = RotationRequest(secret, token, function_arn, dict(rules) if rules else None, immediate, now)
-            return secret, engine.request(tx, request)
+            if engine.request(tx, request).stalled:
+                # The stalled rotation is queued again and this call refused: a change that commits
+                # with an error answer. Returned, not raised, so the transaction (and the call's
+                # audit record, which carries the error) commits.
+                return M.invalid_request(PREVIOUS_INCOMPLETE)
+            return secret
 
-        secret, result = await self.db.write(tx_fn)
-        if result.stalled:
-            await engine.reattempt(secret.id)
-            raise M.invalid_request(PREVIOUS_INCOMPLETE)
+        outcome = await self.db.write(tx_fn)
         engine.wake()
+        if isinstance(outcome, AWSError):
+            raise outcome
+        secret = outcome
         return {"ARN": secret.arn, "Name": secret.name, "VersionId": token}
 
     @staticmethod
