@@ -18,7 +18,9 @@ import tempfile
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# The checkout's root in place of this script's folder: there, bench/bench.py (a plain module
+# named ``bench``) would shadow the ``bench`` folder this imports from.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
 import bench.bench as b
 
 
