@@ -21,7 +21,7 @@ from pathlib import Path
 # The checkout's root in place of this script's folder: there, bench/bench.py (a plain module
 # named ``bench``) would shadow the ``bench`` folder this imports from.
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
-import bench.bench as b
+import bench.bench as b  # noqa: E402 - after the sys.path fix above, which it needs
 
 
 def measure(python: str, seconds: int) -> dict[str, float]:
