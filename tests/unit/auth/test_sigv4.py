@@ -283,3 +283,98 @@ def test_prepare_refuses_before_any_body_exists():
     with pytest.raises(AWSError) as exc:
         _now_verifier().finish(pending, b"{} ")  # the body is what was signed, or nothing
     assert exc.value.code == "InvalidSignatureException"
+
+
+# -- Requests signed correctly that must still be refused (issue 17) -------------------------------
+
+
+def _signed_with(auth_class: type, headers: dict[str, str], credentials: object = None) -> list[tuple[str, str]]:
+    """A request signed now by ``auth_class`` (a botocore ``SigV4Auth`` bent one way)."""
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    request = AWSRequest(method="POST", url="https://example.amazonaws.com/", data=b"{}", headers=headers)
+    creds = credentials or Credentials(KEY.access_key_id, KEY.secret_access_key)
+    auth_class(creds, "secretsmanager", "us-east-1").add_auth(request)
+    return [("Host", "example.amazonaws.com"), *request.prepare().headers.items()]
+
+
+def test_signed_headers_that_leave_out_host_are_refused():
+    from botocore.auth import SigV4Auth
+
+    class HostLeftOut(SigV4Auth):
+        def headers_to_sign(self, request):  # type: ignore[no-untyped-def]
+            signed = super().headers_to_sign(request)
+            del signed["host"]
+            return signed
+
+    headers = _signed_with(HostLeftOut, {"X-Amz-Target": "secretsmanager.ListSecrets"})
+    assert "SignedHeaders=x-amz-date;x-amz-target," in dict(headers)["Authorization"]
+    with pytest.raises(AWSError) as exc:
+        _now_verifier().verify("POST", "/", "", headers, b"{}")
+    assert (exc.value.code, exc.value.message) == (
+        "InvalidSignatureException",
+        "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.",
+    )
+
+
+def _scoped_to(day: str) -> type:
+    """A signer whose credential scope (and signing key) names ``day``, whatever X-Amz-Date says:
+    the signature is right for what the Authorization header claims."""
+    from botocore.auth import SigV4Auth
+
+    class ScopedTo(SigV4Auth):
+        def credential_scope(self, request):  # type: ignore[no-untyped-def]
+            return f"{day}/{self._region_name}/{self._service_name}/aws4_request"
+
+        def scope(self, request):  # type: ignore[no-untyped-def]
+            return f"{self.credentials.access_key}/{self.credential_scope(request)}"
+
+        def signature(self, string_to_sign, request):  # type: ignore[no-untyped-def]
+            key = self._sign(f"AWS4{self.credentials.secret_key}".encode(), day)
+            for part in (self._region_name, self._service_name, "aws4_request"):
+                key = self._sign(key, part)
+            return self._sign(key, string_to_sign, hex=True)
+
+    return ScopedTo
+
+
+def test_a_credential_scope_dated_another_day_than_x_amz_date_is_refused():
+    today = dt.datetime.now(dt.UTC)
+    same_day = _signed_with(_scoped_to(today.strftime("%Y%m%d")), {"X-Amz-Target": "secretsmanager.ListSecrets"})
+    assert _now_verifier().verify("POST", "/", "", same_day, b"{}").service == "secretsmanager"
+    yesterday = (today - dt.timedelta(days=1)).strftime("%Y%m%d")
+    headers = _signed_with(_scoped_to(yesterday), {"X-Amz-Target": "secretsmanager.ListSecrets"})
+    amz_date = dict(headers)["X-Amz-Date"]
+    with pytest.raises(AWSError) as exc:
+        _now_verifier().verify("POST", "/", "", headers, b"{}")
+    assert (exc.value.code, exc.value.message) == (
+        "InvalidSignatureException",
+        "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: "
+        f"'{yesterday}' != '{amz_date[:8]}', from '{amz_date}'.",
+    )
+
+
+def test_temporary_credentials_with_another_session_token_are_refused():
+    from botocore.auth import SigV4Auth
+    from botocore.credentials import Credentials
+
+    temporary = Credential(
+        "ASIATEMPORARYEXAMPLE", KEY.secret_access_key, KEY.account_id, KEY.principal_arn, session_token="the-token"
+    )
+    v = SigV4Verifier(lambda akid: temporary if akid == temporary.access_key_id else None)
+    good = _signed_with(SigV4Auth, {}, Credentials(temporary.access_key_id, KEY.secret_access_key, "the-token"))
+    assert v.verify("POST", "/", "", good, b"{}").credential.session_token == "the-token"
+    for token in ("the-tokeN", "the-token2", "the-toke"):
+        wrong = _signed_with(SigV4Auth, {}, Credentials(temporary.access_key_id, KEY.secret_access_key, token))
+        with pytest.raises(AWSError) as exc:
+            v.verify("POST", "/", "", wrong, b"{}")
+        assert (exc.value.code, exc.value.message) == (
+            "UnrecognizedClientException",
+            "The security token included in the request is invalid.",
+        ), token
+    # Signed without any token: refused the same way, not taken for a long-term key.
+    bare = _signed_with(SigV4Auth, {}, Credentials(temporary.access_key_id, KEY.secret_access_key))
+    with pytest.raises(AWSError) as exc:
+        v.verify("POST", "/", "", bare, b"{}")
+    assert exc.value.code == "UnrecognizedClientException"
