@@ -1,0 +1,171 @@
+"""The authorizer's decisions, in process on a real SQLite database: who is refused, and in which
+words. The same decisions are exercised over the wire in tests/api/test_access.py; these are the
+cases a mutation of auth/authorizer.py showed no test would notice (issue 17)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from strongroom.auth.authorizer import Authorizer
+from strongroom.auth.principal import BUILTIN_ROTATOR, ROOT
+from strongroom.context import RequestContext
+from strongroom.crypto import Keyring, MasterKey
+from strongroom.errors import AWSError
+from strongroom.services.secretsmanager import SecretsManager
+from strongroom.services.secretsmanager.values import ValueCipher
+from strongroom.store import Database, identities, open_database
+from strongroom.store import secrets as secret_rows
+
+A, B = "111122223333", "444455556666"
+ROOT_CTX = RequestContext(
+    account_id=A, region="us-east-1", principal_arn=f"arn:aws:iam::{A}:root", request_id="r", privilege=ROOT
+)
+APP = f"arn:aws:iam::{A}:user/app"
+USER_CTX = RequestContext(account_id=A, region="us-east-1", principal_arn=APP, request_id="r", principal_id="AIDAAPP")
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    database = open_database(str(tmp_path / "authz.db"))
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def secret_arn(db: Database) -> str:
+    service = SecretsManager(db, ValueCipher(Keyring(MasterKey.generate())), b"k" * 32)
+    out = asyncio.run(
+        service.create_secret(ROOT_CTX, {"Name": "app/db", "SecretString": "s3cret", "ClientRequestToken": "t" * 32})
+    )
+    return str(out["ARN"])
+
+
+def _policy(effect: str, principal: str, action: str = "secretsmanager:GetSecretValue") -> str:
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": effect, "Principal": {"AWS": principal}, "Action": action, "Resource": "*"}],
+        }
+    )
+
+
+def _put_policy(db: Database, arn: str, document: str) -> None:
+    def fn(tx):  # type: ignore[no-untyped-def]
+        secret = secret_rows.secret_by_arn(tx, arn)
+        secret_rows.put_policy(tx, secret.id, "ResourcePolicy", document, 0.0)
+
+    db.write_sync(fn)
+
+
+def _check(db: Database, ctx: RequestContext, arn: str, operation: str = "GetSecretValue") -> None:
+    ctx = replace(ctx, operation=operation, params={"SecretId": arn})
+    authz = Authorizer(db)
+    db.read_sync(lambda tx: authz.check_secret(tx, ctx, secret_rows.secret_by_arn(tx, arn), arn))
+
+
+def _denied(db: Database, ctx: RequestContext, arn: str, operation: str = "GetSecretValue") -> AWSError:
+    with pytest.raises(AWSError) as exc:
+        _check(db, ctx, arn, operation)
+    return exc.value
+
+
+def test_root_is_refused_by_an_explicit_deny_in_the_secrets_resource_policy(db, secret_arn):
+    _check(db, ROOT_CTX, secret_arn)  # no policy: root may
+    _put_policy(db, secret_arn, _policy("Allow", f"arn:aws:iam::{B}:root"))
+    _check(db, ROOT_CTX, secret_arn)  # a policy that denies nothing: root still may
+    _put_policy(db, secret_arn, _policy("Deny", f"arn:aws:iam::{A}:root"))
+    err = _denied(db, ROOT_CTX, secret_arn)
+    assert (err.code, err.message) == (
+        "AccessDeniedException",
+        f"User: arn:aws:iam::{A}:root is not authorized to perform: secretsmanager:GetSecretValue on resource: "
+        f"{secret_arn} with an explicit deny in a resource-based policy",
+    )
+    _check(db, ROOT_CTX, secret_arn, "DescribeSecret")  # the deny names one action only
+
+
+def test_the_builtin_rotator_is_refused_by_an_explicit_deny_too(db, secret_arn):
+    rotator = replace(USER_CTX, principal_arn=f"arn:aws:sts::{A}:assumed-role/x/y", privilege=BUILTIN_ROTATOR)
+    _check(db, rotator, secret_arn)
+    _put_policy(db, secret_arn, _policy("Deny", "*"))
+    assert _denied(db, rotator, secret_arn).message.endswith("with an explicit deny in a resource-based policy")
+
+
+def test_a_user_gets_what_an_identity_policy_grants_and_nothing_else(db, secret_arn):
+    err = _denied(db, USER_CTX, secret_arn)
+    assert err.message == (
+        f"User: {APP} is not authorized to perform: secretsmanager:GetSecretValue on resource: {secret_arn} "
+        "because no identity-based policy allows the secretsmanager:GetSecretValue action"
+    )
+    grant = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": secret_arn}],
+    }
+    db.write_sync(lambda tx: identities.put_inline_policy(tx, APP, A, "read", json.dumps(grant)))
+    _check(db, USER_CTX, secret_arn)
+    assert _denied(db, USER_CTX, secret_arn, "PutSecretValue").code == "AccessDeniedException"
+    # An explicit deny in the secret's policy beats the user's own grant.
+    _put_policy(db, secret_arn, _policy("Deny", APP))
+    assert _denied(db, USER_CTX, secret_arn).message.endswith("with an explicit deny in a resource-based policy")
+
+
+def test_the_caller_context_names_the_user(db, secret_arn):
+    """``aws:username`` and ``aws:PrincipalType`` are what a condition sees for an IAM user."""
+    grant = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "secretsmanager:GetSecretValue",
+                "Resource": "*",
+                "Condition": {"StringEquals": {"aws:username": "app", "aws:PrincipalType": "User"}},
+            }
+        ],
+    }
+    db.write_sync(lambda tx: identities.put_inline_policy(tx, APP, A, "read", json.dumps(grant)))
+    _check(db, USER_CTX, secret_arn)
+    other = replace(USER_CTX, principal_arn=f"arn:aws:iam::{A}:user/other")
+    db.write_sync(lambda tx: identities.put_inline_policy(tx, other.principal_arn, A, "read", json.dumps(grant)))
+    assert _denied(db, other, secret_arn).code == "AccessDeniedException"
+
+
+def test_another_accounts_root_needs_the_secrets_resource_policy(db, secret_arn):
+    foreign_root = replace(ROOT_CTX, account_id=B, principal_arn=f"arn:aws:iam::{B}:root")
+    err = _denied(db, foreign_root, secret_arn)
+    assert err.message.endswith("because no resource-based policy allows the secretsmanager:GetSecretValue action")
+    _put_policy(db, secret_arn, _policy("Allow", f"arn:aws:iam::{B}:root"))
+    _check(db, foreign_root, secret_arn)
+
+
+def test_the_builtin_rotator_has_no_privilege_outside_secrets_manager(db):
+    rotator = replace(USER_CTX, principal_arn=f"arn:aws:sts::{A}:assumed-role/x/y", privilege=BUILTIN_ROTATOR)
+    authz = Authorizer(db)
+    db.read_sync(lambda tx: authz.check_call(tx, rotator, "secretsmanager", "ListSecrets", {}))
+    with pytest.raises(AWSError) as exc:
+        db.read_sync(lambda tx: authz.check_call(tx, rotator, "iam", "ListUsers", {}))
+    assert (exc.value.code, exc.value.status) == ("AccessDenied", 403)
+    with pytest.raises(AWSError) as exc:
+        db.read_sync(lambda tx: authz.check_call(tx, USER_CTX, "secretsmanager", "ListSecrets", {}))
+    assert (exc.value.code, exc.value.status) == ("AccessDeniedException", 400)
+    db.read_sync(lambda tx: authz.check_call(tx, ROOT_CTX, "iam", "ListUsers", {}))
+    db.read_sync(lambda tx: authz.check_call(tx, USER_CTX, "sts", "GetCallerIdentity", {}))
+
+
+def test_a_changed_identity_policy_counts_once_the_cache_is_invalidated(db, secret_arn):
+    authz = Authorizer(db)
+    ctx = replace(USER_CTX, operation="GetSecretValue", params={"SecretId": secret_arn})
+
+    def check() -> None:
+        db.read_sync(lambda tx: authz.check_secret(tx, ctx, secret_rows.secret_by_arn(tx, secret_arn), secret_arn))
+
+    with pytest.raises(AWSError):
+        check()
+    grant = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+    db.write_sync(lambda tx: identities.put_inline_policy(tx, APP, A, "all", json.dumps(grant)))
+    authz.invalidate()
+    check()
