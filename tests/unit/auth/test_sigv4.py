@@ -378,3 +378,131 @@ def test_temporary_credentials_with_another_session_token_are_refused():
     with pytest.raises(AWSError) as exc:
         v.verify("POST", "/", "", bare, b"{}")
     assert exc.value.code == "UnrecognizedClientException"
+
+
+def _by_hand(headers: list[tuple[str, str]], amz_date: str, scope_date: str = "20150830") -> list[tuple[str, str]]:
+    """``headers`` (all signed) plus an Authorization header computed here from AWS's documented
+    steps, independently of the verifier: a GET of ``/`` with an empty body."""
+    import hashlib
+    import hmac
+
+    signed = sorted(n.lower() for n, _ in headers)
+    canonical = "\n".join(
+        ["GET", "/", "", *(f"{n.lower()}:{v.strip()}" for n, v in sorted(headers, key=lambda h: h[0].lower())), ""]
+        + [";".join(signed), hashlib.sha256(b"").hexdigest()]
+    )
+    scope = f"{scope_date}/us-east-1/service/aws4_request"
+    to_sign = f"AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
+    key = f"AWS4{KEY.secret_access_key}".encode()
+    for part in (scope_date, "us-east-1", "service", "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    auth = f"AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/{scope}, SignedHeaders={';'.join(signed)}, Signature={signature}"
+    return headers + [("Authorization", auth)]
+
+
+def test_the_http_date_header_dates_a_request_without_x_amz_date():
+    headers = _by_hand(
+        [("Host", "example.amazonaws.com"), ("Date", "Sun, 30 Aug 2015 12:36:00 GMT")], "20150830T123600Z"
+    )
+    assert verifier().verify("GET", "/", "", headers, b"").credential.access_key_id == "AKIDEXAMPLE"
+    with pytest.raises(AWSError) as exc:  # a Date the verifier does not read as the signer's
+        verifier(now=SIGNED_AT + 3600).verify("GET", "/", "", headers, b"")
+    assert exc.value.message.startswith("Signature expired: 20150830T123600Z is now earlier than")
+    bad = _by_hand([("Host", "example.amazonaws.com"), ("Date", "30 Aug 2015")], "20150830T123600Z")
+    with pytest.raises(AWSError) as exc:
+        verifier().verify("GET", "/", "", bad, b"")
+    assert (exc.value.code, exc.value.message) == (
+        "IncompleteSignatureException",
+        "Date must be in ISO-8601 'basic format'. Got '30 Aug 2015'. See http://en.wikipedia.org/wiki/ISO_8601",
+    )
+    undated = _by_hand([("Host", "example.amazonaws.com")], "20150830T123600Z")
+    with pytest.raises(AWSError) as exc:
+        verifier().verify("GET", "/", "", undated, b"")
+    assert exc.value.code == "IncompleteSignatureException"
+    assert exc.value.message.startswith(
+        "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. Authorization="
+    )
+
+
+@pytest.mark.parametrize(
+    "amz_date",
+    [
+        "20150230T123600Z",
+        "20150800T123600Z",
+        "20151330T123600Z",
+        "20150830T243600Z",
+        "20150830T126000Z",
+        "20150830T123661Z",
+    ],
+)
+def test_an_x_amz_date_that_is_no_time_is_refused(amz_date):
+    headers = _by_hand([("Host", "example.amazonaws.com"), ("X-Amz-Date", amz_date)], amz_date, amz_date[:8])
+    with pytest.raises(AWSError) as exc:
+        verifier().verify("GET", "/", "", headers, b"")
+    assert (exc.value.code, exc.value.message) == (
+        "IncompleteSignatureException",
+        f"Date must be in ISO-8601 'basic format'. Got '{amz_date}'. See http://en.wikipedia.org/wiki/ISO_8601",
+    )
+
+
+def test_a_leap_second_and_the_edges_of_the_window_are_accepted():
+    leap = "20150830T123660Z"  # 12:37:00 once read: ISO 8601 allows second 60
+    headers = _by_hand([("Host", "example.amazonaws.com"), ("X-Amz-Date", leap)], leap)
+    verifier(now=SIGNED_AT + 60).verify("GET", "/", "", headers, b"")
+    method, path, query, headers, body = load(SUITE / "get-vanilla" / "get-vanilla.authz")
+    verifier(now=SIGNED_AT + 300).verify(method, path, query, headers, body)
+    verifier(now=SIGNED_AT - 300).verify(method, path, query, headers, body)
+
+
+def test_the_window_errors_name_both_ends():
+    method, path, query, headers, body = load(SUITE / "get-vanilla" / "get-vanilla.authz")
+    with pytest.raises(AWSError) as exc:
+        verifier(now=SIGNED_AT + 301).verify(method, path, query, headers, body)
+    assert exc.value.message == (
+        "Signature expired: 20150830T123600Z is now earlier than 20150830T123601Z (20150830T124101Z - 5 min.)"
+    )
+    with pytest.raises(AWSError) as exc:
+        verifier(now=SIGNED_AT - 301).verify(method, path, query, headers, body)
+    assert exc.value.message == (
+        "Signature not yet current: 20150830T123600Z is still later than 20150830T123559Z (20150830T123059Z + 5 min.)"
+    )
+
+
+def test_malformed_authorization_headers_get_awss_words():
+    base = [("Host", "h"), ("X-Amz-Date", "20150830T123600Z")]
+    cases = {
+        "AWS4-HMAC-SHA512 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host, "
+        "Signature=00": "Authorization header requires 'AWS4-HMAC-SHA256' algorithm. Authorization=",
+        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/aws4_request, SignedHeaders=host, "
+        "Signature=00": "Authorization header requires a 'Credential' of the form "
+        "'AKID/date/region/service/aws4_request'. Authorization=",
+    }
+    for header, message in cases.items():
+        with pytest.raises(AWSError) as exc:
+            verifier().verify("GET", "/", "", base + [("Authorization", header)], b"")
+        assert (exc.value.code, exc.value.message) == ("IncompleteSignatureException", message + header)
+
+
+def test_identify_reads_the_key_and_scope_and_needs_the_header():
+    _, _, _, headers, _ = load(SUITE / "get-vanilla" / "get-vanilla.authz")
+    assert verifier().identify(headers) == ("AKIDEXAMPLE", "us-east-1", "service")
+    with pytest.raises(AWSError) as exc:
+        verifier().identify([("Host", "h")])
+    assert (exc.value.code, exc.value.message) == (
+        "MissingAuthenticationTokenException",
+        "Missing Authentication Token",
+    )
+
+
+def test_an_unknown_regions_name_is_quoted_cut_at_64_characters():
+    region = "r" * 100
+    with pytest.raises(AWSError) as exc:
+        _now_verifier().check_region(region)
+    assert exc.value.message == f"Credential should be scoped to a valid region, not '{'r' * 64}'. "
+
+
+@pytest.mark.parametrize("value", ["a\rb", "a\nb", "a\tb", "a  b"])
+def test_runs_of_whitespace_in_a_signed_value_fold_as_botocore_folds_them(value):
+    headers = _botocore_signed({"X-Amz-Target": "secretsmanager.ListSecrets", "X-Amz-Meta": value})
+    assert _now_verifier().verify("POST", "/", "", headers, b"{}").service == "secretsmanager"
