@@ -209,3 +209,43 @@ def test_worker_lines_read_together_are_answered_apart() -> None:
     assert worker._line(time.monotonic() + 5, "timeout") == {"answer": 42}
     assert worker._line(time.monotonic() + 5, "timeout") is None  # an unfinished line, then the end
     worker.kill()
+
+
+def test_a_finish_secret_that_moves_nothing_is_a_failed_rotation(tmp_path, fake_clock):
+    """A function whose finishSecret answers success without moving AWSCURRENT has not rotated:
+    the rotation is retried and then recorded as failed, and the secret keeps its value."""
+
+    async def scenario() -> None:
+        db, sm, runtime, engine = setup(tmp_path, RotationSettings(retry_base=60, retry_cap=600, max_attempts=2))
+        await sm.handlers["CreateSecret"](CTX, {"Name": "s", "SecretString": "v0", "ClientRequestToken": "t" * 32})
+        original = runtime.invoke
+
+        def idle_finish(spec: FunctionSpec, event: dict[str, Any]) -> InvokeResult:
+            if event["Step"] == "finishSecret":
+                runtime.events.append(event)
+                return InvokeResult(True)
+            return original(spec, event)
+
+        runtime.invoke = idle_finish  # type: ignore[method-assign]
+        token = "d" * 32
+        await sm.handlers["RotateSecret"](
+            CTX, {"SecretId": "s", "RotationLambdaARN": FUNCTION, "ClientRequestToken": token}
+        )
+        assert await engine.run_once() == 1
+        fake_clock.advance(70)
+        assert await engine.run_once() == 1
+        fake_clock.advance(3600)
+        assert await engine.run_once() == 0
+        history = await db.read(lambda tx: engine.history(tx, 1))
+        assert (history[0]["State"], history[0]["Attempts"]) == ("failed", 2)
+        assert history[0]["LastError"] == "finishSecret did not move AWSCURRENT to the new version"
+        assert [e["Step"] for e in runtime.events] == ["createSecret", "setSecret", "testSecret", "finishSecret"] * 2
+        described = await sm.handlers["DescribeSecret"](CTX, {"SecretId": "s"})
+        assert "LastRotatedDate" not in described
+        assert described["VersionIdsToStages"]["t" * 32] == ["AWSCURRENT"]
+        assert described["VersionIdsToStages"][token] == ["AWSPENDING"]
+        value = await sm.handlers["GetSecretValue"](CTX, {"SecretId": "s"})
+        assert value["SecretString"] == "v0"
+        db.close()
+
+    asyncio.run(scenario())
