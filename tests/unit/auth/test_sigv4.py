@@ -506,3 +506,97 @@ def test_an_unknown_regions_name_is_quoted_cut_at_64_characters():
 def test_runs_of_whitespace_in_a_signed_value_fold_as_botocore_folds_them(value):
     headers = _botocore_signed({"X-Amz-Target": "secretsmanager.ListSecrets", "X-Amz-Meta": value})
     assert _now_verifier().verify("POST", "/", "", headers, b"{}").service == "secretsmanager"
+
+
+def _at(amz_date: str) -> float:
+    return dt.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC).timestamp()
+
+
+@pytest.mark.parametrize(
+    "amz_date", ["20150101T000000Z", "20151231T235959Z", "20150831T120000Z", "20160229T120000Z", "20150228T000000Z"]
+)
+def test_the_first_and_last_day_month_hour_minute_and_second_are_times(amz_date):
+    headers = _by_hand([("Host", "example.amazonaws.com"), ("X-Amz-Date", amz_date)], amz_date, amz_date[:8])
+    assert verifier(now=_at(amz_date)).verify("GET", "/", "", headers, b"").region == "us-east-1"
+
+
+def test_month_zero_is_no_time():
+    amz_date = "20150030T123600Z"
+    headers = _by_hand([("Host", "example.amazonaws.com"), ("X-Amz-Date", amz_date)], amz_date, amz_date[:8])
+    with pytest.raises(AWSError) as exc:
+        verifier().verify("GET", "/", "", headers, b"")
+    assert exc.value.message.startswith("Date must be in ISO-8601 'basic format'. Got '20150030T123600Z'.")
+
+
+def test_an_authorization_header_with_odd_spacing_is_read_part_by_part():
+    method, path, query, headers, body = load(SUITE / "get-vanilla" / "get-vanilla.authz")
+    auth = next(v for n, v in headers if n == "Authorization")
+    spaced = auth.replace(", ", " ,  ").replace("AWS4-HMAC-SHA256 ", "AWS4-HMAC-SHA256   ")
+    others = [(n, v) for n, v in headers if n != "Authorization"]
+    assert verifier().verify(method, path, query, others + [("Authorization", spaced)], body).region == "us-east-1"
+    six = auth.replace("/aws4_request", "/aws4_request/more")
+    with pytest.raises(AWSError) as exc:
+        verifier().verify(method, path, query, others + [("Authorization", six)], body)
+    assert exc.value.message.startswith("Authorization header requires a 'Credential' of the form")
+
+
+def test_a_repeated_date_or_authorization_header_is_refused_by_name():
+    method, path, query, headers, body = load(SUITE / "get-vanilla" / "get-vanilla.authz")
+    for name in ("Authorization", "X-Amz-Date"):
+        value = next(v for n, v in headers if n == name)
+        with pytest.raises(AWSError) as exc:
+            verifier().verify(method, path, query, headers + [(name, value)], body)
+        assert (exc.value.code, exc.value.message) == (
+            "IncompleteSignatureException",
+            f"The request has more than one '{name.lower()}' header.",
+        )
+
+
+def test_of_two_http_date_headers_the_first_dates_the_request():
+    headers = _by_hand(
+        [("Host", "example.amazonaws.com"), ("Date", "Sun, 30 Aug 2015 12:36:00 GMT")], "20150830T123600Z"
+    )
+    # A second Date after signing: the signature no longer matches, but the date is read from the first.
+    with pytest.raises(AWSError) as exc:
+        verifier().verify("GET", "/", "", headers + [("Date", "garbage")], b"")
+    assert exc.value.message == (
+        "The request signature we calculated does not match the signature you provided. "
+        "Check your AWS Secret Access Key and signing method. Consult the service documentation for details."
+    )
+
+
+@pytest.mark.parametrize("query", ["X-Amz-Signature=abc", "X-Amz-Credential=abc"])
+def test_query_string_signatures_are_refused_with_their_own_words(query):
+    with pytest.raises(AWSError) as exc:
+        verifier().verify("GET", "/", query, [("Host", "h")], b"")
+    assert (exc.value.code, exc.value.message) == (
+        "IncompleteSignatureException",
+        "Query-string authentication is not supported by this endpoint; "
+        "sign the request with the Authorization header.",
+    )
+
+
+@pytest.mark.parametrize("signed", ["Host;x-amz-date", "host;;x-amz-date"])
+def test_signed_headers_must_be_lowercase_names(signed):
+    method, path, query, headers, body = load(SUITE / "get-vanilla" / "get-vanilla.authz")
+    changed = [(n, v.replace("SignedHeaders=host;x-amz-date", f"SignedHeaders={signed}")) for n, v in headers]
+    with pytest.raises(AWSError) as exc:
+        verifier().verify(method, path, query, changed, body)
+    assert exc.value.code == "InvalidSignatureException"
+    assert exc.value.message.startswith("The request signature we calculated does not match")
+
+
+def test_temporary_credentials_expire_at_their_expiry_second():
+    case = SUITE / "get-vanilla-with-session-token" / "get-vanilla-with-session-token.authz"
+    method, path, query, headers, body = load(case)
+    token = with_token(case)
+    fields = ("access_key_id", "secret_access_key", "account_id", "principal_arn", "session_token")
+    at_expiry = Credential(*[getattr(token, f) for f in fields], expires_at=SIGNED_AT)
+    with pytest.raises(AWSError) as exc:
+        verifier(known=at_expiry).verify(method, path, query, headers, body)
+    assert (exc.value.code, exc.value.message) == (
+        "ExpiredTokenException",
+        "The security token included in the request is expired",
+    )
+    just_before = Credential(*[getattr(token, f) for f in fields], expires_at=SIGNED_AT + 1)
+    assert verifier(known=just_before).verify(method, path, query, headers, body).region == "us-east-1"
