@@ -52,12 +52,13 @@ class Target:
 # The test subset each module needs: in-process unit and storage tests where they suffice (fast),
 # API and e2e tests (a real server in a subprocess) where the module only acts there.
 _AUTH = ("tests/unit/auth",)
+_AUTHZ = ("tests/unit/auth/test_authorizer.py", "tests/unit/policy/test_identity_keys.py")
 _POLICY = ("tests/unit/policy", "--deselect", "tests/unit/policy/test_policy_vs_simulator.py")
 _CRYPTO = ("tests/unit/test_crypto.py", "tests/unit/test_key_providers.py")
 _STORE = ("tests/storage/test_conformance.py", "-k", "sqlite")
 TARGETS: dict[str, Target] = {
-    "sigv4": Target("auth/sigv4.py", _AUTH),
-    "authorizer": Target("auth/authorizer.py", _AUTH),
+    "sigv4": Target("auth/sigv4.py", ("tests/unit/auth/test_sigv4.py",)),
+    "authorizer": Target("auth/authorizer.py", _AUTHZ),
     "keys": Target("auth/keys.py", _AUTH),
     "principal": Target("auth/principal.py", _AUTH),
     "policy.evaluate": Target("policy/evaluate.py", _POLICY),
@@ -174,6 +175,7 @@ def copy_tree() -> None:
         [
             "rsync",
             "-a",
+            "--checksum",  # a file an interrupted run left mutated has the size of the original
             "--delete",
             "--exclude",
             "node_modules",

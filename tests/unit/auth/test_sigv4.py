@@ -600,3 +600,15 @@ def test_temporary_credentials_expire_at_their_expiry_second():
     )
     just_before = Credential(*[getattr(token, f) for f in fields], expires_at=SIGNED_AT + 1)
     assert verifier(known=just_before).verify(method, path, query, headers, body).region == "us-east-1"
+
+
+def test_a_wider_window_is_named_in_minutes():
+    method, path, query, headers, body = load(SUITE / "get-vanilla" / "get-vanilla.authz")
+    wide = SigV4Verifier(lambda akid: KEY, now=lambda: SIGNED_AT + 3601, skew_seconds=3600)
+    with pytest.raises(AWSError) as exc:
+        wide.verify(method, path, query, headers, body)
+    assert exc.value.message.endswith("(20150830T133601Z - 60 min.)")
+    early = SigV4Verifier(lambda akid: KEY, now=lambda: SIGNED_AT - 3601, skew_seconds=3600)
+    with pytest.raises(AWSError) as exc:
+        early.verify(method, path, query, headers, body)
+    assert exc.value.message.endswith("(20150830T113559Z + 60 min.)")
