@@ -169,3 +169,130 @@ def test_a_changed_identity_policy_counts_once_the_cache_is_invalidated(db, secr
     db.write_sync(lambda tx: identities.put_inline_policy(tx, APP, A, "all", json.dumps(grant)))
     authz.invalidate()
     check()
+
+
+ROLE = f"arn:aws:iam::{A}:role/rotator"
+
+
+def _make_role(db: Database, role_id: str = "AROAROTATOR") -> None:
+    row = {
+        "arn": ROLE,
+        "account_id": A,
+        "kind": "role",
+        "name": "rotator",
+        "path": "/",
+        "principal_id": role_id,
+        "created_date": 0.0,
+        "trust_policy": "{}",
+        "description": None,
+        "max_session": 3600,
+        "tags": "[]",
+    }
+    db.write_sync(lambda tx: identities.insert_principal(tx, row))
+
+
+def test_a_role_session_gets_its_roles_policies(db, secret_arn):
+    _make_role(db)
+    grant = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+    db.write_sync(lambda tx: identities.put_inline_policy(tx, ROLE, A, "all", json.dumps(grant)))
+    session = replace(
+        USER_CTX,
+        principal_arn=f"arn:aws:sts::{A}:assumed-role/rotator/s1",
+        principal_id="AROAROTATOR:s1",
+        role_arn=ROLE,
+    )
+    _check(db, session, secret_arn)
+    # A session of another role of the same name (another id) gets nothing.
+    stale = replace(session, principal_id="AROAOLDROLE:s1")
+    assert _denied(db, stale, secret_arn).code == "AccessDeniedException"
+
+
+def test_calls_to_other_services_are_decided_too(db):
+    authz = Authorizer(db)
+    for service, operation, params, code in (
+        ("cloudtrail", "LookupEvents", {}, "AccessDeniedException"),
+        ("lambda", "GetFunction", {"FunctionName": "f"}, "AccessDeniedException"),
+        ("iam", "ListUsers", {}, "AccessDenied"),
+    ):
+        with pytest.raises(AWSError) as exc:
+            db.read_sync(lambda tx, s=service, o=operation, p=params: authz.check_call(tx, USER_CTX, s, o, p))
+        assert exc.value.code == code, service
+    # sts:AssumeRole is decided by the service with the role's trust policy, not here.
+    db.read_sync(lambda tx: authz.check_call(tx, USER_CTX, "sts", "AssumeRole", {"RoleArn": ROLE}))
+    assert authz.resource_less("ListSecrets") and not authz.resource_less("GetSecretValue")
+
+
+def test_request_parameters_reach_conditions_as_aws_writes_them(db, secret_arn):
+    """Booleans as ``true``/``false``, every other value as sent (case kept)."""
+    deny = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "*", "Resource": "*"},
+            {
+                "Effect": "Deny",
+                "Action": "*",
+                "Resource": "*",
+                "Condition": {"StringEquals": {"secretsmanager:ForceDeleteWithoutRecovery": "true"}},
+            },
+            {
+                "Effect": "Deny",
+                "Action": "*",
+                "Resource": "*",
+                "Condition": {"StringEquals": {"secretsmanager:Description": "Secret"}},
+            },
+        ],
+    }
+    db.write_sync(lambda tx: identities.put_inline_policy(tx, APP, A, "p", json.dumps(deny)))
+    authz = Authorizer(db)
+
+    def check(operation: str, params: dict) -> None:
+        ctx = replace(USER_CTX, operation=operation, params={"SecretId": secret_arn, **params})
+        db.read_sync(lambda tx: authz.check_secret(tx, ctx, secret_rows.secret_by_arn(tx, secret_arn), secret_arn))
+
+    check("DeleteSecret", {"ForceDeleteWithoutRecovery": False})
+    with pytest.raises(AWSError):
+        check("DeleteSecret", {"ForceDeleteWithoutRecovery": True})
+    check("UpdateSecret", {"Description": "secret"})
+    with pytest.raises(AWSError):
+        check("UpdateSecret", {"Description": "Secret"})
+
+
+def test_a_caller_that_says_the_secret_has_a_policy_gets_it_read(db, secret_arn):
+    _put_policy(db, secret_arn, _policy("Allow", APP))
+    authz = Authorizer(db)
+    ctx = replace(USER_CTX, operation="GetSecretValue", params={"SecretId": secret_arn})
+    db.read_sync(
+        lambda tx: authz.check_secret(tx, ctx, secret_rows.secret_by_arn(tx, secret_arn), secret_arn, has_policy=True)
+    )
+    with pytest.raises(AWSError):  # told there is none: none is read, and nothing else allows
+        db.read_sync(
+            lambda tx: authz.check_secret(
+                tx, ctx, secret_rows.secret_by_arn(tx, secret_arn), secret_arn, has_policy=False
+            )
+        )
+
+
+def test_assume_role_needs_the_trust_policy_and_its_conditions(db):
+    authz = Authorizer(db)
+    trust = json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"AWS": f"arn:aws:iam::{A}:root"},
+                    "Action": "sts:AssumeRole",
+                    "Condition": {"StringEquals": {"sts:ExternalId": "shared"}},
+                }
+            ],
+        }
+    )
+    asyncio.run(authz.check_assume_role(ROOT_CTX, ROLE, A, trust, {"sts:ExternalId": "shared"}))
+    with pytest.raises(AWSError) as exc:
+        asyncio.run(authz.check_assume_role(ROOT_CTX, ROLE, A, trust, {"sts:ExternalId": "other"}))
+    assert (exc.value.code, exc.value.status) == ("AccessDenied", 403)
+    assert exc.value.message.startswith(
+        f"User: arn:aws:iam::{A}:root is not authorized to perform: sts:AssumeRole on resource: {ROLE}"
+    )
+    with pytest.raises(AWSError):
+        asyncio.run(authz.check_assume_role(ROOT_CTX, ROLE, A, trust))
