@@ -296,3 +296,147 @@ def test_assume_role_needs_the_trust_policy_and_its_conditions(db):
     )
     with pytest.raises(AWSError):
         asyncio.run(authz.check_assume_role(ROOT_CTX, ROLE, A, trust))
+
+
+def _grant(db: Database, arn: str, *statements: dict) -> None:
+    document = json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+    db.write_sync(lambda tx: identities.put_inline_policy(tx, arn, A, "p", document))
+
+
+def test_identity_policies_are_cached_for_five_seconds(db, secret_arn):
+    """Another node's IAM change (no invalidate() here) counts within five seconds, not before."""
+    from strongroom import clock
+
+    fake = clock.FakeClock(1_800_000_000.0)
+    previous = clock.use(fake)
+    try:
+        _grant(db, APP, {"Effect": "Allow", "Action": "*", "Resource": "*"})
+        authz = Authorizer(db)
+        ctx = replace(USER_CTX, operation="GetSecretValue", params={"SecretId": secret_arn})
+
+        def check() -> None:
+            db.read_sync(lambda tx: authz.check_secret(tx, ctx, secret_rows.secret_by_arn(tx, secret_arn), secret_arn))
+
+        check()
+        db.write_sync(lambda tx: identities.delete_inline_policy(tx, APP, "p"))
+        fake.advance(4.9)
+        check()  # still the cached grant
+        fake.advance(0.2)
+        with pytest.raises(AWSError):
+            check()
+    finally:
+        clock.use(previous)
+
+
+def test_the_secrets_tags_and_rotation_function_reach_conditions(db, secret_arn):
+    def fn(tx):  # type: ignore[no-untyped-def]
+        row = secret_rows.secret_by_arn(tx, secret_arn)
+        row.tags = [{"Key": "team", "Value": "blue"}]
+        row.rotation_lambda_arn = f"arn:aws:lambda:us-east-1:{A}:function:rot"
+        secret_rows.update_secret(tx, row, "tags", "rotation_lambda_arn")
+
+    _grant(
+        db,
+        APP,
+        {
+            "Effect": "Allow",
+            "Action": "secretsmanager:GetSecretValue",
+            "Resource": "*",
+            "Condition": {"StringEquals": {"aws:ResourceTag/team": "blue", "secretsmanager:ResourceTag/team": "blue"}},
+        },
+        {
+            "Effect": "Allow",
+            "Action": "secretsmanager:DescribeSecret",
+            "Resource": "*",
+            "Condition": {
+                "StringEquals": {
+                    "secretsmanager:resource/AllowRotationLambdaArn": f"arn:aws:lambda:us-east-1:{A}:function:rot",
+                    "secretsmanager:SecretId": secret_arn,
+                }
+            },
+        },
+    )
+    assert _denied(db, USER_CTX, secret_arn).code == "AccessDeniedException"
+    assert _denied(db, USER_CTX, secret_arn, "DescribeSecret").code == "AccessDeniedException"
+    db.write_sync(fn)
+    _check(db, USER_CTX, secret_arn)
+    _check(db, USER_CTX, secret_arn, "DescribeSecret")
+
+
+def test_secrets_manager_calls_about_one_secret_wait_for_the_secret(db, secret_arn):
+    """The pipeline's check lets GetSecretValue through to the service, which decides on the
+    secret's ARN: a grant on that ARN alone is enough."""
+    _grant(db, APP, {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": secret_arn})
+    authz = Authorizer(db)
+    db.read_sync(lambda tx: authz.check_call(tx, USER_CTX, "secretsmanager", "GetSecretValue", {"SecretId": "x"}))
+    _check(db, USER_CTX, secret_arn)
+
+
+def test_iam_calls_are_decided_on_the_target_and_its_tags(db):
+    user_row = {
+        "arn": f"arn:aws:iam::{A}:user/team/bob",
+        "account_id": A,
+        "kind": "user",
+        "name": "bob",
+        "path": "/team/",
+        "principal_id": "AIDABOB",
+        "created_date": 0.0,
+        "trust_policy": None,
+        "description": None,
+        "max_session": None,
+        "tags": json.dumps([{"Key": "team", "Value": "blue"}]),
+    }
+    db.write_sync(lambda tx: identities.insert_principal(tx, user_row))
+    _grant(
+        db,
+        APP,
+        {
+            "Effect": "Allow",
+            "Action": "iam:GetUser",
+            "Resource": f"arn:aws:iam::{A}:user/team/bob",
+            "Condition": {"StringEquals": {"aws:ResourceTag/team": "blue"}},
+        },
+        {
+            "Effect": "Allow",
+            "Action": "iam:CreateUser",
+            "Resource": f"arn:aws:iam::{A}:user/new/*",
+            "Condition": {
+                "StringEquals": {"aws:RequestTag/team": "blue"},
+                "ForAllValues:StringEquals": {"aws:TagKeys": ["team"]},
+            },
+        },
+    )
+    authz = Authorizer(db)
+
+    def check(operation: str, params: dict) -> None:
+        db.read_sync(lambda tx: authz.check_call(tx, USER_CTX, "iam", operation, params))
+
+    check("GetUser", {"UserName": "bob"})
+    check("CreateUser", {"UserName": "carol", "Path": "/new/", "Tags": [{"Key": "team", "Value": "blue"}]})
+    with pytest.raises(AWSError) as exc:
+        check("CreateUser", {"UserName": "carol", "Path": "/new/", "Tags": [{"Key": "team", "Value": "red"}]})
+    assert (exc.value.code, exc.value.status) == ("AccessDenied", 403)
+    with pytest.raises(AWSError):
+        check("CreateUser", {"UserName": "carol", "Path": "/new/"})
+
+
+def test_a_trust_policy_naming_the_caller_is_enough(db):
+    """In the role's account, a trust policy that names the user lets it in without any policy of
+    its own; one that names only the account needs the user's own sts:AssumeRole too."""
+    authz = Authorizer(db)
+
+    def trust(principal: str) -> str:
+        return json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Principal": {"AWS": principal}, "Action": "sts:AssumeRole"}],
+            }
+        )
+
+    asyncio.run(authz.check_assume_role(USER_CTX, ROLE, A, trust(APP)))
+    with pytest.raises(AWSError) as exc:
+        asyncio.run(authz.check_assume_role(USER_CTX, ROLE, A, trust(f"arn:aws:iam::{A}:root")))
+    assert exc.value.message.endswith("because no identity-based policy allows the sts:AssumeRole action")
+    _grant(db, APP, {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": ROLE})
+    authz.invalidate()
+    asyncio.run(authz.check_assume_role(USER_CTX, ROLE, A, trust(f"arn:aws:iam::{A}:root")))
