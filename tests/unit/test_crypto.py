@@ -96,3 +96,50 @@ def test_an_unknown_member_is_looked_for_among_the_keys_at_hand() -> None:
     stale = Keyring({1: one}, active=1, on_unknown=lambda: [MasterKey.generate(), two])
     stale.unwrap_key("k", wrapped)
     assert stale.members[2] is two and stale.active == 1  # learnt, not made active: the table decides
+
+
+# A key and a value sealed by strongroom 0.2.0 under the master key bytes(range(32)): what a
+# database written then holds. Every later version must open them (the layout is on disk).
+OLD_WRAPPED = bytes.fromhex(
+    "0200010100c641f5aa1a4ebe79d24c9d320c13c15f6a3202527e01230efed452ad4ffe731d80faa21c512446372736"
+    "bdf6d62a7715b2dc5543dd9e97e840a3e6"
+)
+OLD_BLOB = bytes.fromhex(
+    "01c4baebaf5a9b1e396607f0b127a589d0c61bc3fe51c23fbaa54b571281cb88d173c9bfd2763257c854a33e2fb66efe"
+    "d93665848f87af6cfb57e2ce4cc5a9ee1390e9328e390fc3bb5ce055bfdfb6f7fe3f7f2efa4e8915ca2e8cf11fe7af7f"
+    "db2cc0c38a11b0042e"
+)
+
+
+def test_keys_and_values_written_by_an_earlier_version_still_open() -> None:
+    ring = Keyring(MasterKey(bytes(range(32))))
+    assert ring.member_of(OLD_WRAPPED) == 1
+    assert ring.decrypt("alias/aws/secretsmanager", OLD_WRAPPED, OLD_BLOB, b"arn\x00v1") == b"written by 0.2.0"
+    with pytest.raises(DecryptionError):
+        ring.decrypt("alias/aws/secretsmanager", OLD_WRAPPED, OLD_BLOB, b"arn\x00v2")
+
+
+def test_a_learnt_active_member_wraps_new_keys_and_an_unloaded_one_is_not_made_active() -> None:
+    one, two, three = MasterKey.generate(), MasterKey.generate(), MasterKey.generate()
+    ring = Keyring({1: one})
+    ring.learn({2: two}, 2)
+    assert ring.active == 2 and ring.member_of(ring.new_key("k")) == 2
+    ring.learn({3: three}, None)  # learnt, not active
+    assert ring.active == 2 and ring.member_of(ring.new_key("k")) == 2
+    ring.learn({}, 4)  # a member this process does not hold cannot become active
+    assert ring.active == 2
+
+
+def test_a_key_already_held_is_skipped_when_looking_for_an_unknown_member() -> None:
+    one, two = MasterKey.generate(), MasterKey.generate()
+    wrapped = Keyring({1: one, 2: two}, active=2).new_key("k")
+    stale = Keyring({1: one}, active=1, on_unknown=lambda: [one, two])
+    assert stale.unwrap_key("k", wrapped) == Keyring({2: two}, active=2).unwrap_key("k", wrapped)
+
+
+def test_the_shortest_wrapped_headers() -> None:
+    assert Keyring.member_of(b"\x02\x00\x05k") == 5  # a header and one byte: names member 5
+    assert Keyring.member_of(b"\x02\x00\x05") == 1  # no key after the header: not a member's wrapping
+    with pytest.raises(DecryptionError) as exc:
+        Keyring(MasterKey.generate()).unwrap_key("k", b"\x02\x00\x01")
+    assert str(exc.value) == "the wrapped key k is malformed"
