@@ -143,3 +143,21 @@ def test_the_shortest_wrapped_headers() -> None:
     with pytest.raises(DecryptionError) as exc:
         Keyring(MasterKey.generate()).unwrap_key("k", b"\x02\x00\x01")
     assert str(exc.value) == "the wrapped key k is malformed"
+
+
+def test_member_ids_past_255_are_read_from_both_header_bytes() -> None:
+    master = MasterKey.generate()
+    ring = Keyring({258: master}, active=258)
+    wrapped = ring.new_key("k")
+    assert Keyring.member_of(wrapped) == 258
+    assert ring.unwrap_key("k", wrapped) == Keyring({258: master}, active=258).unwrap_key("k", wrapped)
+
+
+def test_an_empty_value_round_trips_and_a_shorter_blob_is_malformed(keyring: Keyring) -> None:
+    wrapped = keyring.new_key("k")
+    blob = keyring.encrypt("k", wrapped, b"", AAD)
+    assert keyring.decrypt("k", wrapped, blob, AAD) == b""
+    for cut in (blob[:-1], blob[:-17], blob[:40]):
+        with pytest.raises(DecryptionError) as exc:
+            keyring.decrypt("k", wrapped, cut, AAD)
+        assert str(exc.value) == "the ciphertext is malformed"
