@@ -161,3 +161,22 @@ def test_an_empty_value_round_trips_and_a_shorter_blob_is_malformed(keyring: Key
         with pytest.raises(DecryptionError) as exc:
             keyring.decrypt("k", wrapped, cut, AAD)
         assert str(exc.value) == "the ciphertext is malformed"
+
+
+def test_the_backup_key_of_version_1_backups_is_derived_as_it_always_was() -> None:
+    """Backups made before the keyring were sealed under ``derive(b"backup")``: it must not change."""
+    master = MasterKey(bytes(range(32)))
+    assert master.derive(b"backup").hex() == "977b6b7de277cb6849bdcef18cd799c846e59fe9c539f100790c1b707949a6bf"
+    assert master.derive(b"other") != master.derive(b"backup")
+
+
+def test_a_wrapped_key_of_the_wrong_length_or_version_is_malformed() -> None:
+    master = MasterKey.generate()
+    good = master.wrap(b"k" * 32, "k")
+    for bad in (good[:-1], good + b"x", b"\x09" + good[1:]):
+        with pytest.raises(DecryptionError) as exc:
+            master.unwrap(bad, "k")
+        assert str(exc.value) == "the wrapped key k is malformed"
+    with pytest.raises(DecryptionError) as exc:
+        MasterKey.generate().unwrap(good, "k")
+    assert str(exc.value).startswith("the key k does not unwrap: the master key does not match this database")
