@@ -103,7 +103,7 @@ class LifecycleOperations(ServiceBase):
 
         return await self.db.write(tx_fn)
 
-    async def purge_due(self, limit: int = 100) -> list[SecretRow]:
+    async def purge_due(self, limit: int = 100) -> list[SecretRow]:  # pragma: no mutate (a batch size)
         """Delete for good the secrets whose recovery window has ended; returns them."""
         now = clock.now()
 
