@@ -88,6 +88,8 @@ def test_a_missing_secret_is_not_found_unless_the_delete_is_forced(sm):
     arn = "arn:aws:secretsmanager:us-east-1:111122223333:secret:app/db-AbCdEf"
     gone = _call(sm, "DeleteSecret", SecretId=arn, ForceDeleteWithoutRecovery=True)
     assert (gone["ARN"], gone["Name"], deletion_date(gone)) == (arn, "app/db", NOW)
+    arn = "arn:aws:secretsmanager:us-east-1:111122223333:secret:my-app-db-AbCdEf"  # hyphens in the name
+    assert _call(sm, "DeleteSecret", SecretId=arn, ForceDeleteWithoutRecovery=True)["Name"] == "my-app-db"
 
 
 def test_a_secret_scheduled_for_deletion_cannot_be_scheduled_again(sm):
