@@ -321,7 +321,7 @@ def test_identity_policies_are_cached_for_five_seconds(db, secret_arn):
         db.write_sync(lambda tx: identities.delete_inline_policy(tx, APP, "p"))
         fake.advance(4.9)
         check()  # still the cached grant
-        fake.advance(0.2)
+        fake.set(1_800_000_005.0)  # five seconds to the instant: read again
         with pytest.raises(AWSError):
             check()
     finally:
@@ -440,3 +440,44 @@ def test_a_trust_policy_naming_the_caller_is_enough(db):
     _grant(db, APP, {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": ROLE})
     authz.invalidate()
     asyncio.run(authz.check_assume_role(USER_CTX, ROLE, A, trust(f"arn:aws:iam::{A}:root")))
+
+
+def test_tags_a_call_sets_reach_conditions(db, secret_arn):
+    _grant(
+        db,
+        APP,
+        {
+            "Effect": "Allow",
+            "Action": "secretsmanager:TagResource",
+            "Resource": "*",
+            "Condition": {
+                "StringEquals": {"aws:RequestTag/team": "blue"},
+                "ForAllValues:StringEquals": {"aws:TagKeys": ["team"]},
+            },
+        },
+    )
+    authz = Authorizer(db)
+
+    def tag(tags: list) -> None:
+        ctx = replace(USER_CTX, operation="TagResource", params={"SecretId": secret_arn, "Tags": tags})
+        db.read_sync(lambda tx: authz.check_secret(tx, ctx, secret_rows.secret_by_arn(tx, secret_arn), secret_arn))
+
+    tag([{"Key": "team", "Value": "blue"}])
+    with pytest.raises(AWSError):
+        tag([{"Key": "team", "Value": "red"}])
+    with pytest.raises(AWSError):
+        tag([{"Key": "owner", "Value": "blue"}])
+
+
+def test_iam_calls_about_the_caller_itself_are_decided_on_its_own_arn(db):
+    _grant(
+        db,
+        APP,
+        {"Effect": "Allow", "Action": ["iam:GetUser", "iam:ListAccessKeys"], "Resource": APP},
+        {"Effect": "Allow", "Action": "iam:ListRoles", "Resource": "*"},
+    )
+    authz = Authorizer(db)
+    for operation in ("GetUser", "ListAccessKeys", "ListRoles"):
+        db.read_sync(lambda tx, o=operation: authz.check_call(tx, USER_CTX, "iam", o, {}))
+    with pytest.raises(AWSError):
+        db.read_sync(lambda tx: authz.check_call(tx, USER_CTX, "iam", "ListUsers", {}))
