@@ -82,7 +82,9 @@ class LifecycleOperations(ServiceBase):
         for, or one made for the name (with a fresh suffix, as a new secret would get)."""
         ref = parse_secret_id(secret_id)
         if ref.arn is not None:
-            return {"ARN": ref.arn, "Name": ref.arn.split(":", 6)[-1].rsplit("-", 1)[0], "DeletionDate": ms(now)}
+            # The name with its suffix: the ARN's last field (a name holds no colon, so any maxsplit from 6 agrees).
+            named = ref.arn.split(":", 6)[-1]  # pragma: no mutate
+            return {"ARN": ref.arn, "Name": named.rsplit("-", 1)[0], "DeletionDate": ms(now)}
         assert ref.name is not None
         return {
             "ARN": new_arn(ctx.partition, ctx.region, ctx.account_id, ref.name),
