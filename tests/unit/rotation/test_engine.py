@@ -249,3 +249,118 @@ def test_a_finish_secret_that_moves_nothing_is_a_failed_rotation(tmp_path, fake_
         db.close()
 
     asyncio.run(scenario())
+
+
+def test_the_settings_default_to_what_docs_rotation_md_says_and_the_environment_overrides(monkeypatch):
+    assert RotationSettings.from_env() == RotationSettings(
+        max_attempts=5, retry_base=30.0, retry_cap=3600.0, poll_interval=1.0, lease=120.0, concurrency=1
+    )
+    for variable, value in (
+        ("STRONGROOM_ROTATION_MAX_ATTEMPTS", "2"),
+        ("STRONGROOM_ROTATION_RETRY_BASE_SECONDS", "0.5"),
+        ("STRONGROOM_ROTATION_RETRY_CAP_SECONDS", "9"),
+        ("STRONGROOM_ROTATION_POLL_SECONDS", "0.25"),
+        ("STRONGROOM_ROTATION_LEASE_SECONDS", "30"),
+        ("STRONGROOM_ROTATION_CONCURRENCY", "3"),
+    ):
+        monkeypatch.setenv(variable, value)
+    assert RotationSettings.from_env() == RotationSettings(
+        max_attempts=2, retry_base=0.5, retry_cap=9.0, poll_interval=0.25, lease=30.0, concurrency=3
+    )
+
+
+def test_the_history_records_each_step_as_it_ran(tmp_path, fake_clock):
+    async def scenario() -> None:
+        db, sm, runtime, engine = setup(tmp_path)
+        await sm.handlers["CreateSecret"](CTX, {"Name": "s", "SecretString": "v0", "ClientRequestToken": "t" * 32})
+        runtime.fail = ["setSecret"]
+        original = runtime.invoke
+
+        def long_error(spec: FunctionSpec, event: dict[str, Any]) -> InvokeResult:
+            if runtime.fail and event["Step"] == "setSecret":
+                runtime.fail.pop(0)
+                runtime.events.append(event)
+                return InvokeResult(False, error={"errorType": "ValueError", "errorMessage": "x" * 5000}, duration_ms=7)
+            return original(spec, event)
+
+        runtime.invoke = long_error  # type: ignore[method-assign]
+        token = "e" * 32
+        await sm.handlers["RotateSecret"](
+            CTX, {"SecretId": "s", "RotationLambdaARN": FUNCTION, "ClientRequestToken": token}
+        )
+        started = fake_clock.now()
+        assert await engine.run_once() == 1
+        fake_clock.advance(70)  # past the first back-off (60 s ±10%)
+        assert await engine.run_once() == 1
+        [rotation] = await db.read(lambda tx: engine.history(tx, 1))
+        assert (rotation["VersionId"], rotation["State"], rotation["Attempts"]) == (token, "succeeded", 2)
+        assert rotation["RotationLambdaARN"] == FUNCTION
+        steps = [(s["Attempt"], s["Step"], s["Outcome"]) for s in rotation["Steps"]]
+        assert steps == [
+            (1, "createSecret", "succeeded"),
+            (1, "setSecret", "failed"),
+            (2, "createSecret", "succeeded"),
+            (2, "setSecret", "succeeded"),
+            (2, "testSecret", "succeeded"),
+            (2, "finishSecret", "succeeded"),
+        ]
+        failed = rotation["Steps"][1]
+        assert failed["Started"] == started and failed["DurationMs"] == 7
+        assert failed["Error"] == ("ValueError: " + "x" * 5000)[:2000]
+        assert rotation["Steps"][0]["Error"] is None
+        db.close()
+
+    asyncio.run(scenario())
+
+
+def test_rotate_immediately_false_tests_a_pending_copy_of_the_current_value(tmp_path, fake_clock):
+    async def scenario() -> None:
+        db, sm, runtime, engine = setup(tmp_path)
+        await sm.handlers["CreateSecret"](CTX, {"Name": "s", "SecretString": "v0", "ClientRequestToken": "t" * 32})
+        seen: list[str] = []
+        original = runtime.invoke
+
+        def record(spec: FunctionSpec, event: dict[str, Any]) -> InvokeResult:
+            if event["Step"] == "testSecret":
+                value = runtime.call("GetSecretValue", SecretId=event["SecretId"], VersionStage="AWSPENDING")
+                seen.append(value["SecretString"])
+            return original(spec, event)
+
+        runtime.invoke = record  # type: ignore[method-assign]
+        token = "f" * 32
+        await sm.handlers["RotateSecret"](
+            CTX,
+            {"SecretId": "s", "RotationLambdaARN": FUNCTION, "ClientRequestToken": token, "RotateImmediately": False},
+        )
+        assert await engine.run_once() == 1
+        assert [e["Step"] for e in runtime.events] == ["testSecret"]
+        assert seen == ["v0"]
+        described = await sm.handlers["DescribeSecret"](CTX, {"SecretId": "s"})
+        assert described["VersionIdsToStages"] == {"t" * 32: ["AWSCURRENT"]}  # the copy is gone
+        assert (await sm.handlers["GetSecretValue"](CTX, {"SecretId": "s"}))["SecretString"] == "v0"
+        db.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_secret_deleted_mid_rotation_stops_it_at_the_next_step(tmp_path, fake_clock):
+    async def scenario() -> None:
+        db, sm, runtime, engine = setup(tmp_path)
+        await sm.handlers["CreateSecret"](CTX, {"Name": "s", "SecretString": "v0", "ClientRequestToken": "t" * 32})
+        original = runtime.invoke
+
+        def delete_after_create(spec: FunctionSpec, event: dict[str, Any]) -> InvokeResult:
+            result = original(spec, event)
+            if event["Step"] == "createSecret":
+                runtime.call("DeleteSecret", SecretId="s", RecoveryWindowInDays=7)
+            return result
+
+        runtime.invoke = delete_after_create  # type: ignore[method-assign]
+        await sm.handlers["RotateSecret"](
+            CTX, {"SecretId": "s", "RotationLambdaARN": FUNCTION, "ClientRequestToken": "d" * 32}
+        )
+        await engine.run_once()
+        assert [e["Step"] for e in runtime.events] == ["createSecret"]
+        db.close()
+
+    asyncio.run(scenario())
