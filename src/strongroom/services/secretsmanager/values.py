@@ -104,5 +104,5 @@ class ValueCipher:
         value: object,
     ) -> bool:
         if kind == 0:  # pragma: no mutate (both callers check value_kind != 0 first; a guard)
-            return False
+            return False  # pragma: no mutate
         return self.decrypt(tx, account_id, region, key_ref, arn, version_id, kind, blob) == value
