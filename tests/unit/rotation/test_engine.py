@@ -130,6 +130,10 @@ def test_a_month_of_daily_rotations(tmp_path, fake_clock):
         described = await sm.handlers["DescribeSecret"](CTX, {"SecretId": "s"})
         assert described["LastRotatedDate"] > fake_clock.now() - DAY
         assert len([v for v in described["VersionIdsToStages"].values() if v]) == 2  # AWSCURRENT + AWSPREVIOUS
+        assert sorted(label for v in described["VersionIdsToStages"].values() for label in v) == [
+            "AWSCURRENT",
+            "AWSPREVIOUS",
+        ]  # no AWSPENDING left behind
         db.close()
 
     asyncio.run(scenario())
@@ -304,6 +308,7 @@ def test_the_history_records_each_step_as_it_ran(tmp_path, fake_clock):
             (2, "testSecret", "succeeded"),
             (2, "finishSecret", "succeeded"),
         ]
+        assert rotation["Started"] == started and rotation["Finished"] == started + 70
         failed = rotation["Steps"][1]
         assert failed["Started"] == started and failed["DurationMs"] == 7
         assert failed["Error"] == ("ValueError: " + "x" * 5000)[:2000]
@@ -361,6 +366,28 @@ def test_a_secret_deleted_mid_rotation_stops_it_at_the_next_step(tmp_path, fake_
         )
         await engine.run_once()
         assert [e["Step"] for e in runtime.events] == ["createSecret"]
+        db.close()
+
+    asyncio.run(scenario())
+
+
+def test_history_of_names_a_secret_by_name_or_arn_and_none_for_a_stranger(tmp_path, fake_clock):
+    from strongroom.rotation.engine import history_of
+
+    async def scenario() -> None:
+        db, sm, _runtime, engine = setup(tmp_path)
+        arn = (
+            await sm.handlers["CreateSecret"](CTX, {"Name": "s", "SecretString": "v", "ClientRequestToken": "t" * 32})
+        )["ARN"]
+        await sm.handlers["RotateSecret"](
+            CTX, {"SecretId": "s", "RotationLambdaARN": FUNCTION, "ClientRequestToken": "h" * 32}
+        )
+        await engine.run_once()
+        for ref in ("s", arn):
+            history = await db.read(lambda tx, r=ref: history_of(tx, CTX.account_id, CTX.region, r))
+            assert [h["VersionId"] for h in history] == ["h" * 32]
+        assert await db.read(lambda tx: history_of(tx, CTX.account_id, CTX.region, "nobody")) is None
+        assert len(engine.node_id) == 32 and int(engine.node_id, 16) >= 0  # a node id of its own
         db.close()
 
     asyncio.run(scenario())
