@@ -391,3 +391,27 @@ def test_history_of_names_a_secret_by_name_or_arn_and_none_for_a_stranger(tmp_pa
         db.close()
 
     asyncio.run(scenario())
+
+
+def test_the_next_rotation_date_is_the_last_second_of_its_window_day(tmp_path, fake_clock):
+    async def scenario() -> None:
+        db, sm, _runtime, engine = setup(tmp_path, RotationSettings(retry_base=60, retry_cap=600, concurrency=0))
+        await sm.handlers["CreateSecret"](CTX, {"Name": "s", "SecretString": "v0", "ClientRequestToken": "t" * 32})
+        await sm.handlers["RotateSecret"](
+            CTX,
+            {
+                "SecretId": "s",
+                "RotationLambdaARN": FUNCTION,
+                "ClientRequestToken": "n" * 32,
+                "RotationRules": {"AutomaticallyAfterDays": 2},
+            },
+        )
+        assert await engine.run_once() == 1  # concurrency 0 still runs one at a time
+        described = await sm.handlers["DescribeSecret"](CTX, {"SecretId": "s"})
+        nxt = described["NextRotationDate"]
+        nxt = nxt if isinstance(nxt, float | int) else nxt.timestamp()
+        assert nxt % DAY == DAY - 1  # 23:59:59 UTC, the end of the day the window ends
+        assert fake_clock.now() + DAY < nxt <= fake_clock.now() + 3 * DAY
+        db.close()
+
+    asyncio.run(scenario())
