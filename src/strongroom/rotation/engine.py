@@ -56,7 +56,7 @@ CANNOT_INVOKE = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True)  # pragma: no mutate (nothing assigns to it: frozen only documents that)
 class RotationSettings:
     max_attempts: int = 5
     retry_base: float = 30.0
@@ -78,7 +78,7 @@ class RotationSettings:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True)  # pragma: no mutate (nothing assigns to it: frozen only documents that)
 class RotationRequest:
     """A RotateSecret call, checked by the service: the secret (found and locked in the caller's
     transaction), the token of the new version, the function to run, the new rotation rules (None:
@@ -92,7 +92,7 @@ class RotationRequest:
     now: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True)  # pragma: no mutate (nothing assigns to it: frozen only documents that)
 class RotationResult:
     """``stalled``: a previous rotation holds AWSPENDING on another version; nothing was recorded,
     and the caller reattempts that rotation (:meth:`RotationEngine.reattempt`) and refuses."""
