@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 JS_STAMP := tests/js/node_modules/.installed
 SIM_STAMP := tests/policy_sim/node_modules/.installed
 
-.PHONY: serve test check bench setup clean system-packages
+.PHONY: serve test check bench mutate setup clean system-packages
 
 # Debian packages (bubblewrap: the sandbox uploaded functions run in); installed when missing and
 # root, else a loud failure with the command to run. Checked on every run: it takes milliseconds.
@@ -51,6 +51,12 @@ check: $(STAMP)
 
 bench: $(STAMP)
 	bench/run $(ARGS)
+
+# Mutation testing of the trust-critical modules (docs/testing.md): slow, not part of CI. Run it
+# before resolving an issue that touches them; `make mutate ARGS=sigv4` for one module
+# (`ARGS=--list` names them). Niced: it keeps a core busy for the whole run.
+mutate: $(STAMP)
+	nice -n 15 $(BIN)/python scripts/mutate.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) tests/js/node_modules tests/policy_sim/node_modules

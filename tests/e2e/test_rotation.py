@@ -177,7 +177,7 @@ def test_refusals(clients):
     assert list(described["VersionIdsToStages"].values()) == [["AWSCURRENT"]]
 
 
-def test_failing_rotation_keeps_pending_and_blocks_a_new_one_until_a_manual_value(clients):
+def test_failing_rotation_keeps_pending_and_blocks_a_new_one_until_a_manual_value(clients, rot_server):
     sm, lam = clients
     name = f"rot-{uuid.uuid4().hex[:8]}"
     fn = make_function(lam, name, env={"FAIL_STEP": "setSecret"})
@@ -185,7 +185,8 @@ def test_failing_rotation_keeps_pending_and_blocks_a_new_one_until_a_manual_valu
     token = sm.rotate_secret(SecretId=name, RotationLambdaARN=fn)["VersionId"]
     # Two attempts (the server's setting here), each failing at setSecret, the value of createSecret kept.
     wait_for(lambda: pending_value(sm, name) == token)
-    time.sleep(1.5)
+    # The last attempt has failed when the server says so (a bounded wait, not a sleep).
+    wait_for(lambda: f"rotation {token} attempt 2 failed: setSecret failed" in rot_server.log(), what="attempt 2")
     stages = sm.describe_secret(SecretId=name)["VersionIdsToStages"]
     assert stages == {first: ["AWSCURRENT"], token: ["AWSPENDING"]}
     with pytest.raises(ClientError) as exc:

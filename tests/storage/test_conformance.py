@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from strongroom.context import RequestContext
-from strongroom.crypto import Keyring, MasterKey
+from strongroom.crypto import DecryptionError, Keyring, MasterKey
 from strongroom.errors import AWSError
 from strongroom.services.secretsmanager import SecretsManager
 from strongroom.services.secretsmanager.values import ValueCipher
@@ -159,9 +159,31 @@ def test_values_bound_to_their_row(service: SecretsManager, db: Database) -> Non
         tx.execute("UPDATE versions SET ciphertext = ? WHERE secret_id = ?", (blob, idb))
 
     db.write_sync(copy)
-    with pytest.raises(Exception) as exc:
+    with pytest.raises(DecryptionError) as exc:
         run(service.get_secret_value(CTX, {"SecretId": b}))
     assert "secret-a" not in str(exc.value)
+
+
+def test_two_versions_ciphertexts_swapped_in_the_database_do_not_open(service: SecretsManager, db: Database) -> None:
+    """Rolling a value back by editing the database (the current version's row given the previous
+    version's ciphertext) is refused: each ciphertext is bound to its own version id."""
+    name = f"swap-{uuid.uuid4().hex}"
+    run(service.create_secret(CTX, {"Name": name, "SecretString": "old-value", "ClientRequestToken": "1" * 32}))
+    run(service.put_secret_value(CTX, {"SecretId": name, "SecretString": "new-value", "ClientRequestToken": "2" * 32}))
+    assert run(service.get_secret_value(CTX, {"SecretId": name}))["SecretString"] == "new-value"
+
+    def swap(tx):  # type: ignore[no-untyped-def]
+        sid = tx.one("SELECT id FROM secrets WHERE name = ?", (name,))[0]
+        old = tx.one("SELECT ciphertext FROM versions WHERE secret_id = ? AND version_id = ?", (sid, "1" * 32))[0]
+        new = tx.one("SELECT ciphertext FROM versions WHERE secret_id = ? AND version_id = ?", (sid, "2" * 32))[0]
+        tx.execute("UPDATE versions SET ciphertext = ? WHERE secret_id = ? AND version_id = ?", (new, sid, "1" * 32))
+        tx.execute("UPDATE versions SET ciphertext = ? WHERE secret_id = ? AND version_id = ?", (old, sid, "2" * 32))
+
+    db.write_sync(swap)
+    for ask in ({}, {"VersionStage": "AWSPREVIOUS"}, {"VersionId": "1" * 32}, {"VersionId": "2" * 32}):
+        with pytest.raises(DecryptionError) as exc:
+            run(service.get_secret_value(CTX, {"SecretId": name, **ask}))
+        assert "value" not in str(exc.value), ask
 
 
 def test_purge_after_the_recovery_window(service: SecretsManager) -> None:
@@ -179,6 +201,30 @@ def test_purge_after_the_recovery_window(service: SecretsManager) -> None:
         with pytest.raises(AWSError) as exc:
             run(service.describe_secret(CTX, {"SecretId": name}))
         assert exc.value.code == "ResourceNotFoundException"
+    finally:
+        clock.use(previous)
+
+
+def test_a_restored_secret_is_no_longer_due_for_purge(service: SecretsManager) -> None:
+    """RestoreSecret cancels the deletion: the secret outlives its old recovery window."""
+    from strongroom import clock
+
+    name = f"restore-{uuid.uuid4().hex}"
+    fake = clock.FakeClock(clock.now())
+    previous = clock.use(fake)
+    try:
+        run(service.create_secret(CTX, {"Name": name, "SecretString": "v", "ClientRequestToken": uuid.uuid4().hex}))
+        run(service.delete_secret(CTX, {"SecretId": name, "RecoveryWindowInDays": 7}))
+        assert "DeletedDate" in run(service.describe_secret(CTX, {"SecretId": name}))
+        fake.advance(86400)
+        assert run(service.restore_secret(CTX, {"SecretId": name}))["Name"] == name
+        assert "DeletedDate" not in run(service.describe_secret(CTX, {"SecretId": name}))
+        fake.advance(30 * 86400)
+        assert name not in [s.name for s in run(service.purge_due())]
+        assert run(service.get_secret_value(CTX, {"SecretId": name}))["SecretString"] == "v"
+        # Deleted again, it gets a new window counted from now, not the old one.
+        deleted = run(service.delete_secret(CTX, {"SecretId": name, "RecoveryWindowInDays": 7}))
+        assert deleted["DeletionDate"] == pytest.approx(fake.now() + 7 * 86400, abs=1)
     finally:
         clock.use(previous)
 

@@ -84,7 +84,7 @@ _AMZ_DATE = "%Y%m%dT%H%M%SZ"
 Lookup = Callable[[str], Credential | None]
 
 
-@cache
+@cache  # pragma: no mutate (a cache: without it the same set is read again)
 def aws_regions() -> frozenset[str]:
     """Every region of every partition in botocore's endpoint data (read once, ~30 ms)."""
     data = create_loader().load_data("endpoints")
@@ -191,7 +191,7 @@ def _only(headers: Headers, wanted: str) -> str | None:
         return None
     if len(values) > 1:
         raise _incomplete(f"The request has more than one '{wanted}' header.")
-    return values[0]
+    return values[0]  # pragma: no mutate (the only one: values[-1] is the same)
 
 
 def canonical_query(query_string: str) -> str:
@@ -292,7 +292,7 @@ class SigV4Verifier:
             for part in (date, region, service, _TERMINATOR):
                 key = hmac.new(key, part.encode(), hashlib.sha256).digest()
             with self._lock:
-                if len(self._keys) > 10_000:
+                if len(self._keys) > 10_000:  # pragma: no mutate (a bound on memory, no answer changes)
                     self._keys.clear()
                 self._keys[cache_key] = key
         return key
@@ -454,7 +454,8 @@ class PendingRequest:
 _AMZ_DATE_RE = re.compile(r"^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$")
 
 
-@lru_cache(maxsize=256)  # every request signed in the same second carries the same date
+# Every request signed in the same second carries the same date.
+@lru_cache(maxsize=256)  # pragma: no mutate (a cache: no answer depends on it)
 def _amz_epoch(text: str) -> float | None:
     """``20150830T123600Z`` as epoch seconds, without strptime (which costs more than the rest)."""
     m = _AMZ_DATE_RE.match(text)
@@ -463,7 +464,7 @@ def _amz_epoch(text: str) -> float | None:
     y, mo, d, h, mi, sec = (int(g) for g in m.groups())
     if not (1 <= mo <= 12 and 1 <= d <= calendar.monthrange(y, mo)[1] and h < 24 and mi < 60 and sec < 61):
         return None
-    return float(calendar.timegm((y, mo, d, h, mi, sec, 0, 0, 0)))
+    return float(calendar.timegm((y, mo, d, h, mi, sec, 0, 0, 0)))  # pragma: no mutate (timegm reads 6 fields)
 
 
 def _fmt(t: float) -> str:

@@ -97,8 +97,8 @@ class Keyring:
 
     # Unwrapped data keys kept for reads (bounded; oldest dropped first). They add no exposure
     # the account keys held above do not already have: those unwrap every data key.
-    DATA_KEY_CACHE = 8192
-    ACCOUNT_KEY_CACHE = 1024
+    DATA_KEY_CACHE = 8192  # pragma: no mutate (a bound on memory: no answer depends on it)
+    ACCOUNT_KEY_CACHE = 1024  # pragma: no mutate (a bound on memory: no answer depends on it)
 
     def __init__(self, members: Any, active: int = 1, on_unknown: Callable[[], list[Any]] | None = None) -> None:
         if not isinstance(members, dict):
@@ -137,7 +137,8 @@ class Keyring:
     def unwrap_key(self, key_ref: str, wrapped: bytes) -> bytes:
         if wrapped[:1] != _WRAP_V2:
             return self._open_with(1, wrapped, key_ref)  # before the keyring: member 1, no id bound
-        if len(wrapped) < 4:
+        # A header and at most a byte: refused as malformed here or by the member, in other words.
+        if len(wrapped) < 4:  # pragma: no mutate (the bound moved by one is refused by the member)
             raise DecryptionError(f"the wrapped key {key_ref} is malformed")
         member = int.from_bytes(wrapped[1:3], "big")
         return self._open_with(member, wrapped[3:], _member_name(key_ref, member))
@@ -186,7 +187,7 @@ class Keyring:
         # The cache is keyed by the key's name, the wrapped data key *and* the associated data, so
         # a data key copied into another row, or a row pointed at another key, still has to unwrap
         # under that row's key, ARN and version first.
-        cache_key = (key_ref, blob[: _HEADER - _NONCE], aad)
+        cache_key = (key_ref, blob[: _HEADER - _NONCE], aad)  # pragma: no mutate (a longer key only caches less)
         try:
             aead = self._data_keys.get(cache_key)
             if aead is None:

@@ -56,7 +56,7 @@ CANNOT_INVOKE = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True)  # pragma: no mutate (nothing assigns to it: frozen only documents that)
 class RotationSettings:
     max_attempts: int = 5
     retry_base: float = 30.0
@@ -78,7 +78,7 @@ class RotationSettings:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True)  # pragma: no mutate (nothing assigns to it: frozen only documents that)
 class RotationRequest:
     """A RotateSecret call, checked by the service: the secret (found and locked in the caller's
     transaction), the token of the new version, the function to run, the new rotation rules (None:
@@ -92,7 +92,7 @@ class RotationRequest:
     now: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True)  # pragma: no mutate (nothing assigns to it: frozen only documents that)
 class RotationResult:
     """``stalled``: a previous rotation holds AWSPENDING on another version; nothing was recorded,
     it is queued again in the same transaction and the caller refuses."""
@@ -328,7 +328,7 @@ class RotationEngine:
                 stages = q.stages_of(tx, secret_id)
                 if not active and stages.get(L.AWSPENDING) in (None, stages.get(L.AWSCURRENT)):
                     self._enqueue(tx, secret, str(uuid.uuid4()), secret.rotation_lambda_arn, True, now)
-            return len(rows) == 50
+            return len(rows) == 50  # pragma: no mutate (the store's batch size: "more due" only hurries the next pass)
 
         return await self.db.write(tx_fn)
 

@@ -283,3 +283,332 @@ def test_prepare_refuses_before_any_body_exists():
     with pytest.raises(AWSError) as exc:
         _now_verifier().finish(pending, b"{} ")  # the body is what was signed, or nothing
     assert exc.value.code == "InvalidSignatureException"
+
+
+# -- Requests signed correctly that must still be refused (issue 17) -------------------------------
+
+
+def _signed_with(auth_class: type, headers: dict[str, str], credentials: object = None) -> list[tuple[str, str]]:
+    """A request signed now by ``auth_class`` (a botocore ``SigV4Auth`` bent one way)."""
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    request = AWSRequest(method="POST", url="https://example.amazonaws.com/", data=b"{}", headers=headers)
+    creds = credentials or Credentials(KEY.access_key_id, KEY.secret_access_key)
+    auth_class(creds, "secretsmanager", "us-east-1").add_auth(request)
+    return [("Host", "example.amazonaws.com"), *request.prepare().headers.items()]
+
+
+def test_signed_headers_that_leave_out_host_are_refused():
+    from botocore.auth import SigV4Auth
+
+    class HostLeftOut(SigV4Auth):
+        def headers_to_sign(self, request):  # type: ignore[no-untyped-def]
+            signed = super().headers_to_sign(request)
+            del signed["host"]
+            return signed
+
+    headers = _signed_with(HostLeftOut, {"X-Amz-Target": "secretsmanager.ListSecrets"})
+    assert "SignedHeaders=x-amz-date;x-amz-target," in dict(headers)["Authorization"]
+    with pytest.raises(AWSError) as exc:
+        _now_verifier().verify("POST", "/", "", headers, b"{}")
+    assert (exc.value.code, exc.value.message) == (
+        "InvalidSignatureException",
+        "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.",
+    )
+
+
+def _scoped_to(day: str) -> type:
+    """A signer whose credential scope (and signing key) names ``day``, whatever X-Amz-Date says:
+    the signature is right for what the Authorization header claims."""
+    from botocore.auth import SigV4Auth
+
+    class ScopedTo(SigV4Auth):
+        def credential_scope(self, request):  # type: ignore[no-untyped-def]
+            return f"{day}/{self._region_name}/{self._service_name}/aws4_request"
+
+        def scope(self, request):  # type: ignore[no-untyped-def]
+            return f"{self.credentials.access_key}/{self.credential_scope(request)}"
+
+        def signature(self, string_to_sign, request):  # type: ignore[no-untyped-def]
+            key = self._sign(f"AWS4{self.credentials.secret_key}".encode(), day)
+            for part in (self._region_name, self._service_name, "aws4_request"):
+                key = self._sign(key, part)
+            return self._sign(key, string_to_sign, hex=True)
+
+    return ScopedTo
+
+
+def test_a_credential_scope_dated_another_day_than_x_amz_date_is_refused():
+    today = dt.datetime.now(dt.UTC)
+    same_day = _signed_with(_scoped_to(today.strftime("%Y%m%d")), {"X-Amz-Target": "secretsmanager.ListSecrets"})
+    assert _now_verifier().verify("POST", "/", "", same_day, b"{}").service == "secretsmanager"
+    yesterday = (today - dt.timedelta(days=1)).strftime("%Y%m%d")
+    headers = _signed_with(_scoped_to(yesterday), {"X-Amz-Target": "secretsmanager.ListSecrets"})
+    amz_date = dict(headers)["X-Amz-Date"]
+    with pytest.raises(AWSError) as exc:
+        _now_verifier().verify("POST", "/", "", headers, b"{}")
+    assert (exc.value.code, exc.value.message) == (
+        "InvalidSignatureException",
+        "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: "
+        f"'{yesterday}' != '{amz_date[:8]}', from '{amz_date}'.",
+    )
+
+
+def test_temporary_credentials_with_another_session_token_are_refused():
+    from botocore.auth import SigV4Auth
+    from botocore.credentials import Credentials
+
+    temporary = Credential(
+        "ASIATEMPORARYEXAMPLE", KEY.secret_access_key, KEY.account_id, KEY.principal_arn, session_token="the-token"
+    )
+    v = SigV4Verifier(lambda akid: temporary if akid == temporary.access_key_id else None)
+    good = _signed_with(SigV4Auth, {}, Credentials(temporary.access_key_id, KEY.secret_access_key, "the-token"))
+    assert v.verify("POST", "/", "", good, b"{}").credential.session_token == "the-token"
+    for token in ("the-tokeN", "the-token2", "the-toke"):
+        wrong = _signed_with(SigV4Auth, {}, Credentials(temporary.access_key_id, KEY.secret_access_key, token))
+        with pytest.raises(AWSError) as exc:
+            v.verify("POST", "/", "", wrong, b"{}")
+        assert (exc.value.code, exc.value.message) == (
+            "UnrecognizedClientException",
+            "The security token included in the request is invalid.",
+        ), token
+    # Signed without any token: refused the same way, not taken for a long-term key.
+    bare = _signed_with(SigV4Auth, {}, Credentials(temporary.access_key_id, KEY.secret_access_key))
+    with pytest.raises(AWSError) as exc:
+        v.verify("POST", "/", "", bare, b"{}")
+    assert exc.value.code == "UnrecognizedClientException"
+
+
+def _by_hand(headers: list[tuple[str, str]], amz_date: str, scope_date: str = "20150830") -> list[tuple[str, str]]:
+    """``headers`` (all signed) plus an Authorization header computed here from AWS's documented
+    steps, independently of the verifier: a GET of ``/`` with an empty body."""
+    import hashlib
+    import hmac
+
+    signed = sorted(n.lower() for n, _ in headers)
+    canonical = "\n".join(
+        ["GET", "/", "", *(f"{n.lower()}:{v.strip()}" for n, v in sorted(headers, key=lambda h: h[0].lower())), ""]
+        + [";".join(signed), hashlib.sha256(b"").hexdigest()]
+    )
+    scope = f"{scope_date}/us-east-1/service/aws4_request"
+    to_sign = f"AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
+    key = f"AWS4{KEY.secret_access_key}".encode()
+    for part in (scope_date, "us-east-1", "service", "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    auth = f"AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/{scope}, SignedHeaders={';'.join(signed)}, Signature={signature}"
+    return headers + [("Authorization", auth)]
+
+
+def test_the_http_date_header_dates_a_request_without_x_amz_date():
+    headers = _by_hand(
+        [("Host", "example.amazonaws.com"), ("Date", "Sun, 30 Aug 2015 12:36:00 GMT")], "20150830T123600Z"
+    )
+    assert verifier().verify("GET", "/", "", headers, b"").credential.access_key_id == "AKIDEXAMPLE"
+    with pytest.raises(AWSError) as exc:  # a Date the verifier does not read as the signer's
+        verifier(now=SIGNED_AT + 3600).verify("GET", "/", "", headers, b"")
+    assert exc.value.message.startswith("Signature expired: 20150830T123600Z is now earlier than")
+    bad = _by_hand([("Host", "example.amazonaws.com"), ("Date", "30 Aug 2015")], "20150830T123600Z")
+    with pytest.raises(AWSError) as exc:
+        verifier().verify("GET", "/", "", bad, b"")
+    assert (exc.value.code, exc.value.message) == (
+        "IncompleteSignatureException",
+        "Date must be in ISO-8601 'basic format'. Got '30 Aug 2015'. See http://en.wikipedia.org/wiki/ISO_8601",
+    )
+    undated = _by_hand([("Host", "example.amazonaws.com")], "20150830T123600Z")
+    with pytest.raises(AWSError) as exc:
+        verifier().verify("GET", "/", "", undated, b"")
+    assert exc.value.code == "IncompleteSignatureException"
+    assert exc.value.message.startswith(
+        "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. Authorization="
+    )
+
+
+@pytest.mark.parametrize(
+    "amz_date",
+    [
+        "20150230T123600Z",
+        "20150800T123600Z",
+        "20151330T123600Z",
+        "20150830T243600Z",
+        "20150830T126000Z",
+        "20150830T123661Z",
+    ],
+)
+def test_an_x_amz_date_that_is_no_time_is_refused(amz_date):
+    headers = _by_hand([("Host", "example.amazonaws.com"), ("X-Amz-Date", amz_date)], amz_date, amz_date[:8])
+    with pytest.raises(AWSError) as exc:
+        verifier().verify("GET", "/", "", headers, b"")
+    assert (exc.value.code, exc.value.message) == (
+        "IncompleteSignatureException",
+        f"Date must be in ISO-8601 'basic format'. Got '{amz_date}'. See http://en.wikipedia.org/wiki/ISO_8601",
+    )
+
+
+def test_a_leap_second_and_the_edges_of_the_window_are_accepted():
+    leap = "20150830T123660Z"  # 12:37:00 once read: ISO 8601 allows second 60
+    headers = _by_hand([("Host", "example.amazonaws.com"), ("X-Amz-Date", leap)], leap)
+    verifier(now=SIGNED_AT + 60).verify("GET", "/", "", headers, b"")
+    method, path, query, headers, body = load(SUITE / "get-vanilla" / "get-vanilla.authz")
+    verifier(now=SIGNED_AT + 300).verify(method, path, query, headers, body)
+    verifier(now=SIGNED_AT - 300).verify(method, path, query, headers, body)
+
+
+def test_the_window_errors_name_both_ends():
+    method, path, query, headers, body = load(SUITE / "get-vanilla" / "get-vanilla.authz")
+    with pytest.raises(AWSError) as exc:
+        verifier(now=SIGNED_AT + 301).verify(method, path, query, headers, body)
+    assert exc.value.message == (
+        "Signature expired: 20150830T123600Z is now earlier than 20150830T123601Z (20150830T124101Z - 5 min.)"
+    )
+    with pytest.raises(AWSError) as exc:
+        verifier(now=SIGNED_AT - 301).verify(method, path, query, headers, body)
+    assert exc.value.message == (
+        "Signature not yet current: 20150830T123600Z is still later than 20150830T123559Z (20150830T123059Z + 5 min.)"
+    )
+
+
+def test_malformed_authorization_headers_get_awss_words():
+    base = [("Host", "h"), ("X-Amz-Date", "20150830T123600Z")]
+    cases = {
+        "AWS4-HMAC-SHA512 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host, "
+        "Signature=00": "Authorization header requires 'AWS4-HMAC-SHA256' algorithm. Authorization=",
+        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/aws4_request, SignedHeaders=host, "
+        "Signature=00": "Authorization header requires a 'Credential' of the form "
+        "'AKID/date/region/service/aws4_request'. Authorization=",
+    }
+    for header, message in cases.items():
+        with pytest.raises(AWSError) as exc:
+            verifier().verify("GET", "/", "", base + [("Authorization", header)], b"")
+        assert (exc.value.code, exc.value.message) == ("IncompleteSignatureException", message + header)
+
+
+def test_identify_reads_the_key_and_scope_and_needs_the_header():
+    _, _, _, headers, _ = load(SUITE / "get-vanilla" / "get-vanilla.authz")
+    assert verifier().identify(headers) == ("AKIDEXAMPLE", "us-east-1", "service")
+    with pytest.raises(AWSError) as exc:
+        verifier().identify([("Host", "h")])
+    assert (exc.value.code, exc.value.message) == (
+        "MissingAuthenticationTokenException",
+        "Missing Authentication Token",
+    )
+
+
+def test_an_unknown_regions_name_is_quoted_cut_at_64_characters():
+    region = "r" * 100
+    with pytest.raises(AWSError) as exc:
+        _now_verifier().check_region(region)
+    assert exc.value.message == f"Credential should be scoped to a valid region, not '{'r' * 64}'. "
+
+
+@pytest.mark.parametrize("value", ["a\rb", "a\nb", "a\tb", "a  b"])
+def test_runs_of_whitespace_in_a_signed_value_fold_as_botocore_folds_them(value):
+    headers = _botocore_signed({"X-Amz-Target": "secretsmanager.ListSecrets", "X-Amz-Meta": value})
+    assert _now_verifier().verify("POST", "/", "", headers, b"{}").service == "secretsmanager"
+
+
+def _at(amz_date: str) -> float:
+    return dt.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC).timestamp()
+
+
+@pytest.mark.parametrize(
+    "amz_date", ["20150101T000000Z", "20151231T235959Z", "20150831T120000Z", "20160229T120000Z", "20150228T000000Z"]
+)
+def test_the_first_and_last_day_month_hour_minute_and_second_are_times(amz_date):
+    headers = _by_hand([("Host", "example.amazonaws.com"), ("X-Amz-Date", amz_date)], amz_date, amz_date[:8])
+    assert verifier(now=_at(amz_date)).verify("GET", "/", "", headers, b"").region == "us-east-1"
+
+
+def test_month_zero_is_no_time():
+    amz_date = "20150030T123600Z"
+    headers = _by_hand([("Host", "example.amazonaws.com"), ("X-Amz-Date", amz_date)], amz_date, amz_date[:8])
+    with pytest.raises(AWSError) as exc:
+        verifier().verify("GET", "/", "", headers, b"")
+    assert exc.value.message.startswith("Date must be in ISO-8601 'basic format'. Got '20150030T123600Z'.")
+
+
+def test_an_authorization_header_with_odd_spacing_is_read_part_by_part():
+    method, path, query, headers, body = load(SUITE / "get-vanilla" / "get-vanilla.authz")
+    auth = next(v for n, v in headers if n == "Authorization")
+    spaced = auth.replace(", ", " ,  ").replace("AWS4-HMAC-SHA256 ", "AWS4-HMAC-SHA256   ")
+    others = [(n, v) for n, v in headers if n != "Authorization"]
+    assert verifier().verify(method, path, query, others + [("Authorization", spaced)], body).region == "us-east-1"
+    six = auth.replace("/aws4_request", "/aws4_request/more")
+    with pytest.raises(AWSError) as exc:
+        verifier().verify(method, path, query, others + [("Authorization", six)], body)
+    assert exc.value.message.startswith("Authorization header requires a 'Credential' of the form")
+
+
+def test_a_repeated_date_or_authorization_header_is_refused_by_name():
+    method, path, query, headers, body = load(SUITE / "get-vanilla" / "get-vanilla.authz")
+    for name in ("Authorization", "X-Amz-Date"):
+        value = next(v for n, v in headers if n == name)
+        with pytest.raises(AWSError) as exc:
+            verifier().verify(method, path, query, headers + [(name, value)], body)
+        assert (exc.value.code, exc.value.message) == (
+            "IncompleteSignatureException",
+            f"The request has more than one '{name.lower()}' header.",
+        )
+
+
+def test_of_two_http_date_headers_the_first_dates_the_request():
+    headers = _by_hand(
+        [("Host", "example.amazonaws.com"), ("Date", "Sun, 30 Aug 2015 12:36:00 GMT")], "20150830T123600Z"
+    )
+    # A second Date after signing: the signature no longer matches, but the date is read from the first.
+    with pytest.raises(AWSError) as exc:
+        verifier().verify("GET", "/", "", headers + [("Date", "garbage")], b"")
+    assert exc.value.message == (
+        "The request signature we calculated does not match the signature you provided. "
+        "Check your AWS Secret Access Key and signing method. Consult the service documentation for details."
+    )
+
+
+@pytest.mark.parametrize("query", ["X-Amz-Signature=abc", "X-Amz-Credential=abc"])
+def test_query_string_signatures_are_refused_with_their_own_words(query):
+    with pytest.raises(AWSError) as exc:
+        verifier().verify("GET", "/", query, [("Host", "h")], b"")
+    assert (exc.value.code, exc.value.message) == (
+        "IncompleteSignatureException",
+        "Query-string authentication is not supported by this endpoint; "
+        "sign the request with the Authorization header.",
+    )
+
+
+@pytest.mark.parametrize("signed", ["Host;x-amz-date", "host;;x-amz-date"])
+def test_signed_headers_must_be_lowercase_names(signed):
+    method, path, query, headers, body = load(SUITE / "get-vanilla" / "get-vanilla.authz")
+    changed = [(n, v.replace("SignedHeaders=host;x-amz-date", f"SignedHeaders={signed}")) for n, v in headers]
+    with pytest.raises(AWSError) as exc:
+        verifier().verify(method, path, query, changed, body)
+    assert exc.value.code == "InvalidSignatureException"
+    assert exc.value.message.startswith("The request signature we calculated does not match")
+
+
+def test_temporary_credentials_expire_at_their_expiry_second():
+    case = SUITE / "get-vanilla-with-session-token" / "get-vanilla-with-session-token.authz"
+    method, path, query, headers, body = load(case)
+    token = with_token(case)
+    fields = ("access_key_id", "secret_access_key", "account_id", "principal_arn", "session_token")
+    at_expiry = Credential(*[getattr(token, f) for f in fields], expires_at=SIGNED_AT)
+    with pytest.raises(AWSError) as exc:
+        verifier(known=at_expiry).verify(method, path, query, headers, body)
+    assert (exc.value.code, exc.value.message) == (
+        "ExpiredTokenException",
+        "The security token included in the request is expired",
+    )
+    just_before = Credential(*[getattr(token, f) for f in fields], expires_at=SIGNED_AT + 1)
+    assert verifier(known=just_before).verify(method, path, query, headers, body).region == "us-east-1"
+
+
+def test_a_wider_window_is_named_in_minutes():
+    method, path, query, headers, body = load(SUITE / "get-vanilla" / "get-vanilla.authz")
+    wide = SigV4Verifier(lambda akid: KEY, now=lambda: SIGNED_AT + 3601, skew_seconds=3600)
+    with pytest.raises(AWSError) as exc:
+        wide.verify(method, path, query, headers, body)
+    assert exc.value.message.endswith("(20150830T133601Z - 60 min.)")
+    early = SigV4Verifier(lambda akid: KEY, now=lambda: SIGNED_AT - 3601, skew_seconds=3600)
+    with pytest.raises(AWSError) as exc:
+        early.verify(method, path, query, headers, body)
+    assert exc.value.message.endswith("(20150830T113559Z + 60 min.)")

@@ -632,8 +632,12 @@ _EVERYTHING = allow_if(
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(st.sampled_from(_KEY_NAMES), _values))
 def test_evaluation_never_raises_on_any_context(context):
+    # The resource policy allows the user whatever the context and nothing denies: allowed. Without
+    # it, the identity policy's conditions decide, and a refusal says that no identity policy allows.
     result = evaluate(request(context), [parse_policy(_EVERYTHING)], [parse_policy(RP_ALLOW_USER)])
-    assert isinstance(result.allowed, bool)
+    assert (result.allowed, result.reason) == (True, "")
+    alone = evaluate(request(context), [parse_policy(_EVERYTHING)], [])
+    assert (alone.allowed, alone.reason) in {(True, ""), (False, NO_ID)}
 
 
 @settings(max_examples=200, deadline=None)

@@ -146,17 +146,36 @@ def test_folding_changes_no_length() -> None:
     assert len(fold(text)) == len(text)
 
 
-def test_the_issue_patterns_are_instant() -> None:
-    """The shapes that stalled the old regex: many stars and an almost-matching long value."""
-    import time
+def test_the_issue_patterns_take_linear_work() -> None:
+    """The shapes that stalled the old regex: many stars and an almost-matching long value. The
+    work is counted, not timed (a loaded machine makes any time limit flaky): the matcher's own
+    Python calls grow with the stars, never with the value's length times the stars."""
+    import sys
+
+    from strongroom.policy import wildcard
+
+    def calls(pattern: str, value: str) -> int:
+        count = 0
+
+        def profile(frame, event, arg):  # type: ignore[no-untyped-def]
+            nonlocal count
+            if event == "call" and frame.f_code.co_filename == wildcard.__file__:
+                count += 1
+
+        sys.setprofile(profile)
+        try:
+            like(pattern, value)
+        finally:
+            sys.setprofile(None)
+        return count
 
     for stars, size in ((5, 150), (6, 500), (40, 2048), (200, 2048)):
         pattern = "*a" * stars + "*b"
         value = "a" * size
-        start = time.perf_counter()
         assert like(pattern, value) is False
         assert like(pattern, value + "b") is True
-        assert time.perf_counter() - start < 0.05
+        wildcard._cached.cache_clear()
+        assert calls(pattern, value) <= 4 * stars + 20, (stars, size)
 
 
 # The issue's example through the whole engine, in a child process so that a backtracking matcher
@@ -197,6 +216,5 @@ def test_the_issues_policies_evaluate_in_microseconds() -> None:
     except subprocess.TimeoutExpired:
         pytest.fail("evaluating the issue's policies took over a minute: wildcards backtrack again")
     results = json.loads(done.stdout)
+    # The hang guard is the child's time limit above; no per-call time is asserted (it flakes under load).
     assert [(r["stars"], r["size"], r["allowed"]) for r in results] == [(5, 150, False), (6, 500, False)]
-    for r in results:
-        assert r["seconds"] < 0.05, r

@@ -130,6 +130,10 @@ def test_a_month_of_daily_rotations(tmp_path, fake_clock):
         described = await sm.handlers["DescribeSecret"](CTX, {"SecretId": "s"})
         assert described["LastRotatedDate"] > fake_clock.now() - DAY
         assert len([v for v in described["VersionIdsToStages"].values() if v]) == 2  # AWSCURRENT + AWSPREVIOUS
+        assert sorted(label for v in described["VersionIdsToStages"].values() for label in v) == [
+            "AWSCURRENT",
+            "AWSPREVIOUS",
+        ]  # no AWSPENDING left behind
         db.close()
 
     asyncio.run(scenario())
@@ -209,3 +213,205 @@ def test_worker_lines_read_together_are_answered_apart() -> None:
     assert worker._line(time.monotonic() + 5, "timeout") == {"answer": 42}
     assert worker._line(time.monotonic() + 5, "timeout") is None  # an unfinished line, then the end
     worker.kill()
+
+
+def test_a_finish_secret_that_moves_nothing_is_a_failed_rotation(tmp_path, fake_clock):
+    """A function whose finishSecret answers success without moving AWSCURRENT has not rotated:
+    the rotation is retried and then recorded as failed, and the secret keeps its value."""
+
+    async def scenario() -> None:
+        db, sm, runtime, engine = setup(tmp_path, RotationSettings(retry_base=60, retry_cap=600, max_attempts=2))
+        await sm.handlers["CreateSecret"](CTX, {"Name": "s", "SecretString": "v0", "ClientRequestToken": "t" * 32})
+        original = runtime.invoke
+
+        def idle_finish(spec: FunctionSpec, event: dict[str, Any]) -> InvokeResult:
+            if event["Step"] == "finishSecret":
+                runtime.events.append(event)
+                return InvokeResult(True)
+            return original(spec, event)
+
+        runtime.invoke = idle_finish  # type: ignore[method-assign]
+        token = "d" * 32
+        await sm.handlers["RotateSecret"](
+            CTX, {"SecretId": "s", "RotationLambdaARN": FUNCTION, "ClientRequestToken": token}
+        )
+        assert await engine.run_once() == 1
+        fake_clock.advance(70)
+        assert await engine.run_once() == 1
+        fake_clock.advance(3600)
+        assert await engine.run_once() == 0
+        history = await db.read(lambda tx: engine.history(tx, 1))
+        assert (history[0]["State"], history[0]["Attempts"]) == ("failed", 2)
+        assert history[0]["LastError"] == "finishSecret did not move AWSCURRENT to the new version"
+        assert [e["Step"] for e in runtime.events] == ["createSecret", "setSecret", "testSecret", "finishSecret"] * 2
+        described = await sm.handlers["DescribeSecret"](CTX, {"SecretId": "s"})
+        assert "LastRotatedDate" not in described
+        assert described["VersionIdsToStages"]["t" * 32] == ["AWSCURRENT"]
+        assert described["VersionIdsToStages"][token] == ["AWSPENDING"]
+        value = await sm.handlers["GetSecretValue"](CTX, {"SecretId": "s"})
+        assert value["SecretString"] == "v0"
+        db.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_settings_default_to_what_docs_rotation_md_says_and_the_environment_overrides(monkeypatch):
+    assert RotationSettings.from_env() == RotationSettings(
+        max_attempts=5, retry_base=30.0, retry_cap=3600.0, poll_interval=1.0, lease=120.0, concurrency=1
+    )
+    for variable, value in (
+        ("STRONGROOM_ROTATION_MAX_ATTEMPTS", "2"),
+        ("STRONGROOM_ROTATION_RETRY_BASE_SECONDS", "0.5"),
+        ("STRONGROOM_ROTATION_RETRY_CAP_SECONDS", "9"),
+        ("STRONGROOM_ROTATION_POLL_SECONDS", "0.25"),
+        ("STRONGROOM_ROTATION_LEASE_SECONDS", "30"),
+        ("STRONGROOM_ROTATION_CONCURRENCY", "3"),
+    ):
+        monkeypatch.setenv(variable, value)
+    assert RotationSettings.from_env() == RotationSettings(
+        max_attempts=2, retry_base=0.5, retry_cap=9.0, poll_interval=0.25, lease=30.0, concurrency=3
+    )
+
+
+def test_the_history_records_each_step_as_it_ran(tmp_path, fake_clock):
+    async def scenario() -> None:
+        db, sm, runtime, engine = setup(tmp_path)
+        await sm.handlers["CreateSecret"](CTX, {"Name": "s", "SecretString": "v0", "ClientRequestToken": "t" * 32})
+        runtime.fail = ["setSecret"]
+        original = runtime.invoke
+
+        def long_error(spec: FunctionSpec, event: dict[str, Any]) -> InvokeResult:
+            if runtime.fail and event["Step"] == "setSecret":
+                runtime.fail.pop(0)
+                runtime.events.append(event)
+                return InvokeResult(False, error={"errorType": "ValueError", "errorMessage": "x" * 5000}, duration_ms=7)
+            return original(spec, event)
+
+        runtime.invoke = long_error  # type: ignore[method-assign]
+        token = "e" * 32
+        await sm.handlers["RotateSecret"](
+            CTX, {"SecretId": "s", "RotationLambdaARN": FUNCTION, "ClientRequestToken": token}
+        )
+        started = fake_clock.now()
+        assert await engine.run_once() == 1
+        fake_clock.advance(70)  # past the first back-off (60 s ±10%)
+        assert await engine.run_once() == 1
+        [rotation] = await db.read(lambda tx: engine.history(tx, 1))
+        assert (rotation["VersionId"], rotation["State"], rotation["Attempts"]) == (token, "succeeded", 2)
+        assert rotation["RotationLambdaARN"] == FUNCTION
+        steps = [(s["Attempt"], s["Step"], s["Outcome"]) for s in rotation["Steps"]]
+        assert steps == [
+            (1, "createSecret", "succeeded"),
+            (1, "setSecret", "failed"),
+            (2, "createSecret", "succeeded"),
+            (2, "setSecret", "succeeded"),
+            (2, "testSecret", "succeeded"),
+            (2, "finishSecret", "succeeded"),
+        ]
+        assert rotation["Started"] == started and rotation["Finished"] == started + 70
+        failed = rotation["Steps"][1]
+        assert failed["Started"] == started and failed["DurationMs"] == 7
+        assert failed["Error"] == ("ValueError: " + "x" * 5000)[:2000]
+        assert rotation["Steps"][0]["Error"] is None
+        db.close()
+
+    asyncio.run(scenario())
+
+
+def test_rotate_immediately_false_tests_a_pending_copy_of_the_current_value(tmp_path, fake_clock):
+    async def scenario() -> None:
+        db, sm, runtime, engine = setup(tmp_path)
+        await sm.handlers["CreateSecret"](CTX, {"Name": "s", "SecretString": "v0", "ClientRequestToken": "t" * 32})
+        seen: list[str] = []
+        original = runtime.invoke
+
+        def record(spec: FunctionSpec, event: dict[str, Any]) -> InvokeResult:
+            if event["Step"] == "testSecret":
+                value = runtime.call("GetSecretValue", SecretId=event["SecretId"], VersionStage="AWSPENDING")
+                seen.append(value["SecretString"])
+            return original(spec, event)
+
+        runtime.invoke = record  # type: ignore[method-assign]
+        token = "f" * 32
+        await sm.handlers["RotateSecret"](
+            CTX,
+            {"SecretId": "s", "RotationLambdaARN": FUNCTION, "ClientRequestToken": token, "RotateImmediately": False},
+        )
+        assert await engine.run_once() == 1
+        assert [e["Step"] for e in runtime.events] == ["testSecret"]
+        assert seen == ["v0"]
+        described = await sm.handlers["DescribeSecret"](CTX, {"SecretId": "s"})
+        assert described["VersionIdsToStages"] == {"t" * 32: ["AWSCURRENT"]}  # the copy is gone
+        assert (await sm.handlers["GetSecretValue"](CTX, {"SecretId": "s"}))["SecretString"] == "v0"
+        db.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_secret_deleted_mid_rotation_stops_it_at_the_next_step(tmp_path, fake_clock):
+    async def scenario() -> None:
+        db, sm, runtime, engine = setup(tmp_path)
+        await sm.handlers["CreateSecret"](CTX, {"Name": "s", "SecretString": "v0", "ClientRequestToken": "t" * 32})
+        original = runtime.invoke
+
+        def delete_after_create(spec: FunctionSpec, event: dict[str, Any]) -> InvokeResult:
+            result = original(spec, event)
+            if event["Step"] == "createSecret":
+                runtime.call("DeleteSecret", SecretId="s", RecoveryWindowInDays=7)
+            return result
+
+        runtime.invoke = delete_after_create  # type: ignore[method-assign]
+        await sm.handlers["RotateSecret"](
+            CTX, {"SecretId": "s", "RotationLambdaARN": FUNCTION, "ClientRequestToken": "d" * 32}
+        )
+        await engine.run_once()
+        assert [e["Step"] for e in runtime.events] == ["createSecret"]
+        db.close()
+
+    asyncio.run(scenario())
+
+
+def test_history_of_names_a_secret_by_name_or_arn_and_none_for_a_stranger(tmp_path, fake_clock):
+    from strongroom.rotation.engine import history_of
+
+    async def scenario() -> None:
+        db, sm, _runtime, engine = setup(tmp_path)
+        arn = (
+            await sm.handlers["CreateSecret"](CTX, {"Name": "s", "SecretString": "v", "ClientRequestToken": "t" * 32})
+        )["ARN"]
+        await sm.handlers["RotateSecret"](
+            CTX, {"SecretId": "s", "RotationLambdaARN": FUNCTION, "ClientRequestToken": "h" * 32}
+        )
+        await engine.run_once()
+        for ref in ("s", arn):
+            history = await db.read(lambda tx, r=ref: history_of(tx, CTX.account_id, CTX.region, r))
+            assert [h["VersionId"] for h in history] == ["h" * 32]
+        assert await db.read(lambda tx: history_of(tx, CTX.account_id, CTX.region, "nobody")) is None
+        assert len(engine.node_id) == 32 and int(engine.node_id, 16) >= 0  # a node id of its own
+        db.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_next_rotation_date_is_the_last_second_of_its_window_day(tmp_path, fake_clock):
+    async def scenario() -> None:
+        db, sm, _runtime, engine = setup(tmp_path, RotationSettings(retry_base=60, retry_cap=600, concurrency=0))
+        await sm.handlers["CreateSecret"](CTX, {"Name": "s", "SecretString": "v0", "ClientRequestToken": "t" * 32})
+        await sm.handlers["RotateSecret"](
+            CTX,
+            {
+                "SecretId": "s",
+                "RotationLambdaARN": FUNCTION,
+                "ClientRequestToken": "n" * 32,
+                "RotationRules": {"AutomaticallyAfterDays": 2},
+            },
+        )
+        assert await engine.run_once() == 1  # concurrency 0 still runs one at a time
+        described = await sm.handlers["DescribeSecret"](CTX, {"SecretId": "s"})
+        nxt = described["NextRotationDate"]
+        nxt = nxt if isinstance(nxt, float | int) else nxt.timestamp()
+        assert nxt % DAY == DAY - 1  # 23:59:59 UTC, the end of the day the window ends
+        assert fake_clock.now() + DAY < nxt <= fake_clock.now() + 3 * DAY
+        db.close()
+
+    asyncio.run(scenario())

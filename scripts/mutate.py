@@ -1,0 +1,269 @@
+"""Mutation testing of the trust-critical modules (``make mutate``; docs/testing.md).
+
+Each module in ``TARGETS`` is mutated by cosmic-ray, one small change at a time (``<`` for
+``<=``, ``and`` for ``or``, ``True`` for ``False``, a ``not`` added, a number changed, a loop run
+zero times, an ``except`` that no longer catches, a decorator dropped...), and the module's test
+subset runs against each mutant. A mutant the tests fail on is *killed*; one they pass is a
+*survivor*: a bug no test would notice. The score is killed / (killed + survived).
+
+cosmic-ray writes each mutant into the source file itself, so the servers, workers and sandboxes
+the tests start in subprocesses run the mutant too (``PYTHONDONTWRITEBYTECODE`` is set by
+cosmic-ray for every test run, so no stale bytecode hides it). It does so in a scratch copy of
+``src/`` and ``tests/`` (``.mutate/tree``, first on ``PYTHONPATH`` for the tests and every process
+they start), never in the working tree: you can keep working, and an interrupted run leaves no
+mutant behind.
+
+    .venv/bin/python scripts/mutate.py                 # every module, one after another
+    .venv/bin/python scripts/mutate.py sigv4 authorizer  # some of them (names below)
+    .venv/bin/python scripts/mutate.py --list          # the modules and their test subsets
+    .venv/bin/python scripts/mutate.py --survivors sigv4  # the last run's survivors, as diffs
+
+Sessions are kept in ``.mutate/`` (one SQLite file per module), so an interrupted run resumes
+where it stopped; ``--fresh`` starts over. Exit status 1 when a module scores under ``--min``
+(90 by default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+STATE = ROOT / ".mutate"
+TREE = STATE / "tree"
+PYTEST = f"{sys.executable} -m pytest -x -q -p no:cacheprovider"
+
+
+@dataclass(frozen=True)
+class Target:
+    module: str  # path under src/strongroom/
+    tests: tuple[str, ...]  # pytest arguments: the subset that guards the module
+    timeout: float = 120.0  # seconds for one mutant's test run (a hang counts as killed)
+
+
+# The test subset each module needs: in-process unit and storage tests where they suffice (fast),
+# API and e2e tests (a real server in a subprocess) where the module only acts there.
+_AUTH = ("tests/unit/auth",)
+_AUTHZ = ("tests/unit/auth/test_authorizer.py", "tests/unit/policy/test_identity_keys.py")
+# The policy simulator comparison needs node and is slow; the wildcard property tests (15 s) only
+# guard the matcher, so the other policy modules go without them.
+_POLICY = (
+    "tests/unit/policy/test_policy_eval.py",
+    "tests/unit/policy/test_policy_parse.py",
+    "tests/unit/policy/test_identity_keys.py",
+)
+_CRYPTO = ("tests/unit/test_crypto.py", "tests/unit/test_key_providers.py")
+_STORE = ("tests/storage/test_conformance.py", "-k", "not postgresql")
+# Secrets Manager's labels, tokens, retention and deletion: in process, on SQLite.
+_SM = ("tests/unit/services", *_STORE)
+TARGETS: dict[str, Target] = {
+    "sigv4": Target("auth/sigv4.py", ("tests/unit/auth/test_sigv4.py",)),
+    "authorizer": Target("auth/authorizer.py", _AUTHZ),
+    "keys": Target("auth/keys.py", _AUTH),
+    "principal": Target("auth/principal.py", _AUTH),
+    "policy.evaluate": Target("policy/evaluate.py", _POLICY),
+    "policy.match": Target("policy/match.py", _POLICY),
+    "policy.wildcard": Target("policy/wildcard.py", ("tests/unit/policy/test_wildcard.py", *_POLICY)),
+    "policy.parse": Target("policy/parse.py", _POLICY),
+    "policy.document": Target("policy/document.py", _POLICY),
+    "cipher": Target("crypto/cipher.py", _CRYPTO),
+    "master": Target("crypto/master.py", _CRYPTO),
+    "ring": Target("crypto/ring.py", _CRYPTO),
+    "labels": Target("domain/labels.py", _SM),
+    "sm.service": Target("services/secretsmanager/service.py", _SM),
+    "sm.lifecycle": Target("services/secretsmanager/lifecycle.py", _SM),
+    "sm.values": Target("services/secretsmanager/values.py", _SM),
+    "engine": Target("rotation/engine.py", ("tests/unit/rotation/test_engine.py",)),
+    "store.database": Target("store/database.py", _STORE),
+    "store.secrets": Target("store/secrets.py", _STORE),
+    "sandbox": Target("rotation/sandbox.py", ("tests/e2e/test_sandbox.py",), 300.0),
+}
+
+# Operators kept: the ones that make a plausible bug. Dropped: the arithmetic swaps that make
+# nonsense (``+`` for ``<<``, ``**``...), comparison swaps to an unrelated operator (``==`` for
+# ``>``), ``|`` for ``&`` (in these modules it only ever joins types in annotations, which
+# ``from __future__ import annotations`` never evaluates: every such mutant is equivalent), and the
+# variable replacers (random, not repeatable).
+_KEEP_BINARY = {"Add_Sub", "Sub_Add", "Mul_Div", "Div_Mul", "FloorDiv_Div"}
+_KEEP_COMPARE = {
+    "Eq_NotEq",
+    "NotEq_Eq",
+    "Lt_LtE",
+    "LtE_Lt",
+    "Gt_GtE",
+    "GtE_Gt",
+    "Lt_GtE",
+    "Gt_LtE",
+    "Is_IsNot",
+    "IsNot_Is",
+}
+
+
+def _kept(operator: str) -> bool:
+    op = operator.removeprefix("core/")
+    family, _, change = op.partition("_")
+    if family == "ReplaceBinaryOperator":
+        return change in _KEEP_BINARY
+    if family == "ReplaceComparisonOperator":
+        return change in _KEEP_COMPARE
+    if family == "ReplaceUnaryOperator":
+        return change == "USub_UAdd"
+    return op not in ("VariableReplacer", "VariableInserter")
+
+
+def _excluded_operators() -> list[str]:
+    out = subprocess.run([str(BIN / "cosmic-ray"), "operators"], capture_output=True, text=True, check=True).stdout
+    return [f"^{name}$" for name in out.split() if not _kept(name)]
+
+
+def _config(name: str, target: Target) -> Path:
+    STATE.mkdir(exist_ok=True)
+    path = STATE / f"{name}.toml"
+    lines = [
+        "[cosmic-ray]",
+        f"module-path = {json.dumps('src/strongroom/' + target.module)}",
+        f"timeout = {target.timeout}",
+        "excluded-modules = []",
+        f"test-command = {json.dumps(PYTEST + ' ' + shlex.join(target.tests))}",
+        "",
+        "[cosmic-ray.distributor]",
+        'name = "local"',
+        "",
+        "[cosmic-ray.filters.operators-filter]",
+        f"exclude-operators = {json.dumps(_excluded_operators())}",
+        "",
+    ]
+    path.write_text("\n".join(lines))
+    return path
+
+
+def _results(session: Path) -> list[dict[str, object]]:
+    out = subprocess.run(
+        [str(BIN / "cosmic-ray"), "dump", str(session)], capture_output=True, text=True, check=True
+    ).stdout
+    rows = []
+    for line in out.splitlines():
+        item, result = json.loads(line)
+        rows.append({"item": item, "result": result})
+    return rows
+
+
+def score(session: Path) -> tuple[int, int, int, list[dict[str, object]]]:
+    """(killed, survived, not run, survivors) of a session."""
+    killed = survived = pending = 0
+    survivors = []
+    for row in _results(session):
+        result = row["result"]
+        if not isinstance(result, dict) or result.get("worker_outcome") == "skipped":
+            if result is None:
+                pending += 1
+            continue
+        if result.get("worker_outcome") != "normal" or result.get("test_outcome") == "incompetent":
+            pending += 1
+        elif result.get("test_outcome") == "survived":
+            survived += 1
+            survivors.append(row)
+        else:
+            killed += 1
+    return killed, survived, pending, survivors
+
+
+def copy_tree() -> None:
+    """The scratch copy the mutants are written into: this working tree's src/, tests/ and
+    pyproject.toml (pytest's settings); the JavaScript dependencies are linked, not copied."""
+    TREE.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [
+            "rsync",
+            "-a",
+            "--checksum",  # a file an interrupted run left mutated has the size of the original
+            "--delete",
+            "--exclude",
+            "node_modules",
+            "--exclude",
+            "__pycache__",
+            "src",
+            "tests",
+            "pyproject.toml",
+            f"{TREE}/",
+        ],
+        cwd=ROOT,
+        check=True,
+    )
+    for modules in ROOT.glob("tests/*/node_modules"):  # the JavaScript dependencies, shared (read only)
+        link = TREE / modules.relative_to(ROOT)
+        if not link.exists():
+            link.symlink_to(modules)
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TREE / "src"), os.environ.get("PYTHONPATH")]))
+
+
+def run(name: str, target: Target, fresh: bool) -> tuple[int, int, int, float]:
+    session = STATE / f"{name}.sqlite"
+    config = _config(name, target)
+    started = time.monotonic()
+    if fresh or not session.exists():
+        session.unlink(missing_ok=True)
+        baseline = subprocess.run([*shlex.split(PYTEST), *target.tests], cwd=TREE, capture_output=True, text=True)
+        if baseline.returncode != 0:
+            print(f"{name}: its tests fail without any mutation; fix them first:\n{baseline.stdout[-3000:]}")
+            raise SystemExit(2)
+        subprocess.run([str(BIN / "cosmic-ray"), "init", str(config), str(session)], cwd=TREE, check=True)
+        subprocess.run([str(BIN / "cr-filter-operators"), str(session), str(config)], cwd=TREE, check=True)
+        subprocess.run([str(BIN / "cr-filter-pragma"), str(session)], cwd=TREE, check=True)
+    subprocess.run([str(BIN / "cosmic-ray"), "exec", str(config), str(session)], cwd=TREE, check=True)
+    killed, survived, pending, _ = score(session)
+    return killed, survived, pending, time.monotonic() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("modules", nargs="*", help="names from --list (default: all)")
+    parser.add_argument("--list", action="store_true", help="print the modules and their test subsets")
+    parser.add_argument("--fresh", action="store_true", help="discard earlier sessions of these modules")
+    parser.add_argument("--survivors", action="store_true", help="print the survivors of the last run, as diffs")
+    parser.add_argument("--min", type=float, default=90.0, help="lowest acceptable score, percent (default 90)")
+    args = parser.parse_args()
+    if args.list:
+        for name, target in TARGETS.items():
+            print(f"{name:16} src/strongroom/{target.module:40} {' '.join(target.tests)}")
+        return 0
+    unknown = [m for m in args.modules if m not in TARGETS]
+    if unknown:
+        print(f"unknown module(s): {', '.join(unknown)}; the names are: {', '.join(TARGETS)}", file=sys.stderr)
+        return 2
+    names = args.modules or list(TARGETS)
+    if args.survivors:
+        for name in names:
+            session = STATE / f"{name}.sqlite"
+            if not session.exists():
+                continue
+            for row in score(session)[3]:
+                print(f"--- {name}: {row['item']['mutations'][0]['operator_name']}")  # type: ignore[index]
+                print(row["result"]["diff"])  # type: ignore[index]
+        return 0
+    os.environ.setdefault("PYTHONDONTWRITEBYTECODE", "1")
+    copy_tree()
+    failed = False
+    lines = []
+    for name in names:
+        killed, survived, pending, seconds = run(name, TARGETS[name], args.fresh)
+        total = killed + survived
+        pct = 100.0 * killed / total if total else 100.0
+        failed |= pct < args.min
+        line = f"{name:16} {pct:5.1f}%  killed {killed:4}  survived {survived:3}  not run {pending:3}  {seconds:6.0f} s"
+        print(line, flush=True)
+        lines.append(line)
+    print("\n".join(["", "module           score   (killed / killed + survived)", *lines]))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
