@@ -295,6 +295,27 @@ def _summary(
         click.echo(f"report    {report}")
 
 
+def _copy_run_options(
+    dry_run: bool,
+    overwrite: bool,
+    kms_key_map: tuple[str, ...],
+    keep_rotation: bool,
+    function_map: tuple[str, ...],
+    include_planned_deletion: bool,
+    jobs: int,
+) -> Options:
+    """The :class:`Options` of a Secrets Manager to Secrets Manager copy (import or export)."""
+    return Options(
+        dry_run=dry_run,
+        overwrite=overwrite,
+        kms_key_map=_pairs(kms_key_map, "--kms-key-map"),
+        keep_rotation=keep_rotation,
+        function_map=_pairs(function_map, "--function-map"),
+        include_planned_deletion=include_planned_deletion,
+        jobs=jobs,
+    )
+
+
 @cli.group("import")
 def import_group() -> None:
     """Copy secrets into strongroom from AWS Secrets Manager or Vault/OpenBao (docs/migration.md)."""
@@ -334,14 +355,8 @@ def import_secretsmanager(
 ) -> None:
     """Copy every secret of AWS Secrets Manager (or a compatible endpoint) into strongroom: every
     version with its id, value and labels, description, tags, resource policy. Safe to run again."""
-    options = Options(
-        dry_run=dry_run,
-        overwrite=overwrite,
-        kms_key_map=_pairs(kms_key_map, "--kms-key-map"),
-        keep_rotation=keep_rotation,
-        function_map=_pairs(function_map, "--function-map"),
-        include_planned_deletion=include_planned_deletion,
-        jobs=jobs,
+    options = _copy_run_options(
+        dry_run, overwrite, kms_key_map, keep_rotation, function_map, include_planned_deletion, jobs
     )
     source_client = _client(_aws_session(source_profile, source_region), source_endpoint_url, jobs, "source")
     source = SecretsManagerSource(
@@ -428,14 +443,8 @@ def export_secretsmanager(
 ) -> None:
     """Copy every secret of strongroom to AWS Secrets Manager (or a compatible endpoint): version
     ids, values, labels, description, tags, resource policy. Safe to run again."""
-    options = Options(
-        dry_run=dry_run,
-        overwrite=overwrite,
-        kms_key_map=_pairs(kms_key_map, "--kms-key-map"),
-        keep_rotation=keep_rotation,
-        function_map=_pairs(function_map, "--function-map"),
-        include_planned_deletion=include_planned_deletion,
-        jobs=jobs,
+    options = _copy_run_options(
+        dry_run, overwrite, kms_key_map, keep_rotation, function_map, include_planned_deletion, jobs
     )
     source_client = _client(_strongroom_session(profile, region, data_dir, endpoint_url), endpoint_url, jobs, "source")
     source = SecretsManagerSource(
