@@ -438,6 +438,9 @@ def test_only_root_invokes_a_builtin_directly(sqlite_server, user):
     )
     out = sqlite_server.client("lambda").invoke(FunctionName="strongroom-mysql-single-user", Payload=b"{}")
     assert out["FunctionError"] == "Unhandled"  # root ran it; the event was not a rotation step
+    # Read the answer whole: an unread payload keeps its connection open until the garbage
+    # collector finds it, and its ResourceWarning then fails whichever test runs next.
+    assert "errorMessage" in json.loads(out["Payload"].read())
 
 
 # ----------------------------------------------------------------------------- RotateSecret

@@ -207,7 +207,7 @@ def test_what_the_server_writes_is_its_own(tmp_path):
             Handler="lambda_function.lambda_handler",
             Code={"ZipFile": zipped()},
         )
-        srv.client("lambda").invoke(FunctionName="f", Payload=b"{}")
+        srv.client("lambda").invoke(FunctionName="f", Payload=b"{}")["Payload"].read()  # read: no socket left open
     seen = {p.relative_to(data).parts[0] for p in data.rglob("*")}
     assert {"strongroom.db", "master.key", "audit", "functions", "strongroom.lock"} <= seen, seen
     for path in [data, *data.rglob("*")]:

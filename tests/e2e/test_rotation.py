@@ -443,7 +443,7 @@ def test_invocation_logs_are_kept_encrypted_and_read_back(tmp_path):
             Code={"ZipFile": zipped(source)},
         )
         for n in range(3):
-            lam.invoke(FunctionName="talker", Payload=json.dumps({"n": n}))
+            lam.invoke(FunctionName="talker", Payload=json.dumps({"n": n}))["Payload"].read()
         for path in data_dir.rglob("*"):  # what functions print is stored, but never in clear
             if path.is_file():
                 assert marker.encode() not in path.read_bytes(), path

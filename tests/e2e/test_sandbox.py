@@ -481,7 +481,7 @@ def test_a_hanging_function_cannot_starve_iam():
 
         def hang() -> None:
             try:
-                lam.invoke(FunctionName=name, Payload=json.dumps({"attack": "sleep", "seconds": 15}))
+                lam.invoke(FunctionName=name, Payload=json.dumps({"attack": "sleep", "seconds": 15}))["Payload"].read()
                 codes.append("ok")
             except ClientError as exc:
                 codes.append(exc.response["Error"]["Code"])
