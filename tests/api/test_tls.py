@@ -28,6 +28,20 @@ from strongroom.testing import ServerProcess, free_port, wait_for
 BIN = Path(sys.executable).parent
 
 
+# An identity policy that allows reads only over TLS (aws:SecureTransport).
+ONLY_OVER_TLS = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": "secretsmanager:GetSecretValue",
+            "Resource": "*",
+            "Condition": {"Bool": {"aws:SecureTransport": "true"}},
+        }
+    ],
+}
+
+
 def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
@@ -220,17 +234,7 @@ def test_policies_see_secure_transport(pki):
     from botocore.config import Config
 
     ca, cert, key, _ = pki
-    only_tls = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Action": "secretsmanager:GetSecretValue",
-                "Resource": "*",
-                "Condition": {"Bool": {"aws:SecureTransport": "true"}},
-            }
-        ],
-    }
+    only_tls = ONLY_OVER_TLS
     answers = {}
     for tls in (True, False):
         args = ["--tls-cert", str(cert), "--tls-key", str(key)] if tls else []
@@ -263,17 +267,7 @@ def test_a_trusted_proxy_says_the_request_came_over_tls():
 
     import boto3
 
-    only_tls = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Action": "secretsmanager:GetSecretValue",
-                "Resource": "*",
-                "Condition": {"Bool": {"aws:SecureTransport": "true"}},
-            }
-        ],
-    }
+    only_tls = ONLY_OVER_TLS
     answers = {}
     for proxies in ("127.0.0.1", None):
         with ServerProcess(extra_args=["--trusted-proxies", proxies] if proxies else []) as srv:
