@@ -65,10 +65,17 @@ values = st.text(alphabet=TRICKY.replace("*", "").replace("?", "") + "*?", max_s
         ("[a]", "[a]", True),
         ("a\\*", "a\\b", True),
         ("${aws:username}", "${aws:username}", True),
+        # long literal middle segments (searched as a regular expression), with and without a "?"
+        ("*" + "a" * 33 + "*", "b" * 40, False),
+        ("*" + "a" * 33 + "*", "b" + "a" * 33 + "b", True),
+        ("?*" + "a" * 33 + "*", "b" * 40, False),
+        ("?*" + "a" * 33 + "*", "b" + "a" * 33, True),
+        ("?*" + "a" * 20 + "?" + "a" * 20 + "*", "x" + "a" * 20 + "b" + "a" * 20, True),  # long, with a "?"
     ],
 )
 def test_edge_cases(pattern: str, value: str, expected: bool) -> None:
     assert like(pattern, value) is expected
+    assert matcher(pattern)(value) is expected  # case-sensitive unless asked (resources, StringLike)
     assert old_like(pattern, value) is expected
 
 
@@ -85,6 +92,7 @@ def test_edge_cases(pattern: str, value: str, expected: bool) -> None:
 )
 def test_ignore_case_folds_as_re_ignorecase_did(pattern: str, value: str, expected: bool) -> None:
     assert like(pattern, value, ignore_case=True) is expected
+    assert matcher(pattern, ignore_case=True)(value) is expected
     assert old_like(pattern, value, ignore_case=True) is expected
 
 
