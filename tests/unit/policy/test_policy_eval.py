@@ -89,6 +89,8 @@ CONDITIONS = [
     ("DateEquals", {"aws:CurrentTime": "2023-11-14T22:13:20Z"}, {"aws:CurrentTime": "1700000000"}, True),
     ("DateEquals", {"aws:CurrentTime": "2023-11-14T23:13:20+01:00"}, {"aws:CurrentTime": "2023-11-14T22:13:20Z"}, True),
     ("DateEquals", {"aws:CurrentTime": "2026-11-22"}, {"aws:CurrentTime": "2026-11-22T00:00:00Z"}, True),  # UTC
+    ("DateEquals", {"aws:CurrentTime": "2026-11-22T10:00:00z"}, {"aws:CurrentTime": NOW}, True),  # RFC 3339's "z"
+    ("DateEquals", {"aws:CurrentTime": NOW}, {"aws:CurrentTime": "2026-11-22T10:00:00z"}, True),
     ("DateEquals", {"aws:EpochTime": "1700000000"}, {"aws:EpochTime": "not a date"}, False),
     ("DateNotEquals", {"aws:EpochTime": "1700000000"}, {"aws:EpochTime": "1700000001"}, True),
     ("DateNotEquals", {"aws:EpochTime": "1700000000"}, {"aws:EpochTime": "1700000000"}, False),

@@ -102,6 +102,7 @@ def test_statement_fields():
         ),
         cond({"IpAddress": {"aws:SourceIp": ["10.0.0.0/8", "10.1.2.3", "2001:db8::/32"]}}),
         cond({"StringEquals": {"aws:ResourceTag/Team Name": "x", "aws:RequestTag/a.b:c": "y"}}),
+        cond({"StringEquals": {"aws:ResourceTag//team": "x"}}),  # a tag key may start with "/"
     ],
 )
 def test_accepted(document):
@@ -283,11 +284,16 @@ MALFORMED = {
     "infinite number": cond({"NumericLessThan": {"secretsmanager:RecoveryWindowInDays": "1e999"}}),
     "python-only number": cond({"NumericEquals": {"secretsmanager:RecoveryWindowInDays": "1_0"}}),
     "bad date": cond({"DateLessThan": {"aws:CurrentTime": "next tuesday"}}),
+    "one-letter date": cond({"DateLessThan": {"aws:CurrentTime": "x"}}),
+    "empty date": cond({"DateLessThan": {"aws:CurrentTime": ""}}),
+    "impossible date": cond({"DateLessThan": {"aws:CurrentTime": "2026-13-45T00:00:00Z"}}),
     "bad bool": cond({"Bool": {"aws:SecureTransport": "yes"}}),
     "bad null": cond({"Null": {"aws:SecureTransport": "maybe"}}),
     "bad cidr": cond({"IpAddress": {"aws:SourceIp": "10.0.0.0/33"}}),
     "bad address": cond({"NotIpAddress": {"aws:SourceIp": "ten.0.0.1"}}),
     "bad base64": cond({"BinaryEquals": {"secretsmanager:Description": "not base64!"}}),
+    "base64 with a stray character": cond({"BinaryEquals": {"secretsmanager:Description": "QUJD!"}}),
+    "absurd nesting": "[" * 100_000 + "]" * 100_000,
     "policy variable in Resource": doc(stmt(Resource="arn:aws:secretsmanager:*:*:secret:${aws:username}/*")),
     "policy variable in condition": cond({"StringEquals": {"aws:username": "${aws:username}"}}),
     "escaped policy variable": '{"Statement": {"Effect": "Allow", "Action": "*", "Resource": '
@@ -299,6 +305,16 @@ MALFORMED = {
 def test_malformed_documents_are_refused(document):
     with pytest.raises(PolicyError):
         parse_policy(document)
+
+
+def test_refusals_say_what_is_wrong():
+    """The MalformedPolicyDocument message names the problem, not only "invalid JSON"."""
+    with pytest.raises(PolicyError) as duplicate:
+        parse_policy(MALFORMED["duplicate key"])
+    assert str(duplicate.value) == "Duplicate key Effect in the policy."
+    with pytest.raises(PolicyError) as nested:
+        parse_policy(MALFORMED["absurd nesting"])
+    assert str(nested.value) == "This policy contains invalid JSON."
 
 
 TRUST = doc({"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"})
@@ -367,6 +383,7 @@ def public(
         ("*", {"ArnLike": {"aws:PrincipalArn": "arn:aws:iam::*:role/admin"}}, True),  # any account
         ("*", {"StringLike": {"aws:PrincipalArn": "*"}}, True),
         ("*", {"StringLike": {"aws:PrincipalAccount": "1111*"}}, True),
+        ("*", {"StringLike": {"aws:SourceAccount": ACCOUNT}}, False),  # StringLike without a wildcard pins
         ("*", {"StringEquals": {"aws:PrincipalAccount": [ACCOUNT, "444455556666"]}}, False),
         ("*", {"StringEquals": {"aws:PrincipalAccount": [ACCOUNT, "*"]}}, True),  # "*" is literal here, but be safe
         ("*", {"StringEquals": {"aws:userid": "AIDAEXAMPLE"}}, False),
@@ -374,6 +391,10 @@ def public(
         ("*", {"IpAddress": {"aws:SourceIp": "203.0.113.0/24"}}, False),
         ("*", {"IpAddress": {"aws:SourceIp": ["203.0.113.0/24", "0.0.0.0/0"]}}, True),
         ("*", {"IpAddress": {"aws:SourceIp": "2001:db8::/16"}}, True),
+        ("*", {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}, False),  # the widest range that pins (IPv4)
+        ("*", {"IpAddress": {"aws:SourceIp": "10.0.0.0/7"}}, True),
+        ("*", {"IpAddress": {"aws:SourceIp": "2001:db8::/32"}}, False),  # the widest range that pins (IPv6)
+        ("*", {"IpAddress": {"aws:SourceIp": "2001:db8::/31"}}, True),
         ("*", {"NotIpAddress": {"aws:SourceIp": "203.0.113.0/24"}}, True),
         ("*", {"StringNotEquals": {"aws:PrincipalAccount": ACCOUNT}}, True),  # negated: everyone else
         ("*", {"StringEqualsIfExists": {"aws:PrincipalAccount": ACCOUNT}}, True),  # holds when absent
@@ -399,6 +420,11 @@ def test_is_public_statement_kinds():
         {"Effect": "Allow", "Principal": "*", "Action": "secretsmanager:DescribeSecret", "Resource": "*"},
     )
     assert parse_policy(two).is_public()
+    deny_first = doc(
+        {"Effect": "Deny", "Principal": "*", "Action": "secretsmanager:DeleteSecret", "Resource": "*"},
+        {"Effect": "Allow", "Principal": "*", "Action": "secretsmanager:GetSecretValue", "Resource": "*"},
+    )
+    assert parse_policy(deny_first).is_public()  # a Deny statement is skipped, not the end of the search
 
 
 # ------------------------------------------------------------------------------------ robust
