@@ -90,6 +90,7 @@ def test_statement_fields():
         doc(stmt(Principal={"Federated": "cognito-identity.amazonaws.com"})),
         doc(stmt(Principal={"AWS": USER, "Service": ["lambda.amazonaws.com"]})),
         doc(stmt(Principal={"AWS": f"arn:aws-cn:iam::{ACCOUNT}:root"})),
+        doc(stmt(Principal={"AWS": f"arn:aws:iam::{ACCOUNT}:user/division:east/app"})),  # IAM paths may hold ":"
         cond({"NumericLessThan": {"secretsmanager:RecoveryWindowInDays": 10}}),  # JSON numbers and booleans
         cond({"Bool": {"aws:SecureTransport": True}}),
         cond({"Null": {"aws:ResourceTag/team": ["true"]}}),
@@ -263,6 +264,8 @@ MALFORMED = {
     "principal not an ARN": doc(stmt(Principal={"AWS": "bob"})),
     "principal short account": doc(stmt(Principal={"AWS": "12345"})),
     "principal from another service": doc(stmt(Principal={"AWS": f"arn:aws:s3::{ACCOUNT}:bucket"})),
+    "principal ARN naming nothing": doc(stmt(Principal={"AWS": f"arn:aws:iam::{ACCOUNT}:"})),
+    "principal not an ARN but shaped like one": doc(stmt(Principal={"AWS": f"xrn:aws:iam::{ACCOUNT}:user/app"})),
     "empty principal list": doc(stmt(Principal={"AWS": []})),
     "Condition not an object": doc(stmt(Condition=["StringEquals"])),
     "operator not an object": cond({"StringEquals": "aws:username"}),
@@ -315,6 +318,12 @@ def test_refusals_say_what_is_wrong():
     with pytest.raises(PolicyError) as nested:
         parse_policy(MALFORMED["absurd nesting"])
     assert str(nested.value) == "This policy contains invalid JSON."
+    with pytest.raises(PolicyError) as top:
+        parse_policy(json.dumps({"Version": "2012-10-17", "Zed": 1, "Extra": 2, "Statement": stmt()}))
+    assert str(top.value) == "Unknown element Extra in the policy."  # the first of them, alphabetically
+    with pytest.raises(PolicyError) as element:
+        parse_policy(doc(stmt(Zed="x", Extra="y")))
+    assert str(element.value) == "Unknown element Extra in a statement."
 
 
 TRUST = doc({"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"})
@@ -347,6 +356,8 @@ def test_policy_kinds(document, kind, ok):
 def test_unknown_kind_is_a_programming_error():
     with pytest.raises(ValueError):
         parse_policy(doc(stmt()), kind="session")
+    with pytest.raises(TypeError):  # kind is keyword-only: parse_policy(text, "identity") is a mistake
+        parse_policy(doc(stmt()), "identity")
 
 
 def test_parse_is_cached_and_keeps_the_text():
