@@ -128,7 +128,7 @@ class _Segment:
         AND of an n-bit integer per literal (in C, n/30 machine words each), never a character-
         by-character retry per position."""
         if self.kmp is not None:
-            found = self.kmp(value, start, end)
+            found: re.Match[str] | None = self.kmp(value, start, end)
             if found is None:
                 return -1  # pragma: no mutate (-2 is the same: the callers test < 0)
             return found.start()
