@@ -62,6 +62,8 @@ _POLICY = (
 )
 _CRYPTO = ("tests/unit/test_crypto.py", "tests/unit/test_key_providers.py")
 _STORE = ("tests/storage/test_conformance.py", "-k", "not postgresql")
+# The store's rows: the conformance suite, and the operations that read and write them in process.
+_STORE_ROWS = ("tests/storage/test_conformance.py", "tests/unit/services", "-k", "not postgresql")
 # Secrets Manager's labels, tokens, retention and deletion: in process, on SQLite.
 _SM = ("tests/unit/services", *_STORE)
 TARGETS: dict[str, Target] = {
@@ -83,7 +85,7 @@ TARGETS: dict[str, Target] = {
     "sm.values": Target("services/secretsmanager/values.py", _SM),
     "engine": Target("rotation/engine.py", ("tests/unit/rotation/test_engine.py",)),
     "store.database": Target("store/database.py", _STORE),
-    "store.secrets": Target("store/secrets.py", _STORE),
+    "store.secrets": Target("store/secrets.py", _STORE_ROWS),
     "sandbox": Target("rotation/sandbox.py", ("tests/e2e/test_sandbox.py",), 300.0),
 }
 

@@ -315,6 +315,9 @@ def test_a_resource_policys_deny_reaches_a_version_without_labels(service: Secre
         with pytest.raises(AWSError) as exc:
             run(service.get_secret_value(root, {"SecretId": name, **ask}))
         assert exc.value.code == "AccessDeniedException", ask
+    with pytest.raises(AWSError) as exc:  # the operations that look the policy up on their own
+        run(service.describe_secret(replace(root, operation="DescribeSecret"), {"SecretId": name}))
+    assert exc.value.code == "AccessDeniedException"
 
 
 def test_resource_policies_are_listed_default_first_and_deleted_by_name_or_all(service: SecretsManager) -> None:
@@ -323,8 +326,10 @@ def test_resource_policies_are_listed_default_first_and_deleted_by_name_or_all(s
     name = f"policies-{uuid.uuid4().hex}"
     run(service.create_secret(CTX, {"Name": name, "SecretString": "v", "ClientRequestToken": "1" * 32}))
 
-    def document(sid: str) -> str:
-        statement = {"Sid": sid, "Effect": "Allow", "Principal": {"AWS": CTX.principal_arn}, "Action": "*"}
+    sids = {"a": "second", "b": "first", "default": "zero"}  # the documents sort unlike their names
+
+    def document(policy: str) -> str:
+        statement = {"Sid": sids[policy], "Effect": "Allow", "Principal": {"AWS": CTX.principal_arn}, "Action": "*"}
         return json.dumps({"Version": "2012-10-17", "Statement": [{**statement, "Resource": "*"}]})
 
     for policy in ("b", "default", "a"):  # "a" sorts before "default": the default still comes first
@@ -340,7 +345,7 @@ def test_resource_policies_are_listed_default_first_and_deleted_by_name_or_all(s
 
     assert listed() == ["default", "a", "b"]
     got = run(service.get_resource_policy(CTX, {"SecretId": name, "PolicyName": "a"}))
-    assert json.loads(got["ResourcePolicy"])["Statement"][0]["Sid"] == "a"
+    assert json.loads(got["ResourcePolicy"])["Statement"][0]["Sid"] == "second"
     run(service.delete_resource_policy(CTX, {"SecretId": name, "PolicyName": "a"}))
     assert listed() == ["default", "b"]
     run(service.delete_resource_policy(CTX, {"SecretId": name}))  # no name: every policy of the secret
@@ -371,14 +376,19 @@ def test_list_secrets_pages_through_every_secret_once_in_either_order(service: S
     fake = clock.FakeClock(clock.now())
     previous = clock.use(fake)
     try:
-        # Created in this order; names in another order.
-        names = [f"{prefix}-{s}" for s in ("c", "a", "e", "b", "d")]
-        for n in names:
+        # Created in this order; names in another (byte-wise: "D" and "E" before "a", whatever
+        # PostgreSQL's locale says), and one more scheduled for deletion.
+        names = [f"{prefix}-{s}" for s in ("c", "a", "E", "b", "D")]
+        for n in [*names, f"{prefix}-deleted"]:
             fake.advance(10)
-            run(service.create_secret(CTX, {"Name": n, "SecretString": "v", "ClientRequestToken": uuid.uuid4().hex}))
+            run(service.create_secret(CTX, {"Name": n, "SecretString": "v", "ClientRequestToken": "1" * 32}))
+        run(service.delete_secret(CTX, {"SecretId": f"{prefix}-deleted"}))
     finally:
         clock.use(previous)
     assert _names_page_by_page(service, prefix) == names  # oldest first
+    assert _names_page_by_page(service, prefix, IncludePlannedDeletion=True) == [*names, f"{prefix}-deleted"]
+    listed = run(service.list_secrets(CTX, {"Filters": [{"Key": "name", "Values": [prefix]}], "MaxResults": 1}))
+    assert listed["SecretList"][0]["SecretVersionsToStages"] == {"1" * 32: ["AWSCURRENT"]}
     assert _names_page_by_page(service, prefix, SortBy="created-date", SortOrder="desc") == names[::-1]
     assert _names_page_by_page(service, prefix, SortBy="name", SortOrder="asc") == sorted(names)
     assert _names_page_by_page(service, prefix, SortBy="name", SortOrder="desc") == sorted(names, reverse=True)
@@ -391,16 +401,17 @@ def test_list_secrets_by_last_access_pages_through_read_and_unread_secrets(servi
     fake = clock.FakeClock(clock.now())
     previous = clock.use(fake)
     try:
-        names = [f"{prefix}-{i}" for i in range(5)]
+        names = [f"{prefix}-{i}" for i in range(6)]
         for n in names:
             run(service.create_secret(CTX, {"Name": n, "SecretString": "v", "ClientRequestToken": uuid.uuid4().hex}))
-        # Read on three different days: 3, then 1, then 4; 0 and 2 never.
+        # Read on three different days: 3, then 1, then 4; 0, 2 and 5 never (a tie that a page
+        # boundary splits: the next page goes on by id).
         for i in (3, 1, 4):
             fake.advance(86400)
             run(service.get_secret_value(CTX, {"SecretId": names[i]}))
     finally:
         clock.use(previous)
-    by_access = [names[0], names[2], names[3], names[1], names[4]]  # never read first (as 0), then by day
+    by_access = [names[0], names[2], names[5], names[3], names[1], names[4]]  # never read first (as 0), then by day
     assert _names_page_by_page(service, prefix, SortBy="last-accessed-date") == by_access
     assert _names_page_by_page(service, prefix, SortBy="last-accessed-date", SortOrder="desc") == by_access[::-1]
 

@@ -6,6 +6,7 @@ services/secretsmanager/service.py showed these unguarded outside the API tests)
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -379,3 +380,22 @@ def test_awscurrent_moved_onto_a_secret_without_one_makes_no_awsprevious(sm):
     call(sm, "UpdateSecretVersionStage", SecretId="s", VersionStage="AWSCURRENT", MoveToVersionId=tok(1))
     assert stages(sm) == {tok(1): ["AWSCURRENT", "STAGED"]}
     assert call(sm, "GetSecretValue", SecretId="s")["SecretString"] == "v1"
+
+
+def test_a_primary_reports_when_each_replica_was_last_read(sm, fake):
+    call(sm, "CreateSecret", Name="s", SecretString="v", ClientRequestToken=tok(1))
+    call(
+        sm,
+        "ReplicateSecretToRegions",
+        SecretId="s",
+        AddReplicaRegions=[{"Region": "eu-west-1"}, {"Region": "ap-south-1"}],
+    )
+    replica = dataclasses.replace(CTX, region="eu-west-1")
+    described = asyncio.run(sm.describe_secret(replica, {"SecretId": "s"}))
+    assert "Tags" not in described and "LastAccessedDate" not in described  # never tagged, never read
+    fake.advance(DAY)
+    assert asyncio.run(sm.get_secret_value(replica, {"SecretId": "s"}))["SecretString"] == "v"
+    status = {
+        r["Region"]: r.get("LastAccessedDate") for r in call(sm, "DescribeSecret", SecretId="s")["ReplicationStatus"]
+    }
+    assert status == {"eu-west-1": MIDNIGHT + DAY, "ap-south-1": None}
