@@ -536,8 +536,12 @@ def test_a_sqlite_url_opens_a_file_in_a_directory_made_for_it(tmp_path) -> None:
     finally:
         db.close()
     assert path.is_file()
-    again = open_database(str(path))
+    # One process's database: no lock file for writers of other processes beside it.
+    assert not (path.parent / "store.db-writers").exists()
+    again = open_database(str(path), shared_writers=True)  # serve --workers: one, taken around each write
     try:
         assert again.read_sync(lambda tx: tx.all("SELECT name FROM sqlite_master WHERE name = 'probe'")) == [("probe",)]
+        again.write_sync(lambda tx: tx.execute("INSERT INTO probe (x) VALUES (1)"))
     finally:
         again.close()
+    assert (path.parent / "store.db-writers").is_file()

@@ -399,3 +399,113 @@ def test_a_primary_reports_when_each_replica_was_last_read(sm, fake):
         r["Region"]: r.get("LastAccessedDate") for r in call(sm, "DescribeSecret", SecretId="s")["ReplicationStatus"]
     }
     assert status == {"eu-west-1": MIDNIGHT + DAY, "ap-south-1": None}
+
+
+def test_batch_get_secret_value_by_filter_answers_twenty_a_page_unless_told(sm):
+    for i in range(21):
+        call(sm, "CreateSecret", Name=f"many-{i:02d}", SecretString=str(i), ClientRequestToken=tok(1))
+    filters = [{"Key": "name", "Values": ["many-"]}]
+    first = call(sm, "BatchGetSecretValue", Filters=filters)
+    assert [v["Name"] for v in first["SecretValues"]] == [f"many-{i:02d}" for i in range(20)]
+    rest = call(sm, "BatchGetSecretValue", Filters=filters, NextToken=first["NextToken"])
+    assert [v["SecretString"] for v in rest["SecretValues"]] == ["20"] and "NextToken" not in rest
+
+
+def test_a_value_put_with_the_pending_versions_own_token_keeps_its_pending_label(sm, db):
+    """Filling the rotation's placeholder and making it current at once does not end the rotation
+    (only another version made current by hand does)."""
+    call(sm, "CreateSecret", Name="s", SecretString="v0", ClientRequestToken=tok(0))
+
+    def placeholder(tx):  # type: ignore[no-untyped-def]
+        secret = rows.find_secret(tx, CTX.account_id, CTX.region, name="s")
+        rows.insert_version(tx, secret.id, rows.VersionRow(tok(1), NOW, None, 0, None, None))
+        rows.set_stage(tx, secret.id, "AWSPENDING", tok(1))
+
+    db.write_sync(placeholder)
+    put = call(sm, "PutSecretValue", SecretId="s", SecretString="v1", ClientRequestToken=tok(1))
+    assert put["VersionStages"] == ["AWSCURRENT", "AWSPENDING"]
+    assert stages(sm) == {tok(0): ["AWSPREVIOUS"], tok(1): ["AWSCURRENT", "AWSPENDING"]}
+
+
+def test_a_value_under_the_default_key_is_not_written_from_another_account(sm, db):
+    """Whatever the resource policy allows: the account's default key cannot be shared (AWS's
+    rule for GetSecretValue and PutSecretValue; UpdateSecret with a value uses the key the same
+    way), while an UpdateSecret that touches no value is allowed."""
+    import json
+
+    from strongroom.auth.authorizer import Authorizer
+    from strongroom.auth.principal import ROOT
+
+    arn = call(sm, "CreateSecret", Name="s", SecretString="v0", ClientRequestToken=tok(0))["ARN"]
+    other = "444455556666"
+    grant = {
+        "Effect": "Allow",
+        "Principal": {"AWS": f"arn:aws:iam::{other}:root"},
+        "Action": "secretsmanager:*",
+        "Resource": "*",
+    }
+    call(
+        sm,
+        "PutResourcePolicy",
+        SecretId="s",
+        ResourcePolicy=json.dumps({"Version": "2012-10-17", "Statement": [grant]}),
+    )
+    root_b = dataclasses.replace(
+        CTX, account_id=other, principal_arn=f"arn:aws:iam::{other}:root", authz=Authorizer(db), privilege=ROOT
+    )
+
+    def as_b(op: str, **params: Any) -> dict[str, Any]:
+        ctx = dataclasses.replace(root_b, operation=op, params=params)
+        return asyncio.run(sm.handlers[op](ctx, params))
+
+    as_b("UpdateSecret", SecretId=arn, Description="from b")  # no value: allowed
+    assert call(sm, "DescribeSecret", SecretId="s")["Description"] == "from b"
+    default_key = (
+        "You can't access a secret from a different AWS account if you encrypt the secret with the default KMS "
+        "service key."
+    )
+    for op, params in (
+        ("UpdateSecret", {"SecretString": "v1", "ClientRequestToken": tok(1)}),
+        ("PutSecretValue", {"SecretString": "v1", "ClientRequestToken": tok(1)}),
+        ("GetSecretValue", {}),
+    ):
+        with pytest.raises(AWSError) as exc:
+            as_b(op, SecretId=arn, **params)
+        assert (exc.value.code, exc.value.message) == ("InvalidRequestException", default_key), op
+    assert stages(sm) == {tok(0): ["AWSCURRENT"]}
+
+
+def test_a_value_set_by_hand_abandons_the_rotation_and_restarts_its_schedule(sm, db, fake):
+    """With rotation on: a new AWSCURRENT set by hand ends the rotation whose pending version it
+    would otherwise be replaced by, and counts as a rotation for AutomaticallyAfterDays."""
+    from strongroom.rotation.engine import RotationEngine, RotationSettings, history_of
+    from strongroom.rotation.runtime import FunctionSpec
+
+    function = "arn:aws:lambda:us-east-1:111122223333:function:rotator"
+    spec = FunctionSpec(key="rotator", arn=function, name="rotator", handler="x")
+    # No job is run here (nothing calls run_once): the engine only records; it needs no runtime.
+    sm.rotation = RotationEngine(
+        sm.cipher, db, None, lambda tx, a, r, arn, secret: spec if arn == function else None, RotationSettings()
+    )
+    call(sm, "CreateSecret", Name="s", SecretString="v0", ClientRequestToken=tok(0))
+    call(
+        sm,
+        "RotateSecret",
+        SecretId="s",
+        RotationLambdaARN=function,
+        ClientRequestToken=tok(1),
+        RotationRules={"AutomaticallyAfterDays": 30},
+        RotateImmediately=False,
+    )
+    scheduled = call(sm, "DescribeSecret", SecretId="s")["NextRotationDate"]
+
+    def history() -> list[tuple[str, str]]:
+        found = db.read_sync(lambda tx: history_of(tx, CTX.account_id, CTX.region, "s"))
+        return [(h["VersionId"], h["State"]) for h in found]
+
+    assert history() == [(tok(1), "queued")]
+    fake.advance(10 * DAY)
+    call(sm, "PutSecretValue", SecretId="s", SecretString="by hand", ClientRequestToken=tok(2))
+    assert history() == [(tok(1), "abandoned")]
+    assert stages(sm) == {tok(0): ["AWSPREVIOUS"], tok(2): ["AWSCURRENT"]}
+    assert call(sm, "DescribeSecret", SecretId="s")["NextRotationDate"] == scheduled + 10 * DAY

@@ -310,7 +310,7 @@ class SecretsManager(DescribeOperations, LifecycleOperations, MetadataOperations
             }
             out["SecretString" if isinstance(value, str) else "SecretBinary"] = value
             today = midnight(clock.now())
-            stale = version.last_accessed_date != today or secret.last_accessed_date != today
+            stale = (version.last_accessed_date, secret.last_accessed_date) != (today, today)
             return out, secret, version.version_id, stale
 
         # One statement decides (secret, version, labels, "has a policy"): no snapshot needed; a
