@@ -331,18 +331,27 @@ def test_a_new_kms_key_re_encrypts_the_labelled_versions_only(sm, db):
     assert call(sm, "GetSecretValue", SecretId="s")["SecretString"] == "v2"
 
 
-def test_a_new_kms_key_skips_a_rotations_placeholder(sm, db):
+def test_a_new_kms_key_skips_value_less_versions_and_re_encrypts_every_other(sm, db):
+    """Four labelled versions with values and four labelled placeholders: each placeholder is
+    skipped, and the versions after it (in whatever order) are still re-encrypted."""
     call(sm, "CreateSecret", Name="s", SecretString="v0", ClientRequestToken=tok(0))
+    for i in (1, 2, 3):
+        call(
+            sm, "PutSecretValue", SecretId="s", SecretString=f"v{i}", ClientRequestToken=tok(i), VersionStages=[f"V{i}"]
+        )
 
-    def placeholder(tx):  # type: ignore[no-untyped-def]
+    def placeholders(tx):  # type: ignore[no-untyped-def]
         secret = rows.find_secret(tx, CTX.account_id, CTX.region, name="s")
-        rows.insert_version(tx, secret.id, rows.VersionRow(tok(1), NOW, None, 0, None, None))
-        rows.set_stage(tx, secret.id, "AWSPENDING", tok(1))
+        for i in (4, 5, 6, 7):
+            rows.insert_version(tx, secret.id, rows.VersionRow(tok(i), NOW, None, 0, None, None))
+            rows.set_stage(tx, secret.id, f"P{i}", tok(i))
 
-    db.write_sync(placeholder)
+    db.write_sync(placeholders)
     call(sm, "UpdateSecret", SecretId="s", KmsKeyId="alias/app")
-    assert _stored_keys(db) == {tok(0): "arn:aws:kms:us-east-1:111122223333:alias/app", tok(1): None}
-    assert call(sm, "GetSecretValue", SecretId="s")["SecretString"] == "v0"
+    app = "arn:aws:kms:us-east-1:111122223333:alias/app"
+    assert _stored_keys(db) == {**{tok(i): app for i in range(4)}, **{tok(i): None for i in range(4, 8)}}
+    for i in range(4):
+        assert call(sm, "GetSecretValue", SecretId="s", VersionId=tok(i))["SecretString"] == f"v{i}"
 
 
 def test_update_secret_version_stage_moves_a_label_between_versions(sm, fake):
@@ -401,6 +410,29 @@ def test_a_primary_reports_when_each_replica_was_last_read(sm, fake):
     assert status == {"eu-west-1": MIDNIGHT + DAY, "ap-south-1": None}
 
 
+def test_a_replica_region_holding_the_name_fails_unless_overwriting_is_asked_for(sm):
+    ireland = dataclasses.replace(CTX, region="eu-west-1")
+    for name in ("kept", "replaced"):
+        asyncio.run(sm.create_secret(ireland, {"Name": name, "SecretString": "local", "ClientRequestToken": tok(9)}))
+    replica = [{"Region": "eu-west-1"}]
+    kept = call(sm, "CreateSecret", Name="kept", SecretString="v", ClientRequestToken=tok(1), AddReplicaRegions=replica)
+    assert [(r["Status"], r["StatusMessage"]) for r in kept["ReplicationStatus"]] == [
+        ("Failed", "Replication failed: Secret name already exists in the destination region.")
+    ]
+    assert asyncio.run(sm.get_secret_value(ireland, {"SecretId": "kept"}))["SecretString"] == "local"
+    replaced = call(
+        sm,
+        "CreateSecret",
+        Name="replaced",
+        SecretString="v",
+        ClientRequestToken=tok(1),
+        AddReplicaRegions=replica,
+        ForceOverwriteReplicaSecret=True,
+    )
+    assert [r["Status"] for r in replaced["ReplicationStatus"]] == ["InSync"]
+    assert asyncio.run(sm.get_secret_value(ireland, {"SecretId": "replaced"}))["SecretString"] == "v"
+
+
 def test_batch_get_secret_value_by_filter_answers_twenty_a_page_unless_told(sm):
     for i in range(21):
         call(sm, "CreateSecret", Name=f"many-{i:02d}", SecretString=str(i), ClientRequestToken=tok(1))
@@ -425,6 +457,34 @@ def test_a_value_put_with_the_pending_versions_own_token_keeps_its_pending_label
     put = call(sm, "PutSecretValue", SecretId="s", SecretString="v1", ClientRequestToken=tok(1))
     assert put["VersionStages"] == ["AWSCURRENT", "AWSPENDING"]
     assert stages(sm) == {tok(0): ["AWSPREVIOUS"], tok(1): ["AWSCURRENT", "AWSPENDING"]}
+
+
+def test_a_placeholder_made_current_by_hand_is_filled_with_every_label_asked_for(sm, db):
+    call(sm, "CreateSecret", Name="s", SecretString="v0", ClientRequestToken=tok(0))
+
+    def placeholder(tx):  # type: ignore[no-untyped-def]
+        secret = rows.find_secret(tx, CTX.account_id, CTX.region, name="s")
+        rows.insert_version(tx, secret.id, rows.VersionRow(tok(1), NOW, None, 0, None, None))
+
+    db.write_sync(placeholder)
+    call(
+        sm,
+        "UpdateSecretVersionStage",
+        SecretId="s",
+        VersionStage="AWSCURRENT",
+        MoveToVersionId=tok(1),
+        RemoveFromVersionId=tok(0),
+    )
+    put = call(
+        sm,
+        "PutSecretValue",
+        SecretId="s",
+        SecretString="v1",
+        ClientRequestToken=tok(1),
+        VersionStages=["AWSCURRENT", "X"],
+    )
+    assert put["VersionStages"] == ["AWSCURRENT", "X"]
+    assert stages(sm) == {tok(0): ["AWSPREVIOUS"], tok(1): ["AWSCURRENT", "X"]}
 
 
 def test_a_value_under_the_default_key_is_not_written_from_another_account(sm, db):
@@ -459,6 +519,9 @@ def test_a_value_under_the_default_key_is_not_written_from_another_account(sm, d
         return asyncio.run(sm.handlers[op](ctx, params))
 
     as_b("UpdateSecret", SecretId=arn, Description="from b")  # no value: allowed
+    with pytest.raises(AWSError) as exc:  # a secret that is not there, asked for by ARN: not found
+        as_b("GetSecretValue", SecretId=arn.replace(":secret:s-", ":secret:gone-"))
+    assert exc.value.code == "ResourceNotFoundException"
     assert call(sm, "DescribeSecret", SecretId="s")["Description"] == "from b"
     default_key = (
         "You can't access a secret from a different AWS account if you encrypt the secret with the default KMS "

@@ -226,7 +226,7 @@ class SecretsManager(DescribeOperations, LifecycleOperations, MetadataOperations
                 # AWS, moto aws_verified test_create_duplicate_secret_without_specifying_token
                 raise M.exists(f"The operation failed because the secret {name} already exists.")
             row = SecretRow(
-                id=0,
+                id=0,  # pragma: no mutate (replaced by the id the INSERT returns)
                 account_id=ctx.account_id,
                 region=ctx.region,
                 name=name,
@@ -352,7 +352,7 @@ class SecretsManager(DescribeOperations, LifecycleOperations, MetadataOperations
             page = await self.lister.page(
                 ctx,
                 {"Filters": filters, "MaxResults": p.get("MaxResults", 20), "NextToken": p.get("NextToken")},
-                with_stages=False,
+                with_stages=False,  # pragma: no mutate (only the ARNs are used: labels change no answer)
             )
             wanted = [s.arn for s in page.rows]
             if page.next_token:
