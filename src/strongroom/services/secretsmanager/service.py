@@ -34,7 +34,7 @@ from strongroom.store import Conflict, Database, Tx
 from strongroom.store import secrets as q
 from strongroom.store.secrets import SecretRow
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # pragma: no mutate (an import for annotations only: made at run time it changes nothing)
     from strongroom.rotation.engine import RotationEngine
 
 __all__ = ["SecretsManager"]
