@@ -545,3 +545,15 @@ def test_a_sqlite_url_opens_a_file_in_a_directory_made_for_it(tmp_path) -> None:
     finally:
         again.close()
     assert (path.parent / "store.db-writers").is_file()
+
+
+def test_postgresql_pools_have_the_size_asked_for(own_pg_url: str) -> None:
+    """The threads the metrics report (strongroom_storage_pool): 8 unless told (``serve --workers``
+    splits them). PostgreSQL only: SQLite has one writer thread."""
+    for size, expected in ((None, 8), (3, 3)):
+        db = open_database(own_pg_url, pool_size=size)
+        try:
+            assert db.pool_stats()["threads"] == expected
+            assert db.read_sync(lambda tx: tx.one("SELECT 1")) == (1,)
+        finally:
+            db.close()

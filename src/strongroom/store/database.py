@@ -198,9 +198,10 @@ class Database:
 
 
 def _max_version(tx: Tx) -> int:
-    # An aggregate answers one row of one column, NULL on an empty table.
-    (version,) = tx.one("SELECT max(version) FROM schema_version") or (None,)
-    return int(version or 0)
+    row = tx.one("SELECT coalesce(max(version), 0) FROM schema_version")
+    assert row is not None  # an aggregate answers one row, whatever the table holds
+    (version,) = row
+    return int(version)
 
 
 def _migrate(db: Database, types: dict[str, str]) -> None:
