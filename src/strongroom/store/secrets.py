@@ -63,7 +63,9 @@ class SecretRow:
     rotation_due_at: float | None = None  # the moment inside the window the scheduler picked
     cross_account_primary: dict[str, Any] | None = None  # on a cross-account replica
     cross_account_replicas: list[dict[str, Any]] = field(default_factory=list)  # on its primary
-    tags_member: int = 0  # 1: answer "Tags" even when empty (the secret had tags once), as AWS does
+    # 1: answer "Tags" even when empty (the secret had tags once), as AWS does. Every SecretRow made
+    # names it, or (a region replica) has it copied from its primary: the default is never used.
+    tags_member: int = 0  # pragma: no mutate
 
 
 SECRET_COLUMNS = [f.name for f in fields(SecretRow)]
@@ -231,7 +233,9 @@ def newest_version_ids(tx: Tx, secret_id: int, limit: int) -> set[str]:
     }
 
 
-def version_ids(tx: Tx, secret_id: int, with_value: bool = False) -> set[str]:
+# The one call without with_value reads a cross-account replica, which never holds a value-less
+# version (its primary's placeholders are not copied): the default's mutant is equivalent.
+def version_ids(tx: Tx, secret_id: int, with_value: bool = False) -> set[str]:  # pragma: no mutate
     """Ids of a secret's versions; ``with_value``: only those holding a value (not a rotation's
     placeholder)."""
     if with_value:

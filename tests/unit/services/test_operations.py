@@ -572,3 +572,32 @@ def test_a_value_set_by_hand_abandons_the_rotation_and_restarts_its_schedule(sm,
     assert history() == [(tok(1), "abandoned")]
     assert stages(sm) == {tok(0): ["AWSPREVIOUS"], tok(2): ["AWSCURRENT"]}
     assert call(sm, "DescribeSecret", SecretId="s")["NextRotationDate"] == scheduled + 10 * DAY
+
+
+def test_a_cross_account_replica_gets_the_values_and_never_a_rotations_placeholder(sm, db):
+    from strongroom.auth.authorizer import Authorizer
+    from strongroom.auth.principal import ROOT
+
+    authz = Authorizer(db)
+    a = dataclasses.replace(CTX, authz=authz, privilege=ROOT)
+    b = dataclasses.replace(
+        CTX, account_id="444455556666", principal_arn="arn:aws:iam::444455556666:root", authz=authz, privilege=ROOT
+    )
+
+    def as_(ctx: RequestContext, op: str, **params: Any) -> dict[str, Any]:
+        return asyncio.run(sm.handlers[op](dataclasses.replace(ctx, operation=op, params=params), params))
+
+    primary = as_(a, "CreateSecret", Name="p", SecretString="v0", ClientRequestToken=tok(0), KmsKeyId="alias/p")["ARN"]
+    as_(a, "PutSecretValue", SecretId="p", SecretString="v1", ClientRequestToken=tok(1))
+
+    def placeholder(tx):  # type: ignore[no-untyped-def]
+        secret = rows.find_secret(tx, CTX.account_id, CTX.region, name="p")
+        rows.insert_version(tx, secret.id, rows.VersionRow(tok(2), NOW, None, 0, None, None))
+        rows.set_stage(tx, secret.id, "AWSPENDING", tok(2))
+
+    db.write_sync(placeholder)
+    replica = as_(b, "CreateSecret", Name="r", CrossAccountPrimaryARN=primary, KmsKeyId="alias/r")["ARN"]
+    as_(a, "AssociateCrossAccountReplica", SecretId="p", CrossAccountReplicaARN=replica)
+    listed = as_(b, "ListSecretVersionIds", SecretId="r", IncludeDeprecated=True)["Versions"]
+    assert {v["VersionId"]: v.get("VersionStages") for v in listed} == {tok(0): ["AWSPREVIOUS"], tok(1): ["AWSCURRENT"]}
+    assert as_(b, "GetSecretValue", SecretId="r")["SecretString"] == "v1"
