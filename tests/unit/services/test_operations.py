@@ -443,6 +443,22 @@ def test_batch_get_secret_value_by_filter_answers_twenty_a_page_unless_told(sm):
     assert [v["SecretString"] for v in rest["SecretValues"]] == ["20"] and "NextToken" not in rest
 
 
+def test_create_secret_with_a_pending_placeholders_token_is_told_the_name_exists(sm, db):
+    """A value-less version is no earlier CreateSecret to answer again: the name exists."""
+    call(sm, "CreateSecret", Name="s", SecretString="v0", ClientRequestToken=tok(0))
+
+    def placeholder(tx):  # type: ignore[no-untyped-def]
+        secret = rows.find_secret(tx, CTX.account_id, CTX.region, name="s")
+        rows.insert_version(tx, secret.id, rows.VersionRow(tok(1), NOW, None, 0, None, None))
+        rows.set_stage(tx, secret.id, "AWSPENDING", tok(1))
+
+    db.write_sync(placeholder)
+    assert refused(sm, "CreateSecret", Name="s", SecretString="v1", ClientRequestToken=tok(1)) == (
+        "ResourceExistsException",
+        "The operation failed because the secret s already exists.",
+    )
+
+
 def test_a_value_put_with_the_pending_versions_own_token_keeps_its_pending_label(sm, db):
     """Filling the rotation's placeholder and making it current at once does not end the rotation
     (only another version made current by hand does)."""
