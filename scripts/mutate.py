@@ -61,8 +61,12 @@ _POLICY_EVAL = (f"{_P}test_policy_eval.py", f"{_P}test_identity_keys.py")
 _POLICY_PARSE = (f"{_P}test_policy_parse.py", f"{_P}test_policy_eval.py")
 _CRYPTO = ("tests/unit/test_crypto.py", "tests/unit/test_key_providers.py")
 _STORE = ("tests/storage/test_conformance.py", "-k", "not postgresql")
+# The store's rows: the conformance suite, and the operations that read and write them in process.
+_STORE_ROWS = ("tests/storage/test_conformance.py", "tests/unit/services", "-k", "not postgresql")
 # Secrets Manager's labels, tokens, retention and deletion: in process, on SQLite.
 _SM = ("tests/unit/services", *_STORE)
+# The operations themselves: their in-process tests first (most mutants fail there, and -x stops).
+_SM_SERVICE = ("tests/unit/services/test_operations.py", *_SM)
 TARGETS: dict[str, Target] = {
     "sigv4": Target("auth/sigv4.py", ("tests/unit/auth/test_sigv4.py",)),
     "authorizer": Target("auth/authorizer.py", _AUTHZ),
@@ -77,12 +81,12 @@ TARGETS: dict[str, Target] = {
     "master": Target("crypto/master.py", _CRYPTO),
     "ring": Target("crypto/ring.py", _CRYPTO),
     "labels": Target("domain/labels.py", _SM),
-    "sm.service": Target("services/secretsmanager/service.py", _SM),
+    "sm.service": Target("services/secretsmanager/service.py", _SM_SERVICE),
     "sm.lifecycle": Target("services/secretsmanager/lifecycle.py", _SM),
     "sm.values": Target("services/secretsmanager/values.py", _SM),
     "engine": Target("rotation/engine.py", ("tests/unit/rotation/test_engine.py",)),
     "store.database": Target("store/database.py", _STORE),
-    "store.secrets": Target("store/secrets.py", _STORE),
+    "store.secrets": Target("store/secrets.py", _STORE_ROWS),
     "sandbox": Target("rotation/sandbox.py", ("tests/e2e/test_sandbox.py",), 300.0),
 }
 
