@@ -50,6 +50,7 @@ log = logging.getLogger("strongroom.rotation")
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
 ACTIVE = ("queued", "running")
 
+TOKEN_IN_USE = "A version with this ClientRequestToken already exists."
 CANNOT_INVOKE = (
     "Secrets Manager cannot invoke the specified Lambda function. Ensure that the function "
     "policy grants access to the principal secretsmanager.amazonaws.com."
@@ -176,7 +177,12 @@ class RotationEngine:
                 return RotationResult(stalled=False)
             if existing == "succeeded":
                 # unverified
-                raise AWSError("ResourceExistsException", "A version with this ClientRequestToken already exists.")
+                raise AWSError("ResourceExistsException", TOKEN_IN_USE)
+        if not req.immediate and pending != token and q.get_version(tx, secret.id, token) is not None:
+            # RotateImmediately=false tests a copy of the current value in the new version, then
+            # deletes that version: never one that exists already (its value and labels went with
+            # it). The same answer as above (unverified).
+            raise AWSError("ResourceExistsException", TOKEN_IN_USE)
         secret.rotation_lambda_arn = function_arn
         if req.rules:
             secret.rotation_rules = req.rules

@@ -16,7 +16,8 @@ import pytest
 from strongroom import clock
 from strongroom.context import RequestContext
 from strongroom.crypto import Keyring, MasterKey
-from strongroom.rotation.engine import RotationEngine, RotationSettings
+from strongroom.errors import AWSError
+from strongroom.rotation.engine import CANNOT_INVOKE, TOKEN_IN_USE, RotationEngine, RotationSettings
 from strongroom.rotation.runtime import FunctionSpec, InvokeResult
 from strongroom.services.secretsmanager import SecretsManager
 from strongroom.services.secretsmanager.values import ValueCipher
@@ -412,6 +413,369 @@ def test_the_next_rotation_date_is_the_last_second_of_its_window_day(tmp_path, f
         nxt = nxt if isinstance(nxt, float | int) else nxt.timestamp()
         assert nxt % DAY == DAY - 1  # 23:59:59 UTC, the end of the day the window ends
         assert fake_clock.now() + DAY < nxt <= fake_clock.now() + 3 * DAY
+        db.close()
+
+    asyncio.run(scenario())
+
+
+# ------------------------------------------------------------------ nodes, leases and the loop
+
+
+async def until(predicate: Any, what: str, timeout: float = 15.0) -> Any:
+    """Await ``predicate()`` (a coroutine function) until it answers something true, polling the
+    running loop; AssertionError after ``timeout`` seconds (a bound, not a guess of how long)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not met within {timeout}s")
+        await asyncio.sleep(0.01)
+
+
+async def create(sm: SecretsManager, name: str = "s", value: str | None = "v0") -> str:
+    params: dict[str, Any] = {"Name": name, "ClientRequestToken": "t" * 32}
+    if value is not None:
+        params["SecretString"] = value
+    return str((await sm.handlers["CreateSecret"](CTX, params))["ARN"])
+
+
+async def rotate(sm: SecretsManager, token: str, name: str = "s", **extra: Any) -> dict[str, Any]:
+    params = {"SecretId": name, "RotationLambdaARN": FUNCTION, "ClientRequestToken": token, **extra}
+    return await sm.handlers["RotateSecret"](CTX, params)  # type: ignore[no-any-return]
+
+
+async def stages_of(sm: SecretsManager, name: str = "s") -> dict[str, list[str]]:
+    return (await sm.handlers["DescribeSecret"](CTX, {"SecretId": name}))["VersionIdsToStages"]  # type: ignore[no-any-return]
+
+
+def second_node(engine: RotationEngine, resolve: Any = None) -> RotationEngine:
+    """Another engine (node) on the same database, with the same function registry unless told."""
+    return RotationEngine(
+        engine.cipher, engine.db, engine.runtime, resolve or engine.resolve, engine.settings, node_id="node-b"
+    )
+
+
+class Gate:
+    """Holds the first invocation of ``step`` until opened (a step that is still running)."""
+
+    def __init__(self, runtime: FakeRuntime, step: str) -> None:
+        import threading
+
+        self.entered, self.opened = threading.Event(), threading.Event()
+        self.step, self.used = step, False
+        self.original = runtime.invoke
+        runtime.invoke = self.invoke  # type: ignore[method-assign]
+
+    def invoke(self, spec: FunctionSpec, event: dict[str, Any]) -> InvokeResult:
+        if event["Step"] == self.step and not self.used:
+            self.used = True
+            self.entered.set()
+            assert self.opened.wait(30), "the gate was never opened"
+        return self.original(spec, event)
+
+    async def wait_entered(self) -> None:
+        await until(lambda: asyncio.sleep(0, self.entered.is_set()), f"{self.step} started")
+
+
+def test_a_second_node_takes_a_dead_nodes_rotation_over_only_when_its_lease_expires(tmp_path, fake_clock, caplog):
+    """Node A claims the rotation and dies before its first step (its function registry fails):
+    node B on the same database leaves the job alone for the lease (120 s) and then finishes it,
+    with the same token. A's failed task is logged."""
+
+    async def scenario() -> None:
+        db, sm, runtime, b = setup(tmp_path)
+
+        def registry_down(*args: Any) -> None:
+            raise RuntimeError("registry down")
+
+        a = second_node(b, registry_down)
+        await create(sm)
+        token = "a" * 32
+        await rotate(sm, token)  # sm.rotation is B: its registry answers
+        claimed = fake_clock.now()
+        caplog.clear()
+        assert await a.run_once() == 1  # claimed, then its task failed
+        [error] = [r for r in caplog.records if r.getMessage() == "rotation job error"]
+        assert error.levelname == "ERROR" and "registry down" in str(error.exc_info[1])
+        assert runtime.events == []
+        fake_clock.set(claimed + 119)
+        assert await b.run_once() == 0  # A's lease holds
+        fake_clock.set(claimed + 121)
+        assert await b.run_once() == 1
+        [rotation] = await db.read(lambda tx: b.history(tx, 1))
+        assert (rotation["VersionId"], rotation["State"], rotation["Attempts"]) == (token, "succeeded", 2)
+        assert {s["Attempt"] for s in rotation["Steps"]} == {2}
+        assert (await stages_of(sm))[token] == ["AWSCURRENT"]
+        assert {e["ClientRequestToken"] for e in runtime.events} == {token}
+        assert [r.getMessage() for r in caplog.records].count("rotation job error") == 1  # B's task did not fail
+        db.close()
+
+    asyncio.run(scenario())
+
+
+def test_each_step_renews_the_lease_from_the_moment_it_starts(tmp_path, fake_clock):
+    """createSecret takes 100 s: setSecret's start renews the claim to 100 + 120 s, so another node
+    cannot take the rotation over at 121 s while setSecret still runs."""
+
+    async def scenario() -> None:
+        db, sm, runtime, a = setup(tmp_path)
+        b = second_node(a)
+        await create(sm)
+        token = "r" * 32
+        await rotate(sm, token)
+        started = fake_clock.now()
+        original = runtime.invoke
+
+        def slow_create(spec: FunctionSpec, event: dict[str, Any]) -> InvokeResult:
+            if event["Step"] == "createSecret":
+                fake_clock.advance(100)
+            return original(spec, event)
+
+        runtime.invoke = slow_create  # type: ignore[method-assign]
+        gate = Gate(runtime, "setSecret")
+        running = asyncio.create_task(a.run_once())
+        await gate.wait_entered()
+        for moment in (121, 219):
+            fake_clock.set(started + moment)
+            assert await b.run_once() == 0
+        gate.opened.set()
+        assert await running == 1
+        [rotation] = await db.read(lambda tx: a.history(tx, 1))
+        assert (rotation["State"], rotation["Attempts"]) == ("succeeded", 1)
+        assert [e["Step"] for e in runtime.events] == ["createSecret", "setSecret", "testSecret", "finishSecret"]
+        db.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_slow_step_keeps_renewing_its_lease(tmp_path, fake_clock):
+    """A step that runs longer than the lease is not taken over: the node renews its claim while
+    the step runs (the lease is 0.3 s here, so renewals come every 0.1 s of real time)."""
+
+    async def scenario() -> None:
+        settings = RotationSettings(retry_base=60, retry_cap=600, max_attempts=3, lease=0.3)
+        db, sm, runtime, a = setup(tmp_path, settings)
+        b = second_node(a)
+        await create(sm)
+        await rotate(sm, "k" * 32)
+        gate = Gate(runtime, "setSecret")
+        running = asyncio.create_task(a.run_once())
+        await gate.wait_entered()
+        later = fake_clock.now() + 1000
+        fake_clock.set(later)  # the claim made before setSecret has long expired
+
+        async def renewed() -> bool:
+            row = await db.read(lambda tx: tx.one("SELECT claimed_by, claimed_until FROM rotations"))
+            return bool(row[0] == a.node_id and row[1] > later)
+
+        await until(renewed, "the lease renewed while setSecret runs")
+        assert await b.run_once() == 0
+        gate.opened.set()
+        assert await running == 1
+        [rotation] = await db.read(lambda tx: a.history(tx, 1))
+        assert (rotation["State"], rotation["Attempts"]) == ("succeeded", 1)
+        db.close()
+
+    asyncio.run(scenario())
+
+
+# ------------------------------------------------------------- what a RotateSecret call is answered
+
+
+async def refused(call: Any) -> AWSError:
+    try:
+        await call
+    except AWSError as exc:
+        return exc
+    raise AssertionError("the call was not refused")
+
+
+def test_rotate_secret_retried_with_its_token_while_queued_records_one_rotation(tmp_path, fake_clock):
+    async def scenario() -> None:
+        db, sm, runtime, engine = setup(tmp_path)
+        await create(sm)
+        token = "q" * 32
+        first = await rotate(sm, token)
+        assert await rotate(sm, token) == first  # the SDK's retry of the same call
+        assert await engine.run_once() == 1
+        [rotation] = await db.read(lambda tx: engine.history(tx, 1))
+        assert (rotation["VersionId"], rotation["State"]) == (token, "succeeded")
+        assert [e["Step"] for e in runtime.events] == ["createSecret", "setSecret", "testSecret", "finishSecret"]
+        db.close()
+
+    asyncio.run(scenario())
+
+
+def test_rotate_secret_with_the_token_of_a_finished_rotation_is_refused(tmp_path, fake_clock):
+    async def scenario() -> None:
+        db, sm, runtime, engine = setup(tmp_path)
+        await create(sm)
+        token = "u" * 32
+        await rotate(sm, token)
+        assert await engine.run_once() == 1
+        error = await refused(rotate(sm, token))
+        assert (error.code, error.message) == (
+            "ResourceExistsException",
+            "A version with this ClientRequestToken already exists.",
+        )
+        assert await engine.run_once() == 0
+        assert [h["State"] for h in await db.read(lambda tx: engine.history(tx, 1))] == ["succeeded"]
+        assert (await stages_of(sm))[token] == ["AWSCURRENT"]
+        db.close()
+
+    asyncio.run(scenario())
+
+
+def test_rotate_secret_with_a_function_secrets_manager_cannot_invoke_is_refused_and_records_nothing(
+    tmp_path, fake_clock
+):
+    async def scenario() -> None:
+        db, sm, _runtime, engine = setup(tmp_path)
+        await create(sm)
+        other = FUNCTION.replace(":fake", ":other")
+        error = await refused(rotate(sm, "x" * 32, RotationLambdaARN=other))
+        assert (error.code, error.message) == ("AccessDeniedException", CANNOT_INVOKE)
+        described = await sm.handlers["DescribeSecret"](CTX, {"SecretId": "s"})
+        assert "RotationLambdaARN" not in described and not described.get("RotationEnabled")
+        assert described["VersionIdsToStages"] == {"t" * 32: ["AWSCURRENT"]}
+        assert await engine.run_once() == 0
+        assert await db.read(lambda tx: engine.history(tx, 1)) == []
+        db.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_new_rotation_after_one_that_gave_up_is_refused_and_the_old_one_reattempted(tmp_path, fake_clock):
+    """AWS: "A previous rotation isn't complete. That rotation will be reattempted." The refused
+    call records no rotation of its own; the failed one is queued again with its own token, and
+    RotateSecret with that token is accepted."""
+
+    async def scenario() -> None:
+        db, sm, runtime, engine = setup(tmp_path, RotationSettings(retry_base=60, retry_cap=600, max_attempts=1))
+        await create(sm)
+        runtime.fail = ["setSecret"]
+        stalled = "p" * 32
+        await rotate(sm, stalled)
+        assert await engine.run_once() == 1
+        assert (await db.read(lambda tx: engine.history(tx, 1)))[0]["State"] == "failed"
+        error = await refused(rotate(sm, "n" * 32))
+        assert (error.code, error.message) == (
+            "InvalidRequestException",
+            "A previous rotation isn't complete. That rotation will be reattempted.",
+        )
+        [rotation] = await db.read(lambda tx: engine.history(tx, 1))
+        assert (rotation["VersionId"], rotation["State"], rotation["Attempts"]) == (stalled, "queued", 0)
+        assert "n" * 32 not in await stages_of(sm)
+        assert await engine.run_once() == 1
+        [rotation] = await db.read(lambda tx: engine.history(tx, 1))
+        assert (rotation["VersionId"], rotation["State"]) == (stalled, "succeeded")
+        assert (await stages_of(sm))[stalled] == ["AWSCURRENT"]
+        assert {e["ClientRequestToken"] for e in runtime.events} == {stalled}
+        # The same token after a failure: accepted, and run again.
+        runtime.fail = ["setSecret"]
+        again = "g" * 32
+        await rotate(sm, again)
+        assert await engine.run_once() == 1
+        await rotate(sm, again)
+        assert await engine.run_once() == 1
+        assert (await stages_of(sm))[again] == ["AWSCURRENT"]
+        assert [(h["VersionId"], h["State"]) for h in await db.read(lambda tx: engine.history(tx, 1))] == [
+            (again, "succeeded"),
+            (stalled, "succeeded"),
+        ]
+        db.close()
+
+    asyncio.run(scenario())
+
+
+def test_rotate_immediately_false_with_rules_schedules_the_next_rotation_at_once(tmp_path, fake_clock):
+    async def scenario() -> None:
+        db, sm, runtime, engine = setup(tmp_path)
+        await create(sm)
+        await rotate(sm, "w" * 32, RotateImmediately=False, RotationRules={"AutomaticallyAfterDays": 3})
+        described = await sm.handlers["DescribeSecret"](CTX, {"SecretId": "s"})
+        nxt = described["NextRotationDate"]
+        nxt = nxt if isinstance(nxt, float | int) else nxt.timestamp()
+        assert nxt == fake_clock.now() + 4 * DAY - 1  # the last second of the third day from today
+        assert await engine.run_once() == 1  # the test of the current value
+        assert [e["Step"] for e in runtime.events] == ["testSecret"]
+        due = (await db.read(lambda tx: tx.one("SELECT rotation_due_at FROM secrets")))[0]
+        fake_clock.set(due)
+        assert await engine.run_once() == 1  # the scheduled rotation
+        assert [e["Step"] for e in runtime.events][1:] == ["createSecret", "setSecret", "testSecret", "finishSecret"]
+        db.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_value_set_by_hand_postpones_only_an_automatically_after_days_schedule(tmp_path, fake_clock):
+    async def scenario() -> None:
+        db, sm, _runtime, engine = setup(tmp_path)
+
+        async def next_rotation(name: str) -> float:
+            nxt = (await sm.handlers["DescribeSecret"](CTX, {"SecretId": name}))["NextRotationDate"]
+            return float(nxt if isinstance(nxt, float | int) else nxt.timestamp())
+
+        for name, rules in (
+            ("days", {"AutomaticallyAfterDays": 10}),
+            ("rate", {"ScheduleExpression": "rate(10 days)"}),
+        ):
+            await create(sm, name)
+            await rotate(sm, "a" * 32, name, RotationRules=rules)
+        assert await engine.run_once() == 2
+        before = {name: await next_rotation(name) for name in ("days", "rate")}
+        assert before["days"] == before["rate"] == fake_clock.now() + 11 * DAY - 1
+        fake_clock.advance(3 * DAY)
+        for name in ("days", "rate"):
+            await sm.handlers["PutSecretValue"](
+                CTX, {"SecretId": name, "SecretString": "by hand", "ClientRequestToken": "h" * 32}
+            )
+        assert await next_rotation("days") == before["days"] + 3 * DAY
+        assert await next_rotation("rate") == before["rate"]
+        db.close()
+
+    asyncio.run(scenario())
+
+
+def test_rotate_immediately_false_on_a_secret_without_a_value_tests_an_empty_pending_version(tmp_path, fake_clock):
+    async def scenario() -> None:
+        db, sm, runtime, engine = setup(tmp_path)
+        await create(sm, value=None)
+        await rotate(sm, "e" * 32, RotateImmediately=False)
+        assert await engine.run_once() == 1
+        assert [e["Step"] for e in runtime.events] == ["testSecret"]
+        [rotation] = await db.read(lambda tx: engine.history(tx, 1))
+        assert rotation["State"] == "succeeded"
+        described = await sm.handlers["DescribeSecret"](CTX, {"SecretId": "s"})
+        assert described.get("VersionIdsToStages", {}) == {}  # the empty copy is gone
+        db.close()
+
+    asyncio.run(scenario())
+
+
+def test_rotate_immediately_false_never_takes_an_existing_version_for_its_copy(tmp_path, fake_clock):
+    """RotateImmediately=false tests a copy of the current value in the new version and then deletes
+    that version. Named by a ClientRequestToken that is an existing version's id, it deleted that
+    version (its value and its AWSPREVIOUS label) once the test succeeded: now refused."""
+
+    async def scenario() -> None:
+        db, sm, runtime, engine = setup(tmp_path)
+        await create(sm)  # version t...t
+        await sm.handlers["PutSecretValue"](CTX, {"SecretId": "s", "SecretString": "v1", "ClientRequestToken": "1" * 32})
+        error = await refused(rotate(sm, "t" * 32, RotateImmediately=False))
+        assert (error.code, error.message) == ("ResourceExistsException", TOKEN_IN_USE)
+        assert await engine.run_once() == 0
+        assert runtime.events == []
+        assert await stages_of(sm) == {"1" * 32: ["AWSCURRENT"], "t" * 32: ["AWSPREVIOUS"]}
+        old = await sm.handlers["GetSecretValue"](CTX, {"SecretId": "s", "VersionId": "t" * 32})
+        assert old["SecretString"] == "v0"
+        assert await db.read(lambda tx: engine.history(tx, 1)) == []
+        # A fresh token is tested and its copy removed, as before.
+        await rotate(sm, "f" * 32, RotateImmediately=False)
+        assert await engine.run_once() == 1
+        assert await stages_of(sm) == {"1" * 32: ["AWSCURRENT"], "t" * 32: ["AWSPREVIOUS"]}
         db.close()
 
     asyncio.run(scenario())
