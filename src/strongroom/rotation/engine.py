@@ -149,6 +149,7 @@ class RotationEngine:
         self.runtime = runtime
         self.resolve = resolve
         self.settings = settings or RotationSettings()
+        self._slots = max(1, self.settings.concurrency)  # rotations run at once (concurrency 0: one)
         self.node_id = node_id or uuid.uuid4().hex
         self._wake = asyncio.Event()
         self._executor: ThreadPoolExecutor | None = None  # the threads that wait on function invocations
@@ -283,7 +284,7 @@ class RotationEngine:
         more_due = await self._start_scheduled()
         running: set[asyncio.Task[None]] = set()
         ran = 0
-        limit = max(1, self.settings.concurrency)
+        limit = self._slots
         try:
             while True:
                 self._wake.clear()  # a RotateSecret from now on wakes the wait below to fill a slot
@@ -314,7 +315,7 @@ class RotationEngine:
         """``runtime.invoke`` on the engine's own threads (one per concurrent rotation: the default
         executor has min(32, CPUs + 4) and is shared with everything else)."""
         if self._executor is None:
-            self._executor = ThreadPoolExecutor(max(1, self.settings.concurrency), thread_name_prefix="rotation")
+            self._executor = ThreadPoolExecutor(self._slots, thread_name_prefix="rotation")
         context = contextvars.copy_context()
         return asyncio.get_running_loop().run_in_executor(self._executor, context.run, self.runtime.invoke, spec, event)
 

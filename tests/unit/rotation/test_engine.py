@@ -7,6 +7,8 @@ service's own operations, so a month of schedules runs in about a second.
 from __future__ import annotations
 
 import asyncio
+import json
+import sqlite3
 import time
 import uuid
 from typing import Any
@@ -14,14 +16,17 @@ from typing import Any
 import pytest
 
 from strongroom import clock
+from strongroom.audit import AuditTrail
 from strongroom.context import RequestContext
 from strongroom.crypto import Keyring, MasterKey
 from strongroom.errors import AWSError
 from strongroom.rotation.engine import CANNOT_INVOKE, TOKEN_IN_USE, RotationEngine, RotationSettings
 from strongroom.rotation.runtime import FunctionSpec, InvokeResult
+from strongroom.services.cloudtrail.service import CloudTrail
 from strongroom.services.secretsmanager import SecretsManager
 from strongroom.services.secretsmanager.values import ValueCipher
 from strongroom.store import open_database
+from strongroom.store import rotations as jobs
 
 CTX = RequestContext(
     account_id="123456789012", region="us-east-1", principal_arn="arn:aws:iam::123456789012:root", request_id="r"
@@ -421,7 +426,7 @@ def test_the_next_rotation_date_is_the_last_second_of_its_window_day(tmp_path, f
 # ------------------------------------------------------------------ nodes, leases and the loop
 
 
-async def until(predicate: Any, what: str, timeout: float = 15.0) -> Any:
+async def until(predicate: Any, what: str, timeout: float = 10.0) -> Any:
     """Await ``predicate()`` (a coroutine function) until it answers something true, polling the
     running loop; AssertionError after ``timeout`` seconds (a bound, not a guess of how long)."""
     deadline = time.monotonic() + timeout
@@ -763,7 +768,9 @@ def test_rotate_immediately_false_never_takes_an_existing_version_for_its_copy(t
     async def scenario() -> None:
         db, sm, runtime, engine = setup(tmp_path)
         await create(sm)  # version t...t
-        await sm.handlers["PutSecretValue"](CTX, {"SecretId": "s", "SecretString": "v1", "ClientRequestToken": "1" * 32})
+        await sm.handlers["PutSecretValue"](
+            CTX, {"SecretId": "s", "SecretString": "v1", "ClientRequestToken": "1" * 32}
+        )
         error = await refused(rotate(sm, "t" * 32, RotateImmediately=False))
         assert (error.code, error.message) == ("ResourceExistsException", TOKEN_IN_USE)
         assert await engine.run_once() == 0
@@ -776,6 +783,321 @@ def test_rotate_immediately_false_never_takes_an_existing_version_for_its_copy(t
         await rotate(sm, "f" * 32, RotateImmediately=False)
         assert await engine.run_once() == 1
         assert await stages_of(sm) == {"1" * 32: ["AWSCURRENT"], "t" * 32: ["AWSPREVIOUS"]}
+        db.close()
+
+    asyncio.run(scenario())
+
+
+# ------------------------------------------------------------ the server loop and the audit trail
+
+
+class FlakyDatabase:
+    """The engine's view of the database, failing the write it is told to (a disk that errs once)."""
+
+    def __init__(self, db: Any) -> None:
+        self.db, self.dialect, self.failures = db, db.dialect, 0
+
+    async def read(self, fn: Any, snapshot: bool = True) -> Any:
+        return await self.db.read(fn, snapshot)
+
+    async def write(self, fn: Any, durable: bool = True) -> Any:
+        if self.failures and fn is not jobs.release_claims:
+            self.failures -= 1
+            raise sqlite3.OperationalError("disk I/O error")
+        return await self.db.write(fn, durable)
+
+
+async def events_of(db: Any, name: str) -> list[dict[str, Any]]:
+    """The service events LookupEvents shows for the secret ``name``, oldest first."""
+    trail = CloudTrail(db)
+    answer = await trail.handlers["LookupEvents"](
+        CTX, {"LookupAttributes": [{"AttributeKey": "EventSource", "AttributeValue": "secretsmanager.amazonaws.com"}]}
+    )
+    out = []
+    for event in reversed(answer["Events"]):
+        record = json.loads(event["CloudTrailEvent"])
+        if record["eventType"] == "AwsServiceEvent" and record["resources"][0]["ARN"].split(":")[-1].startswith(
+            name + "-"
+        ):
+            out.append(record)
+    return out
+
+
+def test_the_loop_resumes_its_own_rotations_at_once_survives_a_failed_pass_and_polls(tmp_path, fake_clock, caplog):
+    """A node restarted on its SQLite file takes back the rotation it held when it stopped, without
+    waiting for its old lease; a pass that fails (the database errs) is logged and the loop goes
+    on; a scheduled rotation that comes due with nobody waking the loop starts on its next poll."""
+
+    async def scenario() -> None:
+        settings = RotationSettings(retry_base=60, retry_cap=600, max_attempts=3, poll_interval=0.02)
+        db, sm, runtime, engine = setup(tmp_path, settings)
+
+        def registry_down(*args: Any) -> None:
+            raise RuntimeError("registry down")
+
+        dead = second_node(engine, registry_down)
+        await create(sm)
+        token = "l" * 32
+        await rotate(sm, token, RotationRules={"AutomaticallyAfterDays": 1})
+        assert await dead.run_once() == 1  # claimed for 120 s, then the node "died"
+        flaky = FlakyDatabase(db)
+        flaky.failures = 1
+        restarted = RotationEngine(engine.cipher, flaky, runtime, engine.resolve, settings, node_id="node-a")  # type: ignore[arg-type]
+        sm.rotation = restarted
+        caplog.clear()
+        loop = asyncio.create_task(restarted.run())
+
+        async def history() -> list[dict[str, Any]]:
+            return await db.read(lambda tx: engine.history(tx, 1))  # type: ignore[no-any-return]
+
+        async def succeeded() -> bool:
+            return [h["State"] for h in await history()] == ["succeeded"]
+
+        await until(succeeded, "the resumed rotation finished")  # the fake clock has not moved
+        assert (await stages_of(sm))[token] == ["AWSCURRENT"]
+        [failure] = [r for r in caplog.records if r.getMessage() == "rotation loop error"]
+        assert "disk I/O error" in str(failure.exc_info[1])
+        due = (await db.read(lambda tx: tx.one("SELECT rotation_due_at FROM secrets")))[0]
+        fake_clock.set(due)
+
+        async def rotated_again() -> bool:
+            return [h["State"] for h in await history()] == ["succeeded", "succeeded"]
+
+        await until(rotated_again, "the scheduled rotation started by a poll")
+        assert not loop.done()
+        loop.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await loop
+        db.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_audit_trail_records_each_rotation_starting_failing_succeeding_and_abandoned(tmp_path, fake_clock, caplog):
+    """Service events, as LookupEvents shows them: RotationStarted, RotationFailed (the attempt,
+    whether it was the last, the error's first 1,000 characters), RotationSucceeded and
+    RotationAbandoned; the failure's log line carries the error's first 500 characters."""
+
+    async def scenario() -> None:
+        settings = RotationSettings(retry_base=60, retry_cap=600, max_attempts=2, poll_interval=0.02)
+        db, sm, runtime, plain = setup(tmp_path, settings)
+        trail = AuditTrail(db)
+        engine = RotationEngine(plain.cipher, db, runtime, plain.resolve, settings, audit=trail)
+        sm.rotation = engine
+        original = runtime.invoke
+        long_error = "x" * 5000
+
+        def failing_set(spec: FunctionSpec, event: dict[str, Any]) -> InvokeResult:
+            if event["Step"] == "setSecret" and runtime.fail:
+                runtime.fail.pop(0)
+                return InvokeResult(False, error={"errorType": "ValueError", "errorMessage": long_error})
+            return original(spec, event)
+
+        runtime.invoke = failing_set  # type: ignore[method-assign]
+        loop = asyncio.create_task(engine.run())
+        error = ("setSecret failed: ValueError: " + long_error)[:2000]
+
+        async def audited(name: str, event: str, count: int = 1) -> None:
+            async def seen() -> bool:
+                return [e["eventName"] for e in await events_of(db, name)].count(event) == count
+
+            await until(seen, f"{count} {event} of {name} audited")
+
+        await create(sm, "ok")
+        runtime.fail = ["setSecret"]
+        await rotate(sm, "o" * 32, "ok")  # wakes the loop
+        await audited("ok", "RotationFailed")
+        assert f"rotation {'o' * 32} attempt 1 failed: {error[:500]}" in [r.getMessage() for r in caplog.records]
+        fake_clock.advance(70)  # past the back-off (60 s ±10%)
+        engine.wake()
+        await audited("ok", "RotationSucceeded")
+        await create(sm, "gaveup")
+        runtime.fail = ["setSecret"] * 2
+        await rotate(sm, "g" * 32, "gaveup")
+        await audited("gaveup", "RotationFailed")
+        fake_clock.advance(70)
+        engine.wake()
+        await audited("gaveup", "RotationFailed", 2)  # the last attempt
+        await sm.handlers["PutSecretValue"](
+            CTX, {"SecretId": "gaveup", "SecretString": "by hand", "ClientRequestToken": "h" * 32}
+        )
+
+        await audited("gaveup", "RotationAbandoned")
+        loop.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await loop
+        seen = {name: await events_of(db, name) for name in ("ok", "gaveup")}
+        for name, records in seen.items():
+            arn = records[0]["resources"][0]["ARN"]
+            assert {(r["eventType"], r["eventSource"], r["resources"][0]["ARN"]) for r in records} == {
+                ("AwsServiceEvent", "secretsmanager.amazonaws.com", arn)
+            }
+        token = "o" * 32
+        assert [(r["eventName"], r["additionalEventData"]) for r in seen["ok"]] == [
+            ("RotationStarted", {"versionId": token, "rotationLambdaARN": FUNCTION}),
+            ("RotationFailed", {"versionId": token, "attempt": 1, "final": False, "error": error[:1000]}),
+            ("RotationSucceeded", {"versionId": token}),
+        ]
+        token = "g" * 32
+        assert [(r["eventName"], r["additionalEventData"]) for r in seen["gaveup"]] == [
+            ("RotationStarted", {"versionId": token, "rotationLambdaARN": FUNCTION}),
+            ("RotationFailed", {"versionId": token, "attempt": 1, "final": False, "error": error[:1000]}),
+            ("RotationFailed", {"versionId": token, "attempt": 2, "final": True, "error": error[:1000]}),
+            ("RotationAbandoned", {"versionId": token}),
+        ]
+        [rotation] = await db.read(lambda tx: engine.history(tx, 2))
+        assert (rotation["State"], rotation["LastError"]) == ("abandoned", error)
+        db.close()
+
+    asyncio.run(scenario())
+
+
+# ------------------------------------------------------------------- retries, slots, the scheduler
+
+
+def test_a_failed_attempt_is_retried_after_a_jittered_capped_exponential_back_off(tmp_path, fake_clock):
+    """retry_base 60 s and retry_cap 100 s, each ±10%: the first retry comes 54 to 66 s after the
+    failure, the later ones 90 to 110 s after theirs (120 s and 240 s, capped)."""
+
+    async def scenario() -> None:
+        db, sm, runtime, engine = setup(tmp_path, RotationSettings(retry_base=60, retry_cap=100, max_attempts=4))
+        await create(sm)
+        runtime.fail = ["setSecret"] * 3
+        token = "j" * 32
+        await rotate(sm, token)
+        assert await engine.run_once() == 1
+        for low, high in ((54, 66), (90, 110), (90, 110)):
+            failed = fake_clock.now()
+            fake_clock.set(failed + low - 0.1)
+            assert await engine.run_once() == 0
+            fake_clock.set(failed + high + 0.1)
+            assert await engine.run_once() == 1
+        [rotation] = await db.read(lambda tx: engine.history(tx, 1))
+        assert (rotation["State"], rotation["Attempts"]) == ("succeeded", 4)
+        db.close()
+
+    asyncio.run(scenario())
+
+
+def test_one_node_runs_at_most_its_concurrency_of_rotations_at_once(tmp_path, fake_clock):
+    import threading
+
+    async def scenario(concurrency: int) -> int:
+        db, sm, runtime, engine = setup(tmp_path / str(concurrency), RotationSettings(concurrency=concurrency))
+        original = runtime.invoke
+        lock, running, most, first = threading.Lock(), [0], [0], [2]
+        both = threading.Barrier(2, timeout=10)
+
+        def counted(spec: FunctionSpec, event: dict[str, Any]) -> InvokeResult:
+            with lock:
+                running[0] += 1
+                most[0] = max(most[0], running[0])
+                meet = concurrency > 1 and event["Step"] == "createSecret" and first[0] > 0
+                first[0] -= meet
+            try:
+                if meet:
+                    both.wait()  # the first two rotations' first steps run side by side
+                return original(spec, event)
+            finally:
+                with lock:
+                    running[0] -= 1
+
+        runtime.invoke = counted  # type: ignore[method-assign]
+        for name in ("s1", "s2", "s3"):
+            await create(sm, name)
+            await rotate(sm, "c" * 32, name)
+        assert await engine.run_once() == 3
+        if concurrency == 1:  # one rotation after the other
+            assert [e["SecretId"].split(":")[-1][:2] for e in runtime.events] == [
+                name for name in ("s1", "s2", "s3") for _ in range(4)
+            ]
+        assert [h["State"] for i in (1, 2, 3) for h in await db.read(lambda tx, i=i: engine.history(tx, i))] == [
+            "succeeded"
+        ] * 3
+        db.close()
+        return most[0]
+
+    (tmp_path / "1").mkdir()
+    (tmp_path / "2").mkdir()
+    assert asyncio.run(scenario(1)) == 1
+    assert asyncio.run(scenario(2)) == 2
+
+
+def test_the_function_gets_a_rotation_token_of_its_own(tmp_path, fake_clock):
+    async def scenario() -> None:
+        db, sm, runtime, engine = setup(tmp_path)
+        await create(sm)
+        runtime.fail = ["setSecret"]
+        await rotate(sm, "z" * 32)
+        assert await engine.run_once() == 1
+        fake_clock.advance(70)
+        assert await engine.run_once() == 1
+        tokens = {e["RotationToken"] for e in runtime.events}
+        assert len(tokens) == 1  # one rotation, one token, for every step of every attempt
+        [rotation_token] = tokens
+        assert str(uuid.UUID(rotation_token)) == rotation_token and rotation_token != "z" * 32
+        db.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_rotation_still_being_retried_holds_the_scheduled_one_off(tmp_path, fake_clock):
+    """A scheduled rotation comes due while an earlier one waits for its retry (its AWSPENDING
+    label removed by hand meanwhile): no second rotation starts; the waiting one, no longer
+    wanted, stops."""
+
+    async def scenario() -> None:
+        db, sm, runtime, engine = setup(tmp_path)
+        await create(sm)
+        await rotate(sm, "1" * 32, RotationRules={"AutomaticallyAfterDays": 1})
+        assert await engine.run_once() == 1
+        due = (await db.read(lambda tx: tx.one("SELECT rotation_due_at FROM secrets")))[0]
+        runtime.fail = ["setSecret"]
+        waiting = "2" * 32
+        await rotate(sm, waiting)
+        assert await engine.run_once() == 1  # failed; retried in about 60 s
+        await sm.handlers["UpdateSecretVersionStage"](
+            CTX, {"SecretId": "s", "VersionStage": "AWSPENDING", "RemoveFromVersionId": waiting}
+        )
+        fake_clock.set(max(due, fake_clock.now() + 70))
+        assert await engine.run_once() == 1  # the waiting one, which stops at once
+        assert [(h["VersionId"], h["State"]) for h in await db.read(lambda tx: engine.history(tx, 1))] == [
+            (waiting, "abandoned"),
+            ("1" * 32, "succeeded"),
+        ]
+        db.close()
+
+    asyncio.run(scenario())
+
+
+def test_an_abandoned_rotation_whose_function_put_awspending_back_leaves_no_awspending(tmp_path, fake_clock):
+    """A value set by hand while createSecret runs abandons the rotation; the function then puts its
+    version in AWSPENDING anyway. The engine stops at the next step and removes that label: left,
+    it would refuse every later RotateSecret with "A previous rotation isn't complete"."""
+
+    async def scenario() -> None:
+        db, sm, runtime, engine = setup(tmp_path)
+        await create(sm)
+        original = runtime.invoke
+
+        def set_by_hand_first(spec: FunctionSpec, event: dict[str, Any]) -> InvokeResult:
+            if event["Step"] == "createSecret":
+                runtime.call("PutSecretValue", SecretId="s", SecretString="by hand", ClientRequestToken="h" * 32)
+            return original(spec, event)
+
+        runtime.invoke = set_by_hand_first  # type: ignore[method-assign]
+        token = "b" * 32
+        await rotate(sm, token)
+        assert await engine.run_once() == 1
+        assert [e["Step"] for e in runtime.events] == ["createSecret"]
+        stages = await stages_of(sm)
+        assert stages["h" * 32] == ["AWSCURRENT"] and stages.get(token, []) == []
+        [rotation] = await db.read(lambda tx: engine.history(tx, 1))
+        assert rotation["State"] == "abandoned"
+        runtime.invoke = original  # type: ignore[method-assign]
+        await rotate(sm, "n" * 32)  # accepted
+        assert await engine.run_once() == 1
+        assert (await stages_of(sm))["n" * 32] == ["AWSCURRENT"]
         db.close()
 
     asyncio.run(scenario())
