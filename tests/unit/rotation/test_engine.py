@@ -615,7 +615,7 @@ def test_rotate_secret_retried_with_its_token_while_queued_records_one_rotation(
 
 def test_rotate_secret_with_the_token_of_a_finished_rotation_is_refused(tmp_path, fake_clock):
     async def scenario() -> None:
-        db, sm, runtime, engine = setup(tmp_path)
+        db, sm, _runtime, engine = setup(tmp_path)
         await create(sm)
         token = "u" * 32
         await rotate(sm, token)
@@ -927,7 +927,7 @@ def test_the_audit_trail_records_each_rotation_starting_failing_succeeding_and_a
         with pytest.raises(asyncio.CancelledError):
             await loop
         seen = {name: await events_of(db, name) for name in ("ok", "gaveup")}
-        for name, records in seen.items():
+        for records in seen.values():
             arn = records[0]["resources"][0]["ARN"]
             assert {(r["eventType"], r["eventSource"], r["resources"][0]["ARN"]) for r in records} == {
                 ("AwsServiceEvent", "secretsmanager.amazonaws.com", arn)
