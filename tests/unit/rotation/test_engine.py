@@ -462,6 +462,22 @@ def second_node(engine: RotationEngine, resolve: Any = None) -> RotationEngine:
     )
 
 
+class FlakyDatabase:
+    """The engine's view of the database, failing the write it is told to (a disk that errs once)."""
+
+    def __init__(self, db: Any) -> None:
+        self.db, self.dialect, self.failures = db, db.dialect, 0
+
+    async def read(self, fn: Any, snapshot: bool = True) -> Any:
+        return await self.db.read(fn, snapshot)
+
+    async def write(self, fn: Any, durable: bool = True) -> Any:
+        if self.failures and fn is not jobs.release_claims:
+            self.failures -= 1
+            raise sqlite3.OperationalError("disk I/O error")
+        return await self.db.write(fn, durable)
+
+
 class Gate:
     """Holds the first invocation of ``step`` until opened (a step that is still running)."""
 
@@ -555,14 +571,15 @@ def test_each_step_renews_the_lease_from_the_moment_it_starts(tmp_path, fake_clo
     asyncio.run(scenario())
 
 
-def test_a_slow_step_keeps_renewing_its_lease(tmp_path, fake_clock):
+def test_a_slow_step_keeps_renewing_its_lease(tmp_path, fake_clock, caplog):
     """A step that runs longer than the lease is not taken over: the node renews its claim while
     the step runs (the lease is 0.3 s here, so renewals come every 0.1 s of real time)."""
 
     async def scenario() -> None:
         settings = RotationSettings(retry_base=60, retry_cap=600, max_attempts=3, lease=0.3)
-        db, sm, runtime, a = setup(tmp_path, settings)
-        b = second_node(a)
+        db, sm, runtime, b = setup(tmp_path, settings)
+        flaky = FlakyDatabase(db)
+        a = RotationEngine(b.cipher, flaky, runtime, b.resolve, settings, node_id="node-a")  # type: ignore[arg-type]
         await create(sm)
         await rotate(sm, "k" * 32)
         gate = Gate(runtime, "setSecret")
@@ -570,12 +587,14 @@ def test_a_slow_step_keeps_renewing_its_lease(tmp_path, fake_clock):
         await gate.wait_entered()
         later = fake_clock.now() + 1000
         fake_clock.set(later)  # the claim made before setSecret has long expired
+        flaky.failures = 1  # and the first renewal fails: the next one is tried all the same
 
         async def renewed() -> bool:
             row = await db.read(lambda tx: tx.one("SELECT claimed_by, claimed_until FROM rotations"))
             return bool(row[0] == a.node_id and row[1] > later)
 
         await until(renewed, "the lease renewed while setSecret runs")
+        assert f"could not renew the lease of rotation {'k' * 32}" in [r.getMessage() for r in caplog.records]
         assert await b.run_once() == 0
         gate.opened.set()
         assert await running == 1
@@ -791,22 +810,6 @@ def test_rotate_immediately_false_never_takes_an_existing_version_for_its_copy(t
 # ------------------------------------------------------------ the server loop and the audit trail
 
 
-class FlakyDatabase:
-    """The engine's view of the database, failing the write it is told to (a disk that errs once)."""
-
-    def __init__(self, db: Any) -> None:
-        self.db, self.dialect, self.failures = db, db.dialect, 0
-
-    async def read(self, fn: Any, snapshot: bool = True) -> Any:
-        return await self.db.read(fn, snapshot)
-
-    async def write(self, fn: Any, durable: bool = True) -> Any:
-        if self.failures and fn is not jobs.release_claims:
-            self.failures -= 1
-            raise sqlite3.OperationalError("disk I/O error")
-        return await self.db.write(fn, durable)
-
-
 async def events_of(db: Any, name: str) -> list[dict[str, Any]]:
     """The service events LookupEvents shows for the secret ``name``, oldest first."""
     trail = CloudTrail(db)
@@ -986,12 +989,14 @@ def test_one_node_runs_at_most_its_concurrency_of_rotations_at_once(tmp_path, fa
         db, sm, runtime, engine = setup(tmp_path / str(concurrency), RotationSettings(concurrency=concurrency))
         original = runtime.invoke
         lock, running, most, first = threading.Lock(), [0], [0], [2]
+        threads: set[str] = set()
         both = threading.Barrier(2, timeout=10)
 
         def counted(spec: FunctionSpec, event: dict[str, Any]) -> InvokeResult:
             with lock:
                 running[0] += 1
                 most[0] = max(most[0], running[0])
+                threads.add(threading.current_thread().name)
                 meet = concurrency > 1 and event["Step"] == "createSecret" and first[0] > 0
                 first[0] -= meet
             try:
@@ -1015,6 +1020,8 @@ def test_one_node_runs_at_most_its_concurrency_of_rotations_at_once(tmp_path, fa
             "succeeded"
         ] * 3
         db.close()
+        # On the engine's own threads, one a slot (not the loop's default executor, shared with all).
+        assert len(threads) == concurrency and all(name.startswith("rotation") for name in threads)
         return most[0]
 
     (tmp_path / "1").mkdir()
@@ -1098,6 +1105,107 @@ def test_an_abandoned_rotation_whose_function_put_awspending_back_leaves_no_awsp
         await rotate(sm, "n" * 32)  # accepted
         assert await engine.run_once() == 1
         assert (await stages_of(sm))["n" * 32] == ["AWSCURRENT"]
+        db.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_function_secrets_manager_may_no_longer_invoke_fails_the_attempt(tmp_path, fake_clock):
+    async def scenario() -> None:
+        db, sm, runtime, engine = setup(tmp_path, RotationSettings(max_attempts=1))
+        await create(sm)
+        await rotate(sm, "i" * 32)
+        original = runtime.invoke
+
+        def revoke_after_create(spec: FunctionSpec, event: dict[str, Any]) -> InvokeResult:
+            engine.resolve = lambda *args: None
+            return original(spec, event)
+
+        runtime.invoke = revoke_after_create  # type: ignore[method-assign]
+        assert await engine.run_once() == 1
+        [rotation] = await db.read(lambda tx: engine.history(tx, 1))
+        assert (rotation["State"], rotation["LastError"]) == ("failed", "AccessDeniedException: " + CANNOT_INVOKE)
+        assert [e["Step"] for e in runtime.events] == ["createSecret"]
+        db.close()
+
+    asyncio.run(scenario())
+
+
+class UnwritableTrail:
+    """An audit trail that cannot write (its database is down)."""
+
+    async def record(self, record: dict[str, Any]) -> None:
+        raise RuntimeError("audit trail unavailable")
+
+
+def test_a_rotation_goes_on_when_its_service_events_cannot_be_audited_and_says_so(tmp_path, fake_clock, caplog):
+    async def scenario(audit: Any) -> list[str]:
+        settings = RotationSettings(poll_interval=0.02)
+        db, sm, runtime, plain = setup(tmp_path / str(audit is None), settings)
+        engine = RotationEngine(plain.cipher, db, runtime, plain.resolve, settings, audit=audit)
+        sm.rotation = engine
+        loop = asyncio.create_task(engine.run())
+        caplog.clear()
+        await create(sm)
+        await rotate(sm, "y" * 32)
+
+        async def succeeded() -> bool:
+            return [h["State"] for h in await db.read(lambda tx: engine.history(tx, 1))] == ["succeeded"]
+
+        await until(succeeded, "the rotation finished")
+        loop.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await loop
+        db.close()
+        return [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+
+    (tmp_path / "True").mkdir()
+    (tmp_path / "False").mkdir()
+    errors = asyncio.run(scenario(UnwritableTrail()))
+    assert "service event RotationStarted could not be audited" in errors
+    assert "service event RotationSucceeded could not be audited" in errors
+    assert asyncio.run(scenario(None)) == []  # no trail, nothing to fail
+
+
+def test_stopping_the_loop_stops_the_rotation_it_is_running(tmp_path, fake_clock):
+    """The server stops: the rotation whose step is running goes no further on this node (the step
+    itself runs on to its end: a function cannot be interrupted)."""
+
+    async def scenario() -> None:
+        db, sm, runtime, engine = setup(tmp_path, RotationSettings(poll_interval=0.02))
+        await create(sm)
+        await rotate(sm, "v" * 32)
+        gate = Gate(runtime, "createSecret")
+        loop = asyncio.create_task(engine.run())
+        await gate.wait_entered()
+        loop.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await loop
+        await asyncio.sleep(0)
+        left = [t for t in asyncio.all_tasks() if "_run_job" in t.get_coro().__qualname__]  # type: ignore[union-attr]
+        assert left == []  # no rotation task outlives the loop
+        gate.opened.set()
+        [rotation] = await db.read(lambda tx: engine.history(tx, 1))
+        assert (rotation["State"], rotation["Steps"]) == ("running", [])
+        db.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_scheduler_starts_every_due_rotation_in_one_pass_beyond_its_batch_of_50(tmp_path, fake_clock):
+    async def scenario() -> None:
+        db, sm, runtime, engine = setup(tmp_path, RotationSettings(max_attempts=1))
+        for i in range(51):
+            await create(sm, f"b{i}")
+            await rotate(
+                sm, "t" * 31 + "x", f"b{i}", RotateImmediately=False, RotationRules={"AutomaticallyAfterDays": 1}
+            )
+        assert await engine.run_once() == 51  # the tests of the current values
+        fake_clock.advance(2 * DAY)
+        runtime.fail = ["createSecret"] * 51  # cheap attempts: each fails at once
+        assert await engine.run_once() == 51
+        tokens = {e["SecretId"]: e["ClientRequestToken"] for e in runtime.events if e["Step"] == "createSecret"}
+        assert len(tokens) == 51
         db.close()
 
     asyncio.run(scenario())
