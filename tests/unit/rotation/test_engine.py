@@ -1209,3 +1209,54 @@ def test_the_scheduler_starts_every_due_rotation_in_one_pass_beyond_its_batch_of
         db.close()
 
     asyncio.run(scenario())
+
+
+def test_a_rotation_that_gives_up_leaves_the_schedule_counted_from_the_last_rotation(tmp_path, fake_clock):
+    """AutomaticallyAfterDays counts from the last rotation: a RotateSecret that never completes
+    does not move NextRotationDate."""
+
+    async def scenario() -> None:
+        db, sm, runtime, engine = setup(tmp_path, RotationSettings(max_attempts=1))
+        await create(sm)
+        await rotate(sm, "1" * 32, RotationRules={"AutomaticallyAfterDays": 10})
+        assert await engine.run_once() == 1
+
+        async def next_rotation() -> float:
+            nxt = (await sm.handlers["DescribeSecret"](CTX, {"SecretId": "s"}))["NextRotationDate"]
+            return float(nxt if isinstance(nxt, float | int) else nxt.timestamp())
+
+        scheduled = await next_rotation()
+        assert scheduled == fake_clock.now() + 11 * DAY - 1
+        fake_clock.advance(3 * DAY)
+        runtime.fail = ["setSecret"]
+        await rotate(sm, "2" * 32)
+        assert await next_rotation() == scheduled
+        assert await engine.run_once() == 1
+        assert (await db.read(lambda tx: engine.history(tx, 1)))[0]["State"] == "failed"
+        assert await next_rotation() == scheduled
+        db.close()
+
+    asyncio.run(scenario())
+
+
+def test_rotation_rules_stored_by_an_older_server_that_no_longer_parse_do_not_break_a_write(tmp_path, fake_clock):
+    """Rules the parser refuses now (stored before a stricter release) only lose the schedule: a
+    value set by hand, which reschedules AutomaticallyAfterDays, still succeeds."""
+
+    async def scenario() -> None:
+        db, sm, _runtime, engine = setup(tmp_path)
+        await create(sm)
+        await rotate(sm, "1" * 32, RotationRules={"AutomaticallyAfterDays": 10})
+        assert await engine.run_once() == 1
+        await db.write(
+            lambda tx: tx.execute("UPDATE secrets SET rotation_rules = ?", ('{"AutomaticallyAfterDays": 5000}',))
+        )
+        answer = await sm.handlers["PutSecretValue"](
+            CTX, {"SecretId": "s", "SecretString": "by hand", "ClientRequestToken": "h" * 32}
+        )
+        assert answer["VersionStages"] == ["AWSCURRENT"]
+        described = await sm.handlers["DescribeSecret"](CTX, {"SecretId": "s"})
+        assert described["RotationEnabled"] is True and "NextRotationDate" not in described
+        db.close()
+
+    asyncio.run(scenario())
