@@ -11,7 +11,7 @@ import json
 import sqlite3
 import time
 import uuid
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -479,12 +479,16 @@ class FlakyDatabase:
 
 
 class Gate:
-    """Holds the first invocation of ``step`` until opened (a step that is still running)."""
+    """Holds the first invocation of ``step`` until opened (a step that is still running). A test
+    that fails with its gate closed gets it opened at teardown (see ``open_gates``)."""
+
+    made: ClassVar[list[Gate]] = []
 
     def __init__(self, runtime: FakeRuntime, step: str) -> None:
         import threading
 
         self.entered, self.opened = threading.Event(), threading.Event()
+        Gate.made.append(self)
         self.step, self.used = step, False
         self.original = runtime.invoke
         runtime.invoke = self.invoke  # type: ignore[method-assign]
@@ -493,11 +497,20 @@ class Gate:
         if event["Step"] == self.step and not self.used:
             self.used = True
             self.entered.set()
-            assert self.opened.wait(30), "the gate was never opened"
+            assert self.opened.wait(60), "the gate was never opened"
         return self.original(spec, event)
 
     async def wait_entered(self) -> None:
         await until(lambda: asyncio.sleep(0, self.entered.is_set()), f"{self.step} started")
+
+
+@pytest.fixture(autouse=True)
+def open_gates():  # type: ignore[no-untyped-def]
+    """A failed test leaves no invocation waiting on its gate (its thread would hold up the exit)."""
+    yield
+    for gate in Gate.made:
+        gate.opened.set()
+    Gate.made.clear()
 
 
 def test_a_second_node_takes_a_dead_nodes_rotation_over_only_when_its_lease_expires(tmp_path, fake_clock, caplog):
