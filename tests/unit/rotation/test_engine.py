@@ -1273,3 +1273,36 @@ def test_rotation_rules_stored_by_an_older_server_that_no_longer_parse_do_not_br
         db.close()
 
     asyncio.run(scenario())
+
+
+def test_a_rotation_that_finishes_after_cancel_rotate_secret_schedules_nothing(tmp_path, fake_clock):
+    """CancelRotateSecret during finishSecret: the rotation still completes (the function moved
+    AWSCURRENT), but sets no next rotation; RotateSecret turning rotation on again shows none
+    until its own rotation completes."""
+
+    async def scenario() -> None:
+        db, sm, runtime, engine = setup(tmp_path)
+        await create(sm)
+        original = runtime.invoke
+
+        def cancel_during_finish(spec: FunctionSpec, event: dict[str, Any]) -> InvokeResult:
+            result = original(spec, event)
+            if event["Step"] == "finishSecret":
+                runtime.call("CancelRotateSecret", SecretId="s")
+            return result
+
+        runtime.invoke = cancel_during_finish  # type: ignore[method-assign]
+        await rotate(sm, "1" * 32, RotationRules={"AutomaticallyAfterDays": 10})
+        assert await engine.run_once() == 1
+        described = await sm.handlers["DescribeSecret"](CTX, {"SecretId": "s"})
+        assert described["RotationEnabled"] is False and "LastRotatedDate" in described
+        runtime.invoke = original  # type: ignore[method-assign]
+        await rotate(sm, "2" * 32)
+        described = await sm.handlers["DescribeSecret"](CTX, {"SecretId": "s"})
+        assert described["RotationEnabled"] is True and "NextRotationDate" not in described
+        assert await engine.run_once() == 1
+        described = await sm.handlers["DescribeSecret"](CTX, {"SecretId": "s"})
+        assert "NextRotationDate" in described
+        db.close()
+
+    asyncio.run(scenario())
