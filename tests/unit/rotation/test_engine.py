@@ -696,7 +696,8 @@ def test_a_new_rotation_after_one_that_gave_up_is_refused_and_the_old_one_reatte
         stalled = "p" * 32
         await rotate(sm, stalled)
         assert await engine.run_once() == 1
-        assert (await db.read(lambda tx: engine.history(tx, 1)))[0]["State"] == "failed"
+        [rotation] = await db.read(lambda tx: engine.history(tx, 1))
+        assert (rotation["State"], rotation["Finished"]) == ("failed", fake_clock.now())
         error = await refused(rotate(sm, "n" * 32))
         assert (error.code, error.message) == (
             "InvalidRequestException",
@@ -982,6 +983,8 @@ def test_a_failed_attempt_is_retried_after_a_jittered_capped_exponential_back_of
         token = "j" * 32
         await rotate(sm, token)
         assert await engine.run_once() == 1
+        [rotation] = await db.read(lambda tx: engine.history(tx, 1))
+        assert (rotation["State"], rotation["Finished"]) == ("running", None)  # to be retried
         for low, high in ((54, 66), (90, 110), (90, 110)):
             failed = fake_clock.now()
             fake_clock.set(failed + low - 0.1)
