@@ -487,7 +487,7 @@ class Gate:
     def __init__(self, runtime: FakeRuntime, step: str) -> None:
         import threading
 
-        self.entered, self.opened = threading.Event(), threading.Event()
+        self.entered, self.opened, self.left = threading.Event(), threading.Event(), threading.Event()
         Gate.made.append(self)
         self.step, self.used = step, False
         self.original = runtime.invoke
@@ -497,7 +497,11 @@ class Gate:
         if event["Step"] == self.step and not self.used:
             self.used = True
             self.entered.set()
-            assert self.opened.wait(60), "the gate was never opened"
+            try:
+                assert self.opened.wait(60), "the gate was never opened"
+                return self.original(spec, event)
+            finally:
+                self.left.set()
         return self.original(spec, event)
 
     async def wait_entered(self) -> None:
@@ -1201,8 +1205,9 @@ def test_stopping_the_loop_stops_the_rotation_it_is_running(tmp_path, fake_clock
         left = [t for t in asyncio.all_tasks() if "_run_job" in t.get_coro().__qualname__]  # type: ignore[union-attr]
         assert left == []  # no rotation task outlives the loop
         gate.opened.set()
+        await until(lambda: asyncio.sleep(0, gate.left.is_set()), "the step ran to its end")
         [rotation] = await db.read(lambda tx: engine.history(tx, 1))
-        assert (rotation["State"], rotation["Steps"]) == ("running", [])
+        assert (rotation["State"], rotation["Steps"]) == ("running", [])  # its outcome unrecorded
         db.close()
 
     asyncio.run(scenario())
