@@ -1314,3 +1314,27 @@ def test_a_rotation_that_finishes_after_cancel_rotate_secret_schedules_nothing(t
         db.close()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(("jitter", "due"), [("lowest", 54.0), ("highest", 66.0)])
+def test_the_back_offs_jitter_spans_ten_percent_either_side(tmp_path, fake_clock, monkeypatch, jitter, due):
+    """retry_base 60 s: with the jitter at its lowest the retry is due 54 s after the failure, at
+    its highest 66 s after (the jitter's draw pinned to each end of its range)."""
+    import random
+
+    monkeypatch.setattr(random, "uniform", lambda low, high: low if jitter == "lowest" else high)
+
+    async def scenario() -> None:
+        db, sm, runtime, engine = setup(tmp_path)
+        await create(sm)
+        runtime.fail = ["setSecret"]
+        await rotate(sm, "j" * 32)
+        failed = fake_clock.now()
+        assert await engine.run_once() == 1
+        fake_clock.set(failed + due - 0.1)
+        assert await engine.run_once() == 0
+        fake_clock.set(failed + due + 0.1)
+        assert await engine.run_once() == 1
+        db.close()
+
+    asyncio.run(scenario())
