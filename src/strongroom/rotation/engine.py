@@ -182,10 +182,13 @@ class RotationEngine:
             if existing == "succeeded":
                 # unverified
                 raise AWSError("ResourceExistsException", TOKEN_IN_USE)
-        if not req.immediate and pending != token and q.get_version(tx, secret.id, token) is not None:
+        named = None if req.immediate else q.get_version(tx, secret.id, token)
+        if named is not None and (pending != token or named.value_kind != 0):
             # RotateImmediately=false tests a copy of the current value in the new version, then
             # deletes that version: never one that exists already (its value and labels went with
-            # it). The same answer as above (unverified).
+            # it), nor the pending version of a rotation that gave up once it held a value (its new
+            # password may be set in the database already: that version is its only copy). The
+            # same answer as above (unverified).
             raise AWSError("ResourceExistsException", TOKEN_IN_USE)
         secret.rotation_lambda_arn = function_arn
         if req.rules:

@@ -825,6 +825,37 @@ def test_rotate_immediately_false_never_takes_an_existing_version_for_its_copy(t
     asyncio.run(scenario())
 
 
+def test_rotate_immediately_false_never_deletes_the_new_value_of_a_rotation_that_gave_up(tmp_path, fake_clock):
+    """A rotation that gave up after createSecret leaves its new value in AWSPENDING, and setSecret
+    may have set it in the database already: that version is the only copy of the password.
+    RotateSecret with RotateImmediately=false and that version's token tested it and then deleted
+    it; now refused, and the version is kept for the rotation to be tried again."""
+
+    async def scenario() -> None:
+        db, sm, runtime, engine = setup(tmp_path, RotationSettings(retry_base=60, retry_cap=600, max_attempts=1))
+        await create(sm)
+        runtime.fail = ["setSecret"]
+        await rotate(sm, "n" * 32)
+        assert await engine.run_once() == 1  # createSecret put the new value, setSecret failed: gave up
+        assert await stages_of(sm) == {"t" * 32: ["AWSCURRENT"], "n" * 32: ["AWSPENDING"]}
+        new = (await sm.handlers["GetSecretValue"](CTX, {"SecretId": "s", "VersionId": "n" * 32}))["SecretString"]
+        error = await refused(rotate(sm, "n" * 32, RotateImmediately=False))
+        assert (error.code, error.message) == ("ResourceExistsException", TOKEN_IN_USE)
+        assert await engine.run_once() == 0
+        assert await stages_of(sm) == {"t" * 32: ["AWSCURRENT"], "n" * 32: ["AWSPENDING"]}
+        kept = await sm.handlers["GetSecretValue"](CTX, {"SecretId": "s", "VersionId": "n" * 32})
+        assert kept["SecretString"] == new
+        # The rotation itself can still be tried again, and completes with that same value.
+        await rotate(sm, "n" * 32)
+        assert await engine.run_once() == 1
+        assert await stages_of(sm) == {"n" * 32: ["AWSCURRENT"], "t" * 32: ["AWSPREVIOUS"]}
+        current = await sm.handlers["GetSecretValue"](CTX, {"SecretId": "s"})
+        assert current["SecretString"] == new
+        db.close()
+
+    asyncio.run(scenario())
+
+
 # ------------------------------------------------------------ the server loop and the audit trail
 
 
