@@ -187,13 +187,14 @@ class KeyStore:
         known = self._known.get(access_key_id)
         if known is not None and (self._trusted_until > now or access_key_id in self._local):
             return known
-        if self._missing.get(access_key_id, 0.0) > now:
+        missing_until = self._missing.get(access_key_id)
+        if missing_until is not None and missing_until > now:
             return None
         epoch = self._epoch
         credential = self._load(access_key_id)
         with self._lock:
             if credential is None:
-                if len(self._missing) > 100_000:
+                if len(self._missing) > 100_000:  # pragma: no mutate (a bound on memory: no answer depends on it)
                     self._missing.clear()
                 self._missing[access_key_id] = now + _NEGATIVE_TTL
                 self._known.pop(access_key_id, None)

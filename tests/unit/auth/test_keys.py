@@ -110,6 +110,26 @@ def test_credentials_file_is_private_even_over_a_leftover_file(tmp_path: Path) -
     assert not leftover.exists()
 
 
+def test_a_credentials_file_cut_short_is_never_readable_by_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "credentials"
+
+    def disk_error(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", disk_error)
+    previous = os.umask(0)  # the mode asked for, nothing masked off by the caller's umask
+    try:
+        with pytest.raises(OSError, match="Input/output error"):
+            write_credentials_file(path, "AKIAONE", "secret-one")
+    finally:
+        os.umask(previous)
+    assert not path.exists()
+    left = path.with_name("credentials.tmp")  # the secret, written before the failure
+    assert stat.S_IMODE(left.stat().st_mode) == 0o600
+
+
 # ------------------------------------------------------------------------- long-term keys
 
 
@@ -153,9 +173,9 @@ def test_an_inactive_key_is_refused_and_found_again_once_active(
     assert other.lookup(KEY) is None
     _status(db, KEY, "Active", revoke=False)
     # An unknown (or refused) id is asked of the database again only after a second.
-    fake.advance(0.9)
+    fake.set(T0 + 0.9)
     assert other.lookup(KEY) is None
-    fake.advance(0.2)
+    fake.set(T0 + 1.0)
     assert other.lookup(KEY) is not None
 
 
@@ -175,9 +195,9 @@ def test_a_node_trusts_its_cached_keys_for_two_seconds_after_reading_the_generat
     assert other.lookup(KEY) is not None
     # The key is deleted behind the node's back, without a revocation being recorded.
     db.write_sync(lambda tx: tx.execute("DELETE FROM access_keys WHERE access_key_id = ?", (KEY,)))
-    fake.advance(1.9)
+    fake.set(T0 + 1.9)
     assert other.lookup(KEY) is not None  # still trusted from memory
-    fake.advance(0.2)
+    fake.set(T0 + 2.0)
     assert other.lookup(KEY) is None  # the generation was not read for two seconds: asked again
     # Without any read of the generation (a command-line tool), nothing is trusted from memory.
     third = KeyStore(db, keyring)
