@@ -524,6 +524,31 @@ def test_a_node_without_the_new_active_key_warns_once_and_keeps_its_member(
     assert caplog.records == []
 
 
+def test_a_node_without_the_new_active_key_rewraps_nothing_back_to_its_own(
+    db: Database, sources: KeySources, tmp_path: Path
+) -> None:
+    keyring = started(db, sources, keys=1)
+    own = sources_in(tmp_path / "own")
+    own.file.write_text(sources.file.read_text())
+    own.file.chmod(0o600)
+    watcher = ring.Watcher(db, keyring, own)  # started, its first tick not run yet
+    ring.rotate(db, sources, wait=0, say=lambda _: None)  # another node: member 2, every key re-wrapped
+    add_keys(db, ring.open_keyring(sources.settings, db, sources), 1, account="210987654321")
+    tick(watcher)  # member 2 is not in this node's file: it keeps member 1, and touches no key
+    assert keyring.active == 1 and wrapped_by(db) == {2: 2}
+
+
+def test_rotate_gives_running_nodes_two_polls_before_it_rewraps(
+    db: Database, sources: KeySources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started(db, sources, keys=1)
+    events: list[object] = []
+    monkeypatch.setattr(ring.time, "sleep", lambda seconds: events.append(("wait", seconds, wrapped_by(db))))
+    ring.rotate(db, sources, say=lambda _: None)
+    ring.activate(db, sources, 1, say=lambda _: None)
+    assert events == [("wait", 2 * ring.POLL_SECONDS, {1: 1}), ("wait", 2 * ring.POLL_SECONDS, {2: 1})]
+
+
 def test_a_key_naming_a_member_not_loaded_yet_is_opened_at_once(
     db: Database, sources: KeySources, tmp_path: Path
 ) -> None:

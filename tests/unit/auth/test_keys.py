@@ -10,6 +10,7 @@ import asyncio
 import logging
 import os
 import stat
+import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -55,13 +56,14 @@ def store(db: Database, keyring: Keyring, fake: clock.FakeClock) -> KeyStore:
     return KeyStore(db, keyring)
 
 
-def _status(db: Database, key: str, status: str, revoke: bool = True) -> None:
-    """Another node deactivates (or activates) a key: the row, and the generation when it revokes."""
+def _status(db: Database, key: str, status: str, by: KeyStore | None = None) -> None:
+    """A key's status changed: by the node ``by`` as IAM does it (the row, and the revocation in the
+    same transaction), or behind every node's back when ``by`` is None."""
 
     def fn(tx: Tx) -> None:
         tx.execute("UPDATE access_keys SET status = ? WHERE access_key_id = ?", (status, key))
-        if revoke:
-            KeyStore.revoked(tx)
+        if by is not None:
+            by.revoked(tx)
 
     db.write_sync(fn)
 
@@ -168,10 +170,10 @@ def test_an_inactive_key_is_refused_and_found_again_once_active(
     db: Database, keyring: Keyring, store: KeyStore, fake: clock.FakeClock
 ) -> None:
     store.add(KEY, "s3cret", A, USER, "AIDAAPP")
-    _status(db, KEY, "Inactive")
+    _status(db, KEY, "Inactive", by=store)
     other = KeyStore(db, keyring)
     assert other.lookup(KEY) is None
-    _status(db, KEY, "Active", revoke=False)
+    _status(db, KEY, "Active")
     # An unknown (or refused) id is asked of the database again only after a second.
     fake.set(T0 + 0.9)
     assert other.lookup(KEY) is None
@@ -219,7 +221,7 @@ def test_a_revocation_elsewhere_drops_every_cached_key_and_tells_the_listeners(
     assert other.lookup(KEY) is not None
     assert other.lookup("AKIAAPP0000000000002") is None  # remembered as missing for a second
     store.add("AKIAAPP0000000000002", "two", A, USER, "AIDAAPP")
-    _status(db, KEY, "Inactive")
+    _status(db, KEY, "Inactive", by=store)
     other.refresh()
     assert told == ["changed"]
     assert other.lookup(KEY) is None  # dropped at once, not after the trust window
@@ -242,7 +244,7 @@ def test_workers_sharing_a_counter_see_a_revocation_on_the_very_next_request(
     two.listeners.append(lambda: told.append("changed"))
     # Worker one deactivates the key: the row and the generation in one transaction, then it
     # forgets the key itself and announces it to the others.
-    _status(db, KEY, "Inactive")
+    _status(db, KEY, "Inactive", by=one)
     one.forget(KEY)
     assert two.lookup(KEY) is None
     assert told == ["changed"]
@@ -262,7 +264,7 @@ def test_a_worker_that_cannot_read_the_generation_trusts_nothing_it_cached(
     )
     told: list[str] = []
     worker.listeners.append(lambda: told.append("changed"))
-    _status(db, KEY, "Inactive", revoke=False)
+    _status(db, KEY, "Inactive")
     db.write_sync(lambda tx: tx.execute("ALTER TABLE key_generation RENAME TO key_generation_gone"))
     shared.bump()  # another worker changed something
     assert worker.lookup(KEY) is None  # not from memory: from the database, which refuses it
@@ -278,7 +280,7 @@ def test_a_key_loaded_while_it_was_revoked_here_is_not_cached(db: Database, keyr
 
     def racing_read(fn: Callable[[Tx], Any], snapshot: bool = True) -> Any:
         row = real_read(fn, snapshot)  # the key was read while still active ...
-        _status(db, KEY, "Inactive")  # ... and deactivated through this node before the load ended
+        _status(db, KEY, "Inactive", by=node)  # ... and deactivated through this node before the load ended
         node.forget(KEY)
         return row
 
@@ -286,6 +288,47 @@ def test_a_key_loaded_while_it_was_revoked_here_is_not_cached(db: Database, keyr
     assert node.lookup(KEY) is not None  # the request that was in flight
     db.read_sync = real_read  # type: ignore[method-assign]
     assert node.lookup(KEY) is None  # the next one is refused: the stale load was not cached
+
+
+def test_a_key_loaded_while_another_node_revoked_it_is_not_cached(
+    db: Database, keyring: Keyring, store: KeyStore
+) -> None:
+    store.add(KEY, "s3cret", A, USER, "AIDAAPP")
+    node = KeyStore(db, keyring)
+    node.refresh()
+    real_read = db.read_sync
+
+    def racing_read(fn: Callable[[Tx], Any], snapshot: bool = True) -> Any:
+        db.read_sync = real_read  # type: ignore[method-assign]
+        row = real_read(fn, snapshot)  # the key was read while still active ...
+        _status(db, KEY, "Inactive", by=store)  # ... another node deactivated it ...
+        node.refresh()  # ... and this node's watch read the new generation before the load ended
+        return row
+
+    db.read_sync = racing_read  # type: ignore[method-assign]
+    assert node.lookup(KEY) is not None  # the request that was in flight
+    assert node.lookup(KEY) is None  # the next one is refused: the stale load was not cached
+
+
+def test_a_session_loaded_while_its_role_was_deleted_here_is_not_cached(
+    db: Database, keyring: Keyring, store: KeyStore
+) -> None:
+    deploy = _role(db, "deploy", "AROADEPLOY")
+    session = store.add_session(A, f"arn:aws:sts::{A}:assumed-role/deploy/s", 900.0, "AROADEPLOY:s", deploy)
+    node = KeyStore(db, keyring)
+    node.refresh()
+    real_read = db.read_sync
+
+    def racing_read(fn: Callable[[Tx], Any], snapshot: bool = True) -> Any:
+        db.read_sync = real_read  # type: ignore[method-assign]
+        row = real_read(fn, snapshot)  # the session was read ...
+        db.write_sync(lambda tx: tx.execute("DELETE FROM access_keys WHERE role_arn = ?", (deploy,)))
+        node.forget_role(deploy)  # ... and its role deleted through this node before the load ended
+        return row
+
+    db.read_sync = racing_read  # type: ignore[method-assign]
+    assert node.lookup(session.access_key_id) is not None  # the request that was in flight
+    assert node.lookup(session.access_key_id) is None
 
 
 def test_forgetting_a_key_here_refuses_it_at_once_and_tells_the_other_workers(
@@ -375,6 +418,7 @@ def test_function_credentials_act_as_the_role_as_it_is_now(
     assert got.access_key_id.startswith("ASIA") and len(got.access_key_id) == 20
     assert (got.account_id, got.principal_id, got.role_arn, got.privilege) == (A, "AROAROTATOR:fn-1", role_arn, None)
     assert got.expires_at == T0 + 600.0 and got.session_token
+    assert store.temporary(A, f"arn:aws:sts::{A}:assumed-role/rotator/fn-2").expires_at == T0 + 3600.0  # an hour
     assert store.lookup(got.access_key_id) == got
     # A role name that only begins like another's, or none at all: no role id, so no policy.
     lookalike = store.temporary(A, f"arn:aws:sts::{A}:assumed-role/rotator2/fn-1")
@@ -433,6 +477,28 @@ def test_ensure_admin_with_a_given_key(db: Database, keyring: Keyring, store: Ke
         KeyStore(db, keyring).ensure_admin(A, "AKIAGIVEN0000000001", "another", None)
 
 
+def test_a_given_key_needs_both_values(db: Database, keyring: Keyring, store: KeyStore, tmp_path: Path) -> None:
+    made, _ = store.ensure_admin(A, "AKIAGIVEN0000000001", None, None)  # a secret forgotten in the environment
+    assert made != "AKIAGIVEN0000000001" and store.lookup(made).privilege == ROOT  # type: ignore[union-attr]
+    assert store.ensure_admin(A, None, "given-secret", None)[0] == made
+    assert KeyStore(db, keyring).lookup("AKIAGIVEN0000000001") is None
+
+
+def test_two_nodes_starting_with_the_same_given_key_both_start(db: Database, keyring: Keyring) -> None:
+    one, two = KeyStore(db, keyring), KeyStore(db, keyring)
+    real_read = db.read_sync
+
+    def racing_read(fn, snapshot=True):  # type: ignore[no-untyped-def]
+        db.read_sync = real_read  # type: ignore[method-assign]
+        found = real_read(fn, snapshot)  # node one finds no such key ...
+        two.ensure_admin(A, "AKIAGIVEN0000000001", "given-secret", None)  # ... node two adds it meanwhile
+        return found
+
+    db.read_sync = racing_read  # type: ignore[method-assign]
+    assert one.ensure_admin(A, "AKIAGIVEN0000000001", "given-secret", None) == ("AKIAGIVEN0000000001", None)
+    assert KeyStore(db, keyring).lookup("AKIAGIVEN0000000001").privilege == ROOT  # type: ignore[union-attr]
+
+
 # ------------------------------------------------------------------------ the background watch
 
 
@@ -452,7 +518,13 @@ def test_the_watch_reads_the_generation_and_says_when_it_cannot(
         return real(tx)
 
     monkeypatch.setattr(keys_module, "_read_generation", read)
-    monkeypatch.setattr(keys_module, "_POLL", 0.0)
+    waits: list[float] = []
+
+    async def no_wait(seconds: float) -> None:
+        waits.append(seconds)
+        await asyncio.sleep(0)
+
+    monkeypatch.setattr(keys_module, "asyncio", types.SimpleNamespace(sleep=no_wait))
 
     async def main() -> None:
         task = asyncio.create_task(node.watch())
@@ -467,7 +539,7 @@ def test_the_watch_reads_the_generation_and_says_when_it_cannot(
 
         await until(1)
         assert node.lookup(KEY) is not None
-        _status(db, KEY, "Inactive", revoke=False)
+        _status(db, KEY, "Inactive")
         assert node.lookup(KEY) is not None  # trusted: the generation is being read
         outage["down"] = True
         await until(3)
@@ -479,6 +551,9 @@ def test_the_watch_reads_the_generation_and_says_when_it_cannot(
 
     with caplog.at_level(logging.WARNING, logger="strongroom.keys"):
         asyncio.run(main())
+    # Half a second between two reads: a revoked key is refused on every node within that
+    # (docs/security.md), and the cache is trusted for longer than that, so it is not dropped between.
+    assert waits and set(waits) == {0.5}
     messages = [r.getMessage() for r in caplog.records]
     assert messages == [
         "cannot read the revocation generation (ConnectionError): every key is checked in the database",
