@@ -97,6 +97,12 @@ def test_a_new_database_gets_a_new_key_file_as_member_one(db: Database, sources:
     assert again.members[1].fingerprint == made.fingerprint and len(sources.load()) == 1
 
 
+def test_the_keyring_finds_the_keys_from_the_settings_alone(db: Database, sources: KeySources) -> None:
+    started(db, sources, keys=1)
+    keyring = ring.open_keyring(sources.settings, db)  # no key sources given: made from the settings
+    assert keyring.members[1].fingerprint == sources.load()[0].fingerprint and opens_all(db, keyring)
+
+
 def test_a_new_database_adopts_a_key_already_there(db: Database, sources: KeySources) -> None:
     write_keys(sources.file, b"k" * 32)
     keyring = ring.open_keyring(sources.settings, db, sources)
@@ -104,12 +110,16 @@ def test_a_new_database_adopts_a_key_already_there(db: Database, sources: KeySou
     assert len(sources.load()) == 1
 
 
-def test_a_dev_node_keeps_its_key_in_memory(db: Database, tmp_path: Path) -> None:
+def test_a_dev_node_keeps_its_key_in_memory(db: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     dev = sources_in(tmp_path / "dev", dev=True)
     keyring = ring.open_keyring(dev.settings, db, dev)
     assert not dev.file.exists() and keyring.members[1].kind == "memory"
     add_keys(db, keyring, 1)
     assert opens_all(db, keyring)
+    # Its watcher does not look for the key it holds in its (empty) key sources, nor warn.
+    with caplog.at_level(logging.INFO, logger="strongroom.keyring"):
+        tick(ring.Watcher(db, keyring, dev))
+    assert caplog.records == [] and keyring.active == 1 and opens_all(db, keyring)
 
 
 def test_a_populated_database_without_its_key_is_refused_and_no_key_is_made(
