@@ -556,7 +556,8 @@ def test_rotate_gives_running_nodes_two_polls_before_it_rewraps(
     monkeypatch.setattr(ring.time, "sleep", lambda seconds: events.append(("wait", seconds, wrapped_by(db))))
     ring.rotate(db, sources, say=lambda _: None)
     ring.activate(db, sources, 1, say=lambda _: None)
-    assert events == [("wait", 2 * ring.POLL_SECONDS, {1: 1}), ("wait", 2 * ring.POLL_SECONDS, {2: 1})]
+    # Two seconds (docs/keys.md): every running node reads the keyring table each second.
+    assert events == [("wait", 2.0, {1: 1}), ("wait", 2.0, {2: 1})]
 
 
 def test_a_key_naming_a_member_not_loaded_yet_is_opened_at_once(

@@ -292,7 +292,7 @@ def rotate(
     db: Database,
     sources: KeySources,
     pending: bool = False,
-    wait: float = 2 * POLL_SECONDS,  # pragma: no mutate (POLL_SECONDS is 1: 2 / it is 2 * it)
+    wait: float = POLL_SECONDS * 2,
     say: Callable[[str], None] = print,
 ) -> int:
     """Add a member and make it active (or ``pending``), then re-wrap; answers the member id.
@@ -364,7 +364,7 @@ def activate(
     db: Database,
     sources: KeySources,
     member: int,
-    wait: float = 2 * POLL_SECONDS,  # pragma: no mutate (POLL_SECONDS is 1: 2 / it is 2 * it)
+    wait: float = POLL_SECONDS * 2,
     say: Callable[[str], None] = print,
 ) -> None:
     """Make a pending (or previous) member active, then re-wrap every key with it."""
