@@ -249,3 +249,18 @@ def test_a_root_servers_workers_get_a_pids_cgroup_of_128(monkeypatch: pytest.Mon
     assert not group.exists()
     sb.remove_cgroup(group)  # gone already: nothing to do
     sb.remove_cgroup(None)
+
+
+def test_a_group_still_in_use_is_retried_then_left(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import time
+
+    waits: list[float] = []
+    monkeypatch.setattr(time, "sleep", waits.append)  # the retries' pauses, without waiting them out
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "cgroup.procs").write_text("")  # a directory that cannot be removed yet
+    sb.remove_cgroup(busy)  # no error: the worker is gone, its group is left behind
+    assert busy.exists() and len(waits) > 1
+    waits.clear()
+    sb.remove_cgroup(tmp_path / "gone")  # already removed: no retry at all
+    assert waits == []
