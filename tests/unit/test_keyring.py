@@ -340,6 +340,40 @@ def test_with_an_external_key_nothing_is_made_in_software(db: Database, tmp_path
     assert not external.file.exists()
 
 
+def test_the_key_named_in_another_provider_is_adopted_before_a_leftover_in_the_file(
+    db: Database, tmp_path: Path
+) -> None:
+    sources = sources_in(tmp_path / "data")
+    started(db, sources, keys=1)
+    member_one = sources.file.read_text()
+    sources.file.write_text(member_one + key_line(b"l" * 32) + "\n")  # left by an interrupted rotation
+    script = tmp_path / "print-key"
+    script.write_text(f"#!/bin/sh\necho {key_line(b'e' * 32)}\n")
+    script.chmod(0o700)
+    moving = sources_in(tmp_path / "data", master_key_command=str(script))  # the operator names the new store
+    assert ring.rotate(db, moving, wait=0, say=lambda _: None) == 2
+    assert db.read_sync(ring.member_rows)[1][1:3] == (MasterKey(b"e" * 32).fingerprint, "command")
+
+
+def test_with_several_keys_named_outside_the_refusal_names_the_first(db: Database, tmp_path: Path) -> None:
+    """Two PKCS#11 labels (--pkcs11-key-label NEW --pkcs11-key-label CURRENT), both members already.
+    In-memory keys stand in for the token's: the keyring uses nothing but the provider interface."""
+    current = MasterKey(b"c" * 32, "pkcs11", "the PKCS#11 key 'current'")
+    new = MasterKey(b"n" * 32, "pkcs11", "the PKCS#11 key 'new'")
+    sources = sources_in(tmp_path / "data")
+    sources.external = [current]
+    started(db, sources, keys=1)
+    sources.external = [new, current]
+    assert ring.rotate(db, sources, wait=0, say=lambda _: None) == 2  # the new label's key adopted
+    with pytest.raises(KeyringError) as refused:
+        ring.rotate(db, sources, wait=0)
+    assert refused.value.message.startswith(
+        f"the PKCS#11 key 'new' (fingerprint {new.fingerprint}) is already member 2 (active) of the keyring; "
+        "make a new key on the token first"
+    )
+    assert not sources.file.exists()
+
+
 def test_rewrap_works_in_batches_and_reports_progress(db: Database, sources: KeySources) -> None:
     old = started(db, sources, keys=7)
     ring.rotate(db, sources, pending=True, say=lambda _: None)

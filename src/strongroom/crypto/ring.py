@@ -161,15 +161,16 @@ def open_keyring(settings: Any, db: Database, sources: KeySources | None = None)
     active = [r for r in rows if r[4] == "active"]
     if len(active) != 1:
         raise KeyringError(f"the keyring table has {len(active)} active members; it needs exactly one")
+    current = active[0]  # pragma: no mutate (exactly one: [0] is [-1])
     members = _match(rows, local)
-    if active[0][0] not in members:
+    if current[0] not in members:
         if not local:
             raise KeyringError(
                 f"no master key was found (looked in {sources.places()}); this database's active key "
-                f"is {_describe(active[0])}; {_HOW}"
+                f"is {_describe(current)}; {_HOW}"
             )
         raise KeyringError(
-            f"the master key {_fingerprints(local)} is not this database's: it expects {_describe(active[0])}; {_HOW}"
+            f"the master key {_fingerprints(local)} is not this database's: it expects {_describe(current)}; {_HOW}"
         )
     counts = db.read_sync(lambda tx: wrap_counts(tx))
     for row in rows:
@@ -178,7 +179,7 @@ def open_keyring(settings: Any, db: Database, sources: KeySources | None = None)
                 f"master key {_describe(row)} still wraps {counts[row[0]]} keys but was not found "
                 f"(looked in {sources.places()}); {_HOW}"
             )
-    keyring = Keyring(members, active[0][0])  # pragma: no mutate (exactly one: [0] is [-1])
+    keyring = Keyring(members, current[0])
     return keyring
 
 
