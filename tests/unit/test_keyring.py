@@ -110,6 +110,31 @@ def test_a_new_database_adopts_a_key_already_there(db: Database, sources: KeySou
     assert len(sources.load()) == 1
 
 
+def test_a_new_keyring_starts_with_the_key_named_outside(db: Database, tmp_path: Path) -> None:
+    script = tmp_path / "print-key"
+    script.write_text(f"#!/bin/sh\necho {key_line(b'e' * 32)}\n")
+    script.chmod(0o700)
+    sources = sources_in(tmp_path / "data", master_key_command=str(script))
+    write_keys(sources.file, b"f" * 32)  # a key file beside it
+    keyring = ring.open_keyring(sources.settings, db, sources)
+    assert [r[1:3] for r in db.read_sync(ring.member_rows)] == [(MasterKey(b"e" * 32).fingerprint, "command")]
+    assert keyring.members[1].kind == "command"
+
+
+def test_a_key_file_another_process_made_first_is_the_one_used(db: Database, sources: KeySources) -> None:
+    """Two processes start on an empty data directory at once: the one whose key file lost the race
+    uses the other's key (no second key, no second member)."""
+
+    def lost_the_race() -> None:
+        write_keys(sources.file, b"o" * 32)  # the other process's file appears first
+        return None
+
+    sources.generate = lost_the_race  # type: ignore[method-assign]
+    keyring = ring.open_keyring(sources.settings, db, sources)
+    assert keyring.members[1].fingerprint == MasterKey(b"o" * 32).fingerprint
+    assert [r[1] for r in db.read_sync(ring.member_rows)] == [MasterKey(b"o" * 32).fingerprint]
+
+
 def test_a_dev_node_keeps_its_key_in_memory(db: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     dev = sources_in(tmp_path / "dev", dev=True)
     keyring = ring.open_keyring(dev.settings, db, dev)
@@ -221,6 +246,21 @@ def test_keys_made_while_the_first_member_was_registered_are_not_claimed(db: Dat
     with pytest.raises(KeyringError, match="is not this database's"):
         ring.open_keyring(sources.settings, db, sources)
     assert [r[3] for r in db.read_sync(ring.member_rows)] == ["theirs"]
+
+
+def test_keys_made_without_a_keyring_while_this_node_made_one_are_refused(db: Database, sources: KeySources) -> None:
+    """A node of a version before the keyring made keys meanwhile: no member is registered over them."""
+    real_write = db.write_sync
+
+    def racing_write(fn):  # type: ignore[no-untyped-def]
+        db.write_sync = real_write  # type: ignore[method-assign]
+        add_keys(db, Keyring(MasterKey(b"t" * 32)), 1)
+        return real_write(fn)
+
+    db.write_sync = racing_write  # type: ignore[method-assign]
+    with pytest.raises(KeyringError, match="the keyring table has 0 active members"):
+        ring.open_keyring(sources.settings, db, sources)
+    assert db.read_sync(ring.member_rows) == []
 
 
 # ------------------------------------------------------------------------ rotate, re-wrap
@@ -465,6 +505,33 @@ def test_an_internal_key_made_by_another_node_meanwhile_wins(db: Database, sourc
 
     db.read_sync = racing_read  # type: ignore[method-assign]
     assert ring.internal_key(db, keyring, "strongroom:test") == theirs
+
+
+def test_an_internal_key_inserted_by_a_concurrent_transaction_wins(
+    db: Database, sources: KeySources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As on PostgreSQL: both transactions looked before either inserted; the second insert conflicts."""
+    keyring = started(db, sources, keys=0)
+    theirs = os.urandom(32)
+    real_server_key, real_write = q.server_key, db.write_sync
+    looks: list[bytes | None] = []
+
+    def server_key(tx: Tx, key_ref: str) -> bytes | None:
+        found = real_server_key(tx, key_ref)
+        looks.append(found)
+        return None if len(looks) == 2 else found  # our transaction's look: from before the other's commit
+
+    def racing_write(fn):  # type: ignore[no-untyped-def]
+        db.write_sync = real_write  # type: ignore[method-assign]
+        real_write(
+            lambda tx: q.insert_server_key(tx, "strongroom:test", keyring.wrap_key("strongroom:test", theirs), 0)
+        )
+        return real_write(fn)
+
+    monkeypatch.setattr(q, "server_key", server_key)
+    db.write_sync = racing_write  # type: ignore[method-assign]
+    assert ring.internal_key(db, keyring, "strongroom:test") == theirs
+    assert len(looks) == 3 and looks[1] is not None  # it was there: the insert conflicted, the key was read again
 
 
 # ------------------------------------------------------------------------------ the watcher

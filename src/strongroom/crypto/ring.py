@@ -104,7 +104,7 @@ def _first_member(db: Database, sources: KeySources, local: list[Any]) -> Any:
         # Empty: the only case where a key may be made.
         provider = local[0] if local else sources.generate()
         if provider is None:  # another process created the key file at the same moment
-            provider = sources.load()[0]
+            provider = sources.load()[0]  # pragma: no mutate (the file it made holds one key: [0] is [-1])
     else:
         if not local:
             raise KeyringError(
@@ -116,7 +116,7 @@ def _first_member(db: Database, sources: KeySources, local: list[Any]) -> Any:
             try:
                 Keyring(candidate).unwrap_key(key_ref, wrapped)
                 provider = candidate
-                break
+                break  # pragma: no mutate (no other key opens what this one did: trying them only costs)
             except DecryptionError:
                 continue
         if provider is None:
