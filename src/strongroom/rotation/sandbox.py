@@ -179,7 +179,7 @@ def pids_cgroup(name: str) -> Path | None:
         return None
     try:
         group = PIDS_ROOT / "strongroom" / name
-        group.mkdir(parents=True, exist_ok=True)
+        group.mkdir(parents=True, exist_ok=True)  # pragma: no mutate (each name is a new uuid: it never exists)
         (group / "pids.max").write_text(str(MAX_PROCESSES))
         return group
     except OSError:

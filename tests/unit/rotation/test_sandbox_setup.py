@@ -6,6 +6,7 @@ these are what a mutation of sandbox.py is measured against first; issue 17)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -129,6 +130,20 @@ def test_what_the_sandbox_binds_from_the_host_is_exposed(sandbox: sb.Sandbox, tm
     assert not sandbox.exposes(Path("/etc/shadow"))
     assert not sandbox.exposes(tmp_path / "data")
     assert not sandbox.exposes(Path("/var/lib/strongroom"))
+
+
+def test_the_packages_bound_at_var_runtime_are_where_boto3_is(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import boto3
+
+    first, second = tmp_path / "site-a", tmp_path / "site-b"
+    first.mkdir()
+    second.mkdir()
+    # The interpreter's site directories need not hold it (PYTHONPATH, another virtualenv).
+    monkeypatch.setattr(sb.site, "getsitepackages", lambda: [str(tmp_path / "missing"), str(first), str(second)])
+    assert sb._site_packages() == [str(Path(boto3.__file__).resolve().parent.parent)]
+    # Without boto3 anywhere: the first site directory that exists, only that one.
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    assert sb._site_packages() == [str(first)]
 
 
 def test_the_password_files_reach_bwrap_through_pipes_that_are_closed_after(sandbox: sb.Sandbox) -> None:
