@@ -4,6 +4,9 @@
         .venv/bin/python bench/callgrind_inproc.py 300
     grep ^totals OUT        # divide by 300
 
+``--iam``: as an IAM user whose inline policy allows the read (the request is authorized by
+evaluating that policy; the administrator key takes a shortcut).
+
 The application is built as ``serve`` builds it and driven in-process through its ASGI entry
 (signature, policy, audit record and all; no sockets, no lifespan, so no background task adds to
 the count), and callgrind instruments only the measured loop (``callgrind_control`` on this
@@ -13,12 +16,14 @@ run it with ``PYTHONPATH=OTHER_TREE/src`` for the other one. Each call is its ow
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
+import re
 import subprocess
-import sys
 import tempfile
+import urllib.parse
 import uuid
 from pathlib import Path
 from typing import Any
@@ -33,14 +38,14 @@ from strongroom.server.build import build
 KEY, SECRET = "AKIACALLGRINDTEST001", "callgrind/secret/key/0123456789abcdefghij"
 
 
-def scope_of(target: str, body: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
+def scope_of(target: str, body: dict[str, Any], credentials: Credentials | None = None) -> tuple[dict[str, Any], bytes]:
     request = AWSRequest(
         method="POST",
         url="http://127.0.0.1:8430/",
         data=json.dumps(body).encode(),
         headers={"X-Amz-Target": target, "Content-Type": "application/x-amz-json-1.1"},
     )
-    SigV4Auth(Credentials(KEY, SECRET), "secretsmanager", "us-east-1").add_auth(request)
+    SigV4Auth(credentials or Credentials(KEY, SECRET), "secretsmanager", "us-east-1").add_auth(request)
     headers = [(k.lower().encode(), str(v).encode()) for k, v in request.headers.items()]
     headers += [(b"host", b"127.0.0.1:8430"), (b"content-length", str(len(request.body)).encode())]
     scope = {
@@ -57,7 +62,54 @@ def scope_of(target: str, body: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
     return scope, request.body
 
 
-async def call(app: Any, scope: dict[str, Any], body: bytes) -> None:
+def iam_scope(params: dict[str, str]) -> tuple[dict[str, Any], bytes]:
+    """An IAM query-protocol request signed with the administrator key."""
+    data = urllib.parse.urlencode({**params, "Version": "2010-05-08"}).encode()
+    request = AWSRequest(
+        method="POST",
+        url="http://127.0.0.1:8430/",
+        data=data,
+        headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
+    )
+    SigV4Auth(Credentials(KEY, SECRET), "iam", "us-east-1").add_auth(request)
+    headers = [(k.lower().encode(), str(v).encode()) for k, v in request.headers.items()]
+    headers += [(b"host", b"127.0.0.1:8430"), (b"content-length", str(len(data)).encode())]
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/",
+        "raw_path": b"/",
+        "query_string": b"",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8430),
+        "scheme": "http",
+    }
+    return scope, data
+
+
+async def iam_reader(app: Any) -> Credentials:
+    """An IAM user whose inline policy allows reading the secret (as bench.py's ``iam_user``)."""
+    await call(app, *iam_scope({"Action": "CreateUser", "UserName": "bench-reader"}))
+    document = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+                "Resource": "arn:aws:secretsmanager:us-east-1:123456789012:secret:bench-*",
+            }
+        ],
+    }
+    policy = {"Action": "PutUserPolicy", "UserName": "bench-reader", "PolicyName": "read"}
+    await call(app, *iam_scope({**policy, "PolicyDocument": json.dumps(document)}))
+    answer = await call(app, *iam_scope({"Action": "CreateAccessKey", "UserName": "bench-reader"}))
+    key_id = re.search(rb"<AccessKeyId>([^<]+)<", answer).group(1).decode()  # type: ignore[union-attr]
+    secret = re.search(rb"<SecretAccessKey>([^<]+)<", answer).group(1).decode()  # type: ignore[union-attr]
+    return Credentials(key_id, secret)
+
+
+async def call(app: Any, scope: dict[str, Any], body: bytes) -> bytes:
     sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
@@ -68,20 +120,22 @@ async def call(app: Any, scope: dict[str, Any], body: bytes) -> None:
 
     await app(scope, receive, send)
     assert sent[0]["status"] == 200, sent
+    return bytes(sent[1]["body"])
 
 
 def instrument(on: bool) -> None:
     subprocess.run(["callgrind_control", "-i", "on" if on else "off", str(os.getpid())], capture_output=True)
 
 
-async def main(count: int) -> None:
+async def main(count: int, iam: bool) -> None:
     data = tempfile.mkdtemp(prefix="bench-callgrind-")
     server = build(config.Settings(data_dir=Path(data), admin_access_key_id=KEY, admin_secret_access_key=SECRET))
     app = server.app
     app.ready = True
     body = {"Name": "bench", "SecretString": "x" * 100, "ClientRequestToken": str(uuid.uuid4())}
     await call(app, *scope_of("secretsmanager.CreateSecret", body))
-    get = scope_of("secretsmanager.GetSecretValue", {"SecretId": "bench"})
+    credentials = await iam_reader(app) if iam else None
+    get = scope_of("secretsmanager.GetSecretValue", {"SecretId": "bench"}, credentials)
     for _ in range(100):  # warm: caches, the audit files of this hour
         await call(app, *get)
     instrument(True)
@@ -92,4 +146,8 @@ async def main(count: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 300))
+    parser = argparse.ArgumentParser()
+    parser.add_argument("count", type=int, nargs="?", default=300)
+    parser.add_argument("--iam", action="store_true", help="as an IAM user with an identity policy")
+    options = parser.parse_args()
+    asyncio.run(main(options.count, options.iam))

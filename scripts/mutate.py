@@ -53,41 +53,44 @@ class Target:
 # API and e2e tests (a real server in a subprocess) where the module only acts there.
 _AUTH = ("tests/unit/auth",)
 _AUTHZ = ("tests/unit/auth/test_authorizer.py", "tests/unit/policy/test_identity_keys.py")
-# The policy simulator comparison needs node and is slow; the wildcard property tests (15 s) only
-# guard the matcher, so the other policy modules go without them.
-_POLICY = (
-    "tests/unit/policy/test_policy_eval.py",
-    "tests/unit/policy/test_policy_parse.py",
-    "tests/unit/policy/test_identity_keys.py",
-)
+# The policy subsets: per module, the in-process tests that reach it, the file that fails fastest on
+# its mutants first (pytest runs with -x); property tests come last within each file. The policy
+# simulator comparison needs node and is slow; the identity-key tests reach evaluation only.
+_P = "tests/unit/policy/"
+_POLICY_EVAL = (f"{_P}test_policy_eval.py", f"{_P}test_identity_keys.py")
+_POLICY_PARSE = (f"{_P}test_policy_parse.py", f"{_P}test_policy_eval.py")
 _CRYPTO = ("tests/unit/test_crypto.py", "tests/unit/test_key_providers.py")
 # The access-key store: its own tests in process (SQLite, the fake clock); nothing else in
 # tests/unit/auth imports it. The migration test's PostgreSQL case does not reach it either.
 _KEYS = ("tests/unit/auth/test_keys.py", "tests/unit/auth/test_key_privilege.py", "-k", "not postgresql")
 _STORE = ("tests/storage/test_conformance.py", "-k", "not postgresql")
+# The store's rows: the conformance suite, and the operations that read and write them in process.
+_STORE_ROWS = ("tests/storage/test_conformance.py", "tests/unit/services", "-k", "not postgresql")
 # Secrets Manager's labels, tokens, retention and deletion: in process, on SQLite.
 _SM = ("tests/unit/services", *_STORE)
+# The operations themselves: their in-process tests first (most mutants fail there, and -x stops).
+_SM_SERVICE = ("tests/unit/services/test_operations.py", *_SM)
 TARGETS: dict[str, Target] = {
     "sigv4": Target("auth/sigv4.py", ("tests/unit/auth/test_sigv4.py",)),
     "authorizer": Target("auth/authorizer.py", _AUTHZ),
     "keys": Target("auth/keys.py", _KEYS),
     "principal": Target("auth/principal.py", _AUTH),
-    "policy.evaluate": Target("policy/evaluate.py", _POLICY),
-    "policy.match": Target("policy/match.py", _POLICY),
-    "policy.wildcard": Target("policy/wildcard.py", ("tests/unit/policy/test_wildcard.py", *_POLICY)),
-    "policy.parse": Target("policy/parse.py", _POLICY),
-    "policy.document": Target("policy/document.py", _POLICY),
+    "policy.evaluate": Target("policy/evaluate.py", _POLICY_EVAL),
+    "policy.match": Target("policy/match.py", _POLICY_EVAL),
+    "policy.wildcard": Target("policy/wildcard.py", (f"{_P}test_wildcard.py", f"{_P}test_policy_eval.py")),
+    "policy.parse": Target("policy/parse.py", _POLICY_PARSE),
+    "policy.document": Target("policy/document.py", _POLICY_PARSE),
     "cipher": Target("crypto/cipher.py", _CRYPTO),
     "master": Target("crypto/master.py", _CRYPTO),
     # The keyring in process (tests/e2e/test_keyring.py, the same life end to end, takes 88 s a run).
     "ring": Target("crypto/ring.py", ("tests/unit/test_keyring.py",)),
     "labels": Target("domain/labels.py", _SM),
-    "sm.service": Target("services/secretsmanager/service.py", _SM),
+    "sm.service": Target("services/secretsmanager/service.py", _SM_SERVICE),
     "sm.lifecycle": Target("services/secretsmanager/lifecycle.py", _SM),
     "sm.values": Target("services/secretsmanager/values.py", _SM),
     "engine": Target("rotation/engine.py", ("tests/unit/rotation/test_engine.py",)),
     "store.database": Target("store/database.py", _STORE),
-    "store.secrets": Target("store/secrets.py", _STORE),
+    "store.secrets": Target("store/secrets.py", _STORE_ROWS),
     # A command run in the sandbox and its refusals, in process (one bwrap start each); the hostile
     # function of tests/e2e/test_sandbox.py attacks it through servers, too slow per mutant.
     "sandbox": Target("rotation/sandbox.py", ("tests/unit/rotation/test_sandbox_setup.py",)),

@@ -1,11 +1,15 @@
-"""A bounded cache for values that never change once made (unwrapped keys, audit identities)."""
+"""A bounded cache for values that never change once made (unwrapped keys, audit identities), and
+what one server's worker processes share (``serve --workers``): a counter and a doorbell."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import threading
+from collections.abc import Callable
 from typing import TypeVar
 
-__all__ = ["BoundedCache", "SharedCounter"]
+__all__ = ["BoundedCache", "Doorbell", "SharedCounter"]
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -55,3 +59,34 @@ class SharedCounter:
     def bump(self) -> None:
         with self._lock:
             self._cells[self.slot] += 1
+
+
+class Doorbell:
+    """A pipe one server's workers share, made by the parent before it forks: any worker may
+    :meth:`ring` it, and the one worker that listens (:meth:`listen`) is called back on its event loop.
+    Worker 0 runs the rotation engine; a RotateSecret answered by another worker rings, so the
+    rotation starts at once instead of at the engine's next poll.
+
+    Ringing never blocks: the pipe is non-blocking, and a full pipe already holds a ring that has
+    not been heard. Rings between two hearings are heard once (what the listener does then looks
+    at everything due)."""
+
+    def __init__(self) -> None:
+        self._read, self._write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+
+    def ring(self) -> None:
+        try:
+            os.write(self._write, b"\x01")
+        except BlockingIOError:
+            pass  # the pipe is full of rings not yet heard: this one adds nothing
+
+    def listen(self, loop: asyncio.AbstractEventLoop, heard: Callable[[], None]) -> None:
+        def drain() -> None:
+            try:
+                while os.read(self._read, 4096):
+                    pass
+            except BlockingIOError:
+                pass
+            heard()
+
+        loop.add_reader(self._read, drain)

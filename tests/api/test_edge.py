@@ -211,20 +211,23 @@ def test_a_byte_a_second_is_cut_off_and_holds_no_one_up(quick_server):
         slow_body.sendall(head("POST", "/", headers, server.port))
         closed_head = pool.submit(_trickle, slow_head, head("POST", "/", headers, server.port), stop)
         closed_body = pool.submit(_trickle, slow_body, body, stop)
-        worst = 0.0
+        served_meanwhile = 0  # normal requests answered while both slow connections were open
         give_up = time.monotonic() + 15  # the old server never closed them: fail, not hang
         while not (closed_head.done() and closed_body.done()) and time.monotonic() < give_up:
-            started = time.monotonic()
             assert client.get_secret_value(SecretId="edge/slow")["SecretString"] == "v"
-            worst = max(worst, time.monotonic() - started)
+            if not (closed_head.done() or closed_body.done()):
+                served_meanwhile += 1
             time.sleep(0.1)
-            if worst > 5:
-                break
         stop.set()
         head_after, body_after = closed_head.result(timeout=5), closed_body.result(timeout=5)
-    assert head_after is not None and 1.5 < head_after < 8, head_after
-    assert body_after is not None and 1.5 < body_after < 8, body_after
-    assert worst < 1.0, f"a normal request took {worst:.2f}s while the slow ones were open"
+    # Both cut off (the 15 s give-up is only against a hang: the timeout here is about 2 to 4 s),
+    # and not before the 2 s read timeout: load can only delay the cut, never hasten it, so the
+    # lower bound cannot flake.
+    assert head_after is not None and head_after > 1.5, head_after
+    assert body_after is not None and body_after > 1.5, body_after
+    # Not a stopwatch on the normal requests but the order of events: a server held up by the
+    # slow connections would answer nothing until it cut them off.
+    assert served_meanwhile >= 1, "no normal request was answered while the slow connections were open"
 
 
 def test_a_header_flood_is_refused(sqlite_server):

@@ -333,9 +333,9 @@ def test_function_timeout_kills_the_worker(clients):
         Code={"ZipFile": zipped(source)},
         Timeout=1,
     )
-    started = time.monotonic()
+    # No stopwatch: a worker left running would end its 30 s sleep and answer null, without a
+    # FunctionError; only the timeout's kill answers this.
     out = lam.invoke(FunctionName=name, Payload=b"{}")
-    assert time.monotonic() - started < 10
     assert out["FunctionError"] == "Unhandled"
     assert json.loads(out["Payload"].read())["errorMessage"] == "Task timed out after 1.00 seconds"
 

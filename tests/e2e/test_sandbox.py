@@ -19,7 +19,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -491,9 +490,10 @@ def test_a_hanging_function_cannot_starve_iam():
             thread.start()
         wait_for(lambda: codes.count("TooManyRequestsException") >= 6, timeout=20)
         iam.create_user(UserName="starved")
-        started = time.monotonic()
         iam.create_access_key(UserName="starved")
-        assert time.monotonic() - started < 3.0
+        # Answered while the two hung invocations still sleep their 15 s: nothing waited for them
+        # (an event, not a stopwatch; a server that queued IAM behind them would answer after both).
+        assert len(codes) == 6
         with pytest.raises(ClientError) as exc:
             lam.invoke(FunctionName=name, Payload=json.dumps({"attack": "sleep", "seconds": 0}))
         assert exc.value.response["Error"]["Code"] == "TooManyRequestsException"

@@ -345,6 +345,28 @@ def test_function_credentials_are_a_workers_own(tmp_path: Path) -> None:
         assert "LastRotatedDate" in sm.describe_secret(SecretId="rotated")
 
 
+def test_a_rotation_queued_by_another_worker_starts_without_waiting_for_a_poll(tmp_path: Path) -> None:
+    """Worker 0 runs every rotation. With its poll an hour apart, a RotateSecret answered by worker
+    1 still rotates at once: worker 1 rings the doorbell worker 0 listens to. (Before the
+    doorbell, it waited for worker 0's next poll: an hour here, a second by default.)"""
+    env = {**FAST, "STRONGROOM_ROTATION_POLL_SECONDS": "3600"}
+    with ServerProcess(data_dir=tmp_path / "data", env=env, extra_args=["--workers", "2"]) as srv:
+        found = ready(srv)
+        arn = rotation_function(srv, "rung")
+        sm = client_for(view(srv, found[1][1]))  # worker 1's own port
+        sm.create_secret(Name="rung", SecretString="first")
+        for _ in range(2):  # and again: a doorbell heard once still rings
+            token = str(uuid.uuid4())
+            sm.rotate_secret(SecretId="rung", RotationLambdaARN=arn, ClientRequestToken=token)
+            wait_for(
+                lambda token=token: (
+                    sm.describe_secret(SecretId="rung")["VersionIdsToStages"].get(token) == ["AWSCURRENT"]
+                ),
+                timeout=60,
+                what="the rotation requested on worker 1 done by worker 0",
+            )
+
+
 def test_a_worker_that_cannot_start_is_one_line(tmp_path: Path) -> None:
     out = subprocess.run(
         [

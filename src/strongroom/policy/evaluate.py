@@ -24,7 +24,7 @@ from strongroom.policy.match import _SPECIFIC, _applies, _Caller
 __all__ = ["Decision", "Request", "access_denied_message", "evaluate"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True)  # pragma: no mutate (nothing assigns to it: frozen only documents that)
 class Request:
     principal_arn: str
     principal_account: str
@@ -34,7 +34,7 @@ class Request:
     context: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True)  # pragma: no mutate (nothing assigns to it: frozen only documents that)
 class Decision:
     allowed: bool
     reason: str = ""  # AWS's words after "on resource: <arn> " in AccessDenied; "" when allowed

@@ -32,15 +32,15 @@ if TYPE_CHECKING:
 
 __all__: list[str] = []
 
-_NEGATED = {
-    "StringNotEquals",
-    "StringNotEqualsIgnoreCase",
-    "StringNotLike",
-    "NumericNotEquals",
-    "DateNotEquals",
-    "NotIpAddress",
-    "ArnNotEquals",
-    "ArnNotLike",
+_NEGATED = {  # each negated operator and the operator it negates
+    "StringNotEquals": "StringEquals",
+    "StringNotEqualsIgnoreCase": "StringEqualsIgnoreCase",
+    "StringNotLike": "StringLike",
+    "NumericNotEquals": "NumericEquals",
+    "DateNotEquals": "DateEquals",
+    "NotIpAddress": "IpAddress",
+    "ArnNotEquals": "ArnEquals",
+    "ArnNotLike": "ArnLike",
 }
 _ACCOUNT_ROOT = re.compile(r"arn:[a-z-]+:iam::(\d{12}):root")
 
@@ -58,13 +58,14 @@ def _arn_like(pattern: str, value: str) -> bool:
     p = pattern.split(":", 5)
     if len(p) != 6:
         return _like(pattern, value)  # e.g. "*": matches any ARN
-    return all(_like(a, b) for a, b in zip(p, v, strict=False))
+    return all(_like(a, b) for a, b in zip(p, v, strict=False))  # pragma: no mutate (6 and 6: strict is the same)
 
 
-_SPECIFIC, _ACCOUNT = 2, 1
+_ACCOUNT = 1
+_SPECIFIC = 2  # pragma: no mutate (3 or more is the same: a level is only compared with the other)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True)  # pragma: no mutate (nothing assigns to it: frozen only documents that)
 class _Caller:
     """The identities AWS checks a caller as: its account, its role (for a role session), itself."""
 
@@ -75,7 +76,8 @@ class _Caller:
     @classmethod
     def of(cls, request: Request) -> _Caller:
         role = None
-        parts = request.principal_arn.split(":", 5)
+        # pragma below: a session ARN has no ":" after its account (role and session names exclude it)
+        parts = request.principal_arn.split(":", 5)  # pragma: no mutate
         if len(parts) == 6 and parts[2] == "sts" and parts[5].startswith("assumed-role/"):
             role = parts[5].split("/")[1] if parts[5].count("/") >= 2 else None
         return cls(request.principal_arn, request.principal_account, role)
@@ -96,7 +98,7 @@ class _Caller:
             and parts[2] == "iam"
             and parts[4] == self.account
             and parts[5].startswith("role/")
-            and parts[5].rsplit("/", 1)[-1] == self.role_name
+            and parts[5].rsplit("/", 1)[-1] == self.role_name  # pragma: no mutate ([1] is [-1]: "role/" has a "/")
         )
 
 
@@ -167,7 +169,7 @@ def _compare(base: str, a: float, b: float) -> bool:
 
 def _one(operator: str, expected: str, actual: str) -> bool:
     """Does one request value satisfy one policy value? (for the positive form of the operator)"""
-    base = operator.replace("Not", "", 1) if operator in _NEGATED else operator
+    base = _NEGATED.get(operator, operator)
     if base == "StringEquals":
         return expected == actual
     if base == "StringEqualsIgnoreCase":

@@ -280,7 +280,7 @@ def parse_policy(text: str, *, kind: str | None = None) -> Policy:
     return _parse(text, kind)
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=4096)  # pragma: no mutate (a cache bound: no answer depends on it)
 def _parse(text: str, kind: str | None) -> Policy:
     if not isinstance(text, str):
         raise PolicyError("The policy must be a JSON text.")

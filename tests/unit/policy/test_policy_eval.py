@@ -89,6 +89,8 @@ CONDITIONS = [
     ("DateEquals", {"aws:CurrentTime": "2023-11-14T22:13:20Z"}, {"aws:CurrentTime": "1700000000"}, True),
     ("DateEquals", {"aws:CurrentTime": "2023-11-14T23:13:20+01:00"}, {"aws:CurrentTime": "2023-11-14T22:13:20Z"}, True),
     ("DateEquals", {"aws:CurrentTime": "2026-11-22"}, {"aws:CurrentTime": "2026-11-22T00:00:00Z"}, True),  # UTC
+    ("DateEquals", {"aws:CurrentTime": "2026-11-22T10:00:00z"}, {"aws:CurrentTime": NOW}, True),  # RFC 3339's "z"
+    ("DateEquals", {"aws:CurrentTime": NOW}, {"aws:CurrentTime": "2026-11-22T10:00:00z"}, True),
     ("DateEquals", {"aws:EpochTime": "1700000000"}, {"aws:EpochTime": "not a date"}, False),
     ("DateNotEquals", {"aws:EpochTime": "1700000000"}, {"aws:EpochTime": "1700000001"}, True),
     ("DateNotEquals", {"aws:EpochTime": "1700000000"}, {"aws:EpochTime": "1700000000"}, False),
@@ -111,6 +113,7 @@ CONDITIONS = [
     ("IpAddress", {"aws:SourceIp": "2001:db8::/32"}, {"aws:SourceIp": "2001:db8::1"}, True),
     ("IpAddress", {"aws:SourceIp": "2001:db8::/32"}, {"aws:SourceIp": "2001:db9::1"}, False),
     ("IpAddress", {"aws:SourceIp": "::/0"}, {"aws:SourceIp": "10.1.2.3"}, False),  # versions never mix
+    ("IpAddress", {"aws:SourceIp": "0.0.0.0/0"}, {"aws:SourceIp": "not an address"}, False),
     ("IpAddress", {"aws:SourceIp": ["192.168.0.0/16", "10.0.0.0/8"]}, {"aws:SourceIp": "10.1.2.3"}, True),
     ("NotIpAddress", {"aws:SourceIp": "10.0.0.0/8"}, {"aws:SourceIp": "192.168.1.1"}, True),
     ("NotIpAddress", {"aws:SourceIp": "10.0.0.0/8"}, {"aws:SourceIp": "10.9.9.9"}, False),
@@ -123,6 +126,12 @@ CONDITIONS = [
     ("ArnLike", {"aws:PrincipalArn": "arn:aws:iam::*:USER/*"}, {"aws:PrincipalArn": USER}, False),
     ("ArnLike", {"aws:SourceArn": "arn:aws:lambda:*:function:rotate"}, {"aws:SourceArn": LAMBDA}, False),  # no colon
     ("ArnLike", {"aws:SourceArn": "arn:aws:lambda:*"}, {"aws:SourceArn": "lambda-rotate"}, False),  # not an ARN
+    (  # a "*" stays within its component: the account's cannot take the resource's "x:"
+        "ArnLike",
+        {"aws:SourceArn": "arn:aws:lambda:us-east-1:*:function:rotate"},
+        {"aws:SourceArn": f"arn:aws:lambda:us-east-1:{ACCOUNT}:x:function:rotate"},
+        False,
+    ),
     ("ArnNotEquals", {"aws:PrincipalArn": USER}, {"aws:PrincipalArn": USER}, False),
     ("ArnNotEquals", {"aws:PrincipalArn": USER}, {"aws:PrincipalArn": f"arn:aws:iam::{ACCOUNT}:user/x"}, True),
     ("ArnNotLike", {"aws:PrincipalArn": "arn:aws:iam::*:role/*"}, {"aws:PrincipalArn": USER}, True),
@@ -421,6 +430,7 @@ SESSION = f"arn:aws:sts::{ACCOUNT}:assumed-role/reader/s1"
         # role sessions match their role, whatever the role's path, and their own session ARN
         (SESSION, {"AWS": f"arn:aws:iam::{ACCOUNT}:role/reader"}, True),
         (SESSION, {"AWS": f"arn:aws:iam::{ACCOUNT}:role/team/reader"}, True),
+        (SESSION, {"AWS": f"arn:aws:iam::{ACCOUNT}:role/division:east/reader"}, True),  # a path may hold ":"
         (SESSION, {"AWS": SESSION}, True),
         (SESSION, {"AWS": f"arn:aws:sts::{ACCOUNT}:assumed-role/reader/s2"}, False),
         (SESSION, {"AWS": f"arn:aws:iam::{ACCOUNT}:role/writer"}, False),
@@ -431,6 +441,24 @@ SESSION = f"arn:aws:sts::{ACCOUNT}:assumed-role/reader/s1"
 def test_resource_policy_principals_same_account(caller, principal, expected):
     req = request(principal=caller)
     resource = doc({"Effect": "Allow", "Principal": principal, "Action": "secretsmanager:*", "Resource": "*"})
+    assert evaluate(req, [], [parse_policy(resource)]).allowed is expected
+
+
+@pytest.mark.parametrize(
+    "caller, principal, expected",
+    [
+        # A service (Lambda assuming a rotation role, Secrets Manager invoking a function) is named by
+        # its service principal; a federated caller by its identity provider.
+        ("lambda.amazonaws.com", {"Service": "lambda.amazonaws.com"}, True),
+        ("lambda.amazonaws.com", {"Service": ["ec2.amazonaws.com", "lambda.amazonaws.com"]}, True),
+        ("lambda.amazonaws.com", {"Service": "ec2.amazonaws.com"}, False),
+        ("cognito-identity.amazonaws.com", {"Federated": "cognito-identity.amazonaws.com"}, True),
+        ("cognito-identity.amazonaws.com", {"Federated": "accounts.google.com"}, False),
+    ],
+)
+def test_resource_policy_service_and_federated_principals(caller, principal, expected):
+    resource = doc({"Effect": "Allow", "Principal": principal, "Action": "sts:AssumeRole", "Resource": "*"})
+    req = request(principal=caller, action="sts:AssumeRole")
     assert evaluate(req, [], [parse_policy(resource)]).allowed is expected
 
 
@@ -543,6 +571,22 @@ def test_cross_account_role_session():
     session = f"arn:aws:sts::{OTHER}:assumed-role/app/s"
     assert cross([ALLOW_ALL], [grant({"AWS": f"arn:aws:iam::{OTHER}:role/app"})], session).allowed
     assert not cross([ALLOW_ALL], [grant({"AWS": f"arn:aws:iam::{ACCOUNT}:role/app"})], session).allowed
+
+
+def test_context_values_need_not_be_strings():
+    """A caller of evaluate() may pass JSON's booleans and numbers: they read as their JSON text."""
+    secure = allow_if({"Bool": {"aws:SecureTransport": "true"}})
+    assert allowed(secure, request({"aws:SecureTransport": True}))
+    assert not allowed(secure, request({"aws:SecureTransport": False}))
+    assert allowed(allow_if({"NumericEquals": {RW: "7"}}), request({RW: 7}))
+
+
+def test_a_session_arn_without_a_session_name_is_not_the_role():
+    """Only arn:...:sts::ACCOUNT:assumed-role/ROLE/SESSION is a session of ROLE (fail closed)."""
+    resource = doc({"Effect": "Allow", "Principal": {"AWS": ROLE}, "Action": "*", "Resource": "*"})
+    assert evaluate(request(principal=SESSION), [], [parse_policy(resource)]).allowed
+    odd = request(principal=f"arn:aws:sts::{ACCOUNT}:assumed-role/reader")
+    assert not evaluate(odd, [], [parse_policy(resource)]).allowed
 
 
 def test_resource_policy_conditions_apply():

@@ -90,6 +90,7 @@ def test_statement_fields():
         doc(stmt(Principal={"Federated": "cognito-identity.amazonaws.com"})),
         doc(stmt(Principal={"AWS": USER, "Service": ["lambda.amazonaws.com"]})),
         doc(stmt(Principal={"AWS": f"arn:aws-cn:iam::{ACCOUNT}:root"})),
+        doc(stmt(Principal={"AWS": f"arn:aws:iam::{ACCOUNT}:user/division:east/app"})),  # IAM paths may hold ":"
         cond({"NumericLessThan": {"secretsmanager:RecoveryWindowInDays": 10}}),  # JSON numbers and booleans
         cond({"Bool": {"aws:SecureTransport": True}}),
         cond({"Null": {"aws:ResourceTag/team": ["true"]}}),
@@ -102,6 +103,7 @@ def test_statement_fields():
         ),
         cond({"IpAddress": {"aws:SourceIp": ["10.0.0.0/8", "10.1.2.3", "2001:db8::/32"]}}),
         cond({"StringEquals": {"aws:ResourceTag/Team Name": "x", "aws:RequestTag/a.b:c": "y"}}),
+        cond({"StringEquals": {"aws:ResourceTag//team": "x"}}),  # a tag key may start with "/"
     ],
 )
 def test_accepted(document):
@@ -262,6 +264,8 @@ MALFORMED = {
     "principal not an ARN": doc(stmt(Principal={"AWS": "bob"})),
     "principal short account": doc(stmt(Principal={"AWS": "12345"})),
     "principal from another service": doc(stmt(Principal={"AWS": f"arn:aws:s3::{ACCOUNT}:bucket"})),
+    "principal ARN naming nothing": doc(stmt(Principal={"AWS": f"arn:aws:iam::{ACCOUNT}:"})),
+    "principal not an ARN but shaped like one": doc(stmt(Principal={"AWS": f"xrn:aws:iam::{ACCOUNT}:user/app"})),
     "empty principal list": doc(stmt(Principal={"AWS": []})),
     "Condition not an object": doc(stmt(Condition=["StringEquals"])),
     "operator not an object": cond({"StringEquals": "aws:username"}),
@@ -283,11 +287,16 @@ MALFORMED = {
     "infinite number": cond({"NumericLessThan": {"secretsmanager:RecoveryWindowInDays": "1e999"}}),
     "python-only number": cond({"NumericEquals": {"secretsmanager:RecoveryWindowInDays": "1_0"}}),
     "bad date": cond({"DateLessThan": {"aws:CurrentTime": "next tuesday"}}),
+    "one-letter date": cond({"DateLessThan": {"aws:CurrentTime": "x"}}),
+    "empty date": cond({"DateLessThan": {"aws:CurrentTime": ""}}),
+    "impossible date": cond({"DateLessThan": {"aws:CurrentTime": "2026-13-45T00:00:00Z"}}),
     "bad bool": cond({"Bool": {"aws:SecureTransport": "yes"}}),
     "bad null": cond({"Null": {"aws:SecureTransport": "maybe"}}),
     "bad cidr": cond({"IpAddress": {"aws:SourceIp": "10.0.0.0/33"}}),
     "bad address": cond({"NotIpAddress": {"aws:SourceIp": "ten.0.0.1"}}),
     "bad base64": cond({"BinaryEquals": {"secretsmanager:Description": "not base64!"}}),
+    "base64 with a stray character": cond({"BinaryEquals": {"secretsmanager:Description": "QUJD!"}}),
+    "absurd nesting": "[" * 100_000 + "]" * 100_000,
     "policy variable in Resource": doc(stmt(Resource="arn:aws:secretsmanager:*:*:secret:${aws:username}/*")),
     "policy variable in condition": cond({"StringEquals": {"aws:username": "${aws:username}"}}),
     "escaped policy variable": '{"Statement": {"Effect": "Allow", "Action": "*", "Resource": '
@@ -299,6 +308,22 @@ MALFORMED = {
 def test_malformed_documents_are_refused(document):
     with pytest.raises(PolicyError):
         parse_policy(document)
+
+
+def test_refusals_say_what_is_wrong():
+    """The MalformedPolicyDocument message names the problem, not only "invalid JSON"."""
+    with pytest.raises(PolicyError) as duplicate:
+        parse_policy(MALFORMED["duplicate key"])
+    assert str(duplicate.value) == "Duplicate key Effect in the policy."
+    with pytest.raises(PolicyError) as nested:
+        parse_policy(MALFORMED["absurd nesting"])
+    assert str(nested.value) == "This policy contains invalid JSON."
+    with pytest.raises(PolicyError) as top:
+        parse_policy(json.dumps({"Version": "2012-10-17", "Zed": 1, "Extra": 2, "Statement": stmt()}))
+    assert str(top.value) == "Unknown element Extra in the policy."  # the first of them, alphabetically
+    with pytest.raises(PolicyError) as element:
+        parse_policy(doc(stmt(Zed="x", Extra="y")))
+    assert str(element.value) == "Unknown element Extra in a statement."
 
 
 TRUST = doc({"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"})
@@ -331,6 +356,8 @@ def test_policy_kinds(document, kind, ok):
 def test_unknown_kind_is_a_programming_error():
     with pytest.raises(ValueError):
         parse_policy(doc(stmt()), kind="session")
+    with pytest.raises(TypeError):  # kind is keyword-only: parse_policy(text, "identity") is a mistake
+        parse_policy(doc(stmt()), "identity")
 
 
 def test_parse_is_cached_and_keeps_the_text():
@@ -367,6 +394,7 @@ def public(
         ("*", {"ArnLike": {"aws:PrincipalArn": "arn:aws:iam::*:role/admin"}}, True),  # any account
         ("*", {"StringLike": {"aws:PrincipalArn": "*"}}, True),
         ("*", {"StringLike": {"aws:PrincipalAccount": "1111*"}}, True),
+        ("*", {"StringLike": {"aws:SourceAccount": ACCOUNT}}, False),  # StringLike without a wildcard pins
         ("*", {"StringEquals": {"aws:PrincipalAccount": [ACCOUNT, "444455556666"]}}, False),
         ("*", {"StringEquals": {"aws:PrincipalAccount": [ACCOUNT, "*"]}}, True),  # "*" is literal here, but be safe
         ("*", {"StringEquals": {"aws:userid": "AIDAEXAMPLE"}}, False),
@@ -374,6 +402,10 @@ def public(
         ("*", {"IpAddress": {"aws:SourceIp": "203.0.113.0/24"}}, False),
         ("*", {"IpAddress": {"aws:SourceIp": ["203.0.113.0/24", "0.0.0.0/0"]}}, True),
         ("*", {"IpAddress": {"aws:SourceIp": "2001:db8::/16"}}, True),
+        ("*", {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}, False),  # the widest range that pins (IPv4)
+        ("*", {"IpAddress": {"aws:SourceIp": "10.0.0.0/7"}}, True),
+        ("*", {"IpAddress": {"aws:SourceIp": "2001:db8::/32"}}, False),  # the widest range that pins (IPv6)
+        ("*", {"IpAddress": {"aws:SourceIp": "2001:db8::/31"}}, True),
         ("*", {"NotIpAddress": {"aws:SourceIp": "203.0.113.0/24"}}, True),
         ("*", {"StringNotEquals": {"aws:PrincipalAccount": ACCOUNT}}, True),  # negated: everyone else
         ("*", {"StringEqualsIfExists": {"aws:PrincipalAccount": ACCOUNT}}, True),  # holds when absent
@@ -399,6 +431,11 @@ def test_is_public_statement_kinds():
         {"Effect": "Allow", "Principal": "*", "Action": "secretsmanager:DescribeSecret", "Resource": "*"},
     )
     assert parse_policy(two).is_public()
+    deny_first = doc(
+        {"Effect": "Deny", "Principal": "*", "Action": "secretsmanager:DeleteSecret", "Resource": "*"},
+        {"Effect": "Allow", "Principal": "*", "Action": "secretsmanager:GetSecretValue", "Resource": "*"},
+    )
+    assert parse_policy(deny_first).is_public()  # a Deny statement is skipped, not the end of the search
 
 
 # ------------------------------------------------------------------------------------ robust
