@@ -430,13 +430,13 @@ def test_rewrap_works_in_batches_and_reports_progress(db: Database, sources: Key
         opens_all(db, old)  # the old keyring alone no longer opens them: they moved
 
 
-def test_a_batch_of_exactly_the_batch_size_is_followed_by_another_look(db: Database, sources: KeySources) -> None:
+def test_keys_filling_whole_batches_are_all_rewrapped(db: Database, sources: KeySources) -> None:
     started(db, sources, keys=6)
     ring.rotate(db, sources, pending=True, say=lambda _: None)
     db.write_sync(lambda tx: (q.demote_active(tx), q.activate_member(tx, 2)))
     keyring = ring.open_keyring(sources.settings, db, sources)
-    assert ring.rewrap(db, keyring, batch=6) == 6
-    assert ring.rewrap(db, keyring, batch=3) == 0
+    assert ring.rewrap(db, keyring, batch=3) == 6
+    assert wrapped_by(db) == {2: 6}
 
 
 def test_rewrap_stops_at_a_crash_point(db: Database, sources: KeySources, monkeypatch: pytest.MonkeyPatch) -> None:
