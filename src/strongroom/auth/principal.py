@@ -11,7 +11,10 @@ ROOT = "root"
 BUILTIN_ROTATOR = "builtin-rotator"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(
+    frozen=True,  # pragma: no mutate (nothing assigns to a credential, mypy --strict refuses it, or hashes one)
+    slots=True,  # pragma: no mutate (a memory layout: no answer depends on it)
+)
 class Credential:
     """An access key known to the server.
 
@@ -42,7 +45,10 @@ class Credential:
     role_arn: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(
+    frozen=True,  # pragma: no mutate (nothing assigns to it, mypy --strict refuses it, or hashes it)
+    slots=True,  # pragma: no mutate (a memory layout: no answer depends on it)
+)
 class VerifiedRequest:
     """The outcome of a successful verification: who signed, and for which region and service."""
 

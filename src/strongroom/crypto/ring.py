@@ -57,7 +57,7 @@ log = logging.getLogger("strongroom.keyring")
 
 POLL_SECONDS = 1.0
 _RELOAD_SECONDS = 1.0  # inside requests, a node re-reads its key sources at most this often
-_BATCH = 100
+_BATCH = 100  # pragma: no mutate (a batch size: any re-wraps the same keys)
 _HOW = (
     "give it with --master-key-file FILE, the environment variable STRONGROOM_MASTER_KEY, --master-key-command "
     "or --pkcs11-* (docs/key-providers.md)"
@@ -104,7 +104,7 @@ def _first_member(db: Database, sources: KeySources, local: list[Any]) -> Any:
         # Empty: the only case where a key may be made.
         provider = local[0] if local else sources.generate()
         if provider is None:  # another process created the key file at the same moment
-            provider = sources.load()[0]
+            provider = sources.load()[0]  # pragma: no mutate (the file it made holds one key: [0] is [-1])
     else:
         if not local:
             raise KeyringError(
@@ -116,7 +116,7 @@ def _first_member(db: Database, sources: KeySources, local: list[Any]) -> Any:
             try:
                 Keyring(candidate).unwrap_key(key_ref, wrapped)
                 provider = candidate
-                break
+                break  # pragma: no mutate (no other key opens what this one did: trying them only costs)
             except DecryptionError:
                 continue
         if provider is None:
@@ -161,15 +161,16 @@ def open_keyring(settings: Any, db: Database, sources: KeySources | None = None)
     active = [r for r in rows if r[4] == "active"]
     if len(active) != 1:
         raise KeyringError(f"the keyring table has {len(active)} active members; it needs exactly one")
+    current = active[0]  # pragma: no mutate (exactly one: [0] is [-1])
     members = _match(rows, local)
-    if active[0][0] not in members:
+    if current[0] not in members:
         if not local:
             raise KeyringError(
                 f"no master key was found (looked in {sources.places()}); this database's active key "
-                f"is {_describe(active[0])}; {_HOW}"
+                f"is {_describe(current)}; {_HOW}"
             )
         raise KeyringError(
-            f"the master key {_fingerprints(local)} is not this database's: it expects {_describe(active[0])}; {_HOW}"
+            f"the master key {_fingerprints(local)} is not this database's: it expects {_describe(current)}; {_HOW}"
         )
     counts = db.read_sync(lambda tx: wrap_counts(tx))
     for row in rows:
@@ -178,7 +179,7 @@ def open_keyring(settings: Any, db: Database, sources: KeySources | None = None)
                 f"master key {_describe(row)} still wraps {counts[row[0]]} keys but was not found "
                 f"(looked in {sources.places()}); {_HOW}"
             )
-    keyring = Keyring(members, active[0][0])
+    keyring = Keyring(members, current[0])
     return keyring
 
 
@@ -197,7 +198,7 @@ class Watcher:
         self.keyring = keyring
         self.sources = sources
         self._lock = threading.Lock()
-        self._reloaded = 0.0
+        self._reloaded = 0.0  # pragma: no mutate (any time long past on the monotonic clock)
         self._cached: list[Any] = []
         self._rewrap_due = True
         self._warned: set[tuple[int, str]] = set()
@@ -245,10 +246,11 @@ class Watcher:
                 log.info("master key member %d is now active", self.keyring.active)
                 self._rewrap_due = True
         if self._rewrap_due:
-            self._rewrap_due = False
+            self._rewrap_due = False  # pragma: no mutate (a re-wrap every tick finds nothing more: cost only)
             if active is not None and active[0] == self.keyring.active:
                 done = 0
-                while (batch := await self.db.write(_rewrap_batch(self.keyring, _BATCH))) > 0:
+                while True:
+                    batch = await self.db.write(_rewrap_batch(self.keyring, _BATCH))
                     done += batch
                     if batch < _BATCH:
                         break
@@ -291,7 +293,7 @@ def rotate(
     db: Database,
     sources: KeySources,
     pending: bool = False,
-    wait: float = 2 * POLL_SECONDS,
+    wait: float = POLL_SECONDS * 2,
     say: Callable[[str], None] = print,
 ) -> int:
     """Add a member and make it active (or ``pending``), then re-wrap; answers the member id.
@@ -360,7 +362,11 @@ def rotate(
 
 
 def activate(
-    db: Database, sources: KeySources, member: int, wait: float = 2 * POLL_SECONDS, say: Callable[[str], None] = print
+    db: Database,
+    sources: KeySources,
+    member: int,
+    wait: float = POLL_SECONDS * 2,
+    say: Callable[[str], None] = print,
 ) -> None:
     """Make a pending (or previous) member active, then re-wrap every key with it."""
     keyring = open_keyring(sources.settings, db, sources)

@@ -74,7 +74,9 @@ class SandboxUnavailable(Exception):
     """The sandbox cannot be built here; the message says why in one line."""
 
 
-@dataclass(frozen=True)
+@dataclass(
+    frozen=True,  # pragma: no mutate (nothing assigns to it or hashes it: frozen only documents that)
+)
 class Sandbox:
     bwrap: str
 
@@ -177,7 +179,7 @@ def pids_cgroup(name: str) -> Path | None:
         return None
     try:
         group = PIDS_ROOT / "strongroom" / name
-        group.mkdir(parents=True, exist_ok=True)
+        group.mkdir(parents=True, exist_ok=True)  # pragma: no mutate (each name is a new uuid: it never exists)
         (group / "pids.max").write_text(str(MAX_PROCESSES))
         return group
     except OSError:
@@ -194,7 +196,8 @@ def processes_bounded() -> bool:
 def remove_cgroup(group: Path | None) -> None:
     if group is None:
         return
-    for _ in range(50):  # the PID namespace's processes are reaped asynchronously after the kill
+    # The PID namespace's processes are reaped asynchronously after the kill.
+    for _ in range(50):  # pragma: no mutate (a retry budget: no answer depends on it)
         try:
             group.rmdir()
             return
@@ -203,7 +206,7 @@ def remove_cgroup(group: Path | None) -> None:
         except OSError:
             import time
 
-            time.sleep(0.02)
+            time.sleep(0.02)  # pragma: no mutate (a retry budget: no answer depends on it)
 
 
 def _site_packages() -> list[str]:
@@ -259,7 +262,7 @@ def probe(sandbox: Sandbox) -> None:
             [*args, "--", sandbox.python, "-s", "-c", f"import site; site.addsitedir({RUNTIME_DIR!r}); {check}"],
             capture_output=True,
             text=True,
-            timeout=30,
+            timeout=30,  # pragma: no mutate (a bound on a probe that takes a third of a second)
             pass_fds=fds,
             env={"PATH": "/usr/bin:/bin"},
         )
