@@ -28,10 +28,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import queue
 import shlex
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -185,10 +187,11 @@ def score(session: Path) -> tuple[int, int, int, list[dict[str, object]]]:
     return killed, survived, pending, survivors
 
 
-def copy_tree() -> None:
+def copy_tree(tree: Path) -> dict[str, str]:
     """The scratch copy the mutants are written into: this working tree's src/, tests/ and
-    pyproject.toml (pytest's settings); the JavaScript dependencies are linked, not copied."""
-    TREE.mkdir(parents=True, exist_ok=True)
+    pyproject.toml (pytest's settings); the JavaScript dependencies are linked, not copied.
+    Answers the environment its tests run in (the copy first on ``PYTHONPATH``)."""
+    tree.mkdir(parents=True, exist_ok=True)
     subprocess.run(
         [
             "rsync",
@@ -202,32 +205,38 @@ def copy_tree() -> None:
             "src",
             "tests",
             "pyproject.toml",
-            f"{TREE}/",
+            f"{tree}/",
         ],
         cwd=ROOT,
         check=True,
     )
     for modules in ROOT.glob("tests/*/node_modules"):  # the JavaScript dependencies, shared (read only)
-        link = TREE / modules.relative_to(ROOT)
+        link = tree / modules.relative_to(ROOT)
         if not link.exists():
             link.symlink_to(modules)
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TREE / "src"), os.environ.get("PYTHONPATH")]))
+    path = os.pathsep.join(filter(None, [str(tree / "src"), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": path}
 
 
-def run(name: str, target: Target, fresh: bool) -> tuple[int, int, int, float]:
+def run(name: str, target: Target, fresh: bool, tree: Path, env: dict[str, str]) -> tuple[int, int, int, float]:
     session = STATE / f"{name}.sqlite"
     config = _config(name, target)
     started = time.monotonic()
     if fresh or not session.exists():
         session.unlink(missing_ok=True)
-        baseline = subprocess.run([*shlex.split(PYTEST), *target.tests], cwd=TREE, capture_output=True, text=True)
+        baseline = subprocess.run(
+            [*shlex.split(PYTEST), *target.tests], cwd=tree, env=env, capture_output=True, text=True
+        )
         if baseline.returncode != 0:
             print(f"{name}: its tests fail without any mutation; fix them first:\n{baseline.stdout[-3000:]}")
             raise SystemExit(2)
-        subprocess.run([str(BIN / "cosmic-ray"), "init", str(config), str(session)], cwd=TREE, check=True)
-        subprocess.run([str(BIN / "cr-filter-operators"), str(session), str(config)], cwd=TREE, check=True)
-        subprocess.run([str(BIN / "cr-filter-pragma"), str(session)], cwd=TREE, check=True)
-    subprocess.run([str(BIN / "cosmic-ray"), "exec", str(config), str(session)], cwd=TREE, check=True)
+        for step in (
+            [str(BIN / "cosmic-ray"), "init", str(config), str(session)],
+            [str(BIN / "cr-filter-operators"), str(session), str(config)],
+            [str(BIN / "cr-filter-pragma"), str(session)],
+        ):
+            subprocess.run(step, cwd=tree, env=env, check=True)
+    subprocess.run([str(BIN / "cosmic-ray"), "exec", str(config), str(session)], cwd=tree, env=env, check=True)
     killed, survived, pending, _ = score(session)
     return killed, survived, pending, time.monotonic() - started
 
@@ -239,6 +248,12 @@ def main() -> int:
     parser.add_argument("--fresh", action="store_true", help="discard earlier sessions of these modules")
     parser.add_argument("--survivors", action="store_true", help="print the survivors of the last run, as diffs")
     parser.add_argument("--min", type=float, default=90.0, help="lowest acceptable score, percent (default 90)")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="modules mutated at once, each in a scratch copy of its own (default: one per CPU)",
+    )
     args = parser.parse_args()
     if args.list:
         for name, target in TARGETS.items():
@@ -259,17 +274,31 @@ def main() -> int:
                 print(row["result"]["diff"])  # type: ignore[index]
         return 0
     os.environ.setdefault("PYTHONDONTWRITEBYTECODE", "1")
-    copy_tree()
-    failed = False
-    lines = []
-    for name in names:
-        killed, survived, pending, seconds = run(name, TARGETS[name], args.fresh)
+    jobs = max(1, min(args.jobs, len(names)))
+    # One scratch copy per job: a mutant written into a copy must not be seen by another module's tests.
+    slots: queue.SimpleQueue[tuple[Path, dict[str, str]]] = queue.SimpleQueue()
+    for index in range(jobs):
+        tree = TREE if index == 0 else STATE / f"tree-{index}"
+        slots.put((tree, copy_tree(tree)))
+
+    def one(name: str) -> tuple[str, float]:
+        tree, env = slots.get()
+        try:
+            killed, survived, pending, seconds = run(name, TARGETS[name], args.fresh, tree, env)
+        finally:
+            slots.put((tree, env))
         total = killed + survived
         pct = 100.0 * killed / total if total else 100.0
-        failed |= pct < args.min
         line = f"{name:16} {pct:5.1f}%  killed {killed:4}  survived {survived:3}  not run {pending:3}  {seconds:6.0f} s"
         print(line, flush=True)
-        lines.append(line)
+        return line, pct
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        results = list(pool.map(one, names))
+    failed = any(pct < args.min for _, pct in results)
+    lines = [line for line, _ in results]
+    lines.append(f"{len(names)} modules in {time.monotonic() - started:.0f} s, {jobs} at a time")
     print("\n".join(["", "module           score   (killed / killed + survived)", *lines]))
     return 1 if failed else 0
 
