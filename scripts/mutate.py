@@ -187,6 +187,10 @@ def score(session: Path) -> tuple[int, int, int, list[dict[str, object]]]:
     return killed, survived, pending, survivors
 
 
+class Unmutated(Exception):
+    """A module's test subset fails on the code as it is: no mutant of it can be judged."""
+
+
 def copy_tree(tree: Path) -> dict[str, str]:
     """The scratch copy the mutants are written into: this working tree's src/, tests/ and
     pyproject.toml (pytest's settings); the JavaScript dependencies are linked, not copied.
@@ -228,8 +232,7 @@ def run(name: str, target: Target, fresh: bool, tree: Path, env: dict[str, str])
             [*shlex.split(PYTEST), *target.tests], cwd=tree, env=env, capture_output=True, text=True
         )
         if baseline.returncode != 0:
-            print(f"{name}: its tests fail without any mutation; fix them first:\n{baseline.stdout[-3000:]}")
-            raise SystemExit(2)
+            raise Unmutated(f"{name}: its tests fail without any mutation; fix them first:\n{baseline.stdout[-3000:]}")
         for step in (
             [str(BIN / "cosmic-ray"), "init", str(config), str(session)],
             [str(BIN / "cr-filter-operators"), str(session), str(config)],
@@ -295,7 +298,12 @@ def main() -> int:
 
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        results = list(pool.map(one, names))
+        try:
+            results = list(pool.map(one, names))
+        except Unmutated as exc:
+            pool.shutdown(wait=True, cancel_futures=True)  # the modules not started are not started
+            print(exc, file=sys.stderr)
+            return 2
     failed = any(pct < args.min for _, pct in results)
     lines = [line for line, _ in results]
     lines.append(f"{len(names)} modules in {time.monotonic() - started:.0f} s, {jobs} at a time")
