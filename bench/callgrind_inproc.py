@@ -38,54 +38,37 @@ from strongroom.server.build import build
 KEY, SECRET = "AKIACALLGRINDTEST001", "callgrind/secret/key/0123456789abcdefghij"
 
 
-def scope_of(target: str, body: dict[str, Any], credentials: Credentials | None = None) -> tuple[dict[str, Any], bytes]:
-    request = AWSRequest(
-        method="POST",
-        url="http://127.0.0.1:8430/",
-        data=json.dumps(body).encode(),
-        headers={"X-Amz-Target": target, "Content-Type": "application/x-amz-json-1.1"},
-    )
-    SigV4Auth(credentials or Credentials(KEY, SECRET), "secretsmanager", "us-east-1").add_auth(request)
-    headers = [(k.lower().encode(), str(v).encode()) for k, v in request.headers.items()]
-    headers += [(b"host", b"127.0.0.1:8430"), (b"content-length", str(len(request.body)).encode())]
+def signed_scope(
+    service: str, data: bytes, headers: dict[str, str], credentials: Credentials | None = None
+) -> tuple[dict[str, Any], bytes]:
+    """The ASGI scope of a POST / signed for ``service``, and its body."""
+    request = AWSRequest(method="POST", url="http://127.0.0.1:8430/", data=data, headers=headers)
+    SigV4Auth(credentials or Credentials(KEY, SECRET), service, "us-east-1").add_auth(request)
+    sent = [(k.lower().encode(), str(v).encode()) for k, v in request.headers.items()]
+    sent += [(b"host", b"127.0.0.1:8430"), (b"content-length", str(len(data)).encode())]
     scope = {
         "type": "http",
         "method": "POST",
         "path": "/",
         "raw_path": b"/",
         "query_string": b"",
-        "headers": headers,
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8430),
-        "scheme": "http",
-    }
-    return scope, request.body
-
-
-def iam_scope(params: dict[str, str]) -> tuple[dict[str, Any], bytes]:
-    """An IAM query-protocol request signed with the administrator key."""
-    data = urllib.parse.urlencode({**params, "Version": "2010-05-08"}).encode()
-    request = AWSRequest(
-        method="POST",
-        url="http://127.0.0.1:8430/",
-        data=data,
-        headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
-    )
-    SigV4Auth(Credentials(KEY, SECRET), "iam", "us-east-1").add_auth(request)
-    headers = [(k.lower().encode(), str(v).encode()) for k, v in request.headers.items()]
-    headers += [(b"host", b"127.0.0.1:8430"), (b"content-length", str(len(data)).encode())]
-    scope = {
-        "type": "http",
-        "method": "POST",
-        "path": "/",
-        "raw_path": b"/",
-        "query_string": b"",
-        "headers": headers,
+        "headers": sent,
         "client": ("127.0.0.1", 50000),
         "server": ("127.0.0.1", 8430),
         "scheme": "http",
     }
     return scope, data
+
+
+def scope_of(target: str, body: dict[str, Any], credentials: Credentials | None = None) -> tuple[dict[str, Any], bytes]:
+    headers = {"X-Amz-Target": target, "Content-Type": "application/x-amz-json-1.1"}
+    return signed_scope("secretsmanager", json.dumps(body).encode(), headers, credentials)
+
+
+def iam_scope(params: dict[str, str]) -> tuple[dict[str, Any], bytes]:
+    """An IAM query-protocol request signed with the administrator key."""
+    data = urllib.parse.urlencode({**params, "Version": "2010-05-08"}).encode()
+    return signed_scope("iam", data, {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
 
 
 async def iam_reader(app: Any) -> Credentials:

@@ -76,6 +76,19 @@ def version_count(db: Database) -> int:
 # ------------------------------------------------------------------------- values and tokens
 
 
+def placeholder(db, stage: str | None = None, name: str = "s", version: int = 1) -> None:  # type: ignore[no-untyped-def]
+    """A value-less version ``tok(version)`` of secret ``name``, as the rotation engine writes one
+    (labelled ``stage`` when given)."""
+
+    def write(tx):  # type: ignore[no-untyped-def]
+        secret = rows.find_secret(tx, CTX.account_id, CTX.region, name=name)
+        rows.insert_version(tx, secret.id, rows.VersionRow(tok(version), NOW, None, 0, None, None))
+        if stage is not None:
+            rows.set_stage(tx, secret.id, stage, tok(version))
+
+    db.write_sync(write)
+
+
 def test_both_values_or_none_where_one_is_needed_are_refused(sm):
     assert refused(sm, "CreateSecret", Name="s", SecretString="a", SecretBinary=b"a", ClientRequestToken=tok(1)) == (
         "InvalidParameterException",
@@ -176,12 +189,7 @@ def test_a_rotations_placeholder_version_is_filled_by_its_token(sm, db):
     function's PutSecretValue with that token gives it its value (no new version, no refusal)."""
     call(sm, "CreateSecret", Name="s", SecretString="v0", ClientRequestToken=tok(0))
 
-    def placeholder(tx):  # type: ignore[no-untyped-def]
-        secret = rows.find_secret(tx, CTX.account_id, CTX.region, name="s")
-        rows.insert_version(tx, secret.id, rows.VersionRow(tok(1), NOW, None, 0, None, None))
-        rows.set_stage(tx, secret.id, "AWSPENDING", tok(1))
-
-    db.write_sync(placeholder)
+    placeholder(db, "AWSPENDING")
     assert refused(sm, "GetSecretValue", SecretId="s", VersionStage="AWSPENDING") == (
         "ResourceNotFoundException",
         "Secrets Manager can't find the specified secret value for staging label: AWSPENDING",
@@ -447,12 +455,7 @@ def test_create_secret_with_a_pending_placeholders_token_is_told_the_name_exists
     """A value-less version is no earlier CreateSecret to answer again: the name exists."""
     call(sm, "CreateSecret", Name="s", SecretString="v0", ClientRequestToken=tok(0))
 
-    def placeholder(tx):  # type: ignore[no-untyped-def]
-        secret = rows.find_secret(tx, CTX.account_id, CTX.region, name="s")
-        rows.insert_version(tx, secret.id, rows.VersionRow(tok(1), NOW, None, 0, None, None))
-        rows.set_stage(tx, secret.id, "AWSPENDING", tok(1))
-
-    db.write_sync(placeholder)
+    placeholder(db, "AWSPENDING")
     assert refused(sm, "CreateSecret", Name="s", SecretString="v1", ClientRequestToken=tok(1)) == (
         "ResourceExistsException",
         "The operation failed because the secret s already exists.",
@@ -464,12 +467,7 @@ def test_a_value_put_with_the_pending_versions_own_token_keeps_its_pending_label
     (only another version made current by hand does)."""
     call(sm, "CreateSecret", Name="s", SecretString="v0", ClientRequestToken=tok(0))
 
-    def placeholder(tx):  # type: ignore[no-untyped-def]
-        secret = rows.find_secret(tx, CTX.account_id, CTX.region, name="s")
-        rows.insert_version(tx, secret.id, rows.VersionRow(tok(1), NOW, None, 0, None, None))
-        rows.set_stage(tx, secret.id, "AWSPENDING", tok(1))
-
-    db.write_sync(placeholder)
+    placeholder(db, "AWSPENDING")
     put = call(sm, "PutSecretValue", SecretId="s", SecretString="v1", ClientRequestToken=tok(1))
     assert put["VersionStages"] == ["AWSCURRENT", "AWSPENDING"]
     assert stages(sm) == {tok(0): ["AWSPREVIOUS"], tok(1): ["AWSCURRENT", "AWSPENDING"]}
@@ -478,11 +476,7 @@ def test_a_value_put_with_the_pending_versions_own_token_keeps_its_pending_label
 def test_a_placeholder_made_current_by_hand_is_filled_with_every_label_asked_for(sm, db):
     call(sm, "CreateSecret", Name="s", SecretString="v0", ClientRequestToken=tok(0))
 
-    def placeholder(tx):  # type: ignore[no-untyped-def]
-        secret = rows.find_secret(tx, CTX.account_id, CTX.region, name="s")
-        rows.insert_version(tx, secret.id, rows.VersionRow(tok(1), NOW, None, 0, None, None))
-
-    db.write_sync(placeholder)
+    placeholder(db)
     call(
         sm,
         "UpdateSecretVersionStage",
@@ -606,12 +600,7 @@ def test_a_cross_account_replica_gets_the_values_and_never_a_rotations_placehold
     primary = as_(a, "CreateSecret", Name="p", SecretString="v0", ClientRequestToken=tok(0), KmsKeyId="alias/p")["ARN"]
     as_(a, "PutSecretValue", SecretId="p", SecretString="v1", ClientRequestToken=tok(1))
 
-    def placeholder(tx):  # type: ignore[no-untyped-def]
-        secret = rows.find_secret(tx, CTX.account_id, CTX.region, name="p")
-        rows.insert_version(tx, secret.id, rows.VersionRow(tok(2), NOW, None, 0, None, None))
-        rows.set_stage(tx, secret.id, "AWSPENDING", tok(2))
-
-    db.write_sync(placeholder)
+    placeholder(db, "AWSPENDING", name="p", version=2)
     replica = as_(b, "CreateSecret", Name="r", CrossAccountPrimaryARN=primary, KmsKeyId="alias/r")["ARN"]
     as_(a, "AssociateCrossAccountReplica", SecretId="p", CrossAccountReplicaARN=replica)
     listed = as_(b, "ListSecretVersionIds", SecretId="r", IncludeDeprecated=True)["Versions"]
