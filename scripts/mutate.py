@@ -85,7 +85,7 @@ TARGETS: dict[str, Target] = {
     "cipher": Target("crypto/cipher.py", _CRYPTO),
     "master": Target("crypto/master.py", _CRYPTO),
     # The keyring in process (tests/e2e/test_keyring.py, the same life end to end, takes 88 s a run).
-    "ring": Target("crypto/ring.py", ("tests/unit/test_keyring.py",)),
+    "ring": Target("crypto/ring.py", ("tests/unit/test_keyring_in_process.py",)),
     "labels": Target("domain/labels.py", _SM),
     "sm.service": Target("services/secretsmanager/service.py", _SM_SERVICE),
     "sm.lifecycle": Target("services/secretsmanager/lifecycle.py", _SM),
