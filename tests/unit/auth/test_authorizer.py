@@ -134,6 +134,29 @@ def test_the_caller_context_names_the_user(db, secret_arn):
     assert _denied(db, other, secret_arn).code == "AccessDeniedException"
 
 
+def test_a_deny_unless_tls_policy_refuses_plain_http_and_lets_tls_through(db, secret_arn):
+    """The resource policy AWS recommends for "TLS only" (Deny when ``aws:SecureTransport`` is
+    false): a request over plain HTTP is refused, the same request over TLS is allowed."""
+    deny_plain = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": APP}, "Action": "secretsmanager:GetSecretValue", "Resource": "*"},
+            {
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "secretsmanager:*",
+                "Resource": "*",
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            },
+        ],
+    }
+    _put_policy(db, secret_arn, json.dumps(deny_plain))
+    error = _denied(db, replace(USER_CTX, secure=False), secret_arn)
+    assert error.code == "AccessDeniedException"
+    assert "with an explicit deny in a resource-based policy" in error.message
+    _check(db, replace(USER_CTX, secure=True), secret_arn)
+
+
 def test_another_accounts_root_needs_the_secrets_resource_policy(db, secret_arn):
     foreign_root = replace(ROOT_CTX, account_id=B, principal_arn=f"arn:aws:iam::{B}:root")
     err = _denied(db, foreign_root, secret_arn)

@@ -71,6 +71,11 @@ values = st.text(alphabet=TRICKY.replace("*", "").replace("?", "") + "*?", max_s
         ("?*" + "a" * 33 + "*", "b" * 40, False),
         ("?*" + "a" * 33 + "*", "b" + "a" * 33, True),
         ("?*" + "a" * 20 + "?" + "a" * 20 + "*", "x" + "a" * 20 + "b" + "a" * 20, True),  # long, with a "?"
+        # a middle segment with a "?" may not reach into the characters the last segment needs
+        ("*?b*b", "aab", False),
+        ("*?b*b", "abb", True),
+        ("a*?c*c", "aabc", False),
+        ("*?x*xy", "zzxy", False),
     ],
 )
 def test_edge_cases(pattern: str, value: str, expected: bool) -> None:
