@@ -856,6 +856,29 @@ def test_rotate_immediately_false_never_deletes_the_new_value_of_a_rotation_that
     asyncio.run(scenario())
 
 
+def test_rotate_immediately_false_may_reuse_the_token_of_a_rotation_that_gave_up_before_its_value(tmp_path, fake_clock):
+    """A rotation that gave up at createSecret left a pending version without a value: nothing to
+    lose. RotateSecret with RotateImmediately=false and that token tests a copy of the current value
+    in it and then removes it, as with a new token."""
+
+    async def scenario() -> None:
+        db, sm, runtime, engine = setup(tmp_path, RotationSettings(retry_base=60, retry_cap=600, max_attempts=1))
+        await create(sm)
+        runtime.fail = ["createSecret"]
+        await rotate(sm, "n" * 32)
+        assert await engine.run_once() == 1  # gave up before any value was stored
+        assert await stages_of(sm) == {"t" * 32: ["AWSCURRENT"], "n" * 32: ["AWSPENDING"]}
+        await rotate(sm, "n" * 32, RotateImmediately=False)
+        assert await engine.run_once() == 1
+        assert [e["Step"] for e in runtime.events[-1:]] == ["testSecret"]
+        assert await stages_of(sm) == {"t" * 32: ["AWSCURRENT"]}
+        current = await sm.handlers["GetSecretValue"](CTX, {"SecretId": "s"})
+        assert current["SecretString"] == "v0"
+        db.close()
+
+    asyncio.run(scenario())
+
+
 # ------------------------------------------------------------ the server loop and the audit trail
 
 
